@@ -1,0 +1,1 @@
+"""What crosses a service boundary: settings blocks, task schema, Kafka helpers, contract artifacts."""

@@ -1,0 +1,68 @@
+"""Settings blocks shared by several components (pydantic-settings, env prefix ETHGW_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from common.paths import default_state_dir
+
+
+class KafkaSettings(BaseSettings):
+    """The broker and the topic names every service agrees on."""
+
+    model_config = SettingsConfigDict(env_prefix="ETHGW_KAFKA_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 9092
+    controller_port: int = 9093
+    heap_mb: int = 512
+    state_dir: Path = Field(default_factory=lambda: default_state_dir() / "kafka")
+
+    topic_read: str = "ethgw.tasks.read"
+    topic_write: str = "ethgw.tasks.write"
+    topic_results: str = "ethgw.results"
+    topic_node_states: str = "ethgw.node-states"
+    topic_events: str = "ethgw.events"
+    task_partitions: int = 6
+    result_partitions: int = 6
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def topic_partitions(self) -> dict[str, int]:
+        """Every topic the platform uses, with its partition count."""
+        return {
+            self.topic_read: self.task_partitions,
+            self.topic_write: self.task_partitions,
+            self.topic_results: self.result_partitions,
+            self.topic_node_states: 1,
+            self.topic_events: 1,
+        }
+
+    def compacted_topics(self) -> set[str]:
+        """Topics keyed by entity where only the latest value per key matters."""
+        return {self.topic_node_states}
+
+
+class ClusterSettings(BaseSettings):
+    """Shape of the local Geth private network: one sealer plus N service nodes."""
+
+    model_config = SettingsConfigDict(env_prefix="ETHGW_CLUSTER_", extra="ignore")
+
+    state_dir: Path = Field(default_factory=lambda: default_state_dir() / "cluster")
+    nodes: int = Field(default=3, ge=1, le=16)
+    chain_id: int = 4242
+    block_period: int = Field(default=1, ge=1)
+    gas_limit: int = 30_000_000
+    p2p_port_base: int = 30303
+    rpc_port_base: int = 8545
+    authrpc_port_base: int = 8651
+    # What LBH measures a node against (lbh-spec.md section 1).
+    node_memory_budget_mb: float = 1024.0
+    node_cpu_cores: float = 1.0
+    sealer_in_pool: bool = False
+    start_timeout_s: float = 60.0

@@ -1,0 +1,1 @@
+"""ethgw launcher: the `ethgw` command, the toolchain paths and the local stack supervisor."""

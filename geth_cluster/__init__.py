@@ -1,0 +1,1 @@
+"""geth_cluster."""
