@@ -65,4 +65,7 @@ class ClusterSettings(BaseSettings):
     node_memory_budget_mb: float = 1024.0
     node_cpu_cores: float = 1.0
     sealer_in_pool: bool = False
-    start_timeout_s: float = 60.0
+    geth_cache_mb: int = 128  # geth's --cache; its default of 1 GiB would dwarf the budget
+    max_lag: int = Field(default=3, ge=0)  # blocks behind the head before a node is DOWN
+    start_timeout_s: float = 90.0
+    faucet_balance_eth: int = 1_000_000_000

@@ -1,0 +1,279 @@
+"""The private network as a whole: prepare, start, wait for, inspect, restart, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+
+from common.ports import ensure_port_free
+from common.settings import ClusterSettings
+from geth_cluster.errors import ClusterError, NodeStartError, UnknownNodeError
+from geth_cluster.genesis import clique_genesis
+from geth_cluster.keys import ChainAccount, enode_url, ensure_account, ensure_nodekey
+from geth_cluster.layout import NodeSpec, node_specs
+from geth_cluster.rpc import block_number, peer_count
+from geth_cluster.runtime import NodeRuntime
+
+log = logging.getLogger("ethgw.cluster")
+
+WEI_PER_ETH = 10**18
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """What `ethgw cluster status` shows for one node."""
+
+    name: str
+    pid: int | None
+    rpc_port: int
+    block: int | None
+    peers: int | None
+    cpu: float | None
+    memory: float | None
+
+    @property
+    def answering(self) -> bool:
+        return self.block is not None
+
+
+@dataclass(frozen=True)
+class ChainAccounts:
+    """The accounts the chain is born with."""
+
+    sealer: ChainAccount
+    faucet: ChainAccount
+
+
+class GethCluster:
+    """One Clique sealer plus N service nodes peered by static nodes, on one runtime."""
+
+    def __init__(self, settings: ClusterSettings, runtime: NodeRuntime) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.specs = node_specs(settings)
+        self.accounts = ChainAccounts(
+            sealer=ensure_account(settings.state_dir / "accounts", "sealer"),
+            faucet=ensure_account(settings.state_dir / "accounts", "faucet"),
+        )
+        self._http = httpx.AsyncClient(timeout=3.0)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+        await self.runtime.close()
+
+    def spec(self, name: str) -> NodeSpec:
+        for spec in self.specs:
+            if spec.name == name:
+                return spec
+        known = ", ".join(s.name for s in self.specs)
+        raise UnknownNodeError(f"no node named {name!r} (nodes: {known})")
+
+    @property
+    def genesis_path(self) -> Path:
+        return self.settings.state_dir / "genesis.json"
+
+    # -- preparing the folders -------------------------------------------------
+
+    async def prepare(self) -> None:
+        """Genesis, node keys, static peers and `geth init`, each done only once."""
+        self._write_genesis()
+        enodes = {s.name: enode_url(ensure_nodekey(s.datadir), s.p2p_port) for s in self.specs}
+        for spec in self.specs:
+            peers = [url for name, url in enodes.items() if name != spec.name]
+            (spec.datadir / "config.toml").write_text(_config_toml(peers))
+            if not (spec.datadir / "geth" / "chaindata").exists():
+                await self._geth_init(spec)
+        sealer_keystore = self.specs[0].datadir / "keystore" / "sealer.json"
+        sealer_keystore.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.accounts.sealer.keystore_path, sealer_keystore)
+        sealer_keystore.chmod(0o600)
+
+    def _write_genesis(self) -> None:
+        # The genesis is fixed for the life of the state folder: rewriting it
+        # would fork new nodes away from the existing chain.
+        if self.genesis_path.exists():
+            return
+        genesis = clique_genesis(
+            chain_id=self.settings.chain_id,
+            period=self.settings.block_period,
+            gas_limit=self.settings.gas_limit,
+            signer=self.accounts.sealer.address,
+            alloc={
+                self.accounts.faucet.address: self.settings.faucet_balance_eth * WEI_PER_ETH,
+                self.accounts.sealer.address: 1000 * WEI_PER_ETH,
+            },
+        )
+        self.genesis_path.parent.mkdir(parents=True, exist_ok=True)
+        self.genesis_path.write_text(json.dumps(genesis, indent=2))
+
+    async def _geth_init(self, spec: NodeSpec) -> None:
+        code, output = await self.runtime.run_once(
+            spec, ["init", "--datadir", str(spec.datadir), str(self.genesis_path)]
+        )
+        if code != 0:
+            raise NodeStartError(f"geth init of {spec.name} failed:\n{output[-2000:]}")
+
+    def geth_args(self, spec: NodeSpec) -> list[str]:
+        """The command line of one node; the same on every runtime (host networking)."""
+        s = self.settings
+        args = [
+            "--datadir", str(spec.datadir),
+            "--config", str(spec.datadir / "config.toml"),
+            "--networkid", str(s.chain_id),
+            "--nodiscover",
+            "--port", str(spec.p2p_port),
+            "--authrpc.addr", "127.0.0.1",
+            "--authrpc.port", str(spec.authrpc_port),
+            "--http", "--http.addr", "127.0.0.1", "--http.port", str(spec.rpc_port),
+            "--http.api", "eth,net,web3,txpool",
+            "--syncmode", "full",
+            "--ipcdisable",
+            "--cache", str(s.geth_cache_mb),
+            "--txpool.accountslots", "256",
+            "--txpool.globalslots", "10240",
+            "--verbosity", "3",
+        ]
+        if spec.is_sealer:
+            sealer = self.accounts.sealer
+            args += [
+                "--mine", "--miner.etherbase", sealer.address,
+                "--miner.gaslimit", str(s.gas_limit),
+                "--unlock", sealer.address, "--password", str(sealer.password_path),
+                # Required by geth to unlock while HTTP is on; the HTTP API
+                # exposes no personal namespace and listens on loopback only.
+                "--allow-insecure-unlock",
+            ]
+        return args
+
+    # -- life cycle --------------------------------------------------------------
+
+    async def up(self) -> None:
+        """Start every node that is not running and wait until the network is ready."""
+        await self.prepare()
+        for spec in self.specs:
+            if await self.runtime.is_running(spec):
+                continue
+            for port, setting in spec.port_settings():
+                ensure_port_free(port, setting)
+            await self.runtime.start(spec, self.geth_args(spec))
+            log.info("node started node=%s rpc=%s", spec.name, spec.rpc_url)
+        await self.wait_ready(self.specs, self.settings.start_timeout_s)
+
+    async def down(self) -> None:
+        """Stop every node; the chain data stays for the next start."""
+        await asyncio.gather(*(self.runtime.stop(s) for s in self.specs))
+        log.info("cluster stopped nodes=%d", len(self.specs))
+
+    async def restart_node(self, name: str) -> None:
+        """Stop one node, start it again and wait until it is back at the head."""
+        spec = self.spec(name)
+        await self.runtime.stop(spec)
+        for port, setting in spec.port_settings():
+            await _wait_port_free(port, setting)
+        await self.runtime.start(spec, self.geth_args(spec))
+        log.info("node restarted node=%s", name)
+        await self.wait_ready([spec], self.settings.start_timeout_s)
+
+    async def stop_node(self, name: str) -> None:
+        await self.runtime.stop(self.spec(name))
+
+    # -- readiness -----------------------------------------------------------------
+
+    async def heads(self) -> dict[str, int | None]:
+        """Each node's block number, None for a node that does not answer."""
+        results = await asyncio.gather(
+            *(block_number(self._http, s.rpc_url) for s in self.specs), return_exceptions=True
+        )
+        return {
+            s.name: r if isinstance(r, int) else None
+            for s, r in zip(self.specs, results, strict=True)
+        }
+
+    async def wait_ready(self, specs: list[NodeSpec], timeout_s: float) -> None:
+        """Until each node answers RPC, has a peer and is within max_lag of the head.
+
+        The node must also be past genesis, so "following" means blocks are
+        being sealed and reaching it. A fresh node may take ~10 s for that:
+        geth syncs when it has 5 peers or on its 10 s forced-sync cycle.
+        """
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        waiting = [s.name for s in specs]
+        while asyncio.get_running_loop().time() < deadline:
+            waiting = [s.name for s in specs if not await self._is_ready(s)]
+            if not waiting:
+                return
+            for spec in specs:
+                if not await self.runtime.is_running(spec):
+                    raise NodeStartError(
+                        f"{spec.name} exited during start; last lines of its log:\n"
+                        + self.runtime.log_tail(spec)
+                    )
+            await asyncio.sleep(0.5)
+        raise NodeStartError(
+            f"not ready after {timeout_s:.0f}s: {', '.join(waiting)}; last log lines of "
+            f"{waiting[0]}:\n{self.runtime.log_tail(self.spec(waiting[0]))}"
+        )
+
+    async def _is_ready(self, spec: NodeSpec) -> bool:
+        heads = await self.heads()
+        head = max((h for h in heads.values() if h is not None), default=0)
+        mine = heads.get(spec.name)
+        if mine is None or mine == 0 or mine < head - self.settings.max_lag:
+            return False
+        if len(self.specs) == 1:
+            return True
+        try:
+            return await peer_count(self._http, spec.rpc_url) > 0
+        except ClusterError:
+            return False
+
+    async def status(self) -> list[NodeStatus]:
+        """A row per node: pid, RPC port, block, peers, CPU and memory ratios."""
+        return list(await asyncio.gather(*(self._node_status(s) for s in self.specs)))
+
+    async def _node_status(self, spec: NodeSpec) -> NodeStatus:
+        pid = self.runtime.pid(spec)
+        block = peers = None
+        cpu = memory = None
+        try:
+            block = await block_number(self._http, spec.rpc_url)
+            peers = await peer_count(self._http, spec.rpc_url)
+        except ClusterError:
+            pass
+        if pid is not None:
+            try:
+                sampler = self.runtime.sampler(
+                    spec, self.settings.node_memory_budget_mb, self.settings.node_cpu_cores
+                )
+                await asyncio.sleep(0.2)  # CPU is a rate: measure over a short window
+                sample = sampler.sample()
+                cpu, memory = sample.cpu, sample.memory
+            except psutil.Error:
+                pass
+        return NodeStatus(spec.name, pid, spec.rpc_port, block, peers, cpu, memory)
+
+
+def _config_toml(static_nodes: list[str]) -> str:
+    """geth's TOML config holding only the static peers (flags set the rest)."""
+    quoted = ",\n  ".join(json.dumps(url) for url in static_nodes)
+    return f"[Node.P2P]\nStaticNodes = [\n  {quoted}\n]\n"
+
+
+async def _wait_port_free(port: int, setting: str, timeout_s: float = 10.0) -> None:
+    """A restarted node's ports may linger briefly after its exit."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        try:
+            ensure_port_free(port, setting)
+            return
+        except Exception:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.2)
