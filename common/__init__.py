@@ -1,1 +1,1 @@
-"""What crosses a service boundary: settings blocks, task schema, Kafka helpers, contract artifacts."""
+"""What crosses a service boundary: settings, task schema, Kafka helpers, contract artifacts."""

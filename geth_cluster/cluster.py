@@ -123,34 +123,39 @@ class GethCluster:
     def geth_args(self, spec: NodeSpec) -> list[str]:
         """The command line of one node; the same on every runtime (host networking)."""
         s = self.settings
-        args = [
-            "--datadir", str(spec.datadir),
-            "--config", str(spec.datadir / "config.toml"),
-            "--networkid", str(s.chain_id),
-            "--nodiscover",
-            "--port", str(spec.p2p_port),
-            "--authrpc.addr", "127.0.0.1",
-            "--authrpc.port", str(spec.authrpc_port),
-            "--http", "--http.addr", "127.0.0.1", "--http.port", str(spec.rpc_port),
-            "--http.api", "eth,net,web3,txpool",
-            "--syncmode", "full",
-            "--ipcdisable",
-            "--cache", str(s.geth_cache_mb),
-            "--txpool.accountslots", "256",
-            "--txpool.globalslots", "10240",
-            "--verbosity", "3",
+        options: list[tuple[str, str | int | None]] = [
+            ("--datadir", str(spec.datadir)),
+            ("--config", str(spec.datadir / "config.toml")),
+            ("--networkid", s.chain_id),
+            ("--nodiscover", None),
+            ("--port", spec.p2p_port),
+            ("--authrpc.addr", "127.0.0.1"),
+            ("--authrpc.port", spec.authrpc_port),
+            ("--http", None),
+            ("--http.addr", "127.0.0.1"),
+            ("--http.port", spec.rpc_port),
+            ("--http.api", "eth,net,web3,txpool"),
+            ("--syncmode", "full"),
+            ("--ipcdisable", None),
+            ("--cache", s.geth_cache_mb),
+            # Room for bursts of one account's writes (the pipeline's 100-transfer test).
+            ("--txpool.accountslots", 256),
+            ("--txpool.globalslots", 10240),
+            ("--verbosity", 3),
         ]
         if spec.is_sealer:
             sealer = self.accounts.sealer
-            args += [
-                "--mine", "--miner.etherbase", sealer.address,
-                "--miner.gaslimit", str(s.gas_limit),
-                "--unlock", sealer.address, "--password", str(sealer.password_path),
+            options += [
+                ("--mine", None),
+                ("--miner.etherbase", sealer.address),
+                ("--miner.gaslimit", s.gas_limit),
+                ("--unlock", sealer.address),
+                ("--password", str(sealer.password_path)),
                 # Required by geth to unlock while HTTP is on; the HTTP API
                 # exposes no personal namespace and listens on loopback only.
-                "--allow-insecure-unlock",
+                ("--allow-insecure-unlock", None),
             ]
-        return args
+        return [str(part) for flag, value in options for part in (flag, value) if part is not None]
 
     # -- life cycle --------------------------------------------------------------
 
@@ -173,16 +178,21 @@ class GethCluster:
 
     async def restart_node(self, name: str) -> None:
         """Stop one node, start it again and wait until it is back at the head."""
-        spec = self.spec(name)
-        await self.runtime.stop(spec)
-        for port, setting in spec.port_settings():
-            await _wait_port_free(port, setting)
-        await self.runtime.start(spec, self.geth_args(spec))
-        log.info("node restarted node=%s", name)
-        await self.wait_ready([spec], self.settings.start_timeout_s)
+        await self.stop_node(name)
+        await self.start_node(name)
 
     async def stop_node(self, name: str) -> None:
         await self.runtime.stop(self.spec(name))
+        log.info("node stopped node=%s", name)
+
+    async def start_node(self, name: str) -> None:
+        """Start one stopped node and wait until it has caught up with the head."""
+        spec = self.spec(name)
+        for port, setting in spec.port_settings():
+            await _wait_port_free(port, setting)
+        await self.runtime.start(spec, self.geth_args(spec))
+        log.info("node started node=%s rpc=%s", name, spec.rpc_url)
+        await self.wait_ready([spec], self.settings.start_timeout_s)
 
     # -- readiness -----------------------------------------------------------------
 

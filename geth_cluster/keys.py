@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eth_account import Account
-from eth_keys import keys
-from eth_utils import to_checksum_address
+from eth_keys.datatypes import PrivateKey
+from eth_utils.address import to_checksum_address
 
 KEYSTORE_SCRYPT_N = 2**14  # geth's "light" scrypt cost: these are local dev keys
 
@@ -48,7 +48,9 @@ def ensure_account(accounts_dir: Path, name: str) -> ChainAccount:
     if not keystore_path.exists():
         password = secrets.token_hex(16)
         account = Account.create()
-        keystore = Account.encrypt(account.key, password, kdf="scrypt", iterations=KEYSTORE_SCRYPT_N)
+        keystore = Account.encrypt(
+            account.key, password, kdf="scrypt", iterations=KEYSTORE_SCRYPT_N
+        )
         _write_private(password_path, password)
         _write_private(keystore_path, json.dumps(keystore))
     address = json.loads(keystore_path.read_text())["address"]
@@ -69,7 +71,7 @@ def ensure_nodekey(datadir: Path) -> str:
     path = datadir / "geth" / "nodekey"
     if not path.exists():
         _write_private(path, secrets.token_hex(32))
-    private = keys.PrivateKey(bytes.fromhex(path.read_text().strip()))
+    private = PrivateKey(bytes.fromhex(path.read_text().strip()))
     return str(private.public_key.to_hex()).removeprefix("0x")
 
 

@@ -110,6 +110,9 @@ class LocalProcessRuntime(NodeRuntime):
             raise psutil.NoSuchProcess(pid=-1, name=spec.name, msg="node is not running")
         return ProcessSampler(pid, memory_budget_mb, cpu_cores)
 
+    async def close(self) -> None:
+        """Nothing to release: the node processes outlive the runtime object."""
+
     def log_tail(self, spec: NodeSpec, lines: int = 20) -> str:
         path = spec.datadir / LOG_NAME
         if not path.exists():

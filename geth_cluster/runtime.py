@@ -48,5 +48,6 @@ class NodeRuntime(ABC):
     def log_tail(self, spec: NodeSpec, lines: int = 20) -> str:
         """The last lines the node wrote, for error messages."""
 
+    @abstractmethod
     async def close(self) -> None:
-        """Release clients the runtime holds (nothing for local processes)."""
+        """Release clients the runtime holds."""

@@ -1,0 +1,58 @@
+"""Session fixture: a real Geth private network (sealer + 2 service nodes) on free ports."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from common.settings import ClusterSettings
+from ethgw.toolchain import geth_binary
+from geth_cluster.cluster import GethCluster
+from geth_cluster.local_runtime import LocalProcessRuntime
+
+
+def _free_block(size: int, start: int = 21000, stop: int = 29000) -> int:
+    """The first base port from which `size` consecutive ports are all free."""
+    for base in range(start, stop, size):
+        if all(_is_free(base + i) for i in range(size)):
+            return base
+    raise RuntimeError("no free block of ports for the test cluster")
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def cluster_settings(state_dir: Path, nodes: int = 2) -> ClusterSettings:
+    """Settings for a test cluster whose ports collide with nothing running."""
+    base = _free_block(3 * (nodes + 1))
+    return ClusterSettings(
+        state_dir=state_dir,
+        nodes=nodes,
+        p2p_port_base=base,
+        rpc_port_base=base + nodes + 1,
+        authrpc_port_base=base + 2 * (nodes + 1),
+    )
+
+
+@pytest_asyncio.fixture(scope="session")
+async def geth_cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[GethCluster]:
+    """A running sealer and two service nodes, stopped after the session."""
+    settings = cluster_settings(tmp_path_factory.mktemp("cluster"))
+    cluster = GethCluster(settings, LocalProcessRuntime(geth_binary()))
+    try:
+        await cluster.up()
+        yield cluster
+    finally:
+        await cluster.down()
+        await cluster.aclose()
