@@ -1,7 +1,7 @@
 """The LBH state-feedback scheduler (lbh-spec.md), its baselines, calibration and recycling.
 
-Plain data in, plain data out: no I/O, no clock, no logging. `balancer.sim` simulates a
-cluster to compare the strategies; `python -m balancer.bench` times `plan()`.
+Plain data in, plain data out: no I/O, no clock, no logging. `python -m balancer.sim` compares
+the strategies on a simulated cluster; `python -m balancer.bench` times `plan()`.
 """
 
 from balancer.calibration import (
@@ -12,25 +12,34 @@ from balancer.calibration import (
     mean_distance,
     validate_bounds,
 )
-from balancer.lbh import DEFAULT_DELTA, LBHScheduler
+from balancer.lbh import DEFAULT_DELTA, LBHScheduler, forced_reads
 from balancer.plan import Plan, Strategy
+from balancer.recycle import DEFAULT_COOLDOWN_S, DEFAULT_RESTART_AFTER, RecyclePolicy, RecycleState
 from balancer.state import NodeState, Zone, distance
+from balancer.strategies import STRATEGY_NAMES, make_strategy
 from balancer.tasks import Task, TaskClass
 
 __all__ = [
+    "DEFAULT_COOLDOWN_S",
     "DEFAULT_DELTA",
     "DEFAULT_DIS_AVEMAX",
+    "DEFAULT_RESTART_AFTER",
     "MAX_DISTANCE",
+    "STRATEGY_NAMES",
     "Calibration",
     "LBHScheduler",
     "NodeState",
     "Plan",
+    "RecyclePolicy",
+    "RecycleState",
     "Strategy",
     "Task",
     "TaskClass",
     "Zone",
     "calibrate",
     "distance",
+    "forced_reads",
+    "make_strategy",
     "mean_distance",
     "validate_bounds",
 ]

@@ -10,7 +10,7 @@ from types import MappingProxyType
 
 from balancer.calibration import Calibration
 from balancer.plan import Plan
-from balancer.state import NodeState, Zone, Zoning, zoning
+from balancer.state import NodeState, Zone, Zoning, distance, zoning
 from balancer.tasks import Task, TaskClass, dispatch_order
 
 DEFAULT_DELTA = 0.05
@@ -81,7 +81,7 @@ class LBHScheduler:
         Cost: O(nodes) to read the plane, the two sorts of `dispatch_order` (linear on a queue's
         oldest-first input), then O(log nodes) heap work per task and per memory class.
         """
-        ids = _node_ids(nodes)
+        ids = check_node_ids(nodes)
         reading = zoning(nodes, self._calibration)
         paused = reading.lbh < 0.0
         assignments = [] if paused else self._assigner(nodes, reading).run(tasks)
@@ -115,7 +115,7 @@ def _demand_table(task_memory_mb: Mapping[TaskClass, float]) -> dict[TaskClass, 
     return table
 
 
-def _node_ids(nodes: Sequence[NodeState]) -> list[str]:
+def check_node_ids(nodes: Sequence[NodeState]) -> list[str]:
     """The node ids, refusing duplicates: two states for one node cannot both be true."""
     ids = [node.node_id for node in nodes]
     if len(set(ids)) != len(ids):
@@ -213,3 +213,18 @@ class _Assigner:
 # Candidate zones in order of preference (section 6).
 _WRITE_ZONES = (Zone.I, Zone.II)
 _READ_ZONES = (Zone.II, Zone.I)
+
+
+def forced_reads(nodes: Sequence[NodeState], tasks: Sequence[Task]) -> list[tuple[str, str]]:
+    """The pause's safety valve (section 4): every read, oldest first, to the routable node of
+    smallest d (ties: lowest id). Writes stay held. Empty if no node is routable.
+
+    plan() never applies this; the caller, which knows how long the pause has lasted (the spec's
+    max_pause, default 5 s), does, and counts each pair it returns as a forced dispatch.
+    """
+    routable = [n for n in nodes if not n.down]
+    if not routable:
+        return []
+    best = min(routable, key=lambda n: (distance(n.memory, n.cpu), n.node_id))
+    reads = [i for i in dispatch_order(tasks) if tasks[i].cls is TaskClass.RT]
+    return [(tasks[i].task_id, best.node_id) for i in reads]
