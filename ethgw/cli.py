@@ -5,26 +5,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 from common.logs import configure_logging
 from common.ports import PortInUseError
-from common.settings import ClusterSettings
-from ethgw.toolchain import geth_binary
-from geth_cluster.cluster import GethCluster, NodeStatus
+from common.settings import ClusterSettings, KafkaSettings
+from ethgw import stack
+from ethgw.kafka_broker import KafkaBroker, KafkaBrokerError
+from geth_cluster.cluster import NodeStatus
 from geth_cluster.errors import ClusterError
-from geth_cluster.local_runtime import LocalProcessRuntime
 
-
-def _cluster(nodes: int | None = None) -> GethCluster:
-    settings = ClusterSettings() if nodes is None else ClusterSettings(nodes=nodes)
-    return GethCluster(settings, LocalProcessRuntime(geth_binary()))
+Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, None]]
 
 
 def format_status(rows: Sequence[NodeStatus]) -> str:
     """The table of `ethgw cluster status`."""
-    header = f"{'node':<8} {'pid':>7} {'rpc':>6} {'block':>7} {'peers':>5} {'cpu':>6} {'mem':>6}"
-    lines = [header]
+    lines = [f"{'node':<8} {'pid':>7} {'rpc':>6} {'block':>7} {'peers':>5} {'cpu':>6} {'mem':>6}"]
     for row in rows:
         lines.append(
             f"{row.name:<8} {_cell(row.pid):>7} {row.rpc_port:>6} {_cell(row.block):>7} "
@@ -41,85 +38,100 @@ def _ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-async def cluster_up(nodes: int) -> None:
-    cluster = _cluster(nodes)
+async def _with_cluster(nodes: int, action: str, node: str | None = None) -> None:
+    cluster = stack.make_cluster(nodes)
     try:
-        await cluster.up()
+        if action == "up":
+            await cluster.up()
+        elif action == "down":
+            await cluster.down()
+            return
+        elif action == "restart" and node is not None:
+            await cluster.restart_node(node)
         print(format_status(await cluster.status()))
     finally:
         await cluster.aclose()
 
 
-async def cluster_down() -> None:
-    cluster = _cluster(_known_nodes())
-    try:
-        await cluster.down()
-    finally:
-        await cluster.aclose()
+async def cluster_up(args: argparse.Namespace) -> None:
+    await _with_cluster(args.nodes, "up")
 
 
-async def cluster_status() -> None:
-    cluster = _cluster(_known_nodes())
-    try:
-        print(format_status(await cluster.status()))
-    finally:
-        await cluster.aclose()
+async def cluster_down(args: argparse.Namespace) -> None:
+    await _with_cluster(stack.known_nodes(), "down")
 
 
-async def cluster_restart(node: str) -> None:
-    cluster = _cluster(_known_nodes())
-    try:
-        await cluster.restart_node(node)
-        print(format_status(await cluster.status()))
-    finally:
-        await cluster.aclose()
+async def cluster_status(args: argparse.Namespace) -> None:
+    await _with_cluster(stack.known_nodes(), "status")
 
 
-def _known_nodes() -> int:
-    """How many service nodes the state folder holds (so `down` stops them all)."""
-    settings = ClusterSettings()
-    found = [p for p in settings.state_dir.glob("node-*") if p.is_dir()]
-    return max(len(found), 1) if found else settings.nodes
+async def cluster_restart(args: argparse.Namespace) -> None:
+    await _with_cluster(stack.known_nodes(), "restart", args.node)
+
+
+async def kafka_up(args: argparse.Namespace) -> None:
+    settings = KafkaSettings()
+    await stack.start_kafka(settings)
+    print(f"kafka ready at {settings.bootstrap_servers}")
+
+
+async def kafka_down(args: argparse.Namespace) -> None:
+    await asyncio.to_thread(KafkaBroker(KafkaSettings()).stop)
+
+
+async def up(args: argparse.Namespace) -> None:
+    await stack.run_stack(args.nodes)
+
+
+async def down(args: argparse.Namespace) -> None:
+    await stack.stop_all()
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ethgw", description=__doc__)
     parser.add_argument("--log-level", default="INFO")
     commands = parser.add_subparsers(dest="command", required=True)
+    default_nodes = ClusterSettings().nodes
+
+    run = commands.add_parser("up", help="run the whole local stack until Ctrl-C")
+    run.add_argument("--nodes", type=int, default=default_nodes)
+    run.set_defaults(handler=up)
+    commands.add_parser("down", help="stop a stack left running").set_defaults(handler=down)
 
     cluster = commands.add_parser("cluster", help="the local Geth private network")
-    cluster_commands = cluster.add_subparsers(dest="action", required=True)
-    up = cluster_commands.add_parser("up", help="start a sealer and N service nodes")
-    up.add_argument("--nodes", type=int, default=ClusterSettings().nodes)
-    cluster_commands.add_parser("down", help="stop every node (chain data is kept)")
-    cluster_commands.add_parser("status", help="a table of the nodes")
-    restart = cluster_commands.add_parser("restart", help="restart one node and wait for it")
+    actions = cluster.add_subparsers(dest="action", required=True)
+    cluster_start = actions.add_parser("up", help="start a sealer and N service nodes")
+    cluster_start.add_argument("--nodes", type=int, default=default_nodes)
+    cluster_start.set_defaults(handler=cluster_up)
+    actions.add_parser("down", help="stop every node (chain data is kept)").set_defaults(
+        handler=cluster_down
+    )
+    actions.add_parser("status", help="a table of the nodes").set_defaults(handler=cluster_status)
+    restart = actions.add_parser("restart", help="restart one node and wait for it")
     restart.add_argument("node")
+    restart.set_defaults(handler=cluster_restart)
+
+    kafka = commands.add_parser("kafka", help="the local Kafka broker")
+    kafka_actions = kafka.add_subparsers(dest="action", required=True)
+    kafka_actions.add_parser("up", help="start the broker, create topics").set_defaults(
+        handler=kafka_up
+    )
+    kafka_actions.add_parser("down", help="stop the broker").set_defaults(handler=kafka_down)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.log_level)
+    handler: Handler = args.handler
     try:
-        asyncio.run(_dispatch(args))
-    except (ClusterError, PortInUseError) as exc:
+        asyncio.run(handler(args))
+    except (ClusterError, PortInUseError, KafkaBrokerError) as exc:
         print(f"ethgw: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
     return 0
-
-
-async def _dispatch(args: argparse.Namespace) -> None:
-    if args.command == "cluster":
-        actions = {
-            "up": lambda: cluster_up(args.nodes),
-            "down": cluster_down,
-            "status": cluster_status,
-            "restart": lambda: cluster_restart(args.node),
-        }
-        await actions[args.action]()
 
 
 if __name__ == "__main__":
