@@ -54,7 +54,7 @@ from typing import Any
 
 import psutil
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import for_code
+from aiokafka.errors import KafkaError, for_code
 
 from common.paths import REPO_ROOT, tools_dir
 from common.settings import KafkaSettings
@@ -265,7 +265,9 @@ class KafkaBroker:
 
         Compacted topics get ``cleanup.policy=compact``. An existing topic is left
         as it is (changing partition counts would move keys between partitions);
-        a count that differs from the settings is logged as a warning.
+        a count that differs from the settings is logged as a warning. The broker's
+        consumer-offsets topic is created too (by asking for a group coordinator), so
+        the first consumer group joins at once instead of retrying while it appears.
         """
         wanted = self.settings.topic_partitions()
         compacted = self.settings.compacted_topics()
@@ -295,15 +297,17 @@ class KafkaBroker:
                 for name, count in wanted.items()
                 if name not in existing
             ]
-            if not new:
-                return []
-            response = await admin.create_topics(new, timeout_ms=int(timeout_s * 1000))
-            for topic, code, *detail in response.topic_errors:
-                if code not in (0, _TOPIC_ALREADY_EXISTS):
-                    message = detail[0] if detail and detail[0] else for_code(code).__name__
-                    raise TopicCreationError(f"creating Kafka topic {topic} failed: {message}")
-            created = [t.name for t in new]
-            await _wait_for_leaders(admin, {t.name: t.num_partitions for t in new}, timeout_s)
+            created: list[str] = []
+            if new:
+                response = await admin.create_topics(new, timeout_ms=int(timeout_s * 1000))
+                for topic, code, *detail in response.topic_errors:
+                    if code not in (0, _TOPIC_ALREADY_EXISTS):
+                        message = detail[0] if detail and detail[0] else for_code(code).__name__
+                        raise TopicCreationError(f"creating Kafka topic {topic} failed: {message}")
+                created = [t.name for t in new]
+                await _wait_for_leaders(admin, {t.name: t.num_partitions for t in new}, timeout_s)
+            if "__consumer_offsets" not in existing:
+                await _warm_group_coordinator(admin, timeout_s)
         finally:
             await admin.close()
         for name in created:
@@ -455,14 +459,17 @@ class KafkaBroker:
             except subprocess.TimeoutExpired:
                 return False
             return True
-        # Started by another process: psutil polls until the pid is gone.
-        try:
-            psutil.Process(pid).wait(timeout=timeout_s)
-        except psutil.TimeoutExpired:
-            return False
-        except psutil.NoSuchProcess:
-            pass
-        return True
+        # Started by another process, which may still be alive and not reap the broker:
+        # a zombie has exited too (psutil's own wait() would wait for the reaping).
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                    return True
+            except psutil.NoSuchProcess:
+                return True
+            time.sleep(0.1)
+        return False
 
     def _exit_detail(self) -> str:
         if self._proc is not None and self._proc.returncode is not None:
@@ -557,6 +564,24 @@ async def _wait_for_leaders(
                 f"Kafka topics without a leader after {timeout_s:.0f} s: {', '.join(missing)}"
             )
         await asyncio.sleep(0.1)
+
+
+async def _warm_group_coordinator(admin: AIOKafkaAdminClient, timeout_s: float) -> None:
+    """Ask for a group coordinator until there is one; the first ask creates __consumer_offsets."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            await admin.find_coordinator("ethgw-warm-up")
+        except KafkaError as exc:
+            # COORDINATOR_NOT_AVAILABLE while the offsets topic's partitions get leaders.
+            if time.monotonic() >= deadline:
+                raise TopicCreationError(
+                    f"Kafka group coordinator not available after {timeout_s:.0f} s: {exc}"
+                ) from None
+            await asyncio.sleep(0.1)
+        else:
+            log.info("kafka group coordinator ready")
+            return
 
 
 def _topics_without_leaders(
