@@ -33,7 +33,9 @@ Prerequisites: ``java`` on PATH and the jars in ``<tools_dir>/kafka``
 Errors are subclasses of ``KafkaBrokerError``: ``JavaNotFoundError``,
 ``KafkaJarsMissingError``, ``PortInUseError``, ``StorageFormatError``,
 ``BrokerExitedError``, ``BrokerStartTimeoutError``, ``BrokerStopError``,
-``TopicCreationError``.
+``BrokerUnreachableError``, ``TopicCreationError``. ``PortInUseError`` is also a
+``common.ports.PortInUseError``, so one ``except`` covers a taken port of Kafka and
+of the Geth nodes.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ import psutil
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, for_code
 
+from common import ports
 from common.paths import REPO_ROOT, tools_dir
 from common.settings import KafkaSettings
 
@@ -63,6 +66,7 @@ __all__ = [
     "BrokerExitedError",
     "BrokerStartTimeoutError",
     "BrokerStopError",
+    "BrokerUnreachableError",
     "JavaNotFoundError",
     "KafkaBroker",
     "KafkaBrokerError",
@@ -98,7 +102,7 @@ class KafkaJarsMissingError(KafkaBrokerError):
     """The Kafka jars have not been fetched into the tools folder."""
 
 
-class PortInUseError(KafkaBrokerError):
+class PortInUseError(KafkaBrokerError, ports.PortInUseError):
     """A port the broker is configured to listen on is already taken."""
 
 
@@ -116,6 +120,10 @@ class BrokerStartTimeoutError(KafkaBrokerError):
 
 class BrokerStopError(KafkaBrokerError):
     """The broker process survived SIGTERM and SIGKILL."""
+
+
+class BrokerUnreachableError(KafkaBrokerError):
+    """No Kafka broker answers at the settings' bootstrap address."""
 
 
 class TopicCreationError(KafkaBrokerError):
@@ -276,7 +284,13 @@ class KafkaBroker:
             client_id="ethgw-kafka-admin",
             request_timeout_ms=int(timeout_s * 1000),
         )
-        await admin.start()
+        try:
+            await admin.start()
+        except KafkaError as exc:
+            raise BrokerUnreachableError(
+                f"no Kafka broker answers at {self.settings.bootstrap_servers} "
+                f"(start it with `ethgw kafka up`): {exc}"
+            ) from None
         try:
             existing = await _partition_counts(admin)
             for name, count in wanted.items():
@@ -306,17 +320,17 @@ class KafkaBroker:
                         raise TopicCreationError(f"creating Kafka topic {topic} failed: {message}")
                 created = [t.name for t in new]
                 await _wait_for_leaders(admin, {t.name: t.num_partitions for t in new}, timeout_s)
+                for name in created:
+                    log.info(
+                        "kafka topic created topic=%s partitions=%d compacted=%s",
+                        name,
+                        wanted[name],
+                        name in compacted,
+                    )
             if "__consumer_offsets" not in existing:
                 await _warm_group_coordinator(admin, timeout_s)
         finally:
             await admin.close()
-        for name in created:
-            log.info(
-                "kafka topic created topic=%s partitions=%d compacted=%s",
-                name,
-                wanted[name],
-                name in compacted,
-            )
         return created
 
     # ------------------------------------------------------------------- helpers
@@ -339,11 +353,11 @@ class KafkaBroker:
     def _check_ports_free(self) -> None:
         for field in ("port", "controller_port"):
             port: int = getattr(self.settings, field)
-            if not _port_free(self.settings.host, port):
-                raise PortInUseError(
-                    f"port {port} ({_env_name(self.settings, field)}) is already in use "
-                    f"on {self.settings.host}: stop what holds it or choose another port"
-                )
+            try:
+                ports.ensure_port_free(port, _env_name(self.settings, field), self.settings.host)
+            except ports.PortInUseError as exc:
+                # Re-raised as the Kafka subclass: callers catch either base.
+                raise PortInUseError(str(exc)) from None
 
     def _write_config(self) -> None:
         s = self.settings
@@ -488,18 +502,6 @@ def _env_name(settings: KafkaSettings, field: str) -> str:
     """The environment variable that sets one field, e.g. ETHGW_KAFKA_PORT."""
     prefix = str(settings.model_config.get("env_prefix", ""))
     return f"{prefix}{field}".upper()
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        # The JVM listens with SO_REUSEADDR, so a port with only TIME_WAIT leftovers is
-        # free to it; probing the same way avoids refusing a port the broker could take.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

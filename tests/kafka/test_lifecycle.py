@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from common import ports
 from ethgw.kafka_broker import (
     BrokerExitedError,
     BrokerStartTimeoutError,
+    BrokerUnreachableError,
     JavaNotFoundError,
     KafkaBroker,
     KafkaJarsMissingError,
@@ -38,10 +40,12 @@ def test_taken_port_stops_the_start_naming_port_and_setting(
         taken = holder.getsockname()[1]
         settings = kafka_test_settings(tmp_path).model_copy(update={field: taken})
         broker = KafkaBroker(settings)
+        # The shared class from common.ports: what `ethgw up` catches for Geth and Kafka alike.
         with pytest.raises(
-            PortInUseError, match=rf"^port {taken} \({env_name}\) is already in use"
-        ):
+            ports.PortInUseError, match=rf"^port {taken} \({env_name}\) is already in use"
+        ) as caught:
             broker.start()
+    assert isinstance(caught.value, PortInUseError)
     assert not broker.is_running()
 
 
@@ -113,3 +117,10 @@ def test_broker_not_serving_in_time_is_stopped_and_reported(tmp_path: Path) -> N
     with pytest.raises(BrokerStartTimeoutError, match=r"did not serve on port \d+ within"):
         broker.start(timeout_s=0.2)
     assert not broker.is_running()
+
+
+async def test_ensure_topics_without_a_broker_says_none_answers(tmp_path: Path) -> None:
+    """ensure_topics() with no broker listening names the address it tried."""
+    broker = KafkaBroker(kafka_test_settings(tmp_path))
+    with pytest.raises(BrokerUnreachableError, match=r"no Kafka broker answers at 127\.0\.0\.1:"):
+        await broker.ensure_topics(timeout_s=2)
