@@ -95,4 +95,8 @@ if [ ! -f "$ROOT/node_modules/.ethgw-stamp" ] \
   cp "$ROOT/package-lock.json" "$ROOT/node_modules/.ethgw-stamp"
 fi
 say "solc: $(node -e 'console.log(require(process.argv[1]).version())' "$ROOT/node_modules/solc")"
+
+# -- 6. The contracts, compiled for EVM paris into .tools/contracts (skipped when unchanged) --
+say "compiling contracts"
+node "$ROOT/scripts/compile_contracts.js"
 say "ready"
