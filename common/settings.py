@@ -26,6 +26,9 @@ class KafkaSettings(BaseSettings):
     topic_results: str = "ethgw.results"
     topic_node_states: str = "ethgw.node-states"
     topic_events: str = "ethgw.events"
+    # Provider-side durable tables (compacted: the latest value per key is kept).
+    topic_accounts: str = "ethgw.accounts"  # encrypted keystores by address
+    topic_tx_journal: str = "ethgw.tx-journal"  # signed raw transactions by task id
     task_partitions: int = 6
     result_partitions: int = 6
 
@@ -41,11 +44,13 @@ class KafkaSettings(BaseSettings):
             self.topic_results: self.result_partitions,
             self.topic_node_states: 1,
             self.topic_events: 1,
+            self.topic_accounts: 1,
+            self.topic_tx_journal: 3,
         }
 
     def compacted_topics(self) -> set[str]:
         """Topics keyed by entity where only the latest value per key matters."""
-        return {self.topic_node_states}
+        return {self.topic_node_states, self.topic_accounts, self.topic_tx_journal}
 
 
 class ClusterSettings(BaseSettings):

@@ -12,11 +12,12 @@ from pathlib import Path
 import httpx
 import psutil
 
+from common.keyfiles import ChainAccount, ensure_account
 from common.ports import ensure_port_free
 from common.settings import ClusterSettings
 from geth_cluster.errors import ClusterError, NodeStartError, UnknownNodeError
 from geth_cluster.genesis import clique_genesis
-from geth_cluster.keys import ChainAccount, enode_url, ensure_account, ensure_nodekey
+from geth_cluster.keys import enode_url, ensure_nodekey
 from geth_cluster.layout import NodeSpec, node_specs
 from geth_cluster.rpc import block_number, peer_count
 from geth_cluster.runtime import NodeRuntime
