@@ -1,0 +1,1 @@
+"""Tests of the balancer package: scheduler, baselines, calibration, recycling, simulator."""
