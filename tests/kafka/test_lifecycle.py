@@ -101,8 +101,8 @@ def test_stop_works_from_another_process(kafka_broker: KafkaBroker) -> None:
 @pytest.mark.slow
 def test_broker_dying_during_start_reports_the_log_tail(tmp_path: Path) -> None:
     """A broker that exits while starting raises BrokerExitedError quoting its log."""
-    # 12 MiB cannot hold the log cleaner's 16 MiB dedupe buffer: the JVM exits with
-    # an OutOfMemoryError on every start.
+    # 12 MiB is far below what the broker allocates while starting (its log cleaner
+    # alone asks for a 16 MiB buffer): -XX:+ExitOnOutOfMemoryError ends the JVM.
     settings = kafka_test_settings(tmp_path).model_copy(update={"heap_mb": 12})
     broker = KafkaBroker(settings)
     with pytest.raises(BrokerExitedError, match=r"(?s)exited before it served.*OutOfMemoryError"):
