@@ -11,6 +11,7 @@ from typing import Any, cast
 from eth_abi.abi import decode
 from eth_abi.exceptions import DecodingError
 from eth_typing import ABI
+from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
@@ -130,7 +131,8 @@ def find_push0(code: bytes) -> int | None:
 
 
 class DecodedError(BaseModel):
-    """A custom error a contract reverted with: its name and its arguments by name."""
+    """A custom error a contract reverted with: its name and its arguments by name
+    (addresses checksummed)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -168,5 +170,9 @@ def decode_custom_error(abi: Sequence[dict[str, Any]], data: bytes | str) -> Dec
         except DecodingError:
             return None
         names = [str(i.get("name") or f"arg{n}") for n, i in enumerate(inputs)]
-        return DecodedError(name=str(item["name"]), args=dict(zip(names, values, strict=True)))
+        args = {
+            name: to_checksum_address(value) if i["type"] == "address" else value
+            for name, value, i in zip(names, values, inputs, strict=True)
+        }
+        return DecodedError(name=str(item["name"]), args=args)
     return None

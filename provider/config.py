@@ -1,0 +1,69 @@
+"""Provider settings (env prefix ETHGW_PROVIDER_)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from balancer import DEFAULT_DELTA, DEFAULT_DIS_AVEMAX, STRATEGY_NAMES
+from common.paths import default_state_dir
+
+
+def _default_provider_id() -> str:
+    return f"provider-{socket.gethostname()}-{os.getpid()}"
+
+
+class ProviderSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ETHGW_PROVIDER_", extra="ignore")
+
+    provider_id: str = Field(default_factory=_default_provider_id)
+    group_id: str = "ethgw-providers"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8200
+
+    # Scheduling (lbh-spec.md): the strategy, its calibration and the safety valve.
+    strategy: str = "lbh"
+    dis_avemin: float = 0.05
+    dis_avemax: float = DEFAULT_DIS_AVEMAX
+    calibration_file: Path | None = None
+    delta: float = DEFAULT_DELTA
+    max_pause_s: float = 5.0
+    node_stale_s: float = 15.0  # a node report older than this counts as DOWN
+
+    # The round loop.
+    max_outstanding: int = Field(default=512, ge=1)  # held + running tasks per provider
+    concurrency: int = Field(default=64, ge=1)  # tasks executing at once
+    poll_timeout_ms: int = 20
+    idle_round_s: float = 0.05  # wait between rounds while tasks are held
+
+    # Execution.
+    rpc_timeout_s: float = 10.0
+    read_attempts: int = 3
+    receipt_timeout_s: float = 60.0
+    gas_price_wei: int | None = None  # None: ask the node (eth_gasPrice)
+    gas_margin: float = 1.25  # estimate x margin
+    funding_wei: int = 10**18  # gas money a new account gets from the faucet
+    keystore_scrypt_n: int = 2**14
+    rpc_read_methods: tuple[str, ...] = (
+        "eth_blockNumber", "eth_chainId", "eth_gasPrice", "eth_getBalance", "eth_getCode",
+        "eth_getStorageAt", "eth_getTransactionCount", "eth_getBlockByNumber",
+        "eth_getBlockByHash", "eth_getBlockTransactionCountByNumber",
+        "eth_getBlockTransactionCountByHash", "eth_getTransactionByHash",
+        "eth_getTransactionReceipt", "eth_call", "eth_estimateGas", "eth_feeHistory",
+        "eth_maxPriorityFeePerGas", "eth_getLogs", "eth_syncing", "net_version",
+        "net_peerCount", "net_listening", "web3_clientVersion",
+    )  # fmt: skip
+
+    # Where the chain's own accounts and the platform record live.
+    accounts_dir: Path = Field(default_factory=lambda: default_state_dir() / "cluster" / "accounts")
+    platform_file: Path = Field(default_factory=lambda: default_state_dir() / "platform.json")
+
+    def validate_strategy(self) -> None:
+        if self.strategy not in STRATEGY_NAMES:
+            raise ValueError(
+                f"ETHGW_PROVIDER_STRATEGY={self.strategy!r} is not one of {sorted(STRATEGY_NAMES)}"
+            )

@@ -1,0 +1,369 @@
+"""What each platform operation does on the node the scheduler chose."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from eth_utils.address import to_checksum_address
+from web3.exceptions import ContractCustomError, ContractLogicError
+
+from common.contracts import ContractArtifact
+from common.operations import (
+    AddressParams,
+    BlockHashParams,
+    BlockNumberParams,
+    BuyParams,
+    CreateAccountParams,
+    DeployParams,
+    MintParams,
+    PageParams,
+    Params,
+    ProjectParams,
+    PublishParams,
+    RawTransactionParams,
+    RpcCallParams,
+    SendEtherParams,
+    SetBalanceParams,
+    TransferParams,
+    TxHashParams,
+    UnlockParams,
+    WriteOptions,
+)
+from common.platform import PlatformRecord, load_platform
+from provider.accounts import AccountBook
+from provider.chain import Client, is_indexing, rpc, to_json, translate_revert
+from provider.errors import (
+    MethodNotAllowedError,
+    NotFoundError,
+    PlatformNotReadyError,
+    TaskError,
+)
+from provider.transactions import Sent, TransactionSender, receipt_summary, wait_receipt
+
+ADMIN = "admin"
+FAUCET = "faucet"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One task as a handler sees it: validated parameters and the chosen node."""
+
+    task_id: str
+    params: Params
+    w3: Client
+    node_id: str
+
+
+Handler = Callable[[Job], Awaitable[Any]]
+P = TypeVar("P", bound=Params)
+
+
+class Handlers:
+    """The operation table; one method per operation of common.operations."""
+
+    def __init__(
+        self,
+        accounts: AccountBook,
+        sender: TransactionSender,
+        token: ContractArtifact,
+        platform_file: Path,
+        receipt_timeout_s: float,
+        funding_wei: int,
+        rpc_read_methods: tuple[str, ...],
+    ) -> None:
+        self._accounts = accounts
+        self._sender = sender
+        self._token = token
+        self._platform_file = platform_file
+        self._receipt_timeout_s = receipt_timeout_s
+        self._funding_wei = funding_wei
+        self._rpc_read_methods = frozenset(rpc_read_methods)
+        self._platform: PlatformRecord | None = None
+        self.table: dict[str, Handler] = {
+            "conn.connect": self.connect,
+            "chain.block_number": self.block_number,
+            "chain.gas_price": self.gas_price,
+            "chain.coinbase": self.coinbase,
+            "node.accounts": self.node_accounts,
+            "accounts.list": self.list_accounts,
+            "eth.balance": self.eth_balance,
+            "token.balance": self.token_balance,
+            "token.total": self.token_total,
+            "block.by_hash": self.block_by_hash,
+            "block.by_number": self.block_by_number,
+            "block.tx_count": self.block_tx_count,
+            "tx.by_hash": self.tx_by_hash,
+            "tx.receipt": self.tx_receipt,
+            "projects.list": self.list_projects,
+            "projects.purchases": self.project_purchases,
+            "rpc.call": self.rpc_call,
+            "contract.deploy": self.deploy,
+            "account.create": self.create_account,
+            "account.unlock": self.unlock_account,
+            "token.add": self.mint,
+            "token.delete": self.burn,
+            "token.set": self.set_balance,
+            "token.transfer": self.transfer,
+            "token.publish": self.publish,
+            "token.buy": self.buy,
+            "eth.send": self.send_ether,
+            "rpc.send_raw": self.send_raw,
+        }
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def platform(self) -> PlatformRecord:
+        if self._platform is None:
+            self._platform = load_platform(self._platform_file)
+        if self._platform is None:
+            raise PlatformNotReadyError("the platform token is not deployed yet")
+        return self._platform
+
+    def _contract(self, w3: Client) -> Any:
+        address = to_checksum_address(self.platform().token_address)
+        return w3.eth.contract(address=address, abi=self._token.web3_abi)
+
+    async def _view(self, job: Job, function: str, *args: Any) -> Any:
+        contract = self._contract(job.w3)
+        try:
+            return await getattr(contract.functions, function)(*args).call()
+        except (ContractCustomError, ContractLogicError) as exc:
+            raise translate_revert(exc, self._token.abi) from None
+
+    async def _write(
+        self, job: Job, signer: str, tx: dict[str, Any], abi: list[dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        sent = await self._sender.send(job.w3, job.task_id, signer, tx, abi or self._token.abi)
+        return await self._answer(job, sent)
+
+    async def _answer(self, job: Job, sent: Sent) -> dict[str, Any]:
+        params = job.params
+        if isinstance(params, WriteOptions) and params.wait_receipt:
+            receipt = await wait_receipt(job.w3, sent.tx_hash, self._receipt_timeout_s)
+            return {**receipt_summary(receipt), "from": sent.sender, "nonce": sent.nonce}
+        return {"tx_hash": sent.tx_hash, "from": sent.sender, "nonce": sent.nonce, "status": "sent"}
+
+    async def _token_call(self, job: Job, signer: str, function: str, *args: Any) -> dict[str, Any]:
+        data = self._contract(job.w3).encode_abi(function, args=list(args))
+        return await self._write(job, signer, {"to": self.platform().token_address, "data": data})
+
+    async def _event_arg(self, job: Job, tx_hash: str, event: str, arg: str) -> Any:
+        receipt = await job.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        logs = getattr(self._contract(job.w3).events, event)().process_receipt(receipt)
+        return logs[0]["args"][arg] if logs else None
+
+    # -- reads ---------------------------------------------------------------------
+
+    async def connect(self, job: Job) -> dict[str, Any]:
+        peers = int(await rpc(job.w3, "net_peerCount", []), 16)
+        return {"connected": True, "node": job.node_id, "peers": peers}
+
+    async def block_number(self, job: Job) -> dict[str, Any]:
+        return {"block_number": int(await job.w3.eth.block_number)}
+
+    async def gas_price(self, job: Job) -> dict[str, Any]:
+        return {"gas_price": int(await job.w3.eth.gas_price)}
+
+    async def coinbase(self, job: Job) -> dict[str, Any]:
+        # Service nodes do not seal, so they have no etherbase: the chain's
+        # coinbase is its Clique signer.
+        return {"coinbase": self.platform().sealer_address}
+
+    async def node_accounts(self, job: Job) -> dict[str, Any]:
+        return {"node": job.node_id, "accounts": await rpc(job.w3, "eth_accounts", [])}
+
+    async def list_accounts(self, job: Job) -> dict[str, Any]:
+        return {"accounts": self._accounts.addresses()}
+
+    async def eth_balance(self, job: Job) -> dict[str, Any]:
+        params = _as(job, AddressParams)
+        balance = await job.w3.eth.get_balance(params.address)  # type: ignore[arg-type]
+        return {"address": params.address, "balance_wei": int(balance)}
+
+    async def token_balance(self, job: Job) -> dict[str, Any]:
+        params = _as(job, AddressParams)
+        return {
+            "address": params.address,
+            "balance": int(await self._view(job, "balanceOf", params.address)),
+        }
+
+    async def token_total(self, job: Job) -> dict[str, Any]:
+        return {"total_supply": int(await self._view(job, "totalSupply"))}
+
+    async def block_by_hash(self, job: Job) -> Any:
+        params = _as(job, BlockHashParams)
+        return _found(
+            await rpc(job.w3, "eth_getBlockByHash", [params.block_hash, False]),
+            f"no block with hash {params.block_hash}",
+        )
+
+    async def block_by_number(self, job: Job) -> Any:
+        params = _as(job, BlockNumberParams)
+        block = await rpc(job.w3, "eth_getBlockByNumber", [hex(params.block_number), False])
+        return _found(block, f"no block {params.block_number} yet")
+
+    async def block_tx_count(self, job: Job) -> dict[str, Any]:
+        params = _as(job, BlockNumberParams)
+        count = await rpc(
+            job.w3, "eth_getBlockTransactionCountByNumber", [hex(params.block_number)]
+        )
+        count = _found(count, f"no block {params.block_number} yet")
+        return {"block_number": params.block_number, "count": int(count, 16)}
+
+    async def tx_by_hash(self, job: Job) -> Any:
+        params = _as(job, TxHashParams)
+        tx = await rpc(job.w3, "eth_getTransactionByHash", [params.tx_hash])
+        return _found(tx, f"no transaction {params.tx_hash}")
+
+    async def tx_receipt(self, job: Job) -> Any:
+        params = _as(job, TxHashParams)
+        for _ in range(20):
+            try:
+                receipt = await rpc(job.w3, "eth_getTransactionReceipt", [params.tx_hash])
+                return _found(receipt, f"no receipt for {params.tx_hash} (not mined or unknown)")
+            except TaskError as exc:
+                if not is_indexing(exc):
+                    raise
+                await asyncio.sleep(0.25)
+        raise TaskError("the node is still indexing transactions; try again")
+
+    async def list_projects(self, job: Job) -> dict[str, Any]:
+        params = _as(job, PageParams)
+        count = int(await self._view(job, "projectCount"))
+        ids = range(params.offset + 1, min(count, params.offset + params.limit) + 1)
+        rows = await asyncio.gather(*(self._view(job, "projects", i) for i in ids))
+        projects = [
+            {
+                "id": i,
+                "publisher": r[0],
+                "name": r[1],
+                "hash": "0x" + bytes(r[2]).hex(),
+                "time": int(r[3]),
+                "price": int(r[4]),
+            }
+            for i, r in zip(ids, rows, strict=True)
+        ]
+        return {
+            "total": count,
+            "offset": params.offset,
+            "limit": params.limit,
+            "projects": projects,
+        }
+
+    async def project_purchases(self, job: Job) -> dict[str, Any]:
+        params = _as(job, ProjectParams)
+        count = int(await self._view(job, "purchaseCount", params.project_id))
+        rows = await asyncio.gather(
+            *(self._view(job, "purchaseOf", params.project_id, i) for i in range(count))
+        )
+        purchases = [
+            {"purchase_id": int(r[0]), "buyer": r[1], "price": int(r[2]), "time": int(r[3])}
+            for r in rows
+        ]
+        return {"project_id": params.project_id, "purchases": purchases}
+
+    async def rpc_call(self, job: Job) -> Any:
+        params = _as(job, RpcCallParams)
+        if params.method not in self._rpc_read_methods:
+            raise MethodNotAllowedError(f"method {params.method} is not allowed", field="method")
+        return await rpc(job.w3, params.method, params.params)
+
+    # -- writes ----------------------------------------------------------------------
+
+    async def deploy(self, job: Job) -> dict[str, Any]:
+        params = _as(job, DeployParams)
+        factory = job.w3.eth.contract(abi=params.abi, bytecode=params.bytecode)
+        try:
+            data = factory.constructor(*params.args).data_in_transaction
+        except (TypeError, ValueError) as exc:
+            raise TaskError(
+                f"constructor arguments do not match the ABI: {exc}", field="args"
+            ) from None
+        tx: dict[str, Any] = {"data": data}
+        if params.gas_limit is not None:
+            tx["gas"] = params.gas_limit
+        signer = params.from_address or ADMIN
+        sent = await self._sender.send(job.w3, job.task_id, signer, tx, params.abi)
+        return await self._answer(job, sent)
+
+    async def create_account(self, job: Job) -> dict[str, Any]:
+        params = _as(job, CreateAccountParams)
+        address = self._accounts.created_by(job.task_id) or await self._accounts.create(
+            params.password, job.task_id
+        )
+        # Gas money, so the account can transact at once; waited for on purpose.
+        funding = await self._sender.send(
+            job.w3, f"{job.task_id}:fund", FAUCET, {"to": address, "value": self._funding_wei}
+        )
+        await wait_receipt(job.w3, funding.tx_hash, self._receipt_timeout_s)
+        return {"address": address, "funded_wei": self._funding_wei, "funding_tx": funding.tx_hash}
+
+    async def unlock_account(self, job: Job) -> dict[str, Any]:
+        params = _as(job, UnlockParams)
+        until = await self._accounts.unlock(params.address, params.password, params.duration_s)
+        return {"address": params.address, "unlocked_until": until}
+
+    async def mint(self, job: Job) -> dict[str, Any]:
+        params = _as(job, MintParams)
+        return await self._token_call(job, ADMIN, "mint", params.address, params.value)
+
+    async def burn(self, job: Job) -> dict[str, Any]:
+        params = _as(job, MintParams)
+        return await self._token_call(job, ADMIN, "burn", params.address, params.value)
+
+    async def set_balance(self, job: Job) -> dict[str, Any]:
+        params = _as(job, SetBalanceParams)
+        return await self._token_call(job, ADMIN, "setBalance", params.address, params.value)
+
+    async def transfer(self, job: Job) -> dict[str, Any]:
+        params = _as(job, TransferParams)
+        return await self._token_call(job, params.from_address, "transfer", params.to, params.value)
+
+    async def publish(self, job: Job) -> dict[str, Any]:
+        params = _as(job, PublishParams)
+        digest = bytes.fromhex(params.project_hash.removeprefix("0x"))
+        args: list[Any] = [params.project_name, digest, params.time]
+        if params.price is not None:
+            args.append(params.price)
+        answer = await self._token_call(job, params.address, "publishProject", *args)
+        if answer.get("status") == "mined":
+            answer["project_id"] = await self._event_arg(
+                job, answer["tx_hash"], "ProjectPublished", "id"
+            )
+        return answer
+
+    async def buy(self, job: Job) -> dict[str, Any]:
+        params = _as(job, BuyParams)
+        answer = await self._token_call(
+            job, params.address, "buyProject", params.project_id, params.time
+        )
+        if answer.get("status") == "mined":
+            answer["purchase_id"] = await self._event_arg(
+                job, answer["tx_hash"], "ProjectPurchased", "purchaseId"
+            )
+        return answer
+
+    async def send_ether(self, job: Job) -> dict[str, Any]:
+        params = _as(job, SendEtherParams)
+        return await self._write(job, params.from_address, {"to": params.to, "value": params.value})
+
+    async def send_raw(self, job: Job) -> dict[str, Any]:
+        params = _as(job, RawTransactionParams)
+        sent = await self._sender.send_raw(job.w3, job.task_id, params.raw_tx)
+        return await self._answer(job, sent)
+
+
+def _as(job: Job, kind: type[P]) -> P:
+    if not isinstance(job.params, kind):
+        raise TypeError(f"{type(job.params).__name__} is not {kind.__name__}")
+    return job.params
+
+
+def _found(value: Any, message: str) -> Any:
+    if value is None:
+        raise NotFoundError(message)
+    return to_json(value)

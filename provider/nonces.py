@@ -1,0 +1,34 @@
+"""Nonces assigned locally per account, so a burst of one account's writes needs
+no round trip per transaction; resynced from the chain after a nonce error."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+
+class NonceTracker:
+    def __init__(self) -> None:
+        self._next: dict[str, int] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def lock(self, address: str) -> asyncio.Lock:
+        """Held while one write of the account is signed and sent (FIFO, so in task order)."""
+        return self._locks.setdefault(address, asyncio.Lock())
+
+    async def take(self, address: str, chain_count: Callable[[], Awaitable[int]]) -> int:
+        """The next nonce; the first time, from the chain's pending transaction count."""
+        if address not in self._next:
+            self._next[address] = await chain_count()
+        nonce = self._next[address]
+        self._next[address] = nonce + 1
+        return nonce
+
+    def give_back(self, address: str, nonce: int) -> None:
+        """A nonce that was taken but never broadcast can be reused by the next write."""
+        if self._next.get(address) == nonce + 1:
+            self._next[address] = nonce
+
+    def forget(self, address: str) -> None:
+        """Resync from the chain on the next take (after 'nonce too low' and the like)."""
+        self._next.pop(address, None)

@@ -1,0 +1,218 @@
+"""Signing and sending writes exactly once per task, whatever is redelivered.
+
+Before a signed transaction is broadcast it is written to the journal (a
+compacted topic keyed by task id). A task that comes back after a crash or a
+rebalance finds its record there and re-broadcasts the very same bytes, so the
+chain sees one transaction per task; "already known" and "nonce too low" for
+that same hash count as success.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from eth_account import Account
+from eth_utils.crypto import keccak
+from pydantic import BaseModel, ConfigDict, Field
+from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
+
+from provider.accounts import AccountBook
+from provider.chain import Client, is_indexing, rpc, translate_revert
+from provider.errors import ReceiptTimeoutError, RevertedError, TaskError
+from provider.nonces import NonceTracker
+from provider.table import CompactedTable
+
+log = logging.getLogger("ethgw.provider.tx")
+
+PLAIN_TRANSFER_GAS = 21_000
+_NONCE_CONFLICTS = ("nonce too low", "replacement transaction underpriced")
+
+
+class JournalRecord(BaseModel):
+    """The signed transaction of one write task."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task_id: str
+    raw_tx: str
+    tx_hash: str
+    sender: str
+    nonce: int
+    created_at: float = Field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class Sent:
+    tx_hash: str
+    sender: str
+    nonce: int
+    rebroadcast: bool  # the journal already had this task's transaction
+
+
+class TransactionSender:
+    def __init__(
+        self,
+        accounts: AccountBook,
+        nonces: NonceTracker,
+        journal: CompactedTable[JournalRecord],
+        producer: AIOKafkaProducer,
+        chain_id: int,
+        gas_price_wei: int | None,
+        gas_margin: float,
+    ) -> None:
+        self._accounts = accounts
+        self._nonces = nonces
+        self._journal = journal
+        self._producer = producer
+        self._chain_id = chain_id
+        self._gas_price_wei = gas_price_wei
+        self._gas_margin = gas_margin
+
+    async def send(
+        self,
+        w3: Client,
+        task_id: str,
+        signer: str,
+        tx: dict[str, Any],
+        abi: list[dict[str, Any]] | None = None,
+    ) -> Sent:
+        """Sign `tx` (to, value, data, optional gas) as `signer` and broadcast it once."""
+        known = self._journal.get(task_id)
+        if known is not None:
+            await self._broadcast(w3, known)
+            return Sent(known.tx_hash, known.sender, known.nonce, rebroadcast=True)
+        key = self._accounts.key_for(signer)
+        sender = self._accounts.address_of(signer)
+        # The lock is FIFO, so one account's writes get their nonces in task order.
+        async with self._nonces.lock(sender):
+            for attempt in (1, 2):
+                record = await self._sign(w3, task_id, sender, key, tx, abi)
+                try:
+                    await self._broadcast(w3, record)
+                    return Sent(record.tx_hash, sender, record.nonce, rebroadcast=False)
+                except _NonceConflictError:
+                    # Another transaction took the nonce (an earlier owner of this
+                    # account's partition, a raw send): resync and sign again once.
+                    self._nonces.forget(sender)
+                    if attempt == 2:
+                        raise TaskError(f"nonce conflict for {sender} persisted") from None
+                except TaskError:
+                    self._nonces.give_back(sender, record.nonce)
+                    raise
+        raise AssertionError("unreachable")
+
+    async def send_raw(self, w3: Client, task_id: str, raw_tx: str) -> Sent:
+        """Broadcast a transaction the client signed itself."""
+        signed = bytes.fromhex(raw_tx.removeprefix("0x"))
+        sender = str(Account.recover_transaction(signed))
+        tx_hash = "0x" + _keccak_hex(signed)
+        record = JournalRecord(
+            task_id=task_id, raw_tx=raw_tx, tx_hash=tx_hash, sender=sender, nonce=-1
+        )
+        await self._broadcast(w3, record)
+        return Sent(tx_hash, sender, -1, rebroadcast=False)
+
+    async def _sign(
+        self,
+        w3: Client,
+        task_id: str,
+        sender: str,
+        key: bytes,
+        tx: dict[str, Any],
+        abi: list[dict[str, Any]] | None,
+    ) -> JournalRecord:
+        fields = {"from": sender, "value": 0, **tx}
+        gas = fields.pop("gas", None) or await self._estimate(w3, fields, abi)
+        gas_price = self._gas_price_wei or int(await w3.eth.gas_price)
+
+        async def pending_count() -> int:
+            return int(await w3.eth.get_transaction_count(sender, "pending"))  # type: ignore[arg-type]
+
+        nonce = await self._nonces.take(sender, pending_count)
+        unsigned = {k: v for k, v in fields.items() if k != "from"}
+        unsigned.update(gas=gas, gasPrice=gas_price, nonce=nonce, chainId=self._chain_id)
+        signed = Account.sign_transaction(unsigned, key)
+        record = JournalRecord(
+            task_id=task_id,
+            raw_tx=signed.raw_transaction.to_0x_hex(),
+            tx_hash=signed.hash.to_0x_hex(),
+            sender=sender,
+            nonce=nonce,
+        )
+        await self._journal.put(self._producer, task_id, record)
+        return record
+
+    async def _estimate(
+        self, w3: Client, fields: dict[str, Any], abi: list[dict[str, Any]] | None
+    ) -> int:
+        if not fields.get("data") and fields.get("to"):
+            return PLAIN_TRANSFER_GAS
+        try:
+            # Against the pending state, so a write that depends on an earlier
+            # write of this round (mint, then publish) estimates correctly.
+            estimate = await w3.eth.estimate_gas(fields, "pending")  # type: ignore[arg-type]
+        except (ContractCustomError, ContractLogicError, Web3RPCError) as exc:
+            raise translate_revert(exc, abi) from None
+        return int(estimate * self._gas_margin)
+
+    async def _broadcast(self, w3: Client, record: JournalRecord) -> None:
+        try:
+            await rpc(w3, "eth_sendRawTransaction", [record.raw_tx])
+        except TaskError as exc:
+            message = exc.message.lower()
+            if "already known" in message:
+                return
+            if any(conflict in message for conflict in _NONCE_CONFLICTS):
+                if await _is_known(w3, record.tx_hash):
+                    return
+                raise _NonceConflictError(exc.message) from None
+            raise translate_revert(Web3RPCError(exc.message)) from None
+
+
+class _NonceConflictError(Exception):
+    """The nonce of our transaction is taken by a different transaction."""
+
+
+async def _is_known(w3: Client, tx_hash: str) -> bool:
+    return await rpc(w3, "eth_getTransactionByHash", [tx_hash]) is not None
+
+
+def _keccak_hex(data: bytes) -> str:
+    return keccak(data).hex()
+
+
+async def wait_receipt(w3: Client, tx_hash: str, timeout_s: float) -> dict[str, Any]:
+    """Poll for the receipt; 'indexing is in progress' means keep waiting."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            receipt = await rpc(w3, "eth_getTransactionReceipt", [tx_hash])
+        except TaskError as exc:
+            if not is_indexing(exc):
+                raise
+            receipt = None
+        if receipt is not None:
+            return dict(receipt)
+        await asyncio.sleep(0.2)
+    raise ReceiptTimeoutError(f"no receipt for {tx_hash} after {timeout_s:.0f}s")
+
+
+def receipt_summary(receipt: dict[str, Any]) -> dict[str, Any]:
+    """What a write answers with once mined."""
+    status = int(str(receipt.get("status", "0x1")), 16)
+    if status != 1:
+        raise RevertedError(f"transaction {receipt.get('transactionHash')} reverted on chain")
+    return dict(
+        {
+            "tx_hash": receipt.get("transactionHash"),
+            "block_number": int(str(receipt["blockNumber"]), 16),
+            "gas_used": int(str(receipt["gasUsed"]), 16),
+            "contract_address": receipt.get("contractAddress"),
+            "status": "mined",
+        }
+    )
