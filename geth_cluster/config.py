@@ -1,0 +1,83 @@
+"""Settings of the cluster manager service, and the calibration it measures nodes against."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from balancer import DEFAULT_DIS_AVEMAX, Calibration
+from geth_cluster.errors import ClusterError
+
+log = logging.getLogger("ethgw.manager")
+
+DEFAULT_DIS_AVEMIN = 0.2
+"""Dis_avemin without a calibration file: an idle Geth 1.13 service node with `--cache 128`
+holds about 150-250 MB of the default 1 GiB budget and a few per cent of one core, so it
+sits near d = 0.2 (also the value of lbh-spec.md's worked example). With the default
+Dis_avemax of 1.0 the zone I/II boundary Dis_ave is then 0.6."""
+
+
+class CalibrationFileError(ClusterError):
+    """The configured calibration file exists but is not a valid calibration."""
+
+
+class ManagerSettings(BaseSettings):
+    """The cluster manager: sampling rhythm, smoothing, the DOWN rule, publishing, zone bounds."""
+
+    model_config = SettingsConfigDict(env_prefix="ETHGW_MANAGER_", extra="ignore")
+
+    sample_interval_s: float = Field(default=1.0, gt=0.0)
+    alpha: float = Field(default=0.5, gt=0.0, le=1.0)  # EWMA weight of the newest sample
+    # Blocks behind the highest head before a node is DOWN. None: ClusterSettings.max_lag
+    # (default 3), the figure the cluster's own readiness check uses, so a node the cluster
+    # calls ready after a restart is never one the manager still calls DOWN.
+    max_lag: int | None = Field(default=None, ge=0)
+    # Each node's head is read with this bound; a node slower than this is DOWN for the tick.
+    rpc_timeout_s: float = Field(default=0.5, gt=0.0)
+    publish: bool = True  # False: operator view only, nothing sent to Kafka
+    # How long an operator's cordon/uncordon waits for Kafka to acknowledge the new state.
+    publish_timeout_s: float = Field(default=5.0, gt=0.0)
+    # Written by `ethgw calibrate`; without one the two bounds below are used.
+    calibration_file: Path | None = None
+    dis_avemin: float = DEFAULT_DIS_AVEMIN
+    dis_avemax: float = DEFAULT_DIS_AVEMAX
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8700, ge=1, le=65535)
+
+    @model_validator(mode="after")
+    def _check(self) -> ManagerSettings:
+        # Refused at start-up, not at the first zoning (lbh-spec.md section 2).
+        Calibration(self.dis_avemin, self.dis_avemax)
+        if self.rpc_timeout_s > self.sample_interval_s:
+            raise ValueError(
+                f"rpc_timeout_s ({self.rpc_timeout_s}) must not exceed sample_interval_s "
+                f"({self.sample_interval_s}): a tick has to fit in its interval"
+            )
+        return self
+
+
+def load_calibration(settings: ManagerSettings) -> Calibration:
+    """The calibration file's bounds when there is one, else the configured defaults."""
+    path = settings.calibration_file
+    if path is not None:
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            # Normal before the first `ethgw calibrate`: say so once, then use the defaults.
+            log.warning("calibration file missing path=%s using=defaults", path)
+        else:
+            try:
+                calibration = Calibration.from_json(text)
+            except ValueError as error:
+                raise CalibrationFileError(f"{path}: {error}") from None
+            log.info(
+                "calibration loaded path=%s dis_avemin=%.4f dis_avemax=%.4f",
+                path,
+                calibration.dis_avemin,
+                calibration.dis_avemax,
+            )
+            return calibration
+    return Calibration(settings.dis_avemin, settings.dis_avemax)
