@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.errors import KafkaConnectionError
 from pydantic import BaseModel
 
@@ -75,6 +75,7 @@ async def kafka_consumer(
     settings: KafkaSettings,
     *topics: str,
     group_id: str | None,
+    listener: ConsumerRebalanceListener | None = None,
     tries: int = 10,
     retry_delay_s: float = 1.0,
     **overrides: Any,
@@ -89,7 +90,9 @@ async def kafka_consumer(
         "isolation_level": "read_committed",
     }
     options.update(overrides)
-    consumer = AIOKafkaConsumer(*topics, **options)
+    consumer = AIOKafkaConsumer(**options)
+    if topics:
+        consumer.subscribe(list(topics), listener=listener)
     await _start_with_retries(consumer, f"consumer:{group_id}", tries, retry_delay_s)
     try:
         yield consumer

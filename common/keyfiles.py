@@ -60,5 +60,12 @@ def ensure_account(accounts_dir: Path, name: str) -> ChainAccount:
     )
 
 
+def load_account(accounts_dir: Path, name: str) -> ChainAccount | None:
+    """The named account if its files exist; never creates one."""
+    if not (accounts_dir / f"{name}.json").exists():
+        return None
+    return ensure_account(accounts_dir, name)
+
+
 def _checksum(address: str) -> str:
     return str(to_checksum_address("0x" + address.removeprefix("0x")))

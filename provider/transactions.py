@@ -61,7 +61,6 @@ class TransactionSender:
         nonces: NonceTracker,
         journal: CompactedTable[JournalRecord],
         producer: AIOKafkaProducer,
-        chain_id: int,
         gas_price_wei: int | None,
         gas_margin: float,
     ) -> None:
@@ -69,7 +68,7 @@ class TransactionSender:
         self._nonces = nonces
         self._journal = journal
         self._producer = producer
-        self._chain_id = chain_id
+        self._chain_id: int | None = None  # asked of the first node, then fixed
         self._gas_price_wei = gas_price_wei
         self._gas_margin = gas_margin
 
@@ -135,6 +134,8 @@ class TransactionSender:
 
         nonce = await self._nonces.take(sender, pending_count)
         unsigned = {k: v for k, v in fields.items() if k != "from"}
+        if self._chain_id is None:
+            self._chain_id = int(await w3.eth.chain_id)
         unsigned.update(gas=gas, gasPrice=gas_price, nonce=nonce, chainId=self._chain_id)
         signed = Account.sign_transaction(unsigned, key)
         record = JournalRecord(

@@ -1,0 +1,185 @@
+"""The provider service: a FastAPI app whose lifespan runs the round loop.
+
+Long-lived clients are made in the lifespan in dependency order and closed in
+reverse (an AsyncExitStack); HTTP serves only health and metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from balancer import Calibration, make_strategy
+from common.contracts import load_artifact
+from common.kafka import kafka_consumer, kafka_producer
+from common.keyfiles import ChainAccount, load_account
+from common.nodes import NodeReport
+from common.settings import KafkaSettings
+from provider.accounts import AccountBook, KeystoreRecord
+from provider.chain import NodeClients
+from provider.config import ProviderSettings
+from provider.dispatcher import Dispatcher
+from provider.handlers import ADMIN, FAUCET, Handlers
+from provider.nodes import NodeView
+from provider.nonces import NonceTracker
+from provider.table import CompactedTable
+from provider.transactions import JournalRecord, TransactionSender
+
+log = logging.getLogger("ethgw.provider")
+
+
+@dataclass
+class ProviderState:
+    dispatcher: Dispatcher
+    nodes: NodeView
+    loop_task: asyncio.Task[None]
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Partitions going: finish their work first. Partitions coming: catch up the
+    journal and the keystores first, so a redelivered write is recognised."""
+
+    def __init__(
+        self,
+        tables: list[CompactedTable[KeystoreRecord] | CompactedTable[JournalRecord]],
+        drain_timeout_s: float,
+    ) -> None:
+        self.dispatcher: Dispatcher | None = None
+        self._tables = tables
+        self._drain_timeout_s = drain_timeout_s
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        if self.dispatcher is not None and revoked:
+            await self.dispatcher.drain(revoked, self._drain_timeout_s)
+            log.info("partitions revoked count=%d", len(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        for table in self._tables:
+            await table.sync()
+        log.info("partitions assigned count=%d", len(assigned))
+
+
+def _platform_signers(settings: ProviderSettings) -> dict[str, ChainAccount]:
+    signers = {}
+    for name in (ADMIN, FAUCET):
+        account = load_account(settings.accounts_dir, name)
+        if account is not None:
+            signers[name] = account
+        else:
+            log.warning("platform signer missing name=%s dir=%s", name, settings.accounts_dir)
+    return signers
+
+
+def _calibration(settings: ProviderSettings) -> Calibration:
+    if settings.calibration_file is not None and settings.calibration_file.exists():
+        return Calibration.from_json(settings.calibration_file.read_text())
+    return Calibration(settings.dis_avemin, settings.dis_avemax)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings = ProviderSettings()
+    settings.validate_strategy()
+    kafka = KafkaSettings()
+    calibration = _calibration(settings)
+    strategy = make_strategy(
+        settings.strategy,
+        dis_avemin=calibration.dis_avemin,
+        dis_avemax=calibration.dis_avemax,
+        delta=settings.delta,
+    )
+    async with AsyncExitStack() as stack:
+        producer = await stack.enter_async_context(kafka_producer(kafka))
+        keystores = CompactedTable(kafka, kafka.topic_accounts, KeystoreRecord)
+        journal = CompactedTable(kafka, kafka.topic_tx_journal, JournalRecord)
+        reports = CompactedTable(kafka, kafka.topic_node_states, NodeReport)
+        for table in (keystores, journal, reports):
+            await table.start()
+            stack.push_async_callback(table.stop)
+        clients = NodeClients(settings.rpc_timeout_s)
+        stack.push_async_callback(clients.close)
+        accounts = AccountBook(
+            keystores, producer, settings.keystore_scrypt_n, _platform_signers(settings)
+        )
+        sender = TransactionSender(
+            accounts, NonceTracker(), journal, producer, settings.gas_price_wei, settings.gas_margin
+        )
+        handlers = Handlers(
+            accounts,
+            sender,
+            load_artifact("PlatformToken"),
+            settings.platform_file,
+            settings.receipt_timeout_s,
+            settings.funding_wei,
+            settings.rpc_read_methods,
+        )
+        nodes = NodeView(reports, settings.node_stale_s)
+        rebalance = _Rebalance([keystores, journal], settings.receipt_timeout_s)
+        consumer = await stack.enter_async_context(
+            kafka_consumer(
+                kafka,
+                kafka.topic_read,
+                kafka.topic_write,
+                group_id=settings.group_id,
+                listener=rebalance,
+                max_partition_fetch_bytes=1 << 20,
+            )
+        )
+        dispatcher = Dispatcher(
+            consumer, producer, kafka.topic_results, strategy, nodes, clients, handlers, settings
+        )
+        rebalance.dispatcher = dispatcher
+        stop = asyncio.Event()
+        loop_task = asyncio.create_task(dispatcher.run(stop), name="provider-rounds")
+        app.state.provider = ProviderState(dispatcher, nodes, loop_task)
+        log.info(
+            "provider started id=%s strategy=%s group=%s",
+            settings.provider_id,
+            settings.strategy,
+            settings.group_id,
+        )
+        try:
+            yield
+        finally:
+            stop.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(loop_task, settings.receipt_timeout_s + 5)
+            log.info("provider stopped id=%s", settings.provider_id)
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="ethgw provider", lifespan=lifespan)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz(response: Response) -> dict[str, object]:
+        state: ProviderState = app.state.provider
+        routable = [
+            s.node_id for s in state.nodes.states({}, __import__("time").time()) if not s.down
+        ]
+        ready = not state.loop_task.done() and bool(routable)
+        response.status_code = 200 if ready else 503
+        return {
+            "ready": ready,
+            "routable_nodes": routable,
+            "held": state.dispatcher.held,
+            "running": state.dispatcher.running,
+        }
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

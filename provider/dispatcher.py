@@ -1,0 +1,357 @@
+"""The provider's round loop: pull tasks, plan with the scheduler, execute, report.
+
+One round = the tasks this provider holds (new and previously held) planned
+against the latest node states. Held tasks stay in memory, and their offsets
+stay uncommitted, until a later round dispatches them: nothing is dropped, and
+a crash redelivers them. Results are published before offsets are committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter as Tally
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from pydantic import ValidationError
+
+from balancer import NodeState, Plan, Strategy, Task, Zone, forced_reads
+from common.kafka import publish
+from common.operations import Operation, Params, UnknownOperationError, get_operation
+from common.tasks import ErrorInfo, ResultMessage, TaskMessage, TaskStatus, Timings
+from provider import metrics
+from provider.chain import CONNECTION_ERRORS, NodeClients
+from provider.config import ProviderSettings
+from provider.errors import (
+    InvalidParamsError,
+    NodeUnavailableError,
+    TaskError,
+    UnknownOperationTaskError,
+)
+from provider.handlers import Handlers, Job
+from provider.nodes import NodeView
+from provider.offsets import OffsetBook
+
+log = logging.getLogger("ethgw.provider")
+
+_ZONE_CODE = {Zone.I: 1, Zone.II: 2, Zone.III: 3, Zone.DOWN: 0}
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A task this provider holds, with where it came from."""
+
+    message: TaskMessage
+    operation: Operation
+    params: Params
+    tp: TopicPartition
+    offset: int
+
+    def as_task(self) -> Task:
+        return Task(
+            task_id=self.message.task_id,
+            cls=self.operation.task_class,
+            account=self.message.account,
+            enqueued_at=self.message.enqueued_at,
+        )
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        results_topic: str,
+        strategy: Strategy,
+        nodes: NodeView,
+        clients: NodeClients,
+        handlers: Handlers,
+        settings: ProviderSettings,
+    ) -> None:
+        self._consumer = consumer
+        self._producer = producer
+        self._results_topic = results_topic
+        self._strategy = strategy
+        self._nodes = nodes
+        self._clients = clients
+        self._handlers = handlers
+        self._settings = settings
+        self._pending: list[Pending] = []
+        self._running: dict[str, tuple[Pending, asyncio.Task[None]]] = {}
+        self._inflight: Tally[str] = Tally()
+        self._offsets = OffsetBook()
+        self._slots = asyncio.Semaphore(settings.concurrency)
+        self._paused_since: float | None = None
+        self.last_plan: Plan | None = None
+        self.rounds = 0
+
+    # -- the loop ------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self._step()
+            except Exception as exc:
+                # A broker restart or a rebalance mid-commit must not end the loop:
+                # uncommitted work is simply redelivered.
+                log.warning("round failed error=%r", exc)
+                await asyncio.sleep(1.0)
+        await self.drain(self._running_partitions(), self._settings.receipt_timeout_s)
+
+    async def _step(self) -> None:
+        await self._fetch()
+        dispatched = self._round() if self._pending else 0
+        await self.commit()
+        if self._pending and not dispatched:
+            # Everything is held: wait for new node states rather than spin.
+            await self._nodes.wait_changed(self._settings.idle_round_s)
+
+    async def _fetch(self) -> None:
+        room = self._settings.max_outstanding - len(self._pending) - len(self._running)
+        if room <= 0:
+            await asyncio.sleep(self._settings.idle_round_s)
+            return
+        batches = await self._consumer.getmany(
+            timeout_ms=self._settings.poll_timeout_ms, max_records=room
+        )
+        for tp, records in batches.items():
+            for record in records:
+                self._offsets.received(tp, record.offset)
+                await self._admit(tp, record)
+
+    async def _admit(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
+        """Validate a record into a pending task, or report why it cannot run."""
+        try:
+            message = TaskMessage.model_validate_json(record.value or b"")
+        except ValidationError:
+            metrics.MALFORMED.inc()
+            log.warning("malformed task record skipped partition=%s offset=%d", tp, record.offset)
+            self._offsets.finished(tp, record.offset)
+            return
+        try:
+            operation = get_operation(message.operation)
+            params = operation.params.model_validate(message.params)
+        except UnknownOperationError:
+            error: TaskError = UnknownOperationTaskError(
+                f"unknown operation {message.operation!r}", field="operation"
+            )
+            await self._report_failure(message, tp, record.offset, error)
+            return
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(part) for part in first["loc"]) or None
+            error = InvalidParamsError(f"{field}: {first['msg']}", field=field)
+            await self._report_failure(message, tp, record.offset, error)
+            return
+        self._pending.append(Pending(message, operation, params, tp, record.offset))
+
+    async def _report_failure(
+        self, message: TaskMessage, tp: TopicPartition, offset: int, error: TaskError
+    ) -> None:
+        await self._publish(self._result(message, TaskStatus.FAILED, error=error.info()))
+        metrics.TASKS.labels(message.operation[:64], TaskStatus.FAILED.value).inc()
+        self._offsets.finished(tp, offset)
+
+    # -- one round -----------------------------------------------------------------
+
+    def _round(self) -> int:
+        now = time.time()
+        states = self._nodes.states(self._inflight, now)
+        tasks = [p.as_task() for p in self._pending]
+        plan = self._strategy.plan(states, tasks)
+        self.last_plan = plan
+        self.rounds += 1
+        assignments = plan.assignments
+        if plan.paused:
+            assignments = self._safety_valve(states, tasks, now)
+        else:
+            self._paused_since = None
+        self._export(plan)
+        by_id = {p.message.task_id: p for p in self._pending}
+        for task_id, node_id in assignments:
+            pending = by_id.pop(task_id)
+            self._start(pending, node_id)
+        self._pending = [p for p in self._pending if p.message.task_id in by_id]
+        metrics.HELD.set(len(self._pending))
+        return len(assignments)
+
+    def _safety_valve(
+        self,
+        states: list[NodeState],
+        tasks: list[Task],
+        now: float,
+    ) -> list[tuple[str, str]]:
+        """While paused, nothing moves, until max_pause has passed: then reads go out."""
+        if self._paused_since is None:
+            self._paused_since = now
+            log.info("dispatch paused lbh=%.3f", self.last_plan.lbh if self.last_plan else 0.0)
+        metrics.PAUSED_SECONDS.inc(self._settings.idle_round_s)
+        if now - self._paused_since < self._settings.max_pause_s:
+            return []
+        forced = forced_reads(states, tasks)
+        metrics.FORCED.inc(len(forced))
+        return forced
+
+    def _export(self, plan: Plan) -> None:
+        metrics.LBH.set(plan.lbh)
+        for node_id, zone in plan.zones.items():
+            metrics.NODE_ZONE.labels(node_id).set(_ZONE_CODE[zone])
+            metrics.NODE_DISTANCE.labels(node_id).set(plan.distances.get(node_id, 0.0))
+
+    def _start(self, pending: Pending, node_id: str) -> None:
+        self._inflight[node_id] += 1
+        metrics.INFLIGHT.labels(node_id).set(self._inflight[node_id])
+        task = asyncio.create_task(self._execute(pending, node_id))
+        self._running[pending.message.task_id] = (pending, task)
+
+    # -- execution -----------------------------------------------------------------
+
+    async def _execute(self, pending: Pending, node_id: str) -> None:
+        message = pending.message
+        started = time.time()
+        try:
+            async with self._slots:
+                started = time.time()
+                data, used = await self._on_nodes(pending, node_id)
+            result = self._result(message, TaskStatus.SUCCEEDED, data=data, node=used)
+        except TaskError as exc:
+            result = self._result(message, TaskStatus.FAILED, error=exc.info(), node=node_id)
+        except Exception as exc:
+            log.exception("task crashed task=%s operation=%s", message.task_id, message.operation)
+            error = ErrorInfo(code="internal", message=f"{type(exc).__name__}: {exc}")
+            result = self._result(message, TaskStatus.FAILED, error=error, node=node_id)
+        finally:
+            self._inflight[node_id] -= 1
+            metrics.INFLIGHT.labels(node_id).set(self._inflight[node_id])
+        finished = time.time()
+        result = result.model_copy(
+            update={
+                "timings": Timings(
+                    queued_s=max(0.0, started - message.enqueued_at), executed_s=finished - started
+                )
+            }
+        )
+        metrics.QUEUE_WAIT.observe(result.timings.queued_s)
+        metrics.EXECUTION.labels(pending.operation.task_class.value).observe(
+            result.timings.executed_s
+        )
+        metrics.TASKS.labels(message.operation, result.status.value).inc()
+        # The result must reach Kafka before the offset may be committed.
+        await asyncio.shield(self._publish(result))
+        self._offsets.finished(pending.tp, pending.offset)
+        self._running.pop(message.task_id, None)
+
+    async def _on_nodes(self, pending: Pending, first: str) -> tuple[object, str]:
+        """Run on the chosen node; if it does not answer, on the next best (bounded).
+
+        Retrying a write is safe: its signed bytes are in the journal, so the
+        retry re-broadcasts the same transaction.
+        """
+        node_id: str | None = first
+        tried: list[str] = []
+        while node_id is not None and len(tried) < self._settings.read_attempts:
+            tried.append(node_id)
+            url = self._nodes.url(node_id)
+            if url is None:
+                break
+            job = Job(pending.message.task_id, pending.params, self._clients.get(url), node_id)
+            try:
+                return await self._handlers.table[pending.operation.name](job), node_id
+            except CONNECTION_ERRORS as exc:
+                log.warning(
+                    "node did not answer node=%s task=%s error=%r",
+                    node_id,
+                    pending.message.task_id,
+                    exc,
+                )
+                self._nodes.suspect(node_id, time.time())
+                metrics.RETRIES.labels(node_id).inc()
+                node_id = self._next_best(tried)
+        raise NodeUnavailableError(f"no node answered (tried {', '.join(tried) or 'none'})")
+
+    def _next_best(self, tried: list[str]) -> str | None:
+        states = [
+            s
+            for s in self._nodes.states(self._inflight, time.time())
+            if not s.down and s.node_id not in tried
+        ]
+        if not states:
+            return None
+        return min(states, key=lambda s: (s.memory**2 + s.cpu**2, s.node_id)).node_id
+
+    # -- results and offsets ---------------------------------------------------------
+
+    def _result(
+        self,
+        message: TaskMessage,
+        status: TaskStatus,
+        *,
+        data: object = None,
+        error: ErrorInfo | None = None,
+        node: str | None = None,
+    ) -> ResultMessage:
+        return ResultMessage(
+            task_id=message.task_id,
+            operation=message.operation,
+            status=status,
+            data=data,
+            error=error,
+            node=node,
+            provider=self._settings.provider_id,
+            request_id=message.request_id,
+        )
+
+    async def _publish(self, result: ResultMessage) -> None:
+        """Publish, retrying while Kafka is away: a result is never given up."""
+        delay = 0.2
+        while True:
+            try:
+                await publish(self._producer, self._results_topic, result, key=result.task_id)
+                return
+            except Exception as exc:
+                log.warning(
+                    "result not published task=%s error=%r retry_s=%.1f", result.task_id, exc, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def commit(self) -> None:
+        points = self._offsets.to_commit()
+        if not points:
+            return
+        assigned = self._consumer.assignment()
+        points = {tp: offset for tp, offset in points.items() if tp in assigned}
+        if points:
+            await self._consumer.commit(points)
+            self._offsets.committed(points)
+
+    # -- rebalancing -----------------------------------------------------------------
+
+    def _running_partitions(self) -> set[TopicPartition]:
+        return {pending.tp for pending, _ in self._running.values()}
+
+    async def drain(self, partitions: Iterable[TopicPartition], timeout_s: float) -> None:
+        """Before partitions go: finish their running tasks, commit, and forget their
+        held tasks (the next owner gets them again from the committed offset)."""
+        gone = set(partitions)
+        running = [task for pending, task in self._running.values() if pending.tp in gone]
+        if running:
+            _, late = await asyncio.wait(running, timeout=timeout_s)
+            if late:
+                log.warning("drain timed out running=%d", len(late))
+        with contextlib.suppress(Exception):
+            await self.commit()
+        self._pending = [p for p in self._pending if p.tp not in gone]
+        self._offsets.drop(gone)
+
+    @property
+    def held(self) -> int:
+        return len(self._pending)
+
+    @property
+    def running(self) -> int:
+        return len(self._running)

@@ -1,0 +1,27 @@
+"""The provider's Prometheus metrics, defined once."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+TASKS = Counter("ethgw_provider_tasks_total", "Tasks finished", ["operation", "status"])
+QUEUE_WAIT = Histogram(
+    "ethgw_provider_queue_wait_seconds",
+    "From enqueue to the start of execution",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+EXECUTION = Histogram(
+    "ethgw_provider_execution_seconds",
+    "Execution on the node (receipt wait included)",
+    ["task_class"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+INFLIGHT = Gauge("ethgw_provider_inflight", "Tasks dispatched and not finished", ["node"])
+NODE_ZONE = Gauge("ethgw_provider_node_zone", "Zone of the node: 1, 2, 3, 0 = down", ["node"])
+NODE_DISTANCE = Gauge("ethgw_provider_node_distance", "d of the node", ["node"])
+LBH = Gauge("ethgw_provider_lbh", "The cluster's health as this provider last planned")
+HELD = Gauge("ethgw_provider_held_tasks", "Tasks waiting for a node")
+PAUSED_SECONDS = Counter("ethgw_provider_paused_seconds_total", "Time dispatching was paused")
+FORCED = Counter("ethgw_provider_forced_dispatches_total", "Reads sent by the safety valve")
+RETRIES = Counter("ethgw_provider_node_retries_total", "Tasks retried on another node", ["node"])
+MALFORMED = Counter("ethgw_provider_malformed_records_total", "Records that are no task")
