@@ -166,9 +166,7 @@ def create_app() -> FastAPI:
     @app.get("/readyz")
     async def readyz(response: Response) -> dict[str, object]:
         state: ProviderState = app.state.provider
-        routable = [
-            s.node_id for s in state.nodes.states({}, __import__("time").time()) if not s.down
-        ]
+        routable = [s.node_id for s in state.nodes.states({}, time.time()) if not s.down]
         ready = not state.loop_task.done() and bool(routable)
         response.status_code = 200 if ready else 503
         return {
