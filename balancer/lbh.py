@@ -149,10 +149,17 @@ class _Assigner:
         self._free = [node.free_memory_mb for node in nodes]
         self._given = [0.0] * len(nodes)
         self._heaps: dict[tuple[Zone, float], list[_Entry]] = {}
+        free, d, ids, inflight = self._free, self._d, self._ids, self._inflight
         for zone in (Zone.I, Zone.II):
-            members = [i for i, z in enumerate(reading.zones) if z is zone]
+            # _entry inlined: this loop is the per-node cost of a round.
+            entries = [
+                (d[i] + delta * inflight[i], ids[i], i, inflight[i])
+                for i, z in enumerate(reading.zones)
+                if z is zone
+            ]
             for level in set(demand.values()):
-                heap = [self._entry(i) for i in members if self._fits(i, level)]
+                # Nothing is given yet, so fitting is just free >= level.
+                heap = [e for e in entries if (f := free[e[2]]) is None or f >= level]
                 heapq.heapify(heap)
                 self._heaps[zone, level] = heap
 
