@@ -74,3 +74,14 @@ class ClusterSettings(BaseSettings):
     max_lag: int = Field(default=3, ge=0)  # blocks behind the head before a node is DOWN
     start_timeout_s: float = 90.0
     faucet_balance_eth: int = 1_000_000_000
+
+
+class PlatformSettings(BaseSettings):
+    """The platform token's parameters, used when `ethgw up` deploys it."""
+
+    model_config = SettingsConfigDict(env_prefix="ETHGW_PLATFORM_", extra="ignore")
+
+    publish_reward: int = Field(default=100, ge=0)  # tokens a publisher earns per project
+    default_price: int = Field(default=10, ge=0)  # a project's price when none is given
+    admin_funding_eth: int = Field(default=10_000, ge=1)  # gas money for the admin
+    file: Path = Field(default_factory=lambda: default_state_dir() / "platform.json")
