@@ -1,0 +1,372 @@
+"""The cluster manager: node states on Kafka, the DOWN rule, cordons, zones and LBH.
+
+The slow tests run the manager against the session's real Geth cluster and real Kafka broker
+(run this module alone with `-p tests.kafka_fixtures`). Every test leaves all nodes running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import ValidationError
+
+from balancer import Calibration, Zone, distance
+from common.kafka import decode, kafka_consumer
+from common.nodes import Lifecycle, NodeReport
+from common.settings import KafkaSettings
+from ethgw.kafka_broker import KafkaBroker
+from geth_cluster.cluster import GethCluster
+from geth_cluster.config import CalibrationFileError, ManagerSettings, load_calibration
+from geth_cluster.errors import UnknownNodeError
+from geth_cluster.layout import pool_specs
+from geth_cluster.manager import (
+    ClusterManager,
+    DownReason,
+    down_reason,
+    effective_lifecycle,
+    open_manager,
+)
+
+FROZEN_INTERVAL_S = 60.0
+
+
+def fast(**overrides: Any) -> ManagerSettings:
+    """Four ticks a second, so a state change shows within a fraction of a second."""
+    return ManagerSettings(sample_interval_s=0.25, rpc_timeout_s=0.25, **overrides)
+
+
+def frozen(**overrides: Any) -> ManagerSettings:
+    """A tick every minute: within a test only the first tick (on start) and explicit
+    `tick()` calls happen, so a state that arrives quickly was published at once."""
+    return ManagerSettings(sample_interval_s=FROZEN_INTERVAL_S, **overrides)
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def node_states(kafka: KafkaSettings) -> AsyncIterator[AIOKafkaConsumer]:
+    """A consumer of the node-states topic positioned at its end (only new reports)."""
+    async with kafka_consumer(kafka, group_id=None) as consumer:
+        partition = TopicPartition(kafka.topic_node_states, 0)
+        consumer.assign([partition])
+        await consumer.seek_to_end(partition)
+        await consumer.position(partition)  # resolve the end now, before anything is published
+        yield consumer
+
+
+async def next_report(
+    consumer: AIOKafkaConsumer, predicate: Callable[[NodeReport], bool], timeout_s: float
+) -> NodeReport:
+    """The first report from now on that satisfies `predicate`."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            batches = await consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                for record in records:
+                    report = decode(NodeReport, record.value)
+                    assert record.key == report.node_id.encode()
+                    if predicate(report):
+                        return report
+
+
+def is_(node: str, lifecycle: Lifecycle) -> Callable[[NodeReport], bool]:
+    return lambda r: r.node_id == node and r.lifecycle is lifecycle
+
+
+@asynccontextmanager
+async def manager(
+    cluster: GethCluster, kafka: KafkaBroker, settings: ManagerSettings
+) -> AsyncIterator[ClusterManager]:
+    """A running manager publishing to the session broker."""
+    async with open_manager(cluster, kafka.settings, settings) as running:
+        yield running
+
+
+async def ensure_running(cluster: GethCluster, name: str) -> None:
+    """Leave the shared cluster as the other tests expect it: every node up."""
+    if not await cluster.runtime.is_running(cluster.spec(name)):
+        await cluster.start_node(name)
+
+
+# -- pure rules ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("running", "sampled", "block", "head", "expected"),
+    [
+        (True, True, 100, 100, None),
+        (True, True, 97, 100, None),  # exactly max_lag behind: still up
+        (True, True, 96, 100, DownReason.LAG),
+        (True, True, None, 100, DownReason.RPC),
+        (True, False, 100, 100, DownReason.SAMPLER),
+        (False, False, None, 100, DownReason.PROCESS),
+        (True, True, 5, None, None),  # no head known: nothing to lag behind
+    ],
+)
+def test_down_reason_follows_the_spec_rule(
+    running: bool, sampled: bool, block: int | None, head: int | None, expected: DownReason | None
+) -> None:
+    """DOWN when not running, not sampled, silent over RPC or more than max_lag behind."""
+    got = down_reason(running=running, sampled=sampled, block=block, head=head, max_lag=3)
+    assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("down", "cordoned", "recycling", "expected"),
+    [
+        (None, False, None, Lifecycle.UP),
+        (None, True, None, Lifecycle.CORDONED),
+        (DownReason.RPC, True, None, Lifecycle.DOWN),
+        (DownReason.PROCESS, False, Lifecycle.RESTARTING, Lifecycle.RESTARTING),
+        (None, True, Lifecycle.DRAINING, Lifecycle.DRAINING),
+    ],
+)
+def test_published_lifecycle_ranks_recycling_then_health_then_cordon(
+    down: DownReason | None, cordoned: bool, recycling: Lifecycle | None, expected: Lifecycle
+) -> None:
+    """A recycle step wins over DOWN, DOWN wins over a cordon, a healthy uncordoned node is UP."""
+    assert effective_lifecycle(down, cordoned=cordoned, recycling=recycling) is expected
+
+
+def test_settings_refuse_bounds_outside_the_spec() -> None:
+    """Start-up refuses dis_avemin >= dis_avemax (lbh-spec.md section 2)."""
+    with pytest.raises(ValidationError, match="dis_avemin must be < dis_avemax"):
+        ManagerSettings(dis_avemin=0.8, dis_avemax=0.5)
+
+
+def test_settings_refuse_an_rpc_timeout_longer_than_the_interval() -> None:
+    """A tick whose RPC bound exceeds the interval could never keep the rhythm."""
+    with pytest.raises(ValidationError, match="rpc_timeout_s"):
+        ManagerSettings(sample_interval_s=0.5, rpc_timeout_s=1.0)
+
+
+def test_calibration_defaults_when_the_file_is_missing(tmp_path: Path) -> None:
+    """Without a calibration file the configured bounds are used."""
+    settings = ManagerSettings(
+        calibration_file=tmp_path / "none.json", dis_avemin=0.1, dis_avemax=0.9
+    )
+    assert load_calibration(settings) == Calibration(0.1, 0.9)
+
+
+def test_calibration_file_wins_over_the_defaults(tmp_path: Path) -> None:
+    """A calibration file's bounds replace the configured ones."""
+    path = tmp_path / "calibration.json"
+    path.write_text(Calibration(0.05, 0.7).to_json())
+    assert load_calibration(ManagerSettings(calibration_file=path)) == Calibration(0.05, 0.7)
+
+
+def test_invalid_calibration_file_is_refused(tmp_path: Path) -> None:
+    """A calibration file that does not parse stops start-up, naming the file."""
+    path = tmp_path / "calibration.json"
+    path.write_text('{"version": 1, "dis_avemin": 0.9, "dis_avemax": 0.1}')
+    with pytest.raises(CalibrationFileError, match=r"calibration\.json"):
+        load_calibration(ManagerSettings(calibration_file=path))
+
+
+# -- against the real cluster and broker -----------------------------------------------------
+
+
+@pytest.mark.slow
+async def test_reports_of_every_pool_node_arrive_on_the_node_states_topic(
+    geth_cluster: GethCluster, kafka_broker: KafkaBroker
+) -> None:
+    """Each pool node's report arrives keyed by node, UP, with ratios in [0, 1] and free memory."""
+    pool = {s.name for s in pool_specs(geth_cluster.settings)}
+    budget = geth_cluster.settings.node_memory_budget_mb
+    seen: dict[str, NodeReport] = {}
+    async with (
+        node_states(kafka_broker.settings) as consumer,
+        manager(geth_cluster, kafka_broker, fast()),
+    ):
+        while set(seen) != pool:
+            report = await next_report(consumer, lambda r: r.node_id not in seen, 10.0)
+            seen[report.node_id] = report
+    for report in seen.values():
+        assert report.lifecycle is Lifecycle.UP
+        assert 0.0 < report.memory <= 1.0
+        assert 0.0 <= report.cpu <= 1.0
+        assert report.free_memory_mb is not None
+        assert 0.0 < report.free_memory_mb < budget
+        assert report.lag is not None
+        assert 0 <= report.lag <= geth_cluster.settings.max_lag
+
+
+@pytest.mark.slow
+async def test_stopped_node_is_published_down_and_up_again_after_start(
+    geth_cluster: GethCluster, kafka_broker: KafkaBroker
+) -> None:
+    """A stopped node is DOWN, and UP with fresh samples and one more restart once started."""
+    async with (
+        node_states(kafka_broker.settings) as consumer,
+        manager(geth_cluster, kafka_broker, fast()) as running,
+    ):
+        before = running.reports()["node-2"]
+        try:
+            await geth_cluster.stop_node("node-2")
+            down = await next_report(consumer, is_("node-2", Lifecycle.DOWN), 10.0)
+            assert running.snapshot().nodes[1].down_reason is DownReason.PROCESS
+            await geth_cluster.start_node("node-2")
+            up = await next_report(consumer, is_("node-2", Lifecycle.UP), 30.0)
+        finally:
+            await ensure_running(geth_cluster, "node-2")
+    assert down.block is None
+    assert down.free_memory_mb is None
+    assert up.memory > 0.0  # a new sampler reads the new process
+    assert up.restarts == before.restarts + 1
+
+
+@pytest.mark.slow
+async def test_node_restarted_between_two_ticks_is_sampled_afresh(
+    geth_cluster: GethCluster,
+) -> None:
+    """A restart the manager did not see happen (new pid) gives a new sampler: UP at the next
+    tick with the restart counted, not DOWN from the old process's sampler."""
+    settings = frozen(publish=False)
+    async with ClusterManager(geth_cluster, settings) as running:
+        before = running.reports()["node-2"]
+        try:
+            await geth_cluster.restart_node("node-2")
+        finally:
+            await ensure_running(geth_cluster, "node-2")
+        await running.tick()
+        after = running.reports()["node-2"]
+    assert after.lifecycle is Lifecycle.UP
+    assert after.restarts == before.restarts + 1
+    assert after.memory > 0.0
+
+
+@pytest.mark.slow
+async def test_node_whose_rpc_freezes_is_down_and_up_when_it_answers_again(
+    geth_cluster: GethCluster, kafka_broker: KafkaBroker
+) -> None:
+    """A live process whose RPC stops answering is DOWN (reason rpc) and UP when it resumes."""
+    pid = geth_cluster.runtime.pid(geth_cluster.spec("node-1"))
+    assert pid is not None
+    async with (
+        node_states(kafka_broker.settings) as consumer,
+        manager(geth_cluster, kafka_broker, fast()) as running,
+    ):
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            down = await next_report(consumer, is_("node-1", Lifecycle.DOWN), 10.0)
+            reason = running.snapshot().nodes[0].down_reason
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        await next_report(consumer, is_("node-1", Lifecycle.UP), 20.0)
+    assert reason is DownReason.RPC
+    assert down.block is None
+    assert down.free_memory_mb is not None  # the process is still sampled
+
+
+@pytest.mark.slow
+async def test_cordon_is_published_at_once(
+    geth_cluster: GethCluster, kafka_broker: KafkaBroker
+) -> None:
+    """cordon() publishes CORDONED without waiting for the next tick."""
+    async with (
+        node_states(kafka_broker.settings) as consumer,
+        manager(geth_cluster, kafka_broker, frozen()) as running,
+    ):
+        started = time.monotonic()
+        returned = await running.cordon("node-1")
+        report = await next_report(consumer, lambda r: r.node_id == "node-1", 5.0)
+        while report.lifecycle is Lifecycle.UP:  # the first tick's report may come first
+            report = await next_report(consumer, lambda r: r.node_id == "node-1", 5.0)
+        elapsed = time.monotonic() - started
+        view = running.snapshot().nodes[0]
+    assert returned.lifecycle is Lifecycle.CORDONED
+    assert report.lifecycle is Lifecycle.CORDONED
+    assert view.lifecycle is Lifecycle.CORDONED
+    assert elapsed < FROZEN_INTERVAL_S / 2
+
+
+@pytest.mark.slow
+async def test_uncordon_is_published_up_at_once(
+    geth_cluster: GethCluster, kafka_broker: KafkaBroker
+) -> None:
+    """uncordon() publishes the node UP again without waiting for the next tick."""
+    async with (
+        node_states(kafka_broker.settings) as consumer,
+        manager(geth_cluster, kafka_broker, frozen()) as running,
+    ):
+        await running.cordon("node-2")
+        await next_report(consumer, is_("node-2", Lifecycle.CORDONED), 5.0)
+        await running.uncordon("node-2")
+        report = await next_report(consumer, lambda r: r.node_id == "node-2", 5.0)
+    assert report.lifecycle is Lifecycle.UP
+
+
+@pytest.mark.slow
+async def test_cordon_of_an_unknown_node_is_refused(geth_cluster: GethCluster) -> None:
+    """Cordoning a node outside the pool (here the sealer) raises UnknownNodeError."""
+    settings = frozen(publish=False)
+    async with ClusterManager(geth_cluster, settings) as running:
+        with pytest.raises(UnknownNodeError, match="sealer"):
+            await running.cordon("sealer")
+
+
+@pytest.mark.slow
+async def test_sampling_failure_marks_only_that_node_down(
+    geth_cluster: GethCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node whose sampler raises is DOWN (reason sampler), the others stay UP, and it is UP
+    again once sampling works."""
+    real_sampler = geth_cluster.runtime.sampler
+
+    def failing_for_node_1(spec: Any, memory_budget_mb: float, cpu_cores: float) -> Any:
+        if spec.name == "node-1":
+            raise RuntimeError("stats engine unavailable")
+        return real_sampler(spec, memory_budget_mb, cpu_cores)
+
+    settings = frozen(publish=False)
+    with monkeypatch.context() as patch:
+        patch.setattr(geth_cluster.runtime, "sampler", failing_for_node_1)
+        async with ClusterManager(geth_cluster, settings) as running:
+            await running.tick()
+            during = running.reports()
+            reason = running.snapshot().nodes[0].down_reason
+            patch.undo()
+            await running.tick()
+            after = running.reports()
+    assert during["node-1"].lifecycle is Lifecycle.DOWN
+    assert reason is DownReason.SAMPLER
+    assert during["node-2"].lifecycle is Lifecycle.UP
+    assert after["node-1"].lifecycle is Lifecycle.UP
+
+
+@pytest.mark.slow
+async def test_snapshot_zones_and_lbh_follow_the_spec(geth_cluster: GethCluster) -> None:
+    """The snapshot's d, zone and LBH are those of lbh-spec.md for the published ratios."""
+    settings = frozen(publish=False, dis_avemin=0.01, dis_avemax=0.5)
+    async with ClusterManager(geth_cluster, settings) as running:
+        await running.tick()
+        snapshot = running.snapshot()
+        reports = running.reports()
+    dis_ave = (0.01 + 0.5) / 2
+    expected_lbh = 0.0
+    for view in snapshot.nodes:
+        report = reports[view.node_id]
+        d = distance(report.memory, report.cpu)
+        assert view.distance == pytest.approx(d)
+        if view.lifecycle is Lifecycle.DOWN:
+            assert view.zone is Zone.DOWN
+            continue
+        expected_lbh += dis_ave - d
+        expected_zone = Zone.I if d <= dis_ave else Zone.II if d <= 0.5 else Zone.III
+        assert view.zone is expected_zone
+    assert snapshot.dis_ave == pytest.approx(dis_ave)
+    assert snapshot.lbh == pytest.approx(expected_lbh)
+    assert snapshot.paused is (snapshot.lbh < 0)
+    assert snapshot.ticks == 2
+    assert math.isfinite(snapshot.tick_seconds)
