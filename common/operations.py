@@ -7,6 +7,7 @@ producer) and dispatches on the name.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ from eth_account import Account
 from pydantic import BaseModel, ConfigDict, Field
 
 from balancer import TaskClass
+from common.tasks import TaskMessage
 from common.types import (
     Address,
     BlockNumber,
@@ -232,3 +234,16 @@ def get_operation(name: str) -> Operation:
         return OPERATIONS[name]
     except KeyError:
         raise UnknownOperationError(name) from None
+
+
+def new_task(name: str, params: Mapping[str, Any], request_id: str | None = None) -> TaskMessage:
+    """A validated task with its ordering key; raises UnknownOperationError or
+    pydantic's ValidationError (whose locations name the bad fields)."""
+    operation = get_operation(name)
+    validated = operation.params.model_validate(dict(params))
+    return TaskMessage(
+        operation=name,
+        params=validated.model_dump(mode="json", by_alias=True, exclude_none=True),
+        account=operation.ordering_key(validated),
+        request_id=request_id,
+    )

@@ -103,7 +103,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         journal = CompactedTable(kafka, kafka.topic_tx_journal, JournalRecord)
         reports = CompactedTable(kafka, kafka.topic_node_states, NodeReport)
         for table in (keystores, journal, reports):
-            await table.start()
+            await table.start(producer)
             stack.push_async_callback(table.stop)
         clients = NodeClients(settings.rpc_timeout_s)
         stack.push_async_callback(clients.close)

@@ -45,10 +45,11 @@ class CompactedTable(Generic[M]):
         self._reader: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
 
-    async def start(self) -> None:
+    async def start(self, producer: AIOKafkaProducer) -> None:
         await self._consumer.start()
-        await self._consumer.topics()  # loads metadata, so the partitions are known
-        numbers = self._consumer.partitions_for_topic(self.topic) or {0}
+        # The producer's partitions_for waits for metadata; the consumer's
+        # partitions_for_topic only reads what it already happens to have.
+        numbers = await producer.partitions_for(self.topic)
         self._partitions = [TopicPartition(self.topic, p) for p in sorted(numbers)]
         self._consumer.assign(self._partitions)
         await self._consumer.seek_to_beginning(*self._partitions)

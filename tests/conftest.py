@@ -1,3 +1,3 @@
 """Shared fixtures: real servers started once per session."""
 
-pytest_plugins = ["tests.cluster_fixtures", "tests.kafka_fixtures"]
+pytest_plugins = ["tests.cluster_fixtures", "tests.kafka_fixtures", "tests.pipeline_fixtures"]

@@ -1,0 +1,202 @@
+"""Session fixtures of the task pipeline: the platform on the test chain, node
+states on Kafka, provider processes, and a client that submits tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from common.kafka import kafka_producer, publish
+from common.nodes import NodeReport
+from common.operations import new_task
+from common.platform import PlatformRecord
+from common.ports import free_port
+from common.settings import KafkaSettings, PlatformSettings
+from common.task_client import TaskClient
+from common.tasks import ResultMessage
+from ethgw.kafka_broker import KafkaBroker
+from ethgw.platform_setup import ensure_platform
+from geth_cluster.cluster import GethCluster
+from geth_cluster.layout import pool_specs
+
+IDLE = 0.1  # memory and CPU ratio of a fed node: zone I with the default calibration
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def platform(
+    geth_cluster: GethCluster, tmp_path_factory: pytest.TempPathFactory
+) -> PlatformRecord:
+    """The token deployed by a fresh admin account on the test chain."""
+    settings = PlatformSettings(file=tmp_path_factory.mktemp("platform") / "platform.json")
+    return await ensure_platform(
+        geth_cluster.spec("node-1").rpc_url,
+        geth_cluster.settings.state_dir / "accounts",
+        geth_cluster.accounts.faucet,
+        geth_cluster.accounts.sealer.address,
+        settings,
+    )
+
+
+def idle_reports(cluster: GethCluster) -> list[NodeReport]:
+    return [
+        NodeReport(node_id=s.name, rpc_url=s.rpc_url, memory=IDLE, cpu=IDLE, free_memory_mb=900)
+        for s in pool_specs(cluster.settings)
+    ]
+
+
+async def publish_reports(settings: KafkaSettings, topic: str, reports: list[NodeReport]) -> None:
+    async with kafka_producer(settings) as producer:
+        for report in reports:
+            fresh = report.model_copy(update={"sampled_at": time.time()})
+            await publish(producer, topic, fresh, key=report.node_id)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def node_state_feed(
+    kafka_broker: KafkaBroker, geth_cluster: GethCluster
+) -> AsyncIterator[None]:
+    """Idle node states for every pool node, refreshed every second."""
+    settings = KafkaSettings()
+
+    async def feed() -> None:
+        async with kafka_producer(settings) as producer:
+            while True:
+                for report in idle_reports(geth_cluster):
+                    fresh = report.model_copy(update={"sampled_at": time.time()})
+                    await publish(producer, settings.topic_node_states, fresh, key=fresh.node_id)
+                await asyncio.sleep(1.0)
+
+    task = asyncio.create_task(feed())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+class ProviderProcess:
+    """One `python -m provider` with its own HTTP port and log file."""
+
+    def __init__(self, env: Mapping[str, str], log_dir: Path, name: str) -> None:
+        self.name = name
+        self.port = free_port()
+        self.log_path = log_dir / f"{name}.log"
+        self._env = {
+            **os.environ,
+            **env,
+            "ETHGW_PROVIDER_HTTP_PORT": str(self.port),
+            "ETHGW_PROVIDER_PROVIDER_ID": name,
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "provider"],
+                env=self._env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    async def wait_ready(self, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        async with httpx.AsyncClient() as client:
+            while time.monotonic() < deadline:
+                if self.process is not None and self.process.poll() is not None:
+                    raise RuntimeError(f"{self.name} exited:\n{self.log_path.read_text()[-3000:]}")
+                with contextlib.suppress(httpx.HTTPError):
+                    response = await client.get(f"http://127.0.0.1:{self.port}/readyz")
+                    if response.status_code == 200 and "partitions assigned" in self.log():
+                        return
+                await asyncio.sleep(0.2)
+        raise TimeoutError(f"{self.name} not ready:\n{self.log()[-3000:]}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL: no drain, no commit; what a crash looks like."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
+def provider_env(cluster: GethCluster, platform_file: Path, **extra: str) -> dict[str, str]:
+    env = {
+        "ETHGW_PROVIDER_ACCOUNTS_DIR": str(cluster.settings.state_dir / "accounts"),
+        "ETHGW_PROVIDER_PLATFORM_FILE": str(platform_file),
+    }
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="session")
+def provider_log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("provider-logs")
+
+
+@pytest.fixture(scope="session")
+def platform_file(platform: PlatformRecord, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.getbasetemp() / "platform.json"
+    path.write_text(platform.model_dump_json())
+    return path
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def provider(
+    geth_cluster: GethCluster,
+    kafka_broker: KafkaBroker,
+    node_state_feed: None,
+    platform_file: Path,
+    provider_log_dir: Path,
+) -> AsyncIterator[ProviderProcess]:
+    """One provider of the default group, running for the session."""
+    process = ProviderProcess(provider_env(geth_cluster, platform_file), provider_log_dir, "p1")
+    process.start()
+    try:
+        await process.wait_ready()
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def tasks(kafka_broker: KafkaBroker) -> AsyncIterator[TaskClient]:
+    """Submits tasks to the default topics and waits for their results."""
+    settings = KafkaSettings()
+    async with kafka_producer(settings) as producer:
+        client = TaskClient(settings, producer)
+        await client.start()
+        try:
+            yield client
+        finally:
+            await client.stop()
+
+
+async def run_task(
+    client: TaskClient, operation: str, timeout_s: float = 60.0, **params: object
+) -> ResultMessage:
+    """Submit one validated task and return its result (fails the test when none comes)."""
+    result = await client.run(new_task(operation, params), timeout_s)
+    assert result is not None, f"{operation}: no result in {timeout_s}s"
+    return result
