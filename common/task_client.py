@@ -99,8 +99,9 @@ class TaskClient:
         operation = get_operation(task.operation)
         return self._settings.topic_write if operation.is_write else self._settings.topic_read
 
-    async def submit(self, task: TaskMessage) -> None:
-        """Put the task on Kafka (acknowledged) and record it as accepted."""
+    async def submit(self, task: TaskMessage, topic: str | None = None) -> None:
+        """Put the task on Kafka (acknowledged) and record it as accepted; the topic
+        follows from the operation unless given."""
         accepted = ResultMessage(
             task_id=task.task_id,
             operation=task.operation,
@@ -108,7 +109,7 @@ class TaskClient:
             request_id=task.request_id,
         )
         await publish(self._producer, self._settings.topic_results, accepted, key=task.task_id)
-        await publish(self._producer, self.topic_for(task), task, key=task.account)
+        await publish(self._producer, topic or self.topic_for(task), task, key=task.account)
 
     async def run(self, task: TaskMessage, timeout_s: float) -> ResultMessage | None:
         """Submit and wait; None when the wait ran out (the task goes on)."""

@@ -132,6 +132,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 group_id=settings.group_id,
                 listener=rebalance,
                 max_partition_fetch_bytes=1 << 20,
+                session_timeout_ms=settings.session_timeout_ms,
+                heartbeat_interval_ms=settings.heartbeat_interval_ms,
             )
         )
         dispatcher = Dispatcher(

@@ -22,6 +22,9 @@ class ProviderSettings(BaseSettings):
 
     provider_id: str = Field(default_factory=_default_provider_id)
     group_id: str = "ethgw-providers"
+    # A dead provider's partitions move to the others after this (the broker's minimum).
+    session_timeout_ms: int = 6000
+    heartbeat_interval_ms: int = 1500
     http_host: str = "127.0.0.1"
     http_port: int = 8200
 

@@ -200,3 +200,85 @@ async def run_task(
     result = await client.run(new_task(operation, params), timeout_s)
     assert result is not None, f"{operation}: no result in {timeout_s}s"
     return result
+
+
+class IsolatedPipeline:
+    """Providers on topics and a group of their own, for tests that disturb them."""
+
+    def __init__(
+        self,
+        name: str,
+        cluster: GethCluster,
+        platform_file: Path,
+        log_dir: Path,
+        write_partitions: int = 1,
+        **provider_env_extra: str,
+    ) -> None:
+        base = KafkaSettings()
+        self.settings = base.model_copy(
+            update={
+                "topic_read": f"{name}.read",
+                "topic_write": f"{name}.write",
+                "topic_results": f"{name}.results",
+                "topic_node_states": f"{name}.node-states",
+                "task_partitions": 2,
+                "result_partitions": 2,
+            }
+        )
+        self.write_partitions = write_partitions
+        self.env = provider_env(
+            cluster,
+            platform_file,
+            ETHGW_KAFKA_TOPIC_READ=self.settings.topic_read,
+            ETHGW_KAFKA_TOPIC_WRITE=self.settings.topic_write,
+            ETHGW_KAFKA_TOPIC_RESULTS=self.settings.topic_results,
+            ETHGW_KAFKA_TOPIC_NODE_STATES=self.settings.topic_node_states,
+            ETHGW_PROVIDER_GROUP_ID=f"{name}-providers",
+            **provider_env_extra,
+        )
+        self.log_dir = log_dir
+        self.name = name
+        self.providers: list[ProviderProcess] = []
+
+    async def create_topics(self) -> None:
+        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.bootstrap_servers)
+        await admin.start()
+        try:
+            partitions = {
+                self.settings.topic_read: 2,
+                self.settings.topic_write: self.write_partitions,
+                self.settings.topic_results: 2,
+                self.settings.topic_node_states: 1,
+            }
+            await admin.create_topics(
+                [NewTopic(name, count, 1) for name, count in partitions.items()]
+            )
+        finally:
+            await admin.close()
+
+    async def start_provider(self, name: str) -> ProviderProcess:
+        process = ProviderProcess(self.env, self.log_dir, f"{self.name}-{name}")
+        process.start()
+        self.providers.append(process)
+        await process.wait_ready()
+        return process
+
+    def stop(self) -> None:
+        for process in self.providers:
+            process.stop()
+
+    async def publish_states(self, reports: list[NodeReport]) -> None:
+        await publish_reports(self.settings, self.settings.topic_node_states, reports)
+
+
+@contextlib.asynccontextmanager
+async def task_client_for(settings: KafkaSettings) -> AsyncIterator[TaskClient]:
+    async with kafka_producer(settings) as producer:
+        client = TaskClient(settings, producer)
+        await client.start()
+        try:
+            yield client
+        finally:
+            await client.stop()
