@@ -93,10 +93,35 @@ async def manager(
         yield running
 
 
-async def ensure_running(cluster: GethCluster, name: str) -> None:
-    """Leave the shared cluster as the other tests expect it: every node up."""
+async def wait_following(cluster: GethCluster, timeout_s: float = 30.0) -> None:
+    """Until every node has imported a block sealed after this call.
+
+    After a restart geth drops propagated blocks until its first sync, which its 10 s
+    forced-sync cycle may delay: `start_node` can return while the node is near the head and
+    the node then falls behind for a few seconds, which the manager rightly calls DOWN.
+    """
+    heads = await cluster.heads()
+    target = max(h for h in heads.values() if h is not None) + 1
+    async with asyncio.timeout(timeout_s):
+        while True:
+            if all(h is not None and h >= target for h in (await cluster.heads()).values()):
+                return
+            await asyncio.sleep(0.25)
+
+
+async def restore(cluster: GethCluster, name: str) -> None:
+    """Leave the shared cluster as the other tests expect it: every node running and following."""
     if not await cluster.runtime.is_running(cluster.spec(name)):
         await cluster.start_node(name)
+    await wait_following(cluster)
+
+
+@pytest.fixture
+async def cluster(geth_cluster: GethCluster) -> GethCluster:
+    """The session cluster once every node follows the head (an earlier test may have
+    restarted one that is still waiting for its first sync)."""
+    await wait_following(geth_cluster)
+    return geth_cluster
 
 
 # -- pure rules ------------------------------------------------------------------------------
@@ -179,15 +204,15 @@ def test_invalid_calibration_file_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 async def test_reports_of_every_pool_node_arrive_on_the_node_states_topic(
-    geth_cluster: GethCluster, kafka_broker: KafkaBroker
+    cluster: GethCluster, kafka_broker: KafkaBroker
 ) -> None:
     """Each pool node's report arrives keyed by node, UP, with ratios in [0, 1] and free memory."""
-    pool = {s.name for s in pool_specs(geth_cluster.settings)}
-    budget = geth_cluster.settings.node_memory_budget_mb
+    pool = {s.name for s in pool_specs(cluster.settings)}
+    budget = cluster.settings.node_memory_budget_mb
     seen: dict[str, NodeReport] = {}
     async with (
         node_states(kafka_broker.settings) as consumer,
-        manager(geth_cluster, kafka_broker, fast()),
+        manager(cluster, kafka_broker, fast()),
     ):
         while set(seen) != pool:
             report = await next_report(consumer, lambda r: r.node_id not in seen, 10.0)
@@ -199,27 +224,27 @@ async def test_reports_of_every_pool_node_arrive_on_the_node_states_topic(
         assert report.free_memory_mb is not None
         assert 0.0 < report.free_memory_mb < budget
         assert report.lag is not None
-        assert 0 <= report.lag <= geth_cluster.settings.max_lag
+        assert 0 <= report.lag <= cluster.settings.max_lag
 
 
 @pytest.mark.slow
 async def test_stopped_node_is_published_down_and_up_again_after_start(
-    geth_cluster: GethCluster, kafka_broker: KafkaBroker
+    cluster: GethCluster, kafka_broker: KafkaBroker
 ) -> None:
     """A stopped node is DOWN, and UP with fresh samples and one more restart once started."""
     async with (
         node_states(kafka_broker.settings) as consumer,
-        manager(geth_cluster, kafka_broker, fast()) as running,
+        manager(cluster, kafka_broker, fast()) as running,
     ):
         before = running.reports()["node-2"]
         try:
-            await geth_cluster.stop_node("node-2")
+            await cluster.stop_node("node-2")
             down = await next_report(consumer, is_("node-2", Lifecycle.DOWN), 10.0)
             assert running.snapshot().nodes[1].down_reason is DownReason.PROCESS
-            await geth_cluster.start_node("node-2")
+            await cluster.start_node("node-2")
             up = await next_report(consumer, is_("node-2", Lifecycle.UP), 30.0)
         finally:
-            await ensure_running(geth_cluster, "node-2")
+            await restore(cluster, "node-2")
     assert down.block is None
     assert down.free_memory_mb is None
     assert up.memory > 0.0  # a new sampler reads the new process
@@ -228,17 +253,17 @@ async def test_stopped_node_is_published_down_and_up_again_after_start(
 
 @pytest.mark.slow
 async def test_node_restarted_between_two_ticks_is_sampled_afresh(
-    geth_cluster: GethCluster,
+    cluster: GethCluster,
 ) -> None:
     """A restart the manager did not see happen (new pid) gives a new sampler: UP at the next
     tick with the restart counted, not DOWN from the old process's sampler."""
     settings = frozen(publish=False)
-    async with ClusterManager(geth_cluster, settings) as running:
+    async with ClusterManager(cluster, settings) as running:
         before = running.reports()["node-2"]
         try:
-            await geth_cluster.restart_node("node-2")
+            await cluster.restart_node("node-2")
         finally:
-            await ensure_running(geth_cluster, "node-2")
+            await restore(cluster, "node-2")
         await running.tick()
         after = running.reports()["node-2"]
     assert after.lifecycle is Lifecycle.UP
@@ -248,14 +273,14 @@ async def test_node_restarted_between_two_ticks_is_sampled_afresh(
 
 @pytest.mark.slow
 async def test_node_whose_rpc_freezes_is_down_and_up_when_it_answers_again(
-    geth_cluster: GethCluster, kafka_broker: KafkaBroker
+    cluster: GethCluster, kafka_broker: KafkaBroker
 ) -> None:
     """A live process whose RPC stops answering is DOWN (reason rpc) and UP when it resumes."""
-    pid = geth_cluster.runtime.pid(geth_cluster.spec("node-1"))
+    pid = cluster.runtime.pid(cluster.spec("node-1"))
     assert pid is not None
     async with (
         node_states(kafka_broker.settings) as consumer,
-        manager(geth_cluster, kafka_broker, fast()) as running,
+        manager(cluster, kafka_broker, fast()) as running,
     ):
         os.kill(pid, signal.SIGSTOP)
         try:
@@ -270,13 +295,11 @@ async def test_node_whose_rpc_freezes_is_down_and_up_when_it_answers_again(
 
 
 @pytest.mark.slow
-async def test_cordon_is_published_at_once(
-    geth_cluster: GethCluster, kafka_broker: KafkaBroker
-) -> None:
+async def test_cordon_is_published_at_once(cluster: GethCluster, kafka_broker: KafkaBroker) -> None:
     """cordon() publishes CORDONED without waiting for the next tick."""
     async with (
         node_states(kafka_broker.settings) as consumer,
-        manager(geth_cluster, kafka_broker, frozen()) as running,
+        manager(cluster, kafka_broker, frozen()) as running,
     ):
         started = time.monotonic()
         returned = await running.cordon("node-1")
@@ -293,12 +316,12 @@ async def test_cordon_is_published_at_once(
 
 @pytest.mark.slow
 async def test_uncordon_is_published_up_at_once(
-    geth_cluster: GethCluster, kafka_broker: KafkaBroker
+    cluster: GethCluster, kafka_broker: KafkaBroker
 ) -> None:
     """uncordon() publishes the node UP again without waiting for the next tick."""
     async with (
         node_states(kafka_broker.settings) as consumer,
-        manager(geth_cluster, kafka_broker, frozen()) as running,
+        manager(cluster, kafka_broker, frozen()) as running,
     ):
         await running.cordon("node-2")
         await next_report(consumer, is_("node-2", Lifecycle.CORDONED), 5.0)
@@ -308,21 +331,21 @@ async def test_uncordon_is_published_up_at_once(
 
 
 @pytest.mark.slow
-async def test_cordon_of_an_unknown_node_is_refused(geth_cluster: GethCluster) -> None:
+async def test_cordon_of_an_unknown_node_is_refused(cluster: GethCluster) -> None:
     """Cordoning a node outside the pool (here the sealer) raises UnknownNodeError."""
     settings = frozen(publish=False)
-    async with ClusterManager(geth_cluster, settings) as running:
+    async with ClusterManager(cluster, settings) as running:
         with pytest.raises(UnknownNodeError, match="sealer"):
             await running.cordon("sealer")
 
 
 @pytest.mark.slow
 async def test_sampling_failure_marks_only_that_node_down(
-    geth_cluster: GethCluster, monkeypatch: pytest.MonkeyPatch
+    cluster: GethCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A node whose sampler raises is DOWN (reason sampler), the others stay UP, and it is UP
     again once sampling works."""
-    real_sampler = geth_cluster.runtime.sampler
+    real_sampler = cluster.runtime.sampler
 
     def failing_for_node_1(spec: Any, memory_budget_mb: float, cpu_cores: float) -> Any:
         if spec.name == "node-1":
@@ -331,8 +354,8 @@ async def test_sampling_failure_marks_only_that_node_down(
 
     settings = frozen(publish=False)
     with monkeypatch.context() as patch:
-        patch.setattr(geth_cluster.runtime, "sampler", failing_for_node_1)
-        async with ClusterManager(geth_cluster, settings) as running:
+        patch.setattr(cluster.runtime, "sampler", failing_for_node_1)
+        async with ClusterManager(cluster, settings) as running:
             await running.tick()
             during = running.reports()
             reason = running.snapshot().nodes[0].down_reason
@@ -346,10 +369,10 @@ async def test_sampling_failure_marks_only_that_node_down(
 
 
 @pytest.mark.slow
-async def test_snapshot_zones_and_lbh_follow_the_spec(geth_cluster: GethCluster) -> None:
+async def test_snapshot_zones_and_lbh_follow_the_spec(cluster: GethCluster) -> None:
     """The snapshot's d, zone and LBH are those of lbh-spec.md for the published ratios."""
     settings = frozen(publish=False, dis_avemin=0.01, dis_avemax=0.5)
-    async with ClusterManager(geth_cluster, settings) as running:
+    async with ClusterManager(cluster, settings) as running:
         await running.tick()
         snapshot = running.snapshot()
         reports = running.reports()
