@@ -16,13 +16,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("provider")]
 async def raw(tasks: TaskClient, operation: str, **params: object) -> ResultMessage:
     """Submit without the client-side validation a service would do."""
     task = TaskMessage(operation=operation, params=params)
-    if operation in {"nope"}:
-        await tasks._producer.send_and_wait(
-            tasks._settings.topic_read, task.model_dump_json().encode()
-        )
-        result = await tasks.wait(task.task_id, 30)
-    else:
-        result = await tasks.run(task, 30)
+    await tasks.submit(task, topic=KafkaSettings().topic_read)
+    result = await tasks.wait(task.task_id, 30)
     assert result is not None
     return result
 

@@ -1,0 +1,84 @@
+"""With node states set by the test, the provider routes by zone and pauses on LBH < 0."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from common.nodes import NodeReport
+from common.operations import new_task
+from common.task_client import TaskClient
+from geth_cluster.cluster import GethCluster
+from tests.pipeline.test_operations import ok
+from tests.pipeline_fixtures import IsolatedPipeline, idle_reports, task_client_for
+
+pytestmark = pytest.mark.slow
+
+ZONE_I = (0.1, 0.1)  # d = 0.14 <= Dis_ave = (0.05 + 1.0) / 2
+ZONE_II = (0.5, 0.5)  # d = 0.71, between Dis_ave and Dis_avemax
+ZONE_III = (0.8, 0.8)  # d = 1.13 > Dis_avemax
+
+
+def states(
+    cluster: GethCluster, node1: tuple[float, float], node2: tuple[float, float]
+) -> list[NodeReport]:
+    base = {r.node_id: r for r in idle_reports(cluster)}
+    return [
+        base["node-1"].model_copy(update={"memory": node1[0], "cpu": node1[1]}),
+        base["node-2"].model_copy(update={"memory": node2[0], "cpu": node2[1]}),
+    ]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def zoned(
+    geth_cluster: GethCluster, platform_file: Path, provider_log_dir: Path
+) -> AsyncIterator[tuple[IsolatedPipeline, TaskClient]]:
+    """A provider of its own whose node states only this module sets."""
+    pipeline = IsolatedPipeline(
+        "zones", geth_cluster, platform_file, provider_log_dir, ETHGW_PROVIDER_MAX_PAUSE_S="600"
+    )
+    await pipeline.create_topics()
+    await pipeline.publish_states(states(geth_cluster, ZONE_I, ZONE_II))
+    await pipeline.start_provider("p")
+    async with task_client_for(pipeline.settings) as client:
+        try:
+            yield pipeline, client
+        finally:
+            pipeline.stop()
+
+
+async def test_reads_go_to_zone_two_and_writes_to_zone_one(
+    zoned: tuple[IsolatedPipeline, TaskClient], geth_cluster: GethCluster
+) -> None:
+    """node-1 in zone I takes the writes, node-2 in zone II takes the reads."""
+    pipeline, client = zoned
+    await pipeline.publish_states(states(geth_cluster, ZONE_I, ZONE_II))
+    await asyncio.sleep(0.5)
+    reads = [new_task("chain.block_number", {}) for _ in range(5)]
+    writes = [new_task("token.set", {"address": "0x" + "55" * 20, "value": i}) for i in range(3)]
+    results = await asyncio.gather(*(client.run(t, 60) for t in reads + writes))
+    read_nodes = {r.node for r in results[:5] if r is not None}
+    write_nodes = {r.node for r in results[5:] if r is not None}
+    assert all(r is not None and ok(r) is not None for r in results)
+    assert read_nodes == {"node-2"}
+    assert write_nodes == {"node-1"}
+
+
+async def test_paused_round_dispatches_nothing_until_lbh_recovers(
+    zoned: tuple[IsolatedPipeline, TaskClient], geth_cluster: GethCluster
+) -> None:
+    """With LBH < 0 a write waits (not dropped); it runs as soon as LBH >= 0 again."""
+    pipeline, client = zoned
+    await pipeline.publish_states(states(geth_cluster, ZONE_III, ZONE_III))
+    await asyncio.sleep(0.5)
+    task = new_task("token.set", {"address": "0x" + "66" * 20, "value": 7})
+    waiting = await client.run(task, 3.0)
+    await pipeline.publish_states(states(geth_cluster, ZONE_I, ZONE_II))
+    result = await client.wait(task.task_id, 60)
+    assert waiting is None
+    assert result is not None
+    assert ok(result)["status"] == "sent"
