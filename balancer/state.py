@@ -80,10 +80,6 @@ class Zoning:
     lbh: float
 
 
-# Zone codes for the vectorised classification, in the order of this tuple.
-_ZONE_BY_CODE = (Zone.I, Zone.II, Zone.III, Zone.DOWN)
-
-
 def zoning(nodes: Sequence[NodeState], calibration: Calibration) -> Zoning:
     """Distances, zones (a boundary value belongs to the lower zone) and LBH of `nodes`.
 
@@ -97,12 +93,11 @@ def zoning(nodes: Sequence[NodeState], calibration: Calibration) -> Zoning:
     down = np.fromiter((n.down for n in nodes), dtype=np.bool_, count=count)
     # The spec's formula literally (not hypot), so callers recomputing d get the same bits.
     d = np.sqrt(memory * memory + cpu * cpu)
-    codes = np.select(
-        [down, d <= calibration.dis_ave, d <= calibration.dis_avemax], [3, 0, 1], default=2
-    )
-    lbh = math.fsum((calibration.dis_ave - d[~down]).tolist())
-    return Zoning(
-        distances=d.tolist(),
-        zones=[_ZONE_BY_CODE[code] for code in codes.tolist()],
-        lbh=lbh,
-    )
+    distances = d.tolist()
+    ave, high = calibration.dis_ave, calibration.dis_avemax
+    zones = [
+        Zone.DOWN if is_down else Zone.I if x <= ave else Zone.II if x <= high else Zone.III
+        for x, is_down in zip(distances, down.tolist(), strict=True)
+    ]
+    lbh = math.fsum((ave - d[~down]).tolist())
+    return Zoning(distances=distances, zones=zones, lbh=lbh)

@@ -68,19 +68,25 @@ def dispatch_order(tasks: Sequence[Task]) -> list[int]:
     by_age = sorted(range(len(tasks)), key=ages.__getitem__)  # stable: ties keep input order
     reads: list[int] = []
     by_class: dict[TaskClass, list[int]] = {cls: [] for cls in _WRITE_CLASSES}
+    predecessor: dict[int, int] = {}  # write -> the account's previous write, by age
+    last_of_account: dict[str, int] = {}
     for i in by_age:
-        cls = tasks[i].cls
-        if cls is TaskClass.RT:
+        task = tasks[i]
+        if task.cls is TaskClass.RT:
             reads.append(i)
-        else:
-            by_class[cls].append(i)
-    if not any(tasks[i].account is not None for cls in _WRITE_CLASSES for i in by_class[cls]):
+            continue
+        by_class[task.cls].append(i)
+        if task.account is not None:
+            if task.account in last_of_account:
+                predecessor[i] = last_of_account[task.account]
+            last_of_account[task.account] = i
+    if not predecessor:  # no account has two writes: class order cannot break account order
         return reads + [i for cls in _WRITE_CLASSES for i in by_class[cls]]
-    return reads + _keep_account_order(tasks, by_age, by_class)
+    return reads + _keep_account_order(len(tasks), by_class, predecessor)
 
 
 def _keep_account_order(
-    tasks: Sequence[Task], by_age: list[int], by_class: dict[TaskClass, list[int]]
+    count: int, by_class: dict[TaskClass, list[int]], predecessor: dict[int, int]
 ) -> list[int]:
     """Writes by class then age, each account's writes kept in age order.
 
@@ -89,16 +95,7 @@ def _keep_account_order(
     available (everything ranked before it has been placed or is waiting too), so it goes right
     after it, and so on down the account's chain.
     """
-    predecessor: dict[int, int] = {}
-    last_of_account: dict[str, int] = {}
-    for i in by_age:
-        task = tasks[i]
-        if task.account is not None and task.cls is not TaskClass.RT:
-            if task.account in last_of_account:
-                predecessor[i] = last_of_account[task.account]
-            last_of_account[task.account] = i
-
-    placed = [False] * len(tasks)
+    placed = [False] * count
     waiting: dict[int, int] = {}  # predecessor -> the write waiting for it
     order: list[int] = []
     for cls in _WRITE_CLASSES:
