@@ -27,7 +27,7 @@ from tests.chain_helpers import (
 PUBLISH_REWARD = 100
 DEFAULT_PRICE = 30
 HOLDING = 1_000  # tokens minted to every account of the pool
-POOL_SIZE = 48
+POOL_SIZE = 40
 
 
 class AccountPool:
