@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 import pytest_asyncio
 
@@ -82,3 +83,37 @@ async def test_paused_round_dispatches_nothing_until_lbh_recovers(
     assert waiting is None
     assert result is not None
     assert ok(result)["status"] == "sent"
+
+
+async def test_read_on_a_dead_node_is_retried_on_another(
+    zoned: tuple[IsolatedPipeline, TaskClient], geth_cluster: GethCluster
+) -> None:
+    """A read routed to a node that does not answer is answered by another node."""
+    pipeline, client = zoned
+    dead = idle_reports(geth_cluster)[0].model_copy(
+        update={"node_id": "node-9", "rpc_url": "http://127.0.0.1:9", "memory": 0.5, "cpu": 0.5}
+    )
+    await pipeline.publish_states([*states(geth_cluster, ZONE_I, ZONE_I), dead])
+    await asyncio.sleep(0.5)
+    result = await client.run(new_task("chain.block_number", {}), 60)
+    assert result is not None
+    assert ok(result)["block_number"] > 0
+    assert result.node in {"node-1", "node-2"}
+
+
+async def test_provider_exports_its_metrics(zoned: tuple[IsolatedPipeline, TaskClient]) -> None:
+    """/metrics shows tasks by operation and status, zones, LBH and the pause counters."""
+    pipeline, _ = zoned
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"http://127.0.0.1:{pipeline.providers[0].port}/metrics")).text
+    for name in (
+        'ethgw_provider_tasks_total{operation="chain.block_number",status="succeeded"}',
+        "ethgw_provider_queue_wait_seconds_bucket",
+        "ethgw_provider_execution_seconds_bucket",
+        'ethgw_provider_inflight{node="node-1"}',
+        'ethgw_provider_node_zone{node="node-1"}',
+        "ethgw_provider_lbh",
+        "ethgw_provider_paused_seconds_total",
+        "ethgw_provider_forced_dispatches_total",
+    ):
+        assert name in text, name
