@@ -7,12 +7,8 @@ import io
 import math
 from collections.abc import Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display: the chart is only ever saved
-
 import numpy as np
-from matplotlib import pyplot as plt
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
@@ -93,7 +89,9 @@ def chart(results: Sequence[RunResult], *, time_limit_s: float) -> Figure:
     over time in the last scenario, and LBH's health with its queue in that scenario."""
     scenarios = list(dict.fromkeys(r.scenario for r in results))
     labels = list(dict.fromkeys(r.label for r in results))
-    fig, axes = plt.subplots(2, 2, figsize=(14, 9.5), constrained_layout=True)
+    # A bare Figure (no pyplot): nothing global, no display backend, freed with the object.
+    fig = Figure(figsize=(14, 9.5), layout="constrained")
+    axes = fig.subplots(2, 2, squeeze=False)
     _bars(axes[0][0], results, scenarios, labels, "p99_ms", "p99 latency (ms, log scale)")
     axes[0][0].set_yscale("log")
     axes[0][0].set_ylim(top=axes[0][0].get_ylim()[1] * 30)  # room for the legend
@@ -124,7 +122,7 @@ def _bars(
     cut_off: float | None = None,
 ) -> None:
     width = 0.8 / len(labels)
-    cmap = plt.get_cmap("tab10")
+    cmap = colormaps["tab10"]
     for k, label in enumerate(labels):
         for j, scenario in enumerate(scenarios):
             run = next((r for r in results if r.scenario == scenario and r.label == label), None)
@@ -151,11 +149,19 @@ def _throughput(ax: Axes, results: Sequence[RunResult], scenario: str) -> None:
     window = 5  # seconds: the per-second counts swing too much to read
     for r in results:
         if r.label in _TIMELINE_LABELS:
-            done = np.convolve([s.completed for s in r.timeline], np.ones(window) / window, "same")
-            ax.plot([s.t for s in r.timeline], done, label=r.label, lw=1.2)
+            ax.plot([s.t for s in r.timeline], _mean(r, window), label=r.label, lw=1.2)
     ax.set_title(f"tasks completed per second ({window} s mean), scenario {scenario}", fontsize=10)
     ax.set_xlabel("time (s)")
     ax.legend(fontsize=8, ncols=2)
+
+
+def _mean(run: RunResult, window: int) -> list[float]:
+    """Centred moving mean of the completions per second (the raw counts if too few)."""
+    counts = [float(s.completed) for s in run.timeline]
+    if len(counts) < window:
+        return counts
+    smooth: list[float] = np.convolve(counts, np.ones(window) / window, "same").tolist()
+    return smooth
 
 
 def _health(ax: Axes, results: Sequence[RunResult]) -> None:

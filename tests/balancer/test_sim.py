@@ -1,0 +1,204 @@
+"""The simulator: workload mix, node physics, determinism, like-for-like runs, outputs."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from balancer import TaskClass
+from balancer.sim import (
+    DEFAULT_RUNS,
+    KINDS,
+    TASK_MEMORY_MB,
+    NodeModel,
+    RunSpec,
+    SimConfig,
+    compare,
+    make_scenario,
+    make_trace,
+    run,
+)
+from balancer.sim.__main__ import main
+from balancer.sim.node import SimNode
+from balancer.sim.report import chart, csv_text, table, timeline_csv_text
+
+# Small and quick: 10 s of light load, a short burst, no time to waste on cut-off runs.
+LIGHT = SimConfig(rate=40.0, duration_s=10.0, burst=30, burst_at_s=5.0, time_limit_s=60.0)
+
+
+def _scenario(config: SimConfig = LIGHT, seed: int = 3):
+    return make_scenario(config, np.random.default_rng(seed), "light")
+
+
+def test_kinds_follow_table_5_1():
+    """The eleven operations of table 5.1 with their shares: 55% reads, 45% writes."""
+    assert len(KINDS) == 11
+    assert math.fsum(k.share for k in KINDS) == pytest.approx(1.0)
+    by_class: dict[TaskClass, float] = dict.fromkeys(TaskClass, 0.0)
+    for kind in KINDS:
+        by_class[kind.cls] += kind.share
+    assert by_class[TaskClass.RT] == pytest.approx(0.55)
+    assert by_class[TaskClass.MCT] == pytest.approx(0.30)
+    assert by_class[TaskClass.MAT] == pytest.approx(0.10)
+    assert by_class[TaskClass.DT] == pytest.approx(0.05)
+
+
+def test_scheduler_demand_table_is_each_class_heaviest_kind():
+    """The scheduler is told each class's largest in-flight memory."""
+    for cls in TaskClass:
+        assert TASK_MEMORY_MB[cls] == max(k.memory_mb for k in KINDS if k.cls is cls)
+
+
+def test_trace_mix_matches_the_shares():
+    """Over a long trace every kind's frequency is close to its share."""
+    trace = make_trace(np.random.default_rng(0), rate=1000.0, duration_s=30.0)
+    counts = Counter(a.kind.name for a in trace)
+    for kind in KINDS:
+        assert counts[kind.name] / len(trace) == pytest.approx(kind.share, abs=0.01)
+
+
+def test_trace_is_ordered_with_unique_ids_and_owned_writes():
+    """Arrivals are in time order, ids are unique, writes have an account and reads none."""
+    trace = make_trace(np.random.default_rng(0), rate=200.0, duration_s=5.0, burst=50)
+    times = [a.task.enqueued_at for a in trace]
+    assert times == sorted(times)
+    assert len({a.task.task_id for a in trace}) == len(trace)
+    assert all((a.task.account is None) == (a.task.cls is TaskClass.RT) for a in trace)
+
+
+def test_burst_arrives_at_once():
+    """The burst adds its tasks at exactly the burst time."""
+    trace = make_trace(np.random.default_rng(0), rate=10.0, duration_s=5.0, burst=40, burst_at_s=2)
+    assert sum(a.task.enqueued_at == 2.0 for a in trace) == 40
+
+
+def test_same_seed_same_scenario():
+    """A scenario is a function of its config and seed."""
+    assert _scenario() == _scenario()
+    assert _scenario().trace != _scenario(seed=4).trace
+
+
+def test_calibration_brackets_idle_and_saturated_nodes():
+    """Dis_avemin is an idle node's distance; Dis_avemax is larger (a saturated node's)."""
+    model = NodeModel()
+    cal = _scenario().calibration
+    assert cal.dis_avemin == pytest.approx(math.hypot(model.base_mb / model.budget_mb, 0.04))
+    assert cal.dis_avemax > cal.dis_avemin
+
+
+def test_a_run_is_deterministic():
+    """Running one strategy twice on one scenario gives identical results."""
+    scenario = _scenario()
+    for spec in DEFAULT_RUNS:
+        assert run(scenario, spec) == run(scenario, spec)
+
+
+def test_every_strategy_sees_the_same_trace_and_finishes_light_load():
+    """Under light load each strategy but single completes every task of the shared trace
+    exactly once."""
+    scenario = _scenario()
+    results = compare(scenario)
+    assert [r.label for r in results] == [spec.label for spec in DEFAULT_RUNS]
+    for r in results:
+        assert r.tasks == len(scenario.trace)
+        assert r.completed <= r.tasks
+        if r.label != "single":
+            assert r.completed == r.tasks
+            assert r.completion_s >= scenario.trace[-1].task.enqueued_at
+            assert 0 < r.p50_ms <= r.p95_ms <= r.p99_ms
+
+
+def test_only_runs_with_recycling_recycle():
+    """The recycling policy only acts for runs that ask for it."""
+    config = dataclasses.replace(LIGHT, rate=150.0, duration_s=20.0, time_limit_s=40.0)
+    scenario = _scenario(config)
+    for spec in DEFAULT_RUNS:
+        if not spec.recycle:
+            assert run(scenario, spec).recycles == 0
+
+
+def test_lbh_pauses_and_opens_the_safety_valve_under_overload():
+    """Under a long overload LBH pauses, and after max_pause reads are forced through."""
+    config = dataclasses.replace(LIGHT, rate=260.0, duration_s=15.0, burst=0, time_limit_s=30.0)
+    result = run(_scenario(config), RunSpec("lbh", "lbh", recycle=True))
+    assert result.paused_s > config.max_pause_s
+    assert result.forced > 0
+    assert result.held > 0
+
+
+def test_baselines_never_pause():
+    """Only LBH pauses; baselines dispatch whenever a node is up."""
+    for r in compare(_scenario(), [s for s in DEFAULT_RUNS if s.strategy != "lbh"]):
+        assert (r.paused_s, r.forced) == (0.0, 0)
+
+
+def test_node_shares_its_cpu_between_calls():
+    """Two equal calls on an idle node both finish after twice the work (processor sharing)."""
+    arrival = make_trace(np.random.default_rng(0), rate=50.0, duration_s=1.0)[0]
+    node = SimNode("n", NodeModel())
+    node.add(arrival, 0.0)
+    node.add(arrival, 0.0)
+    assert node.next_finish() == pytest.approx(2 * arrival.kind.work_s)
+    assert len(node.finish(node.next_finish())) == 2
+
+
+def test_memory_pressure_slows_a_node():
+    """A node whose memory is past the pressure point serves slower."""
+    node = SimNode("n", NodeModel())
+    fresh = node.capacity()
+    node.leak_mb = 0.9 * node.model.budget_mb - node.model.base_mb
+    assert node.capacity() < fresh
+
+
+def test_restart_clears_the_leak_and_the_calls():
+    """Killing a node drops its calls (returned for re-queueing) and its leaked memory."""
+    trace = make_trace(np.random.default_rng(0), rate=50.0, duration_s=1.0)
+    node = SimNode("n", NodeModel(), leak_mb=300.0)
+    node.add(trace[0], 0.0)
+    assert node.kill(0.001) == [trace[0]]
+    assert (node.jobs, node.leak_mb, node.memory_mb) == ([], 0.0, node.model.base_mb)
+
+
+def test_node_beyond_its_budget_is_out_of_memory():
+    """Only memory above the budget kills the node; exactly at the budget it lives."""
+    node = SimNode("n", NodeModel())
+    node.leak_mb = node.model.budget_mb - node.model.base_mb
+    assert not node.out_of_memory()
+    node.leak_mb += 1.0
+    assert node.out_of_memory()
+
+
+def test_noisy_neighbour_hides_cpu_from_the_sample():
+    """While a neighbour takes the CPU, the node's own CPU ratio is lower though it is busy."""
+    arrival = make_trace(np.random.default_rng(0), rate=50.0, duration_s=1.0)[0]
+    quiet, noisy = SimNode("q", NodeModel()), SimNode("n", NodeModel(), noise=0.5)
+    for node in (quiet, noisy):
+        node.add(dataclasses.replace(arrival, kind=dataclasses.replace(arrival.kind, work_s=5)), 0)
+        node.advance(1.0)
+    assert noisy.sample(0.0, 1.0)[1] < quiet.sample(0.0, 1.0)[1] == 1.0
+
+
+def test_outputs_name_every_run():
+    """The table, both CSVs and the chart cover every run."""
+    results = compare(_scenario(), DEFAULT_RUNS[:3])
+    text = table(results)
+    rows = csv_text(results).splitlines()
+    assert all(r.label in text for r in results)
+    assert rows[0].startswith("scenario,label,rate")
+    assert len(rows) == 4
+    assert len(timeline_csv_text(results).splitlines()) == 1 + sum(len(r.timeline) for r in results)
+    assert len(chart(results, time_limit_s=60.0).axes) == 5  # four panels and a twin axis
+
+
+def test_command_writes_csv_and_png(tmp_path, capsys):
+    """`python -m balancer.sim` prints the table and writes summary.csv, timeline.csv, sim.png."""
+    argv = ["--rates", "30", "--duration", "4", "--burst", "20", "--burst-at", "2"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    assert {p.name for p in tmp_path.iterdir()} == {"summary.csv", "timeline.csv", "sim.png"}
+    out = capsys.readouterr().out
+    assert "scenario steady-30" in out
+    assert "scenario burst-30" in out
