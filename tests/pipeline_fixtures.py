@@ -193,12 +193,13 @@ async def tasks(kafka_broker: KafkaBroker) -> AsyncIterator[TaskClient]:
             await client.stop()
 
 
-async def run_task(
-    client: TaskClient, operation: str, timeout_s: float = 60.0, **params: object
-) -> ResultMessage:
+RESULT_TIMEOUT_S = 60.0
+
+
+async def run_task(client: TaskClient, operation: str, **params: object) -> ResultMessage:
     """Submit one validated task and return its result (fails the test when none comes)."""
-    result = await client.run(new_task(operation, params), timeout_s)
-    assert result is not None, f"{operation}: no result in {timeout_s}s"
+    result = await client.run(new_task(operation, params), RESULT_TIMEOUT_S)
+    assert result is not None, f"{operation}: no result in {RESULT_TIMEOUT_S}s"
     return result
 
 
