@@ -13,6 +13,7 @@ from typing import Any
 
 from eth_account import Account
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
 
 from balancer import TaskClass
 from common.tasks import TaskMessage
@@ -37,7 +38,11 @@ FAUCET_SIGNER = "faucet"
 class Params(BaseModel):
     """Base of every parameter schema: unknown fields are an error, not ignored."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # The thesis's API is camelCase (projectName, gasLimit): both spellings are
+    # accepted, and errors name the field as the client spelled it.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
+    )
 
 
 class NoParams(Params):
@@ -95,8 +100,6 @@ class TransferParams(WriteOptions):
     to: Address
     value: PositiveUint256
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
 
 class MintParams(WriteOptions):
     address: Address
@@ -127,8 +130,6 @@ class SendEtherParams(WriteOptions):
     to: Address
     value: Uint256
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
 
 class DeployParams(WriteOptions):
     abi: list[dict[str, Any]] = Field(max_length=500)
@@ -138,8 +139,6 @@ class DeployParams(WriteOptions):
     gas_price: PositiveUint256 | None = None
     gas_limit: int | None = Field(default=None, ge=21_000, le=30_000_000)
     wait_receipt: bool = True  # a deploy answers with the contract address
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class RawTransactionParams(WriteOptions):
