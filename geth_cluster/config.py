@@ -13,11 +13,11 @@ from geth_cluster.errors import ClusterError
 
 log = logging.getLogger("ethgw.manager")
 
-DEFAULT_DIS_AVEMIN = 0.2
-"""Dis_avemin without a calibration file: an idle Geth 1.13 service node with `--cache 128`
-holds about 150-250 MB of the default 1 GiB budget and a few per cent of one core, so it
-sits near d = 0.2 (also the value of lbh-spec.md's worked example). With the default
-Dis_avemax of 1.0 the zone I/II boundary Dis_ave is then 0.6."""
+DEFAULT_DIS_AVEMIN = 0.1
+"""Dis_avemin without a calibration file. Measured here: an idle Geth 1.13.15 service node of
+a fresh local chain (`--cache 128`) holds 55-60 MB of the default 1 GiB budget and well under
+1% of a core, d = 0.05-0.06; 0.1 leaves room for the RSS growth of a warmed cache. With the
+default Dis_avemax of 1.0 the zone I/II boundary Dis_ave is 0.55."""
 
 
 class CalibrationFileError(ClusterError):

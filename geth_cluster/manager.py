@@ -312,6 +312,9 @@ class ClusterManager:
         self._head: int | None = None
         self._ticks = 0
         self._tick_seconds = 0.0
+        self._ticked_at: float | None = None  # loop time of the last tick's end
+        # One tick at a time: a direct `tick()` call must not interleave with the loop's.
+        self._tick_lock = asyncio.Lock()
 
     # -- life ------------------------------------------------------------------------------
 
@@ -355,6 +358,12 @@ class ClusterManager:
             await self._http.aclose()
             self._http = None
 
+    def seconds_since_tick(self) -> float | None:
+        """How long ago the last tick ended (None before the first): a liveness figure."""
+        if self._ticked_at is None:
+            return None
+        return asyncio.get_running_loop().time() - self._ticked_at
+
     def add_listener(self, listener: TickListener) -> None:
         """Call `listener.on_tick` after every tick, in the order added."""
         self._listeners.append(listener)
@@ -381,6 +390,16 @@ class ClusterManager:
 
     async def tick(self) -> Snapshot:
         """Sample every node once, publish the reports and return the new snapshot."""
+        async with self._tick_lock:
+            snapshot = await self._tick()
+        for listener in self._listeners:
+            try:
+                await listener.on_tick(self, snapshot)
+            except Exception:  # the recycler's bug must not stop the sampling
+                log.exception("tick listener failed listener=%r", listener)
+        return snapshot
+
+    async def _tick(self) -> Snapshot:
         loop = asyncio.get_running_loop()
         started = loop.time()
         tracks = list(self._tracks.values())
@@ -396,16 +415,11 @@ class ClusterManager:
             self._apply(track, outcome, by_name.get(track.spec.name), now)
         self._zone()
         self._ticks += 1
-        self._tick_seconds = loop.time() - started
+        self._ticked_at = loop.time()
+        self._tick_seconds = self._ticked_at - started
         if self._publisher is not None:
             self._publisher.offer([self._report(t) for t in tracks])
-        snapshot = self.snapshot()
-        for listener in self._listeners:
-            try:
-                await listener.on_tick(self, snapshot)
-            except Exception:  # the recycler's bug must not stop the sampling
-                log.exception("tick listener failed listener=%r", listener)
-        return snapshot
+        return self.snapshot()
 
     async def _read_head(self, spec: NodeSpec) -> int | None:
         if self._http is None:

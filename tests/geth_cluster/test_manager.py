@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
@@ -25,6 +26,7 @@ from common.kafka import decode, kafka_consumer
 from common.nodes import Lifecycle, NodeReport
 from common.settings import KafkaSettings
 from ethgw.kafka_broker import KafkaBroker
+from geth_cluster.api import create_app
 from geth_cluster.cluster import GethCluster
 from geth_cluster.config import CalibrationFileError, ManagerSettings, load_calibration
 from geth_cluster.errors import UnknownNodeError
@@ -393,3 +395,77 @@ async def test_snapshot_zones_and_lbh_follow_the_spec(cluster: GethCluster) -> N
     assert snapshot.paused is (snapshot.lbh < 0)
     assert snapshot.ticks == 2
     assert math.isfinite(snapshot.tick_seconds)
+
+
+# -- the operator API ------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def api_client(cluster: GethCluster) -> AsyncIterator[httpx.AsyncClient]:
+    """The operator API in-process, its lifespan run, around a manager that publishes nothing."""
+    app = create_app(lambda: ClusterManager(cluster, frozen(publish=False)))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://manager") as client,
+    ):
+        yield client
+
+
+@pytest.mark.slow
+async def test_api_lists_every_pool_node_with_zone_and_lbh(cluster: GethCluster) -> None:
+    """GET /nodes gives each pool node's life cycle, zone and distance, and the cluster's LBH."""
+    async with api_client(cluster) as client:
+        response = await client.get("/nodes")
+    assert response.status_code == 200
+    body = response.json()
+    assert [n["node_id"] for n in body["nodes"]] == [s.name for s in pool_specs(cluster.settings)]
+    for node in body["nodes"]:
+        assert node["lifecycle"] == "up"
+        assert node["zone"] in {"I", "II", "III"}
+        assert node["distance"] == pytest.approx(distance(node["memory"], node["cpu"]))
+    assert isinstance(body["lbh"], float)
+
+
+@pytest.mark.slow
+async def test_api_cordon_and_uncordon_change_the_listed_state(cluster: GethCluster) -> None:
+    """POST cordon answers CORDONED and /nodes shows it; POST uncordon makes it UP again."""
+    async with api_client(cluster) as client:
+        cordoned = await client.post("/nodes/node-2/cordon")
+        listed = (await client.get("/nodes")).json()["nodes"]
+        uncordoned = await client.post("/nodes/node-2/uncordon")
+    assert cordoned.status_code == 200
+    assert cordoned.json()["lifecycle"] == "cordoned"
+    assert {n["node_id"]: n["lifecycle"] for n in listed}["node-2"] == "cordoned"
+    assert uncordoned.json()["lifecycle"] == "up"
+
+
+@pytest.mark.slow
+async def test_api_cordon_of_an_unknown_node_is_404(cluster: GethCluster) -> None:
+    """POST cordon of a node that is not in the pool answers 404 naming the pool."""
+    async with api_client(cluster) as client:
+        response = await client.post("/nodes/node-99/cordon")
+    assert response.status_code == 404
+    assert "node-1" in response.json()["detail"]
+
+
+@pytest.mark.slow
+async def test_api_metrics_expose_node_gauges_and_lbh(cluster: GethCluster) -> None:
+    """GET /metrics has memory, CPU, distance and zone per node, the sample count and LBH."""
+    async with api_client(cluster) as client:
+        text = (await client.get("/metrics")).text
+    for name in ("node-1", "node-2"):
+        assert f'ethgw_node_memory_ratio{{node="{name}"}}' in text
+        assert f'ethgw_node_cpu_ratio{{node="{name}"}}' in text
+        assert f'ethgw_node_distance{{node="{name}"}}' in text
+        assert f'ethgw_node_samples_total{{node="{name}"}} 1.0' in text
+    assert 'ethgw_node_zone{node="node-1",zone="DOWN"} 0.0' in text
+    assert "ethgw_cluster_lbh " in text
+
+
+@pytest.mark.slow
+async def test_api_healthz_is_ok_while_the_loop_ticks(cluster: GethCluster) -> None:
+    """GET /healthz answers 200 right after the manager's first tick."""
+    async with api_client(cluster) as client:
+        response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"

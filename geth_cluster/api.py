@@ -1,0 +1,213 @@
+"""The cluster manager's operator API: list nodes, cordon and uncordon, health, metrics.
+
+`python -m geth_cluster.api` serves it (ETHGW_MANAGER_API_HOST / _API_PORT, loopback by
+default: the endpoints carry no authentication of their own, the gateway's admin routes are
+the way in from outside). The manager lives in the app's lifespan.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from balancer import Zone
+from common.nodes import Lifecycle
+from common.settings import ClusterSettings, KafkaSettings
+from geth_cluster.cluster import GethCluster
+from geth_cluster.config import ManagerSettings
+from geth_cluster.errors import UnknownNodeError
+from geth_cluster.manager import ClusterManager, open_manager
+
+log = logging.getLogger("ethgw.manager")
+
+# Without a tick for this many intervals the sampling loop is stuck: /healthz says so.
+STALE_TICKS = 3
+
+ManagerOpener = Callable[[], AbstractAsyncContextManager[ClusterManager]]
+
+
+# -- metrics ---------------------------------------------------------------------------------
+
+
+class SnapshotCollector(Collector):
+    """Prometheus figures read from the manager's snapshot at scrape time.
+
+    Read at scrape time rather than set on every tick, so a scrape always sees one consistent
+    tick and the manager carries no metrics code of its own.
+    """
+
+    def __init__(self, manager: ClusterManager) -> None:
+        self._manager = manager
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = self._manager.snapshot()
+        memory = GaugeMetricFamily(
+            "ethgw_node_memory_ratio", "Smoothed memory used / budget.", labels=["node"]
+        )
+        cpu = GaugeMetricFamily(
+            "ethgw_node_cpu_ratio", "Smoothed CPU used / cores allotted.", labels=["node"]
+        )
+        dist = GaugeMetricFamily(
+            "ethgw_node_distance", "d = sqrt(memory^2 + cpu^2) in the state plane.", labels=["node"]
+        )
+        free = GaugeMetricFamily(
+            "ethgw_node_free_memory_bytes", "Memory budget left (negative: over).", labels=["node"]
+        )
+        zone = GaugeMetricFamily(
+            "ethgw_node_zone", "1 for the node's current zone.", labels=["node", "zone"]
+        )
+        lifecycle = GaugeMetricFamily(
+            "ethgw_node_lifecycle", "1 for the node's life-cycle state.", labels=["node", "state"]
+        )
+        samples = CounterMetricFamily(
+            "ethgw_node_samples", "Resource samples taken of the node.", labels=["node"]
+        )
+        restarts = CounterMetricFamily(
+            "ethgw_node_restarts", "Restarts of the node the manager saw.", labels=["node"]
+        )
+        for node in snapshot.nodes:
+            memory.add_metric([node.node_id], node.memory)
+            cpu.add_metric([node.node_id], node.cpu)
+            dist.add_metric([node.node_id], node.distance)
+            if node.free_memory_mb is not None:
+                free.add_metric([node.node_id], node.free_memory_mb * 1024 * 1024)
+            for z in Zone:
+                zone.add_metric([node.node_id, z.value], float(node.zone is z))
+            for state in Lifecycle:
+                lifecycle.add_metric([node.node_id, state.value], float(node.lifecycle is state))
+            samples.add_metric([node.node_id], node.samples)
+            restarts.add_metric([node.node_id], node.restarts)
+        yield from (memory, cpu, dist, free, zone, lifecycle, samples, restarts)
+        yield GaugeMetricFamily("ethgw_cluster_lbh", "LBH over nodes not DOWN.", snapshot.lbh)
+        yield GaugeMetricFamily(
+            "ethgw_manager_tick_seconds", "Wall time of the last tick.", snapshot.tick_seconds
+        )
+
+
+# -- routes ----------------------------------------------------------------------------------
+
+
+def get_manager(request: Request) -> ClusterManager:
+    manager: ClusterManager = request.app.state.manager
+    return manager
+
+
+def get_registry(request: Request) -> CollectorRegistry:
+    registry: CollectorRegistry = request.app.state.registry
+    return registry
+
+
+ManagerDep = Annotated[ClusterManager, Depends(get_manager)]
+RegistryDep = Annotated[CollectorRegistry, Depends(get_registry)]
+
+router = APIRouter()
+
+
+@router.get("/nodes")
+async def list_nodes(manager: ManagerDep) -> dict[str, Any]:
+    """Every pool node with life cycle, zone, distance and ratios; LBH and the bounds."""
+    return manager.snapshot().as_dict()
+
+
+@router.post("/nodes/{node_id}/cordon")
+async def cordon(node_id: str, manager: ManagerDep) -> dict[str, Any]:
+    """Take the node out of routing without a restart; answers once the state is published."""
+    try:
+        report = await manager.cordon(node_id)
+    except UnknownNodeError as error:
+        raise HTTPException(status_code=404, detail=str(error)) from None
+    return report.model_dump(mode="json")
+
+
+@router.post("/nodes/{node_id}/uncordon")
+async def uncordon(node_id: str, manager: ManagerDep) -> dict[str, Any]:
+    """Return the node to routing; answers once the state is published."""
+    try:
+        report = await manager.uncordon(node_id)
+    except UnknownNodeError as error:
+        raise HTTPException(status_code=404, detail=str(error)) from None
+    return report.model_dump(mode="json")
+
+
+@router.get("/healthz")
+async def healthz(manager: ManagerDep, response: Response) -> dict[str, Any]:
+    """200 while the sampling loop keeps its rhythm, 503 once it has missed several ticks."""
+    age = manager.seconds_since_tick()
+    stale = age is None or age > STALE_TICKS * manager.settings.sample_interval_s
+    if stale:
+        response.status_code = 503
+    return {"status": "stale" if stale else "ok", "seconds_since_tick": age}
+
+
+@router.get("/metrics")
+async def metrics(registry: RegistryDep) -> Response:
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+# -- the app ---------------------------------------------------------------------------------
+
+
+def create_app(open_service: ManagerOpener) -> FastAPI:
+    """The operator API around the manager that `open_service()` yields for the app's life."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_service() as manager:
+            registry = CollectorRegistry()
+            registry.register(SnapshotCollector(manager))
+            app.state.manager, app.state.registry = manager, registry
+            yield
+
+    app = FastAPI(title="ethgw cluster manager", lifespan=lifespan)
+    app.include_router(router)
+    return app
+
+
+def local_opener(
+    cluster_settings: ClusterSettings | None = None,
+    kafka_settings: KafkaSettings | None = None,
+    manager_settings: ManagerSettings | None = None,
+) -> ManagerOpener:
+    """Opens a manager of the local process cluster (already started by `ethgw up`)."""
+
+    @asynccontextmanager
+    async def open_service() -> AsyncIterator[ClusterManager]:
+        # Imported here: the launcher's toolchain paths matter only for a local cluster.
+        from ethgw.toolchain import geth_binary
+        from geth_cluster.local_runtime import LocalProcessRuntime
+
+        cluster = GethCluster(
+            cluster_settings or ClusterSettings(), LocalProcessRuntime(geth_binary())
+        )
+        try:
+            async with open_manager(
+                cluster, kafka_settings or KafkaSettings(), manager_settings or ManagerSettings()
+            ) as manager:
+                yield manager
+        finally:
+            await cluster.aclose()
+
+    return open_service
+
+
+def main() -> None:
+    """`python -m geth_cluster.api`: the manager and its operator API, until Ctrl-C."""
+    import uvicorn
+
+    from common.logs import configure_logging
+
+    configure_logging()
+    settings = ManagerSettings()
+    app = create_app(local_opener(manager_settings=settings))
+    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_config=None)
+
+
+if __name__ == "__main__":
+    main()
