@@ -28,6 +28,19 @@ from common.types import (
     Uint256,
 )
 
+# What the JSON-RPC pass-through may ask of a node: reads only (plus
+# eth_sendRawTransaction, which is a write task of its own).
+RPC_READ_METHODS: tuple[str, ...] = (
+    "eth_blockNumber", "eth_chainId", "eth_gasPrice", "eth_getBalance", "eth_getCode",
+    "eth_getStorageAt", "eth_getTransactionCount", "eth_getBlockByNumber",
+    "eth_getBlockByHash", "eth_getBlockTransactionCountByNumber",
+    "eth_getBlockTransactionCountByHash", "eth_getTransactionByHash",
+    "eth_getTransactionReceipt", "eth_call", "eth_estimateGas", "eth_feeHistory",
+    "eth_maxPriorityFeePerGas", "eth_getLogs", "eth_syncing", "net_version",
+    "net_peerCount", "net_listening", "web3_clientVersion",
+)  # fmt: skip
+RPC_SEND_RAW = "eth_sendRawTransaction"
+
 # The key that orders a write: its signer. Owner-only token operations are
 # signed by the platform admin and account creation spends the faucet's gas
 # money, so those two are serialised under fixed keys.

@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from balancer import Calibration, make_strategy
 from common.contracts import load_artifact
 from common.kafka import kafka_consumer, kafka_producer
+from common.kafka_table import CompactedTable
 from common.keyfiles import ChainAccount, load_account
 from common.nodes import NodeReport
 from common.settings import KafkaSettings
@@ -31,7 +32,6 @@ from provider.dispatcher import Dispatcher
 from provider.handlers import ADMIN, FAUCET, Handlers
 from provider.nodes import NodeView
 from provider.nonces import NonceTracker
-from provider.table import CompactedTable
 from provider.transactions import JournalRecord, TransactionSender
 
 log = logging.getLogger("ethgw.provider")

@@ -10,6 +10,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from balancer import DEFAULT_DELTA, DEFAULT_DIS_AVEMAX, STRATEGY_NAMES
+from common.operations import RPC_READ_METHODS
 from common.paths import default_state_dir
 
 
@@ -51,15 +52,7 @@ class ProviderSettings(BaseSettings):
     gas_margin: float = 1.25  # estimate x margin
     funding_wei: int = 10**18  # gas money a new account gets from the faucet
     keystore_scrypt_n: int = 2**14
-    rpc_read_methods: tuple[str, ...] = (
-        "eth_blockNumber", "eth_chainId", "eth_gasPrice", "eth_getBalance", "eth_getCode",
-        "eth_getStorageAt", "eth_getTransactionCount", "eth_getBlockByNumber",
-        "eth_getBlockByHash", "eth_getBlockTransactionCountByNumber",
-        "eth_getBlockTransactionCountByHash", "eth_getTransactionByHash",
-        "eth_getTransactionReceipt", "eth_call", "eth_estimateGas", "eth_feeHistory",
-        "eth_maxPriorityFeePerGas", "eth_getLogs", "eth_syncing", "net_version",
-        "net_peerCount", "net_listening", "web3_clientVersion",
-    )  # fmt: skip
+    rpc_read_methods: tuple[str, ...] = RPC_READ_METHODS
 
     # Where the chain's own accounts and the platform record live.
     accounts_dir: Path = Field(default_factory=lambda: default_state_dir() / "cluster" / "accounts")

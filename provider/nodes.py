@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from balancer import NodeState
+from common.kafka_table import CompactedTable
 from common.nodes import NodeReport
-from provider.table import CompactedTable
 
 
 class NodeView:

@@ -21,11 +21,11 @@ from eth_utils.crypto import keccak
 from pydantic import BaseModel, ConfigDict, Field
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 
+from common.kafka_table import CompactedTable
 from provider.accounts import AccountBook
 from provider.chain import Client, is_indexing, rpc, translate_revert
 from provider.errors import ReceiptTimeoutError, RevertedError, TaskError
 from provider.nonces import NonceTracker
-from provider.table import CompactedTable
 
 log = logging.getLogger("ethgw.provider.tx")
 

@@ -1,6 +1,6 @@
-"""A compacted Kafka topic mirrored in memory, so every provider sees every key.
+"""A compacted Kafka topic mirrored in memory, so every instance sees every key.
 
-Used for what providers must share and keep: encrypted keystores (by address),
+Used for what services must share and keep: encrypted keystores (by address),
 signed transactions (by task id) and node states (by node id). Writes go to
 Kafka first (acks=all) and then into the local mirror.
 """
@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from common.kafka import FETCH_MAX_WAIT_MS, decode, encode
 from common.settings import KafkaSettings
 
-log = logging.getLogger("ethgw.provider.table")
+log = logging.getLogger("ethgw.kafka.table")
 
 M = TypeVar("M", bound=BaseModel)
 
