@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from balancer import LBHScheduler
 from balancer.bench import MEMORY_MB, main, make_round
 
 
@@ -15,8 +16,6 @@ def test_quick_benchmark_prints_the_scaling_tables(capsys):
 
 def test_benchmark_round_is_healthy_and_seeded():
     """The benchmark's round dispatches (LBH >= 0) and is the same for the same seed."""
-    from balancer import LBHScheduler
-
     nodes, tasks = make_round(100, 1000)
     plan = LBHScheduler(0.2, 1.0, task_memory_mb=MEMORY_MB).plan(nodes, tasks)
     assert not plan.paused
