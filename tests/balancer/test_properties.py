@@ -15,7 +15,7 @@ from .generators import Settings, bounds, calm, node_lists, task_lists, tight, z
 from .generators import settings as scheduler_settings
 from .reference import fits, lbh_of, order_of, reference_plan, zone_of
 
-PROPERTY = settings(max_examples=200, deadline=None)
+PROPERTY = settings(max_examples=150, deadline=None)
 
 
 def _calm_round() -> st.SearchStrategy[tuple[Settings, list[NodeState], list[Task]]]:
