@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,8 +17,10 @@ from geth_cluster.local_runtime import LocalProcessRuntime
 
 
 def _free_block(size: int, start: int = 21000, stop: int = 29000) -> int:
-    """The first base port from which `size` consecutive ports are all free."""
-    for base in range(start, stop, size):
+    """A base port from which `size` consecutive ports are all free (tried in a
+    random order, so concurrent test sessions do not pick the same block)."""
+    bases = list(range(start, stop, size))
+    for base in random.sample(bases, len(bases)):
         if all(_is_free(base + i) for i in range(size)):
             return base
     raise RuntimeError("no free block of ports for the test cluster")

@@ -9,6 +9,7 @@ broker and never at a developer's broker on the default ports.
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -36,8 +37,11 @@ def _is_free(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def free_port_pair() -> tuple[int, int]:
-    """Two consecutive free ports: the broker's client port and its controller port."""
-    for port in _PORT_RANGE:
+    """Two consecutive free ports: the broker's client port and its controller port.
+
+    Tried in a random order, so two test sessions starting at once (developers
+    running suites side by side) do not both take the first free pair."""
+    for port in random.sample(_PORT_RANGE, len(_PORT_RANGE)):
         if _is_free(port) and _is_free(port + 1):
             return port, port + 1
     raise RuntimeError(f"no two free consecutive ports in {_PORT_RANGE}")
