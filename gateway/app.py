@@ -1,0 +1,201 @@
+"""The API gateway: one entry point for the REST API, /rpc and the operator endpoints.
+
+In-memory parts (registry, breakers, key ring, rate limits) are made with the app; the
+long-lived HTTP clients and background loops in its lifespan, closed in reverse order
+(an AsyncExitStack), each cleanup logged if it fails while the others still run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import httpx
+from fastapi import FastAPI, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.security import APIKeyHeader
+from prometheus_client.registry import CollectorRegistry
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from common.api import API_KEY_HEADER
+from common.registry import ensure_registry_token
+from gateway import routes_admin, routes_ops, routes_registry, routes_rpc
+from gateway.config import GatewaySettings
+from gateway.errors import (
+    GatewayError,
+    gateway_error_handler,
+    http_error_handler,
+    validation_error_handler,
+)
+from gateway.keys import KeyFileError, admin_key_path, ensure_admin_key
+from gateway.manager import ManagerClient
+from gateway.metrics import RegistryCollector
+from gateway.middleware import GatewayMiddleware, RouteTable
+from gateway.routes_api import api_router, tasks_router
+from gateway.state import GatewayState
+from gateway.upstream import Upstreams
+
+log = logging.getLogger("ethgw.gateway")
+
+# Declared so that /docs offers an "Authorize" box; the middleware does the checking.
+API_KEY_SCHEME = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, scheme_name="ApiKey")
+
+DESCRIPTION = f"""
+The single entry point of the Ethereum service platform.
+
+* **REST API** under `/api/v1`: reads (GET) go to read service instances, writes (POST)
+  to write service instances. A request answers 200 with its result, or 202 with a
+  `task_id` to ask `GET /api/v1/tasks/{{task_id}}` later.
+* **`/rpc`**: standard Ethereum JSON-RPC 2.0 (single or batch) for web3 clients.
+* **`/admin/...`**: operator endpoints (admin key).
+
+Every answer is an envelope `{{status, message, data, task_id, request_id, error}}` whose
+`status` repeats the HTTP status. Send your key in the `{API_KEY_HEADER}` header.
+"""
+
+TAGS = [
+    {"name": "read", "description": "Chain and token reads (read service)"},
+    {"name": "write", "description": "Transactions and accounts (write service)"},
+    {"name": "admin", "description": "Writes that need an admin key (mint, burn, set, deploy)"},
+    {"name": "tasks", "description": "Status and result of a task answered 202"},
+    {"name": "json-rpc", "description": "Ethereum JSON-RPC pass-through"},
+    {"name": "operator", "description": "Cluster and instances (admin key)"},
+    {"name": "ops", "description": "Health, readiness and metrics"},
+]
+
+
+async def _prune_loop(state: GatewayState) -> None:
+    """Drop instances whose heartbeats stopped (choose() skips them even before)."""
+    while True:
+        await asyncio.sleep(max(0.05, state.registry.ttl_s / 4))
+        for instance in state.registry.expire(time.monotonic()):
+            log.warning(
+                "instance expired id=%s kind=%s ttl_s=%s",
+                instance.instance_id,
+                instance.kind,
+                state.registry.ttl_s,
+            )
+
+
+async def _reload_keys_loop(state: GatewayState) -> None:
+    """Pick up keys made or revoked while the gateway runs (`ethgw` edits the file)."""
+    while True:
+        await asyncio.sleep(state.settings.keys_reload_s)
+        try:
+            changed = await asyncio.to_thread(state.keyring.reload_if_changed)
+        except KeyFileError as error:
+            log.error("keys file unreadable, keeping the loaded keys error=%s", error)
+            continue
+        if changed:
+            state.limiter.forget(state.keyring.key_ids())
+            log.info("api keys reloaded count=%d", len(state.keyring))
+
+
+def _logged(name: str, close: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
+    """A cleanup step that logs its failure instead of stopping the ones after it."""
+
+    async def run() -> None:
+        try:
+            await close()
+        except Exception:
+            log.exception("cleanup failed step=%s", name)
+
+    return run
+
+
+def _cancelling(task: asyncio.Task[None]) -> Callable[[], Awaitable[None]]:
+    async def cancel() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return cancel
+
+
+def _lifespan(
+    state: GatewayState,
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings = state.settings
+        # Start-up file work (small files, once): keys, the first admin key, the token.
+        if ensure_admin_key(settings.state_dir):
+            log.info("admin key created path=%s", admin_key_path(settings.state_dir))
+        state.keyring.reload_if_changed()
+        state.registry_token = ensure_registry_token(settings.state_dir)
+        async with AsyncExitStack() as stack:
+            upstream_client = httpx.AsyncClient(
+                timeout=httpx.Timeout(
+                    settings.upstream_timeout_s,
+                    connect=settings.upstream_connect_timeout_s,
+                ),
+                limits=httpx.Limits(
+                    max_connections=settings.upstream_max_connections,
+                    max_keepalive_connections=settings.upstream_max_connections,
+                ),
+                trust_env=False,  # instances are local addresses: never via an HTTP proxy
+            )
+            stack.push_async_callback(_logged("upstream client", upstream_client.aclose))
+            manager_client = httpx.AsyncClient(
+                base_url=settings.manager_url,
+                timeout=settings.manager_timeout_s,
+                trust_env=False,
+            )
+            stack.push_async_callback(_logged("manager client", manager_client.aclose))
+            state.upstreams_ = Upstreams(state.registry, upstream_client, settings.get_retries)
+            state.manager_ = ManagerClient(
+                manager_client, settings.manager_timeout_s, settings.manager_action_timeout_s
+            )
+            for name, loop in (("prune", _prune_loop), ("keys", _reload_keys_loop)):
+                task = asyncio.create_task(loop(state), name=f"gateway-{name}")
+                stack.push_async_callback(_logged(name, _cancelling(task)))
+            log.info(
+                "gateway started url=%s keys=%d ttl_s=%s manager=%s",
+                settings.url,
+                len(state.keyring),
+                settings.registry_ttl_s,
+                settings.manager_url,
+            )
+            yield
+            log.info("gateway stopping")
+
+    return lifespan
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+    state = GatewayState.from_settings(settings)
+    app = FastAPI(
+        title="ethgw API gateway",
+        version="1",
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=_lifespan(state),
+    )
+    app.state.gateway = state
+    metrics_registry = CollectorRegistry(auto_describe=True)
+    metrics_registry.register(RegistryCollector(state.registry))
+    app.state.metrics_registry = metrics_registry
+
+    keyed = [Security(API_KEY_SCHEME)]
+    routers = [
+        (api_router(), keyed),
+        (tasks_router, keyed),
+        (routes_rpc.router, keyed),
+        (routes_admin.router, keyed),
+        (routes_registry.router, []),
+        (routes_ops.router, []),
+    ]
+    for router, dependencies in routers:
+        app.include_router(router, dependencies=dependencies)
+
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(GatewayError, gateway_error_handler)
+    table = RouteTable([router for router, _ in routers])
+    app.add_middleware(GatewayMiddleware, state=state, routes=table)
+    return app

@@ -1,0 +1,80 @@
+"""Gateway settings (env prefix ETHGW_GATEWAY_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from common.paths import default_state_dir
+
+# What /rpc forwards to a read instance. The read service checks its own allowlist too;
+# this one keeps a denied call from costing a task at all.
+RPC_READ_METHODS: tuple[str, ...] = (
+    "eth_blockNumber", "eth_chainId", "eth_gasPrice", "eth_getBalance", "eth_getCode",
+    "eth_getStorageAt", "eth_getTransactionCount", "eth_getBlockByNumber",
+    "eth_getBlockByHash", "eth_getBlockTransactionCountByNumber",
+    "eth_getBlockTransactionCountByHash", "eth_getTransactionByHash",
+    "eth_getTransactionReceipt", "eth_call", "eth_estimateGas", "eth_feeHistory",
+    "eth_maxPriorityFeePerGas", "eth_getLogs", "eth_syncing", "net_version",
+    "net_peerCount", "net_listening", "web3_clientVersion",
+)  # fmt: skip
+
+
+class GatewaySettings(BaseSettings):
+    """The gateway: where it listens, how it balances, protects and limits."""
+
+    model_config = SettingsConfigDict(env_prefix="ETHGW_GATEWAY_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    # The platform's state folder; the gateway's own files are in <state_dir>/gateway.
+    state_dir: Path = Field(default_factory=default_state_dir)
+
+    # Registry: an instance silent for ttl_s is dropped (it heartbeats every ttl_s / 3).
+    registry_ttl_s: float = Field(default=10.0, gt=0.0)
+
+    # Circuit breaker per instance.
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+    breaker_open_s: float = Field(default=10.0, gt=0.0)
+
+    # Upstream calls. The services answer 202 with a task id once their own wait runs out
+    # (30 s by default); the gateway waits a little longer so that answer gets through.
+    upstream_connect_timeout_s: float = Field(default=2.0, gt=0.0)
+    upstream_timeout_s: float = Field(default=35.0, gt=0.0)
+    upstream_max_connections: int = Field(default=512, ge=1)
+    get_retries: int = Field(default=1, ge=0, le=3)  # a GET goes to another instance
+
+    # Per-key token buckets: sustained requests per second and burst, by role.
+    user_rate_per_s: float = Field(default=100.0, gt=0.0)
+    user_burst: int = Field(default=200, ge=1)
+    admin_rate_per_s: float = Field(default=500.0, gt=0.0)
+    admin_burst: int = Field(default=1000, ge=1)
+
+    body_limit_bytes: int = Field(default=256 * 1024, ge=1024)
+    rpc_batch_limit: int = Field(default=50, ge=1)
+    rpc_read_methods: tuple[str, ...] = RPC_READ_METHODS
+
+    # The cluster manager's operator API (geth_cluster.api).
+    manager_url: str = "http://127.0.0.1:8700"
+    manager_timeout_s: float = Field(default=10.0, gt=0.0)
+    # Restarts drain, restart and resync a node before the manager answers.
+    manager_action_timeout_s: float = Field(default=120.0, gt=0.0)
+
+    # How often the keys file is checked for keys made by `ethgw` while the gateway runs.
+    keys_reload_s: float = Field(default=2.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> GatewaySettings:
+        if self.upstream_connect_timeout_s > self.upstream_timeout_s:
+            raise ValueError("upstream_connect_timeout_s must not exceed upstream_timeout_s")
+        return self
+
+    @property
+    def gateway_dir(self) -> Path:
+        return self.state_dir / "gateway"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"

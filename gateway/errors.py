@@ -1,0 +1,256 @@
+"""Failures the gateway itself answers, each with its HTTP status and stable code, and
+the envelope responses for them and for FastAPI's own errors (422, 404, 405)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from common.api import Envelope, error_envelope
+
+
+class GatewayError(Exception):
+    """Base of the gateway's own failures: `status`, `code` and `retriable` say how the
+    client sees it, the message says why."""
+
+    status = 500
+    code = "internal_error"
+    retriable = False
+
+    def __init__(self, reason: str, *, field: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.field = field
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class MissingApiKeyError(GatewayError):
+    """The request carries no API key."""
+
+    status = 401
+    code = "missing_api_key"
+
+
+class InvalidApiKeyError(GatewayError):
+    """The API key is not one the gateway knows."""
+
+    status = 401
+    code = "invalid_api_key"
+
+
+class ForbiddenError(GatewayError):
+    """The key's role may not call this endpoint (a user key on an admin endpoint)."""
+
+    status = 403
+    code = "forbidden"
+
+
+class InvalidRegistryTokenError(GatewayError):
+    """A registry call without the right registry token."""
+
+    status = 401
+    code = "invalid_registry_token"
+
+
+class UnknownInstanceError(GatewayError):
+    """A heartbeat or deregistration of an instance the registry does not hold."""
+
+    status = 404
+    code = "unknown_instance"
+
+
+class RateLimitedError(GatewayError):
+    """The key has used up its rate limit for now."""
+
+    status = 429
+    code = "rate_limited"
+    retriable = True
+
+    def __init__(self, reason: str, retry_after_s: float) -> None:
+        super().__init__(reason)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": retry_after(self.retry_after_s)}
+
+
+class BodyTooLargeError(StarletteHTTPException):
+    """The request body exceeds the gateway's limit.
+
+    An HTTPException so that FastAPI passes it on unchanged when it is raised while a
+    route reads the body (FastAPI turns other exceptions there into a 400).
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body exceeds the limit of {limit} bytes")
+        self.limit = limit
+
+
+class NoInstanceError(GatewayError):
+    """No healthy instance of the needed service: none registered, or every breaker open."""
+
+    status = 503
+    code = "service_unavailable"
+    retriable = True
+
+    def __init__(self, reason: str, retry_after_s: float | None) -> None:
+        super().__init__(reason)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": retry_after(self.retry_after_s or 1.0)}
+
+
+class UpstreamFailedError(GatewayError):
+    """The service instance did not answer properly (connection lost, server crash)."""
+
+    status = 502
+    code = "upstream_failed"
+    retriable = True
+
+
+class UpstreamTimeoutError(GatewayError):
+    """The service instance did not answer in time."""
+
+    status = 504
+    code = "upstream_timeout"
+    retriable = True
+
+
+class ManagerUnavailableError(GatewayError):
+    """The cluster manager's API cannot be reached."""
+
+    status = 503
+    code = "manager_unavailable"
+    retriable = True
+
+
+class ManagerTimeoutError(GatewayError):
+    """The cluster manager did not answer in time (the action may still complete)."""
+
+    status = 504
+    code = "manager_timeout"
+    retriable = True
+
+
+class ManagerFailedError(GatewayError):
+    """The cluster manager answered with an error of its own."""
+
+    status = 502
+    code = "manager_error"
+
+
+class NotOfferedError(GatewayError):
+    """The cluster manager does not offer this operation (yet)."""
+
+    status = 501
+    code = "not_implemented"
+
+
+class UnknownNodeError(GatewayError):
+    """The cluster manager knows no node by this id."""
+
+    status = 404
+    code = "not_found"
+
+
+def retry_after(seconds: float) -> str:
+    """A Retry-After value: whole seconds, at least 1 (the header has no fractions)."""
+    return str(max(1, math.ceil(seconds)))
+
+
+# -- rendering -----------------------------------------------------------------------------
+
+
+def request_id_of(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+def envelope_response(envelope: Envelope, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(
+        envelope.model_dump(mode="json", exclude_none=True),
+        status_code=envelope.status,
+        headers=headers,
+    )
+
+
+def gateway_error_envelope(error: GatewayError, request_id: str | None) -> Envelope:
+    return error_envelope(
+        error.status,
+        error.code,
+        error.reason,
+        field=error.field,
+        request_id=request_id,
+        retriable=error.retriable,
+    )
+
+
+def envelope_bytes(envelope: Envelope) -> bytes:
+    return json.dumps(envelope.model_dump(mode="json", exclude_none=True)).encode()
+
+
+def field_of(location: Sequence[Any]) -> str | None:
+    """The field a validation error names: its location without the part of the request
+    it came in (body, query, path), dotted when nested, e.g. "address" or "abi.0"."""
+    parts = [str(p) for p in location]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    return ".".join(parts) or None
+
+
+def validation_envelope(errors: Sequence[Any], request_id: str | None) -> Envelope:
+    """422 naming the first bad field and why; `errors` lists every one of them."""
+    details: list[dict[str, str | None]] = []
+    for error in errors:
+        location = error.get("loc", ())
+        field = field_of(location)
+        if error.get("type") == "json_invalid":
+            field = "body"
+        details.append({"field": field, "reason": str(error.get("msg", "invalid"))})
+    first = details[0] if details else {"field": None, "reason": "invalid input"}
+    field, reason = first["field"], first["reason"] or "invalid"
+    envelope = error_envelope(422, "invalid_params", reason, field=field, request_id=request_id)
+    envelope.message = f"{field}: {reason}" if field else reason
+    # Envelope allows extra members: every failing field, not only the first.
+    return Envelope.model_validate({**envelope.model_dump(), "errors": details})
+
+
+async def validation_error_handler(request: Request, error: Exception) -> Response:
+    assert isinstance(error, RequestValidationError)
+    return envelope_response(validation_envelope(error.errors(), request_id_of(request)))
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "http_method_not_allowed",
+    413: "body_too_large",
+}
+
+
+async def http_error_handler(request: Request, error: Exception) -> Response:
+    assert isinstance(error, StarletteHTTPException)
+    status = error.status_code
+    reason = str(error.detail)
+    if status == 404 and reason == "Not Found":
+        reason = f"no route {request.method} {request.url.path} (see /docs)"
+    elif status == 405:
+        reason = f"method {request.method} is not allowed on {request.url.path}"
+    envelope = error_envelope(
+        status, _HTTP_CODES.get(status, f"http_{status}"), reason, request_id=request_id_of(request)
+    )
+    return envelope_response(envelope, dict(error.headers or {}))
+
+
+async def gateway_error_handler(request: Request, error: Exception) -> Response:
+    assert isinstance(error, GatewayError)
+    return envelope_response(gateway_error_envelope(error, request_id_of(request)), error.headers())

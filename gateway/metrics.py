@@ -1,0 +1,68 @@
+"""The gateway's Prometheus metrics: counters defined once at module level, plus a
+collector that reads the registry (instances, breaker states) at scrape time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from prometheus_client import Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from gateway.breaker import BREAKER_STATE_VALUE
+from gateway.registry import Registry
+
+REQUESTS = Counter(
+    "ethgw_gateway_requests_total",
+    "Requests answered, by route template, method and HTTP status",
+    ["route", "method", "status"],
+)
+LATENCY = Histogram(
+    "ethgw_gateway_request_duration_seconds",
+    "Time from the request's arrival to the end of the response, by route template",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+UPSTREAM_FAILURES = Counter(
+    "ethgw_gateway_upstream_failures_total",
+    "Calls to a service instance that failed (connect, timeout, protocol, bad_answer)",
+    ["kind", "reason"],
+)
+RETRIES = Counter("ethgw_gateway_retries_total", "Calls retried on another instance", ["kind"])
+NO_INSTANCE = Counter(
+    "ethgw_gateway_no_instance_total", "Requests refused with 503: no healthy instance", ["kind"]
+)
+RATE_LIMITED = Counter("ethgw_gateway_rate_limited_total", "Requests refused with 429", ["role"])
+MANAGER_FAILURES = Counter(
+    "ethgw_gateway_manager_failures_total", "Calls to the cluster manager that failed", ["reason"]
+)
+
+
+class RegistryCollector(Collector):
+    """Instances and breaker states, read at scrape time so an OPEN breaker that has
+    become HALF_OPEN by the clock shows as such without any call having touched it."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        now = time.monotonic()
+        breaker = GaugeMetricFamily(
+            "ethgw_gateway_breaker_state",
+            "Breaker of the instance: 0 closed, 1 half-open, 2 open",
+            labels=["instance", "kind"],
+        )
+        instances = GaugeMetricFamily(
+            "ethgw_gateway_instances", "Registered instances", labels=["kind", "healthy"]
+        )
+        for kind in ("read", "write"):
+            members = self._registry.instances(kind)
+            healthy = len(self._registry.healthy(kind, now))
+            instances.add_metric([kind, "true"], healthy)
+            instances.add_metric([kind, "false"], len(members) - healthy)
+            for instance in members:
+                state = instance.breaker.state(now)
+                breaker.add_metric([instance.instance_id, kind], BREAKER_STATE_VALUE[state])
+        yield breaker
+        yield instances

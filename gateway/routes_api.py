@@ -1,0 +1,65 @@
+"""The platform's REST API: every ENDPOINTS route validated here, then proxied.
+
+Validation runs before the proxy (FastAPI checks the operation's schema), so invalid
+input is answered 422 by the gateway and never reaches a service or Kafka. What is
+forwarded is the client's own query string or body, unchanged: the service validates it
+again with the same schema.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response
+
+from common.api import API_PREFIX, ENDPOINTS, Endpoint, Envelope, build_router
+from common.operations import Params
+from gateway.state import forward_headers, get_state
+
+TASK_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+async def _proxy(endpoint: Endpoint, params: Params, request: Request) -> Response:
+    del params  # validated by the route; the original bytes are what is forwarded
+    state = get_state(request)
+    body = await request.body() if endpoint.method == "POST" else None
+    answer = await state.upstreams.call(
+        endpoint.service,
+        endpoint.method,
+        request.url.path,
+        idempotent=endpoint.method == "GET",
+        query=request.url.query,
+        content=body,
+        headers=forward_headers(request),
+    )
+    return answer.to_response()
+
+
+def api_router() -> APIRouter:
+    """Every route of the REST API table, proxied (reads to read, writes to write)."""
+    return build_router(ENDPOINTS, _proxy)
+
+
+tasks_router = APIRouter(prefix=API_PREFIX, tags=["tasks"])
+
+
+@tasks_router.get("/tasks/{task_id}", response_model=Envelope, name="tasks.status")
+async def task_status(
+    task_id: Annotated[str, Path(pattern=TASK_ID_PATTERN, description="as a 202 answered it")],
+    request: Request,
+) -> Response:
+    """A task's status and result: 200 done, 202 still running, 404 unknown.
+
+    Any instance of either kind answers it (results are shared), so it goes to a read
+    instance, or to a write instance when no read instance is healthy.
+    """
+    state = get_state(request)
+    answer = await state.upstreams.call(
+        "read",
+        "GET",
+        f"{API_PREFIX}/tasks/{task_id}",
+        idempotent=True,
+        headers=forward_headers(request),
+        fallback_kind="write",
+    )
+    return answer.to_response()

@@ -1,0 +1,125 @@
+"""`POST /rpc`: standard Ethereum JSON-RPC 2.0 for any web3 client, single or batch.
+
+Each allowed call goes to a service as one call object (`POST /api/v1/rpc`): reads to a
+read instance (retried once elsewhere), eth_sendRawTransaction to a write instance, so
+both run through the task pipeline and the scheduler like any REST request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from common.api import API_PREFIX
+from gateway.errors import BodyTooLargeError, GatewayError
+from gateway.rpc import (
+    INVALID_REQUEST,
+    LIMIT_EXCEEDED,
+    SERVER_ERROR,
+    RpcCall,
+    RpcFailure,
+    RpcRequestError,
+    parse_request,
+    rpc_error,
+    upstream_response,
+)
+from gateway.state import GatewayState, forward_headers, get_caller, get_state
+
+router = APIRouter(tags=["json-rpc"])
+
+_CALL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["jsonrpc", "method"],
+    "properties": {
+        "jsonrpc": {"type": "string", "enum": ["2.0"]},
+        "id": {"oneOf": [{"type": "string"}, {"type": "integer"}, {"type": "null"}]},
+        "method": {"type": "string", "example": "eth_blockNumber"},
+        "params": {"type": "array", "items": {}},
+    },
+}
+_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [_CALL_SCHEMA, {"type": "array", "items": _CALL_SCHEMA}],
+                }
+            }
+        },
+    },
+    "responses": {
+        "200": {
+            "description": "A JSON-RPC response object, or an array of them for a batch",
+            "content": {"application/json": {"schema": {}}},
+        }
+    },
+}
+
+
+def _json(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse(content, status_code=status, headers=headers)
+
+
+@router.post(
+    "/rpc",
+    name="rpc",
+    summary="Ethereum JSON-RPC 2.0 (single or batch; reads and eth_sendRawTransaction)",
+    openapi_extra=_OPENAPI,
+    response_class=JSONResponse,
+)
+async def rpc(request: Request) -> Response:
+    state = get_state(request)
+    try:
+        body = await request.body()
+    except BodyTooLargeError as error:
+        return _json(rpc_error(None, INVALID_REQUEST, str(error.detail)), 413)
+    try:
+        parsed = parse_request(body, state.allowlist, state.settings.rpc_batch_limit)
+    except RpcRequestError as error:
+        return _json(error.response)
+    _charge_batch(state, request, len(parsed.items))
+    responses = await asyncio.gather(*(_answer(state, request, item) for item in parsed.items))
+    answered = [r for item, r in zip(parsed.items, responses, strict=True) if not item.notification]
+    if not answered:
+        return Response(status_code=204)  # only notifications: JSON-RPC returns nothing
+    return _json(answered if parsed.batch else answered[0])
+
+
+def _charge_batch(state: GatewayState, request: Request, calls: int) -> None:
+    """A batch costs one token per call; the middleware took the first."""
+    caller = get_caller(request)
+    if caller is not None and calls > 1:
+        state.limiter.charge(caller.key_id, caller.role, time.monotonic(), calls - 1)
+
+
+async def _answer(state: GatewayState, request: Request, item: RpcCall | RpcFailure) -> Any:
+    if isinstance(item, RpcFailure):
+        return item.response
+    return await _forward(state, request, item)
+
+
+async def _forward(state: GatewayState, request: Request, call: RpcCall) -> dict[str, Any]:
+    try:
+        answer = await state.upstreams.call(
+            call.kind,
+            "POST",
+            f"{API_PREFIX}/rpc",
+            idempotent=call.kind == "read",
+            content=json.dumps(call.payload()).encode(),
+            headers={**forward_headers(request), "content-type": "application/json"},
+        )
+    except GatewayError as error:
+        data = {"status": error.status, "code": error.code, "retriable": error.retriable}
+        code = LIMIT_EXCEEDED if error.status == 429 else SERVER_ERROR
+        return rpc_error(call.id, code, error.reason, data)
+    try:
+        body = answer.json()
+    except (ValueError, RecursionError):
+        body = None
+    return upstream_response(call, answer.status, body)

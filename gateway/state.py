@@ -1,0 +1,95 @@
+"""What the gateway's routes and middleware share, and the dependencies that hand it out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from common.api import REQUEST_ID_HEADER
+from gateway.breaker import CircuitBreaker
+from gateway.config import GatewaySettings
+from gateway.keys import ApiKey, KeyRing, Role, keys_path
+from gateway.manager import ManagerClient
+from gateway.ratelimit import Limit, RateLimiter
+from gateway.registry import Registry
+from gateway.rpc import Allowlist
+from gateway.upstream import Upstreams
+
+
+@dataclass
+class GatewayState:
+    """In-memory parts are made with the app; the network clients in its lifespan."""
+
+    settings: GatewaySettings
+    registry: Registry
+    keyring: KeyRing
+    limiter: RateLimiter
+    allowlist: Allowlist
+    registry_token: str = ""
+    upstreams_: Upstreams | None = field(default=None, repr=False)
+    manager_: ManagerClient | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: GatewaySettings) -> GatewayState:
+        return cls(
+            settings=settings,
+            registry=Registry(
+                settings.registry_ttl_s,
+                lambda: CircuitBreaker(settings.breaker_failure_threshold, settings.breaker_open_s),
+            ),
+            keyring=KeyRing(keys_path(settings.state_dir)),
+            limiter=RateLimiter(
+                {
+                    Role.USER: Limit(settings.user_rate_per_s, settings.user_burst),
+                    Role.ADMIN: Limit(settings.admin_rate_per_s, settings.admin_burst),
+                }
+            ),
+            allowlist=Allowlist(settings.rpc_read_methods),
+        )
+
+    @property
+    def upstreams(self) -> Upstreams:
+        if self.upstreams_ is None:
+            raise RuntimeError("the gateway's lifespan has not started")
+        return self.upstreams_
+
+    @property
+    def manager(self) -> ManagerClient:
+        if self.manager_ is None:
+            raise RuntimeError("the gateway's lifespan has not started")
+        return self.manager_
+
+
+def get_state(request: Request) -> GatewayState:
+    state: GatewayState = request.app.state.gateway
+    return state
+
+
+def get_caller(request: Request) -> ApiKey | None:
+    """The API key the middleware accepted for this request (None on public routes)."""
+    caller: ApiKey | None = getattr(request.state, "api_key", None)
+    return caller
+
+
+def get_request_id(request: Request) -> str:
+    request_id: str = request.state.request_id
+    return request_id
+
+
+def forward_headers(request: Request) -> dict[str, str]:
+    """What a service needs of the client's headers: the request id and the body's type.
+    Never the API key: the services trust the gateway, not the key."""
+    headers = {REQUEST_ID_HEADER: get_request_id(request), "accept": "application/json"}
+    content_type = request.headers.get("content-type")
+    if content_type:
+        headers["content-type"] = content_type
+    if request.client is not None:
+        headers["x-forwarded-for"] = request.client.host
+    return headers
+
+
+StateDep = Annotated[GatewayState, Depends(get_state)]
+CallerDep = Annotated[ApiKey | None, Depends(get_caller)]
+RequestIdDep = Annotated[str, Depends(get_request_id)]

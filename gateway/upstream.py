@@ -1,0 +1,197 @@
+"""Calls to the service instances: choose by round robin, guard with the breakers,
+retry where it is safe, and tell an answer from a failure.
+
+An answer is anything the service said as JSON, whatever its status (a 503 envelope
+saying no node is available is the service working). A failure is a transport error,
+a timeout, or a 5xx that is not JSON (a crash page): those count against the
+instance's breaker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import httpx
+from starlette.responses import Response
+
+from common.api import Service
+from gateway.errors import (
+    GatewayError,
+    NoInstanceError,
+    UpstreamFailedError,
+    UpstreamTimeoutError,
+)
+from gateway.metrics import NO_INSTANCE, RETRIES, UPSTREAM_FAILURES
+from gateway.registry import Instance, Registry
+
+log = logging.getLogger("ethgw.gateway")
+
+# Response headers of a service that mean something to the client.
+_PASSED_BACK = ("content-type", "retry-after", "location")
+
+
+@dataclass(frozen=True)
+class UpstreamAnswer:
+    status: int
+    content: bytes
+    headers: Mapping[str, str]
+    instance_id: str
+
+    def json(self) -> object:
+        return json.loads(self.content)
+
+    def to_response(self) -> Response:
+        headers = {k: v for k, v in self.headers.items() if k in _PASSED_BACK}
+        return Response(self.content, status_code=self.status, headers=headers)
+
+
+class GatewayBusyError(GatewayError):
+    """Every connection to the services is in use for longer than the pool wait."""
+
+    status = 503
+    code = "gateway_busy"
+    retriable = True
+
+
+def _is_json_object(content: bytes) -> bool:
+    try:
+        return isinstance(json.loads(content), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
+class Upstreams:
+    def __init__(
+        self,
+        registry: Registry,
+        client: httpx.AsyncClient,
+        retries: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._registry = registry
+        self._client = client
+        self._retries = retries
+        self._clock = clock
+
+    async def call(
+        self,
+        kind: Service,
+        method: str,
+        path: str,
+        *,
+        idempotent: bool,
+        query: str = "",
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        fallback_kind: Service | None = None,
+    ) -> UpstreamAnswer:
+        """Send one request to an instance of `kind` and return its answer.
+
+        An idempotent request (GET, a read over JSON-RPC) is retried on another
+        instance after a failure. Any other request is retried only when its connection
+        could not even be opened, so nothing was sent and it cannot run twice: a write
+        that reached a service and then lost its answer may have been submitted.
+        `fallback_kind` serves when `kind` has no healthy instance (task status, which
+        both kinds answer).
+        """
+        tried: list[str] = []
+        failure: GatewayError | None = None
+        for attempt in range(1 + self._retries):
+            now = self._clock()
+            instance = self._registry.choose(kind, now, exclude=tried)
+            if instance is None and fallback_kind is not None:
+                instance = self._registry.choose(fallback_kind, now, exclude=tried)
+            if instance is None:
+                if failure is not None:
+                    raise failure  # the failure just seen says more than "no instance"
+                NO_INSTANCE.labels(kind).inc()
+                raise self._no_instance(kind, now)
+            if attempt:
+                RETRIES.labels(kind).inc()
+            tried.append(instance.instance_id)
+            answer, failure, sent = await self._attempt(
+                instance, method, path, query, content, headers
+            )
+            if answer is not None:
+                return answer
+            if not (idempotent or not sent):
+                break
+        assert failure is not None
+        raise failure
+
+    async def _attempt(
+        self,
+        instance: Instance,
+        method: str,
+        path: str,
+        query: str,
+        content: bytes | None,
+        headers: Mapping[str, str] | None,
+    ) -> tuple[UpstreamAnswer | None, GatewayError | None, bool]:
+        """One call: (answer, None, True) or (None, the failure, whether it was sent)."""
+        url = instance.url + path + (f"?{query}" if query else "")
+        breaker = instance.breaker
+        try:
+            response = await self._client.request(method, url, content=content, headers=headers)
+        except httpx.PoolTimeout:
+            # Our own connection pool is full: not the instance's fault, no breaker count.
+            breaker.release()
+            raise GatewayBusyError("the gateway is at its connection limit; retry") from None
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+            return None, self._failed(instance, "connect", error), False
+        except httpx.TimeoutException as error:
+            return None, self._failed(instance, "timeout", error), True
+        except httpx.TransportError as error:
+            return None, self._failed(instance, "protocol", error), True
+        except BaseException:
+            breaker.release()  # cancelled (the client went away): neither outcome
+            raise
+        if response.status_code >= 500 and not _is_json_object(response.content):
+            return None, self._failed(instance, "bad_answer", None, response.status_code), True
+        if breaker.record_success() is not None:
+            log.info("breaker closed instance=%s kind=%s", instance.instance_id, instance.kind)
+        answer = UpstreamAnswer(
+            response.status_code, response.content, response.headers, instance.instance_id
+        )
+        return answer, None, True
+
+    def _failed(
+        self,
+        instance: Instance,
+        reason: str,
+        error: Exception | None,
+        status: int | None = None,
+    ) -> GatewayError:
+        UPSTREAM_FAILURES.labels(instance.kind, reason).inc()
+        changed = instance.breaker.record_failure(self._clock())
+        detail = type(error).__name__ if error is not None else f"http_{status}"
+        log.warning(
+            "upstream failed instance=%s kind=%s reason=%s detail=%s failures=%d",
+            instance.instance_id,
+            instance.kind,
+            reason,
+            detail,
+            instance.breaker.failures,
+        )
+        if changed is not None:
+            log.warning(
+                "breaker opened instance=%s kind=%s open_s=%s",
+                instance.instance_id,
+                instance.kind,
+                instance.breaker.open_s,
+            )
+        if reason == "timeout":
+            return UpstreamTimeoutError(f"the {instance.kind} service did not answer in time")
+        return UpstreamFailedError(f"the {instance.kind} service failed to answer ({reason})")
+
+    def _no_instance(self, kind: Service, now: float) -> NoInstanceError:
+        wait = self._registry.retry_after(kind, now)
+        if wait is None:
+            reason = f"no {kind} service instance is registered"
+        else:
+            reason = f"every {kind} service instance is failing; retry in {wait:.0f} s"
+        return NoInstanceError(reason, wait)
