@@ -5,6 +5,7 @@ funded token holders."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import AsyncIterator
 
 import pytest
@@ -13,6 +14,7 @@ from web3.contract import AsyncContract
 from web3.types import TxReceipt
 
 from common.contracts import ContractArtifact, load_artifact
+from common.paths import REPO_ROOT
 from geth_cluster.cluster import GethCluster
 from tests.chain_helpers import (
     ETHER,
@@ -45,7 +47,16 @@ class AccountPool:
 
 @pytest.fixture(scope="session")
 def token_artifact() -> ContractArtifact:
-    """The compiled PlatformToken from .tools/contracts."""
+    """The compiled PlatformToken from .tools/contracts, rebuilt first if a source
+    changed since the bootstrap (a no-op otherwise), so the tests test the source."""
+    build = subprocess.run(
+        ["node", str(REPO_ROOT / "scripts" / "compile_contracts.js")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert build.returncode == 0, build.stderr
     return load_artifact("PlatformToken")
 
 
