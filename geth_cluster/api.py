@@ -7,11 +7,14 @@ the way in from outside). The manager lives in the app's lifespan.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any
 
+import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -19,13 +22,19 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from balancer import Zone
 from common.nodes import Lifecycle
+from common.ports import ensure_port_free
 from common.settings import ClusterSettings, KafkaSettings
 from geth_cluster.cluster import GethCluster
 from geth_cluster.config import ManagerSettings
-from geth_cluster.errors import UnknownNodeError
+from geth_cluster.errors import ClusterError, UnknownNodeError
 from geth_cluster.manager import ClusterManager, open_manager
 
 log = logging.getLogger("ethgw.manager")
+
+
+class ApiStartError(ClusterError):
+    """The operator API (or the manager in its lifespan) did not start."""
+
 
 # Without a tick for this many intervals the sampling loop is stuck: /healthz says so.
 STALE_TICKS = 3
@@ -197,10 +206,56 @@ def local_opener(
     return open_service
 
 
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without signal handlers of its own: the launcher that embeds it owns them."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve_api(
+    cluster: GethCluster,
+    kafka_settings: KafkaSettings,
+    manager_settings: ManagerSettings,
+    stop_event: asyncio.Event,
+) -> None:
+    """The manager and its operator API on api_host:api_port until `stop_event` is set.
+
+    What `ethgw up` runs, as a task, when it wants the operator endpoints too (`run_manager`
+    is the same without them). Raises PortInUseError or ApiStartError when it cannot start.
+    """
+    ensure_port_free(
+        manager_settings.api_port, "ETHGW_MANAGER_API_PORT, the manager's operator API"
+    )
+    app = create_app(lambda: open_manager(cluster, kafka_settings, manager_settings))
+    config = uvicorn.Config(
+        app,
+        host=manager_settings.api_host,
+        port=manager_settings.api_port,
+        log_config=None,  # the process's logging, one line per event
+        lifespan="on",
+    )
+    server = _EmbeddedServer(config)
+    serving = asyncio.create_task(server.serve(), name="manager-api")
+    stopping = asyncio.create_task(stop_event.wait(), name="manager-api-stop")
+    try:
+        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        server.should_exit = True
+        stopping.cancel()
+        try:
+            await serving
+        except SystemExit:  # uvicorn exits the process when it cannot bind
+            raise ApiStartError("the operator API could not listen; see the log") from None
+    if not stop_event.is_set():
+        # uvicorn returns instead of raising when the lifespan (the manager) fails to start.
+        raise ApiStartError("the operator API stopped on its own; see the log for the cause")
+    log.info("manager api stopped")
+
+
 def main() -> None:
     """`python -m geth_cluster.api`: the manager and its operator API, until Ctrl-C."""
-    import uvicorn
-
     from common.logs import configure_logging
 
     configure_logging()

@@ -645,7 +645,13 @@ async def open_manager(
     async with contextlib.AsyncExitStack() as stack:
         sink: ReportSink | None = None
         if settings.publish:
-            producer = await stack.enter_async_context(kafka_producer(kafka_settings))
+            # Not idempotent: a node state is the latest value of its key on a compacted topic,
+            # so a duplicate is harmless, while aiokafka's idempotent producer stops for good
+            # after an OutOfOrderSequenceNumber (a broker restarted under it; aiokafka#1017),
+            # and this producer has to keep publishing for the life of the stack.
+            producer = await stack.enter_async_context(
+                kafka_producer(kafka_settings, enable_idempotence=False)
+            )
             sink = KafkaReportSink(producer, kafka_settings.topic_node_states)
         yield await stack.enter_async_context(ClusterManager(cluster, settings, sink))
 

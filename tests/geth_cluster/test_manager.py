@@ -10,9 +10,11 @@ import asyncio
 import math
 import os
 import signal
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +26,10 @@ from pydantic import ValidationError
 from balancer import Calibration, Zone, distance
 from common.kafka import decode, kafka_consumer
 from common.nodes import Lifecycle, NodeReport
+from common.ports import PortInUseError, free_port
 from common.settings import KafkaSettings
 from ethgw.kafka_broker import KafkaBroker
-from geth_cluster.api import create_app
+from geth_cluster.api import create_app, serve_api
 from geth_cluster.cluster import GethCluster
 from geth_cluster.config import CalibrationFileError, ManagerSettings, load_calibration
 from geth_cluster.errors import UnknownNodeError
@@ -37,6 +40,7 @@ from geth_cluster.manager import (
     down_reason,
     effective_lifecycle,
     open_manager,
+    run_manager,
 )
 
 FROZEN_INTERVAL_S = 60.0
@@ -56,30 +60,42 @@ def frozen(**overrides: Any) -> ManagerSettings:
 # -- helpers -----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class NodeStates:
+    """Reports of this session's cluster read from the node-states topic.
+
+    Reports of other clusters are skipped: on a machine shared by several test sessions a
+    foreign publisher can reach this broker, and node ids repeat between clusters; the RPC
+    addresses do not.
+    """
+
+    consumer: AIOKafkaConsumer
+    rpc_urls: frozenset[str]
+
+    async def next(self, predicate: Callable[[NodeReport], bool], timeout_s: float) -> NodeReport:
+        """The first report from now on that satisfies `predicate`."""
+        async with asyncio.timeout(timeout_s):
+            while True:
+                batches = await self.consumer.getmany(timeout_ms=200)
+                for records in batches.values():
+                    for record in records:
+                        report = decode(NodeReport, record.value)
+                        if report.rpc_url not in self.rpc_urls:
+                            continue
+                        assert record.key == report.node_id.encode()
+                        if predicate(report):
+                            return report
+
+
 @asynccontextmanager
-async def node_states(kafka: KafkaSettings) -> AsyncIterator[AIOKafkaConsumer]:
-    """A consumer of the node-states topic positioned at its end (only new reports)."""
+async def node_states(kafka: KafkaSettings, cluster: GethCluster) -> AsyncIterator[NodeStates]:
+    """The node-states topic from its current end on (only reports published from now)."""
     async with kafka_consumer(kafka, group_id=None) as consumer:
         partition = TopicPartition(kafka.topic_node_states, 0)
         consumer.assign([partition])
         await consumer.seek_to_end(partition)
         await consumer.position(partition)  # resolve the end now, before anything is published
-        yield consumer
-
-
-async def next_report(
-    consumer: AIOKafkaConsumer, predicate: Callable[[NodeReport], bool], timeout_s: float
-) -> NodeReport:
-    """The first report from now on that satisfies `predicate`."""
-    async with asyncio.timeout(timeout_s):
-        while True:
-            batches = await consumer.getmany(timeout_ms=200)
-            for records in batches.values():
-                for record in records:
-                    report = decode(NodeReport, record.value)
-                    assert record.key == report.node_id.encode()
-                    if predicate(report):
-                        return report
+        yield NodeStates(consumer, frozenset(spec.rpc_url for spec in cluster.specs))
 
 
 def is_(node: str, lifecycle: Lifecycle) -> Callable[[NodeReport], bool]:
@@ -213,11 +229,11 @@ async def test_reports_of_every_pool_node_arrive_on_the_node_states_topic(
     budget = cluster.settings.node_memory_budget_mb
     seen: dict[str, NodeReport] = {}
     async with (
-        node_states(kafka_broker.settings) as consumer,
+        node_states(kafka_broker.settings, cluster) as states,
         manager(cluster, kafka_broker, fast()),
     ):
         while set(seen) != pool:
-            report = await next_report(consumer, lambda r: r.node_id not in seen, 10.0)
+            report = await states.next(lambda r: r.node_id not in seen, 10.0)
             seen[report.node_id] = report
     for report in seen.values():
         assert report.lifecycle is Lifecycle.UP
@@ -230,21 +246,37 @@ async def test_reports_of_every_pool_node_arrive_on_the_node_states_topic(
 
 
 @pytest.mark.slow
+async def test_run_manager_publishes_until_its_stop_event_is_set(
+    cluster: GethCluster, kafka_broker: KafkaBroker
+) -> None:
+    """run_manager (what `ethgw up` runs) publishes reports and returns soon after the stop."""
+    stop = asyncio.Event()
+    async with node_states(kafka_broker.settings, cluster) as states:
+        task = asyncio.create_task(run_manager(cluster, kafka_broker.settings, fast(), stop))
+        try:
+            await states.next(lambda r: True, 10.0)
+        finally:
+            stop.set()
+            async with asyncio.timeout(5.0):
+                await task
+
+
+@pytest.mark.slow
 async def test_stopped_node_is_published_down_and_up_again_after_start(
     cluster: GethCluster, kafka_broker: KafkaBroker
 ) -> None:
     """A stopped node is DOWN, and UP with fresh samples and one more restart once started."""
     async with (
-        node_states(kafka_broker.settings) as consumer,
+        node_states(kafka_broker.settings, cluster) as states,
         manager(cluster, kafka_broker, fast()) as running,
     ):
         before = running.reports()["node-2"]
         try:
             await cluster.stop_node("node-2")
-            down = await next_report(consumer, is_("node-2", Lifecycle.DOWN), 10.0)
+            down = await states.next(is_("node-2", Lifecycle.DOWN), 10.0)
             assert running.snapshot().nodes[1].down_reason is DownReason.PROCESS
             await cluster.start_node("node-2")
-            up = await next_report(consumer, is_("node-2", Lifecycle.UP), 30.0)
+            up = await states.next(is_("node-2", Lifecycle.UP), 30.0)
         finally:
             await restore(cluster, "node-2")
     assert down.block is None
@@ -281,16 +313,16 @@ async def test_node_whose_rpc_freezes_is_down_and_up_when_it_answers_again(
     pid = cluster.runtime.pid(cluster.spec("node-1"))
     assert pid is not None
     async with (
-        node_states(kafka_broker.settings) as consumer,
+        node_states(kafka_broker.settings, cluster) as states,
         manager(cluster, kafka_broker, fast()) as running,
     ):
         os.kill(pid, signal.SIGSTOP)
         try:
-            down = await next_report(consumer, is_("node-1", Lifecycle.DOWN), 10.0)
+            down = await states.next(is_("node-1", Lifecycle.DOWN), 10.0)
             reason = running.snapshot().nodes[0].down_reason
         finally:
             os.kill(pid, signal.SIGCONT)
-        await next_report(consumer, is_("node-1", Lifecycle.UP), 20.0)
+        await states.next(is_("node-1", Lifecycle.UP), 20.0)
     assert reason is DownReason.RPC
     assert down.block is None
     assert down.free_memory_mb is not None  # the process is still sampled
@@ -300,14 +332,14 @@ async def test_node_whose_rpc_freezes_is_down_and_up_when_it_answers_again(
 async def test_cordon_is_published_at_once(cluster: GethCluster, kafka_broker: KafkaBroker) -> None:
     """cordon() publishes CORDONED without waiting for the next tick."""
     async with (
-        node_states(kafka_broker.settings) as consumer,
+        node_states(kafka_broker.settings, cluster) as states,
         manager(cluster, kafka_broker, frozen()) as running,
     ):
         started = time.monotonic()
         returned = await running.cordon("node-1")
-        report = await next_report(consumer, lambda r: r.node_id == "node-1", 5.0)
+        report = await states.next(lambda r: r.node_id == "node-1", 5.0)
         while report.lifecycle is Lifecycle.UP:  # the first tick's report may come first
-            report = await next_report(consumer, lambda r: r.node_id == "node-1", 5.0)
+            report = await states.next(lambda r: r.node_id == "node-1", 5.0)
         elapsed = time.monotonic() - started
         view = running.snapshot().nodes[0]
     assert returned.lifecycle is Lifecycle.CORDONED
@@ -322,13 +354,13 @@ async def test_uncordon_is_published_up_at_once(
 ) -> None:
     """uncordon() publishes the node UP again without waiting for the next tick."""
     async with (
-        node_states(kafka_broker.settings) as consumer,
+        node_states(kafka_broker.settings, cluster) as states,
         manager(cluster, kafka_broker, frozen()) as running,
     ):
         await running.cordon("node-2")
-        await next_report(consumer, is_("node-2", Lifecycle.CORDONED), 5.0)
+        await states.next(is_("node-2", Lifecycle.CORDONED), 5.0)
         await running.uncordon("node-2")
-        report = await next_report(consumer, lambda r: r.node_id == "node-2", 5.0)
+        report = await states.next(lambda r: r.node_id == "node-2", 5.0)
     assert report.lifecycle is Lifecycle.UP
 
 
@@ -469,3 +501,41 @@ async def test_api_healthz_is_ok_while_the_loop_ticks(cluster: GethCluster) -> N
         response = await client.get("/healthz")
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
+
+
+@pytest.mark.slow
+async def test_serve_api_answers_over_http_until_its_stop_event_is_set(
+    cluster: GethCluster,
+) -> None:
+    """serve_api (the launcher's embedded variant) serves /nodes on its port and returns on stop."""
+    settings = fast(api_port=free_port(), publish=False)  # run_manager's test covers Kafka
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve_api(cluster, KafkaSettings(), settings, stop))
+    url = f"http://127.0.0.1:{settings.api_port}/nodes"
+    try:
+        async with httpx.AsyncClient() as client, asyncio.timeout(15.0):
+            while True:
+                try:
+                    response = await client.get(url)
+                    break
+                except httpx.ConnectError:
+                    assert not task.done(), task.exception()
+                    await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        async with asyncio.timeout(10.0):
+            await task
+    assert response.status_code == 200
+    assert {n["node_id"] for n in response.json()["nodes"]} == {"node-1", "node-2"}
+
+
+@pytest.mark.slow
+async def test_serve_api_on_a_taken_port_names_the_setting(cluster: GethCluster) -> None:
+    """A taken API port stops serve_api at once with the port and its setting."""
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        with pytest.raises(PortInUseError, match=f"{port}.*ETHGW_MANAGER_API_PORT"):
+            await serve_api(cluster, KafkaSettings(), frozen(api_port=port), asyncio.Event())
