@@ -147,12 +147,17 @@ async def uncordon(node_id: str, manager: ManagerDep) -> dict[str, Any]:
 
 @router.get("/healthz")
 async def healthz(manager: ManagerDep, response: Response) -> dict[str, Any]:
-    """200 while the sampling loop keeps its rhythm, 503 once it has missed several ticks."""
+    """200 while the loop keeps its rhythm and Kafka takes the reports; 503 otherwise."""
     age = manager.seconds_since_tick()
-    stale = age is None or age > STALE_TICKS * manager.settings.sample_interval_s
-    if stale:
+    if age is None or age > STALE_TICKS * manager.settings.sample_interval_s:
+        status = "stale"  # the providers route by states that no longer change
+    elif not manager.publishing_ok:
+        status = "publish_failing"
+    else:
+        status = "ok"
+    if status != "ok":
         response.status_code = 503
-    return {"status": "stale" if stale else "ok", "seconds_since_tick": age}
+    return {"status": status, "seconds_since_tick": age}
 
 
 @router.get("/metrics")

@@ -218,6 +218,11 @@ class _LatestPublisher:
             return False
         return True
 
+    @property
+    def failing(self) -> bool:
+        """Whether the last send failed (cleared by the next one that succeeds)."""
+        return self._failing
+
     async def flush(self, timeout_s: float) -> bool:
         return await self.wait_acked(self._offered, timeout_s)
 
@@ -363,6 +368,11 @@ class ClusterManager:
         if self._ticked_at is None:
             return None
         return asyncio.get_running_loop().time() - self._ticked_at
+
+    @property
+    def publishing_ok(self) -> bool:
+        """False while Kafka refuses the reports (the states wait and go out on recovery)."""
+        return self._publisher is None or not self._publisher.failing
 
     def add_listener(self, listener: TickListener) -> None:
         """Call `listener.on_tick` after every tick, in the order added."""

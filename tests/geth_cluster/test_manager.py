@@ -12,7 +12,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -539,3 +539,40 @@ async def test_serve_api_on_a_taken_port_names_the_setting(cluster: GethCluster)
         port = squatter.getsockname()[1]
         with pytest.raises(PortInUseError, match=f"{port}.*ETHGW_MANAGER_API_PORT"):
             await serve_api(cluster, KafkaSettings(), frozen(api_port=port), asyncio.Event())
+
+
+class FlakySink:
+    """A sink that refuses every batch until `fail` is cleared, then keeps what it is sent."""
+
+    def __init__(self) -> None:
+        self.fail = True
+        self.sent: list[NodeReport] = []
+        self.received = asyncio.Event()
+
+    async def send(self, reports: Sequence[NodeReport]) -> None:
+        if self.fail:
+            raise ConnectionError("broker unreachable")
+        self.sent.extend(reports)
+        self.received.set()
+
+
+@pytest.mark.slow
+async def test_states_queued_while_kafka_refuses_go_out_newest_only_on_recovery(
+    cluster: GethCluster,
+) -> None:
+    """While the sink fails, ticks and cordons go on; on recovery each node's newest state is
+    sent once, and the manager reports the failure meanwhile."""
+    sink = FlakySink()
+    settings = frozen(publish_timeout_s=0.2)
+    async with ClusterManager(cluster, settings, sink) as running:
+        await running.tick()
+        await running.cordon("node-1")  # returns after the publish timeout, state kept
+        failing = not running.publishing_ok
+        sink.fail = False
+        async with asyncio.timeout(5.0):
+            await sink.received.wait()
+        recovered = running.publishing_ok
+    assert failing
+    assert recovered
+    assert sorted(r.node_id for r in sink.sent) == ["node-1", "node-2"]
+    assert {r.node_id: r.lifecycle for r in sink.sent}["node-1"] is Lifecycle.CORDONED
