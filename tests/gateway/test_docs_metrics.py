@@ -1,0 +1,71 @@
+"""The OpenAPI document of the whole API, and the Prometheus metrics."""
+
+from __future__ import annotations
+
+from common.api import ENDPOINTS
+from tests.gateway.conftest import Fakes, Gateway, StartGateway
+
+
+async def test_openapi_describes_the_whole_api(gateway: Gateway) -> None:
+    """One document holds every REST route, /rpc, tasks and the operator endpoints,
+    not the internal registry."""
+    async with gateway.client(None) as client:
+        document = (await client.get("/openapi.json")).json()
+    paths = document["paths"]
+    for endpoint in ENDPOINTS:
+        assert endpoint.method.lower() in paths[endpoint.full_path], endpoint.full_path
+    for path in ("/rpc", "/api/v1/tasks/{task_id}", "/admin/cluster", "/admin/instances"):
+        assert path in paths
+    assert "/admin/nodes/{node_id}/restart" in paths
+    assert not any(p.startswith("/registry") for p in paths)
+    assert "ApiKey" in document["components"]["securitySchemes"]
+
+
+async def test_openapi_shows_parameters_of_an_operation(gateway: Gateway) -> None:
+    """A read's query parameters and a write's JSON body are in the document."""
+    async with gateway.client(None) as client:
+        paths = (await client.get("/openapi.json")).json()["paths"]
+    balance = paths["/api/v1/token/balance"]["get"]["parameters"]
+    assert [p["name"] for p in balance if p["in"] == "query"] == ["address"]
+    assert "requestBody" in paths["/api/v1/token/transfer"]["post"]
+
+
+async def test_metrics_count_requests_by_route_and_status(wired: Gateway) -> None:
+    """Requests are counted under their route template, method and status."""
+    async with wired.client() as client:
+        await client.get("/api/v1/projects/7/purchases")
+        text = (await client.get("/metrics")).text
+    assert (
+        'ethgw_gateway_requests_total{method="GET",route="/api/v1/projects/{projectId}/purchases",'
+        'status="200"}' in text
+    )
+    assert "ethgw_gateway_request_duration_seconds_bucket" in text
+
+
+async def test_metrics_show_breaker_state_per_instance(
+    start_gateway: StartGateway, fakes: Fakes, dead_url: str
+) -> None:
+    """An open breaker shows as 2, a closed one as 0, per instance."""
+    gateway = await start_gateway(breaker_failure_threshold=1)
+    await gateway.register(fakes.read_a)
+    await gateway.register_url("read-dead", "read", dead_url)
+    async with gateway.client() as client:
+        for _ in range(2):
+            await client.get("/api/v1/conn/blockNum")
+        text = (await client.get("/metrics")).text
+    assert 'ethgw_gateway_breaker_state{instance="read-dead",kind="read"} 2.0' in text
+    assert 'ethgw_gateway_breaker_state{instance="read-a",kind="read"} 0.0' in text
+    assert 'ethgw_gateway_upstream_failures_total{kind="read",reason="connect"}' in text
+
+
+async def test_metrics_count_rate_limited_requests(
+    start_gateway: StartGateway, fakes: Fakes
+) -> None:
+    """A 429 is counted by role."""
+    gateway = await start_gateway(user_rate_per_s=0.1, user_burst=1)
+    await gateway.register(fakes.read_a)
+    async with gateway.client() as client:
+        await client.get("/api/v1/conn/blockNum")
+        await client.get("/api/v1/conn/blockNum")
+        text = (await client.get("/metrics")).text
+    assert 'ethgw_gateway_rate_limited_total{role="user"}' in text
