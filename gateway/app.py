@@ -87,7 +87,7 @@ async def _reload_keys_loop(state: GatewayState) -> None:
         await asyncio.sleep(state.settings.keys_reload_s)
         try:
             changed = await asyncio.to_thread(state.keyring.reload_if_changed)
-        except KeyFileError as error:
+        except (KeyFileError, OSError) as error:
             log.error("keys file unreadable, keeping the loaded keys error=%s", error)
             continue
         if changed:

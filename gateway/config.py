@@ -7,19 +7,8 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from common.operations import RPC_READ_METHODS
 from common.paths import default_state_dir
-
-# What /rpc forwards to a read instance. The read service checks its own allowlist too;
-# this one keeps a denied call from costing a task at all.
-RPC_READ_METHODS: tuple[str, ...] = (
-    "eth_blockNumber", "eth_chainId", "eth_gasPrice", "eth_getBalance", "eth_getCode",
-    "eth_getStorageAt", "eth_getTransactionCount", "eth_getBlockByNumber",
-    "eth_getBlockByHash", "eth_getBlockTransactionCountByNumber",
-    "eth_getBlockTransactionCountByHash", "eth_getTransactionByHash",
-    "eth_getTransactionReceipt", "eth_call", "eth_estimateGas", "eth_feeHistory",
-    "eth_maxPriorityFeePerGas", "eth_getLogs", "eth_syncing", "net_version",
-    "net_peerCount", "net_listening", "web3_clientVersion",
-)  # fmt: skip
 
 
 class GatewaySettings(BaseSettings):
@@ -54,6 +43,8 @@ class GatewaySettings(BaseSettings):
 
     body_limit_bytes: int = Field(default=256 * 1024, ge=1024)
     rpc_batch_limit: int = Field(default=50, ge=1)
+    # What /rpc forwards to read instances (the services check the same list): the
+    # gateway refuses the rest itself, so a denied call never costs a task.
     rpc_read_methods: tuple[str, ...] = RPC_READ_METHODS
 
     # The cluster manager's operator API (geth_cluster.api).

@@ -168,15 +168,16 @@ class GatewayMiddleware:
             elapsed = time.perf_counter() - started
             REQUESTS.labels(template, scope["method"], str(status)).inc()
             LATENCY.labels(template).observe(elapsed)
-            if status >= 500:
-                log.warning(
-                    "request failed method=%s route=%s status=%d request_id=%s seconds=%.3f",
-                    scope["method"],
-                    template,
-                    status,
-                    request_id,
-                    elapsed,
-                )
+            # Failures are logged where their cause is known (upstream, breaker, manager),
+            # bounded per cause; one line per request would flood the log in an outage.
+            log.debug(
+                "request method=%s route=%s status=%d request_id=%s seconds=%.4f",
+                scope["method"],
+                template,
+                status,
+                request_id,
+                elapsed,
+            )
 
     def _admit(
         self, scope: Scope, headers: Headers, access: Access, template: str

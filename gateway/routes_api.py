@@ -16,7 +16,7 @@ from common.api import API_PREFIX, ENDPOINTS, Endpoint, Envelope, build_router
 from common.operations import Params
 from gateway.state import forward_headers, get_state
 
-TASK_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+TASK_ID_PATTERN = r"^[0-9a-f]{32}$"  # new_task_id(): uuid4 hex, as the services check
 
 
 async def _proxy(endpoint: Endpoint, params: Params, request: Request) -> Response:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.api import Service
+from common.operations import RPC_SEND_RAW
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -22,7 +23,7 @@ INTERNAL_ERROR = -32603
 SERVER_ERROR = -32000  # an implementation-defined server error (upstream unavailable, ...)
 LIMIT_EXCEEDED = -32005  # EIP-1474: request exceeds a defined limit (rate, batch size)
 
-SEND_RAW_TRANSACTION = "eth_sendRawTransaction"
+SEND_RAW_TRANSACTION = RPC_SEND_RAW
 MAX_METHOD_LENGTH = 64
 MAX_PARAMS = 16  # as the services' RpcCallParams allow
 

@@ -30,6 +30,8 @@ from gateway.registry import Instance, Registry
 
 log = logging.getLogger("ethgw.gateway")
 
+NO_INSTANCE_LOG_S = 10.0
+
 # Response headers of a service that mean something to the client.
 _PASSED_BACK = ("content-type", "retry-after", "location")
 
@@ -76,6 +78,7 @@ class Upstreams:
         self._client = client
         self._retries = retries
         self._clock = clock
+        self._no_instance_logged: dict[Service, float] = {}
 
     async def call(
         self,
@@ -194,4 +197,8 @@ class Upstreams:
             reason = f"no {kind} service instance is registered"
         else:
             reason = f"every {kind} service instance is failing; retry in {wait:.0f} s"
+        # Once per kind every NO_INSTANCE_LOG_S: every refused request would flood the log.
+        if now - self._no_instance_logged.get(kind, -NO_INSTANCE_LOG_S) >= NO_INSTANCE_LOG_S:
+            self._no_instance_logged[kind] = now
+            log.warning("no instance kind=%s reason=%s", kind, reason)
         return NoInstanceError(reason, wait)

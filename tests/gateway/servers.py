@@ -54,6 +54,9 @@ class ServerThread:
         self.socket.close()
 
 
+UNKNOWN_TASK = "0" * 32  # the task id the fake services do not know
+
+
 @dataclass
 class Seen:
     method: str
@@ -128,7 +131,7 @@ class FakeService:
             refused = await record(request)
             if refused is not None:
                 return refused
-            if task_id == "unknown":
+            if task_id == UNKNOWN_TASK:
                 return envelope(request, 404, None)
             return envelope(request, 202, {"instance": self.instance_id}, task_id=task_id)
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
+import time
 
 from common.api import REQUEST_ID_HEADER
 from gateway.breaker import BreakerState
 from tests.gateway.conftest import Fakes, Gateway, StartGateway
+from tests.gateway.servers import UNKNOWN_TASK
 
 ADDRESS = "0x" + "ab" * 20
+TASK = "ab" * 16
 RECIPIENT = "0x" + "cd" * 20
 TRANSFER: dict[str, object] = {"from": ADDRESS, "to": RECIPIENT, "value": 5}
 
@@ -62,7 +64,7 @@ async def test_dead_instance_opens_its_breaker_and_the_other_serves(
     assert [a.status_code for a in answers] == [200] * 6
     assert len(fakes.read_a.seen) == 6
     dead = gateway.instance("read-dead")
-    assert dead.breaker.state(asyncio.get_running_loop().time()) is BreakerState.OPEN
+    assert dead.breaker.state(time.monotonic()) is BreakerState.OPEN
 
 
 async def test_get_is_retried_once_on_another_instance(gateway: Gateway, fakes: Fakes) -> None:
@@ -166,18 +168,27 @@ async def test_service_envelope_and_status_pass_through(wired: Gateway, fakes: F
 async def test_task_status_is_proxied_with_its_status(wired: Gateway) -> None:
     """GET /api/v1/tasks/{id} answers the service's 202 (pending) and 404 (unknown)."""
     async with wired.client() as client:
-        pending = await client.get("/api/v1/tasks/abc123")
-        unknown = await client.get("/api/v1/tasks/unknown")
+        pending = await client.get(f"/api/v1/tasks/{TASK}")
+        unknown = await client.get(f"/api/v1/tasks/{UNKNOWN_TASK}")
     assert pending.status_code == 202
-    assert pending.json()["task_id"] == "abc123"
+    assert pending.json()["task_id"] == TASK
     assert unknown.status_code == 404
+
+
+async def test_malformed_task_id_is_422_and_not_forwarded(wired: Gateway, fakes: Fakes) -> None:
+    """A task id that is not 32 hex digits is refused by the gateway."""
+    async with wired.client() as client:
+        answer = await client.get("/api/v1/tasks/not-a-task")
+    assert answer.status_code == 422
+    assert answer.json()["error"]["field"] == "task_id"
+    assert fakes.seen_total() == 0
 
 
 async def test_task_status_falls_back_to_a_write_instance(gateway: Gateway, fakes: Fakes) -> None:
     """Without read instances, a write instance answers a task's status."""
     await gateway.register(fakes.write_a)
     async with gateway.client() as client:
-        answer = await client.get("/api/v1/tasks/abc123")
+        answer = await client.get(f"/api/v1/tasks/{TASK}")
     assert answer.status_code == 202
     assert answer.json()["data"]["instance"] == "write-a"
 

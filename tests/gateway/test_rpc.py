@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from gateway.config import RPC_READ_METHODS
+from common.operations import RPC_READ_METHODS
 from gateway.rpc import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
