@@ -179,10 +179,12 @@ class RegistryClient:
         return False
 
     async def heartbeat_forever(self, ttl_s: float | None = None) -> None:
-        """Heartbeat every ttl/3 until cancelled (ttl: the argument, else the gateway's)."""
+        """Heartbeat every ttl/3 until cancelled. The TTL is the gateway's own, as its
+        last answer said; `ttl_s` (else 10 s) serves until the gateway has answered, so
+        a service configured with another TTL than the gateway's still beats in time."""
         while True:
             await self.heartbeat()
-            ttl = ttl_s or self.ttl_s or DEFAULT_TTL_S
+            ttl = self.ttl_s or ttl_s or DEFAULT_TTL_S
             await asyncio.sleep(ttl / 3)
 
     async def deregister(self) -> bool:
