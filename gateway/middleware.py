@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import ClientDisconnect
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -148,6 +149,9 @@ class GatewayMiddleware:
                 await self._refuse(refusal, template, request_id, send_with_id)
             else:
                 await self.app(scope, self._limited(receive), send_with_id)
+        except ClientDisconnect:
+            # The client went away while sending its body: nobody to answer.
+            log.debug("client disconnected route=%s request_id=%s", template, request_id)
         except BodyTooLargeError as error:
             # Raised while reading the body outside a route's error handling.
             if response_started:

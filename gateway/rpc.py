@@ -111,7 +111,7 @@ class RpcRequestError(Exception):
 def parse_request(body: bytes, allowlist: Allowlist, batch_limit: int) -> ParsedRequest:
     """Parse a request body; raises RpcRequestError when no call can be answered."""
     try:
-        document = json.loads(body)
+        document = loads(body)
     except (ValueError, RecursionError):
         # RecursionError: deeply nested arrays are valid JSON that CPython cannot parse.
         raise RpcRequestError(rpc_error(None, PARSE_ERROR, "parse error: not JSON")) from None
@@ -128,6 +128,17 @@ def parse_request(body: bytes, allowlist: Allowlist, batch_limit: int) -> Parsed
             )
         return ParsedRequest([check_call(item, allowlist) for item in document], batch=True)
     return ParsedRequest([check_call(document, allowlist)], batch=False)
+
+
+def loads(text: bytes | str) -> Any:
+    """json.loads without NaN and Infinity (not JSON; they could not be written back)."""
+    return json.loads(text, parse_constant=_no_constant)
+
+
+def _no_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON (Python accepts them); an id of NaN could not even
+    be written back in the response."""
+    raise ValueError(f"{name} is not JSON")
 
 
 def _valid_id(value: Any) -> bool:

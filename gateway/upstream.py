@@ -27,6 +27,7 @@ from gateway.errors import (
 )
 from gateway.metrics import NO_INSTANCE, RETRIES, UPSTREAM_FAILURES
 from gateway.registry import Instance, Registry
+from gateway.rpc import loads
 
 log = logging.getLogger("ethgw.gateway")
 
@@ -44,7 +45,8 @@ class UpstreamAnswer:
     instance_id: str
 
     def json(self) -> object:
-        return json.loads(self.content)
+        """The answer's JSON (ValueError when it is none, NaN and Infinity included)."""
+        return loads(self.content)
 
     def to_response(self) -> Response:
         headers = {k: v for k, v in self.headers.items() if k in _PASSED_BACK}

@@ -69,9 +69,18 @@ def test_methods_off_the_allowlist_are_denied(method: str) -> None:
     assert method in error["message"]
 
 
-@pytest.mark.parametrize("body", [b"{", b"", b"\xff\xfe", b"[" * 100_000 + b"]" * 100_000])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{",
+        b"",
+        b"\xff\xfe",
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"jsonrpc": "2.0", "id": NaN, "method": "eth_chainId"}',
+    ],
+)
 def test_unparsable_body_is_a_parse_error(body: bytes) -> None:
-    """Bad JSON (deep nesting included) is one -32700 response with a null id."""
+    """Bad JSON (deep nesting and NaN included) is one -32700 response with a null id."""
     with pytest.raises(RpcRequestError) as raised:
         parse_request(body, ALLOW, batch_limit=50)
     assert raised.value.response["error"]["code"] == PARSE_ERROR
