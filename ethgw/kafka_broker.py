@@ -227,6 +227,7 @@ class KafkaBroker:
         """Stop the broker (SIGTERM, then SIGKILL after timeout_s); False if none was running."""
         pid = self.pid()
         if pid is None:
+            self._reap_own()
             self.pid_file.unlink(missing_ok=True)
             log.info("kafka not running state_dir=%s", self.state_dir)
             return False
@@ -242,9 +243,19 @@ class KafkaBroker:
             if not self._wait_exit(pid, 10.0):
                 raise BrokerStopError(f"the Kafka broker (pid {pid}) survived SIGKILL")
         self.pid_file.unlink(missing_ok=True)
-        self._proc = None
+        self._reap_own()
         log.info("kafka stopped pid=%d elapsed_s=%.1f", pid, time.monotonic() - started)
         return True
+
+    def _reap_own(self) -> None:
+        """Collect the child this object spawned, so no Popen outlives its process."""
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            self._proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._proc.wait(timeout=10)
+        self._proc = None
 
     def is_running(self) -> bool:
         """Whether the pid file names a live broker process of this state folder."""

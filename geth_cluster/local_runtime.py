@@ -73,14 +73,18 @@ class LocalProcessRuntime(NodeRuntime):
                 if not await _wait_gone(process, timeout_s):
                     process.kill()
                     await _wait_gone(process, 5.0)
-        self._reap(spec)
+        await self._reap(spec)
         (spec.datadir / PID_NAME).unlink(missing_ok=True)
 
-    def _reap(self, spec: NodeSpec) -> None:
+    async def _reap(self, spec: NodeSpec) -> None:
+        """Collect our child (in a thread: wait() blocks), so no Popen outlives it."""
         child = self._children.pop(spec.name, None)
-        if child is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(timeout=0)
+        if child is None:
+            return
+        if child.poll() is None:
+            child.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            await asyncio.to_thread(child.wait, 10)
 
     async def is_running(self, spec: NodeSpec) -> bool:
         return self._process(spec) is not None
