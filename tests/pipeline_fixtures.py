@@ -84,40 +84,47 @@ async def node_state_feed(
         await task
 
 
-class ProviderProcess:
-    """One `python -m provider` with its own HTTP port and log file."""
+class ServerProcess:
+    """One `python -m <module>` server with its own HTTP port and log file."""
 
-    def __init__(self, env: Mapping[str, str], log_dir: Path, name: str) -> None:
+    def __init__(
+        self,
+        module: str,
+        env: Mapping[str, str],
+        log_dir: Path,
+        name: str,
+        port_variable: str,
+        ready_marker: str | None = None,
+    ) -> None:
         self.name = name
+        self.module = module
         self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / f"{name}.log"
-        self._env = {
-            **os.environ,
-            **env,
-            "ETHGW_PROVIDER_HTTP_PORT": str(self.port),
-            "ETHGW_PROVIDER_PROVIDER_ID": name,
-        }
+        self._ready_marker = ready_marker
+        self._env = {**os.environ, **env, port_variable: str(self.port)}
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "provider"],
+                [sys.executable, "-m", self.module],
                 env=self._env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
 
-    async def wait_ready(self, timeout_s: float = 60.0) -> None:
+    async def wait_ready(self, timeout_s: float = 60.0, path: str = "/readyz") -> None:
         deadline = time.monotonic() + timeout_s
         async with httpx.AsyncClient() as client:
             while time.monotonic() < deadline:
                 if self.process is not None and self.process.poll() is not None:
-                    raise RuntimeError(f"{self.name} exited:\n{self.log_path.read_text()[-3000:]}")
+                    raise RuntimeError(f"{self.name} exited:\n{self.log()[-3000:]}")
                 with contextlib.suppress(httpx.HTTPError):
-                    response = await client.get(f"http://127.0.0.1:{self.port}/readyz")
-                    if response.status_code == 200 and "partitions assigned" in self.log():
+                    response = await client.get(self.url + path)
+                    marker_seen = self._ready_marker is None or self._ready_marker in self.log()
+                    if response.status_code == 200 and marker_seen:
                         return
                 await asyncio.sleep(0.2)
         raise TimeoutError(f"{self.name} not ready:\n{self.log()[-3000:]}")
@@ -139,6 +146,20 @@ class ProviderProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(10)
+
+
+class ProviderProcess(ServerProcess):
+    """One provider; ready once its node view has a routable node and it owns partitions."""
+
+    def __init__(self, env: Mapping[str, str], log_dir: Path, name: str) -> None:
+        super().__init__(
+            "provider",
+            {**env, "ETHGW_PROVIDER_PROVIDER_ID": name},
+            log_dir,
+            name,
+            "ETHGW_PROVIDER_HTTP_PORT",
+            ready_marker="partitions assigned",
+        )
 
 
 def provider_env(cluster: GethCluster, platform_file: Path, **extra: str) -> dict[str, str]:
@@ -283,3 +304,37 @@ async def task_client_for(settings: KafkaSettings) -> AsyncIterator[TaskClient]:
             yield client
         finally:
             await client.stop()
+
+
+def service_process(kind: str, log_dir: Path, name: str, **env: str) -> ServerProcess:
+    prefix = "ETHGW_READ_" if kind == "read" else "ETHGW_WRITE_"
+    settings_env = {f"{prefix}{key.upper()}": value for key, value in env.items()}
+    return ServerProcess(f"{kind}_service", settings_env, log_dir, name, f"{prefix}HTTP_PORT")
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def read_service(
+    provider: ProviderProcess, provider_log_dir: Path
+) -> AsyncIterator[ServerProcess]:
+    """A read service instance on the session's pipeline (not registered anywhere)."""
+    process = service_process("read", provider_log_dir, "read-1")
+    process.start()
+    try:
+        await process.wait_ready()
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def write_service(
+    provider: ProviderProcess, provider_log_dir: Path
+) -> AsyncIterator[ServerProcess]:
+    """A write service instance on the session's pipeline (not registered anywhere)."""
+    process = service_process("write", provider_log_dir, "write-1")
+    process.start()
+    try:
+        await process.wait_ready()
+        yield process
+    finally:
+        process.stop()

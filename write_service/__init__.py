@@ -1,1 +1,1 @@
-"""write_service."""
+"""The write service: each write request of the app becomes a task; it answers the result."""

@@ -1,0 +1,13 @@
+"""Settings of the write service (env prefix ETHGW_WRITE_)."""
+
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from common.task_service import TaskServiceSettings
+
+
+class WriteServiceSettings(TaskServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="ETHGW_WRITE_", extra="ignore")
+
+    http_port: int = 8150
