@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.paths import default_state_dir
@@ -85,3 +86,23 @@ class PlatformSettings(BaseSettings):
     default_price: int = Field(default=10, ge=0)  # a project's price when none is given
     admin_funding_eth: int = Field(default=10_000, ge=1)  # gas money for the admin
     file: Path = Field(default_factory=lambda: default_state_dir() / "platform.json")
+
+
+# -- the LBH bounds: one setting read by the cluster manager and every provider -------
+
+DEFAULT_DIS_AVEMIN = 0.1
+"""Dis_avemin without a calibration file: an idle Geth service node on a fresh chain
+(--cache 128) measured at 55-60 MB of the 1 GiB budget and under 1% CPU (d ~ 0.06);
+0.1 leaves room for its cache to fill."""
+DEFAULT_DIS_AVEMAX = 1.0  # balancer.DEFAULT_DIS_AVEMAX: a node at full CPU
+
+
+def lbh_setting(name: str, default: object) -> Any:
+    """A field every component reads from the same variable, ETHGW_LBH_<NAME>, so the
+    manager's zones and the providers' plans can never use different bounds."""
+    env = f"ETHGW_LBH_{name.upper()}"
+    return Field(default=default, validation_alias=AliasChoices(name, env))
+
+
+def default_calibration_file() -> Path:
+    return default_state_dir() / "calibration.json"

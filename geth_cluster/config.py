@@ -8,16 +8,11 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from balancer import DEFAULT_DIS_AVEMAX, Calibration
+from balancer import Calibration
+from common.settings import DEFAULT_DIS_AVEMAX, DEFAULT_DIS_AVEMIN, lbh_setting
 from geth_cluster.errors import ClusterError
 
 log = logging.getLogger("ethgw.manager")
-
-DEFAULT_DIS_AVEMIN = 0.1
-"""Dis_avemin without a calibration file. Measured here: an idle Geth 1.13.15 service node of
-a fresh local chain (`--cache 128`) holds 55-60 MB of the default 1 GiB budget and well under
-1% of a core, d = 0.05-0.06; 0.1 leaves room for the RSS growth of a warmed cache. With the
-default Dis_avemax of 1.0 the zone I/II boundary Dis_ave is 0.55."""
 
 
 class CalibrationFileError(ClusterError):
@@ -41,9 +36,9 @@ class ManagerSettings(BaseSettings):
     # How long an operator's cordon/uncordon waits for Kafka to acknowledge the new state.
     publish_timeout_s: float = Field(default=5.0, gt=0.0)
     # Written by `ethgw calibrate`; without one the two bounds below are used.
-    calibration_file: Path | None = None
-    dis_avemin: float = DEFAULT_DIS_AVEMIN
-    dis_avemax: float = DEFAULT_DIS_AVEMAX
+    calibration_file: Path | None = lbh_setting("calibration_file", None)
+    dis_avemin: float = lbh_setting("dis_avemin", DEFAULT_DIS_AVEMIN)
+    dis_avemax: float = lbh_setting("dis_avemax", DEFAULT_DIS_AVEMAX)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8700, ge=1, le=65535)
 

@@ -9,9 +9,10 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from balancer import DEFAULT_DELTA, DEFAULT_DIS_AVEMAX, STRATEGY_NAMES
+from balancer import DEFAULT_DELTA, STRATEGY_NAMES
 from common.operations import RPC_READ_METHODS
 from common.paths import default_state_dir
+from common.settings import DEFAULT_DIS_AVEMAX, DEFAULT_DIS_AVEMIN, lbh_setting
 
 
 def _default_provider_id() -> str:
@@ -31,9 +32,9 @@ class ProviderSettings(BaseSettings):
 
     # Scheduling (lbh-spec.md): the strategy, its calibration and the safety valve.
     strategy: str = "lbh"
-    dis_avemin: float = 0.05
-    dis_avemax: float = DEFAULT_DIS_AVEMAX
-    calibration_file: Path | None = None
+    dis_avemin: float = lbh_setting("dis_avemin", DEFAULT_DIS_AVEMIN)
+    dis_avemax: float = lbh_setting("dis_avemax", DEFAULT_DIS_AVEMAX)
+    calibration_file: Path | None = lbh_setting("calibration_file", None)
     delta: float = DEFAULT_DELTA
     max_pause_s: float = 5.0
     node_stale_s: float = 15.0  # a node report older than this counts as DOWN
