@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from balancer import STRATEGY_NAMES
 from common.logs import configure_logging
 from common.ports import PortInUseError
 from common.settings import ClusterSettings, KafkaSettings
@@ -80,7 +81,14 @@ async def kafka_down(args: argparse.Namespace) -> None:
 
 
 async def up(args: argparse.Namespace) -> None:
-    await stack.run_stack(args.nodes)
+    shape = stack.Shape(
+        nodes=args.nodes,
+        providers=args.providers,
+        readers=args.readers,
+        writers=args.writers,
+        strategy=args.strategy,
+    )
+    await stack.run_stack(shape)
 
 
 async def down(args: argparse.Namespace) -> None:
@@ -95,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("up", help="run the whole local stack until Ctrl-C")
     run.add_argument("--nodes", type=int, default=default_nodes)
+    run.add_argument("--providers", type=int, default=1)
+    run.add_argument("--readers", type=int, default=2)
+    run.add_argument("--writers", type=int, default=2)
+    run.add_argument("--strategy", default="lbh", choices=sorted(STRATEGY_NAMES))
     run.set_defaults(handler=up)
     commands.add_parser("down", help="stop a stack left running").set_defaults(handler=down)
 

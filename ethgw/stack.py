@@ -1,8 +1,9 @@
-"""The local stack as one unit: Kafka and the Geth cluster now, the services later.
+"""The local stack as one unit: Kafka, the Geth cluster with its manager, the
+platform token, and the services (gateway, providers, read and write instances).
 
-`run_stack` is what `make up` runs in the foreground: it starts every part,
-prints the endpoints, shows a progress line while it runs and stops the parts
-in reverse order on Ctrl-C (SIGINT) or SIGTERM.
+`run_stack` is what `make up` runs in the foreground: it starts every part in
+dependency order, prints the endpoints and the admin key, shows a progress line
+while it runs and stops the parts in reverse order on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -11,14 +12,37 @@ import asyncio
 import contextlib
 import logging
 import signal
+from dataclasses import dataclass
+from pathlib import Path
 
-from common.settings import ClusterSettings, KafkaSettings
+from common.paths import default_state_dir
+from common.settings import ClusterSettings, KafkaSettings, PlatformSettings
 from ethgw.kafka_broker import KafkaBroker
+from ethgw.platform_setup import ensure_platform
+from ethgw.processes import ServiceProcess, stop_leftovers
 from ethgw.toolchain import geth_binary
+from geth_cluster.api import serve_api
 from geth_cluster.cluster import GethCluster
+from geth_cluster.config import ManagerSettings
 from geth_cluster.local_runtime import LocalProcessRuntime
 
 log = logging.getLogger("ethgw.stack")
+
+GATEWAY_PORT = 8000
+READ_PORT = 8100
+WRITE_PORT = 8150
+PROVIDER_PORT = 8200
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How big the local stack is."""
+
+    nodes: int = 3
+    providers: int = 1
+    readers: int = 2
+    writers: int = 2
+    strategy: str = "lbh"
 
 
 def make_cluster(nodes: int | None = None) -> GethCluster:
@@ -33,6 +57,10 @@ def known_nodes() -> int:
     return len(found) if found else settings.nodes
 
 
+def run_dir() -> Path:
+    return default_state_dir() / "run"
+
+
 async def start_kafka(settings: KafkaSettings) -> KafkaBroker:
     broker = KafkaBroker(settings)
     await asyncio.to_thread(broker.start)
@@ -41,7 +69,9 @@ async def start_kafka(settings: KafkaSettings) -> KafkaBroker:
 
 
 async def stop_all() -> None:
-    """Stop the cluster, then Kafka (reverse order of start); each is a no-op when down."""
+    """Stop services, the cluster, then Kafka; each is a no-op when not running."""
+    stopped = await asyncio.to_thread(stop_leftovers, run_dir())
+    log.info("services stopped count=%d", stopped)
     cluster = make_cluster(known_nodes())
     try:
         await cluster.down()
@@ -50,40 +80,126 @@ async def stop_all() -> None:
     await asyncio.to_thread(KafkaBroker(KafkaSettings()).stop)
 
 
-async def run_stack(nodes: int, status_every_s: float = 5.0) -> None:
-    """Start Kafka and the cluster, report until interrupted, then stop both."""
+def _services(shape: Shape) -> list[ServiceProcess]:
+    """The Python services in start order: the gateway first (the others register with it)."""
+    gateway_url = f"http://127.0.0.1:{GATEWAY_PORT}"
+    runs = run_dir()
+    services = [
+        ServiceProcess(
+            "gateway",
+            "gateway",
+            {"ETHGW_GATEWAY_PORT": str(GATEWAY_PORT)},
+            f"{gateway_url}/healthz",
+            runs,
+        )
+    ]
+    for i in range(shape.providers):
+        port = PROVIDER_PORT + i
+        services.append(
+            ServiceProcess(
+                f"provider-{i + 1}",
+                "provider",
+                {
+                    "ETHGW_PROVIDER_HTTP_PORT": str(port),
+                    "ETHGW_PROVIDER_PROVIDER_ID": f"provider-{i + 1}",
+                    "ETHGW_PROVIDER_STRATEGY": shape.strategy,
+                },
+                f"http://127.0.0.1:{port}/healthz",
+                runs,
+            )
+        )
+    for kind, prefix, base, count in (
+        ("read", "ETHGW_READ_", READ_PORT, shape.readers),
+        ("write", "ETHGW_WRITE_", WRITE_PORT, shape.writers),
+    ):
+        for i in range(count):
+            port = base + i
+            services.append(
+                ServiceProcess(
+                    f"{kind}-{i + 1}",
+                    f"{kind}_service",
+                    {
+                        f"{prefix}HTTP_PORT": str(port),
+                        f"{prefix}INSTANCE_ID": f"{kind}-{i + 1}",
+                        f"{prefix}GATEWAY_URL": gateway_url,
+                    },
+                    f"http://127.0.0.1:{port}/healthz",
+                    runs,
+                )
+            )
+    return services
+
+
+async def run_stack(shape: Shape, status_every_s: float = 5.0) -> None:
+    """Start everything, report until interrupted, then stop in reverse order."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     kafka_settings = KafkaSettings()
-    cluster = make_cluster(nodes)
+    cluster = make_cluster(shape.nodes)
+    services = _services(shape)
+    manager_stop = asyncio.Event()
+    manager: asyncio.Task[None] | None = None
     try:
         log.info("starting kafka bootstrap=%s", kafka_settings.bootstrap_servers)
         await start_kafka(kafka_settings)
-        log.info("starting cluster nodes=%d", nodes)
+        log.info("starting cluster nodes=%d", shape.nodes)
         await cluster.up()
-        _print_endpoints(kafka_settings, cluster)
+        manager = asyncio.create_task(
+            serve_api(cluster, kafka_settings, ManagerSettings(), manager_stop)
+        )
+        log.info("deploying the platform token (once per chain)")
+        await ensure_platform(
+            cluster.spec("node-1").rpc_url,
+            cluster.settings.state_dir / "accounts",
+            cluster.accounts.faucet,
+            cluster.accounts.sealer.address,
+            PlatformSettings(),
+        )
+        for service in services:
+            await service.start()
+            await service.wait_healthy()
+            log.info("service up name=%s", service.name)
+        _print_endpoints(kafka_settings, cluster, services)
         while not stop.is_set():
+            if manager.done():
+                raise RuntimeError("the cluster manager stopped; see the log above")
+            dead = [s.name for s in services if not s.alive]
             heads = await cluster.heads()
             print(
                 "blocks: "
-                + "  ".join(f"{n}={h if h is not None else '-'}" for n, h in heads.items()),
+                + "  ".join(f"{n}={h if h is not None else '-'}" for n, h in heads.items())
+                + (f"  DEAD: {', '.join(dead)}" if dead else ""),
                 flush=True,
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), status_every_s)
     finally:
         log.info("stopping")
+        for service in reversed(services):
+            await service.stop()
+        manager_stop.set()
+        if manager is not None:
+            with contextlib.suppress(Exception):
+                await manager
         await cluster.down()
         await cluster.aclose()
         await asyncio.to_thread(KafkaBroker(kafka_settings).stop)
         log.info("stopped")
 
 
-def _print_endpoints(kafka: KafkaSettings, cluster: GethCluster) -> None:
+def _print_endpoints(
+    kafka: KafkaSettings, cluster: GethCluster, services: list[ServiceProcess]
+) -> None:
+    from gateway.keys import read_admin_key
+
+    key = read_admin_key(default_state_dir())
     print("ethgw stack is up (Ctrl-C stops it)")
+    print(f"  gateway    http://127.0.0.1:{GATEWAY_PORT}   (docs: /docs)")
+    print(f"  admin key  {key or '(see .state/gateway/admin.key)'}")
+    print(f"  manager    http://127.0.0.1:{ManagerSettings().api_port}/nodes")
     print(f"  kafka      {kafka.bootstrap_servers}")
     for spec in cluster.specs:
         print(f"  {spec.name:<10} {spec.rpc_url}")
-    print(f"  state      {cluster.settings.state_dir.parent}")
+    print(f"  logs       {run_dir()}/<service>.log  ({len(services)} services)")
