@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -306,9 +307,13 @@ async def task_client_for(settings: KafkaSettings) -> AsyncIterator[TaskClient]:
             await client.stop()
 
 
-def service_process(kind: str, log_dir: Path, name: str, **env: str) -> ServerProcess:
+def service_process(
+    kind: str, log_dir: Path, name: str, state_dir: Path | None = None, **env: str
+) -> ServerProcess:
     prefix = "ETHGW_READ_" if kind == "read" else "ETHGW_WRITE_"
     settings_env = {f"{prefix}{key.upper()}": value for key, value in env.items()}
+    if state_dir is not None:  # where the gateway's registry token is
+        settings_env["ETHGW_STATE_DIR"] = str(state_dir)
     return ServerProcess(f"{kind}_service", settings_env, log_dir, name, f"{prefix}HTTP_PORT")
 
 
@@ -338,3 +343,65 @@ async def write_service(
         yield process
     finally:
         process.stop()
+
+
+@dataclass
+class Stack:
+    """The front door on the session's pipeline: a gateway with registered instances."""
+
+    gateway: ServerProcess
+    readers: list[ServerProcess]
+    writers: list[ServerProcess]
+    admin_key: str
+    user_key: str
+
+    @property
+    def api(self) -> str:
+        return f"{self.gateway.url}/api/v1"
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def stack(
+    provider: ProviderProcess, provider_log_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    """A gateway and two read and two write instances registered with it."""
+    from gateway.keys import create_key
+
+    state = tmp_path_factory.mktemp("front-door-state")
+    admin_key = create_key(state, "test-admin", "admin")
+    user_key = create_key(state, "test-user", "user")
+    gateway = ServerProcess(
+        "gateway",
+        {"ETHGW_GATEWAY_STATE_DIR": str(state)},
+        provider_log_dir,
+        "gateway",
+        "ETHGW_GATEWAY_PORT",
+    )
+    gateway.start()
+    processes = [gateway]
+    try:
+        await gateway.wait_ready(path="/healthz")
+
+        def instance(kind: str, number: int) -> ServerProcess:
+            return service_process(
+                kind,
+                provider_log_dir,
+                f"gw-{kind}-{number}",
+                state,
+                instance_id=f"{kind}-{number}",
+                gateway_url=gateway.url,
+                registry_ttl_s="3",
+            )
+
+        readers = [instance("read", 1), instance("read", 2)]
+        writers = [instance("write", 1), instance("write", 2)]
+        for process in [*readers, *writers]:
+            process.start()
+            processes.append(process)
+        for process in [*readers, *writers]:
+            await process.wait_ready()
+        await gateway.wait_ready(path="/readyz")
+        yield Stack(gateway, readers, writers, admin_key, user_key)
+    finally:
+        for process in reversed(processes):
+            process.stop()
