@@ -10,6 +10,7 @@ from typing import Any
 
 from balancer import STRATEGY_NAMES
 from common.logs import configure_logging
+from common.paths import default_state_dir
 from common.ports import PortInUseError
 from common.settings import ClusterSettings, KafkaSettings
 from ethgw import stack
@@ -95,6 +96,13 @@ async def down(args: argparse.Namespace) -> None:
     await stack.stop_all()
 
 
+async def keys_create(args: argparse.Namespace) -> None:
+    from gateway.keys import create_key
+
+    key = create_key(default_state_dir(), args.name, args.role)
+    print(key)  # shown once: only its hash is kept
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ethgw", description=__doc__)
     parser.add_argument("--log-level", default="INFO")
@@ -123,6 +131,19 @@ def build_parser() -> argparse.ArgumentParser:
     restart.add_argument("node")
     restart.set_defaults(handler=cluster_restart)
 
+    keys = commands.add_parser("keys", help="the gateway's API keys")
+    key_actions = keys.add_subparsers(dest="action", required=True)
+    create = key_actions.add_parser("create", help="make a key and print it once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--role", choices=["user", "admin"], default="user")
+    create.set_defaults(handler=keys_create)
+
+    commands.add_parser(
+        "sim",
+        help="compare the strategies on the simulated cluster (python -m balancer.sim)",
+        add_help=False,
+    ).set_defaults(handler=None)
+
     kafka = commands.add_parser("kafka", help="the local Kafka broker")
     kafka_actions = kafka.add_subparsers(dest="action", required=True)
     kafka_actions.add_parser("up", help="start the broker, create topics").set_defaults(
@@ -133,6 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["sim"]:
+        from balancer.sim.__main__ import main as simulate
+
+        return simulate(argv[1:])
     args = build_parser().parse_args(argv)
     configure_logging(args.log_level)
     handler: Handler = args.handler
