@@ -39,3 +39,29 @@ class NodeReport(BaseModel):
     @property
     def routable(self) -> bool:
         return self.lifecycle is Lifecycle.UP
+
+
+class EventKind(StrEnum):
+    """What happened to a node, as the cluster manager's event log says it."""
+
+    DRAINING = "draining"
+    RESTARTING = "restarting"
+    SYNCING = "syncing"
+    UP = "up"
+    CORDONED = "cordoned"
+    UNCORDONED = "uncordoned"
+    RESTART_FAILED = "restart_failed"
+
+
+class ClusterEvent(BaseModel):
+    """One step of a node's life cycle (a recycle step, a cordon); published, keyed by node,
+    on the events topic and kept in the manager's recent-events list."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    v: int = 1
+    time: float = Field(default_factory=time.time)
+    node: str
+    kind: EventKind
+    reason: str | None = None  # "zone3" or "operator" for a restart's steps
+    detail: str = ""

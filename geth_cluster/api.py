@@ -1,4 +1,5 @@
-"""The cluster manager's operator API: list nodes, cordon and uncordon, health, metrics.
+"""The cluster manager's operator API: list nodes, cordon, uncordon and restart a node, recent
+events, health, metrics.
 
 `python -m geth_cluster.api` serves it (ETHGW_MANAGER_API_HOST / _API_PORT, loopback by
 default: the endpoints carry no authentication of their own, the gateway's admin routes are
@@ -28,6 +29,7 @@ from geth_cluster.cluster import GethCluster
 from geth_cluster.config import ManagerSettings
 from geth_cluster.errors import ClusterError, UnknownNodeError
 from geth_cluster.manager import ClusterManager, open_manager
+from geth_cluster.recycler import REASON_OPERATOR, RestartInProgressError
 
 log = logging.getLogger("ethgw.manager")
 
@@ -94,6 +96,22 @@ class SnapshotCollector(Collector):
             samples.add_metric([node.node_id], node.samples)
             restarts.add_metric([node.node_id], node.restarts)
         yield from (memory, cpu, dist, free, zone, lifecycle, samples, restarts)
+        recycler = self._manager.recycler
+        recycled = CounterMetricFamily(
+            "ethgw_manager_restarts",
+            "Drain-restart-resync episodes finished, by node and reason (zone3, operator).",
+            labels=["node", "reason"],
+        )
+        for (node_id, reason), count in sorted(recycler.restarts.items()):
+            recycled.add_metric([node_id, reason], count)
+        failed = CounterMetricFamily(
+            "ethgw_manager_restart_failures",
+            "Drain-restart-resync episodes that failed, by node and reason.",
+            labels=["node", "reason"],
+        )
+        for (node_id, reason), count in sorted(recycler.failures.items()):
+            failed.add_metric([node_id, reason], count)
+        yield from (recycled, failed)
         yield GaugeMetricFamily("ethgw_cluster_lbh", "LBH over nodes not DOWN.", snapshot.lbh)
         yield GaugeMetricFamily(
             "ethgw_manager_tick_seconds", "Wall time of the last tick.", snapshot.tick_seconds
@@ -143,6 +161,25 @@ async def uncordon(node_id: str, manager: ManagerDep) -> dict[str, Any]:
     except UnknownNodeError as error:
         raise HTTPException(status_code=404, detail=str(error)) from None
     return report.model_dump(mode="json")
+
+
+@router.post("/nodes/{node_id}/restart", status_code=202)
+async def restart(node_id: str, manager: ManagerDep) -> dict[str, Any]:
+    """Drain, restart and resync the node (reason `operator`); answers at once, the steps go
+    to GET /events and the events topic. 409 while another restart runs."""
+    try:
+        manager.recycler.restart(node_id, REASON_OPERATOR)
+    except UnknownNodeError as error:
+        raise HTTPException(status_code=404, detail=str(error)) from None
+    except RestartInProgressError as error:
+        raise HTTPException(status_code=409, detail=str(error)) from None
+    return {"node": node_id, "reason": REASON_OPERATOR, "status": "started"}
+
+
+@router.get("/events")
+async def events(manager: ManagerDep) -> dict[str, Any]:
+    """The recent life-cycle events (recycle steps, cordons), oldest first."""
+    return {"events": [e.model_dump(mode="json") for e in manager.events.recent()]}
 
 
 @router.get("/healthz")

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from balancer import Calibration
+from balancer.recycle import DEFAULT_COOLDOWN_S, DEFAULT_RESTART_AFTER
 from common.settings import DEFAULT_DIS_AVEMAX, DEFAULT_DIS_AVEMIN, lbh_setting
 from geth_cluster.errors import ClusterError
 
@@ -39,6 +40,16 @@ class ManagerSettings(BaseSettings):
     calibration_file: Path | None = lbh_setting("calibration_file", None)
     dis_avemin: float = lbh_setting("dis_avemin", DEFAULT_DIS_AVEMIN)
     dis_avemax: float = lbh_setting("dis_avemax", DEFAULT_DIS_AVEMAX)
+    # Recycling of zone III nodes (lbh-spec.md section 7).
+    recycle: bool = True  # False: no automatic restarts (the operator's endpoint still works)
+    restart_after: int = Field(default=DEFAULT_RESTART_AFTER, ge=1)  # consecutive zone III ticks
+    cooldown_s: float = Field(default=DEFAULT_COOLDOWN_S, ge=0.0)  # after a node's restart ends
+    # DRAINING before the restart, so the providers finish what they sent the node.
+    drain_s: float = Field(default=2.0, ge=0.0)
+    # After the restart, how long the node may take to follow the head before the restart is
+    # called failed (the state is cleared either way; the node is DOWN while it lags).
+    resync_timeout_s: float = Field(default=60.0, gt=0.0)
+    events_kept: int = Field(default=200, ge=1)  # recent events GET /events lists
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8700, ge=1, le=65535)
 

@@ -6,9 +6,10 @@ DOWN, and publishes one `NodeReport` per pool node, keyed by node id, on the com
 node-states topic the providers route by. Zones and LBH (sections 3-4) are computed with the
 balancer for the operator view (`snapshot()`).
 
-Life cycle: the operator can cordon a node (out of routing, no restart); the recycler (issue 6,
-later) sets DRAINING / RESTARTING / SYNCING through `set_recycle_state` and watches every tick
-through a `TickListener`. Both changes are published at once, not at the next tick.
+Life cycle: the operator can cordon a node (out of routing, no restart); the recycler
+(`geth_cluster.recycler`, one per manager) watches every tick through a `TickListener` and sets
+DRAINING / RESTARTING / SYNCING through `set_recycle_state`. Both changes are published at once,
+not at the next tick, and recorded in the event log (`events`).
 
 Run it with `run_manager(...)` (the `ethgw up` launcher), `open_manager(...)` (the operator API's
 lifespan) or `python -m geth_cluster.manager` next to a running cluster.
@@ -30,14 +31,15 @@ from typing import Any, Protocol
 
 import httpx
 
-from balancer import Calibration, LBHScheduler, NodeState, Zone
+from balancer import Calibration, LBHScheduler, NodeState, RecycleState, Zone
 from common.kafka import encode, kafka_producer
-from common.nodes import Lifecycle, NodeReport
+from common.nodes import EventKind, Lifecycle, NodeReport
 from common.settings import ClusterSettings, KafkaSettings
 from geth_cluster.cluster import GethCluster
 from geth_cluster.config import ManagerSettings, load_calibration
 from geth_cluster.errors import UnknownNodeError
 from geth_cluster.layout import NodeSpec, pool_specs
+from geth_cluster.recycler import EventLog, EventSink, KafkaEventSink, Recycler
 from geth_cluster.rpc import block_number
 from geth_cluster.runtime import Sampler
 from geth_cluster.smoothing import Ewma
@@ -296,6 +298,9 @@ class ClusterManager:
         settings: ManagerSettings,
         sink: ReportSink | None = None,
         calibration: Calibration | None = None,
+        *,
+        event_sink: EventSink | None = None,
+        recycle_state: RecycleState | None = None,
     ) -> None:
         self.cluster = cluster
         self.settings = settings
@@ -320,6 +325,12 @@ class ClusterManager:
         self._ticked_at: float | None = None  # loop time of the last tick's end
         # One tick at a time: a direct `tick()` call must not interleave with the loop's.
         self._tick_lock = asyncio.Lock()
+        self.events = EventLog(settings.events_kept, event_sink, settings.publish_timeout_s)
+        # Always there for the operator's restarts; automatic only with `settings.recycle`.
+        self.recycler = Recycler(
+            self, settings, self.events, automatic=settings.recycle, state=recycle_state
+        )
+        self._listeners.append(self.recycler)
 
     # -- life ------------------------------------------------------------------------------
 
@@ -354,6 +365,9 @@ class ClusterManager:
         # Stop sampling first, then give the last states a bounded chance to reach Kafka.
         await _cancel(self._sampling)
         self._sampling = None
+        # A restart under way ends first (a node between stop and start is started again),
+        # while its last states can still be published.
+        await self.recycler.aclose()
         if self._publisher is not None and self._publishing is not None:
             if not await self._publisher.flush(self.settings.publish_timeout_s):
                 log.warning("manager stopped with unpublished states")
@@ -600,14 +614,18 @@ class ClusterManager:
         track = self._track(node_id)
         track.cordoned = True
         log.info("node cordoned node=%s", node_id)
-        return await self._publish_now(track)
+        report = await self._publish_now(track)
+        await self.events.record(node_id, EventKind.CORDONED)
+        return report
 
     async def uncordon(self, node_id: str) -> NodeReport:
         """Return a cordoned node to routing (UP when it is healthy); published at once."""
         track = self._track(node_id)
         track.cordoned = False
         log.info("node uncordoned node=%s", node_id)
-        return await self._publish_now(track)
+        report = await self._publish_now(track)
+        await self.events.record(node_id, EventKind.UNCORDONED)
+        return report
 
     async def set_recycle_state(self, node_id: str, state: Lifecycle | None) -> NodeReport:
         """The recycler's hook: mark a node DRAINING, RESTARTING or SYNCING, or clear the mark
@@ -648,12 +666,19 @@ async def _cancel(task: asyncio.Task[None] | None) -> None:
 
 @asynccontextmanager
 async def open_manager(
-    cluster: GethCluster, kafka_settings: KafkaSettings, settings: ManagerSettings
+    cluster: GethCluster,
+    kafka_settings: KafkaSettings,
+    settings: ManagerSettings,
+    *,
+    recycle_state: RecycleState | None = None,
 ) -> AsyncIterator[ClusterManager]:
-    """A running manager (first tick taken) publishing to Kafka unless `settings.publish` is
-    off; stopped, with its last states flushed, on exit."""
+    """A running manager (first tick taken) publishing node states and events to Kafka unless
+    `settings.publish` is off, recycling zone III nodes when `settings.recycle` is on; stopped,
+    with its last states flushed, on exit. `recycle_state`: the recycle policy's starting memory
+    (for example cool-downs already running)."""
     async with contextlib.AsyncExitStack() as stack:
         sink: ReportSink | None = None
+        event_sink: EventSink | None = None
         if settings.publish:
             # Not idempotent: a node state is the latest value of its key on a compacted topic,
             # so a duplicate is harmless, while aiokafka's idempotent producer stops for good
@@ -663,7 +688,11 @@ async def open_manager(
                 kafka_producer(kafka_settings, enable_idempotence=False)
             )
             sink = KafkaReportSink(producer, kafka_settings.topic_node_states)
-        yield await stack.enter_async_context(ClusterManager(cluster, settings, sink))
+            event_sink = KafkaEventSink(producer, kafka_settings.topic_events)
+        running = ClusterManager(
+            cluster, settings, sink, event_sink=event_sink, recycle_state=recycle_state
+        )
+        yield await stack.enter_async_context(running)
 
 
 async def run_manager(
