@@ -28,6 +28,7 @@ from ethgw.kafka_broker import KafkaBroker
 from geth_cluster.api import create_app
 from geth_cluster.cluster import GethCluster
 from geth_cluster.config import ManagerSettings
+from geth_cluster.errors import NodeStartError
 from geth_cluster.manager import ClusterManager, open_manager
 from tests.geth_cluster.test_manager import node_states, wait_following
 
@@ -240,6 +241,36 @@ async def test_disabled_recycling_leaves_zone3_nodes_up(cluster: GethCluster) ->
     assert [v.zone for v in snapshot.nodes] == [Zone.III, Zone.III]
     assert [v.lifecycle for v in snapshot.nodes] == [Lifecycle.UP, Lifecycle.UP]
     assert events == []
+
+
+@pytest.mark.slow
+async def test_failed_restart_is_an_event_and_clears_the_state(
+    cluster: GethCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restart that raises is recorded as restart_failed and counted, and the node is UP
+    again instead of being left out of routing."""
+
+    async def broken_restart(name: str) -> None:
+        raise NodeStartError(f"{name} would not start")
+
+    settings = operator_settings(sample_interval_s=60.0, publish=False, drain_s=0.0)
+    async with ClusterManager(cluster, settings) as running:
+        monkeypatch.setattr(cluster, "restart_node", broken_restart)
+        running.recycler.restart("node-1")
+        await running.recycler.wait_idle()
+        monkeypatch.undo()
+        await running.tick()
+        view = running.snapshot().nodes[0]
+        events = running.events.recent()
+        failures = dict(running.recycler.failures)
+    assert [(e.kind, e.reason) for e in events] == [
+        (EventKind.DRAINING, "operator"),
+        (EventKind.RESTARTING, "operator"),
+        (EventKind.RESTART_FAILED, "operator"),
+    ]
+    assert "would not start" in events[-1].detail
+    assert view.lifecycle is Lifecycle.UP
+    assert failures == {("node-1", "operator"): 1}
 
 
 # -- the operator's restart --------------------------------------------------------------------
