@@ -96,6 +96,21 @@ async def down(args: argparse.Namespace) -> None:
     await stack.stop_all()
 
 
+async def calibrate(args: argparse.Namespace) -> None:
+    from geth_cluster.calibrate import run_calibration
+
+    cluster = stack.make_cluster(stack.known_nodes())
+    try:
+        print(f"measuring idle for {args.idle_s:.0f}s, then saturated for {args.load_s:.0f}s")
+        run = await run_calibration(cluster, idle_s=args.idle_s, load_s=args.load_s)
+    finally:
+        await cluster.aclose()
+    print(
+        f"Dis_avemin={run.calibration.dis_avemin:.4f} (idle mean d) "
+        f"Dis_avemax={run.calibration.dis_avemax:.4f} (saturated mean d) -> {run.path}"
+    )
+
+
 async def keys_create(args: argparse.Namespace) -> None:
     from gateway.keys import create_key
 
@@ -130,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     restart = actions.add_parser("restart", help="restart one node and wait for it")
     restart.add_argument("node")
     restart.set_defaults(handler=cluster_restart)
+
+    measure = commands.add_parser(
+        "calibrate", help="measure Dis_avemin (idle) and Dis_avemax (saturated) on the cluster"
+    )
+    measure.add_argument("--idle-s", type=float, default=10.0)
+    measure.add_argument("--load-s", type=float, default=10.0)
+    measure.set_defaults(handler=calibrate)
 
     keys = commands.add_parser("keys", help="the gateway's API keys")
     key_actions = keys.add_subparsers(dest="action", required=True)
