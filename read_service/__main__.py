@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import uvicorn
-
-from common.logs import configure_logging
+from common.serving import serve
 from read_service.app import create_app
 from read_service.config import ReadServiceSettings
 
 
 def main() -> None:
-    configure_logging()
     settings = ReadServiceSettings()
-    uvicorn.run(
-        create_app(settings),
-        host=settings.http_host,
-        port=settings.http_port,
-        log_config=None,
-        access_log=False,
-    )
+    serve(create_app(settings), settings.http_host, settings.http_port)
 
 
 if __name__ == "__main__":

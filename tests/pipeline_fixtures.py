@@ -317,18 +317,24 @@ def service_process(
     return ServerProcess(f"{kind}_service", settings_env, log_dir, name, f"{prefix}HTTP_PORT")
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def read_service(
-    provider: ProviderProcess, provider_log_dir: Path
-) -> AsyncIterator[ServerProcess]:
-    """A read service instance on the session's pipeline (not registered anywhere)."""
-    process = service_process("read", provider_log_dir, "read-1")
+@contextlib.asynccontextmanager
+async def running(process: ServerProcess) -> AsyncIterator[ServerProcess]:
+    """The process started and ready for the block, stopped after it."""
     process.start()
     try:
         await process.wait_ready()
         yield process
     finally:
         process.stop()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def read_service(
+    provider: ProviderProcess, provider_log_dir: Path
+) -> AsyncIterator[ServerProcess]:
+    """A read service instance on the session's pipeline (not registered anywhere)."""
+    async with running(service_process("read", provider_log_dir, "read-1")) as process:
+        yield process
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -336,13 +342,8 @@ async def write_service(
     provider: ProviderProcess, provider_log_dir: Path
 ) -> AsyncIterator[ServerProcess]:
     """A write service instance on the session's pipeline (not registered anywhere)."""
-    process = service_process("write", provider_log_dir, "write-1")
-    process.start()
-    try:
-        await process.wait_ready()
+    async with running(service_process("write", provider_log_dir, "write-1")) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @dataclass
