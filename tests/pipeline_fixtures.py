@@ -32,6 +32,20 @@ from geth_cluster.cluster import GethCluster
 from geth_cluster.layout import pool_specs
 
 IDLE = 0.1  # memory and CPU ratio of a fed node: zone I with the default calibration
+# The session pipeline's node states are fed by the tests, on a topic of their own,
+# so they never mix with what the real cluster manager publishes in its own tests.
+PIPELINE_NODE_STATES = "pipeline.node-states"
+
+
+async def create_topics(settings: KafkaSettings, partitions: Mapping[str, int]) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, count, 1) for name, count in partitions.items()])
+    finally:
+        await admin.close()
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -68,7 +82,8 @@ async def node_state_feed(
     kafka_broker: KafkaBroker, geth_cluster: GethCluster
 ) -> AsyncIterator[None]:
     """Idle node states for every pool node, refreshed every second."""
-    settings = KafkaSettings()
+    settings = KafkaSettings(topic_node_states=PIPELINE_NODE_STATES)
+    await create_topics(settings, {PIPELINE_NODE_STATES: 1})
 
     async def feed() -> None:
         async with kafka_producer(settings) as producer:
@@ -165,6 +180,7 @@ class ProviderProcess(ServerProcess):
 
 def provider_env(cluster: GethCluster, platform_file: Path, **extra: str) -> dict[str, str]:
     env = {
+        "ETHGW_KAFKA_TOPIC_NODE_STATES": PIPELINE_NODE_STATES,
         "ETHGW_PROVIDER_ACCOUNTS_DIR": str(cluster.settings.state_dir / "accounts"),
         "ETHGW_PROVIDER_PLATFORM_FILE": str(platform_file),
     }
@@ -264,22 +280,15 @@ class IsolatedPipeline:
         self.providers: list[ProviderProcess] = []
 
     async def create_topics(self) -> None:
-        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.bootstrap_servers)
-        await admin.start()
-        try:
-            partitions = {
+        await create_topics(
+            self.settings,
+            {
                 self.settings.topic_read: 2,
                 self.settings.topic_write: self.write_partitions,
                 self.settings.topic_results: 2,
                 self.settings.topic_node_states: 1,
-            }
-            await admin.create_topics(
-                [NewTopic(name, count, 1) for name, count in partitions.items()]
-            )
-        finally:
-            await admin.close()
+            },
+        )
 
     async def start_provider(self, name: str) -> ProviderProcess:
         process = ProviderProcess(self.env, self.log_dir, f"{self.name}-{name}")
@@ -312,6 +321,7 @@ def service_process(
 ) -> ServerProcess:
     prefix = "ETHGW_READ_" if kind == "read" else "ETHGW_WRITE_"
     settings_env = {f"{prefix}{key.upper()}": value for key, value in env.items()}
+    settings_env["ETHGW_KAFKA_TOPIC_NODE_STATES"] = PIPELINE_NODE_STATES
     if state_dir is not None:  # where the gateway's registry token is
         settings_env["ETHGW_STATE_DIR"] = str(state_dir)
     return ServerProcess(f"{kind}_service", settings_env, log_dir, name, f"{prefix}HTTP_PORT")
