@@ -50,7 +50,8 @@ class GatewaySettings(BaseSettings):
     # The cluster manager's operator API (geth_cluster.api).
     manager_url: str = "http://127.0.0.1:8700"
     manager_timeout_s: float = Field(default=10.0, gt=0.0)
-    # Restarts drain, restart and resync a node before the manager answers.
+    # Operator actions (cordon, restart) answer at once: a restart is accepted with 202
+    # and its drain-restart-resync steps go on in the manager (GET /events shows them).
     manager_action_timeout_s: float = Field(default=120.0, gt=0.0)
 
     # How often the keys file is checked for keys made by `ethgw` while the gateway runs.
