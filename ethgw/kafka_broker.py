@@ -263,8 +263,12 @@ class KafkaBroker:
 
     def pid(self) -> int | None:
         """The pid of this state folder's running broker, or None."""
-        if self._proc is not None and self._proc.poll() is not None:
-            return None  # our own child exited (poll() also reaped it)
+        if self._proc is not None:
+            if self._proc.poll() is not None:
+                return None  # our own child exited (poll() also reaped it)
+            # Our own living child: no command-line check, which can race the java
+            # launcher re-executing itself (its cmdline is briefly empty).
+            return int(self._proc.pid)
         try:
             pid = int(self.pid_file.read_text().strip())
             proc = psutil.Process(pid)
