@@ -13,7 +13,7 @@ import httpx
 import psutil
 
 from common.keyfiles import ChainAccount, ensure_account
-from common.ports import ensure_port_free
+from common.ports import PortInUseError, ensure_port_free
 from common.settings import ClusterSettings
 from geth_cluster.errors import ClusterError, NodeStartError, UnknownNodeError
 from geth_cluster.genesis import clique_genesis
@@ -284,7 +284,7 @@ async def _wait_port_free(port: int, setting: str, timeout_s: float = 10.0) -> N
         try:
             ensure_port_free(port, setting)
             return
-        except Exception:
+        except PortInUseError:
             if asyncio.get_running_loop().time() > deadline:
                 raise
             await asyncio.sleep(0.2)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
-from balancer import NodeState, Plan, Strategy, Task, Zone, forced_reads
+from balancer import NodeState, Plan, Strategy, Task, Zone, distance, forced_reads
 from common.kafka import publish
 from common.operations import Operation, Params, UnknownOperationError, get_operation
 from common.tasks import ErrorInfo, ResultMessage, TaskMessage, TaskStatus, Timings
@@ -281,7 +281,7 @@ class Dispatcher:
         ]
         if not states:
             return None
-        return min(states, key=lambda s: (s.memory**2 + s.cpu**2, s.node_id)).node_id
+        return min(states, key=lambda s: (distance(s.memory, s.cpu), s.node_id)).node_id
 
     # -- results and offsets ---------------------------------------------------------
 

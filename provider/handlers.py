@@ -13,6 +13,8 @@ from web3.exceptions import ContractCustomError, ContractLogicError
 
 from common.contracts import ContractArtifact
 from common.operations import (
+    ADMIN_SIGNER,
+    FAUCET_SIGNER,
     AddressParams,
     BlockHashParams,
     BlockNumberParams,
@@ -44,8 +46,8 @@ from provider.errors import (
 )
 from provider.transactions import Sent, TransactionSender, receipt_summary, wait_receipt
 
-ADMIN = "admin"
-FAUCET = "faucet"
+ADMIN = ADMIN_SIGNER
+FAUCET = FAUCET_SIGNER
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class Handlers:
         self._funding_wei = funding_wei
         self._rpc_read_methods = frozenset(rpc_read_methods)
         self._platform: PlatformRecord | None = None
+        self._contracts: dict[int, Any] = {}  # by id() of the long-lived node client
         self.table: dict[str, Handler] = {
             "conn.connect": self.connect,
             "chain.block_number": self.block_number,
@@ -124,8 +127,14 @@ class Handlers:
         return self._platform
 
     def _contract(self, w3: Client) -> Any:
-        address = to_checksum_address(self.platform().token_address)
-        return w3.eth.contract(address=address, abi=self._token.web3_abi)
+        """The token contract bound to this node's client, built once per client:
+        building it parses the whole ABI, which is on every token call's path."""
+        contract = self._contracts.get(id(w3))
+        if contract is None:
+            address = to_checksum_address(self.platform().token_address)
+            contract = w3.eth.contract(address=address, abi=self._token.web3_abi)
+            self._contracts[id(w3)] = contract
+        return contract
 
     async def _view(self, job: Job, function: str, *args: Any) -> Any:
         contract = self._contract(job.w3)

@@ -210,25 +210,15 @@ async def provider(
 ) -> AsyncIterator[ProviderProcess]:
     """One provider of the default group, running for the session."""
     process = ProviderProcess(provider_env(geth_cluster, platform_file), provider_log_dir, "p1")
-    process.start()
-    try:
-        await process.wait_ready()
+    async with running(process):
         yield process
-    finally:
-        process.stop()
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def tasks(kafka_broker: KafkaBroker) -> AsyncIterator[TaskClient]:
     """Submits tasks to the default topics and waits for their results."""
-    settings = KafkaSettings()
-    async with kafka_producer(settings) as producer:
-        client = TaskClient(settings, producer)
-        await client.start()
-        try:
-            yield client
-        finally:
-            await client.stop()
+    async with task_client_for(KafkaSettings()) as client:
+        yield client
 
 
 RESULT_TIMEOUT_S = 60.0
