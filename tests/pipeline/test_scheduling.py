@@ -19,7 +19,7 @@ from tests.pipeline_fixtures import IsolatedPipeline, idle_reports, task_client_
 
 pytestmark = pytest.mark.slow
 
-ZONE_I = (0.1, 0.1)  # d = 0.14 <= Dis_ave = (0.05 + 1.0) / 2
+ZONE_I = (0.1, 0.1)  # d = 0.14 <= Dis_ave = (0.1 + 1.0) / 2 with the default bounds
 ZONE_II = (0.5, 0.5)  # d = 0.71, between Dis_ave and Dis_avemax
 ZONE_III = (0.8, 0.8)  # d = 1.13 > Dis_avemax
 
