@@ -102,7 +102,8 @@ async def test_killed_provider_loses_no_write_and_sends_none_twice(
     waits = [asyncio.ensure_future(client.wait(t.task_id, 120)) for t in batch]
     for task in batch:
         await client.submit(task)
-    await asyncio.sleep(2.0)  # some done, some signed and waiting, some not started
+    # Before the next 1 s block can mine them all: some signed and sent, some not started.
+    await asyncio.sleep(0.5)
     owner.kill()
     results = await asyncio.gather(*waits)
     answers = [ok(r) for r in results if r is not None]
