@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -75,6 +75,11 @@ class ClusterSettings(BaseSettings):
     max_lag: int = Field(default=3, ge=0)  # blocks behind the head before a node is DOWN
     start_timeout_s: float = 90.0
     faucet_balance_eth: int = 1_000_000_000
+    # How the nodes run (geth_cluster.runtime): local processes or Docker containers.
+    runtime: Literal["process", "docker"] = "process"
+    # A node's RPC address as the manager and the providers reach it: {name} and {port}
+    # are the node's. compose.yaml sets "http://{name}:{port}" (one host per container).
+    rpc_url_template: str = "http://127.0.0.1:{port}"
 
 
 class PlatformSettings(BaseSettings):
