@@ -10,7 +10,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,7 @@ ADMIN_CLUSTER_FIGURES = {
 
 
 @pytest.fixture
-def service_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def service_env(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, Any]], None]:
     """Sets exactly one service's ETHGW_ variables, as its container would see them."""
 
     def apply(service: dict[str, Any]) -> None:
