@@ -35,10 +35,10 @@ from common.settings import KafkaSettings
 from common.tasks import ResultMessage, TaskStatus
 from ethgw.kafka_broker import KafkaBroker
 from geth_cluster.api import create_app
-from geth_cluster.calibrate import BURN_CODE, BURN_GAS
+from geth_cluster.calibrate import BURN_GAS
 from geth_cluster.cluster import GethCluster
 from geth_cluster.config import ManagerSettings
-from geth_cluster.manager import open_manager
+from geth_cluster.manager import ClusterManager, open_manager
 from geth_cluster.rpc import rpc_call
 from tests.geth_cluster.episode_chart import (
     RESULTS_DIR,
@@ -52,13 +52,18 @@ from tests.pipeline_fixtures import IsolatedPipeline, ServerProcess, create_topi
 
 pytestmark = pytest.mark.slow
 
-DIS_AVEMIN = 0.05
-# Between a lightly loaded node (d ~ 0.06-0.2 on the 2-core test host) and a burned one
-# (CPU ratio near 1, d ~ 0.8-1.0).
-DIS_AVEMAX = 0.45
+# The bounds are measured on the spot, as `ethgw calibrate` would (a shared 2-core host
+# gives a burned node anything from 0.1 to 0.9): Dis_avemin is the idle distance, Dis_avemax
+# a third of the way from it to node-1's distance under the burner (the steady load alone
+# raised a node's d by at most 0.03 above idle here).
+MIN_SEPARATION = 0.09  # below this the burner cannot tell the nodes apart on this host
 CLIENTS = 4  # concurrent clients of the steady load
 PAUSE_S = 0.05  # between one client's requests: a steady load, not a saturating one
-BURNERS = 3  # busy loops aimed at the node pushed into zone III
+BURNERS = 8  # busy loops aimed at the node pushed into zone III
+# The calibration's count-down, from 0xfffff instead of 0xffff (27M gas, under BURN_GAS): one
+# call keeps a geth thread busy for a long while, so the burn depends little on how much CPU
+# the test process itself gets on a shared host.
+LONG_BURN_CODE = "0x620fffff5b600190038060045700"
 # A provider learns of a node's new state from the node-states topic; a task dispatched in
 # that short window, before the state reaches it, is not a routing error.
 ROUTING_GRACE_S = 1.0
@@ -68,12 +73,45 @@ RECYCLE_STEPS = ["draining", "restarting", "syncing", "up"]
 EVENTS_TOPIC = "recycle.events"
 
 
-def manager_settings(port: int) -> ManagerSettings:
+@dataclass(frozen=True)
+class Bounds:
+    dis_avemin: float
+    dis_avemax: float
+    idle: float  # the highest idle distance of the pool nodes
+    burned: float  # node-1's lowest distance over the last seconds of the burn
+
+    def env(self) -> dict[str, str]:
+        return {
+            "ETHGW_LBH_DIS_AVEMIN": f"{self.dis_avemin:.4f}",
+            "ETHGW_LBH_DIS_AVEMAX": f"{self.dis_avemax:.4f}",
+        }
+
+
+async def measure_bounds(cluster: GethCluster) -> Bounds:
+    """Idle distances for 3 s, then node-1's under the burner for 6 s (the last 2 s count)."""
+    settings = ManagerSettings(
+        sample_interval_s=0.5, rpc_timeout_s=0.5, publish=False, recycle=False
+    )
+    async with ClusterManager(cluster, settings) as manager:
+        await asyncio.sleep(3.0)
+        idle = max(view.distance for view in manager.snapshot().nodes)
+        burned: list[float] = []
+        async with burner(cluster.spec("node-1").rpc_url):
+            await asyncio.sleep(4.0)
+            for _ in range(4):
+                await asyncio.sleep(0.5)
+                burned.append(manager.snapshot().nodes[0].distance)
+    low = min(burned)
+    assert low - idle >= MIN_SEPARATION, f"burned node-1 at {burned}, idle {idle:.3f}"
+    return Bounds(idle, idle + (low - idle) / 3, idle, low)
+
+
+def manager_settings(port: int, bounds: Bounds) -> ManagerSettings:
     return ManagerSettings(
         sample_interval_s=0.5,
         rpc_timeout_s=0.5,
-        dis_avemin=DIS_AVEMIN,
-        dis_avemax=DIS_AVEMAX,
+        dis_avemin=bounds.dis_avemin,
+        dis_avemax=bounds.dis_avemax,
         restart_after=3,
         cooldown_s=600.0,  # one automatic restart of node-1 in this module
         drain_s=1.0,
@@ -92,6 +130,7 @@ class LoadStack:
     admin_key: str
     kafka: KafkaSettings
     cluster: GethCluster
+    bounds: Bounds
     results: list[ResultMessage] = field(default_factory=list)
 
     def admin_client(self) -> httpx.AsyncClient:
@@ -147,7 +186,8 @@ async def collect_results(kafka: KafkaSettings, into: list[ResultMessage]) -> No
         while True:
             batches = await consumer.getmany(timeout_ms=200)
             for records in batches.values():
-                into.extend(decode(ResultMessage, r.value) for r in records)
+                results = (decode(ResultMessage, r.value) for r in records)
+                into.extend(r for r in results if r.done)  # not the services' "accepted" records
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -163,9 +203,10 @@ async def load_stack(
     from gateway.keys import create_key
 
     await wait_following(geth_cluster, 60.0)
-    bounds = {"ETHGW_LBH_DIS_AVEMIN": str(DIS_AVEMIN), "ETHGW_LBH_DIS_AVEMAX": str(DIS_AVEMAX)}
+    bounds = await measure_bounds(geth_cluster)
+    await wait_following(geth_cluster, 60.0)
     pipeline = IsolatedPipeline(
-        "recycle", geth_cluster, platform_file, provider_log_dir, 1, **bounds
+        "recycle", geth_cluster, platform_file, provider_log_dir, 1, **bounds.env()
     )
     await pipeline.create_topics()
     kafka = pipeline.settings.model_copy(update={"topic_events": EVENTS_TOPIC})
@@ -176,7 +217,9 @@ async def load_stack(
     results: list[ResultMessage] = []
     collector = asyncio.create_task(collect_results(kafka, results))
     try:
-        async with manager_api(geth_cluster, kafka, manager_settings(free_port())) as manager_url:
+        async with manager_api(
+            geth_cluster, kafka, manager_settings(free_port(), bounds)
+        ) as manager_url:
             await pipeline.start_provider("p1")
             gateway = ServerProcess(
                 "gateway",
@@ -207,7 +250,9 @@ async def load_stack(
                 processes.append(instance)
                 await instance.wait_ready()
             await gateway.wait_ready(path="/readyz")
-            yield LoadStack(gateway.url, manager_url, admin_key, kafka, geth_cluster, results)
+            yield LoadStack(
+                gateway.url, manager_url, admin_key, kafka, geth_cluster, bounds, results
+            )
             for process in reversed(processes):
                 process.stop()
             processes.clear()
@@ -272,10 +317,10 @@ async def steady_load(stack: LoadStack, platform: PlatformRecord) -> AsyncIterat
 async def burner(url: str) -> AsyncIterator[asyncio.Event]:
     """BURNERS busy loops of eth_call against one node until the yielded event is set."""
     stop = asyncio.Event()
-    call = [{"data": BURN_CODE, "gas": hex(BURN_GAS)}, "latest"]
+    call = [{"data": LONG_BURN_CODE, "gas": hex(BURN_GAS)}, "latest"]
 
     async def loop() -> None:
-        async with httpx.AsyncClient(timeout=10.0) as http:
+        async with httpx.AsyncClient(timeout=30.0) as http:
             while not stop.is_set():
                 try:
                     await rpc_call(http, url, "eth_call", call)
@@ -340,6 +385,7 @@ class Episode:
     results: list[ResultMessage]  # every task result published during the episode
     recording: Recording
     started: float
+    bounds: Bounds
 
     def window(self, first: str, last: str) -> tuple[float, float]:
         kinds = [e["kind"] for e in self.events]
@@ -376,7 +422,9 @@ async def run_episode(
             )
         )
     events = [e for e in await manager_events(stack) if e["node"] == node and e["time"] > started]
-    return Episode(node, calls, events, stack.results[first_result:], recording, started)
+    return Episode(
+        node, calls, events, stack.results[first_result:], recording, started, stack.bounds
+    )
 
 
 def _count_at_least(calls: list[Call], count: int) -> Callable[[], Awaitable[bool]]:
@@ -415,6 +463,8 @@ def save_episode(episode: Episode, name: str, title: str) -> None:
     ok = [c for c in episode.calls if c.status == 200]
     lines = [
         *event_log_lines(episode.events, episode.started),
+        f"bounds measured: idle d={episode.bounds.idle:.4f} burned d={episode.bounds.burned:.4f} "
+        f"-> dis_avemin={episode.bounds.dis_avemin:.4f} dis_avemax={episode.bounds.dis_avemax:.4f}",
         f"requests={len(episode.calls)} ok={len(ok)} "
         f"reads={sum(c.kind == 'read' for c in ok)} writes={sum(c.kind == 'write' for c in ok)} "
         f"tasks_by_node={tasks_by_node(episode.results)}",
