@@ -118,13 +118,25 @@ def draw_episode(
     axes.text(right, recording.dis_avemax, " Dis_avemax", va="bottom", ha="right", fontsize=8)
     axes.text(right, recording.dis_ave, " Dis_ave", va="bottom", ha="right", fontsize=8)
     top = max([recording.dis_avemax, *(s.distance for s in recording.samples)]) * 1.15
+    mine = [e for e in events if e["node"] == node_id]
+    kinds = [e["kind"] for e in mine]
+    if "draining" in kinds and "up" in kinds:
+        axes.axvspan(
+            mine[kinds.index("draining")]["time"] - origin,
+            mine[kinds.index("up")]["time"] - origin,
+            color="tab:gray",
+            alpha=0.12,
+            label=f"{node_id} out of routing",
+        )
     for event in events:
         if event["node"] != node_id:
             continue
         at = event["time"] - origin
         colour = EVENT_COLOURS.get(event["kind"], "black")
         axes.axvline(at, color=colour, linewidth=1, alpha=0.8)
-        axes.text(at, top * 0.98, f" {event['kind']}", rotation=90, va="top", fontsize=8)
+        axes.text(
+            at, top * 0.98, f"{event['kind']} ", rotation=90, va="top", ha="right", fontsize=8
+        )
     axes.set_ylim(0, top)
     axes.set_xlabel("seconds since the load started")
     axes.set_ylabel("distance d = sqrt(memory² + cpu²)")
