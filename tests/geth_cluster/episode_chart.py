@@ -118,12 +118,12 @@ def draw_episode(
     axes.text(right, recording.dis_avemax, " Dis_avemax", va="bottom", ha="right", fontsize=8)
     axes.text(right, recording.dis_ave, " Dis_ave", va="bottom", ha="right", fontsize=8)
     top = max([recording.dis_avemax, *(s.distance for s in recording.samples)]) * 1.15
-    mine = [e for e in events if e["node"] == node_id]
-    kinds = [e["kind"] for e in mine]
+    steps = [e for e in events if e["node"] == node_id]
+    kinds = [e["kind"] for e in steps]
     if "draining" in kinds and "up" in kinds:
         axes.axvspan(
-            mine[kinds.index("draining")]["time"] - origin,
-            mine[kinds.index("up")]["time"] - origin,
+            steps[kinds.index("draining")]["time"] - origin,
+            steps[kinds.index("up")]["time"] - origin,
             color="tab:gray",
             alpha=0.12,
             label=f"{node_id} out of routing",
