@@ -52,15 +52,16 @@ from tests.pipeline_fixtures import IsolatedPipeline, ServerProcess, create_topi
 
 pytestmark = pytest.mark.slow
 
-# The bounds are measured on the spot, as `ethgw calibrate` would (a shared 2-core host
-# gives a burned node anything from 0.1 to 0.9): Dis_avemin is the idle distance, Dis_avemax
-# halfway between it and node-1's distance under the burner. The steady load alone raised a
-# node's d by up to 0.045 above idle here (its memory grows), so the halfway mark must be
-# clearly above that.
-MIN_SEPARATION = 0.12  # below this the burner cannot tell the nodes apart on this host
+# The bounds sit at fixed margins above the idle distance measured on the spot: on this shared
+# 2-core host a burned node measures anything from 0.14 to 0.9 depending on the other work,
+# while the steady load alone raised a node's d by at most 0.045 above idle (its memory grows).
+# Dis_avemin is the lightly loaded distance, so the unburned node stays in zone I (LBH >= 0
+# while the burned one is out of routing); Dis_avemax is where the burner clearly pushes d.
+LOADED_MARGIN = 0.04
+ZONE3_MARGIN = 0.08
 CLIENTS = 4  # concurrent clients of the steady load
 PAUSE_S = 0.05  # between one client's requests: a steady load, not a saturating one
-BURNERS = 8  # busy loops aimed at the node pushed into zone III
+BURNERS = 16  # busy loops aimed at the node pushed into zone III
 # The calibration's count-down, from 0xfffff instead of 0xffff (27M gas, under BURN_GAS): one
 # call keeps a geth thread busy for a long while, so the burn depends little on how much CPU
 # the test process itself gets on a shared host.
@@ -79,7 +80,6 @@ class Bounds:
     dis_avemin: float
     dis_avemax: float
     idle: float  # the highest idle distance of the pool nodes
-    burned: float  # node-1's lowest distance over the last seconds of the burn
 
     def env(self) -> dict[str, str]:
         return {
@@ -89,22 +89,14 @@ class Bounds:
 
 
 async def measure_bounds(cluster: GethCluster) -> Bounds:
-    """Idle distances for 3 s, then node-1's under the burner for 6 s (the last 2 s count)."""
+    """The pool nodes' idle distance over 3 s, plus the margins."""
     settings = ManagerSettings(
         sample_interval_s=0.5, rpc_timeout_s=0.5, publish=False, recycle=False
     )
     async with ClusterManager(cluster, settings) as manager:
         await asyncio.sleep(3.0)
         idle = max(view.distance for view in manager.snapshot().nodes)
-        burned: list[float] = []
-        async with burner(cluster.spec("node-1").rpc_url):
-            await asyncio.sleep(4.0)
-            for _ in range(4):
-                await asyncio.sleep(0.5)
-                burned.append(manager.snapshot().nodes[0].distance)
-    low = min(burned)
-    assert low - idle >= MIN_SEPARATION, f"burned node-1 at {burned}, idle {idle:.3f}"
-    return Bounds(idle, idle + (low - idle) / 2, idle, low)
+    return Bounds(idle + LOADED_MARGIN, idle + ZONE3_MARGIN, idle)
 
 
 def manager_settings(port: int, bounds: Bounds) -> ManagerSettings:
@@ -416,7 +408,7 @@ async def run_episode(
         recording_stop.set()
         await recorder
         RESULTS_DIR.mkdir(exist_ok=True)
-        (RESULTS_DIR / f"samples-{node}.txt").write_text(
+        (RESULTS_DIR / f"episode-samples-{node}.txt").write_text(
             "\n".join(
                 f"{s.at - started:.2f} {s.node_id} {s.distance:.3f} {s.zone} {s.lifecycle}"
                 for s in recording.samples
@@ -464,8 +456,8 @@ def save_episode(episode: Episode, name: str, title: str) -> None:
     ok = [c for c in episode.calls if c.status == 200]
     lines = [
         *event_log_lines(episode.events, episode.started),
-        f"bounds measured: idle d={episode.bounds.idle:.4f} burned d={episode.bounds.burned:.4f} "
-        f"-> dis_avemin={episode.bounds.dis_avemin:.4f} dis_avemax={episode.bounds.dis_avemax:.4f}",
+        f"bounds: idle d={episode.bounds.idle:.4f} -> dis_avemin={episode.bounds.dis_avemin:.4f} "
+        f"dis_avemax={episode.bounds.dis_avemax:.4f}",
         f"requests={len(episode.calls)} ok={len(ok)} "
         f"reads={sum(c.kind == 'read' for c in ok)} writes={sum(c.kind == 'write' for c in ok)} "
         f"tasks_by_node={tasks_by_node(episode.results)}",
@@ -525,6 +517,7 @@ async def operator_episode(
 
     episode = await run_episode(load_stack, platform, "node-2", restart)
     assert answers[0].status_code == 200, answers[0].text
+    save_episode(episode, "operator-restart-episode", "node-2 restarted by the operator under load")
     return episode
 
 
