@@ -202,6 +202,7 @@ def test_geth_nodes_match_the_cluster_settings(service_env: Any) -> None:
     for index, name in enumerate(expected):
         node = geth_services()[name]
         assert environment(node) == {"NODE_NAME": name, "NODE_INDEX": str(index)}
+        assert node["labels"] == {"ethgw.node": name}
         assert node["networks"]["ethgw"]["ipv4_address"] == str(base + index)
 
 
