@@ -90,7 +90,8 @@ async def test_nodes_in_containers_peer_and_follow_the_head(cluster: GethCluster
         before = await block_number(http, cluster.spec(NODE).rpc_url)
     await wait_following(cluster, timeout_s=60.0)
     heads = await cluster.heads()
-    assert heads[NODE] is not None and heads[NODE] > before
+    assert heads[NODE] is not None
+    assert heads[NODE] > before
 
 
 async def test_containers_carry_the_cluster_limits_and_labels(cluster: GethCluster) -> None:
@@ -175,7 +176,8 @@ async def test_manager_on_the_docker_runtime_publishes_node_states(
             lambda r: is_(NODE, Lifecycle.UP)(r) and r.memory > 0.0, timeout_s=30.0
         )
     assert report.memory < 1.0
-    assert report.free_memory_mb is not None and 0.0 < report.free_memory_mb < MEMORY_BUDGET_MB
+    assert report.free_memory_mb is not None
+    assert 0.0 < report.free_memory_mb < MEMORY_BUDGET_MB
 
 
 def test_image_is_built_once_per_binary(docker_cluster: GethCluster) -> None:
