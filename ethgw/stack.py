@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,10 +30,12 @@ from geth_cluster.runtimes import make_runtime, remembered_runtime
 
 log = logging.getLogger("ethgw.stack")
 
-GATEWAY_PORT = 8000
-READ_PORT = 8100
-WRITE_PORT = 8150
-PROVIDER_PORT = 8200
+# The services' ports (each instance takes the next one). Each service's own port setting moves
+# its block, so a second stack can run beside one on the defaults.
+GATEWAY_PORT = int(os.environ.get("ETHGW_GATEWAY_PORT", 8000))
+READ_PORT = int(os.environ.get("ETHGW_READ_HTTP_PORT", 8100))
+WRITE_PORT = int(os.environ.get("ETHGW_WRITE_HTTP_PORT", 8150))
+PROVIDER_PORT = int(os.environ.get("ETHGW_PROVIDER_HTTP_PORT", 8200))
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,12 @@ def _services(shape: Shape) -> list[ServiceProcess]:
         ServiceProcess(
             "gateway",
             "gateway",
-            {"ETHGW_GATEWAY_PORT": str(GATEWAY_PORT)},
+            {
+                "ETHGW_GATEWAY_PORT": str(GATEWAY_PORT),
+                "ETHGW_GATEWAY_MANAGER_URL": os.environ.get(
+                    "ETHGW_GATEWAY_MANAGER_URL", f"http://127.0.0.1:{ManagerSettings().api_port}"
+                ),
+            },
             f"{gateway_url}/healthz",
             runs,
         )
