@@ -131,8 +131,9 @@ async def test_sampler_cpu_rises_under_an_eth_call_busy_loop(cluster: GethCluste
         await asyncio.sleep(1.0)  # let the load build up
         loaded = await mean_sample(cluster, seconds=3.0)
     print(f"cpu ratio idle={idle.cpu:.3f} loaded={loaded.cpu:.3f} (limit {CPU_CORES} cores)")
-    # Well above idle even when other work on the host takes part of the cores.
-    assert loaded.cpu > max(0.2, idle.cpu + 0.15)
+    # Well above idle even when other work on a busy host takes most of the cores (0.31-0.48
+    # measured at a load average of 20 on 2 cores).
+    assert loaded.cpu > max(0.15, idle.cpu + 0.1)
     # The CFS quota binds: the container cannot use more than its cores (some slack per period).
     assert loaded.cpu_cores_used < CPU_CORES * 1.3
 
