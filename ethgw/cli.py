@@ -43,7 +43,8 @@ def _ratio(value: float | None) -> str:
 async def _with_cluster(
     nodes: int, action: str, node: str | None = None, runtime: str | None = None
 ) -> None:
-    cluster = stack.make_cluster(nodes, runtime or stack.known_runtime())
+    """`runtime` None: ETHGW_CLUSTER_RUNTIME, else process."""
+    cluster = stack.make_cluster(nodes, runtime)
     try:
         if action == "up":
             await stack.ensure_runtime_ready(cluster)
@@ -63,15 +64,15 @@ async def cluster_up(args: argparse.Namespace) -> None:
 
 
 async def cluster_down(args: argparse.Namespace) -> None:
-    await _with_cluster(stack.known_nodes(), "down")
+    await _with_cluster(stack.known_nodes(), "down", runtime=stack.known_runtime())
 
 
 async def cluster_status(args: argparse.Namespace) -> None:
-    await _with_cluster(stack.known_nodes(), "status")
+    await _with_cluster(stack.known_nodes(), "status", runtime=stack.known_runtime())
 
 
 async def cluster_restart(args: argparse.Namespace) -> None:
-    await _with_cluster(stack.known_nodes(), "restart", args.node)
+    await _with_cluster(stack.known_nodes(), "restart", args.node, runtime=stack.known_runtime())
 
 
 async def kafka_up(args: argparse.Namespace) -> None:
