@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -75,6 +75,9 @@ class ClusterSettings(BaseSettings):
     max_lag: int = Field(default=3, ge=0)  # blocks behind the head before a node is DOWN
     start_timeout_s: float = 90.0
     faucet_balance_eth: int = 1_000_000_000
+    # How the nodes run: local processes, or containers of a local Docker engine, limited to
+    # node_memory_budget_mb and node_cpu_cores (docs/cluster-manager.md, "Docker runtime").
+    runtime: Literal["process", "docker"] = "process"
 
 
 class PlatformSettings(BaseSettings):

@@ -40,10 +40,14 @@ def _ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-async def _with_cluster(nodes: int, action: str, node: str | None = None) -> None:
-    cluster = stack.make_cluster(nodes)
+async def _with_cluster(
+    nodes: int, action: str, node: str | None = None, runtime: str | None = None
+) -> None:
+    """`runtime` None: ETHGW_CLUSTER_RUNTIME, else process."""
+    cluster = stack.make_cluster(nodes, runtime)
     try:
         if action == "up":
+            await stack.ensure_runtime_ready(cluster)
             await cluster.up()
         elif action == "down":
             await cluster.down()
@@ -56,19 +60,19 @@ async def _with_cluster(nodes: int, action: str, node: str | None = None) -> Non
 
 
 async def cluster_up(args: argparse.Namespace) -> None:
-    await _with_cluster(args.nodes, "up")
+    await _with_cluster(args.nodes, "up", runtime=args.runtime)
 
 
 async def cluster_down(args: argparse.Namespace) -> None:
-    await _with_cluster(stack.known_nodes(), "down")
+    await _with_cluster(stack.known_nodes(), "down", runtime=stack.known_runtime())
 
 
 async def cluster_status(args: argparse.Namespace) -> None:
-    await _with_cluster(stack.known_nodes(), "status")
+    await _with_cluster(stack.known_nodes(), "status", runtime=stack.known_runtime())
 
 
 async def cluster_restart(args: argparse.Namespace) -> None:
-    await _with_cluster(stack.known_nodes(), "restart", args.node)
+    await _with_cluster(stack.known_nodes(), "restart", args.node, runtime=stack.known_runtime())
 
 
 async def kafka_up(args: argparse.Namespace) -> None:
@@ -88,6 +92,7 @@ async def up(args: argparse.Namespace) -> None:
         readers=args.readers,
         writers=args.writers,
         strategy=args.strategy,
+        runtime=args.runtime,
     )
     await stack.run_stack(shape)
 
@@ -99,7 +104,7 @@ async def down(args: argparse.Namespace) -> None:
 async def calibrate(args: argparse.Namespace) -> None:
     from geth_cluster.calibrate import run_calibration
 
-    cluster = stack.make_cluster(stack.known_nodes())
+    cluster = stack.make_cluster(stack.known_nodes(), stack.known_runtime())
     try:
         print(f"measuring idle for {args.idle_s:.0f}s, then saturated for {args.load_s:.0f}s")
         run = await run_calibration(cluster, idle_s=args.idle_s, load_s=args.load_s)
@@ -118,6 +123,16 @@ async def keys_create(args: argparse.Namespace) -> None:
     print(key)  # shown once: only its hash is kept
 
 
+def _add_runtime_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--runtime",
+        choices=["process", "docker"],
+        default=None,
+        help="nodes as local processes or Docker containers (default: ETHGW_CLUSTER_RUNTIME, "
+        "else process)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ethgw", description=__doc__)
     parser.add_argument("--log-level", default="INFO")
@@ -130,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--readers", type=int, default=2)
     run.add_argument("--writers", type=int, default=2)
     run.add_argument("--strategy", default="lbh", choices=sorted(STRATEGY_NAMES))
+    _add_runtime_option(run)
     run.set_defaults(handler=up)
     commands.add_parser("down", help="stop a stack left running").set_defaults(handler=down)
 
@@ -137,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     actions = cluster.add_subparsers(dest="action", required=True)
     cluster_start = actions.add_parser("up", help="start a sealer and N service nodes")
     cluster_start.add_argument("--nodes", type=int, default=default_nodes)
+    _add_runtime_option(cluster_start)
     cluster_start.set_defaults(handler=cluster_up)
     actions.add_parser("down", help="stop every node (chain data is kept)").set_defaults(
         handler=cluster_down

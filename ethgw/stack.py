@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,14 +25,17 @@ from ethgw.toolchain import geth_binary
 from geth_cluster.api import serve_api
 from geth_cluster.cluster import GethCluster
 from geth_cluster.config import ManagerSettings
-from geth_cluster.local_runtime import LocalProcessRuntime
+from geth_cluster.docker_runtime import DockerRuntime
+from geth_cluster.runtimes import make_runtime, remembered_runtime
 
 log = logging.getLogger("ethgw.stack")
 
-GATEWAY_PORT = 8000
-READ_PORT = 8100
-WRITE_PORT = 8150
-PROVIDER_PORT = 8200
+# The services' ports (each instance takes the next one). Each service's own port setting moves
+# its block, so a second stack can run beside one on the defaults.
+GATEWAY_PORT = int(os.environ.get("ETHGW_GATEWAY_PORT", 8000))
+READ_PORT = int(os.environ.get("ETHGW_READ_HTTP_PORT", 8100))
+WRITE_PORT = int(os.environ.get("ETHGW_WRITE_HTTP_PORT", 8150))
+PROVIDER_PORT = int(os.environ.get("ETHGW_PROVIDER_HTTP_PORT", 8200))
 
 
 @dataclass(frozen=True)
@@ -43,11 +47,32 @@ class Shape:
     readers: int = 2
     writers: int = 2
     strategy: str = "lbh"
+    runtime: str | None = None  # "process" or "docker"; None: ETHGW_CLUSTER_RUNTIME
 
 
-def make_cluster(nodes: int | None = None) -> GethCluster:
-    settings = ClusterSettings() if nodes is None else ClusterSettings(nodes=nodes)
-    return GethCluster(settings, LocalProcessRuntime(geth_binary()))
+def make_cluster(nodes: int | None = None, runtime: str | None = None) -> GethCluster:
+    """The cluster of the settings, on `runtime` when given, else the configured one."""
+    overrides: dict[str, object] = {}
+    if nodes is not None:
+        overrides["nodes"] = nodes
+    if runtime is not None:
+        overrides["runtime"] = runtime
+    settings = ClusterSettings(**overrides)  # type: ignore[arg-type]
+    return GethCluster(settings, make_runtime(settings, geth_binary()))
+
+
+def known_runtime() -> str | None:
+    """The runtime the state folder's nodes were last started on (None: never started)."""
+    return remembered_runtime(ClusterSettings().state_dir)
+
+
+async def ensure_runtime_ready(cluster: GethCluster) -> None:
+    """For the docker runtime: a running engine (installed and started when missing)."""
+    if isinstance(cluster.runtime, DockerRuntime):
+        from ethgw.docker_engine import ensure_engine
+
+        engine = await asyncio.to_thread(ensure_engine)
+        log.info("docker engine ready started=%s seconds=%.1f", engine.started_pid, engine.seconds)
 
 
 def known_nodes() -> int:
@@ -72,9 +97,11 @@ async def stop_all() -> None:
     """Stop services, the cluster, then Kafka; each is a no-op when not running."""
     stopped = await asyncio.to_thread(stop_leftovers, run_dir())
     log.info("services stopped count=%d", stopped)
-    cluster = make_cluster(known_nodes())
+    cluster = make_cluster(known_nodes(), known_runtime())
     try:
         await cluster.down()
+        if isinstance(cluster.runtime, DockerRuntime):
+            await cluster.runtime.remove_all()
     finally:
         await cluster.aclose()
     await asyncio.to_thread(KafkaBroker(KafkaSettings()).stop)
@@ -88,7 +115,12 @@ def _services(shape: Shape) -> list[ServiceProcess]:
         ServiceProcess(
             "gateway",
             "gateway",
-            {"ETHGW_GATEWAY_PORT": str(GATEWAY_PORT)},
+            {
+                "ETHGW_GATEWAY_PORT": str(GATEWAY_PORT),
+                "ETHGW_GATEWAY_MANAGER_URL": os.environ.get(
+                    "ETHGW_GATEWAY_MANAGER_URL", f"http://127.0.0.1:{ManagerSettings().api_port}"
+                ),
+            },
             f"{gateway_url}/healthz",
             runs,
         )
@@ -137,14 +169,15 @@ async def run_stack(shape: Shape, status_every_s: float = 5.0) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     kafka_settings = KafkaSettings()
-    cluster = make_cluster(shape.nodes)
+    cluster = make_cluster(shape.nodes, shape.runtime)
     services = _services(shape)
     manager_stop = asyncio.Event()
     manager: asyncio.Task[None] | None = None
     try:
         log.info("starting kafka bootstrap=%s", kafka_settings.bootstrap_servers)
         await start_kafka(kafka_settings)
-        log.info("starting cluster nodes=%d", shape.nodes)
+        log.info("starting cluster nodes=%d runtime=%s", shape.nodes, cluster.runtime.name)
+        await ensure_runtime_ready(cluster)
         await cluster.up()
         manager = asyncio.create_task(
             serve_api(cluster, kafka_settings, ManagerSettings(), manager_stop)

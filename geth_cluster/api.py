@@ -226,17 +226,17 @@ def local_opener(
     kafka_settings: KafkaSettings | None = None,
     manager_settings: ManagerSettings | None = None,
 ) -> ManagerOpener:
-    """Opens a manager of the local process cluster (already started by `ethgw up`)."""
+    """Opens a manager of the local cluster (already started by `ethgw up`), on the runtime
+    its settings name (ETHGW_CLUSTER_RUNTIME)."""
 
     @asynccontextmanager
     async def open_service() -> AsyncIterator[ClusterManager]:
         # Imported here: the launcher's toolchain paths matter only for a local cluster.
         from ethgw.toolchain import geth_binary
-        from geth_cluster.local_runtime import LocalProcessRuntime
+        from geth_cluster.runtimes import make_runtime
 
-        cluster = GethCluster(
-            cluster_settings or ClusterSettings(), LocalProcessRuntime(geth_binary())
-        )
+        settings = cluster_settings or ClusterSettings()
+        cluster = GethCluster(settings, make_runtime(settings, geth_binary()))
         try:
             async with open_manager(
                 cluster, kafka_settings or KafkaSettings(), manager_settings or ManagerSettings()

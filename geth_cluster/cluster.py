@@ -21,6 +21,7 @@ from geth_cluster.keys import enode_url, ensure_nodekey
 from geth_cluster.layout import NodeSpec, node_specs
 from geth_cluster.rpc import block_number, peer_count
 from geth_cluster.runtime import NodeRuntime
+from geth_cluster.runtimes import remember_runtime
 
 log = logging.getLogger("ethgw.cluster")
 
@@ -162,6 +163,7 @@ class GethCluster:
 
     async def up(self) -> None:
         """Start every node that is not running and wait until the network is ready."""
+        remember_runtime(self.settings.state_dir, self.runtime.name)
         await self.prepare()
         for spec in self.specs:
             if await self.runtime.is_running(spec):
@@ -264,7 +266,7 @@ class GethCluster:
                     spec, self.settings.node_memory_budget_mb, self.settings.node_cpu_cores
                 )
                 await asyncio.sleep(0.2)  # CPU is a rate: measure over a short window
-                sample = sampler.sample()
+                sample = await asyncio.to_thread(sampler.sample)  # docker's is blocking
                 cpu, memory = sample.cpu, sample.memory
             except psutil.Error:
                 pass

@@ -709,13 +709,14 @@ async def run_manager(
 async def _main() -> None:
     # Imported here: the launcher's toolchain paths are needed only when run standalone.
     from ethgw.toolchain import geth_binary
-    from geth_cluster.local_runtime import LocalProcessRuntime
+    from geth_cluster.runtimes import make_runtime
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    cluster = GethCluster(ClusterSettings(), LocalProcessRuntime(geth_binary()))
+    settings = ClusterSettings()
+    cluster = GethCluster(settings, make_runtime(settings, geth_binary()))
     try:
         await run_manager(cluster, KafkaSettings(), ManagerSettings(), stop)
     finally:
