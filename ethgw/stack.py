@@ -26,6 +26,7 @@ from geth_cluster.api import serve_api
 from geth_cluster.cluster import GethCluster
 from geth_cluster.config import ManagerSettings
 from geth_cluster.docker_runtime import DockerRuntime
+from geth_cluster.errors import DockerEngineError
 from geth_cluster.runtimes import make_runtime, remembered_runtime
 
 log = logging.getLogger("ethgw.stack")
@@ -102,6 +103,9 @@ async def stop_all() -> None:
         await cluster.down()
         if isinstance(cluster.runtime, DockerRuntime):
             await cluster.runtime.remove_all()
+    except DockerEngineError as error:
+        # No engine, no running container: nothing of the cluster is left to stop.
+        log.info("docker nodes not stopped reason=%s", error)
     finally:
         await cluster.aclose()
     await asyncio.to_thread(KafkaBroker(KafkaSettings()).stop)

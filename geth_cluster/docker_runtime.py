@@ -100,7 +100,10 @@ class DockerRuntime(NodeRuntime):
     async def image(self) -> str:
         """The Geth image's tag, imported on first use."""
         if self._image is None:
-            self._image = await asyncio.to_thread(ensure_geth_image, self.client(), self._geth)
+            # In a thread, the first connection to the engine included.
+            self._image = await asyncio.to_thread(
+                lambda: ensure_geth_image(self.client(), self._geth)
+            )
         return self._image
 
     def container_name(self, spec: NodeSpec) -> str:
