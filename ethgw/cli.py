@@ -88,6 +88,7 @@ async def up(args: argparse.Namespace) -> None:
         readers=args.readers,
         writers=args.writers,
         strategy=args.strategy,
+        port_base=args.port_base,
     )
     await stack.run_stack(shape)
 
@@ -130,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--readers", type=int, default=2)
     run.add_argument("--writers", type=int, default=2)
     run.add_argument("--strategy", default="lbh", choices=sorted(STRATEGY_NAMES))
+    run.add_argument(
+        "--port-base",
+        type=int,
+        default=stack.GATEWAY_PORT,
+        help="the gateway's port; the read, write and provider ports are offsets from it",
+    )
     run.set_defaults(handler=up)
     commands.add_parser("down", help="stop a stack left running").set_defaults(handler=down)
 
