@@ -172,6 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare the strategies on the simulated cluster (python -m balancer.sim)",
         add_help=False,
     ).set_defaults(handler=None)
+    commands.add_parser(
+        "bench",
+        help="the load benchmark matrix, --quick for a small one (python -m loadtests.bench)",
+        add_help=False,
+    ).set_defaults(handler=None)
 
     kafka = commands.add_parser("kafka", help="the local Kafka broker")
     kafka_actions = kafka.add_subparsers(dest="action", required=True)
@@ -188,6 +193,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from balancer.sim.__main__ import main as simulate
 
         return simulate(argv[1:])
+    if argv[:1] == ["bench"]:
+        from loadtests.bench import main as bench
+
+        return bench(argv[1:])
     args = build_parser().parse_args(argv)
     configure_logging(args.log_level)
     handler: Handler = args.handler

@@ -47,6 +47,7 @@ class Recorder:
     def __init__(self) -> None:
         self.target = 0
         self.samples: list[tuple[float, str, float, bool, str]] = []
+        self.failures = 0
         self.setup_failures = 0
         self.setup_requests = 0
         self.environment: Environment | None = None
@@ -62,6 +63,7 @@ class Recorder:
         ended = time.time()
         reason = "" if exception is None else str(exception)[:120]
         self.samples.append((ended, name, response_time, exception is None, reason))
+        self.failures += exception is not None
         if self.target and len(self.samples) >= self.target and not self._stopping:
             self._stopping = True
             runner = self.environment.runner if self.environment else None
@@ -85,6 +87,7 @@ def _arguments(parser: Any) -> None:
     parser.add_argument("--api-key", default="", help="the gateway's API key (admin: deploys)")
     parser.add_argument("--request-count", type=int, default=0, help="stop after N requests")
     parser.add_argument("--summary-file", default="", help="write every sample here (JSON)")
+    parser.add_argument("--progress-file", default="", help="counts, rewritten every second")
 
 
 @events.init.add_listener
@@ -93,6 +96,21 @@ def _init(environment: Environment, **_: Any) -> None:
     options = environment.parsed_options
     RECORDER.target = int(getattr(options, "request_count", 0) or 0)
     environment.events.request.add_listener(RECORDER.on_request)
+    progress = getattr(options, "progress_file", "")
+    if progress:
+        gevent.spawn(_report_progress, Path(progress))
+
+
+def _report_progress(path: Path) -> None:
+    """What the benchmark's progress line shows: requests done, failed, set-up done."""
+    while True:
+        done = {
+            "done": len(RECORDER.samples),
+            "failed": RECORDER.failures,
+            "setup": RECORDER.setup_requests,
+        }
+        path.write_text(json.dumps(done))
+        gevent.sleep(1.0)
 
 
 @events.quitting.add_listener
