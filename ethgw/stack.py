@@ -161,10 +161,7 @@ async def run_stack(shape: Shape, status_every_s: float = 5.0) -> None:
             cluster.accounts.sealer.address,
             PlatformSettings(),
         )
-        for service in services:
-            await service.start()
-            await service.wait_healthy()
-            log.info("service up name=%s", service.name)
+        await _start_services(services)
         _print_endpoints(kafka_settings, cluster, services, shape.port_base)
         while not stop.is_set():
             if manager.done():
@@ -191,6 +188,23 @@ async def run_stack(shape: Shape, status_every_s: float = 5.0) -> None:
         await cluster.aclose()
         await asyncio.to_thread(KafkaBroker(kafka_settings).stop)
         log.info("stopped")
+
+
+async def _start_services(services: list[ServiceProcess]) -> None:
+    """The gateway first (the others register with it), then the rest at once: each
+    spends seconds importing, which overlaps well."""
+    gateway, *others = services
+    await gateway.start()
+    await gateway.wait_healthy()
+    log.info("service up name=%s", gateway.name)
+    for service in others:
+        await service.start()
+
+    async def healthy(service: ServiceProcess) -> None:
+        await service.wait_healthy()
+        log.info("service up name=%s", service.name)
+
+    await asyncio.gather(*(healthy(s) for s in others))
 
 
 def _print_endpoints(

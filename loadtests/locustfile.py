@@ -37,8 +37,11 @@ PASSWORD = "bench-user-password"
 UNLOCK_S = 3600
 RECEIPT_AGE_S = 4.0  # a hash this old has been mined (1 s blocks), so its receipt exists
 
+SETUP_WAIT_S = 300.0  # the longest the set-up of all users may take before tasks start
+
 # Addresses of every simulated user of this process: the recipients of transfers.
 KNOWN_ADDRESSES: list[str] = []
+READY = [0]  # users done with their set-up
 
 
 class Recorder:
@@ -148,6 +151,18 @@ class PlatformUser(FastHttpUser):
         if first is not None:
             self.sent.append((0.0, first["tx_hash"]))
         KNOWN_ADDRESSES.append(self.address)
+        self._wait_for_everyone()
+
+    def _wait_for_everyone(self) -> None:
+        """Counted requests start once every user is set up (or after SETUP_WAIT_S), so
+        the fixed count runs at the full concurrency and not under the set-up's load."""
+        READY[0] += 1
+        runner = self.environment.runner
+        deadline = time.monotonic() + SETUP_WAIT_S
+        while runner is not None and READY[0] < runner.target_user_count:
+            if time.monotonic() > deadline:
+                return
+            gevent.sleep(0.2)
 
     # -- plumbing --------------------------------------------------------------------
 
@@ -180,6 +195,7 @@ class PlatformUser(FastHttpUser):
     def _create_account(self, name: str) -> str:
         data = self._post(name, "/admin/new", {"password": PASSWORD})
         if data is None:
+            READY[0] += 1  # it will never be ready: do not keep the others waiting
             raise gevent.GreenletExit  # no account, no user: stops this user only
         return str(data["address"])
 

@@ -63,7 +63,9 @@ def cell_result(
 ) -> CellResult:
     """The figures of one cell from the locustfile's summary (end time, name,
     latency ms, ok, reason per counted request) and the resource samples."""
-    samples = summary.get("samples", [])
+    # Requests still in flight when the count was reached finish too: only the
+    # first `requests` to finish count, as in "the time to finish N requests".
+    samples = sorted(summary.get("samples", []), key=lambda s: s[0])[: cell.requests]
     latencies = np.array([s[2] for s in samples], dtype=float)
     failed = [s for s in samples if not s[3]]
     if samples:
@@ -180,6 +182,8 @@ def plot_matrix(directory: Path, results: Sequence[CellResult]) -> list[Path]:
     import matplotlib.pyplot as plt
 
     uniform = [r for r in results if r.cell.scenario == "uniform"]
+    if not uniform:
+        return []
     node_counts = sorted({r.cell.nodes for r in uniform if r.cell.system != "monolith"}) or [1]
     systems = sorted({r.cell.system for r in uniform}, key=lambda s: (s != "monolith", s))
     written = []
