@@ -278,6 +278,35 @@ async def run_bench(profile: Profile, profile_name: str, out: Path) -> list[Cell
     return results
 
 
+async def run_micro(out: Path, reads: int, write_s: float) -> str:
+    """Both micro-benchmarks on one ethgw stack (3 nodes, lbh); returns the markdown."""
+    from common.settings import ClusterSettings
+    from loadtests import micro
+
+    capacity = micro.chain_capacity(ClusterSettings())
+    print(f"[micro] starting ethgw (3 nodes, lbh); results in {out}", flush=True)
+    try:
+        async with ethgw_system(out / "state-micro", out / "logs", 3, "lbh") as running:
+            rpc_url = running.node_rpc["node-1"]
+            print(f"[micro] read latency: {reads} sequential reads per path", flush=True)
+            latency = await micro.read_latency(running, rpc_url, reads)
+            print(micro.format_latency(latency), flush=True)
+            print(f"[micro] writes through the gateway for {write_s:.0f}s", flush=True)
+            rates = [await micro.gateway_writes(running, rpc_url, write_s, 32, capacity)]
+            print(f"[micro] writes signed here, straight to node-1, {write_s:.0f}s", flush=True)
+            rates.append(await micro.direct_writes(running, rpc_url, write_s, 4000, capacity))
+            print(micro.format_writes(rates), flush=True)
+    finally:
+        await asyncio.to_thread(_remove_states, out)
+    text = (
+        f"# ethgw micro-benchmarks\n\nMachine: {machine_text()}.\n\n"
+        f"## Read latency at low load (one client, sequential)\n\n{micro.format_latency(latency)}"
+        f"\n\n## Sustained mined writes\n\n{micro.format_writes(rates)}\n"
+    )
+    await asyncio.to_thread((out / "micro.md").write_text, text)
+    return text
+
+
 def _remove_states(out: Path) -> None:
     """The chains and Kafka logs of the run: large, and no figure is in them."""
     for state in out.glob("state-*"):
@@ -298,6 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--slow-node", help="strategies of the heterogeneous scenario ('' none)")
     parser.add_argument("--slow-node-users", type=int, help="users of the heterogeneous cells")
     parser.add_argument("--cell-timeout", type=float, help="seconds before a cell is unfinished")
+    parser.add_argument("--micro", action="store_true", help="the two micro-benchmarks only")
+    parser.add_argument("--micro-reads", type=int, default=1000, help="reads per path")
+    parser.add_argument("--micro-write-s", type=float, default=20.0, help="seconds of writes")
     parser.add_argument("--out", type=Path, help="results folder (default results/<time>)")
     return parser
 
@@ -332,7 +364,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = args.out or REPO_ROOT / "results" / f"bench-{stamp}"
     (out / "logs").mkdir(parents=True, exist_ok=True)
     try:
-        asyncio.run(run_bench(profile, "quick" if args.quick else "full", out))
+        if args.micro:
+            asyncio.run(run_micro(out, args.micro_reads, args.micro_write_s))
+        else:
+            asyncio.run(run_bench(profile, "quick" if args.quick else "full", out))
     except KeyboardInterrupt:
         print(f"interrupted; partial results in {out}", file=sys.stderr)
         return 130

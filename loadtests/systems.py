@@ -106,6 +106,7 @@ class System:
     api_key: str
     state_dir: Path
     node_names: list[str]
+    node_rpc: dict[str, str] = field(default_factory=dict)  # node name -> RPC URL
     process_pids: dict[str, int] = field(default_factory=dict)  # Python services
 
     def node_pid(self, node: str) -> int | None:
@@ -194,7 +195,8 @@ async def ethgw_system(
         await wait_http(url + "/readyz", start_timeout_s, process, log, {API_KEY_HEADER: key})
         await _wait_registered(url, key, start_timeout_s)
         names = [f"node-{i + 1}" for i in range(nodes)]
-        yield System(f"ethgw-{strategy}", url, key, state_dir, names)
+        rpc = {name: f"http://127.0.0.1:{ports.rpc + i + 1}" for i, name in enumerate(names)}
+        yield System(f"ethgw-{strategy}", url, key, state_dir, names, rpc)
     finally:
         await asyncio.to_thread(_stop, process, 120.0)
 
@@ -257,7 +259,10 @@ async def monolith_system(
         process = _spawn([sys.executable, "-m", "loadtests.monolith"], env, log)
         url = f"http://127.0.0.1:{ports.monolith}"
         await wait_http(url + "/healthz", start_timeout_s, process, log)
-        yield System("monolith", url, "", state_dir, ["node-1"], {"monolith": process.pid})
+        yield System(
+            "monolith", url, "", state_dir, ["node-1"], {"node-1": node.rpc_url},
+            {"monolith": process.pid},
+        )  # fmt: skip
     finally:
         if process is not None:
             await asyncio.to_thread(_stop, process, 30.0)
