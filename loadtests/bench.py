@@ -33,14 +33,17 @@ from loadtests.report import (
     Cell,
     CellResult,
     cell_result,
+    plot_distance,
     plot_matrix,
     plot_resources,
     plot_slow_node,
     write_cells_csv,
     write_resources_csv,
     write_summary,
+    write_zones_csv,
+    zone_shares,
 )
-from loadtests.sampler import ResourceSample, ResourceSampler
+from loadtests.sampler import ResourceSample, ResourceSampler, ZoneSample
 from loadtests.systems import System, ethgw_system, monolith_system
 
 ALL_SYSTEMS = ("monolith", "lbh", "round_robin", "least_inflight", "p2c")
@@ -189,6 +192,7 @@ async def run_group(
     out: Path,
     progress: Progress,
     resources: dict[str, list[ResourceSample]],
+    zones: dict[str, list[ZoneSample]],
 ) -> list[CellResult]:
     progress.say(f"starting {system} with {nodes} node(s), scenario {scenario}")
     results = []
@@ -213,6 +217,7 @@ async def run_group(
                     slowdown.close()
             result = cell_result(cell, summary, sampler.samples, sampler.restarts)
             resources[cell.label] = sampler.samples
+            zones[cell.label] = sampler.zones
             results.append(result)
             progress.done += 1
             progress.say(
@@ -220,6 +225,11 @@ async def run_group(
                 f"{result.throughput_rps:.0f} req/s, p50 {result.p50_ms:.0f} ms, "
                 f"p99 {result.p99_ms:.0f} ms, {result.failures} failed, "
                 f"{result.restarts} restarts"
+                + (
+                    f"; {SLOW_NODE} zones: {zone_shares(sampler.zones, SLOW_NODE)}"
+                    if slowdown
+                    else ""
+                )
             )
     return results
 
@@ -241,18 +251,29 @@ def write_outputs(
     out: Path,
     results: list[CellResult],
     resources: dict[str, list[ResourceSample]],
+    zones: dict[str, list[ZoneSample]],
     profile_name: str,
     started_at: str,
 ) -> None:
     write_cells_csv(out / "cells.csv", results)
     write_resources_csv(out / "resources.csv", resources)
+    write_zones_csv(out / "zones.csv", zones)
     charts = plot_matrix(out, results) + plot_slow_node(out, results)
-    busiest = max(results, key=lambda r: r.cell.users * (r.cell.scenario == "slow-node" or 1))
+    charts += plot_distance(out, zones, SLOW_NODE)
+    busiest = max(results, key=lambda r: r.cell.users)
     if busiest.cell.label in resources:
         charts.append(plot_resources(out, busiest.cell.label, resources[busiest.cell.label]))
+    slowed = [
+        f"- {r.cell.label}: {SLOW_NODE} in zones "
+        f"{zone_shares(zones.get(r.cell.label, []), SLOW_NODE)}"
+        for r in results
+        if r.cell.scenario == "slow-node"
+    ]
     header = (
         f"# ethgw bench, profile {profile_name}, started {started_at}\n\n"
         f"Machine: {machine_text()}.\n"
+        + ("\nThe manager's view of the slowed node (share of 1 s samples):\n\n" if slowed else "")
+        + "\n".join(slowed)
     )
     write_summary(out / "summary.md", results, header, [str(c) for c in charts])
 
@@ -264,13 +285,14 @@ async def run_bench(profile: Profile, profile_name: str, out: Path) -> list[Cell
     progress.say(f"results in {out}; machine {machine_text()}")
     results: list[CellResult] = []
     resources: dict[str, list[ResourceSample]] = {}
+    zones: dict[str, list[ZoneSample]] = {}
     try:
         for system, nodes, scenario, cells in groups:
             results += await run_group(
-                system, nodes, scenario, cells, profile, out, progress, resources
+                system, nodes, scenario, cells, profile, out, progress, resources, zones
             )
             await asyncio.to_thread(
-                write_outputs, out, results, resources, profile_name, started_at
+                write_outputs, out, results, resources, zones, profile_name, started_at
             )
     finally:
         await asyncio.to_thread(_remove_states, out)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from loadtests.sampler import ResourceSample
+from loadtests.sampler import ResourceSample, ZoneSample
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,27 @@ def write_resources_csv(path: Path, by_cell: Mapping[str, Sequence[ResourceSampl
         for label, samples in by_cell.items():
             for s in samples:
                 writer.writerow([label, s.at, s.series, s.kind, s.cpu_percent, round(s.rss_mb, 1)])
+
+
+def write_zones_csv(path: Path, by_cell: Mapping[str, Sequence[ZoneSample]]) -> None:
+    with path.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(
+            ["cell", "at_s", "node", "zone", "distance", "cpu_ratio", "lifecycle", "lbh"]
+        )
+        for label, samples in by_cell.items():
+            for z in samples:
+                writer.writerow([label, z.at, z.node, z.zone, round(z.distance, 4),
+                                 round(z.cpu_ratio, 4), z.lifecycle, round(z.lbh, 4)])  # fmt: skip
+
+
+def zone_shares(samples: Sequence[ZoneSample], node: str) -> str:
+    """How the manager saw one node over a cell, e.g. 'I 10%, II 30%, III 60%'."""
+    zones = Counter(z.zone for z in samples if z.node == node)
+    total = sum(zones.values())
+    if not total:
+        return "no manager samples"
+    return ", ".join(f"{zone} {count / total:.0%}" for zone, count in sorted(zones.items()))
 
 
 MD_COLUMNS = (
@@ -240,6 +261,34 @@ def plot_slow_node(directory: Path, results: Sequence[CellResult]) -> list[Path]
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     path = directory / "slow-node-latency.png"
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return [path]
+
+
+def plot_distance(
+    directory: Path, by_cell: Mapping[str, Sequence[ZoneSample]], node: str
+) -> list[Path]:
+    """The slowed node's distance d over each slow-node cell, with the zone bounds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells = {label: z for label, z in by_cell.items() if label.startswith("slow-node") and z}
+    if not cells:
+        return []
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for label, samples in cells.items():
+        points = [z for z in samples if z.node == node]
+        ax.plot([z.at for z in points], [z.distance for z in points], label=label, lw=1)
+    ax.set_xlabel("s")
+    ax.set_ylabel(f"d of {node} (manager's view)")
+    ax.set_title(f"{node} under a CPU cap: its distance from the origin", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = directory / "slow-node-distance.png"
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return [path]

@@ -8,6 +8,7 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 
+import httpx
 import psutil
 
 from loadtests.interference import Slowdown
@@ -23,6 +24,19 @@ class ResourceSample:
     rss_mb: float
 
 
+@dataclass(frozen=True)
+class ZoneSample:
+    """What the cluster manager thought of a node: the LBH view (ethgw systems only)."""
+
+    at: float
+    node: str
+    zone: str
+    distance: float
+    cpu_ratio: float
+    lifecycle: str
+    lbh: float
+
+
 @dataclass
 class ResourceSampler:
     system: System
@@ -30,6 +44,7 @@ class ResourceSampler:
     slowdown: Slowdown | None = None
     interval_s: float = 1.0
     samples: list[ResourceSample] = field(default_factory=list)
+    zones: list[ZoneSample] = field(default_factory=list)
     restarts: int = 0
     _processes: dict[str, psutil.Process] = field(default_factory=dict)
 
@@ -72,10 +87,27 @@ class ResourceSampler:
             kind = "node" if is_node else "service"
             self.samples.append(ResourceSample(round(now, 2), series, kind, cpu, rss))
 
+    async def view(self, client: httpx.AsyncClient, started: float) -> None:
+        """One read of the manager's /nodes, when the system has a manager."""
+        if self.system.manager_url is None:
+            return
+        try:
+            snapshot = (await client.get(self.system.manager_url + "/nodes")).json()
+        except (httpx.HTTPError, ValueError):
+            return
+        now = round(time.monotonic() - started, 2)
+        for node in snapshot.get("nodes", []):
+            self.zones.append(
+                ZoneSample(now, node["node_id"], str(node["zone"]), float(node["distance"]),
+                           float(node["cpu"]), str(node["lifecycle"]), float(snapshot["lbh"]))
+            )  # fmt: skip
+
     async def run(self, stop: asyncio.Event) -> None:
         started = time.monotonic()
         self.tick(started)  # primes every process (and applies the slowdown)
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.interval_s)
-            self.tick(started)
+        async with httpx.AsyncClient(timeout=0.5, trust_env=False) as client:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.interval_s)
+                self.tick(started)
+                await self.view(client, started)

@@ -107,6 +107,7 @@ class System:
     state_dir: Path
     node_names: list[str]
     node_rpc: dict[str, str] = field(default_factory=dict)  # node name -> RPC URL
+    manager_url: str | None = None  # the cluster manager (zones, distances), if any
     process_pids: dict[str, int] = field(default_factory=dict)  # Python services
 
     def node_pid(self, node: str) -> int | None:
@@ -196,7 +197,8 @@ async def ethgw_system(
         await _wait_registered(url, key, start_timeout_s)
         names = [f"node-{i + 1}" for i in range(nodes)]
         rpc = {name: f"http://127.0.0.1:{ports.rpc + i + 1}" for i, name in enumerate(names)}
-        yield System(f"ethgw-{strategy}", url, key, state_dir, names, rpc)
+        manager = f"http://127.0.0.1:{ports.manager}"
+        yield System(f"ethgw-{strategy}", url, key, state_dir, names, rpc, manager)
     finally:
         await asyncio.to_thread(_stop, process, 120.0)
 
@@ -261,7 +263,7 @@ async def monolith_system(
         await wait_http(url + "/healthz", start_timeout_s, process, log)
         yield System(
             "monolith", url, "", state_dir, ["node-1"], {"node-1": node.rpc_url},
-            {"monolith": process.pid},
+            process_pids={"monolith": process.pid},
         )  # fmt: skip
     finally:
         if process is not None:
