@@ -4,7 +4,7 @@
 VENV := .venv/bin
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap up down status test lint format clean-state
+.PHONY: bootstrap up down status test lint format clean-state bench bench-quick
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -33,3 +33,12 @@ format: bootstrap
 # Deletes the chain, the Kafka log and the keys: the next `make up` starts afresh.
 clean-state: down
 	rm -rf .state
+
+# -- bench (issue #7): the load benchmark; results/ (git-ignored) gets CSV, charts, summary --
+BENCH_ARGS ?=
+
+bench: bootstrap
+	$(VENV)/ethgw bench $(BENCH_ARGS)
+
+bench-quick: bootstrap
+	$(VENV)/ethgw bench --quick $(BENCH_ARGS)

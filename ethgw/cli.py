@@ -93,6 +93,7 @@ async def up(args: argparse.Namespace) -> None:
         writers=args.writers,
         strategy=args.strategy,
         runtime=args.runtime,
+        port_base=args.port_base,
     )
     await stack.run_stack(shape)
 
@@ -146,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--writers", type=int, default=2)
     run.add_argument("--strategy", default="lbh", choices=sorted(STRATEGY_NAMES))
     _add_runtime_option(run)
+    run.add_argument(
+        "--port-base",
+        type=int,
+        default=stack.GATEWAY_PORT,
+        help="the gateway's port; the read, write and provider ports are offsets from it",
+    )
     run.set_defaults(handler=up)
     commands.add_parser("down", help="stop a stack left running").set_defaults(handler=down)
 
@@ -182,6 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare the strategies on the simulated cluster (python -m balancer.sim)",
         add_help=False,
     ).set_defaults(handler=None)
+    commands.add_parser(
+        "bench",
+        help="the load benchmark matrix, --quick for a small one (python -m loadtests.bench)",
+        add_help=False,
+    ).set_defaults(handler=None)
 
     kafka = commands.add_parser("kafka", help="the local Kafka broker")
     kafka_actions = kafka.add_subparsers(dest="action", required=True)
@@ -198,6 +210,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from balancer.sim.__main__ import main as simulate
 
         return simulate(argv[1:])
+    if argv[:1] == ["bench"]:
+        from loadtests.bench import main as bench
+
+        return bench(argv[1:])
     args = build_parser().parse_args(argv)
     configure_logging(args.log_level)
     handler: Handler = args.handler

@@ -470,7 +470,7 @@ class ClusterManager:
                 track.sampler = self.cluster.runtime.sampler(
                     spec,
                     self.cluster.settings.node_memory_budget_mb,
-                    self.cluster.settings.node_cpu_cores,
+                    self.cluster.settings.cpu_cores_of(spec.name),
                 )
                 track.pid = track.last_pid = pid
                 track.memory.reset()
