@@ -81,6 +81,9 @@ class ClusterSettings(BaseSettings):
     # How the nodes run: local processes, or containers of a local Docker engine, limited to
     # node_memory_budget_mb and node_cpu_cores (docs/cluster-manager.md, "Docker runtime").
     runtime: Literal["process", "docker"] = "process"
+    # A node's RPC address as the manager and the providers reach it: {name} and {port}
+    # are the node's. compose.yaml sets "http://{name}:{port}" (one host per container).
+    rpc_url_template: str = "http://127.0.0.1:{port}"
 
     def cpu_cores_of(self, node: str) -> float:
         """The CPU cores a node is allotted: its own figure, else node_cpu_cores."""

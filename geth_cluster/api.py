@@ -113,6 +113,14 @@ class SnapshotCollector(Collector):
             failed.add_metric([node_id, reason], count)
         yield from (recycled, failed)
         yield GaugeMetricFamily("ethgw_cluster_lbh", "LBH over nodes not DOWN.", snapshot.lbh)
+        # The zone bounds, so a dashboard can draw them beside the distances.
+        yield GaugeMetricFamily("ethgw_cluster_dis_ave", "Zone I/II boundary.", snapshot.dis_ave)
+        yield GaugeMetricFamily(
+            "ethgw_cluster_dis_avemin", "Mean idle distance.", snapshot.dis_avemin
+        )
+        yield GaugeMetricFamily(
+            "ethgw_cluster_dis_avemax", "Zone II/III boundary.", snapshot.dis_avemax
+        )
         yield GaugeMetricFamily(
             "ethgw_manager_tick_seconds", "Wall time of the last tick.", snapshot.tick_seconds
         )

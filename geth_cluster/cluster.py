@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from common.ports import PortInUseError, ensure_port_free
 from common.settings import ClusterSettings
 from geth_cluster.errors import ClusterError, NodeStartError, UnknownNodeError
 from geth_cluster.genesis import clique_genesis
-from geth_cluster.keys import enode_url, ensure_nodekey
+from geth_cluster.keys import LOOPBACK, enode_url, ensure_nodekey
 from geth_cluster.layout import NodeSpec, node_specs
 from geth_cluster.rpc import block_number, peer_count, rpc_call
 from geth_cluster.runtime import NodeRuntime
@@ -98,13 +99,27 @@ class GethCluster:
 
     async def prepare(self) -> None:
         """Genesis, node keys, static peers and `geth init`, each done only once."""
+        self.write_node_files()
+        for spec in self.specs:
+            if not (spec.datadir / "geth" / "chaindata").exists():
+                await self._geth_init(spec)
+
+    def write_node_files(self, peer_host: Callable[[NodeSpec], str] | None = None) -> None:
+        """Genesis, node keys, static peers and the sealer's keystore; no geth needed.
+
+        `peer_host` gives the address a node's peers dial it at (default: loopback);
+        compose.yaml's init service passes each container's fixed address.
+        """
         self._write_genesis()
-        enodes = {s.name: enode_url(ensure_nodekey(s.datadir), s.p2p_port) for s in self.specs}
+        enodes = {
+            s.name: enode_url(
+                ensure_nodekey(s.datadir), s.p2p_port, peer_host(s) if peer_host else LOOPBACK
+            )
+            for s in self.specs
+        }
         for spec in self.specs:
             peers = [url for name, url in enodes.items() if name != spec.name]
             (spec.datadir / "config.toml").write_text(_config_toml(peers))
-            if not (spec.datadir / "geth" / "chaindata").exists():
-                await self._geth_init(spec)
         sealer_keystore = self.specs[0].datadir / "keystore" / "sealer.json"
         sealer_keystore.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(self.accounts.sealer.keystore_path, sealer_keystore)
