@@ -174,6 +174,7 @@ function drawPlane(cluster) {
   plane.append(svg("text", { x: 12, y: top + size / 2 + 30, transform: `rotate(-90 12 ${top + size / 2 + 30})` }, "CPU ratio"));
 
   const down = [];
+  const placed = [];
   for (const node of cluster.nodes) {
     if (node.zone === "DOWN") {
       down.push(`${node.node_id} (${node.down_reason || node.status})`);
@@ -187,12 +188,25 @@ function drawPlane(cluster) {
     });
     point.append(svg("title", {}, `${node.node_id}: zone ${node.zone}, d ${fixed(node.distance)}`));
     group.append(point);
-    const labelX = cx > left + size - 60 ? cx - 62 : cx + 10;
-    const labelY = cy < top + 14 ? cy + 16 : cy - 8;
+    const [labelX, labelY] = placeLabel(placed, cx, cy, left + size, top);
     group.append(svg("text", { x: labelX, y: labelY, class: "node-label" }, `${node.node_id} ${node.zone}`));
     plane.append(group);
   }
   $("down-nodes").textContent = down.length ? `DOWN (not drawn): ${down.join(", ")}` : "";
+}
+
+// Idle nodes sit almost on one spot: each label goes beside its point, moved down a line
+// while it would overlap a label already placed.
+const LABEL_W = 80, LABEL_H = 13;
+
+function placeLabel(placed, cx, cy, right, top) {
+  const x = cx > right - LABEL_W ? cx - LABEL_W - 4 : cx + 10;
+  let y = cy < top + LABEL_H ? cy + 16 : cy - 8;
+  while (placed.some(([px, py]) => Math.abs(px - x) < LABEL_W && Math.abs(py - y) < LABEL_H)) {
+    y += LABEL_H;
+  }
+  placed.push([x, y]);
+  return [x, y];
 }
 
 function boundLabel(plane, name, radius, x, y, side) {
@@ -346,7 +360,12 @@ async function act(nodeId, action, question) {
   try {
     const { status, body } = await call("POST", `/admin/nodes/${encodeURIComponent(nodeId)}/${action}`);
     const message = (body && body.message) || `HTTP ${status}`;
-    $("action-result").textContent = status < 300 ? message : `${action} ${nodeId} refused: ${message}`;
+    let shown = `${action} ${nodeId} refused: ${message}`;
+    if (status < 300) {
+      // A restart is accepted at once and goes on in the manager: its steps are events.
+      shown = action === "restart" ? `restart ${nodeId} accepted: its steps appear in Recent events` : message;
+    }
+    $("action-result").textContent = shown;
   } catch (error) {
     $("action-result").textContent = `${action} ${nodeId}: the gateway cannot be reached`;
   }
