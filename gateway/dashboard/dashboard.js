@@ -118,13 +118,27 @@ function render(data) {
 // -- the state plane (thesis figure 3.5) -----------------------------------------------------
 
 const PLANE = { left: 46, top: 14, size: 330 };
+const EXTENTS = [0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1];
+
+// The plane shows [0, extent] on both axes: the whole unit square when the bounds need it,
+// zoomed in when the bounds and the nodes are all near the origin (else a calibration of
+// small distances would be a dot in a corner).
+function planeExtent(cluster) {
+  let reach = cluster.dis_avemax;
+  for (const node of cluster.nodes) {
+    if (node.zone !== "DOWN") reach = Math.max(reach, node.memory, node.cpu);
+  }
+  return EXTENTS.find((extent) => extent >= reach * 1.15) ?? 1;
+}
 
 function drawPlane(cluster) {
   const plane = $("plane");
   plane.replaceChildren();
   const { left, top, size } = PLANE;
-  const x = (memory) => left + Math.min(1, Math.max(0, memory)) * size;
-  const y = (cpu) => top + size - Math.min(1, Math.max(0, cpu)) * size;
+  const extent = planeExtent(cluster);
+  const scale = size / extent;
+  const x = (memory) => left + Math.min(extent, Math.max(0, memory)) * scale;
+  const y = (cpu) => top + size - Math.min(extent, Math.max(0, cpu)) * scale;
   const originX = x(0);
   const originY = y(0);
 
@@ -137,47 +151,51 @@ function drawPlane(cluster) {
   // Zones: III everywhere, II inside Dis_avemax, I inside Dis_ave (a boundary is the lower zone).
   const zones = svg("g", { "clip-path": "url(#plane-clip)" });
   zones.append(svg("rect", { x: left, y: top, width: size, height: size, class: "zone3" }));
-  zones.append(svg("circle", { cx: originX, cy: originY, r: cluster.dis_avemax * size, class: "zone2" }));
-  zones.append(svg("circle", { cx: originX, cy: originY, r: cluster.dis_ave * size, class: "zone1" }));
-  for (const tick of [0.25, 0.5, 0.75]) {
+  zones.append(svg("circle", { cx: originX, cy: originY, r: cluster.dis_avemax * scale, class: "zone2" }));
+  zones.append(svg("circle", { cx: originX, cy: originY, r: cluster.dis_ave * scale, class: "zone1" }));
+  const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => f * extent);
+  for (const tick of ticks.slice(1, -1)) {
     zones.append(svg("line", { x1: x(tick), y1: top, x2: x(tick), y2: top + size, class: "grid" }));
     zones.append(svg("line", { x1: left, y1: y(tick), x2: left + size, y2: y(tick), class: "grid" }));
   }
-  zones.append(svg("circle", { cx: originX, cy: originY, r: cluster.dis_avemax * size, class: "bound" }));
-  zones.append(svg("circle", { cx: originX, cy: originY, r: cluster.dis_ave * size, class: "bound" }));
+  zones.append(svg("circle", { cx: originX, cy: originY, r: cluster.dis_avemax * scale, class: "bound" }));
+  zones.append(svg("circle", { cx: originX, cy: originY, r: cluster.dis_ave * scale, class: "bound" }));
   plane.append(zones);
 
   // Zone names along the diagonal, in the middle of each band when it is wide enough to read.
   const bands = [
     ["I", 0, cluster.dis_ave],
     ["II", cluster.dis_ave, cluster.dis_avemax],
-    ["III", cluster.dis_avemax, Math.SQRT2],
+    ["III", cluster.dis_avemax, Math.SQRT2 * extent],
   ];
   for (const [name, inner, outer] of bands) {
-    const middle = Math.min((inner + outer) / 2, 1.25);
+    const middle = Math.min((inner + outer) / 2, 1.25 * extent);
     const along = middle / Math.SQRT2;
-    if ((outer - inner) * size > 28 && along <= 0.95) {
+    if ((outer - inner) * scale > 28 && along <= 0.95 * extent) {
       plane.append(svg("text", { x: x(along) - 6, y: y(along) + 6, class: "zone-label" }, name));
     }
   }
-  // The two circles, labelled where they cross the top or the right edge of the plane.
-  boundLabel(plane, "Dis_ave", cluster.dis_ave, x, y, -1);
-  boundLabel(plane, "Dis_avemax", cluster.dis_avemax, x, y, 1);
+  // The two circles, labelled where they meet the axes (or the top edge).
+  boundLabel(plane, "Dis_ave", cluster.dis_ave, extent, x, y, -1);
+  boundLabel(plane, "Dis_avemax", cluster.dis_avemax, extent, x, y, 1);
 
   plane.append(svg("line", { x1: left, y1: top + size, x2: left + size, y2: top + size, class: "axis" }));
   plane.append(svg("line", { x1: left, y1: top, x2: left, y2: top + size, class: "axis" }));
-  for (const tick of [0, 0.25, 0.5, 0.75, 1]) {
-    plane.append(svg("text", { x: x(tick) - 8, y: top + size + 14 }, tick.toFixed(2)));
-    plane.append(svg("text", { x: left - 32, y: y(tick) + 4 }, tick.toFixed(2)));
+  for (const tick of ticks) {
+    const label = String(Number(tick.toFixed(4))); // 0.025, 0.0625, 0.5: as many digits as needed
+    plane.append(svg("text", { x: x(tick) - 10, y: top + size + 14 }, label));
+    plane.append(svg("text", { x: left - 40, y: y(tick) + 4 }, label));
   }
-  plane.append(svg("text", { x: left + size / 2 - 40, y: top + size + 32 }, "memory ratio"));
-  plane.append(svg("text", { x: 12, y: top + size / 2 + 30, transform: `rotate(-90 12 ${top + size / 2 + 30})` }, "CPU ratio"));
+  const zoom = extent < 1 ? ` (zoomed: 0 to ${extent})` : "";
+  plane.append(svg("text", { x: left + size / 2 - 70, y: top + size + 32 }, `memory ratio${zoom}`));
+  plane.append(svg("text", { x: 10, y: top + size / 2 + 30, transform: `rotate(-90 10 ${top + size / 2 + 30})` }, "CPU ratio"));
 
   const down = [];
   const placed = [];
   for (const node of cluster.nodes) {
     if (node.zone === "DOWN") {
-      down.push(`${node.node_id} (${node.down_reason || node.status})`);
+      const why = node.status === "down" ? node.down_reason || "down" : node.status;
+      down.push(`${node.node_id} (${why})`);
       continue;
     }
     const group = svg("g", { class: "node", "data-node": node.node_id });
@@ -192,7 +210,7 @@ function drawPlane(cluster) {
     group.append(svg("text", { x: labelX, y: labelY, class: "node-label" }, `${node.node_id} ${node.zone}`));
     plane.append(group);
   }
-  $("down-nodes").textContent = down.length ? `DOWN (not drawn): ${down.join(", ")}` : "";
+  $("down-nodes").textContent = down.length ? `Not in the plane (DOWN): ${down.join(", ")}` : "";
 }
 
 // Idle nodes sit almost on one spot: each label goes beside its point, moved down a line
@@ -209,15 +227,15 @@ function placeLabel(placed, cx, cy, right, top) {
   return [x, y];
 }
 
-function boundLabel(plane, name, radius, x, y, side) {
+function boundLabel(plane, name, radius, extent, x, y, side) {
   const text = `${name} ${radius.toFixed(3)}`;
-  if (radius <= 1) {
-    // Where the circle meets the memory axis (bottom edge), or the CPU axis for the other.
+  if (radius <= extent) {
+    // Dis_ave where its circle meets the memory axis, Dis_avemax where it meets the CPU axis.
     const attrs = side < 0 ? { x: x(radius) + 3, y: y(0) - 4 } : { x: x(0) + 4, y: y(radius) - 4 };
     plane.append(svg("text", { ...attrs, class: "bound-label" }, text));
   } else {
-    const along = Math.sqrt(Math.max(0, radius * radius - 1));
-    plane.append(svg("text", { x: x(Math.min(1, along)) - 70, y: y(1) + 12, class: "bound-label" }, text));
+    const along = Math.sqrt(Math.max(0, radius * radius - extent * extent));
+    plane.append(svg("text", { x: x(Math.min(extent, along)) - 70, y: y(extent) + 12, class: "bound-label" }, text));
   }
 }
 
