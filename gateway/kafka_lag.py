@@ -109,11 +109,13 @@ class LagProbe:
 
     async def _lag_by_topic(self) -> dict[str, int]:
         consumer, admin = await self._clients()
-        await consumer.topics()  # refreshes the metadata: partitions added since are seen
+        # Asked every time: partitions added since the last look are counted too.
+        described = await admin.describe_topics(list(self._topics))
         partitions = [
-            TopicPartition(topic, number)
-            for topic in self._topics
-            for number in sorted(consumer.partitions_for_topic(topic) or ())
+            TopicPartition(entry["topic"], part["partition"])
+            for entry in described
+            if entry.get("error_code", 0) == 0 and entry["topic"] in self._topics
+            for part in entry.get("partitions", [])
         ]
         if not partitions:
             return dict.fromkeys(self._topics, 0)

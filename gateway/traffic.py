@@ -15,7 +15,7 @@ import bisect
 import math
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # The buckets of ethgw_gateway_request_duration_seconds (gateway/metrics.py).
 LATENCY_BUCKETS_S: tuple[float, ...] = (
@@ -49,9 +49,9 @@ class _Second:
     """What was answered during one wall-clock second."""
 
     at: int
+    buckets: list[int]  # one count per bound, and one for above the last
     count: int = 0
     errors: int = 0  # 5xx
-    buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_S) + 1))
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class TrafficMeter:
         """One answered request that took `seconds`, with HTTP `status`, ended at `now`."""
         at = math.floor(now)
         if not self._seconds or self._seconds[-1].at != at:
-            self._seconds.append(_Second(at))
+            self._seconds.append(_Second(at, [0] * (len(self._bounds) + 1)))
         second = self._seconds[-1]
         second.count += 1
         second.errors += status >= 500
