@@ -128,6 +128,23 @@ async def dashboard_stack(
             admin_key = read_admin_key(state_dir)
             assert admin_key is not None
             yield Dashboard(gateway_server.url, admin_key, user_key, held[0])
+    print(f"\ndashboard figure: {data_latency_figure()}")
+
+
+def data_latency_figure() -> str:
+    """The gateway's own timing of GET /admin/dashboard so far (the page calls it every
+    second): a figure to print, never asserted."""
+    from gateway.metrics import LATENCY
+
+    totals = {"_sum": 0.0, "_count": 0.0}
+    for metric in LATENCY.collect():
+        for sample in metric.samples:
+            suffix = sample.name.removeprefix(metric.name)
+            if sample.labels.get("route") == "/admin/dashboard" and suffix in totals:
+                totals[suffix] += sample.value
+    count = int(totals["_count"])
+    mean_ms = 1000.0 * totals["_sum"] / count if count else float("nan")
+    return f"GET /admin/dashboard: {count} calls, mean {mean_ms:.1f} ms"
 
 
 def quiet_manager(**overrides: Any) -> ManagerSettings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -74,3 +75,25 @@ async def test_unreachable_broker_gives_a_reason() -> None:
         await probe.aclose()
     assert reading.total is None
     assert reading.error
+
+
+async def test_latest_answers_at_once_and_measures_in_the_background(
+    kafka_broker: KafkaBroker, new_topic: TopicFactory
+) -> None:
+    """The first latest() says not measured yet; a later one has the measured lag."""
+    settings = kafka_broker.settings
+    topic = await new_topic(1)
+    await produce(settings, topic, 0, 2)
+    probe = LagProbe(settings, f"lag-{uuid.uuid4().hex[:8]}", (topic,), cache_s=60.0)
+    try:
+        first = probe.latest()
+        async with asyncio.timeout(20):
+            while True:  # poll until the background measurement has landed
+                reading = probe.latest()
+                if reading.error is None:
+                    break
+                await asyncio.sleep(0.1)
+    finally:
+        await probe.aclose()
+    assert first.error == "not measured yet"
+    assert reading.topics == {topic: 2}
