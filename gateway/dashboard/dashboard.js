@@ -117,7 +117,7 @@ function render(data) {
 
 // -- the state plane (thesis figure 3.5) -----------------------------------------------------
 
-const PLANE = { left: 46, top: 14, size: 330 };
+const PLANE = { left: 62, top: 14, size: 330 };
 const EXTENTS = [0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1];
 
 // The plane shows [0, extent] on both axes: the whole unit square when the bounds need it,
@@ -184,11 +184,11 @@ function drawPlane(cluster) {
   for (const tick of ticks) {
     const label = String(Number(tick.toFixed(4))); // 0.025, 0.0625, 0.5: as many digits as needed
     plane.append(svg("text", { x: x(tick) - 10, y: top + size + 14 }, label));
-    plane.append(svg("text", { x: left - 40, y: y(tick) + 4 }, label));
+    plane.append(svg("text", { x: left - 44, y: y(tick) + 4 }, label));
   }
   const zoom = extent < 1 ? ` (zoomed: 0 to ${extent})` : "";
   plane.append(svg("text", { x: left + size / 2 - 70, y: top + size + 32 }, `memory ratio${zoom}`));
-  plane.append(svg("text", { x: 10, y: top + size / 2 + 30, transform: `rotate(-90 10 ${top + size / 2 + 30})` }, "CPU ratio"));
+  plane.append(svg("text", { x: 12, y: top + size / 2 + 26, transform: `rotate(-90 12 ${top + size / 2 + 26})` }, "CPU ratio"));
 
   const down = [];
   const placed = [];
