@@ -109,10 +109,10 @@ function render(data) {
     paused ? "paused" : ""
   );
   drawPlane(cluster);
-  drawLbh(data.lbh, cluster, data.now);
+  drawLbh(data.lbh, cluster, data.now, data.missing.lbh);
   drawTraffic(data.gateway, data.kafka);
   drawNodes(cluster.nodes);
-  drawEvents(data.events);
+  drawEvents(data.events, data.missing.events);
 }
 
 // -- the state plane (thesis figure 3.5) -----------------------------------------------------
@@ -241,7 +241,7 @@ function boundLabel(plane, name, radius, extent, x, y, side) {
 
 // -- LBH over time, paused periods shaded ----------------------------------------------------
 
-function drawLbh(lbh, cluster, now) {
+function drawLbh(lbh, cluster, now, missing) {
   const chart = $("lbh");
   chart.replaceChildren();
   const left = 46, top = 10, width = 500, height = 180;
@@ -276,6 +276,7 @@ function drawLbh(lbh, cluster, now) {
     chart.append(svg("polyline", { points: line, class: "lbh-line" }));
   }
   chart.append(svg("text", { x: left + 6, y: top + 12 }, `LBH now ${fixed(cluster.lbh)}`));
+  if (missing) chart.append(svg("text", { x: left + 6, y: top + 28 }, `no history: ${missing}`));
 }
 
 // -- gateway traffic and Kafka ---------------------------------------------------------------
@@ -391,7 +392,7 @@ async function act(nodeId, action, question) {
 
 // -- events ----------------------------------------------------------------------------------
 
-function drawEvents(events) {
+function drawEvents(events, missing) {
   const list = $("events");
   list.replaceChildren();
   for (const event of events) {
@@ -405,7 +406,8 @@ function drawEvents(events) {
     );
     list.append(item);
   }
-  if (!events.length) list.append(el("li", { class: "muted" }, "no event yet"));
+  if (missing) list.append(el("li", { class: "muted" }, `the manager's events are unavailable: ${missing}`));
+  else if (!events.length) list.append(el("li", { class: "muted" }, "no event yet"));
 }
 
 // -- start -----------------------------------------------------------------------------------
