@@ -4,7 +4,7 @@
 VENV := .venv/bin
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap up down status test lint format clean-state bench bench-quick
+.PHONY: bootstrap browser up down status test lint format clean-state bench bench-quick
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -23,7 +23,11 @@ lint: bootstrap
 	$(VENV)/ruff format --check .
 	$(VENV)/mypy .
 
-test: lint
+# -- the dashboard's browser tests need Debian's chromium (installed when missing) --
+browser:
+	@bash scripts/bootstrap_browser.sh
+
+test: lint browser
 	$(VENV)/pytest $(PYTEST_ARGS)
 
 format: bootstrap

@@ -54,6 +54,14 @@ class GatewaySettings(BaseSettings):
     # and its drain-restart-resync steps go on in the manager (GET /events shows them).
     manager_action_timeout_s: float = Field(default=120.0, gt=0.0)
 
+    # -- the operator's dashboard (GET /dashboard, data at GET /admin/dashboard) --
+    # The consumer group whose lag on the task topics is "tasks waiting in Kafka": the
+    # providers' (ETHGW_PROVIDER_GROUP_ID, same default). The broker is ETHGW_KAFKA_*.
+    provider_group_id: str = "ethgw-providers"
+    kafka_lag_timeout_s: float = Field(default=2.0, gt=0.0)
+    # Request rate and latency are over this many finished seconds.
+    traffic_window_s: int = Field(default=10, ge=1, le=300)
+
     # How often the keys file is checked for keys made by `ethgw` while the gateway runs.
     keys_reload_s: float = Field(default=2.0, gt=0.0)
 

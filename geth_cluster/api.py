@@ -203,6 +203,15 @@ async def events(manager: ManagerDep) -> dict[str, Any]:
     return {"events": [e.model_dump(mode="json") for e in manager.events.recent()]}
 
 
+@router.get("/lbh")
+async def lbh(manager: ManagerDep) -> dict[str, Any]:
+    """LBH of the recent ticks, oldest first, as `[wall time, lbh]` pairs (LBH < 0: paused)."""
+    return {
+        "interval_s": manager.settings.sample_interval_s,
+        "points": [[at, value] for at, value in manager.lbh_history()],
+    }
+
+
 @router.get("/healthz")
 async def healthz(manager: ManagerDep, response: Response) -> dict[str, Any]:
     """200 while the loop keeps its rhythm and Kafka takes the reports; 503 otherwise."""
