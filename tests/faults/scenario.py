@@ -1,0 +1,161 @@
+"""One fault scenario under a steady load: inject, measure, settle, audit, and a table row."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ethgw.sandbox import Sandbox
+from loadtests.steady import Chain, LoadVerdict, ResultsLedger, SteadyLoad, chain_audit, judge
+
+WARM_UP_S = 3.0  # load before the fault
+AFTER_S = 3.0  # load after the stack is whole again
+WHOLE_TIMEOUT_S = 90.0  # the stack must be whole again within this after the fault
+SETTLE_TIMEOUT_S = 90.0  # every accepted task must have its result within this
+SLOW_S = 2.0  # a call this slow counts as disturbed by the fault
+
+
+@dataclass
+class Row:
+    """One line of the fault table."""
+
+    scenario: str
+    verdict: LoadVerdict
+    lost: int  # accepted tasks without a result + successful writes not on chain
+    twice: int  # writes executed more than once (nonce, balance and hash checks)
+    disturbed_s: float  # from the fault until the last failed or slow call ended
+    whole_s: float | None  # from the fault until the stack had its full shape again
+    notes: list[str] = field(default_factory=list)
+
+    def cells(self) -> list[str]:
+        v = self.verdict
+        whole = "not within %.0f s" % WHOLE_TIMEOUT_S if self.whole_s is None else f"{self.whole_s:.1f}"
+        return [
+            self.scenario,
+            f"{v.reads}/{v.writes}",
+            str(v.read_failures),
+            f"{v.write_failures} (+{v.write_retriable} retriable)",
+            str(self.lost),
+            str(self.twice),
+            f"{v.max_latency_s:.1f}",
+            f"{self.disturbed_s:.1f}",
+            whole,
+            "; ".join(self.notes),
+        ]
+
+
+HEADER = [
+    "scenario",
+    "reads/writes",
+    "read failures",
+    "write failures",
+    "writes lost",
+    "executed twice",
+    "max latency s",
+    "disturbed s",
+    "whole again s",
+    "notes",
+]
+
+REPORT: list[Row] = []
+
+
+def table(rows: list[Row]) -> str:
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(row.cells()) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_report(rows: list[Row], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    path.write_text(f"# Fault table ({stamp})\n\n{table(rows)}\n")
+
+
+@dataclass
+class Faults:
+    """What a scenario needs: the sandbox stack, the results ledger and the chain."""
+
+    sandbox: Sandbox
+    ledger: ResultsLedger
+    chain: Chain
+
+    async def exercise(
+        self,
+        name: str,
+        inject: Callable[[], Awaitable[None]],
+        restore: Callable[[], Awaitable[None]] | None = None,
+        *,
+        notes: list[str] | None = None,
+    ) -> Row:
+        """Load, inject the fault, restore the stack, let the load run on, then judge."""
+        sandbox = self.sandbox
+        assert sandbox.platform is not None
+        signer, token = sandbox.platform.admin_address, sandbox.platform.token_address
+        target = "0x" + secrets.token_hex(20)
+        nonce_before = await self.chain.wait_mined(signer, 30.0)
+        load = SteadyLoad(sandbox.api, sandbox.admin_key, target)
+        stop = asyncio.Event()
+        started = time.time()
+        running = asyncio.create_task(load.run(stop))
+        try:
+            await asyncio.sleep(WARM_UP_S)
+            fault_at = time.time()
+            await inject()
+            if restore is not None:
+                await restore()
+            whole_s = await self._until_whole(fault_at)
+            await asyncio.sleep(AFTER_S)
+        finally:
+            stop.set()
+            await running
+        ended = time.time()
+        tasks = self.ledger.accepted_between(started - 1.0, ended + 1.0)
+        missing = await self.ledger.settle(tasks, SETTLE_TIMEOUT_S)
+        writes = [t for t in tasks if self.ledger.operation(t) == "token.add"]
+        audit = await chain_audit(
+            self.chain, self.ledger, writes, signer, token, target, nonce_before, 0
+        )
+        verdict = judge(load.calls)
+        disturbed = [
+            c
+            for c in load.calls
+            if c.started + c.seconds >= fault_at and (c in verdict.failures or c.seconds > SLOW_S)
+        ]
+        disturbed_s = max((c.started + c.seconds - fault_at for c in disturbed), default=0.0)
+        row = Row(
+            name,
+            verdict,
+            lost=len(missing) + audit.unmined,
+            twice=audit.executed_twice,
+            disturbed_s=max(0.0, disturbed_s),
+            whole_s=whole_s,
+            notes=list(notes or []),
+        )
+        if verdict.failures:
+            codes = sorted({f"{c.kind} {c.status} {c.code}" for c in verdict.failures})
+            row.notes.append("seen: " + ", ".join(codes))
+        REPORT.append(row)
+        return row
+
+    async def _until_whole(self, since: float) -> float | None:
+        while time.time() - since < WHOLE_TIMEOUT_S:
+            if await self.sandbox.is_whole():
+                return time.time() - since
+            await asyncio.sleep(0.25)
+        return None
+
+
+def assert_clean(row: Row) -> None:
+    """The promises of issue #8 for one scenario."""
+    v = row.verdict
+    assert v.reads > 0 and v.writes > 0, "the load did not run"
+    assert v.read_failures == 0, f"reads failed: {row.notes}"
+    assert v.write_failures == 0, f"writes failed without a retriable error: {row.notes}"
+    assert row.lost == 0, "accepted writes lost"
+    assert row.twice == 0, "a write executed twice"
+    assert row.whole_s is not None, "the stack did not recover"
