@@ -220,9 +220,8 @@ def _build_services(
             )
         )
     kinds: list[list[ServiceProcess]] = [[], []]
-    for bucket, (kind, prefix, count) in zip(
-        kinds, (("read", "ETHGW_READ_", shape.readers), ("write", "ETHGW_WRITE_", shape.writers))
-    ):
+    specs = (("read", "ETHGW_READ_", shape.readers), ("write", "ETHGW_WRITE_", shape.writers))
+    for bucket, (kind, prefix, count) in zip(kinds, specs, strict=True):
         for i in range(count):
             port = free_port()
             bucket.append(

@@ -9,7 +9,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common.nodes import Lifecycle
+from common.tasks import ResultMessage
 from ethgw.sandbox import Sandbox
+from geth_cluster.manager import NodeView
 from loadtests.steady import Chain, LoadVerdict, ResultsLedger, SteadyLoad, chain_audit, judge
 
 WARM_UP_S = 3.0  # load before the fault
@@ -33,7 +36,7 @@ class Row:
 
     def cells(self) -> list[str]:
         v = self.verdict
-        whole = "not within %.0f s" % WHOLE_TIMEOUT_S if self.whole_s is None else f"{self.whole_s:.1f}"
+        whole = f"> {WHOLE_TIMEOUT_S:.0f}" if self.whole_s is None else f"{self.whole_s:.1f}"
         return [
             self.scenario,
             f"{v.reads}/{v.writes}",
@@ -142,6 +145,41 @@ class Faults:
         REPORT.append(row)
         return row
 
+    def writes_provider(self) -> str:
+        """The provider that executed the latest write (the platform admin's partition)."""
+        writes = [
+            s
+            for s in self.ledger.results_between(0.0, time.time() + 1)
+            if s.result.operation == "token.add" and s.result.provider
+        ]
+        assert writes, "no write has run yet"
+        return str(max(writes, key=lambda s: s.at).result.provider)
+
+    def watch_node(self, node_id: str) -> NodeWatch:
+        return NodeWatch(self.sandbox, node_id)
+
+    def dispatched_to(self, node_id: str, start: float, end: float) -> list[str]:
+        """Tasks the providers started on the node between `start` and `end`."""
+        return [
+            s.result.task_id
+            for s in self.ledger.results_between(start, time.time() + 1)
+            if s.result.node == node_id and start <= _dispatched_at(s.result) < end
+        ]
+
+    async def routed_to(self, node_id: str, since: float, timeout_s: float) -> float | None:
+        """When the first task started on the node after `since` (None: none in time)."""
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            times = [
+                _dispatched_at(s.result)
+                for s in self.ledger.results_between(since, time.time() + 1)
+                if s.result.node == node_id and _dispatched_at(s.result) >= since
+            ]
+            if times:
+                return min(times)
+            await asyncio.sleep(0.5)
+        return None
+
     async def _until_whole(self, since: float) -> float | None:
         while time.time() - since < WHOLE_TIMEOUT_S:
             if await self.sandbox.is_whole():
@@ -150,10 +188,57 @@ class Faults:
         return None
 
 
+def _dispatched_at(result: ResultMessage) -> float:
+    return result.finished_at - result.timings.executed_s
+
+
+class NodeWatch:
+    """The manager's view of one node, sampled every 0.25 s in the background."""
+
+    def __init__(self, sandbox: Sandbox, node_id: str) -> None:
+        self._sandbox = sandbox
+        self._node_id = node_id
+        self.seen: list[tuple[float, NodeView]] = []
+        self._task = asyncio.create_task(self._sample())
+
+    async def _sample(self) -> None:
+        assert self._sandbox.manager is not None
+        while True:
+            snapshot = self._sandbox.manager.snapshot()
+            for node in snapshot.nodes:
+                if node.node_id == self._node_id:
+                    self.seen.append((time.time(), node))
+            await asyncio.sleep(0.25)
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+    def first(self, wanted: Callable[[NodeView], bool], since: float = 0.0) -> float | None:
+        return next((at for at, node in self.seen if at >= since and wanted(node)), None)
+
+    async def until(self, wanted: Callable[[NodeView], bool], timeout_s: float) -> float:
+        """When the node was first seen as `wanted` from now on."""
+        since = time.time()
+        deadline = since + timeout_s
+        while time.time() < deadline:
+            found = self.first(wanted, since)
+            if found is not None:
+                return found
+            await asyncio.sleep(0.25)
+        raise TimeoutError(f"{self._node_id} not as wanted within {timeout_s:.0f} s")
+
+    def out_of_routing(self) -> tuple[float, float]:
+        """From the first sample that was not UP to the last one."""
+        out = [at for at, node in self.seen if node.lifecycle is not Lifecycle.UP]
+        assert out, f"{self._node_id} was never out of routing"
+        return out[0], out[-1]
+
+
 def assert_clean(row: Row) -> None:
     """The promises of issue #8 for one scenario."""
     v = row.verdict
-    assert v.reads > 0 and v.writes > 0, "the load did not run"
+    assert v.reads > 0, "the load did not run"
+    assert v.writes > 0, "the load did not run"
     assert v.read_failures == 0, f"reads failed: {row.notes}"
     assert v.write_failures == 0, f"writes failed without a retriable error: {row.notes}"
     assert row.lost == 0, "accepted writes lost"

@@ -8,11 +8,19 @@ failed, and writes must have succeeded or been refused with a clear retriable er
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from common.nodes import Lifecycle
+from ethgw.sandbox import PROVIDER_READY, kill_node
+from geth_cluster.manager import DownReason
 from tests.faults.scenario import Faults, assert_clean
 
 pytestmark = pytest.mark.slow
+
+DEAD_S = 3.0  # how long a killed part stays dead, under load, before it is started again
+LAG_S = 6.0  # how long the cut-off node stays behind once the manager calls it lagging
 
 
 async def test_baseline_without_a_fault(faults: Faults) -> None:
@@ -21,5 +29,126 @@ async def test_baseline_without_a_fault(faults: Faults) -> None:
     async def nothing() -> None:
         return None
 
-    row = await faults.exercise("none (baseline)", nothing)
+    assert_clean(await faults.exercise("none (baseline)", nothing))
+
+
+async def test_killed_geth_node(faults: Faults) -> None:
+    """kill -9 of a service node: its tasks go to the others; it is routed again once back."""
+    cluster = faults.sandbox.cluster
+
+    async def inject() -> None:
+        kill_node(cluster, "node-2")
+
+    async def restore() -> None:
+        await asyncio.sleep(DEAD_S)
+        await cluster.stop_node("node-2")  # reaps the dead process
+        await cluster.start_node("node-2")
+
+    row = await faults.exercise(
+        "kill -9 Geth node-2", inject, restore, notes=[f"restarted after {DEAD_S:.0f} s"]
+    )
     assert_clean(row)
+
+
+async def test_killed_provider(faults: Faults) -> None:
+    """kill -9 of the provider holding the writes: the other takes over, nothing lost or doubled."""
+    sandbox = faults.sandbox
+    owner_name = faults.writes_provider()
+    owner = next(p for p in sandbox.providers if p.name == owner_name)
+
+    async def inject() -> None:
+        await owner.kill()
+
+    async def restore() -> None:
+        await asyncio.sleep(DEAD_S)
+        await sandbox.start_service(owner, PROVIDER_READY)
+
+    row = await faults.exercise(
+        f"kill -9 provider (the writes' owner, {owner_name})",
+        inject,
+        restore,
+        notes=[f"restarted after {DEAD_S:.0f} s"],
+    )
+    assert_clean(row)
+
+
+async def test_restarted_kafka_broker(faults: Faults) -> None:
+    """The broker stopped and started again: every service reconnects, nothing is lost."""
+    row = await faults.exercise("restart the Kafka broker", faults.sandbox.restart_kafka)
+    assert_clean(row)
+
+
+async def test_killed_read_and_write_instances(faults: Faults) -> None:
+    """kill -9 of a read and a write instance: the gateway sends to the others."""
+    sandbox = faults.sandbox
+    victims = [sandbox.readers[0], sandbox.writers[0]]
+
+    async def inject() -> None:
+        await asyncio.gather(*(v.kill() for v in victims))
+
+    async def restore() -> None:
+        await asyncio.sleep(DEAD_S)
+        await asyncio.gather(*(sandbox.start_service(v) for v in victims))
+
+    row = await faults.exercise(
+        "kill -9 read-1 and write-1", inject, restore, notes=[f"restarted after {DEAD_S:.0f} s"]
+    )
+    assert_clean(row)
+
+
+async def test_restarted_gateway(faults: Faults) -> None:
+    """The gateway restarted: the instances register again, clients reconnect."""
+    sandbox = faults.sandbox
+
+    async def inject() -> None:
+        await sandbox.gateway.stop()
+        await sandbox.start_service(sandbox.gateway)
+
+    row = await faults.exercise(
+        "restart the gateway (SIGTERM, start)",
+        inject,
+        notes=["clients retry a refused connection (nothing sent)"],
+    )
+    assert_clean(row)
+
+
+async def test_lagging_node_takes_no_task_until_it_catches_up(faults: Faults) -> None:
+    """A node cut off from its peers falls behind: DOWN for routing while it lags, no task
+    reaches it, and it is routed to again once it has caught up (lbh-spec.md section 1)."""
+    sandbox = faults.sandbox
+    cluster = sandbox.cluster
+    spec = cluster.spec("node-3")
+    watch = faults.watch_node("node-3")
+
+    async def inject() -> None:
+        # --maxpeers 0: geth refuses every peer, the static ones included, so the node
+        # answers RPC at its old head while the chain moves on.
+        await cluster.stop_node("node-3")
+        await cluster.runtime.start(spec, [*cluster.geth_args(spec), "--maxpeers", "0"])
+        await watch.until(lambda n: n.down_reason is DownReason.LAG, 60.0)
+        await asyncio.sleep(LAG_S)
+
+    async def restore() -> None:
+        await cluster.stop_node("node-3")
+        await cluster.start_node("node-3")  # waits until it is back within max_lag
+
+    try:
+        row = await faults.exercise(
+            "node-3 cut off from its peers (lags)",
+            inject,
+            restore,
+            notes=[f"lagging for {LAG_S:.0f} s after the manager said so"],
+        )
+        back_at = await watch.until(lambda n: n.lifecycle is Lifecycle.UP, 60.0)
+        routed_again = await faults.routed_to("node-3", since=back_at, timeout_s=60.0)
+    finally:
+        watch.stop()
+    lag_seen = watch.first(lambda n: n.down_reason is DownReason.LAG)
+    assert lag_seen is not None, "the manager never called node-3 lagging"
+    out_from, out_until = watch.out_of_routing()
+    routed_while_out = faults.dispatched_to("node-3", out_from + 1.0, out_until)
+    again = "never" if routed_again is None else f"{routed_again - back_at:.1f} s after UP"
+    row.notes.append(f"tasks to node-3 while out: {len(routed_while_out)}; routed again: {again}")
+    assert_clean(row)
+    assert routed_while_out == []
+    assert routed_again is not None, "node-3 took no task after it caught up"
