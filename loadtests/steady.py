@@ -164,7 +164,8 @@ class LoadVerdict:
 
     reads: int
     writes: int
-    read_failures: int  # any read not answered 200
+    read_failures: int  # a read answered neither 200 nor 202 (accepted, result to look up)
+    read_deferred: list[str]  # task ids of reads answered 202: their results came later
     write_failures: int  # a write answered neither 200, 202 nor a retriable error
     write_retriable: int  # a write refused with a clear retriable error
     reconnects: int
@@ -175,13 +176,14 @@ class LoadVerdict:
 def judge(calls: list[Call]) -> LoadVerdict:
     reads = [c for c in calls if c.kind == "read"]
     writes = [c for c in calls if c.kind == "write"]
-    read_failures = [c for c in reads if not c.ok]
+    read_failures = [c for c in reads if not (c.ok or c.accepted)]
     retriable = [c for c in writes if not (c.ok or c.accepted) and c.retriable]
     write_failures = [c for c in writes if not (c.ok or c.accepted or c.retriable)]
     return LoadVerdict(
         reads=len(reads),
         writes=len(writes),
         read_failures=len(read_failures),
+        read_deferred=[c.task_id for c in reads if c.accepted and c.task_id is not None],
         write_failures=len(write_failures),
         write_retriable=len(retriable),
         reconnects=sum(c.reconnects for c in calls),

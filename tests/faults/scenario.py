@@ -9,8 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.nodes import Lifecycle
-from common.tasks import ResultMessage
+from common.tasks import ResultMessage, TaskStatus
 from ethgw.sandbox import Sandbox
 from geth_cluster.manager import NodeView
 from loadtests.steady import Chain, LoadVerdict, ResultsLedger, SteadyLoad, chain_audit, judge
@@ -33,6 +32,7 @@ class Row:
     disturbed_s: float  # from the fault until the last failed or slow call ended
     whole_s: float | None  # from the fault until the stack had its full shape again
     notes: list[str] = field(default_factory=list)
+    deferred_failed: int = 0  # reads answered 202 whose task did not succeed after all
 
     def cells(self) -> list[str]:
         v = self.verdict
@@ -40,7 +40,7 @@ class Row:
         return [
             self.scenario,
             f"{v.reads}/{v.writes}",
-            str(v.read_failures),
+            f"{v.read_failures} ({len(v.read_deferred)} deferred)",
             f"{v.write_failures} (+{v.write_retriable} retriable)",
             str(self.lost),
             str(self.twice),
@@ -54,7 +54,7 @@ class Row:
 HEADER = [
     "scenario",
     "reads/writes",
-    "read failures",
+    "read failures (202 deferred)",
     "write failures",
     "writes lost",
     "executed twice",
@@ -139,6 +139,12 @@ class Faults:
             whole_s=whole_s,
             notes=list(notes or []),
         )
+        for task_id in verdict.read_deferred:
+            final = self.ledger.final(task_id)
+            if final is None or final.status is not TaskStatus.SUCCEEDED:
+                row.deferred_failed += 1
+        if missing or audit.unmined:
+            row.notes.append(f"without a result: {len(missing)}; not on chain: {audit.unmined}")
         if verdict.failures:
             codes = sorted({f"{c.kind} {c.status} {c.code}" for c in verdict.failures})
             row.notes.append("seen: " + ", ".join(codes))
@@ -227,11 +233,21 @@ class NodeWatch:
             await asyncio.sleep(0.25)
         raise TimeoutError(f"{self._node_id} not as wanted within {timeout_s:.0f} s")
 
-    def out_of_routing(self) -> tuple[float, float]:
-        """From the first sample that was not UP to the last one."""
-        out = [at for at, node in self.seen if node.lifecycle is not Lifecycle.UP]
-        assert out, f"{self._node_id} was never out of routing"
-        return out[0], out[-1]
+    def spans(self, wanted: Callable[[NodeView], bool]) -> list[tuple[float, float]]:
+        """Each run of consecutive samples that were `wanted`: (first, last) sample times."""
+        runs: list[tuple[float, float]] = []
+        start: float | None = None
+        last = 0.0
+        for at, node in self.seen:
+            if wanted(node):
+                start = at if start is None else start
+                last = at
+            elif start is not None:
+                runs.append((start, last))
+                start = None
+        if start is not None:
+            runs.append((start, last))
+        return runs
 
 
 def assert_clean(row: Row) -> None:
@@ -240,6 +256,7 @@ def assert_clean(row: Row) -> None:
     assert v.reads > 0, "the load did not run"
     assert v.writes > 0, "the load did not run"
     assert v.read_failures == 0, f"reads failed: {row.notes}"
+    assert row.deferred_failed == 0, "a read answered 202 never succeeded"
     assert v.write_failures == 0, f"writes failed without a retriable error: {row.notes}"
     assert row.lost == 0, "accepted writes lost"
     assert row.twice == 0, "a write executed twice"
