@@ -4,7 +4,7 @@
 VENV := .venv/bin
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap up down status test lint format clean-state
+.PHONY: bootstrap up down status test lint format clean-state soak
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -33,3 +33,8 @@ format: bootstrap
 # Deletes the chain, the Kafka log and the keys: the next `make up` starts afresh.
 clean-state: down
 	rm -rf .state
+
+# -- soak (issue #8): not in CI; MINUTES=3 make soak for a shorter run -------------------
+MINUTES ?= 10
+soak: bootstrap
+	$(VENV)/ethgw soak --minutes $(MINUTES)
