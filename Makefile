@@ -4,7 +4,7 @@
 VENV := .venv/bin
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap browser up down status test lint format clean-state bench bench-quick
+.PHONY: bootstrap browser up down status test lint format clean-state bench bench-quick soak
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -46,3 +46,8 @@ bench: bootstrap
 
 bench-quick: bootstrap
 	$(VENV)/ethgw bench --quick $(BENCH_ARGS)
+
+# -- soak (issue #8): not in CI; MINUTES=3 make soak for a shorter run -------------------
+MINUTES ?= 10
+soak: bootstrap
+	$(VENV)/ethgw soak --minutes $(MINUTES)

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 from balancer import STRATEGY_NAMES
@@ -117,6 +118,20 @@ async def calibrate(args: argparse.Namespace) -> None:
     )
 
 
+async def soak(args: argparse.Namespace) -> None:
+    from loadtests.soak import SoakPlan, run_soak
+
+    plan = SoakPlan(
+        minutes=args.minutes,
+        warmup_s=args.warmup_s if args.warmup_s is not None else min(60.0, args.minutes * 6),
+        progress_s=args.progress_s,
+        max_growth=args.max_growth,
+    )
+    verdict = await run_soak(plan, args.root)
+    if not verdict.ok:
+        raise SystemExit(1)
+
+
 async def keys_create(args: argparse.Namespace) -> None:
     from gateway.keys import create_key
 
@@ -183,6 +198,18 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     create.add_argument("--role", choices=["user", "admin"], default="user")
     create.set_defaults(handler=keys_create)
+
+    soaking = commands.add_parser(
+        "soak", help="steady load on a stack of its own; checks memory growth and lost tasks"
+    )
+    soaking.add_argument("--minutes", type=float, default=10.0)
+    soaking.add_argument(
+        "--warmup-s", type=float, default=None, help="before the memory baseline (default: 10%%)"
+    )
+    soaking.add_argument("--progress-s", type=float, default=30.0)
+    soaking.add_argument("--max-growth", type=float, default=0.10, help="allowed RSS growth")
+    soaking.add_argument("--root", type=Path, default=None, help="keep the stack's files here")
+    soaking.set_defaults(handler=soak)
 
     commands.add_parser(
         "sim",

@@ -148,7 +148,12 @@ def _lifespan(
                 trust_env=False,
             )
             stack.push_async_callback(_logged("manager client", manager_client.aclose))
-            state.upstreams_ = Upstreams(state.registry, upstream_client, settings.get_retries)
+            state.upstreams_ = Upstreams(
+                state.registry,
+                upstream_client,
+                settings.get_retries,
+                startup_grace_s=settings.startup_grace_s,
+            )
             state.manager_ = ManagerClient(
                 manager_client, settings.manager_timeout_s, settings.manager_action_timeout_s
             )

@@ -34,6 +34,10 @@ class GatewaySettings(BaseSettings):
     upstream_timeout_s: float = Field(default=35.0, gt=0.0)
     upstream_max_connections: int = Field(default=512, ge=1)
     get_retries: int = Field(default=1, ge=0, le=3)  # a GET goes to another instance
+    # Just after a (re)start the registry is empty until the instances' next heartbeat
+    # (every registry_ttl_s / 3): a request finding no instance of its kind waits up to
+    # this long for one to register instead of answering 503 at once.
+    startup_grace_s: float = Field(default=5.0, ge=0.0)
 
     # Per-key token buckets: sustained requests per second and burst, by role.
     user_rate_per_s: float = Field(default=100.0, gt=0.0)
