@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 from balancer import STRATEGY_NAMES
@@ -40,10 +41,14 @@ def _ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-async def _with_cluster(nodes: int, action: str, node: str | None = None) -> None:
-    cluster = stack.make_cluster(nodes)
+async def _with_cluster(
+    nodes: int, action: str, node: str | None = None, runtime: str | None = None
+) -> None:
+    """`runtime` None: ETHGW_CLUSTER_RUNTIME, else process."""
+    cluster = stack.make_cluster(nodes, runtime)
     try:
         if action == "up":
+            await stack.ensure_runtime_ready(cluster)
             await cluster.up()
         elif action == "down":
             await cluster.down()
@@ -56,19 +61,19 @@ async def _with_cluster(nodes: int, action: str, node: str | None = None) -> Non
 
 
 async def cluster_up(args: argparse.Namespace) -> None:
-    await _with_cluster(args.nodes, "up")
+    await _with_cluster(args.nodes, "up", runtime=args.runtime)
 
 
 async def cluster_down(args: argparse.Namespace) -> None:
-    await _with_cluster(stack.known_nodes(), "down")
+    await _with_cluster(stack.known_nodes(), "down", runtime=stack.known_runtime())
 
 
 async def cluster_status(args: argparse.Namespace) -> None:
-    await _with_cluster(stack.known_nodes(), "status")
+    await _with_cluster(stack.known_nodes(), "status", runtime=stack.known_runtime())
 
 
 async def cluster_restart(args: argparse.Namespace) -> None:
-    await _with_cluster(stack.known_nodes(), "restart", args.node)
+    await _with_cluster(stack.known_nodes(), "restart", args.node, runtime=stack.known_runtime())
 
 
 async def kafka_up(args: argparse.Namespace) -> None:
@@ -88,6 +93,8 @@ async def up(args: argparse.Namespace) -> None:
         readers=args.readers,
         writers=args.writers,
         strategy=args.strategy,
+        runtime=args.runtime,
+        port_base=args.port_base,
     )
     await stack.run_stack(shape)
 
@@ -99,7 +106,7 @@ async def down(args: argparse.Namespace) -> None:
 async def calibrate(args: argparse.Namespace) -> None:
     from geth_cluster.calibrate import run_calibration
 
-    cluster = stack.make_cluster(stack.known_nodes())
+    cluster = stack.make_cluster(stack.known_nodes(), stack.known_runtime())
     try:
         print(f"measuring idle for {args.idle_s:.0f}s, then saturated for {args.load_s:.0f}s")
         run = await run_calibration(cluster, idle_s=args.idle_s, load_s=args.load_s)
@@ -111,11 +118,35 @@ async def calibrate(args: argparse.Namespace) -> None:
     )
 
 
+async def soak(args: argparse.Namespace) -> None:
+    from loadtests.soak import SoakPlan, run_soak
+
+    plan = SoakPlan(
+        minutes=args.minutes,
+        warmup_s=args.warmup_s if args.warmup_s is not None else min(60.0, args.minutes * 6),
+        progress_s=args.progress_s,
+        max_growth=args.max_growth,
+    )
+    verdict = await run_soak(plan, args.root)
+    if not verdict.ok:
+        raise SystemExit(1)
+
+
 async def keys_create(args: argparse.Namespace) -> None:
     from gateway.keys import create_key
 
     key = create_key(default_state_dir(), args.name, args.role)
     print(key)  # shown once: only its hash is kept
+
+
+def _add_runtime_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--runtime",
+        choices=["process", "docker"],
+        default=None,
+        help="nodes as local processes or Docker containers (default: ETHGW_CLUSTER_RUNTIME, "
+        "else process)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,6 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--readers", type=int, default=2)
     run.add_argument("--writers", type=int, default=2)
     run.add_argument("--strategy", default="lbh", choices=sorted(STRATEGY_NAMES))
+    _add_runtime_option(run)
+    run.add_argument(
+        "--port-base",
+        type=int,
+        default=stack.GATEWAY_PORT,
+        help="the gateway's port; the read, write and provider ports are offsets from it",
+    )
     run.set_defaults(handler=up)
     commands.add_parser("down", help="stop a stack left running").set_defaults(handler=down)
 
@@ -137,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     actions = cluster.add_subparsers(dest="action", required=True)
     cluster_start = actions.add_parser("up", help="start a sealer and N service nodes")
     cluster_start.add_argument("--nodes", type=int, default=default_nodes)
+    _add_runtime_option(cluster_start)
     cluster_start.set_defaults(handler=cluster_up)
     actions.add_parser("down", help="stop every node (chain data is kept)").set_defaults(
         handler=cluster_down
@@ -160,9 +199,26 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--role", choices=["user", "admin"], default="user")
     create.set_defaults(handler=keys_create)
 
+    soaking = commands.add_parser(
+        "soak", help="steady load on a stack of its own; checks memory growth and lost tasks"
+    )
+    soaking.add_argument("--minutes", type=float, default=10.0)
+    soaking.add_argument(
+        "--warmup-s", type=float, default=None, help="before the memory baseline (default: 10%%)"
+    )
+    soaking.add_argument("--progress-s", type=float, default=30.0)
+    soaking.add_argument("--max-growth", type=float, default=0.10, help="allowed RSS growth")
+    soaking.add_argument("--root", type=Path, default=None, help="keep the stack's files here")
+    soaking.set_defaults(handler=soak)
+
     commands.add_parser(
         "sim",
         help="compare the strategies on the simulated cluster (python -m balancer.sim)",
+        add_help=False,
+    ).set_defaults(handler=None)
+    commands.add_parser(
+        "bench",
+        help="the load benchmark matrix, --quick for a small one (python -m loadtests.bench)",
         add_help=False,
     ).set_defaults(handler=None)
 
@@ -181,6 +237,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from balancer.sim.__main__ import main as simulate
 
         return simulate(argv[1:])
+    if argv[:1] == ["bench"]:
+        from loadtests.bench import main as bench
+
+        return bench(argv[1:])
     args = build_parser().parse_args(argv)
     configure_logging(args.log_level)
     handler: Handler = args.handler

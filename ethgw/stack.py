@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,14 +25,20 @@ from ethgw.toolchain import geth_binary
 from geth_cluster.api import serve_api
 from geth_cluster.cluster import GethCluster
 from geth_cluster.config import ManagerSettings
-from geth_cluster.local_runtime import LocalProcessRuntime
+from geth_cluster.docker_runtime import DockerRuntime
+from geth_cluster.errors import DockerEngineError
+from geth_cluster.runtimes import make_runtime, remembered_runtime
 
 log = logging.getLogger("ethgw.stack")
 
-GATEWAY_PORT = 8000
-READ_PORT = 8100
-WRITE_PORT = 8150
-PROVIDER_PORT = 8200
+# The services' ports (each instance takes the next one). Each service's own port setting moves
+# its block, so a second stack can run beside one on the defaults.
+GATEWAY_PORT = int(os.environ.get("ETHGW_GATEWAY_PORT", 8000))
+# The other services' ports, as offsets from the gateway's (`ethgw up --port-base`
+# moves them all, so a second stack, e.g. the benchmark's, runs beside the first).
+READ_OFFSET = 100
+WRITE_OFFSET = 150
+PROVIDER_OFFSET = 200
 
 
 @dataclass(frozen=True)
@@ -43,11 +50,33 @@ class Shape:
     readers: int = 2
     writers: int = 2
     strategy: str = "lbh"
+    runtime: str | None = None  # "process" or "docker"; None: ETHGW_CLUSTER_RUNTIME
+    port_base: int = GATEWAY_PORT  # the gateway's port; the services' follow it
 
 
-def make_cluster(nodes: int | None = None) -> GethCluster:
-    settings = ClusterSettings() if nodes is None else ClusterSettings(nodes=nodes)
-    return GethCluster(settings, LocalProcessRuntime(geth_binary()))
+def make_cluster(nodes: int | None = None, runtime: str | None = None) -> GethCluster:
+    """The cluster of the settings, on `runtime` when given, else the configured one."""
+    overrides: dict[str, object] = {}
+    if nodes is not None:
+        overrides["nodes"] = nodes
+    if runtime is not None:
+        overrides["runtime"] = runtime
+    settings = ClusterSettings(**overrides)  # type: ignore[arg-type]
+    return GethCluster(settings, make_runtime(settings, geth_binary()))
+
+
+def known_runtime() -> str | None:
+    """The runtime the state folder's nodes were last started on (None: never started)."""
+    return remembered_runtime(ClusterSettings().state_dir)
+
+
+async def ensure_runtime_ready(cluster: GethCluster) -> None:
+    """For the docker runtime: a running engine (installed and started when missing)."""
+    if isinstance(cluster.runtime, DockerRuntime):
+        from ethgw.docker_engine import ensure_engine
+
+        engine = await asyncio.to_thread(ensure_engine)
+        log.info("docker engine ready started=%s seconds=%.1f", engine.started_pid, engine.seconds)
 
 
 def known_nodes() -> int:
@@ -72,9 +101,14 @@ async def stop_all() -> None:
     """Stop services, the cluster, then Kafka; each is a no-op when not running."""
     stopped = await asyncio.to_thread(stop_leftovers, run_dir())
     log.info("services stopped count=%d", stopped)
-    cluster = make_cluster(known_nodes())
+    cluster = make_cluster(known_nodes(), known_runtime())
     try:
         await cluster.down()
+        if isinstance(cluster.runtime, DockerRuntime):
+            await cluster.runtime.remove_all()
+    except DockerEngineError as error:
+        # No engine, no running container: nothing of the cluster is left to stop.
+        log.info("docker nodes not stopped reason=%s", error)
     finally:
         await cluster.aclose()
     await asyncio.to_thread(KafkaBroker(KafkaSettings()).stop)
@@ -82,19 +116,24 @@ async def stop_all() -> None:
 
 def _services(shape: Shape) -> list[ServiceProcess]:
     """The Python services in start order: the gateway first (the others register with it)."""
-    gateway_url = f"http://127.0.0.1:{GATEWAY_PORT}"
+    gateway_url = f"http://127.0.0.1:{shape.port_base}"
     runs = run_dir()
     services = [
         ServiceProcess(
             "gateway",
             "gateway",
-            {"ETHGW_GATEWAY_PORT": str(GATEWAY_PORT)},
+            {
+                "ETHGW_GATEWAY_PORT": str(shape.port_base),
+                "ETHGW_GATEWAY_MANAGER_URL": os.environ.get(
+                    "ETHGW_GATEWAY_MANAGER_URL", f"http://127.0.0.1:{ManagerSettings().api_port}"
+                ),
+            },
             f"{gateway_url}/healthz",
             runs,
         )
     ]
     for i in range(shape.providers):
-        port = PROVIDER_PORT + i
+        port = shape.port_base + PROVIDER_OFFSET + i
         services.append(
             ServiceProcess(
                 f"provider-{i + 1}",
@@ -109,8 +148,8 @@ def _services(shape: Shape) -> list[ServiceProcess]:
             )
         )
     for kind, prefix, base, count in (
-        ("read", "ETHGW_READ_", READ_PORT, shape.readers),
-        ("write", "ETHGW_WRITE_", WRITE_PORT, shape.writers),
+        ("read", "ETHGW_READ_", shape.port_base + READ_OFFSET, shape.readers),
+        ("write", "ETHGW_WRITE_", shape.port_base + WRITE_OFFSET, shape.writers),
     ):
         for i in range(count):
             port = base + i
@@ -137,14 +176,15 @@ async def run_stack(shape: Shape, status_every_s: float = 5.0) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     kafka_settings = KafkaSettings()
-    cluster = make_cluster(shape.nodes)
+    cluster = make_cluster(shape.nodes, shape.runtime)
     services = _services(shape)
     manager_stop = asyncio.Event()
     manager: asyncio.Task[None] | None = None
     try:
         log.info("starting kafka bootstrap=%s", kafka_settings.bootstrap_servers)
         await start_kafka(kafka_settings)
-        log.info("starting cluster nodes=%d", shape.nodes)
+        log.info("starting cluster nodes=%d runtime=%s", shape.nodes, cluster.runtime.name)
+        await ensure_runtime_ready(cluster)
         await cluster.up()
         manager = asyncio.create_task(
             serve_api(cluster, kafka_settings, ManagerSettings(), manager_stop)
@@ -157,11 +197,8 @@ async def run_stack(shape: Shape, status_every_s: float = 5.0) -> None:
             cluster.accounts.sealer.address,
             PlatformSettings(),
         )
-        for service in services:
-            await service.start()
-            await service.wait_healthy()
-            log.info("service up name=%s", service.name)
-        _print_endpoints(kafka_settings, cluster, services)
+        await _start_services(services)
+        _print_endpoints(kafka_settings, cluster, services, shape.port_base)
         while not stop.is_set():
             if manager.done():
                 raise RuntimeError("the cluster manager stopped; see the log above")
@@ -189,15 +226,33 @@ async def run_stack(shape: Shape, status_every_s: float = 5.0) -> None:
         log.info("stopped")
 
 
+async def _start_services(services: list[ServiceProcess]) -> None:
+    """The gateway first (the others register with it), then the rest at once: each
+    spends seconds importing, which overlaps well."""
+    gateway, *others = services
+    await gateway.start()
+    await gateway.wait_healthy()
+    log.info("service up name=%s", gateway.name)
+    for service in others:
+        await service.start()
+
+    async def healthy(service: ServiceProcess) -> None:
+        await service.wait_healthy()
+        log.info("service up name=%s", service.name)
+
+    await asyncio.gather(*(healthy(s) for s in others))
+
+
 def _print_endpoints(
-    kafka: KafkaSettings, cluster: GethCluster, services: list[ServiceProcess]
+    kafka: KafkaSettings, cluster: GethCluster, services: list[ServiceProcess], gateway_port: int
 ) -> None:
     from gateway.keys import read_admin_key
 
     key = read_admin_key(default_state_dir())
     print("ethgw stack is up (Ctrl-C stops it)")
-    print(f"  gateway    http://127.0.0.1:{GATEWAY_PORT}   (docs: /docs)")
+    print(f"  gateway    http://127.0.0.1:{gateway_port}   (docs: /docs)")
     print(f"  admin key  {key or '(see .state/gateway/admin.key)'}")
+    print(f"  dashboard  http://127.0.0.1:{GATEWAY_PORT}/dashboard   (paste the admin key)")
     print(f"  manager    http://127.0.0.1:{ManagerSettings().api_port}/nodes")
     print(f"  kafka      {kafka.bootstrap_servers}")
     for spec in cluster.specs:

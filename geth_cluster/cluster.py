@@ -20,12 +20,18 @@ from geth_cluster.errors import ClusterError, NodeStartError, UnknownNodeError
 from geth_cluster.genesis import clique_genesis
 from geth_cluster.keys import LOOPBACK, enode_url, ensure_nodekey
 from geth_cluster.layout import NodeSpec, node_specs
-from geth_cluster.rpc import block_number, peer_count
+from geth_cluster.rpc import block_number, peer_count, rpc_call
 from geth_cluster.runtime import NodeRuntime
+from geth_cluster.runtimes import remember_runtime
 
 log = logging.getLogger("ethgw.cluster")
 
 WEI_PER_ETH = 10**18
+# The namespaces each node serves on its loopback HTTP RPC. Only the sealer adds `miner`,
+# for the operator's mining start/stop (the cluster manager calls it); the service nodes,
+# which the providers and the gateway's /rpc reach, serve no management namespace at all.
+NODE_HTTP_APIS = "eth,net,web3,txpool"
+SEALER_HTTP_APIS = NODE_HTTP_APIS + ",miner"
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,14 @@ class NodeStatus:
     @property
     def answering(self) -> bool:
         return self.block is not None
+
+
+@dataclass(frozen=True)
+class MiningState:
+    """Whether the sealer seals blocks, and the chain height it is at."""
+
+    mining: bool
+    block: int
 
 
 @dataclass(frozen=True)
@@ -150,7 +164,7 @@ class GethCluster:
             ("--http", None),
             ("--http.addr", "127.0.0.1"),
             ("--http.port", spec.rpc_port),
-            ("--http.api", "eth,net,web3,txpool"),
+            ("--http.api", SEALER_HTTP_APIS if spec.is_sealer else NODE_HTTP_APIS),
             ("--syncmode", "full"),
             ("--ipcdisable", None),
             ("--cache", s.geth_cache_mb),
@@ -177,6 +191,7 @@ class GethCluster:
 
     async def up(self) -> None:
         """Start every node that is not running and wait until the network is ready."""
+        remember_runtime(self.settings.state_dir, self.runtime.name)
         await self.prepare()
         for spec in self.specs:
             if await self.runtime.is_running(spec):
@@ -209,6 +224,22 @@ class GethCluster:
         await self.runtime.start(spec, self.geth_args(spec))
         log.info("node started node=%s rpc=%s", name, spec.rpc_url)
         await self.wait_ready([spec], self.settings.start_timeout_s)
+
+    # -- sealing -------------------------------------------------------------------
+
+    async def set_mining(self, on: bool) -> MiningState:
+        """Start or stop sealing on the sealer (the only node with the miner namespace).
+
+        Raises NodeUnreachableError or RpcError when the sealer does not do it.
+        """
+        sealer = self.specs[0]
+        await rpc_call(self._http, sealer.rpc_url, "miner_start" if on else "miner_stop")
+        return await self.mining_state()
+
+    async def mining_state(self) -> MiningState:
+        sealer = self.specs[0]
+        mining = bool(await rpc_call(self._http, sealer.rpc_url, "eth_mining"))
+        return MiningState(mining, await block_number(self._http, sealer.rpc_url))
 
     # -- readiness -----------------------------------------------------------------
 
@@ -279,7 +310,7 @@ class GethCluster:
                     spec, self.settings.node_memory_budget_mb, self.settings.node_cpu_cores
                 )
                 await asyncio.sleep(0.2)  # CPU is a rate: measure over a short window
-                sample = sampler.sample()
+                sample = await asyncio.to_thread(sampler.sample)  # docker's is blocking
                 cpu, memory = sample.cpu, sample.memory
             except psutil.Error:
                 pass

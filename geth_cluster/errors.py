@@ -30,3 +30,11 @@ class RpcError(ClusterError):
 
 class UnknownNodeError(ClusterError):
     """A node name that is not part of the cluster."""
+
+
+class DockerEngineError(ClusterError):
+    """No Docker engine answers, and none could be installed or started."""
+
+
+class ImageBuildError(ClusterError):
+    """The local Geth image could not be built from the binary."""

@@ -20,7 +20,8 @@ class ResourceSample:
     cpu_cores_used: float
 
 
-def _ratio(used: float, allotted: float) -> float:
+def ratio(used: float, allotted: float) -> float:
+    """used / allotted, clipped to [0, 1]."""
     return min(1.0, max(0.0, used / allotted))
 
 
@@ -54,8 +55,8 @@ class ProcessSampler:
         self._last_cpu, self._last_at = cpu_total, now
         memory_mb = rss / _MB
         return ResourceSample(
-            memory=_ratio(memory_mb, self._memory_budget_mb),
-            cpu=_ratio(cores_used, self._cpu_cores),
+            memory=ratio(memory_mb, self._memory_budget_mb),
+            cpu=ratio(cores_used, self._cpu_cores),
             memory_mb=memory_mb,
             cpu_cores_used=cores_used,
         )
