@@ -79,8 +79,11 @@ class ClusterSettings(BaseSettings):
     start_timeout_s: float = 90.0
     faucet_balance_eth: int = 1_000_000_000
     # How the nodes run: local processes, or containers of a local Docker engine, limited to
-    # node_memory_budget_mb and node_cpu_cores (docs/cluster-manager.md, "Docker runtime").
-    runtime: Literal["process", "docker"] = "process"
+    # node_memory_budget_mb and node_cpu_cores (docs/cluster-manager.md, "Docker runtime"), or
+    # "compose": existing containers adopted by label (geth_cluster/compose_runtime.py).
+    runtime: Literal["process", "docker", "compose"] = "process"
+    # The compose runtime adopts the containers labelled ethgw.node=<node> and this label.
+    compose_selector: str = "ethgw.stack=compose"
     # A node's RPC address as the manager and the providers reach it: {name} and {port}
     # are the node's. compose.yaml sets "http://{name}:{port}" (one host per container).
     rpc_url_template: str = "http://127.0.0.1:{port}"

@@ -11,7 +11,12 @@ RUNTIME_FILE = "runtime"  # in the state folder: the runtime the nodes were last
 
 
 def make_runtime(settings: ClusterSettings, geth_binary: Path) -> NodeRuntime:
-    """LocalProcessRuntime or DockerRuntime, both running the same geth binary."""
+    """LocalProcessRuntime or DockerRuntime, both running the same geth binary, or
+    ComposeRuntime, which adopts containers compose made (and runs no binary of ours)."""
+    if settings.runtime == "compose":
+        from geth_cluster.compose_runtime import ComposeRuntime
+
+        return ComposeRuntime(settings)
     if settings.runtime == "docker":
         from geth_cluster.docker_runtime import DockerRuntime
 

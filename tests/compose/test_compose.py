@@ -202,8 +202,19 @@ def test_geth_nodes_match_the_cluster_settings(service_env: Any) -> None:
     for index, name in enumerate(expected):
         node = geth_services()[name]
         assert environment(node) == {"NODE_NAME": name, "NODE_INDEX": str(index)}
-        assert node["labels"] == {"ethgw.node": name}
+        assert node["labels"]["ethgw.node"] == name
         assert node["networks"]["ethgw"]["ipv4_address"] == str(base + index)
+
+
+def test_the_manager_adopts_exactly_the_node_containers(service_env: Any) -> None:
+    """The manager runs the compose runtime, and its selector label is on every node service
+    and on no other."""
+    service_env(services()["manager"])
+    settings = ClusterSettings()
+    key, value = settings.compose_selector.split("=", 1)
+    assert settings.runtime == "compose"
+    selected = {n for n, s in services().items() if (s.get("labels") or {}).get(key) == value}
+    assert selected == set(geth_services())
 
 
 def test_kafka_advertises_the_host_the_services_use(service_env: Any) -> None:
