@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 from dataclasses import dataclass
@@ -88,7 +89,13 @@ def _services(shape: Shape) -> list[ServiceProcess]:
         ServiceProcess(
             "gateway",
             "gateway",
-            {"ETHGW_GATEWAY_PORT": str(GATEWAY_PORT)},
+            {
+                "ETHGW_GATEWAY_PORT": str(GATEWAY_PORT),
+                # The dashboard's in-flight column sums the providers' /metrics.
+                "ETHGW_GATEWAY_PROVIDER_URLS": json.dumps(
+                    [f"http://127.0.0.1:{PROVIDER_PORT + i}" for i in range(shape.providers)]
+                ),
+            },
             f"{gateway_url}/healthz",
             runs,
         )
