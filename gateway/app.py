@@ -162,7 +162,7 @@ def _lifespan(
             )
             stack.push_async_callback(_logged("kafka lag probe", state.lag_probe_.aclose))
             provider_client = httpx.AsyncClient(
-                timeout=settings.kafka_lag_timeout_s, trust_env=False
+                timeout=settings.provider_metrics_timeout_s, trust_env=False
             )
             stack.push_async_callback(_logged("provider client", provider_client.aclose))
             state.inflight_probe_ = InflightProbe(provider_client, settings.provider_urls)

@@ -63,6 +63,7 @@ class GatewaySettings(BaseSettings):
     # JSON list in ETHGW_GATEWAY_PROVIDER_URLS; `ethgw up` passes its providers'. Empty: the
     # dashboard's in-flight column shows "-".
     provider_urls: tuple[str, ...] = ()
+    provider_metrics_timeout_s: float = Field(default=2.0, gt=0.0)
     # Request rate and latency are over this many finished seconds.
     traffic_window_s: int = Field(default=10, ge=1, le=300)
 
