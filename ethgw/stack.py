@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -126,6 +127,13 @@ def _services(shape: Shape) -> list[ServiceProcess]:
                 "ETHGW_GATEWAY_PORT": str(shape.port_base),
                 "ETHGW_GATEWAY_MANAGER_URL": os.environ.get(
                     "ETHGW_GATEWAY_MANAGER_URL", f"http://127.0.0.1:{ManagerSettings().api_port}"
+                ),
+                # The dashboard's in-flight column sums the providers' /metrics.
+                "ETHGW_GATEWAY_PROVIDER_URLS": json.dumps(
+                    [
+                        f"http://127.0.0.1:{shape.port_base + PROVIDER_OFFSET + i}"
+                        for i in range(shape.providers)
+                    ]
                 ),
             },
             f"{gateway_url}/healthz",

@@ -32,6 +32,7 @@ from gateway.errors import (
     http_error_handler,
     validation_error_handler,
 )
+from gateway.inflight import InflightProbe
 from gateway.kafka_lag import LagProbe
 from gateway.keys import KeyFileError, admin_key_path, ensure_admin_key
 from gateway.manager import ManagerClient
@@ -165,6 +166,12 @@ def _lifespan(
                 timeout_s=settings.kafka_lag_timeout_s,
             )
             stack.push_async_callback(_logged("kafka lag probe", state.lag_probe_.aclose))
+            provider_client = httpx.AsyncClient(
+                timeout=settings.provider_metrics_timeout_s, trust_env=False
+            )
+            stack.push_async_callback(_logged("provider client", provider_client.aclose))
+            state.inflight_probe_ = InflightProbe(provider_client, settings.provider_urls)
+            stack.push_async_callback(_logged("inflight probe", state.inflight_probe_.aclose))
             for name, loop in (("prune", _prune_loop), ("keys", _reload_keys_loop)):
                 task = asyncio.create_task(loop(state), name=f"gateway-{name}")
                 stack.push_async_callback(_logged(name, _cancelling(task)))

@@ -63,6 +63,11 @@ class GatewaySettings(BaseSettings):
     # providers' (ETHGW_PROVIDER_GROUP_ID, same default). The broker is ETHGW_KAFKA_*.
     provider_group_id: str = "ethgw-providers"
     kafka_lag_timeout_s: float = Field(default=2.0, gt=0.0)
+    # The providers' HTTP roots (their /metrics has the tasks in flight per node), as a
+    # JSON list in ETHGW_GATEWAY_PROVIDER_URLS; `ethgw up` passes its providers'. Empty: the
+    # dashboard's in-flight column shows "-".
+    provider_urls: tuple[str, ...] = ()
+    provider_metrics_timeout_s: float = Field(default=2.0, gt=0.0)
     # Request rate and latency are over this many finished seconds.
     traffic_window_s: int = Field(default=10, ge=1, le=300)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from gateway.errors import GatewayError, ManagerFailedError
+from gateway.inflight import InflightReading
 from gateway.schemas import ClusterView
 from gateway.state import GatewayState
 from gateway.traffic import TrafficSummary
@@ -90,6 +91,18 @@ def recent_events(
     return merged[:keep]
 
 
+def with_inflight(cluster: ClusterView, by_node: dict[str, int]) -> ClusterView:
+    """The providers' in-flight counts put on the nodes the manager reported none for (a
+    node no provider has dispatched to has 0)."""
+    nodes = [
+        node
+        if node.in_flight is not None
+        else node.model_copy(update={"in_flight": by_node.get(node.node_id, 0)})
+        for node in cluster.nodes
+    ]
+    return cluster.model_copy(update={"nodes": nodes})
+
+
 async def _optional(name: str, call: Awaitable[T], default: T) -> tuple[T, str | None]:
     """A part the page can do without: its value, or the default and why it is missing."""
     try:
@@ -104,6 +117,7 @@ async def dashboard_view(state: GatewayState) -> dict[str, Any]:
     are the answer); the LBH history and the events are shown when they come, the Kafka lag
     as last measured."""
     lag = state.lag_probe.latest()  # never waited for: at most one period old
+    inflight = state.inflight_probe.latest()
     snapshot, (history, history_error), (events, events_error) = await asyncio.gather(
         state.manager.snapshot(),
         _optional("lbh", state.manager.lbh_history(), []),
@@ -113,6 +127,8 @@ async def dashboard_view(state: GatewayState) -> dict[str, Any]:
         cluster = ClusterView.from_snapshot(snapshot)
     except ValueError:
         raise ManagerFailedError("the cluster manager's snapshot has an unknown shape") from None
+    if inflight is not None:
+        cluster = with_inflight(cluster, inflight.by_node)
     periods = pauses(history)
     now = time.time()
     traffic = state.traffic.summary(now, state.settings.traffic_window_s)
@@ -130,9 +146,18 @@ async def dashboard_view(state: GatewayState) -> dict[str, Any]:
         "events": recent_events(events, periods),
         "gateway": _traffic_view(traffic),
         "kafka": lag.as_dict(),
+        "providers": _providers_view(state, inflight),
         "missing": missing,
         "now": now,
     }
+
+
+def _providers_view(state: GatewayState, inflight: InflightReading | None) -> dict[str, Any]:
+    """Which providers' in-flight counts the table shows."""
+    configured = len(state.settings.provider_urls)
+    if inflight is None:
+        return {"configured": configured, "answered": None, "failed": []}
+    return {"configured": configured, "answered": inflight.answered, "failed": inflight.failed}
 
 
 def _traffic_view(traffic: TrafficSummary) -> dict[str, Any]:

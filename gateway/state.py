@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from common.api import REQUEST_ID_HEADER
 from gateway.breaker import CircuitBreaker
 from gateway.config import GatewaySettings
+from gateway.inflight import InflightProbe
 from gateway.kafka_lag import LagProbe
 from gateway.keys import ApiKey, KeyRing, Role, keys_path
 from gateway.manager import ManagerClient
@@ -34,6 +35,7 @@ class GatewayState:
     upstreams_: Upstreams | None = field(default=None, repr=False)
     manager_: ManagerClient | None = field(default=None, repr=False)
     lag_probe_: LagProbe | None = field(default=None, repr=False)
+    inflight_probe_: InflightProbe | None = field(default=None, repr=False)
 
     @classmethod
     def from_settings(cls, settings: GatewaySettings) -> GatewayState:
@@ -64,6 +66,12 @@ class GatewayState:
         if self.manager_ is None:
             raise RuntimeError("the gateway's lifespan has not started")
         return self.manager_
+
+    @property
+    def inflight_probe(self) -> InflightProbe:
+        if self.inflight_probe_ is None:
+            raise RuntimeError("the gateway's lifespan has not started")
+        return self.inflight_probe_
 
     @property
     def lag_probe(self) -> LagProbe:

@@ -112,6 +112,7 @@ function render(data) {
   drawLbh(data.lbh, cluster, data.now, data.missing.lbh);
   drawTraffic(data.gateway, data.kafka);
   drawNodes(cluster.nodes);
+  $("inflight-note").textContent = inflightNote(data.providers);
   drawEvents(data.events, data.missing.events);
 }
 
@@ -342,6 +343,13 @@ function drawNodes(nodes) {
   for (const row of [...body.rows]) {
     if (!seen.has(row.dataset.node)) row.remove();
   }
+}
+
+function inflightNote(providers) {
+  if (!providers.configured) return "in-flight: no provider configured (ETHGW_GATEWAY_PROVIDER_URLS)";
+  if (providers.answered === null) return "in-flight: reading the providers...";
+  const failed = providers.failed.length ? `; not answering: ${providers.failed.join(", ")}` : "";
+  return `in-flight: tasks dispatched and not finished, summed over ${providers.answered} of ${providers.configured} providers${failed}`;
 }
 
 function newRow(body, nodeId) {

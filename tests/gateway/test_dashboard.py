@@ -4,12 +4,35 @@ manager and a real browser are in tests/dashboard)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import pytest
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
 
 from common.ports import free_port
 from tests.gateway.conftest import Gateway, StartGateway
-from tests.gateway.servers import FakeManager
+from tests.gateway.servers import FakeManager, ServerThread
+
+PROVIDER_METRICS = """\
+# TYPE ethgw_provider_inflight gauge
+ethgw_provider_inflight{node="node-1"} 4.0
+"""
+
+
+@pytest.fixture(scope="module")
+def fake_provider() -> Iterator[str]:
+    """A provider's /metrics page with 4 tasks in flight on node-1."""
+    app = FastAPI()
+
+    @app.get("/metrics")
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(PROVIDER_METRICS)
+
+    server = ServerThread(app)
+    server.start()
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture
@@ -113,3 +136,24 @@ async def test_manager_down_is_503(
         response = await admin.get("/admin/dashboard")
     assert response.status_code == 503
     assert response.json()["error"]["code"]
+
+
+async def test_inflight_comes_from_the_providers_metrics(
+    start_gateway: StartGateway,
+    manager: FakeManager,
+    fake_provider: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With a provider URL set, a node the manager gives no in_flight gets the providers' gauge."""
+    monkeypatch.setenv("ETHGW_KAFKA_PORT", str(free_port()))
+    gateway = await start_gateway(provider_urls=(fake_provider,))
+    async with gateway.client("admin") as admin, asyncio.timeout(20):
+        while True:  # the first answer comes before the first reading
+            data = (await admin.get("/admin/dashboard")).json()["data"]
+            if data["providers"]["answered"] is not None:
+                break
+            await asyncio.sleep(0.2)
+        data = (await admin.get("/admin/dashboard")).json()["data"]
+    # node-2 keeps the 3 the manager itself reports; node-1 had none, so it gets 4.
+    assert [n["in_flight"] for n in data["cluster"]["nodes"]] == [4, 3]
+    assert data["providers"] == {"configured": 1, "answered": 1, "failed": []}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from gateway.dashboard import Pause, pause_events, pauses, recent_events
+from gateway.dashboard import Pause, pause_events, pauses, recent_events, with_inflight
+from gateway.schemas import ClusterView
 
 
 def test_no_negative_lbh_means_no_pause() -> None:
@@ -45,3 +46,30 @@ def test_recent_events_are_newest_first_and_bounded() -> None:
         (4.0, "resumed"),
         (2.0, "paused"),
     ]
+
+
+def test_inflight_fills_only_nodes_the_manager_left_empty() -> None:
+    """A node the manager gave no in-flight count gets the providers' (0 when none)."""
+    cluster = ClusterView.model_validate(
+        {
+            "nodes": [
+                {
+                    "node_id": n,
+                    "status": "up",
+                    "zone": "I",
+                    "distance": 0.1,
+                    "cpu": 0.1,
+                    "memory": 0.0,
+                    "in_flight": f,
+                }
+                for n, f in (("node-1", None), ("node-2", 7), ("node-3", None))
+            ],
+            "lbh": 1.0,
+            "paused": False,
+            "dis_ave": 0.5,
+            "dis_avemin": 0.1,
+            "dis_avemax": 1.0,
+        }
+    )
+    merged = with_inflight(cluster, {"node-1": 2})
+    assert [n.in_flight for n in merged.nodes] == [2, 7, 0]

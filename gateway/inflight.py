@@ -1,0 +1,108 @@
+"""Tasks in flight per node, summed over the providers, for the dashboard's node table.
+
+Only the providers know what they have dispatched and not yet seen finish; each exports it
+as `ethgw_provider_inflight{node}` on its /metrics. The gateway reads those pages (the URLs
+are a setting: `ethgw up` passes its providers') and adds the figures up per node. Like the
+Kafka lag it is never waited for: `latest()` answers the last sum at once and starts one
+refresh in the background when it is older than `cache_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+log = logging.getLogger("ethgw.gateway")
+
+INFLIGHT_METRIC = "ethgw_provider_inflight"
+
+
+def inflight_by_node(metrics_text: str) -> dict[str, int]:
+    """`ethgw_provider_inflight` of one provider's /metrics page, by node."""
+    found: dict[str, int] = {}
+    for family in text_string_to_metric_families(metrics_text):
+        if family.name != INFLIGHT_METRIC:
+            continue
+        for sample in family.samples:
+            node = sample.labels.get("node")
+            if node:
+                found[node] = found.get(node, 0) + round(sample.value)
+    return found
+
+
+@dataclass(frozen=True)
+class InflightReading:
+    """The sum over the providers that answered, and which did not."""
+
+    by_node: dict[str, int] = field(default_factory=dict)
+    answered: int = 0
+    failed: tuple[str, ...] = ()
+    measured_at: float = 0.0
+
+
+class InflightProbe:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        provider_urls: Sequence[str],
+        cache_s: float = 1.0,
+    ) -> None:
+        self._client = client  # its timeout bounds each provider's answer
+        self._urls = tuple(url.rstrip("/") for url in provider_urls)
+        self._cache_s = cache_s
+        self._last: InflightReading | None = None
+        self._refresh: asyncio.Task[InflightReading] | None = None
+
+    @property
+    def configured(self) -> bool:
+        return bool(self._urls)
+
+    def latest(self) -> InflightReading | None:
+        """The last sum (None before the first, or with no provider configured); a fresh one
+        is read in the background when it is older than `cache_s`."""
+        if not self._urls:
+            return None
+        last = self._last
+        stale = last is None or time.time() - last.measured_at >= self._cache_s
+        if stale and (self._refresh is None or self._refresh.done()):
+            self._refresh = asyncio.create_task(self.measure(), name="gateway-inflight")
+        return last
+
+    async def measure(self) -> InflightReading:
+        """Read every provider's /metrics now and add up their in-flight counts."""
+        pages = await asyncio.gather(*(self._page(url) for url in self._urls))
+        total: dict[str, int] = {}
+        failed: list[str] = []
+        for url, text in zip(self._urls, pages, strict=True):
+            if text is None:
+                failed.append(url)
+                continue
+            for node, count in inflight_by_node(text).items():
+                total[node] = total.get(node, 0) + count
+        reading = InflightReading(
+            total, len(self._urls) - len(failed), tuple(failed), measured_at=time.time()
+        )
+        self._last = reading
+        return reading
+
+    async def aclose(self) -> None:
+        if self._refresh is not None:
+            self._refresh.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresh
+
+    async def _page(self, url: str) -> str | None:
+        try:
+            response = await self._client.get(f"{url}/metrics")
+            response.raise_for_status()
+        except httpx.HTTPError as error:
+            log.info("provider metrics unreadable url=%s error=%s", url, type(error).__name__)
+            return None
+        return response.text
