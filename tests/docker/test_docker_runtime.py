@@ -107,6 +107,16 @@ async def test_containers_carry_the_cluster_limits_and_labels(cluster: GethClust
     assert attrs["Config"]["Image"] == image_tag(geth_binary())
 
 
+async def test_the_memory_limit_binds_in_the_kernel(cluster: GethCluster) -> None:
+    """The cgroup the engine reports in its stats carries the budget as its memory limit."""
+    runtime = docker_runtime(cluster)
+    frame = await asyncio.to_thread(
+        runtime.latest_stats, runtime.container_name(cluster.spec(NODE))
+    )
+    assert frame is not None
+    assert frame["memory_stats"]["limit"] == int(MEMORY_BUDGET_MB * MB)
+
+
 async def test_pid_is_the_containers_host_pid(cluster: GethCluster) -> None:
     """pid() names the host process of the container's geth, the one inspect reports."""
     spec = cluster.spec(NODE)
