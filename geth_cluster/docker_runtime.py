@@ -325,7 +325,8 @@ class StatsStream:
             for frame in self._client.api.stats(self._container, stream=True, decode=True):
                 with self._lock:
                     self._latest, self._received_at = frame, time.monotonic()
-                self._first.set()
+                if _complete(frame):
+                    self._first.set()
                 if self._closed.is_set():
                     break  # leaving the generator closes the response
         except DockerException as error:
@@ -339,7 +340,8 @@ class StatsStream:
         return self._thread.is_alive() and not self._closed.is_set()
 
     def latest(self, wait_s: float = 5.0) -> dict[str, Any] | None:
-        """The newest frame (waiting up to `wait_s` for the first), None when stale or ended."""
+        """The newest frame (waiting up to `wait_s` for the first complete one), None when stale
+        or ended."""
         self._first.wait(wait_s)
         with self._lock:
             if self._latest is None or time.monotonic() - self._received_at > self.STALE_S:
@@ -348,6 +350,13 @@ class StatsStream:
 
     def close(self) -> None:
         self._closed.set()
+
+
+def _complete(frame: dict[str, Any]) -> bool:
+    """A frame a sample can use: it carries the previous reading (a stream's first frame does
+    not, so its CPU delta would be zero), or it is a stopped container's (no usage at all)."""
+    previous = (frame.get("precpu_stats") or {}).get("system_cpu_usage")
+    return bool(previous) or not (frame.get("memory_stats") or {}).get("usage")
 
 
 @dataclass(frozen=True)
