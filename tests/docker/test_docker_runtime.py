@@ -186,6 +186,21 @@ async def test_manager_on_the_docker_runtime_publishes_node_states(
     assert 0.0 < report.free_memory_mb < MEMORY_BUDGET_MB
 
 
+async def test_run_once_returns_geths_exit_code_and_output_and_leaves_no_container(
+    cluster: GethCluster,
+) -> None:
+    """A throwaway container runs geth to completion, reports its failure, and is removed."""
+    runtime = docker_runtime(cluster)
+    spec = cluster.spec(NODE)
+    code, output = await runtime.run_once(spec, ["--no-such-flag"])
+    assert code != 0
+    assert "no-such-flag" in output
+    leftovers = await asyncio.to_thread(
+        runtime.client().containers.list, all=True, filters={"name": "-once"}
+    )
+    assert [c.name for c in leftovers if c.name.startswith(f"ethgw-{runtime.cluster_id}")] == []
+
+
 def test_image_is_built_once_per_binary(docker_cluster: GethCluster) -> None:
     """A second ensure finds the image by its tag (version and binary hash) and imports nothing."""
     client = docker_runtime(docker_cluster).client()
