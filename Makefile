@@ -4,7 +4,7 @@
 VENV := .venv/bin
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap up down status test lint format clean-state
+.PHONY: bootstrap browser up down status test lint format clean-state bench bench-quick soak
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -23,7 +23,11 @@ lint: bootstrap
 	$(VENV)/ruff format --check .
 	$(VENV)/mypy .
 
-test: lint
+# -- the dashboard's browser tests need Debian's chromium (installed when missing) --
+browser:
+	@bash scripts/bootstrap_browser.sh
+
+test: lint browser
 	$(VENV)/pytest $(PYTEST_ARGS)
 
 format: bootstrap
@@ -33,3 +37,17 @@ format: bootstrap
 # Deletes the chain, the Kafka log and the keys: the next `make up` starts afresh.
 clean-state: down
 	rm -rf .state
+
+# -- bench (issue #7): the load benchmark; results/ (git-ignored) gets CSV, charts, summary --
+BENCH_ARGS ?=
+
+bench: bootstrap
+	$(VENV)/ethgw bench $(BENCH_ARGS)
+
+bench-quick: bootstrap
+	$(VENV)/ethgw bench --quick $(BENCH_ARGS)
+
+# -- soak (issue #8): not in CI; MINUTES=3 make soak for a shorter run -------------------
+MINUTES ?= 10
+soak: bootstrap
+	$(VENV)/ethgw soak --minutes $(MINUTES)

@@ -70,6 +70,9 @@ class ClusterSettings(BaseSettings):
     # What LBH measures a node against (lbh-spec.md section 1).
     node_memory_budget_mb: float = 1024.0
     node_cpu_cores: float = 1.0
+    # Per-node exceptions to node_cpu_cores, e.g. {"node-1": 0.25} for a node under a
+    # CPU cap (the benchmark's slowed node), so its CPU ratio is against its real share.
+    node_cpu_cores_by_node: dict[str, float] = Field(default_factory=dict)
     sealer_in_pool: bool = False
     geth_cache_mb: int = 128  # geth's --cache; its default of 1 GiB would dwarf the budget
     max_lag: int = Field(default=3, ge=0)  # blocks behind the head before a node is DOWN
@@ -78,6 +81,13 @@ class ClusterSettings(BaseSettings):
     # How the nodes run: local processes, or containers of a local Docker engine, limited to
     # node_memory_budget_mb and node_cpu_cores (docs/cluster-manager.md, "Docker runtime").
     runtime: Literal["process", "docker"] = "process"
+    # A node's RPC address as the manager and the providers reach it: {name} and {port}
+    # are the node's. compose.yaml sets "http://{name}:{port}" (one host per container).
+    rpc_url_template: str = "http://127.0.0.1:{port}"
+
+    def cpu_cores_of(self, node: str) -> float:
+        """The CPU cores a node is allotted: its own figure, else node_cpu_cores."""
+        return self.node_cpu_cores_by_node.get(node, self.node_cpu_cores)
 
 
 class PlatformSettings(BaseSettings):

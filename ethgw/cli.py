@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 from balancer import STRATEGY_NAMES
@@ -93,6 +94,7 @@ async def up(args: argparse.Namespace) -> None:
         writers=args.writers,
         strategy=args.strategy,
         runtime=args.runtime,
+        port_base=args.port_base,
     )
     await stack.run_stack(shape)
 
@@ -114,6 +116,20 @@ async def calibrate(args: argparse.Namespace) -> None:
         f"Dis_avemin={run.calibration.dis_avemin:.4f} (idle mean d) "
         f"Dis_avemax={run.calibration.dis_avemax:.4f} (saturated mean d) -> {run.path}"
     )
+
+
+async def soak(args: argparse.Namespace) -> None:
+    from loadtests.soak import SoakPlan, run_soak
+
+    plan = SoakPlan(
+        minutes=args.minutes,
+        warmup_s=args.warmup_s if args.warmup_s is not None else min(60.0, args.minutes * 6),
+        progress_s=args.progress_s,
+        max_growth=args.max_growth,
+    )
+    verdict = await run_soak(plan, args.root)
+    if not verdict.ok:
+        raise SystemExit(1)
 
 
 async def keys_create(args: argparse.Namespace) -> None:
@@ -146,6 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--writers", type=int, default=2)
     run.add_argument("--strategy", default="lbh", choices=sorted(STRATEGY_NAMES))
     _add_runtime_option(run)
+    run.add_argument(
+        "--port-base",
+        type=int,
+        default=stack.GATEWAY_PORT,
+        help="the gateway's port; the read, write and provider ports are offsets from it",
+    )
     run.set_defaults(handler=up)
     commands.add_parser("down", help="stop a stack left running").set_defaults(handler=down)
 
@@ -177,9 +199,26 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--role", choices=["user", "admin"], default="user")
     create.set_defaults(handler=keys_create)
 
+    soaking = commands.add_parser(
+        "soak", help="steady load on a stack of its own; checks memory growth and lost tasks"
+    )
+    soaking.add_argument("--minutes", type=float, default=10.0)
+    soaking.add_argument(
+        "--warmup-s", type=float, default=None, help="before the memory baseline (default: 10%%)"
+    )
+    soaking.add_argument("--progress-s", type=float, default=30.0)
+    soaking.add_argument("--max-growth", type=float, default=0.10, help="allowed RSS growth")
+    soaking.add_argument("--root", type=Path, default=None, help="keep the stack's files here")
+    soaking.set_defaults(handler=soak)
+
     commands.add_parser(
         "sim",
         help="compare the strategies on the simulated cluster (python -m balancer.sim)",
+        add_help=False,
+    ).set_defaults(handler=None)
+    commands.add_parser(
+        "bench",
+        help="the load benchmark matrix, --quick for a small one (python -m loadtests.bench)",
         add_help=False,
     ).set_defaults(handler=None)
 
@@ -198,6 +237,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from balancer.sim.__main__ import main as simulate
 
         return simulate(argv[1:])
+    if argv[:1] == ["bench"]:
+        from loadtests.bench import main as bench
+
+        return bench(argv[1:])
     args = build_parser().parse_args(argv)
     configure_logging(args.log_level)
     handler: Handler = args.handler

@@ -27,9 +27,11 @@ class ServiceProcess:
         self.pid_path = run_dir / f"{name}.pid"
         self._env = {**os.environ, **env}
         self._process: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0
 
     async def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         self._process = await asyncio.to_thread(self._spawn)
         self.pid_path.write_text(str(self._process.pid))
 
@@ -55,6 +57,26 @@ class ServiceProcess:
                         return
                 await asyncio.sleep(0.3)
         raise TimeoutError(f"{self.name} not healthy after {timeout_s:.0f}s; see {self.log_path}")
+
+    @property
+    def pid(self) -> int | None:
+        """The pid while the process runs, else None."""
+        return self._process.pid if self.alive and self._process is not None else None
+
+    def log_since_start(self) -> str:
+        """What the process wrote to its log since its latest start."""
+        if not self.log_path.exists():
+            return ""
+        with self.log_path.open("rb") as log:
+            log.seek(self._log_offset)
+            return log.read().decode(errors="replace")
+
+    async def kill(self) -> None:
+        """kill -9: no drain, no commit, no deregistration; what a crash looks like."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            await asyncio.to_thread(self._process.wait, 10)
+        self.pid_path.unlink(missing_ok=True)
 
     @property
     def alive(self) -> bool:

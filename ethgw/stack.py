@@ -35,9 +35,11 @@ log = logging.getLogger("ethgw.stack")
 # The services' ports (each instance takes the next one). Each service's own port setting moves
 # its block, so a second stack can run beside one on the defaults.
 GATEWAY_PORT = int(os.environ.get("ETHGW_GATEWAY_PORT", 8000))
-READ_PORT = int(os.environ.get("ETHGW_READ_HTTP_PORT", 8100))
-WRITE_PORT = int(os.environ.get("ETHGW_WRITE_HTTP_PORT", 8150))
-PROVIDER_PORT = int(os.environ.get("ETHGW_PROVIDER_HTTP_PORT", 8200))
+# The other services' ports, as offsets from the gateway's (`ethgw up --port-base`
+# moves them all, so a second stack, e.g. the benchmark's, runs beside the first).
+READ_OFFSET = 100
+WRITE_OFFSET = 150
+PROVIDER_OFFSET = 200
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class Shape:
     writers: int = 2
     strategy: str = "lbh"
     runtime: str | None = None  # "process" or "docker"; None: ETHGW_CLUSTER_RUNTIME
+    port_base: int = GATEWAY_PORT  # the gateway's port; the services' follow it
 
 
 def make_cluster(nodes: int | None = None, runtime: str | None = None) -> GethCluster:
@@ -114,14 +117,14 @@ async def stop_all() -> None:
 
 def _services(shape: Shape) -> list[ServiceProcess]:
     """The Python services in start order: the gateway first (the others register with it)."""
-    gateway_url = f"http://127.0.0.1:{GATEWAY_PORT}"
+    gateway_url = f"http://127.0.0.1:{shape.port_base}"
     runs = run_dir()
     services = [
         ServiceProcess(
             "gateway",
             "gateway",
             {
-                "ETHGW_GATEWAY_PORT": str(GATEWAY_PORT),
+                "ETHGW_GATEWAY_PORT": str(shape.port_base),
                 "ETHGW_GATEWAY_MANAGER_URL": os.environ.get(
                     "ETHGW_GATEWAY_MANAGER_URL", f"http://127.0.0.1:{ManagerSettings().api_port}"
                 ),
@@ -131,7 +134,7 @@ def _services(shape: Shape) -> list[ServiceProcess]:
         )
     ]
     for i in range(shape.providers):
-        port = PROVIDER_PORT + i
+        port = shape.port_base + PROVIDER_OFFSET + i
         services.append(
             ServiceProcess(
                 f"provider-{i + 1}",
@@ -146,8 +149,8 @@ def _services(shape: Shape) -> list[ServiceProcess]:
             )
         )
     for kind, prefix, base, count in (
-        ("read", "ETHGW_READ_", READ_PORT, shape.readers),
-        ("write", "ETHGW_WRITE_", WRITE_PORT, shape.writers),
+        ("read", "ETHGW_READ_", shape.port_base + READ_OFFSET, shape.readers),
+        ("write", "ETHGW_WRITE_", shape.port_base + WRITE_OFFSET, shape.writers),
     ):
         for i in range(count):
             port = base + i
@@ -195,11 +198,8 @@ async def run_stack(shape: Shape, status_every_s: float = 5.0) -> None:
             cluster.accounts.sealer.address,
             PlatformSettings(),
         )
-        for service in services:
-            await service.start()
-            await service.wait_healthy()
-            log.info("service up name=%s", service.name)
-        _print_endpoints(kafka_settings, cluster, services)
+        await _start_services(services)
+        _print_endpoints(kafka_settings, cluster, services, shape.port_base)
         while not stop.is_set():
             if manager.done():
                 raise RuntimeError("the cluster manager stopped; see the log above")
@@ -227,15 +227,33 @@ async def run_stack(shape: Shape, status_every_s: float = 5.0) -> None:
         log.info("stopped")
 
 
+async def _start_services(services: list[ServiceProcess]) -> None:
+    """The gateway first (the others register with it), then the rest at once: each
+    spends seconds importing, which overlaps well."""
+    gateway, *others = services
+    await gateway.start()
+    await gateway.wait_healthy()
+    log.info("service up name=%s", gateway.name)
+    for service in others:
+        await service.start()
+
+    async def healthy(service: ServiceProcess) -> None:
+        await service.wait_healthy()
+        log.info("service up name=%s", service.name)
+
+    await asyncio.gather(*(healthy(s) for s in others))
+
+
 def _print_endpoints(
-    kafka: KafkaSettings, cluster: GethCluster, services: list[ServiceProcess]
+    kafka: KafkaSettings, cluster: GethCluster, services: list[ServiceProcess], gateway_port: int
 ) -> None:
     from gateway.keys import read_admin_key
 
     key = read_admin_key(default_state_dir())
     print("ethgw stack is up (Ctrl-C stops it)")
-    print(f"  gateway    http://127.0.0.1:{GATEWAY_PORT}   (docs: /docs)")
+    print(f"  gateway    http://127.0.0.1:{gateway_port}   (docs: /docs)")
     print(f"  admin key  {key or '(see .state/gateway/admin.key)'}")
+    print(f"  dashboard  http://127.0.0.1:{GATEWAY_PORT}/dashboard   (paste the admin key)")
     print(f"  manager    http://127.0.0.1:{ManagerSettings().api_port}/nodes")
     print(f"  kafka      {kafka.bootstrap_servers}")
     for spec in cluster.specs:

@@ -23,7 +23,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from common.api import API_KEY_HEADER
 from common.registry import ensure_registry_token
-from gateway import routes_admin, routes_ops, routes_registry, routes_rpc
+from common.settings import KafkaSettings
+from gateway import routes_admin, routes_dashboard, routes_ops, routes_registry, routes_rpc
 from gateway.config import GatewaySettings
 from gateway.errors import (
     GatewayError,
@@ -31,6 +32,7 @@ from gateway.errors import (
     http_error_handler,
     validation_error_handler,
 )
+from gateway.kafka_lag import LagProbe
 from gateway.keys import KeyFileError, admin_key_path, ensure_admin_key
 from gateway.manager import ManagerClient
 from gateway.metrics import RegistryCollector
@@ -117,7 +119,7 @@ def _cancelling(task: asyncio.Task[None]) -> Callable[[], Awaitable[None]]:
 
 
 def _lifespan(
-    state: GatewayState,
+    state: GatewayState, kafka: KafkaSettings
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -146,10 +148,23 @@ def _lifespan(
                 trust_env=False,
             )
             stack.push_async_callback(_logged("manager client", manager_client.aclose))
-            state.upstreams_ = Upstreams(state.registry, upstream_client, settings.get_retries)
+            state.upstreams_ = Upstreams(
+                state.registry,
+                upstream_client,
+                settings.get_retries,
+                startup_grace_s=settings.startup_grace_s,
+            )
             state.manager_ = ManagerClient(
                 manager_client, settings.manager_timeout_s, settings.manager_action_timeout_s
             )
+            # Connects on the dashboard's first look, not here: no Kafka, no delay at start.
+            state.lag_probe_ = LagProbe(
+                kafka,
+                settings.provider_group_id,
+                (kafka.topic_read, kafka.topic_write),
+                timeout_s=settings.kafka_lag_timeout_s,
+            )
+            stack.push_async_callback(_logged("kafka lag probe", state.lag_probe_.aclose))
             for name, loop in (("prune", _prune_loop), ("keys", _reload_keys_loop)):
                 task = asyncio.create_task(loop(state), name=f"gateway-{name}")
                 stack.push_async_callback(_logged(name, _cancelling(task)))
@@ -166,7 +181,11 @@ def _lifespan(
     return lifespan
 
 
-def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+def create_app(
+    settings: GatewaySettings | None = None, kafka_settings: KafkaSettings | None = None
+) -> FastAPI:
+    """The gateway app; `kafka_settings` (default: ETHGW_KAFKA_*) is the broker the
+    dashboard asks for the providers' lag."""
     settings = settings or GatewaySettings()
     state = GatewayState.from_settings(settings)
     app = FastAPI(
@@ -174,7 +193,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         version="1",
         description=DESCRIPTION,
         openapi_tags=TAGS,
-        lifespan=_lifespan(state),
+        lifespan=_lifespan(state, kafka_settings or KafkaSettings()),
     )
     app.state.gateway = state
     metrics_registry = CollectorRegistry(auto_describe=True)
@@ -187,6 +206,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         (tasks_router, keyed),
         (routes_rpc.router, keyed),
         (routes_admin.router, keyed),
+        (routes_dashboard.data_router, keyed),
+        (routes_dashboard.page_router, []),
         (routes_registry.router, []),
         (routes_ops.router, []),
     ]

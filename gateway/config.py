@@ -34,6 +34,10 @@ class GatewaySettings(BaseSettings):
     upstream_timeout_s: float = Field(default=35.0, gt=0.0)
     upstream_max_connections: int = Field(default=512, ge=1)
     get_retries: int = Field(default=1, ge=0, le=3)  # a GET goes to another instance
+    # Just after a (re)start the registry is empty until the instances' next heartbeat
+    # (every registry_ttl_s / 3): a request finding no instance of its kind waits up to
+    # this long for one to register instead of answering 503 at once.
+    startup_grace_s: float = Field(default=5.0, ge=0.0)
 
     # Per-key token buckets: sustained requests per second and burst, by role.
     user_rate_per_s: float = Field(default=100.0, gt=0.0)
@@ -53,6 +57,14 @@ class GatewaySettings(BaseSettings):
     # Operator actions (cordon, restart) answer at once: a restart is accepted with 202
     # and its drain-restart-resync steps go on in the manager (GET /events shows them).
     manager_action_timeout_s: float = Field(default=120.0, gt=0.0)
+
+    # -- the operator's dashboard (GET /dashboard, data at GET /admin/dashboard) --
+    # The consumer group whose lag on the task topics is "tasks waiting in Kafka": the
+    # providers' (ETHGW_PROVIDER_GROUP_ID, same default). The broker is ETHGW_KAFKA_*.
+    provider_group_id: str = "ethgw-providers"
+    kafka_lag_timeout_s: float = Field(default=2.0, gt=0.0)
+    # Request rate and latency are over this many finished seconds.
+    traffic_window_s: int = Field(default=10, ge=1, le=300)
 
     # How often the keys file is checked for keys made by `ethgw` while the gateway runs.
     keys_reload_s: float = Field(default=2.0, gt=0.0)

@@ -50,6 +50,25 @@ class ManagerClient:
             raise ManagerFailedError("the cluster manager's snapshot is not an object")
         return data
 
+    async def events(self) -> list[dict[str, Any]]:
+        """The manager's recent life-cycle events, oldest first."""
+        data = await self._call("GET", "/events", self._timeout_s)
+        events = data.get("events") if isinstance(data, dict) else None
+        if not isinstance(events, list):
+            raise ManagerFailedError("the cluster manager's events are not a list")
+        return [e for e in events if isinstance(e, dict)]
+
+    async def lbh_history(self) -> list[tuple[float, float]]:
+        """(wall time, LBH) of the manager's recent ticks, oldest first."""
+        data = await self._call("GET", "/lbh", self._timeout_s)
+        points = data.get("points") if isinstance(data, dict) else None
+        if not isinstance(points, list):
+            raise ManagerFailedError("the cluster manager's LBH history is not a list")
+        try:
+            return [(float(at), float(value)) for at, value in points]
+        except (TypeError, ValueError):
+            raise ManagerFailedError("the cluster manager's LBH history is malformed") from None
+
     async def node_action(self, node_id: str, action: NodeAction) -> Any:
         return await self._call("POST", f"/nodes/{node_id}/{action}", self._action_timeout_s)
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from gateway.breaker import BREAKER_STATE_VALUE
 from gateway.registry import Registry
+from gateway.traffic import LATENCY_BUCKETS_S
 
 REQUESTS = Counter(
     "ethgw_gateway_requests_total",
@@ -22,7 +23,7 @@ LATENCY = Histogram(
     "ethgw_gateway_request_duration_seconds",
     "Time from the request's arrival to the end of the response, by route template",
     ["route"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+    buckets=LATENCY_BUCKETS_S,
 )
 UPSTREAM_FAILURES = Counter(
     "ethgw_gateway_upstream_failures_total",
@@ -36,6 +37,13 @@ NO_INSTANCE = Counter(
 RATE_LIMITED = Counter("ethgw_gateway_rate_limited_total", "Requests refused with 429", ["role"])
 MANAGER_FAILURES = Counter(
     "ethgw_gateway_manager_failures_total", "Calls to the cluster manager that failed", ["reason"]
+)
+
+# Set each time the dashboard measures it (gateway/kafka_lag.py), not on every scrape.
+KAFKA_LAG = Gauge(
+    "ethgw_kafka_consumer_lag_messages",
+    "Tasks in a topic not yet committed by the consumer group (as last measured)",
+    ["group", "topic"],
 )
 
 

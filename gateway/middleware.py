@@ -39,8 +39,10 @@ from gateway.errors import (
 )
 from gateway.keys import Role
 from gateway.metrics import LATENCY, RATE_LIMITED, REQUESTS
+from gateway.routes_dashboard import ASSET_PATH, DASHBOARD_PATH
 from gateway.rpc import INTERNAL_ERROR, INVALID_REQUEST, LIMIT_EXCEEDED, SERVER_ERROR, rpc_error
 from gateway.state import GatewayState
+from gateway.traffic import is_traffic
 
 log = logging.getLogger("ethgw.gateway")
 
@@ -51,6 +53,8 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _ADMIN_OPERATIONS = {e.operation_name for e in ENDPOINTS if e.admin_only}
 PUBLIC_PATHS = frozenset(
     {"/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+    # The dashboard's page and assets hold no data; its data is under /admin (admin key).
+    | {DASHBOARD_PATH, ASSET_PATH}
 )
 
 
@@ -172,6 +176,8 @@ class GatewayMiddleware:
             elapsed = time.perf_counter() - started
             REQUESTS.labels(template, scope["method"], str(status)).inc()
             LATENCY.labels(template).observe(elapsed)
+            if is_traffic(template):
+                self.state.traffic.observe(elapsed, status, time.time())
             # Failures are logged where their cause is known (upstream, breaker, manager),
             # bounded per cause; one line per request would flood the log in an outage.
             log.debug(

@@ -10,11 +10,13 @@ from fastapi import Depends, Request
 from common.api import REQUEST_ID_HEADER
 from gateway.breaker import CircuitBreaker
 from gateway.config import GatewaySettings
+from gateway.kafka_lag import LagProbe
 from gateway.keys import ApiKey, KeyRing, Role, keys_path
 from gateway.manager import ManagerClient
 from gateway.ratelimit import Limit, RateLimiter
 from gateway.registry import Registry
 from gateway.rpc import Allowlist
+from gateway.traffic import TrafficMeter
 from gateway.upstream import Upstreams
 
 
@@ -28,8 +30,10 @@ class GatewayState:
     limiter: RateLimiter
     allowlist: Allowlist
     registry_token: str = ""
+    traffic: TrafficMeter = field(default_factory=TrafficMeter)
     upstreams_: Upstreams | None = field(default=None, repr=False)
     manager_: ManagerClient | None = field(default=None, repr=False)
+    lag_probe_: LagProbe | None = field(default=None, repr=False)
 
     @classmethod
     def from_settings(cls, settings: GatewaySettings) -> GatewayState:
@@ -60,6 +64,12 @@ class GatewayState:
         if self.manager_ is None:
             raise RuntimeError("the gateway's lifespan has not started")
         return self.manager_
+
+    @property
+    def lag_probe(self) -> LagProbe:
+        if self.lag_probe_ is None:
+            raise RuntimeError("the gateway's lifespan has not started")
+        return self.lag_probe_
 
 
 def get_state(request: Request) -> GatewayState:

@@ -9,6 +9,7 @@ instance's breaker.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -75,11 +76,14 @@ class Upstreams:
         client: httpx.AsyncClient,
         retries: int,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        startup_grace_s: float = 0.0,
     ) -> None:
         self._registry = registry
         self._client = client
         self._retries = retries
         self._clock = clock
+        self._grace_ends = clock() + startup_grace_s
         self._no_instance_logged: dict[Service, float] = {}
 
     async def call(
@@ -103,6 +107,7 @@ class Upstreams:
         `fallback_kind` serves when `kind` has no healthy instance (task status, which
         both kinds answer).
         """
+        await self._await_first_registration(kind, fallback_kind)
         tried: list[str] = []
         failure: GatewayError | None = None
         for attempt in range(1 + self._retries):
@@ -127,6 +132,16 @@ class Upstreams:
                 break
         assert failure is not None
         raise failure
+
+    async def _await_first_registration(self, kind: Service, fallback: Service | None) -> None:
+        """In the start-up grace, wait until an instance of the kind (or the fallback kind)
+        is registered: after a gateway restart they come back within one heartbeat."""
+        while self._clock() < self._grace_ends:
+            kinds = [kind] if fallback is None else [kind, fallback]
+            now = self._clock()
+            if any(self._registry.retry_after(k, now) is not None for k in kinds):
+                return
+            await asyncio.sleep(0.05)
 
     async def _attempt(
         self,

@@ -1,5 +1,5 @@
-"""The cluster manager's operator API: list nodes, cordon, uncordon and restart a node, recent
-events, health, metrics.
+"""The cluster manager's operator API: list nodes, cordon, uncordon and restart a node, start
+and stop sealing, recent events, health, metrics.
 
 `python -m geth_cluster.api` serves it (ETHGW_MANAGER_API_HOST / _API_PORT, loopback by
 default: the endpoints carry no authentication of their own, the gateway's admin routes are
@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
@@ -27,7 +27,7 @@ from common.ports import ensure_port_free
 from common.settings import ClusterSettings, KafkaSettings
 from geth_cluster.cluster import GethCluster
 from geth_cluster.config import ManagerSettings
-from geth_cluster.errors import ClusterError, UnknownNodeError
+from geth_cluster.errors import ClusterError, NodeUnreachableError, RpcError, UnknownNodeError
 from geth_cluster.manager import ClusterManager, open_manager
 from geth_cluster.recycler import REASON_OPERATOR, RestartInProgressError
 
@@ -113,6 +113,14 @@ class SnapshotCollector(Collector):
             failed.add_metric([node_id, reason], count)
         yield from (recycled, failed)
         yield GaugeMetricFamily("ethgw_cluster_lbh", "LBH over nodes not DOWN.", snapshot.lbh)
+        # The zone bounds, so a dashboard can draw them beside the distances.
+        yield GaugeMetricFamily("ethgw_cluster_dis_ave", "Zone I/II boundary.", snapshot.dis_ave)
+        yield GaugeMetricFamily(
+            "ethgw_cluster_dis_avemin", "Mean idle distance.", snapshot.dis_avemin
+        )
+        yield GaugeMetricFamily(
+            "ethgw_cluster_dis_avemax", "Zone II/III boundary.", snapshot.dis_avemax
+        )
         yield GaugeMetricFamily(
             "ethgw_manager_tick_seconds", "Wall time of the last tick.", snapshot.tick_seconds
         )
@@ -176,10 +184,32 @@ async def restart(node_id: str, manager: ManagerDep) -> dict[str, Any]:
     return {"node": node_id, "reason": REASON_OPERATOR, "status": "started"}
 
 
+@router.post("/mining/{action}")
+async def mining(action: Literal["start", "stop"], manager: ManagerDep) -> dict[str, Any]:
+    """Start or stop sealing on the sealer; answers whether it now seals and the head."""
+    try:
+        state = await manager.cluster.set_mining(action == "start")
+    except NodeUnreachableError as error:
+        raise HTTPException(status_code=503, detail=str(error)) from None
+    except RpcError as error:
+        raise HTTPException(status_code=502, detail=str(error)) from None
+    log.info("operator mining action=%s mining=%s block=%d", action, state.mining, state.block)
+    return {"action": action, "mining": state.mining, "block": state.block}
+
+
 @router.get("/events")
 async def events(manager: ManagerDep) -> dict[str, Any]:
     """The recent life-cycle events (recycle steps, cordons), oldest first."""
     return {"events": [e.model_dump(mode="json") for e in manager.events.recent()]}
+
+
+@router.get("/lbh")
+async def lbh(manager: ManagerDep) -> dict[str, Any]:
+    """LBH of the recent ticks, oldest first, as `[wall time, lbh]` pairs (LBH < 0: paused)."""
+    return {
+        "interval_s": manager.settings.sample_interval_s,
+        "points": [[at, value] for at, value in manager.lbh_history()],
+    }
 
 
 @router.get("/healthz")

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,15 +18,20 @@ from common.ports import PortInUseError, ensure_port_free
 from common.settings import ClusterSettings
 from geth_cluster.errors import ClusterError, NodeStartError, UnknownNodeError
 from geth_cluster.genesis import clique_genesis
-from geth_cluster.keys import enode_url, ensure_nodekey
+from geth_cluster.keys import LOOPBACK, enode_url, ensure_nodekey
 from geth_cluster.layout import NodeSpec, node_specs
-from geth_cluster.rpc import block_number, peer_count
+from geth_cluster.rpc import block_number, peer_count, rpc_call
 from geth_cluster.runtime import NodeRuntime
 from geth_cluster.runtimes import remember_runtime
 
 log = logging.getLogger("ethgw.cluster")
 
 WEI_PER_ETH = 10**18
+# The namespaces each node serves on its loopback HTTP RPC. Only the sealer adds `miner`,
+# for the operator's mining start/stop (the cluster manager calls it); the service nodes,
+# which the providers and the gateway's /rpc reach, serve no management namespace at all.
+NODE_HTTP_APIS = "eth,net,web3,txpool"
+SEALER_HTTP_APIS = NODE_HTTP_APIS + ",miner"
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,14 @@ class NodeStatus:
     @property
     def answering(self) -> bool:
         return self.block is not None
+
+
+@dataclass(frozen=True)
+class MiningState:
+    """Whether the sealer seals blocks, and the chain height it is at."""
+
+    mining: bool
+    block: int
 
 
 @dataclass(frozen=True)
@@ -85,13 +99,27 @@ class GethCluster:
 
     async def prepare(self) -> None:
         """Genesis, node keys, static peers and `geth init`, each done only once."""
+        self.write_node_files()
+        for spec in self.specs:
+            if not (spec.datadir / "geth" / "chaindata").exists():
+                await self._geth_init(spec)
+
+    def write_node_files(self, peer_host: Callable[[NodeSpec], str] | None = None) -> None:
+        """Genesis, node keys, static peers and the sealer's keystore; no geth needed.
+
+        `peer_host` gives the address a node's peers dial it at (default: loopback);
+        compose.yaml's init service passes each container's fixed address.
+        """
         self._write_genesis()
-        enodes = {s.name: enode_url(ensure_nodekey(s.datadir), s.p2p_port) for s in self.specs}
+        enodes = {
+            s.name: enode_url(
+                ensure_nodekey(s.datadir), s.p2p_port, peer_host(s) if peer_host else LOOPBACK
+            )
+            for s in self.specs
+        }
         for spec in self.specs:
             peers = [url for name, url in enodes.items() if name != spec.name]
             (spec.datadir / "config.toml").write_text(_config_toml(peers))
-            if not (spec.datadir / "geth" / "chaindata").exists():
-                await self._geth_init(spec)
         sealer_keystore = self.specs[0].datadir / "keystore" / "sealer.json"
         sealer_keystore.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(self.accounts.sealer.keystore_path, sealer_keystore)
@@ -136,7 +164,7 @@ class GethCluster:
             ("--http", None),
             ("--http.addr", "127.0.0.1"),
             ("--http.port", spec.rpc_port),
-            ("--http.api", "eth,net,web3,txpool"),
+            ("--http.api", SEALER_HTTP_APIS if spec.is_sealer else NODE_HTTP_APIS),
             ("--syncmode", "full"),
             ("--ipcdisable", None),
             ("--cache", s.geth_cache_mb),
@@ -196,6 +224,22 @@ class GethCluster:
         await self.runtime.start(spec, self.geth_args(spec))
         log.info("node started node=%s rpc=%s", name, spec.rpc_url)
         await self.wait_ready([spec], self.settings.start_timeout_s)
+
+    # -- sealing -------------------------------------------------------------------
+
+    async def set_mining(self, on: bool) -> MiningState:
+        """Start or stop sealing on the sealer (the only node with the miner namespace).
+
+        Raises NodeUnreachableError or RpcError when the sealer does not do it.
+        """
+        sealer = self.specs[0]
+        await rpc_call(self._http, sealer.rpc_url, "miner_start" if on else "miner_stop")
+        return await self.mining_state()
+
+    async def mining_state(self) -> MiningState:
+        sealer = self.specs[0]
+        mining = bool(await rpc_call(self._http, sealer.rpc_url, "eth_mining"))
+        return MiningState(mining, await block_number(self._http, sealer.rpc_url))
 
     # -- readiness -----------------------------------------------------------------
 

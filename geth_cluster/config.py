@@ -50,6 +50,8 @@ class ManagerSettings(BaseSettings):
     # called failed (the state is cleared either way; the node is DOWN while it lags).
     resync_timeout_s: float = Field(default=60.0, gt=0.0)
     events_kept: int = Field(default=200, ge=1)  # recent events GET /events lists
+    # LBH of the last ticks GET /lbh lists (the dashboard's chart): 10 minutes at 1 s.
+    lbh_history_ticks: int = Field(default=600, ge=1)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8700, ge=1, le=65535)
 

@@ -19,6 +19,9 @@ def ensure_nodekey(datadir: Path) -> str:
     return str(private.public_key.to_hex()).removeprefix("0x")
 
 
-def enode_url(public_key: str, p2p_port: int) -> str:
-    """The static-peer address of a node on this machine."""
-    return f"enode://{public_key}@127.0.0.1:{p2p_port}"
+LOOPBACK = "127.0.0.1"
+
+
+def enode_url(public_key: str, p2p_port: int, host: str = LOOPBACK) -> str:
+    """The static-peer address of a node (on this machine unless `host` says otherwise)."""
+    return f"enode://{public_key}@{host}:{p2p_port}"

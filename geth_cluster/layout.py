@@ -21,10 +21,11 @@ class NodeSpec:
     p2p_port: int
     rpc_port: int
     authrpc_port: int
+    rpc_url_template: str = "http://127.0.0.1:{port}"  # ClusterSettings.rpc_url_template
 
     @property
     def rpc_url(self) -> str:
-        return f"http://127.0.0.1:{self.rpc_port}"
+        return self.rpc_url_template.format(name=self.name, port=self.rpc_port)
 
     def port_settings(self) -> list[tuple[int, str]]:
         """Each port with the setting that chose it, for clear port-conflict errors."""
@@ -48,6 +49,7 @@ def node_specs(settings: ClusterSettings) -> list[NodeSpec]:
             p2p_port=settings.p2p_port_base + index,
             rpc_port=settings.rpc_port_base + index,
             authrpc_port=settings.authrpc_port_base + index,
+            rpc_url_template=settings.rpc_url_template,
         )
         for index, name in enumerate(names)
     ]

@@ -23,6 +23,7 @@ import logging
 import math
 import signal
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
@@ -323,6 +324,8 @@ class ClusterManager:
         self._ticks = 0
         self._tick_seconds = 0.0
         self._ticked_at: float | None = None  # loop time of the last tick's end
+        # (wall time, LBH) of the recent ticks: what the operator's chart draws.
+        self._lbh_history: deque[tuple[float, float]] = deque(maxlen=settings.lbh_history_ticks)
         # One tick at a time: a direct `tick()` call must not interleave with the loop's.
         self._tick_lock = asyncio.Lock()
         self.events = EventLog(settings.events_kept, event_sink, settings.publish_timeout_s)
@@ -438,6 +441,7 @@ class ClusterManager:
         for track, outcome in zip(tracks, sampled, strict=True):
             self._apply(track, outcome, by_name.get(track.spec.name), now)
         self._zone()
+        self._lbh_history.append((now, self._lbh))
         self._ticks += 1
         self._ticked_at = loop.time()
         self._tick_seconds = self._ticked_at - started
@@ -470,7 +474,7 @@ class ClusterManager:
                 track.sampler = self.cluster.runtime.sampler(
                     spec,
                     self.cluster.settings.node_memory_budget_mb,
-                    self.cluster.settings.node_cpu_cores,
+                    self.cluster.settings.cpu_cores_of(spec.name),
                 )
                 track.pid = track.last_pid = pid
                 track.memory.reset()
@@ -599,6 +603,10 @@ class ClusterManager:
             tick_seconds=self._tick_seconds,
             taken_at=time.time(),
         )
+
+    def lbh_history(self) -> list[tuple[float, float]]:
+        """(wall time, LBH) of the recent ticks, oldest first; LBH < 0 was a paused tick."""
+        return list(self._lbh_history)
 
     # -- life-cycle marks --------------------------------------------------------------------
 

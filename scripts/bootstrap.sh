@@ -103,4 +103,17 @@ say "solc: $(node -e 'console.log(require(process.argv[1]).version())' "$ROOT/no
 # -- 6. The contracts, compiled for EVM paris into .tools/contracts (skipped when unchanged) --
 say "compiling contracts"
 node "$ROOT/scripts/compile_contracts.js"
+# -- 7. docker-compose, only to validate compose.yaml (tests/compose); never run here --
+# Debian's docker-compose (1.29, the Compose Specification) checks the file offline;
+# Docker's compose plugin is not packaged by Debian. Installed as root only; without it
+# the compose test uses its own checks and says that docker-compose is missing.
+if ! command -v docker-compose >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+  if ! apt-cache show docker-compose >/dev/null 2>&1; then
+    apt-get update -o DPkg::Lock::Timeout=600 >"$CACHE/apt-update.log" 2>&1 || true
+  fi
+  run_with_progress "installing docker-compose from Debian" "$CACHE/apt-docker-compose.log" \
+    env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -o DPkg::Lock::Timeout=600 --no-install-recommends docker-compose
+fi
+
 say "ready"

@@ -361,11 +361,53 @@ class Stack:
         return f"{self.gateway.url}/api/v1"
 
 
+def cluster_env(cluster: GethCluster) -> dict[str, str]:
+    """ETHGW_CLUSTER_* variables that describe the session cluster to another process."""
+    s = cluster.settings
+    return {
+        "ETHGW_CLUSTER_STATE_DIR": str(s.state_dir),
+        "ETHGW_CLUSTER_NODES": str(s.nodes),
+        "ETHGW_CLUSTER_P2P_PORT_BASE": str(s.p2p_port_base),
+        "ETHGW_CLUSTER_RPC_PORT_BASE": str(s.rpc_port_base),
+        "ETHGW_CLUSTER_AUTHRPC_PORT_BASE": str(s.authrpc_port_base),
+    }
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def manager_api(
+    geth_cluster: GethCluster, provider_log_dir: Path
+) -> AsyncIterator[ServerProcess]:
+    """The cluster manager's operator API (`python -m geth_cluster.api`) on the session
+    cluster, for the front door's operator routes. It publishes nothing and recycles
+    nothing, so the session pipeline's routing stays what the tests feed it."""
+    process = ServerProcess(
+        "geth_cluster.api",
+        {
+            **cluster_env(geth_cluster),
+            "ETHGW_MANAGER_PUBLISH": "false",
+            "ETHGW_MANAGER_RECYCLE": "false",
+        },
+        provider_log_dir,
+        "manager-api",
+        "ETHGW_MANAGER_API_PORT",
+    )
+    process.start()
+    try:
+        await process.wait_ready(path="/healthz")
+        yield process
+    finally:
+        process.stop()
+
+
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def stack(
-    provider: ProviderProcess, provider_log_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    provider: ProviderProcess,
+    manager_api: ServerProcess,
+    provider_log_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Stack]:
-    """A gateway and two read and two write instances registered with it."""
+    """A gateway (its operator routes on the session cluster's manager) and two read and
+    two write instances registered with it."""
     from gateway.keys import create_key
 
     state = tmp_path_factory.mktemp("front-door-state")
@@ -373,7 +415,7 @@ async def stack(
     user_key = create_key(state, "test-user", "user")
     gateway = ServerProcess(
         "gateway",
-        {"ETHGW_GATEWAY_STATE_DIR": str(state)},
+        {"ETHGW_GATEWAY_STATE_DIR": str(state), "ETHGW_GATEWAY_MANAGER_URL": manager_api.url},
         provider_log_dir,
         "gateway",
         "ETHGW_GATEWAY_PORT",

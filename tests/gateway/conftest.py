@@ -151,6 +151,7 @@ async def start_gateway(tmp_path: Path, _fake_manager: FakeManager) -> AsyncIter
             "user_burst": 10_000,
             "manager_url": _fake_manager.url,
             "keys_reload_s": 0.2,
+            "startup_grace_s": 0.0,  # a test without instances wants its 503 at once
         }
         app = create_app(GatewaySettings(**{**defaults, **overrides}))
         server = ServerThread(app)

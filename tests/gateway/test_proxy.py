@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from common.api import REQUEST_ID_HEADER
@@ -138,6 +139,21 @@ async def test_no_instance_is_a_503_with_retry_after(gateway: Gateway) -> None:
     assert body["error"]["code"] == "service_unavailable"
     assert body["error"]["retriable"] is True
     assert "no write service instance" in body["message"]
+
+
+async def test_just_started_gateway_waits_for_the_first_instance(
+    start_gateway: StartGateway, fakes: Fakes
+) -> None:
+    """In its start-up grace a gateway holds a request until an instance registers."""
+    gateway = await start_gateway(startup_grace_s=5.0)
+    async with gateway.client() as client:
+        pending = asyncio.ensure_future(client.post("/api/v1/token/transfer", json=TRANSFER))
+        await asyncio.sleep(0.5)
+        assert not pending.done()
+        await gateway.register(fakes.write_a)
+        answer = await pending
+    assert answer.status_code == 200
+    assert answer.json()["data"]["instance"] == fakes.write_a.instance_id
 
 
 async def test_every_breaker_open_is_a_503_with_the_wait(

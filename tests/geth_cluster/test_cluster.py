@@ -62,7 +62,11 @@ async def test_transaction_sent_to_one_node_is_mined_and_read_from_another(
             return await rpc_call(client, node2.rpc_url, "eth_getTransactionReceipt", [tx_hash])
 
         receipt = await _wait_for(receipt_on_node2)
-        balance = await rpc_call(client, node2.rpc_url, "eth_getBalance", [recipient, "latest"])
+        # At the receipt's block, not "latest": geth indexes a block's transactions just
+        # before it moves its head there, so "latest" can still be the block before.
+        balance = await rpc_call(
+            client, node2.rpc_url, "eth_getBalance", [recipient, receipt["blockNumber"]]
+        )
     assert receipt["status"] == "0x1"
     assert int(balance, 16) == 12345
 

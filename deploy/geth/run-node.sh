@@ -1,0 +1,27 @@
+#!/bin/sh
+# One Geth node of compose.yaml: `geth init` on the first start, then geth with the ports of
+# geth_cluster.layout (base + index) and the flags of GethCluster.geth_args, except that the
+# RPC listens on the compose network (never published) instead of loopback.
+# NODE_NAME and NODE_INDEX come from compose.yaml; the files from `ethgw.compose_init files`.
+set -eu
+DATA="/state/cluster/$NODE_NAME"
+P2P=$((30303 + NODE_INDEX))
+RPC=$((8545 + NODE_INDEX))
+AUTH=$((8651 + NODE_INDEX))
+if [ ! -d "$DATA/geth/chaindata" ]; then
+  geth init --datadir "$DATA" /state/cluster/genesis.json
+fi
+set -- --datadir "$DATA" --config "$DATA/config.toml" --networkid "${CHAIN_ID:-4242}" \
+  --nodiscover --port "$P2P" --authrpc.addr 127.0.0.1 --authrpc.port "$AUTH" \
+  --http --http.addr 0.0.0.0 --http.port "$RPC" --http.vhosts '*' \
+  --http.api eth,net,web3,txpool --syncmode full --ipcdisable --cache 128 \
+  --txpool.accountslots 256 --txpool.globalslots 10240 --verbosity 3
+if [ "$NODE_INDEX" = 0 ]; then
+  ADDRESS="$(cat "$DATA/etherbase")"
+  # --allow-insecure-unlock: geth refuses an unlock while HTTP is on; the HTTP API has no
+  # personal namespace and is reachable from the compose network only.
+  set -- "$@" --mine --miner.etherbase "$ADDRESS" --miner.gaslimit 30000000 \
+    --unlock "$ADDRESS" --password /state/cluster/accounts/sealer.password \
+    --allow-insecure-unlock
+fi
+exec geth "$@"

@@ -1,0 +1,400 @@
+"""`ethgw bench` (`make bench`): the thesis's experiment, the strategies compared.
+
+For each system (the monolith baseline; ethgw with each strategy) and node count,
+the system is started once on ports and a state folder of its own; then, for each
+user count, Locust runs the table 5.1 mix until a fixed number of requests is done,
+while the nodes' CPU and memory are sampled. A heterogeneous scenario repeats a cell
+with node-1 under a CPU cap. Results go to results/<time>/: cells.csv,
+resources.csv, summary.md and PNG charts, with every process's log under logs/.
+
+    ethgw bench --quick          # a small matrix, under 10 minutes
+    ethgw bench                  # the full matrix (hours on a 2-core machine)
+    ethgw bench --systems monolith,lbh --nodes 3 --users 200,600 --requests 3000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from common.paths import REPO_ROOT
+from loadtests.interference import slow_down
+from loadtests.report import (
+    Cell,
+    CellResult,
+    cell_result,
+    plot_distance,
+    plot_matrix,
+    plot_resources,
+    plot_slow_node,
+    write_cells_csv,
+    write_resources_csv,
+    write_summary,
+    write_zones_csv,
+    zone_shares,
+)
+from loadtests.sampler import ResourceSample, ResourceSampler, ZoneSample
+from loadtests.systems import System, ethgw_system, monolith_system
+
+ALL_SYSTEMS = ("monolith", "lbh", "round_robin", "least_inflight", "p2c")
+SLOW_NODE = "node-1"
+# An idle-to-busy Geth service node here uses 2-10% of a core (the Python pipeline is
+# the bottleneck), so the cap must be below that to slow the node's answers at all.
+SLOW_NODE_CORES = 0.03
+
+
+@dataclass(frozen=True)
+class Profile:
+    systems: tuple[str, ...]
+    nodes: tuple[int, ...]
+    users: tuple[int, ...]
+    requests: int
+    slow_node_strategies: tuple[str, ...]  # the heterogeneous scenario
+    slow_node_users: int
+    slow_node_cores: float
+    cell_timeout_s: float  # a cell not done by then is reported unfinished
+
+
+FULL = Profile(
+    systems=ALL_SYSTEMS,
+    nodes=(3, 5, 8),
+    users=(200, 600, 1000, 1200),
+    requests=3000,
+    slow_node_strategies=("lbh", "round_robin", "least_inflight", "p2c"),
+    slow_node_users=600,
+    slow_node_cores=SLOW_NODE_CORES,
+    cell_timeout_s=900.0,
+)
+QUICK = Profile(
+    systems=("monolith", "lbh", "round_robin"),
+    nodes=(3,),
+    users=(30, 100),
+    requests=500,
+    slow_node_strategies=("lbh", "round_robin"),
+    slow_node_users=50,
+    slow_node_cores=SLOW_NODE_CORES,
+    cell_timeout_s=150.0,
+)
+
+
+def plan_cells(profile: Profile) -> list[tuple[str, int, str, list[Cell]]]:
+    """(system, nodes, scenario, cells) groups: one system start per group."""
+    groups: list[tuple[str, int, str, list[Cell]]] = []
+    for system in profile.systems:
+        for nodes in (1,) if system == "monolith" else profile.nodes:
+            cells = [Cell(system, nodes, u, profile.requests) for u in profile.users]
+            groups.append((system, nodes, "uniform", cells))
+    for strategy in profile.slow_node_strategies:
+        nodes = min(profile.nodes)
+        cell = Cell(strategy, nodes, profile.slow_node_users, profile.requests, "slow-node")
+        groups.append((strategy, nodes, "slow-node", [cell]))
+    return groups
+
+
+class Progress:
+    """One line per update, so it reads well in a log and in a terminal."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self.started = time.monotonic()
+
+    def say(self, text: str) -> None:
+        elapsed = time.monotonic() - self.started
+        print(f"[bench {self.done}/{self.total} cells, {elapsed:5.0f}s] {text}", flush=True)
+
+
+async def run_locust(
+    system: System, cell: Cell, out: Path, timeout_s: float, progress: Progress
+) -> dict[str, object]:
+    """Locust headless in its own process; returns the locustfile's summary."""
+    summary_file = out / f"{cell.label}.locust.json"
+    progress_file = out / f"{cell.label}.progress.json"
+    spawn_rate = max(20, cell.users // 10)
+    args = [
+        str(Path(sys.executable).with_name("locust")),
+        "-f", str(REPO_ROOT / "loadtests" / "locustfile.py"),
+        "--headless", "--only-summary", "--loglevel", "WARNING",
+        "-u", str(cell.users), "-r", str(spawn_rate),
+        "--host", system.url,
+        "--api-key", system.api_key,
+        "--request-count", str(cell.requests),
+        "--summary-file", str(summary_file),
+        "--progress-file", str(progress_file),
+        "--run-time", f"{int(timeout_s)}s",
+        "--stop-timeout", "5",
+    ]  # fmt: skip
+    log = out / "logs" / f"{cell.label}.locust.log"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    with log.open("ab") as output:
+        process = await asyncio.create_subprocess_exec(
+            *args, cwd=REPO_ROOT, env=env, stdout=output, stderr=asyncio.subprocess.STDOUT
+        )
+        try:
+            while process.returncode is None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(process.wait(), 5.0)
+                progress.say(f"{cell.label}: {_progress_text(progress_file, cell)}")
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    if not summary_file.exists():
+        raise RuntimeError(f"locust wrote no summary for {cell.label}; see {log}")
+    summary: dict[str, object] = json.loads(summary_file.read_text())
+    summary_file.unlink()  # the figures go to cells.csv; the raw samples are large
+    progress_file.unlink(missing_ok=True)
+    return summary
+
+
+def _progress_text(path: Path, cell: Cell) -> str:
+    try:
+        counts = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return "starting users"
+    return (
+        f"{counts['done']}/{cell.requests} requests, {counts['failed']} failed "
+        f"({counts['setup']} set-up requests of {cell.users} users)"
+    )
+
+
+@contextlib.asynccontextmanager
+async def started(
+    system: str, nodes: int, scenario: str, profile: Profile, out: Path
+) -> AsyncIterator[System]:
+    """The system of a group, on a state folder shared by the groups of one shape."""
+    logs = out / "logs"
+    if system == "monolith":
+        async with monolith_system(out / "state-monolith", logs) as running:
+            yield running
+        return
+    cores = {SLOW_NODE: profile.slow_node_cores} if scenario == "slow-node" else None
+    async with ethgw_system(out / f"state-ethgw-n{nodes}", logs, nodes, system, cores) as running:
+        yield running
+
+
+async def run_group(
+    system: str,
+    nodes: int,
+    scenario: str,
+    cells: Sequence[Cell],
+    profile: Profile,
+    out: Path,
+    progress: Progress,
+    resources: dict[str, list[ResourceSample]],
+    zones: dict[str, list[ZoneSample]],
+) -> list[CellResult]:
+    progress.say(f"starting {system} with {nodes} node(s), scenario {scenario}")
+    results = []
+    async with started(system, nodes, scenario, profile, out) as running:
+        for cell in cells:
+            slowdown = (
+                slow_down(profile.slow_node_cores, f"ethgw-bench-{SLOW_NODE}")
+                if scenario == "slow-node"
+                else None
+            )
+            if slowdown is not None:
+                progress.say(f"{SLOW_NODE}: {slowdown.description}")
+            sampler = ResourceSampler(running, SLOW_NODE if slowdown else None, slowdown)
+            stop = asyncio.Event()
+            sampling = asyncio.create_task(sampler.run(stop))
+            try:
+                summary = await run_locust(running, cell, out, profile.cell_timeout_s, progress)
+            finally:
+                stop.set()
+                await sampling
+                if slowdown is not None:
+                    slowdown.close()
+            result = cell_result(cell, summary, sampler.samples, sampler.restarts)
+            resources[cell.label] = sampler.samples
+            zones[cell.label] = sampler.zones
+            results.append(result)
+            progress.done += 1
+            progress.say(
+                f"{cell.label}: {result.duration_s:.1f}s for {result.requests_done} requests, "
+                f"{result.throughput_rps:.0f} req/s, p50 {result.p50_ms:.0f} ms, "
+                f"p99 {result.p99_ms:.0f} ms, {result.failures} failed, "
+                f"{result.restarts} restarts"
+                + (
+                    f"; {SLOW_NODE} zones: {zone_shares(sampler.zones, SLOW_NODE)}"
+                    if slowdown
+                    else ""
+                )
+            )
+    return results
+
+
+def machine_text() -> str:
+    import platform
+
+    import psutil
+
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"{platform.node()}: {psutil.cpu_count()} cores, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}, "
+        f"load average at the start {load}"
+    )
+
+
+def write_outputs(
+    out: Path,
+    results: list[CellResult],
+    resources: dict[str, list[ResourceSample]],
+    zones: dict[str, list[ZoneSample]],
+    profile_name: str,
+    started_at: str,
+) -> None:
+    write_cells_csv(out / "cells.csv", results)
+    write_resources_csv(out / "resources.csv", resources)
+    write_zones_csv(out / "zones.csv", zones)
+    charts = plot_matrix(out, results) + plot_slow_node(out, results)
+    charts += plot_distance(out, zones, SLOW_NODE)
+    busiest = max(results, key=lambda r: r.cell.users)
+    if busiest.cell.label in resources:
+        charts.append(plot_resources(out, busiest.cell.label, resources[busiest.cell.label]))
+    slowed = [
+        f"- {r.cell.label}: {SLOW_NODE} in zones "
+        f"{zone_shares(zones.get(r.cell.label, []), SLOW_NODE)}"
+        for r in results
+        if r.cell.scenario == "slow-node"
+    ]
+    header = (
+        f"# ethgw bench, profile {profile_name}, started {started_at}\n\n"
+        f"Machine: {machine_text()}.\n"
+        + ("\nThe manager's view of the slowed node (share of 1 s samples):\n\n" if slowed else "")
+        + "\n".join(slowed)
+    )
+    write_summary(out / "summary.md", results, header, [str(c) for c in charts])
+
+
+async def run_bench(profile: Profile, profile_name: str, out: Path) -> list[CellResult]:
+    groups = plan_cells(profile)
+    progress = Progress(sum(len(cells) for *_, cells in groups))
+    started_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    progress.say(f"results in {out}; machine {machine_text()}")
+    results: list[CellResult] = []
+    resources: dict[str, list[ResourceSample]] = {}
+    zones: dict[str, list[ZoneSample]] = {}
+    try:
+        for system, nodes, scenario, cells in groups:
+            results += await run_group(
+                system, nodes, scenario, cells, profile, out, progress, resources, zones
+            )
+            await asyncio.to_thread(
+                write_outputs, out, results, resources, zones, profile_name, started_at
+            )
+    finally:
+        await asyncio.to_thread(_remove_states, out)
+    progress.say(f"done: {out / 'summary.md'}")
+    return results
+
+
+async def run_micro(out: Path, reads: int, write_s: float) -> str:
+    """Both micro-benchmarks on one ethgw stack (3 nodes, lbh); returns the markdown."""
+    from common.settings import ClusterSettings
+    from loadtests import micro
+
+    capacity = micro.chain_capacity(ClusterSettings())
+    print(f"[micro] starting ethgw (3 nodes, lbh); results in {out}", flush=True)
+    try:
+        async with ethgw_system(out / "state-micro", out / "logs", 3, "lbh") as running:
+            rpc_url = running.node_rpc["node-1"]
+            print(f"[micro] read latency: {reads} sequential reads per path", flush=True)
+            latency = await micro.read_latency(running, rpc_url, reads)
+            print(micro.format_latency(latency), flush=True)
+            print(f"[micro] writes through the gateway for {write_s:.0f}s", flush=True)
+            rates = [await micro.gateway_writes(running, rpc_url, write_s, 32, capacity)]
+            print(f"[micro] writes signed here, straight to node-1, {write_s:.0f}s", flush=True)
+            rates.append(await micro.direct_writes(running, rpc_url, write_s, 4000, capacity))
+            print(micro.format_writes(rates), flush=True)
+    finally:
+        await asyncio.to_thread(_remove_states, out)
+    text = (
+        f"# ethgw micro-benchmarks\n\nMachine: {machine_text()}.\n\n"
+        f"## Read latency at low load (one client, sequential)\n\n{micro.format_latency(latency)}"
+        f"\n\n## Sustained mined writes\n\n{micro.format_writes(rates)}\n"
+    )
+    await asyncio.to_thread((out / "micro.md").write_text, text)
+    return text
+
+
+def _remove_states(out: Path) -> None:
+    """The chains and Kafka logs of the run: large, and no figure is in them."""
+    for state in out.glob("state-*"):
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def _csv_ints(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split(",") if x)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ethgw bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="the small profile (< 10 min)")
+    parser.add_argument("--systems", help=f"comma-separated, of {','.join(ALL_SYSTEMS)}")
+    parser.add_argument("--nodes", type=_csv_ints, help="node counts, e.g. 3,5,8")
+    parser.add_argument("--users", type=_csv_ints, help="user counts, e.g. 200,600")
+    parser.add_argument("--requests", type=int, help="the fixed request count of a cell")
+    parser.add_argument("--slow-node", help="strategies of the heterogeneous scenario ('' none)")
+    parser.add_argument("--slow-node-users", type=int, help="users of the heterogeneous cells")
+    parser.add_argument("--cell-timeout", type=float, help="seconds before a cell is unfinished")
+    parser.add_argument("--micro", action="store_true", help="the two micro-benchmarks only")
+    parser.add_argument("--micro-reads", type=int, default=1000, help="reads per path")
+    parser.add_argument("--micro-write-s", type=float, default=20.0, help="seconds of writes")
+    parser.add_argument("--out", type=Path, help="results folder (default results/<time>)")
+    return parser
+
+
+def profile_from(args: argparse.Namespace) -> Profile:
+    base = QUICK if args.quick else FULL
+    systems = base.systems
+    if args.systems is not None:
+        systems = tuple(s for s in args.systems.split(",") if s)
+    unknown = set(systems) - set(ALL_SYSTEMS)
+    if unknown:
+        raise SystemExit(f"ethgw bench: unknown systems {sorted(unknown)}")
+    slow = base.slow_node_strategies
+    if args.slow_node is not None:
+        slow = tuple(s for s in args.slow_node.split(",") if s)
+    return Profile(
+        systems=systems,
+        nodes=args.nodes or base.nodes,
+        users=args.users or base.users,
+        requests=args.requests or base.requests,
+        slow_node_strategies=slow,
+        slow_node_users=args.slow_node_users or base.slow_node_users,
+        slow_node_cores=base.slow_node_cores,
+        cell_timeout_s=args.cell_timeout or base.cell_timeout_s,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    profile = profile_from(args)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = args.out or REPO_ROOT / "results" / f"bench-{stamp}"
+    (out / "logs").mkdir(parents=True, exist_ok=True)
+    try:
+        if args.micro:
+            asyncio.run(run_micro(out, args.micro_reads, args.micro_write_s))
+        else:
+            asyncio.run(run_bench(profile, "quick" if args.quick else "full", out))
+    except KeyboardInterrupt:
+        print(f"interrupted; partial results in {out}", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,272 @@
+"""The thesis's table 5.1 mix as a Locust scenario, through the gateway with an API key.
+
+Run it headless as its own process (Locust patches the standard library with gevent,
+so nothing of ours imports this module):
+
+    locust -f loadtests/locustfile.py --headless -u 200 -r 50 \
+        --host http://127.0.0.1:8000 --api-key "$KEY" --request-count 5000 \
+        --summary-file results/cell.json
+
+Each simulated user makes its own account (created, unlocked, one mined transaction
+first), then draws requests from `loadtests.mix.MIX` by weight: balances of real
+accounts, transactions between real accounts, lookups of the hashes those returned.
+With `--request-count N` the run stops after N task requests (set-up requests are
+named "setup ..." and not counted) and writes every sample to `--summary-file`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import gevent
+from locust import FastHttpUser, constant, events
+from locust.env import Environment
+
+from common.api import API_KEY_HEADER, API_PREFIX
+from common.contracts import load_artifact
+from loadtests.mix import MIX, SETUP_PREFIX
+
+PASSWORD = "bench-user-password"
+UNLOCK_S = 3600
+RECEIPT_AGE_S = 4.0  # a hash this old has been mined (1 s blocks), so its receipt exists
+
+SETUP_WAIT_S = 300.0  # the longest the set-up of all users may take before tasks start
+
+# Addresses of every simulated user of this process: the recipients of transfers.
+KNOWN_ADDRESSES: list[str] = []
+READY = [0]  # users done with their set-up
+
+
+class Recorder:
+    """Every counted request of the run, and the stop once the fixed count is reached."""
+
+    def __init__(self) -> None:
+        self.target = 0
+        self.samples: list[tuple[float, str, float, bool, str]] = []
+        self.failures = 0
+        self.setup_failures = 0
+        self.setup_requests = 0
+        self.environment: Environment | None = None
+        self._stopping = False
+
+    def on_request(
+        self, name: str, response_time: float, exception: BaseException | None, **_: Any
+    ) -> None:
+        if name.startswith(SETUP_PREFIX):
+            self.setup_requests += 1
+            self.setup_failures += exception is not None
+            return
+        ended = time.time()
+        reason = "" if exception is None else str(exception)[:120]
+        self.samples.append((ended, name, response_time, exception is None, reason))
+        self.failures += exception is not None
+        if self.target and len(self.samples) >= self.target and not self._stopping:
+            self._stopping = True
+            runner = self.environment.runner if self.environment else None
+            if runner is not None:
+                gevent.spawn(runner.quit)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "setup_requests": self.setup_requests,
+            "setup_failures": self.setup_failures,
+            "samples": [list(s) for s in self.samples],
+        }
+
+
+RECORDER = Recorder()
+
+
+@events.init_command_line_parser.add_listener
+def _arguments(parser: Any) -> None:
+    parser.add_argument("--api-key", default="", help="the gateway's API key (admin: deploys)")
+    parser.add_argument("--request-count", type=int, default=0, help="stop after N requests")
+    parser.add_argument("--summary-file", default="", help="write every sample here (JSON)")
+    parser.add_argument("--progress-file", default="", help="counts, rewritten every second")
+
+
+@events.init.add_listener
+def _init(environment: Environment, **_: Any) -> None:
+    RECORDER.environment = environment
+    options = environment.parsed_options
+    RECORDER.target = int(getattr(options, "request_count", 0) or 0)
+    environment.events.request.add_listener(RECORDER.on_request)
+    progress = getattr(options, "progress_file", "")
+    if progress:
+        gevent.spawn(_report_progress, Path(progress))
+
+
+def _report_progress(path: Path) -> None:
+    """What the benchmark's progress line shows: requests done, failed, set-up done."""
+    while True:
+        done = {
+            "done": len(RECORDER.samples),
+            "failed": RECORDER.failures,
+            "setup": RECORDER.setup_requests,
+        }
+        path.write_text(json.dumps(done))
+        gevent.sleep(1.0)
+
+
+@events.quitting.add_listener
+def _write_summary(environment: Environment, **_: Any) -> None:
+    path = getattr(environment.parsed_options, "summary_file", "")
+    if path:
+        Path(path).write_text(json.dumps(RECORDER.summary()))
+
+
+def _token_deploy_body() -> dict[str, Any]:
+    artifact = load_artifact("PlatformToken")
+    # The platform's own contract, as the app deploys it: publish reward, default price.
+    return {"abi": artifact.abi, "bytecode": artifact.bytecode, "args": [100, 10]}
+
+
+class PlatformUser(FastHttpUser):
+    """One user of the private-equity app, drawing requests from table 5.1."""
+
+    abstract = True
+    wait_time = constant(0)  # closed loop, as the thesis's JMeter threads
+    network_timeout = 60.0
+    connection_timeout = 10.0
+    deploy_body: dict[str, Any] | None = None
+
+    def on_start(self) -> None:
+        self.headers = {API_KEY_HEADER: self.environment.parsed_options.api_key}
+        self.address = self._create_account(SETUP_PREFIX + "create_account")
+        self._unlock(SETUP_PREFIX + "unlock")
+        self.sent: deque[tuple[float, str]] = deque(maxlen=50)
+        first = self._post(
+            SETUP_PREFIX + "send_transaction",
+            "/tx/send",
+            {"from": self.address, "to": self.address, "value": 1, "waitReceipt": True},
+        )
+        if first is not None:
+            self.sent.append((0.0, first["tx_hash"]))
+        KNOWN_ADDRESSES.append(self.address)
+        self._wait_for_everyone()
+
+    def _wait_for_everyone(self) -> None:
+        """Counted requests start once every user is set up (or after SETUP_WAIT_S), so
+        the fixed count runs at the full concurrency and not under the set-up's load."""
+        READY[0] += 1
+        runner = self.environment.runner
+        deadline = time.monotonic() + SETUP_WAIT_S
+        while runner is not None and READY[0] < runner.target_user_count:
+            if time.monotonic() > deadline:
+                return
+            gevent.sleep(0.2)
+
+    # -- plumbing --------------------------------------------------------------------
+
+    def _check(self, response: Any) -> dict[str, Any] | None:
+        """The envelope's data on a 200; anything else (a 202 included) is a failure."""
+        try:
+            body = response.json()
+        except (ValueError, TypeError):
+            body = None
+        if response.status_code == 200 and isinstance(body, dict) and body.get("status") == 200:
+            response.success()
+            data = body.get("data")
+            return data if isinstance(data, dict) else {"value": data}
+        error = (body or {}).get("error") if isinstance(body, dict) else None
+        code = error.get("code") if isinstance(error, dict) else ""
+        response.failure(f"HTTP {response.status_code} {code}".strip())
+        return None
+
+    def _get(self, name: str, path: str, **query: Any) -> dict[str, Any] | None:
+        url = API_PREFIX + path + (f"?{urlencode(query)}" if query else "")
+        with self.client.get(url, name=name, headers=self.headers, catch_response=True) as r:
+            return self._check(r)
+
+    def _post(self, name: str, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        with self.client.post(
+            API_PREFIX + path, name=name, json=body, headers=self.headers, catch_response=True
+        ) as r:
+            return self._check(r)
+
+    def _create_account(self, name: str) -> str:
+        data = self._post(name, "/admin/new", {"password": PASSWORD})
+        if data is None:
+            READY[0] += 1  # it will never be ready: do not keep the others waiting
+            raise gevent.GreenletExit  # no account, no user: stops this user only
+        return str(data["address"])
+
+    def _unlock(self, name: str) -> None:
+        body = {"address": self.address, "password": PASSWORD, "durationS": UNLOCK_S}
+        self._post(name, "/admin/unlock", body)
+
+    def _old_hash(self) -> str:
+        """A hash this user sent long enough ago to be mined (the set-up one at worst)."""
+        now = time.monotonic()
+        mined = [h for at, h in self.sent if now - at >= RECEIPT_AGE_S]
+        return random.choice(mined) if mined else self.sent[0][1]
+
+    # -- table 5.1 -------------------------------------------------------------------
+
+    def eth_balance(self) -> None:
+        self._get("eth_balance", "/eth/balance", address=random.choice(KNOWN_ADDRESSES))
+
+    def coinbase(self) -> None:
+        self._get("coinbase", "/conn/coinbase")
+
+    def node_accounts(self) -> None:
+        self._get("node_accounts", "/conn/accounts")
+
+    def block_number(self) -> None:
+        self._get("block_number", "/conn/blockNum")
+
+    def create_account(self) -> None:
+        self._post("create_account", "/admin/new", {"password": secrets.token_hex(8)})
+
+    def list_accounts(self) -> None:
+        self._get("list_accounts", "/admin/list")
+
+    def unlock(self) -> None:
+        self._unlock("unlock")
+
+    def send_transaction(self) -> None:
+        to = random.choice(KNOWN_ADDRESSES)
+        data = self._post(
+            "send_transaction", "/tx/send", {"from": self.address, "to": to, "value": 1}
+        )
+        if data is not None and "tx_hash" in data:
+            self.sent.append((time.monotonic(), data["tx_hash"]))
+
+    def transaction_receipt(self) -> None:
+        if self.sent:
+            self._get("transaction_receipt", "/tx/receipt", txHash=self._old_hash())
+
+    def transaction_by_hash(self) -> None:
+        if self.sent:
+            self._get("transaction_by_hash", "/tx/txhash", txHash=self._old_hash())
+
+    def deploy_contract(self) -> None:
+        if PlatformUser.deploy_body is None:
+            PlatformUser.deploy_body = _token_deploy_body()
+        self._post("deploy_contract", "/contract/deploy", PlatformUser.deploy_body)
+
+
+# Locust reads `tasks` when a User class is made, so the weighted table goes into a
+# subclass; the base is abstract (Locust runs only the concrete one).
+TableMixUser: type[PlatformUser] = type(
+    "TableMixUser",
+    (PlatformUser,),
+    {"tasks": {getattr(PlatformUser, entry.name): entry.weight for entry in MIX}},
+)
+
+
+def task_weights() -> dict[str, int]:
+    """How often each method appears in the user's task list (what the tests check)."""
+    counts: dict[str, int] = {}
+    for function in TableMixUser.tasks:
+        name = getattr(function, "__name__", type(function).__name__)
+        counts[name] = counts.get(name, 0) + 1
+    return counts

@@ -1,0 +1,237 @@
+"""Two micro-benchmarks on a running ethgw stack (`ethgw bench --micro`):
+
+1. Read latency at low load: the same read (the block number) sent one at a time
+   straight to a node (JSON-RPC), to a read-service instance (Kafka and a provider,
+   no gateway), and through the gateway; alternating blocks so drift hits all alike.
+2. Sustained mined write transactions per second, against the chain's capacity
+   (gas limit / block period / 21,000 gas per transfer): ether transfers sent through
+   the gateway by concurrent clients, counted in the blocks sealed meanwhile; then the
+   same with transactions signed here and sent straight to a node, which shows what
+   the chain takes on this machine without the platform.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from eth_account import Account
+
+from common.api import API_KEY_HEADER
+from common.settings import ClusterSettings
+from loadtests.systems import System
+
+TRANSFER_GAS = 21_000
+GAS_PRICE_WEI = 2 * 10**9  # above the sealer's minimum tip
+
+
+@dataclass(frozen=True)
+class Latency:
+    path: str
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    count: int
+
+
+def _latency(path: str, samples: list[float]) -> Latency:
+    cuts = statistics.quantiles(samples, n=100)
+    return Latency(path, cuts[49] * 1000, cuts[89] * 1000, cuts[98] * 1000, len(samples))
+
+
+async def _timed(call: Callable[[], Awaitable[httpx.Response]], count: int) -> list[float]:
+    samples = []
+    for _ in range(count):
+        started = time.perf_counter()
+        response = await call()
+        samples.append(time.perf_counter() - started)
+        if response.status_code != 200:
+            raise RuntimeError(f"{response.request.url}: {response.status_code} {response.text}")
+    return samples
+
+
+async def read_latency(
+    system: System, rpc_url: str, requests: int, blocks: int = 10
+) -> list[Latency]:
+    """p50/p90/p99 of one read: direct to the node, via a read instance, via the gateway."""
+    read_instance = system.url.rsplit(":", 1)[0] + f":{int(system.url.rsplit(':', 1)[1]) + 100}"
+    body = {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}
+    headers = {API_KEY_HEADER: system.api_key}
+    async with httpx.AsyncClient(timeout=30, trust_env=False, headers=headers) as client:
+        calls: dict[str, Callable[[], Awaitable[httpx.Response]]] = {
+            "direct to node-1 (JSON-RPC)": lambda: client.post(rpc_url, json=body),
+            "read instance (Kafka, provider)": lambda: client.get(
+                read_instance + "/api/v1/conn/blockNum"
+            ),
+            "gateway (the full pipeline)": lambda: client.get(system.url + "/api/v1/conn/blockNum"),
+        }
+        samples: dict[str, list[float]] = {name: [] for name in calls}
+        for call in calls.values():
+            await _timed(call, 50)  # warm-up: connections, caches
+        for _ in range(blocks):
+            for name, call in calls.items():
+                samples[name] += await _timed(call, max(1, requests // blocks))
+    return [_latency(name, s) for name, s in samples.items()]
+
+
+@dataclass(frozen=True)
+class WriteRate:
+    path: str
+    sent: int
+    mined: int
+    seconds: float
+    mined_per_s: float
+    capacity_per_s: float
+
+
+async def _rpc(client: httpx.AsyncClient, url: str, method: str, params: list[Any]) -> Any:
+    answer = (await client.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method,
+                                           "params": params})).json()  # fmt: skip
+    if "error" in answer:
+        raise RuntimeError(f"{method}: {answer['error']}")
+    return answer["result"]
+
+
+async def _mined_between(client: httpx.AsyncClient, rpc_url: str, first: int, last: int,
+                         senders: set[str]) -> int:  # fmt: skip
+    """Transactions of `senders` in blocks first..last."""
+    mined = 0
+    for number in range(first, last + 1):
+        block = await _rpc(client, rpc_url, "eth_getBlockByNumber", [hex(number), True])
+        mined += sum(1 for tx in block["transactions"] if tx["from"].lower() in senders)
+    return mined
+
+
+async def _head(client: httpx.AsyncClient, rpc_url: str) -> int:
+    return int(await _rpc(client, rpc_url, "eth_blockNumber", []), 16)
+
+
+async def _accounts(api: httpx.AsyncClient, count: int) -> list[str]:
+    password = "micro-bench-pass"
+
+    async def one() -> str:
+        created = (await api.post("/admin/new", json={"password": password})).json()
+        address = str(created["data"]["address"])
+        await api.post("/admin/unlock", json={"address": address, "password": password,
+                                              "durationS": 3600})  # fmt: skip
+        return address
+
+    return list(await asyncio.gather(*(one() for _ in range(count))))
+
+
+async def gateway_writes(
+    system: System, rpc_url: str, seconds: float, clients: int, capacity: float
+) -> WriteRate:
+    """Ether transfers through the gateway by `clients` closed-loop clients, one account each."""
+    headers = {API_KEY_HEADER: system.api_key}
+    async with (
+        httpx.AsyncClient(
+            base_url=system.url + "/api/v1", timeout=60, headers=headers, trust_env=False
+        ) as api,  # fmt: skip
+        httpx.AsyncClient(timeout=30, trust_env=False) as node,
+    ):
+        senders = await _accounts(api, clients)
+        sent = 0
+        first = await _head(node, rpc_url) + 1
+        started = time.monotonic()
+        stop = started + seconds
+
+        async def worker(sender: str) -> None:
+            nonlocal sent
+            while time.monotonic() < stop:
+                body = {"from": sender, "to": sender, "value": 1}
+                if (await api.post("/tx/send", json=body)).status_code == 200:
+                    sent += 1
+
+        await asyncio.gather(*(worker(s) for s in senders))
+        elapsed = time.monotonic() - started
+        last = await _head(node, rpc_url)
+        mined = await _mined_between(node, rpc_url, first, last, {s.lower() for s in senders})
+    return WriteRate("gateway (the full pipeline)", sent, mined, elapsed, mined / elapsed, capacity)
+
+
+async def direct_writes(
+    system: System, rpc_url: str, seconds: float, count: int, capacity: float
+) -> WriteRate:
+    """Transfers signed here (one funded key) and sent straight to the node, as fast as it
+    takes them, for `seconds`: the chain's and node's own rate on this machine."""
+    key = Account.create()
+    headers = {API_KEY_HEADER: system.api_key}
+    async with (
+        httpx.AsyncClient(
+            base_url=system.url + "/api/v1", timeout=60, headers=headers, trust_env=False
+        ) as api,  # fmt: skip
+        httpx.AsyncClient(timeout=30, trust_env=False) as node,
+    ):
+        (funder,) = await _accounts(api, 1)
+        await api.post("/tx/send", json={"from": funder, "to": key.address,
+                                         "value": 5 * 10**17, "waitReceipt": True})  # fmt: skip
+        chain_id = int(await _rpc(node, rpc_url, "eth_chainId", []), 16)
+        signed = await asyncio.to_thread(_signed_transfers, key.key, chain_id, count)
+        first = await _head(node, rpc_url) + 1
+        started = time.monotonic()
+        sent = 0
+        queue = iter(signed)
+
+        async def worker() -> None:
+            nonlocal sent
+            for raw in queue:
+                if time.monotonic() > started + seconds:
+                    return
+                await _rpc(node, rpc_url, "eth_sendRawTransaction", [raw])
+                sent += 1
+
+        await asyncio.gather(*(worker() for _ in range(16)))
+        elapsed = time.monotonic() - started
+        last = await _head(node, rpc_url)
+        mined = await _mined_between(node, rpc_url, first, last, {key.address.lower()})
+    return WriteRate("signed here, straight to node-1", sent, mined, elapsed, mined / elapsed,
+                     capacity)  # fmt: skip
+
+
+def _signed_transfers(key: bytes, chain_id: int, count: int) -> list[str]:
+    """`count` transfers of 1 wei from `key`, nonces 0.., as raw hex."""
+    to = Account.create().address
+    raws = []
+    for nonce in range(count):
+        tx = {"to": to, "value": 1, "gas": TRANSFER_GAS, "gasPrice": GAS_PRICE_WEI,
+              "nonce": nonce, "chainId": chain_id}  # fmt: skip
+        raws.append(Account.sign_transaction(tx, key).raw_transaction.to_0x_hex())
+    return raws
+
+
+def chain_capacity(settings: ClusterSettings) -> float:
+    """Plain transfers per second the chain can hold: gas limit / block period / 21,000."""
+    return settings.gas_limit / settings.block_period / TRANSFER_GAS
+
+
+def format_latency(rows: list[Latency]) -> str:
+    direct = rows[0]
+    lines = [
+        "| path | p50 ms | p90 ms | p99 ms | p50 added ms | requests |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row.path} | {row.p50_ms:.2f} | {row.p90_ms:.2f} | {row.p99_ms:.2f} | "
+            f"{row.p50_ms - direct.p50_ms:+.2f} | {row.count} |"
+        )
+    return "\n".join(lines)
+
+
+def format_writes(rows: list[WriteRate]) -> str:
+    lines = [
+        "| path | sent | mined | seconds | mined tx/s | chain capacity tx/s | share |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.path} | {r.sent} | {r.mined} | {r.seconds:.1f} | {r.mined_per_s:.1f} | "
+            f"{r.capacity_per_s:.0f} | {r.mined_per_s / r.capacity_per_s:.1%} |"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,319 @@
+"""A cell's figures from the Locust samples, and the run's CSV, markdown and charts."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from loadtests.sampler import ResourceSample, ZoneSample
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of the matrix."""
+
+    system: str  # "monolith" or an ethgw strategy
+    nodes: int
+    users: int
+    requests: int
+    scenario: str = "uniform"  # or "slow-node": node-1 under a CPU cap
+
+    @property
+    def label(self) -> str:
+        return f"{self.scenario}-{self.system}-n{self.nodes}-u{self.users}"
+
+
+@dataclass
+class CellResult:
+    cell: Cell
+    finished: bool  # the fixed request count was reached before the time limit
+    requests_done: int
+    duration_s: float  # from the first counted request to the last: the thesis's measure
+    throughput_rps: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    failures: int
+    restarts: int
+    setup_requests: int
+    setup_failures: int
+    node_cpu_mean: float  # percent of one core, mean over nodes and samples
+    node_cpu_max: float
+    node_rss_max_mb: float
+    failure_reasons: dict[str, int] = field(default_factory=dict)
+
+    def row(self) -> dict[str, Any]:
+        row = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("cell",)}
+        row["failure_reasons"] = "; ".join(f"{k}: {v}" for k, v in self.failure_reasons.items())
+        return {**dataclasses.asdict(self.cell), **row}
+
+
+def cell_result(
+    cell: Cell,
+    summary: dict[str, Any],
+    resources: Sequence[ResourceSample],
+    restarts: int,
+) -> CellResult:
+    """The figures of one cell from the locustfile's summary (end time, name,
+    latency ms, ok, reason per counted request) and the resource samples."""
+    # Requests still in flight when the count was reached finish too: only the
+    # first `requests` to finish count, as in "the time to finish N requests".
+    samples = sorted(summary.get("samples", []), key=lambda s: s[0])[: cell.requests]
+    latencies = np.array([s[2] for s in samples], dtype=float)
+    failed = [s for s in samples if not s[3]]
+    if samples:
+        first_start = min(s[0] - s[2] / 1000 for s in samples)
+        duration = max(s[0] for s in samples) - first_start
+    else:
+        duration = 0.0
+    p50, p95, p99 = (
+        (float(np.percentile(latencies, q)) for q in (50, 95, 99))
+        if latencies.size
+        else (float("nan"),) * 3
+    )
+    nodes = [r for r in resources if r.kind == "node"]
+    cpu = np.array([r.cpu_percent for r in nodes], dtype=float)
+    rss = np.array([r.rss_mb for r in nodes], dtype=float)
+    reasons = Counter(f"{s[1]} {s[4]}" for s in failed)
+    return CellResult(
+        cell=cell,
+        finished=len(samples) >= cell.requests,
+        requests_done=len(samples),
+        duration_s=round(duration, 3),
+        throughput_rps=round(len(samples) / duration, 2) if duration > 0 else 0.0,
+        p50_ms=round(p50, 1),
+        p95_ms=round(p95, 1),
+        p99_ms=round(p99, 1),
+        failures=len(failed),
+        restarts=restarts,
+        setup_requests=int(summary.get("setup_requests", 0)),
+        setup_failures=int(summary.get("setup_failures", 0)),
+        node_cpu_mean=round(float(cpu.mean()), 1) if cpu.size else 0.0,
+        node_cpu_max=round(float(cpu.max()), 1) if cpu.size else 0.0,
+        node_rss_max_mb=round(float(rss.max()), 1) if rss.size else 0.0,
+        failure_reasons=dict(reasons.most_common(5)),
+    )
+
+
+# -- files -------------------------------------------------------------------------
+
+
+def write_cells_csv(path: Path, results: Sequence[CellResult]) -> None:
+    rows = [r.row() for r in results]
+    if not rows:
+        path.write_text("")
+        return
+    with path.open("w", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_resources_csv(path: Path, by_cell: Mapping[str, Sequence[ResourceSample]]) -> None:
+    with path.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["cell", "at_s", "series", "kind", "cpu_percent", "rss_mb"])
+        for label, samples in by_cell.items():
+            for s in samples:
+                writer.writerow([label, s.at, s.series, s.kind, s.cpu_percent, round(s.rss_mb, 1)])
+
+
+def write_zones_csv(path: Path, by_cell: Mapping[str, Sequence[ZoneSample]]) -> None:
+    with path.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(
+            ["cell", "at_s", "node", "zone", "distance", "cpu_ratio", "lifecycle", "lbh"]
+        )
+        for label, samples in by_cell.items():
+            for z in samples:
+                writer.writerow([label, z.at, z.node, z.zone, round(z.distance, 4),
+                                 round(z.cpu_ratio, 4), z.lifecycle, round(z.lbh, 4)])  # fmt: skip
+
+
+def zone_shares(samples: Sequence[ZoneSample], node: str) -> str:
+    """How the manager saw one node over a cell, e.g. 'I 10%, II 30%, III 60%'."""
+    zones = Counter(z.zone for z in samples if z.node == node)
+    total = sum(zones.values())
+    if not total:
+        return "no manager samples"
+    return ", ".join(f"{zone} {count / total:.0%}" for zone, count in sorted(zones.items()))
+
+
+MD_COLUMNS = (
+    ("scenario", "scenario"),
+    ("system", "system"),
+    ("nodes", "nodes"),
+    ("users", "users"),
+    ("requests_done", "requests"),
+    ("duration_s", "time to finish s"),
+    ("throughput_rps", "req/s"),
+    ("p50_ms", "p50 ms"),
+    ("p95_ms", "p95 ms"),
+    ("p99_ms", "p99 ms"),
+    ("failures", "failures"),
+    ("restarts", "restarts"),
+    ("node_cpu_mean", "node CPU % mean"),
+    ("node_rss_max_mb", "node RSS max MB"),
+)
+
+
+def markdown_table(results: Sequence[CellResult]) -> str:
+    lines = [
+        "| " + " | ".join(title for _, title in MD_COLUMNS) + " |",
+        "|" + "---|" * len(MD_COLUMNS),
+    ]
+    for result in results:
+        row = result.row()
+        cells = [str(row[key]) for key, _ in MD_COLUMNS]
+        if not result.finished:
+            cells[4] += f" of {result.cell.requests} (unfinished)"
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_summary(
+    path: Path, results: Sequence[CellResult], header: str, charts: list[str]
+) -> None:
+    failures = [r for r in results if r.failure_reasons]
+    parts = [header, "", markdown_table(results), ""]
+    if failures:
+        parts += ["## Failure reasons (top 5 per cell)", ""]
+        parts += [f"- {r.cell.label}: {r.row()['failure_reasons']}" for r in failures]
+        parts.append("")
+    parts += [f"![{Path(c).stem}]({Path(c).name})" for c in charts]
+    path.write_text("\n".join(parts) + "\n")
+
+
+# -- charts --------------------------------------------------------------------------
+
+
+def plot_matrix(directory: Path, results: Sequence[CellResult]) -> list[Path]:
+    """Time to finish, throughput and p99 against users: a panel per node count,
+    a line per system (the monolith, one node, is drawn in every panel)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    uniform = [r for r in results if r.cell.scenario == "uniform"]
+    if not uniform:
+        return []
+    node_counts = sorted({r.cell.nodes for r in uniform if r.cell.system != "monolith"}) or [1]
+    systems = sorted({r.cell.system for r in uniform}, key=lambda s: (s != "monolith", s))
+    written = []
+    for metric, title in (
+        ("duration_s", "time to finish the fixed request count (s)"),
+        ("throughput_rps", "throughput (req/s)"),
+        ("p99_ms", "p99 latency (ms)"),
+    ):
+        fig, axes = plt.subplots(1, len(node_counts), figsize=(4.2 * len(node_counts), 3.4),
+                                 squeeze=False, sharey=True)  # fmt: skip
+        for ax, nodes in zip(axes[0], node_counts, strict=True):
+            for system in systems:
+                points = sorted(
+                    (r.cell.users, getattr(r, metric))
+                    for r in uniform
+                    if r.cell.system == system and (system == "monolith" or r.cell.nodes == nodes)
+                )
+                if points:
+                    xs, ys = zip(*points, strict=True)
+                    style = "k--" if system == "monolith" else "-"
+                    ax.plot(xs, ys, style, marker="o", label=system)
+            ax.set_title(f"ethgw with {nodes} nodes")
+            ax.set_xlabel("concurrent users")
+            ax.grid(alpha=0.3)
+        axes[0][0].set_ylabel(title)
+        axes[0][-1].legend(fontsize=8)
+        fig.tight_layout()
+        path = directory / f"matrix-{metric}.png"
+        fig.savefig(path, dpi=80)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def plot_slow_node(directory: Path, results: Sequence[CellResult]) -> list[Path]:
+    """p50, p95 and p99 per strategy in the heterogeneous scenario."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    slowed = [r for r in results if r.cell.scenario == "slow-node"]
+    if not slowed:
+        return []
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    width = 0.8 / len(slowed)
+    for i, r in enumerate(slowed):
+        xs = np.arange(3) + i * width
+        ax.bar(xs, [r.p50_ms, r.p95_ms, r.p99_ms], width, label=f"{r.cell.system} u={r.cell.users}")
+    ax.set_xticks(np.arange(3) + width * (len(slowed) - 1) / 2, ["p50", "p95", "p99"])
+    ax.set_ylabel("latency (ms)")
+    ax.set_title("one node under a CPU cap")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    path = directory / "slow-node-latency.png"
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return [path]
+
+
+def plot_distance(
+    directory: Path, by_cell: Mapping[str, Sequence[ZoneSample]], node: str
+) -> list[Path]:
+    """The slowed node's distance d over each slow-node cell, with the zone bounds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells = {label: z for label, z in by_cell.items() if label.startswith("slow-node") and z}
+    if not cells:
+        return []
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for label, samples in cells.items():
+        points = [z for z in samples if z.node == node]
+        ax.plot([z.at for z in points], [z.distance for z in points], label=label, lw=1)
+    ax.set_xlabel("s")
+    ax.set_ylabel(f"d of {node} (manager's view)")
+    ax.set_title(f"{node} under a CPU cap: its distance from the origin", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = directory / "slow-node-distance.png"
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return [path]
+
+
+def plot_resources(directory: Path, label: str, samples: Sequence[ResourceSample]) -> Path:
+    """Node CPU and memory over one cell."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (cpu_ax, mem_ax) = plt.subplots(1, 2, figsize=(9, 3.2))
+    for series in sorted({s.series for s in samples if s.kind == "node"}):
+        points = [s for s in samples if s.series == series]
+        cpu_ax.plot([p.at for p in points], [p.cpu_percent for p in points], label=series)
+        mem_ax.plot([p.at for p in points], [p.rss_mb for p in points], label=series)
+    cpu_ax.set_title(f"node CPU (% of a core), {label}", fontsize=9)
+    mem_ax.set_title("node memory (RSS MB)", fontsize=9)
+    for ax in (cpu_ax, mem_ax):
+        ax.set_xlabel("s")
+        ax.grid(alpha=0.3)
+    cpu_ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = directory / f"resources-{label}.png"
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path

@@ -1,0 +1,276 @@
+"""compose.yaml, its Dockerfile, Prometheus and Grafana files are consistent with the code.
+
+No image can be pulled here, so the stack is never started: Debian's docker-compose checks
+the file against the Compose Specification, and the rest are our own checks."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic_settings import BaseSettings
+
+from common.paths import REPO_ROOT
+from common.settings import ClusterSettings, KafkaSettings
+from ethgw.compose_init import ETHERBASE_FILE, write_files
+from gateway.config import GatewaySettings
+from geth_cluster.config import ManagerSettings
+from provider.config import ProviderSettings
+from read_service.config import ReadServiceSettings
+from tests.compose.compose_file import (
+    COMPOSE_FILE,
+    DASHBOARD_FILE,
+    DATASOURCE_FILE,
+    METRIC_IN_QUERY,
+    dashboard,
+    dashboard_queries,
+    environment,
+    ethgw_services,
+    exposed_metric_names,
+    geth_services,
+    load_yaml,
+    prometheus_targets,
+    python_module,
+    services,
+    settings_classes,
+    settings_variables,
+)
+from write_service.config import WriteServiceSettings
+
+ONE_SHOT = {"init", "platform"}
+# Each long-running module of our image: its settings class and where it listens.
+LISTENERS: dict[str, tuple[type[BaseSettings], str, str]] = {
+    "gateway": (GatewaySettings, "host", "port"),
+    "geth_cluster.api": (ManagerSettings, "api_host", "api_port"),
+    "provider": (ProviderSettings, "http_host", "http_port"),
+    "read_service": (ReadServiceSettings, "http_host", "http_port"),
+    "write_service": (WriteServiceSettings, "http_host", "http_port"),
+}
+# What GET /admin/cluster shows, as the metrics the dashboard must query.
+ADMIN_CLUSTER_FIGURES = {
+    "ethgw_node_zone",
+    "ethgw_node_distance",
+    "ethgw_node_cpu_ratio",
+    "ethgw_node_memory_ratio",
+    "ethgw_node_lifecycle",
+    "ethgw_cluster_lbh",
+    "ethgw_cluster_dis_ave",
+    "ethgw_manager_restarts_total",
+    "ethgw_gateway_requests_total",
+    "ethgw_gateway_request_duration_seconds_bucket",
+}
+
+
+@pytest.fixture
+def service_env(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, Any]], None]:
+    """Sets exactly one service's ETHGW_ variables, as its container would see them."""
+
+    def apply(service: dict[str, Any]) -> None:
+        for name in [n for n in os.environ if n.startswith("ETHGW_")]:
+            monkeypatch.delenv(name)
+        for name, value in environment(service).items():
+            monkeypatch.setenv(name, value)
+
+    return apply
+
+
+def long_running() -> dict[str, dict[str, Any]]:
+    return {n: s for n, s in ethgw_services().items() if n not in ONE_SHOT}
+
+
+def test_docker_compose_accepts_the_file() -> None:
+    """`docker-compose config` (Debian's, the Compose Specification) validates the file."""
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        pytest.skip("docker-compose is not installed (scripts/bootstrap.sh installs it as root)")
+    done = subprocess.run(
+        [binary, "-f", str(COMPOSE_FILE), "config", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_every_image_is_pinned_or_built_from_the_dockerfile() -> None:
+    """Each service runs a tagged upstream image, or ours, built from the repo's Dockerfile."""
+    for name, service in services().items():
+        image = str(service.get("image", ""))
+        if "build" in service:
+            context = REPO_ROOT / service["build"]["context"]
+            assert (context / service["build"]["dockerfile"]).is_file(), name
+        else:
+            repository, _, tag = image.rpartition(":")
+            assert repository, f"{name}: image {image!r} has no tag"
+            assert tag not in ("", "latest"), f"{name}: image {image!r} not pinned"
+
+
+def test_depends_on_names_existing_services() -> None:
+    """Every depends_on entry names a service of the file."""
+    known = set(services())
+    for name, service in services().items():
+        for dependency in service.get("depends_on") or []:
+            assert dependency in known, f"{name} depends on unknown {dependency}"
+
+
+def test_published_ports_are_unique_and_on_loopback() -> None:
+    """No two services publish one host port, and every published port binds 127.0.0.1."""
+    published = [
+        (name, str(port)) for name, s in services().items() for port in s.get("ports") or []
+    ]
+    host_ports = [spec.split(":")[1] for _, spec in published]
+    assert len(host_ports) == len(set(host_ports))
+    assert all(spec.startswith("127.0.0.1:") for _, spec in published), published
+
+
+def test_geth_rpc_and_kafka_stay_on_the_private_network() -> None:
+    """Neither the Geth nodes nor Kafka publish a port."""
+    private = {**geth_services(), "kafka": services()["kafka"]}
+    assert len(geth_services()) >= 2
+    for name, service in private.items():
+        assert not service.get("ports"), f"{name} publishes {service['ports']}"
+
+
+def test_every_ethgw_variable_is_a_setting() -> None:
+    """Each ETHGW_ variable the file sets is read by a settings class (or the code's paths)."""
+    known = settings_variables()
+    assert "ETHGW_GATEWAY_PORT" in known  # the collection itself works
+    for name, service in services().items():
+        unknown = {v for v in environment(service) if v.startswith("ETHGW_")} - known
+        assert not unknown, f"{name} sets variables no settings class reads: {sorted(unknown)}"
+
+
+def test_each_service_environment_gives_valid_settings(service_env: Any) -> None:
+    """Every settings class accepts the environment of every service of our image."""
+    for name, service in ethgw_services().items():
+        service_env(service)
+        for cls in settings_classes():
+            try:
+                cls()
+            except ValueError as error:
+                pytest.fail(f"{name}: {cls.__name__} refuses its environment: {error}")
+
+
+def test_services_listen_on_the_compose_network(service_env: Any) -> None:
+    """Each long-running service of our image listens beyond loopback, where it is reached."""
+    for name, service in long_running().items():
+        cls, host_field, _ = LISTENERS[python_module(service)]
+        service_env(service)
+        assert getattr(cls(), host_field) == "0.0.0.0", name
+
+
+def test_prometheus_scrapes_every_service_where_it_listens(service_env: Any) -> None:
+    """The scrape targets are exactly the long-running services of our image, at their ports."""
+    listening = {}
+    for name, service in long_running().items():
+        cls, _, port_field = LISTENERS[python_module(service)]
+        service_env(service)
+        listening[name] = getattr(cls(), port_field)
+    targets = {host: port for _, host, port in prometheus_targets()}
+    assert targets == listening
+
+
+def test_instances_register_the_url_they_are_reached_at(service_env: Any) -> None:
+    """Each read and write instance registers http://<its service name>:<its port>."""
+    for name, service in long_running().items():
+        module = python_module(service)
+        if module not in ("read_service", "write_service"):
+            continue
+        cls, _, port_field = LISTENERS[module]
+        service_env(service)
+        settings = cls()
+        assert settings.public_url == f"http://{name}:{getattr(settings, port_field)}"  # type: ignore[attr-defined]
+        assert settings.gateway_url == "http://gateway:8000"  # type: ignore[attr-defined]
+
+
+def test_geth_nodes_match_the_cluster_settings(service_env: Any) -> None:
+    """The node services are the sealer and node-1..N of ETHGW_CLUSTER_NODES, each at the
+    fixed address the init step gives its peers (base + index)."""
+    init = services()["init"]
+    base = ipaddress.IPv4Address(init["command"][init["command"].index("--peer-address-base") + 1])
+    service_env(init)
+    expected = ["sealer"] + [f"node-{i}" for i in range(1, ClusterSettings().nodes + 1)]
+    assert sorted(geth_services()) == sorted(expected)
+    for index, name in enumerate(expected):
+        node = geth_services()[name]
+        assert environment(node) == {"NODE_NAME": name, "NODE_INDEX": str(index)}
+        assert node["networks"]["ethgw"]["ipv4_address"] == str(base + index)
+
+
+def test_kafka_advertises_the_host_the_services_use(service_env: Any) -> None:
+    """The broker's advertised listener is the host and port in the services' settings."""
+    service_env(services()["gateway"])
+    kafka = KafkaSettings()
+    advertised = environment(services()["kafka"])["KAFKA_ADVERTISED_LISTENERS"]
+    assert advertised == f"PLAINTEXT://{kafka.bootstrap_servers}"
+
+
+def test_every_file_mounted_from_the_repo_exists() -> None:
+    """Each ./path bind mount points at a file or folder of the repository."""
+    for name, service in services().items():
+        for volume in service.get("volumes") or []:
+            source = str(volume).split(":", 1)[0]
+            if source.startswith("./"):
+                assert (REPO_ROOT / source).exists(), f"{name}: {source} is missing"
+
+
+def test_the_dockerfile_copies_every_module_a_service_runs() -> None:
+    """The image holds the package of each `python -m` module compose.yaml runs."""
+    copied = set(re.findall(r"^COPY (\w+)/ ", (REPO_ROOT / "Dockerfile").read_text(), re.M))
+    for name, service in ethgw_services().items():
+        package = python_module(service).split(".")[0]
+        assert package in copied, f"{name} runs {package}, which the Dockerfile does not copy"
+
+
+def test_every_dashboard_query_names_a_defined_metric() -> None:
+    """Each metric a Grafana query names is exposed by a metric definition in the code."""
+    defined = exposed_metric_names()
+    assert "ethgw_gateway_requests_total" in defined  # the scan itself works
+    for title, query in dashboard_queries():
+        unknown = set(METRIC_IN_QUERY.findall(query)) - defined
+        assert not unknown, f"panel {title!r} queries undefined {sorted(unknown)}"
+
+
+def test_the_dashboard_shows_the_admin_cluster_figures() -> None:
+    """Zone, distance, CPU, memory, life cycle, LBH, Dis_ave, restarts, gateway rate and
+    latency each appear in some panel."""
+    queried = {name for _, query in dashboard_queries() for name in METRIC_IN_QUERY.findall(query)}
+    assert queried >= ADMIN_CLUSTER_FIGURES, sorted(ADMIN_CLUSTER_FIGURES - queried)
+
+
+def test_the_dashboard_uses_the_provisioned_datasource() -> None:
+    """Every panel and target refers to the uid of the provisioned Prometheus datasource."""
+    uid = load_yaml(DATASOURCE_FILE)["datasources"][0]["uid"]
+    for panel in dashboard()["panels"]:
+        assert panel["datasource"]["uid"] == uid, panel["title"]
+        assert all(t["datasource"]["uid"] == uid for t in panel["targets"]), panel["title"]
+    mounted = services()["grafana"]["volumes"]
+    assert any(
+        str(v).startswith(f"./{DASHBOARD_FILE.parent.relative_to(REPO_ROOT)}:") for v in mounted
+    )
+
+
+async def test_init_writes_static_peers_at_the_fixed_addresses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The init step's config.toml files dial each peer at base + its index, and the sealer's
+    folder names the address its command line unlocks."""
+    monkeypatch.setenv("ETHGW_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("ETHGW_CLUSTER_NODES", "2")
+    await write_files("172.28.0.10")
+    node_1 = (tmp_path / "cluster" / "node-1" / "config.toml").read_text()
+    assert "@172.28.0.10:30303" in node_1  # the sealer
+    assert "@172.28.0.12:30305" in node_1  # node-2
+    assert "@172.28.0.11" not in node_1  # not itself
+    etherbase = (tmp_path / "cluster" / "sealer" / ETHERBASE_FILE).read_text()
+    assert etherbase.startswith("0x")
+    assert len(etherbase) == 42
+    assert (tmp_path / "cluster" / "genesis.json").is_file()

@@ -1,0 +1,263 @@
+"""One fault scenario under a steady load: inject, measure, settle, audit, and a table row."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from common.tasks import ResultMessage, TaskStatus
+from ethgw.sandbox import Sandbox
+from geth_cluster.manager import NodeView
+from loadtests.steady import Chain, LoadVerdict, ResultsLedger, SteadyLoad, chain_audit, judge
+
+WARM_UP_S = 3.0  # load before the fault
+AFTER_S = 3.0  # load after the stack is whole again
+WHOLE_TIMEOUT_S = 90.0  # the stack must be whole again within this after the fault
+SETTLE_TIMEOUT_S = 90.0  # every accepted task must have its result within this
+SLOW_S = 2.0  # a call this slow counts as disturbed by the fault
+
+
+@dataclass
+class Row:
+    """One line of the fault table."""
+
+    scenario: str
+    verdict: LoadVerdict
+    lost: int  # accepted tasks without a result + successful writes not on chain
+    twice: int  # writes executed more than once (nonce, balance and hash checks)
+    disturbed_s: float  # from the fault until the last failed or slow call ended
+    whole_s: float | None  # from the fault until the stack had its full shape again
+    notes: list[str] = field(default_factory=list)
+    deferred_failed: int = 0  # reads answered 202 whose task did not succeed after all
+
+    def cells(self) -> list[str]:
+        v = self.verdict
+        whole = f"> {WHOLE_TIMEOUT_S:.0f}" if self.whole_s is None else f"{self.whole_s:.1f}"
+        return [
+            self.scenario,
+            f"{v.reads}/{v.writes}",
+            f"{v.read_failures} ({len(v.read_deferred)} deferred)",
+            f"{v.write_failures} (+{v.write_retriable} retriable)",
+            str(self.lost),
+            str(self.twice),
+            f"{v.max_latency_s:.1f}",
+            f"{self.disturbed_s:.1f}",
+            whole,
+            "; ".join(self.notes),
+        ]
+
+
+HEADER = [
+    "scenario",
+    "reads/writes",
+    "read failures (202 deferred)",
+    "write failures",
+    "writes lost",
+    "executed twice",
+    "max latency s",
+    "disturbed s",
+    "whole again s",
+    "notes",
+]
+
+REPORT: list[Row] = []
+
+
+def table(rows: list[Row]) -> str:
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(row.cells()) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_report(rows: list[Row], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    path.write_text(f"# Fault table ({stamp})\n\n{table(rows)}\n")
+
+
+@dataclass
+class Faults:
+    """What a scenario needs: the sandbox stack, the results ledger and the chain."""
+
+    sandbox: Sandbox
+    ledger: ResultsLedger
+    chain: Chain
+
+    async def exercise(
+        self,
+        name: str,
+        inject: Callable[[], Awaitable[None]],
+        restore: Callable[[], Awaitable[None]] | None = None,
+        *,
+        notes: list[str] | None = None,
+    ) -> Row:
+        """Load, inject the fault, restore the stack, let the load run on, then judge."""
+        sandbox = self.sandbox
+        assert sandbox.platform is not None
+        signer, token = sandbox.platform.admin_address, sandbox.platform.token_address
+        target = "0x" + secrets.token_hex(20)
+        nonce_before = await self.chain.wait_mined(signer, 30.0)
+        load = SteadyLoad(sandbox.api, sandbox.admin_key, target)
+        stop = asyncio.Event()
+        started = time.time()
+        running = asyncio.create_task(load.run(stop))
+        try:
+            await asyncio.sleep(WARM_UP_S)
+            fault_at = time.time()
+            await inject()
+            if restore is not None:
+                await restore()
+            whole_s = await self._until_whole(fault_at)
+            await asyncio.sleep(AFTER_S)
+        finally:
+            stop.set()
+            await running
+        ended = time.time()
+        tasks = self.ledger.accepted_between(started - 1.0, ended + 1.0)
+        missing = await self.ledger.settle(tasks, SETTLE_TIMEOUT_S)
+        writes = [t for t in tasks if self.ledger.operation(t) == "token.add"]
+        audit = await chain_audit(
+            self.chain, self.ledger, writes, signer, token, target, nonce_before, 0
+        )
+        verdict = judge(load.calls)
+        disturbed = [
+            c
+            for c in load.calls
+            if c.started + c.seconds >= fault_at and (c in verdict.failures or c.seconds > SLOW_S)
+        ]
+        disturbed_s = max((c.started + c.seconds - fault_at for c in disturbed), default=0.0)
+        row = Row(
+            name,
+            verdict,
+            lost=len(missing) + audit.unmined,
+            twice=audit.executed_twice,
+            disturbed_s=max(0.0, disturbed_s),
+            whole_s=whole_s,
+            notes=list(notes or []),
+        )
+        for task_id in verdict.read_deferred:
+            final = self.ledger.final(task_id)
+            if final is None or final.status is not TaskStatus.SUCCEEDED:
+                row.deferred_failed += 1
+        if missing or audit.unmined:
+            row.notes.append(f"without a result: {len(missing)}; not on chain: {audit.unmined}")
+        if verdict.failures:
+            codes = sorted({f"{c.kind} {c.status} {c.code}" for c in verdict.failures})
+            row.notes.append("seen: " + ", ".join(codes))
+        REPORT.append(row)
+        return row
+
+    def writes_provider(self) -> str:
+        """The provider that executed the latest write (the platform admin's partition)."""
+        writes = [
+            s
+            for s in self.ledger.results_between(0.0, time.time() + 1)
+            if s.result.operation == "token.add" and s.result.provider
+        ]
+        assert writes, "no write has run yet"
+        return str(max(writes, key=lambda s: s.at).result.provider)
+
+    def watch_node(self, node_id: str) -> NodeWatch:
+        return NodeWatch(self.sandbox, node_id)
+
+    def dispatched_to(self, node_id: str, start: float, end: float) -> list[str]:
+        """Tasks the providers started on the node between `start` and `end`."""
+        return [
+            s.result.task_id
+            for s in self.ledger.results_between(start, time.time() + 1)
+            if s.result.node == node_id and start <= _dispatched_at(s.result) < end
+        ]
+
+    async def routed_to(self, node_id: str, since: float, timeout_s: float) -> float | None:
+        """When the first task started on the node after `since` (None: none in time)."""
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            times = [
+                _dispatched_at(s.result)
+                for s in self.ledger.results_between(since, time.time() + 1)
+                if s.result.node == node_id and _dispatched_at(s.result) >= since
+            ]
+            if times:
+                return min(times)
+            await asyncio.sleep(0.5)
+        return None
+
+    async def _until_whole(self, since: float) -> float | None:
+        while time.time() - since < WHOLE_TIMEOUT_S:
+            if await self.sandbox.is_whole():
+                return time.time() - since
+            await asyncio.sleep(0.25)
+        return None
+
+
+def _dispatched_at(result: ResultMessage) -> float:
+    return result.finished_at - result.timings.executed_s
+
+
+class NodeWatch:
+    """The manager's view of one node, sampled every 0.25 s in the background."""
+
+    def __init__(self, sandbox: Sandbox, node_id: str) -> None:
+        self._sandbox = sandbox
+        self._node_id = node_id
+        self.seen: list[tuple[float, NodeView]] = []
+        self._task = asyncio.create_task(self._sample())
+
+    async def _sample(self) -> None:
+        assert self._sandbox.manager is not None
+        while True:
+            snapshot = self._sandbox.manager.snapshot()
+            for node in snapshot.nodes:
+                if node.node_id == self._node_id:
+                    self.seen.append((time.time(), node))
+            await asyncio.sleep(0.25)
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+    def first(self, wanted: Callable[[NodeView], bool], since: float = 0.0) -> float | None:
+        return next((at for at, node in self.seen if at >= since and wanted(node)), None)
+
+    async def until(self, wanted: Callable[[NodeView], bool], timeout_s: float) -> float:
+        """When the node was first seen as `wanted` from now on."""
+        since = time.time()
+        deadline = since + timeout_s
+        while time.time() < deadline:
+            found = self.first(wanted, since)
+            if found is not None:
+                return found
+            await asyncio.sleep(0.25)
+        raise TimeoutError(f"{self._node_id} not as wanted within {timeout_s:.0f} s")
+
+    def spans(self, wanted: Callable[[NodeView], bool]) -> list[tuple[float, float]]:
+        """Each run of consecutive samples that were `wanted`: (first, last) sample times."""
+        runs: list[tuple[float, float]] = []
+        start: float | None = None
+        last = 0.0
+        for at, node in self.seen:
+            if wanted(node):
+                start = at if start is None else start
+                last = at
+            elif start is not None:
+                runs.append((start, last))
+                start = None
+        if start is not None:
+            runs.append((start, last))
+        return runs
+
+
+def assert_clean(row: Row) -> None:
+    """The promises of issue #8 for one scenario."""
+    v = row.verdict
+    assert v.reads > 0, "the load did not run"
+    assert v.writes > 0, "the load did not run"
+    assert v.read_failures == 0, f"reads failed: {row.notes}"
+    assert row.deferred_failed == 0, "a read answered 202 never succeeded"
+    assert v.write_failures == 0, f"writes failed without a retriable error: {row.notes}"
+    assert row.lost == 0, "accepted writes lost"
+    assert row.twice == 0, "a write executed twice"
+    assert row.whole_s is not None, "the stack did not recover"

@@ -1,0 +1,165 @@
+"""Faults under a steady mixed load through the gateway of a real stack (issue #8).
+
+Each scenario: a few concurrent clients read and write through the gateway; the fault is
+injected; the broken part is brought back; the load runs on; then every accepted task must
+have its result, every successful write must be on chain exactly once, reads must not have
+failed, and writes must have succeeded or been refused with a clear retriable error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from common.nodes import Lifecycle
+from ethgw.sandbox import PROVIDER_READY, kill_node
+from geth_cluster.manager import DownReason
+from tests.faults.scenario import Faults, assert_clean
+
+pytestmark = pytest.mark.slow
+
+DEAD_S = 3.0  # how long a killed part stays dead, under load, before it is started again
+LAG_S = 6.0  # how long the cut-off node stays behind once the manager calls it lagging
+PROPAGATION_S = 1.0  # from the manager's verdict to the providers' view, through Kafka
+ROUTED_AGAIN_S = 45.0  # a caught-up node must take a task within this, under the load
+
+
+async def test_baseline_without_a_fault(faults: Faults) -> None:
+    """With nothing broken, the load sees no failure and every write lands once."""
+
+    async def nothing() -> None:
+        return None
+
+    assert_clean(await faults.exercise("none (baseline)", nothing))
+
+
+async def test_killed_geth_node(faults: Faults) -> None:
+    """kill -9 of a service node: its tasks go to the others; it is routed again once back."""
+    cluster = faults.sandbox.cluster
+
+    async def inject() -> None:
+        kill_node(cluster, "node-2")
+
+    async def restore() -> None:
+        await asyncio.sleep(DEAD_S)
+        await cluster.stop_node("node-2")  # reaps the dead process
+        await cluster.start_node("node-2")
+
+    row = await faults.exercise(
+        "kill -9 Geth node-2", inject, restore, notes=[f"restarted after {DEAD_S:.0f} s"]
+    )
+    assert_clean(row)
+
+
+async def test_killed_provider(faults: Faults) -> None:
+    """kill -9 of the provider holding the writes: the other takes over, nothing lost or doubled."""
+    sandbox = faults.sandbox
+    owner_name = faults.writes_provider()
+    owner = next(p for p in sandbox.providers if p.name == owner_name)
+
+    async def inject() -> None:
+        await owner.kill()
+
+    async def restore() -> None:
+        await asyncio.sleep(DEAD_S)
+        await sandbox.start_service(owner, PROVIDER_READY)
+
+    row = await faults.exercise(
+        f"kill -9 provider (the writes' owner, {owner_name})",
+        inject,
+        restore,
+        notes=[f"restarted after {DEAD_S:.0f} s"],
+    )
+    assert_clean(row)
+
+
+async def test_restarted_kafka_broker(faults: Faults) -> None:
+    """The broker stopped and started again: every service reconnects, nothing is lost."""
+    row = await faults.exercise("restart the Kafka broker", faults.sandbox.restart_kafka)
+    assert_clean(row)
+
+
+async def test_killed_read_and_write_instances(faults: Faults) -> None:
+    """kill -9 of a read and a write instance: the gateway sends to the others."""
+    sandbox = faults.sandbox
+    victims = [sandbox.readers[0], sandbox.writers[0]]
+
+    async def inject() -> None:
+        await asyncio.gather(*(v.kill() for v in victims))
+
+    async def restore() -> None:
+        await asyncio.sleep(DEAD_S)
+        await asyncio.gather(*(sandbox.start_service(v) for v in victims))
+
+    row = await faults.exercise(
+        "kill -9 read-1 and write-1", inject, restore, notes=[f"restarted after {DEAD_S:.0f} s"]
+    )
+    assert_clean(row)
+
+
+async def test_restarted_gateway(faults: Faults) -> None:
+    """The gateway restarted: the instances register again, clients reconnect."""
+    sandbox = faults.sandbox
+
+    async def inject() -> None:
+        await sandbox.gateway.stop()
+        await sandbox.start_service(sandbox.gateway)
+
+    row = await faults.exercise(
+        "restart the gateway (SIGTERM, start)",
+        inject,
+        notes=["clients retry a refused connection (nothing sent)"],
+    )
+    assert_clean(row)
+
+
+async def test_lagging_node_takes_no_task_until_it_catches_up(faults: Faults) -> None:
+    """A node cut off from its peers falls behind: DOWN for routing while it lags, no task
+    reaches it, and it is routed to again once it has caught up (lbh-spec.md section 1)."""
+    sandbox = faults.sandbox
+    cluster = sandbox.cluster
+    spec = cluster.spec("node-3")
+    watch = faults.watch_node("node-3")
+    routed_again: list[float | None] = []
+
+    async def inject() -> None:
+        # --maxpeers 0: geth refuses every peer, the static ones included, so the node
+        # answers RPC at its old head while the chain moves on.
+        await cluster.stop_node("node-3")
+        await cluster.runtime.start(spec, [*cluster.geth_args(spec), "--maxpeers", "0"])
+        await watch.until(lambda n: n.down_reason is DownReason.LAG, 60.0)
+        await asyncio.sleep(LAG_S)
+
+    async def restore() -> None:
+        await cluster.stop_node("node-3")
+        await cluster.start_node("node-3")  # waits until it is back within max_lag
+        back_at = await watch.until(lambda n: n.lifecycle is Lifecycle.UP, 60.0)
+        first = await faults.routed_to("node-3", since=back_at, timeout_s=ROUTED_AGAIN_S)
+        routed_again.append(None if first is None else first - back_at)
+
+    try:
+        row = await faults.exercise(
+            "node-3 cut off from its peers (lags)",
+            inject,
+            restore,
+            notes=[f"kept lagging {LAG_S:.0f} s after the manager said so"],
+        )
+    finally:
+        watch.stop()
+    lagging = watch.spans(lambda n: n.down_reason is DownReason.LAG)
+    # The providers hear of the manager's verdict through Kafka: allow them a moment.
+    routed_while_lagging = [
+        task
+        for start, end in lagging
+        for task in faults.dispatched_to("node-3", start + PROPAGATION_S, end)
+    ]
+    again = routed_again[0] if routed_again else None
+    row.notes.append(
+        f"tasks to node-3 while lagging: {len(routed_while_lagging)}; routed again "
+        + ("never" if again is None else f"{again:.1f} s after UP")
+    )
+    assert lagging, "the manager never called node-3 lagging"
+    assert_clean(row)
+    assert routed_while_lagging == []
+    assert again is not None, "node-3 took no task after it caught up"

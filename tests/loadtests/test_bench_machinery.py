@@ -1,0 +1,185 @@
+"""The benchmark's machinery, cheaply: the mix, the locustfile, the monolith, the report.
+(The benchmark itself is `ethgw bench`, never part of `make test`.)"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from common.api import ENDPOINTS
+from common.paths import REPO_ROOT
+from geth_cluster.cluster import GethCluster
+from loadtests.bench import QUICK, plan_cells
+from loadtests.mix import MIX, weights
+from loadtests.report import (
+    Cell,
+    cell_result,
+    markdown_table,
+    plot_matrix,
+    write_cells_csv,
+    write_summary,
+)
+from loadtests.sampler import ResourceSample
+from tests.pipeline_fixtures import ServerProcess
+
+# Table 5.1 of the thesis, in percent (architecture.md lists the same mix).
+TABLE_5_1 = {
+    "eth_balance": 20,
+    "coinbase": 5,
+    "node_accounts": 5,
+    "block_number": 10,
+    "create_account": 5,
+    "list_accounts": 5,
+    "unlock": 5,
+    "send_transaction": 30,
+    "transaction_receipt": 5,
+    "transaction_by_hash": 5,
+    "deploy_contract": 5,
+}
+
+
+def test_mix_is_table_5_1() -> None:
+    """The mix has the thesis's eleven requests with its weights, summing to 100%."""
+    assert weights() == TABLE_5_1
+    assert sum(weights().values()) == 100
+
+
+def test_mix_uses_routes_of_the_api() -> None:
+    """Every request of the mix is a route the gateway and the monolith serve."""
+    routes = {(e.method, e.path) for e in ENDPOINTS}
+    assert [(m.method, m.path) for m in MIX if (m.method, m.path) not in routes] == []
+
+
+def test_locustfile_loads_with_the_table_weights() -> None:
+    """The locustfile imports under Locust's gevent and weights its tasks as the table."""
+    code = "import json, loadtests.locustfile as f; print(json.dumps(f.task_weights()))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == TABLE_5_1
+
+
+def test_quick_profile_covers_every_kind_of_group() -> None:
+    """--quick runs the monolith, two strategies and the slow-node scenario."""
+    groups = plan_cells(QUICK)
+    assert {(system, scenario) for system, _, scenario, _ in groups} >= {
+        ("monolith", "uniform"),
+        ("lbh", "uniform"),
+        ("round_robin", "uniform"),
+        ("lbh", "slow-node"),
+        ("round_robin", "slow-node"),
+    }
+
+
+def _summary(latencies_ms: list[float], failed: int = 0) -> dict[str, object]:
+    samples = [
+        [100.0 + i * 0.1, "eth_balance", lat, i >= failed, "" if i >= failed else "HTTP 503"]
+        for i, lat in enumerate(latencies_ms)
+    ]
+    return {"target": len(samples), "setup_requests": 3, "setup_failures": 0, "samples": samples}
+
+
+def test_cell_figures_come_from_the_samples() -> None:
+    """Time to finish, throughput, percentiles and failures are computed from the samples."""
+    cell = Cell("lbh", 3, 10, 100)
+    resources = [ResourceSample(0.0, "node-1", "node", 40.0, 80.0)]
+    result = cell_result(cell, _summary([10.0] * 99 + [1000.0], failed=2), resources, restarts=1)
+    assert result.finished
+    assert result.requests_done == 100
+    assert result.duration_s == pytest.approx(9.9 + 0.01, abs=0.01)
+    assert result.p50_ms == 10.0
+    assert result.failures == 2
+    assert result.failure_reasons == {"eth_balance HTTP 503": 2}
+    assert (result.restarts, result.node_cpu_max) == (1, 40.0)
+
+
+def test_report_writes_csv_markdown_and_charts(tmp_path: Path) -> None:
+    """A tiny run's results become cells.csv, a markdown table and PNG charts."""
+    results = [
+        cell_result(Cell(system, 3, users, 5), _summary([5.0 * users] * 5), [], 0)
+        for system in ("monolith", "lbh")
+        for users in (10, 20)
+    ]
+    write_cells_csv(tmp_path / "cells.csv", results)
+    charts = plot_matrix(tmp_path, results)
+    write_summary(tmp_path / "summary.md", results, "# run", [str(c) for c in charts])
+    rows = (tmp_path / "cells.csv").read_text().splitlines()
+    assert rows[0].startswith("system,nodes,users,requests,scenario,finished")
+    assert len(rows) == 1 + 4
+    assert "| uniform | lbh | 3 | 20 | 5 |" in markdown_table(results)
+    assert all(c.stat().st_size > 1000 for c in charts)
+    assert "![matrix-duration_s](matrix-duration_s.png)" in (tmp_path / "summary.md").read_text()
+
+
+def test_unfinished_cell_is_marked() -> None:
+    """A cell that ran out of time shows how far it got."""
+    result = cell_result(Cell("monolith", 1, 10, 50), _summary([5.0] * 20), [], 0)
+    assert not result.finished
+    assert "20 of 50 (unfinished)" in markdown_table([result])
+
+
+# -- the monolith on the session chain -------------------------------------------------
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def monolith(
+    geth_cluster: GethCluster, platform_file: Path, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ServerProcess]:
+    """The monolith in front of the session cluster's node-1."""
+    env = {
+        "ETHGW_MONOLITH_RPC_URL": geth_cluster.spec("node-1").rpc_url,
+        "ETHGW_MONOLITH_ACCOUNTS_DIR": str(geth_cluster.settings.state_dir / "accounts"),
+        "ETHGW_MONOLITH_PLATFORM_FILE": str(platform_file),
+    }
+    logs = tmp_path_factory.mktemp("monolith")
+    process = ServerProcess("loadtests.monolith", env, logs, "monolith", "ETHGW_MONOLITH_HTTP_PORT")
+    process.start()
+    try:
+        await process.wait_ready(path="/healthz")
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.mark.slow
+async def test_monolith_answers_a_read(monolith: ServerProcess) -> None:
+    """A read comes back from the node in the services' envelope."""
+    async with httpx.AsyncClient(base_url=monolith.url, timeout=30) as client:
+        response = await client.get("/api/v1/conn/blockNum")
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["block_number"] > 0
+
+
+@pytest.mark.slow
+async def test_monolith_creates_an_account_and_sends_from_it(monolith: ServerProcess) -> None:
+    """A write path works end to end: create, unlock, send ether and wait for the receipt."""
+    async with httpx.AsyncClient(base_url=monolith.url + "/api/v1", timeout=90) as client:
+        created = await client.post("/admin/new", json={"password": "monolith-pass"})
+        assert created.status_code == 200, created.text
+        address = created.json()["data"]["address"]
+        unlocked = await client.post(
+            "/admin/unlock", json={"address": address, "password": "monolith-pass"}
+        )
+        assert unlocked.status_code == 200, unlocked.text
+        sent = await client.post(
+            "/tx/send", json={"from": address, "to": address, "value": 1, "waitReceipt": True}
+        )
+    assert sent.status_code == 200, sent.text
+    assert sent.json()["data"]["status"] == "mined"
+
+
+@pytest.mark.slow
+async def test_monolith_refuses_bad_input_with_the_envelope(monolith: ServerProcess) -> None:
+    """A wrong address is a 422 naming the field, as from the services."""
+    async with httpx.AsyncClient(base_url=monolith.url, timeout=30) as client:
+        response = await client.get("/api/v1/eth/balance", params={"address": "0x12"})
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "address"
