@@ -22,7 +22,7 @@ from geth_cluster.docker_runtime import LABEL_CLUSTER, DockerRuntime
 from geth_cluster.manager import open_manager
 from geth_cluster.rpc import block_number, peer_count, rpc_call
 from geth_cluster.stats import ResourceSample
-from tests.docker.conftest import CPU_CORES, MEMORY_BUDGET_MB
+from tests.docker.conftest import CPU_CORES, MEMORY_BUDGET_MB, SEALER_CPU_CORES
 from tests.geth_cluster.test_manager import fast, is_, node_states, wait_following
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
@@ -105,6 +105,12 @@ async def test_containers_carry_the_cluster_limits_and_labels(cluster: GethClust
     assert host["NetworkMode"] == "host"
     assert attrs["Config"]["Labels"][LABEL_CLUSTER] == runtime.cluster_id
     assert attrs["Config"]["Image"] == image_tag(geth_binary())
+
+
+async def test_a_nodes_own_cpu_figure_is_its_containers_cap(cluster: GethCluster) -> None:
+    """node_cpu_cores_by_node gives the sealer 1 CPU while node-1 keeps node_cpu_cores."""
+    attrs = await docker_runtime(cluster).inspect(cluster.spec("sealer"))
+    assert attrs["HostConfig"]["NanoCpus"] == int(SEALER_CPU_CORES * 1e9)
 
 
 async def test_the_memory_limit_binds_in_the_kernel(cluster: GethCluster) -> None:
