@@ -81,6 +81,10 @@ class ClusterSettings(BaseSettings):
     # How the nodes run: local processes, or containers of a local Docker engine, limited to
     # node_memory_budget_mb and node_cpu_cores (docs/cluster-manager.md, "Docker runtime").
     runtime: Literal["process", "docker"] = "process"
+    # Docker runtime only. Empty: it runs containers of its own (ethgw-<state hash>-<node>).
+    # A name template such as "ethgw-{name}": it attaches to containers another tool made
+    # (compose.yaml's nodes), which it starts, stops and samples but never creates or removes.
+    docker_attach_template: str = ""
     # A node's RPC address as the manager and the providers reach it: {name} and {port}
     # are the node's. compose.yaml sets "http://{name}:{port}" (one host per container).
     rpc_url_template: str = "http://127.0.0.1:{port}"

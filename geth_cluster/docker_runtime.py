@@ -39,7 +39,7 @@ from docker.models.containers import Container
 
 from common.settings import ClusterSettings
 from geth_cluster.docker_image import ensure_geth_image
-from geth_cluster.errors import DockerEngineError
+from geth_cluster.errors import ClusterError, DockerEngineError, NodeStartError
 from geth_cluster.layout import NodeSpec
 from geth_cluster.runtime import NodeRuntime
 from geth_cluster.stats import ResourceSample, ratio
@@ -78,6 +78,8 @@ class DockerRuntime(NodeRuntime):
         self._image: str | None = None
         self._streams: dict[str, StatsStream] = {}
         self.cluster_id = cluster_id(settings.state_dir)
+        self.attached = bool(settings.docker_attach_template)
+        self._watcher: PidWatcher | None = None
 
     # -- the engine and the image ------------------------------------------------------
 
@@ -107,15 +109,32 @@ class DockerRuntime(NodeRuntime):
         return self._image
 
     def container_name(self, spec: NodeSpec) -> str:
+        if self.attached:
+            return self._settings.docker_attach_template.format(name=spec.name)
         return f"ethgw-{self.cluster_id}-{spec.name}"
 
     # -- the seam --------------------------------------------------------------------------
 
     async def start(self, spec: NodeSpec, geth_args: list[str]) -> None:
+        if self.attached:
+            # The container's owner chose its command; starting it again is all there is.
+            pid = await asyncio.to_thread(self._start_attached, spec)
+            self._pid_watcher().record(self.container_name(spec), pid)
+            return
         image = await self.image()
         spec.datadir.mkdir(parents=True, exist_ok=True)
         pid = await asyncio.to_thread(self._start_container, spec, geth_args, image)
         (spec.datadir / PID_NAME).write_text(str(pid))
+
+    def _start_attached(self, spec: NodeSpec) -> int:
+        name = self.container_name(spec)
+        container = self._find(name)
+        if container is None:
+            raise NodeStartError(f"no container named {name} to attach to (docker_attach_template)")
+        container.start()
+        container.reload()
+        log.info("container started node=%s name=%s attached=true", spec.name, name)
+        return int(container.attrs["State"]["Pid"])
 
     def _start_container(self, spec: NodeSpec, geth_args: list[str], image: str) -> int:
         config = self._config_hash(spec, image, geth_args)
@@ -138,6 +157,8 @@ class DockerRuntime(NodeRuntime):
         return int(container.attrs["State"]["Pid"])
 
     async def run_once(self, spec: NodeSpec, geth_args: list[str]) -> tuple[int, str]:
+        if self.attached:
+            raise ClusterError("attached containers are prepared by their owner, not by ethgw")
         image = await self.image()
         spec.datadir.mkdir(parents=True, exist_ok=True)
         return await asyncio.to_thread(self._run_throwaway, spec, geth_args, image)
@@ -164,7 +185,10 @@ class DockerRuntime(NodeRuntime):
 
     async def stop(self, spec: NodeSpec, timeout_s: float = 30.0) -> None:
         await asyncio.to_thread(self._stop_container, spec, timeout_s)
-        (spec.datadir / PID_NAME).unlink(missing_ok=True)
+        if self.attached:
+            self._pid_watcher().record(self.container_name(spec), None)
+        else:
+            (spec.datadir / PID_NAME).unlink(missing_ok=True)
 
     def _stop_container(self, spec: NodeSpec, timeout_s: float) -> None:
         container = self._find(self.container_name(spec))
@@ -176,6 +200,10 @@ class DockerRuntime(NodeRuntime):
     async def is_running(self, spec: NodeSpec) -> bool:
         state = await asyncio.to_thread(self._state, spec)
         running = bool(state and state.get("Running"))
+        if self.attached:
+            pid = int(state["Pid"]) if running and state is not None else None
+            self._pid_watcher().record(self.container_name(spec), pid)
+            return running
         pid_file = spec.datadir / PID_NAME
         if running and state is not None:
             # The engine may have restarted it behind our back: keep the pid file current.
@@ -187,6 +215,10 @@ class DockerRuntime(NodeRuntime):
         return None if container is None else dict(container.attrs["State"])
 
     def pid(self, spec: NodeSpec) -> int | None:
+        if self.attached:
+            # The manager may run in a container of its own, where host pids are invisible:
+            # the engine's figure, refreshed in the background, is the only one there is.
+            return self._pid_watcher().pid(self.container_name(spec))
         try:
             process = psutil.Process(int((spec.datadir / PID_NAME).read_text()))
             alive = process.status() != psutil.STATUS_ZOMBIE
@@ -230,6 +262,9 @@ class DockerRuntime(NodeRuntime):
             streams, self._streams = list(self._streams.values()), {}
         for stream in streams:
             stream.close()
+        if self._watcher is not None:
+            self._watcher.close()
+            self._watcher = None
         if self._client is not None:
             await asyncio.to_thread(self._client.close)
             self._client = None
@@ -237,7 +272,10 @@ class DockerRuntime(NodeRuntime):
     # -- beyond the seam: clean-up and inspection ---------------------------------------------
 
     async def remove_all(self) -> int:
-        """Stop and remove every container of this cluster (found by label); how many."""
+        """Stop and remove every container of this cluster (found by label); how many. An
+        attached runtime removes nothing: the containers are their owner's."""
+        if self.attached:
+            return 0
         return await asyncio.to_thread(self._remove_all)
 
     def _remove_all(self) -> int:
@@ -255,6 +293,12 @@ class DockerRuntime(NodeRuntime):
         return dict(container.attrs)
 
     # -- helpers --------------------------------------------------------------------------------
+
+    def _pid_watcher(self) -> PidWatcher:
+        with self._client_lock:
+            if self._watcher is None:
+                self._watcher = PidWatcher(self._find)
+            return self._watcher
 
     def _find(self, name: str) -> Container | None:
         try:
@@ -294,6 +338,50 @@ def bind_mounts(datadir: Path, geth_args: list[str]) -> dict[str, dict[str, str]
         if path.is_absolute() and path.is_file() and not path.is_relative_to(datadir):
             mounts[str(path)] = {"bind": str(path), "mode": "ro"}
     return mounts
+
+
+class PidWatcher:
+    """The host pid of each watched container, read from inspect every `interval_s` in a
+    daemon thread, so pid() answers from memory: what an attached runtime uses, since a
+    manager in a container of its own cannot see host processes. A container is watched from
+    the first pid() call that names it; until the first reading it has no pid."""
+
+    def __init__(self, find: Callable[[str], Container | None], interval_s: float = 0.5) -> None:
+        self._find = find
+        self._interval_s = interval_s
+        self._pids: dict[str, int | None] = {}
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="docker-pids", daemon=True)
+        self._thread.start()
+
+    def pid(self, container: str) -> int | None:
+        with self._lock:
+            return self._pids.setdefault(container, None)
+
+    def record(self, container: str, pid: int | None) -> None:
+        with self._lock:
+            self._pids[container] = pid
+
+    def _watch(self) -> None:
+        while not self._closed.is_set():
+            with self._lock:
+                names = list(self._pids)
+            for name in names:
+                self.record(name, self._read(name))
+            self._closed.wait(self._interval_s)
+
+    def _read(self, name: str) -> int | None:
+        try:
+            container = self._find(name)
+        except (DockerException, ClusterError):  # the engine is away: no pid until it is back
+            return None
+        if container is None or not container.attrs["State"]["Running"]:
+            return None
+        return int(container.attrs["State"]["Pid"])
+
+    def close(self) -> None:
+        self._closed.set()
 
 
 class StatsStream:
@@ -430,4 +518,4 @@ def _cores(before: _CpuReading, now: _CpuReading) -> float:
     return max(0.0, (now.used_ns - before.used_ns) / system_delta * now.online)
 
 
-__all__ = ["DockerRuntime", "DockerSampler", "StatsStream", "cluster_id"]
+__all__ = ["DockerRuntime", "DockerSampler", "PidWatcher", "StatsStream", "cluster_id"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import psutil
@@ -19,6 +20,8 @@ from geth_cluster.calibrate import BURN_CODE, BURN_GAS
 from geth_cluster.cluster import GethCluster
 from geth_cluster.docker_image import ensure_geth_image, image_tag
 from geth_cluster.docker_runtime import LABEL_CLUSTER, DockerRuntime
+from geth_cluster.errors import ClusterError
+from geth_cluster.layout import NodeSpec
 from geth_cluster.manager import open_manager
 from geth_cluster.rpc import block_number, peer_count, rpc_call
 from geth_cluster.stats import ResourceSample
@@ -205,6 +208,47 @@ async def test_run_once_returns_geths_exit_code_and_output_and_leaves_no_contain
         runtime.client().containers.list, all=True, filters={"name": "-once"}
     )
     assert [c.name for c in leftovers if c.name.startswith(f"ethgw-{runtime.cluster_id}")] == []
+
+
+async def poll_pid(runtime: DockerRuntime, spec: NodeSpec, want_none: bool) -> int | None:
+    """Until pid() answers (or stops answering), within 10 s."""
+    async with asyncio.timeout(10.0):
+        while True:
+            pid = runtime.pid(spec)
+            if (pid is None) == want_none:
+                return pid
+            await asyncio.sleep(0.1)
+
+
+async def test_an_attached_runtime_drives_containers_it_did_not_create(
+    cluster: GethCluster, tmp_path: Path
+) -> None:
+    """With docker_attach_template (compose's nodes), the runtime finds the containers by name,
+    reads their pid from the engine, samples, stops and starts them, and creates or removes none."""
+    owned = docker_runtime(cluster)
+    spec = cluster.spec(NODE)
+    template = f"ethgw-{owned.cluster_id}-{{name}}"
+    settings = cluster.settings.model_copy(update={"docker_attach_template": template})
+    attached = DockerRuntime(settings, tmp_path / "no-geth-here")
+    before = await owned.inspect(spec)
+    try:
+        assert await poll_pid(attached, spec, want_none=False) == before["State"]["Pid"]
+        sampler = attached.sampler(spec, MEMORY_BUDGET_MB, CPU_CORES)
+        assert (await asyncio.to_thread(sampler.sample)).memory_mb > 0
+        with pytest.raises(ClusterError):
+            await attached.run_once(spec, ["version"])
+        await attached.stop(spec)
+        assert await poll_pid(attached, spec, want_none=True) is None
+        await attached.start(spec, [])
+        restarted = await poll_pid(attached, spec, want_none=False)
+        assert restarted not in (None, before["State"]["Pid"])
+        assert (await owned.inspect(spec))["Id"] == before["Id"]
+        assert await attached.remove_all() == 0
+    finally:
+        await attached.close()
+        if not await owned.is_running(spec):  # also refreshes the owner's pid file
+            await cluster.start_node(NODE)
+    await wait_following(cluster, timeout_s=60.0)
 
 
 def test_image_is_built_once_per_binary(docker_cluster: GethCluster) -> None:
