@@ -210,6 +210,16 @@ async def test_run_once_returns_geths_exit_code_and_output_and_leaves_no_contain
     assert [c.name for c in leftovers if c.name.startswith(f"ethgw-{runtime.cluster_id}")] == []
 
 
+def test_image_is_built_once_per_binary(docker_cluster: GethCluster) -> None:
+    """A second ensure finds the image by its tag (version and binary hash) and imports nothing."""
+    client = docker_runtime(docker_cluster).client()
+    tag = ensure_geth_image(client, geth_binary())
+    created = client.images.get(tag).attrs["Created"]
+    assert ensure_geth_image(client, geth_binary()) == tag
+    assert client.images.get(tag).attrs["Created"] == created
+    assert tag.startswith("ethgw/geth:v1.13.15-")
+
+
 async def poll_pid(runtime: DockerRuntime, spec: NodeSpec, want_none: bool) -> int | None:
     """Until pid() answers (or stops answering), within 10 s."""
     async with asyncio.timeout(10.0):
@@ -248,14 +258,5 @@ async def test_an_attached_runtime_drives_containers_it_did_not_create(
         await attached.close()
         if not await owned.is_running(spec):  # also refreshes the owner's pid file
             await cluster.start_node(NODE)
-    await wait_following(cluster, timeout_s=60.0)
-
-
-def test_image_is_built_once_per_binary(docker_cluster: GethCluster) -> None:
-    """A second ensure finds the image by its tag (version and binary hash) and imports nothing."""
-    client = docker_runtime(docker_cluster).client()
-    tag = ensure_geth_image(client, geth_binary())
-    created = client.images.get(tag).attrs["Created"]
-    assert ensure_geth_image(client, geth_binary()) == tag
-    assert client.images.get(tag).attrs["Created"] == created
-    assert tag.startswith("ethgw/geth:v1.13.15-")
+    # Last in the file: a test after it waits for the node to follow (the `cluster` fixture);
+    # geth re-dials a peer it saw within 35 s only after that, so waiting here costs time.
