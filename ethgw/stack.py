@@ -16,6 +16,7 @@ import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from common.paths import default_state_dir
 from common.settings import ClusterSettings, KafkaSettings, PlatformSettings
@@ -57,12 +58,12 @@ class Shape:
 
 def make_cluster(nodes: int | None = None, runtime: str | None = None) -> GethCluster:
     """The cluster of the settings, on `runtime` when given, else the configured one."""
-    overrides: dict[str, object] = {}
+    overrides: dict[str, Any] = {}
     if nodes is not None:
         overrides["nodes"] = nodes
     if runtime is not None:
         overrides["runtime"] = runtime
-    settings = ClusterSettings(**overrides)  # type: ignore[arg-type]
+    settings = ClusterSettings(**overrides)
     return GethCluster(settings, make_runtime(settings, geth_binary()))
 
 

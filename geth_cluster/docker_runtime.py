@@ -5,7 +5,7 @@ Each node is one container of the locally built image (`docker_image.py`):
 - host networking, so the geth arguments (loopback ports) are those of the process runtime;
 - the node's datadir bind-mounted at the same path, read-write, and every other file the
   arguments name (genesis, the sealer's password file) read-only at its own path;
-- a memory limit of `node_memory_budget_mb` (swap included) and `node_cpu_cores` CPUs, the
+- a memory limit of `node_memory_budget_mb` (swap included) and `cpu_cores_of(node)` CPUs, the
   figures LBH measures the node against;
 - named `ethgw-<hash of the state folder>-<node>`, so two clusters (two test sessions) never
   clash, and labelled with the cluster's hash and state folder, so `ethgw down` finds them.
@@ -118,7 +118,7 @@ class DockerRuntime(NodeRuntime):
         (spec.datadir / PID_NAME).write_text(str(pid))
 
     def _start_container(self, spec: NodeSpec, geth_args: list[str], image: str) -> int:
-        config = self._config_hash(image, geth_args)
+        config = self._config_hash(spec, image, geth_args)
         name = self.container_name(spec)
         container = self._find(name)
         if container is not None and container.labels.get(LABEL_CONFIG) != config:
@@ -269,8 +269,8 @@ class DockerRuntime(NodeRuntime):
             LABEL_NODE: spec.name,
         }
 
-    def _config_hash(self, image: str, geth_args: list[str]) -> str:
-        limits = (self._settings.node_memory_budget_mb, self._settings.node_cpu_cores)
+    def _config_hash(self, spec: NodeSpec, image: str, geth_args: list[str]) -> str:
+        limits = (self._settings.node_memory_budget_mb, self._settings.cpu_cores_of(spec.name))
         return hashlib.sha256(json.dumps([image, geth_args, limits]).encode()).hexdigest()[:16]
 
     def _host_config(self, spec: NodeSpec, geth_args: list[str]) -> dict[str, Any]:
@@ -280,7 +280,8 @@ class DockerRuntime(NodeRuntime):
             "volumes": bind_mounts(spec.datadir, geth_args),
             "mem_limit": memory,
             "memswap_limit": memory,  # no swap: over the budget is over
-            "nano_cpus": int(self._settings.node_cpu_cores * _NS),
+            # A node's own figure when it has one (the benchmark's slowed node): a real cap.
+            "nano_cpus": int(self._settings.cpu_cores_of(spec.name) * _NS),
             "stop_signal": "SIGTERM",
         }
 
@@ -325,7 +326,8 @@ class StatsStream:
             for frame in self._client.api.stats(self._container, stream=True, decode=True):
                 with self._lock:
                     self._latest, self._received_at = frame, time.monotonic()
-                self._first.set()
+                if _complete(frame):
+                    self._first.set()
                 if self._closed.is_set():
                     break  # leaving the generator closes the response
         except DockerException as error:
@@ -339,7 +341,8 @@ class StatsStream:
         return self._thread.is_alive() and not self._closed.is_set()
 
     def latest(self, wait_s: float = 5.0) -> dict[str, Any] | None:
-        """The newest frame (waiting up to `wait_s` for the first), None when stale or ended."""
+        """The newest frame (waiting up to `wait_s` for the first complete one), None when stale
+        or ended."""
         self._first.wait(wait_s)
         with self._lock:
             if self._latest is None or time.monotonic() - self._received_at > self.STALE_S:
@@ -348,6 +351,13 @@ class StatsStream:
 
     def close(self) -> None:
         self._closed.set()
+
+
+def _complete(frame: dict[str, Any]) -> bool:
+    """A frame a sample can use: it carries the previous reading (a stream's first frame does
+    not, so its CPU delta would be zero), or it is a stopped container's (no usage at all)."""
+    previous = (frame.get("precpu_stats") or {}).get("system_cpu_usage")
+    return bool(previous) or not (frame.get("memory_stats") or {}).get("usage")
 
 
 @dataclass(frozen=True)

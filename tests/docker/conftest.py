@@ -18,6 +18,7 @@ from tests.cluster_fixtures import cluster_settings
 # Below the host's defaults, so the limits visibly bind (and the CPU ratio rises under load).
 MEMORY_BUDGET_MB = 512.0
 CPU_CORES = 0.5
+SEALER_CPU_CORES = 1.0  # a node's own figure (node_cpu_cores_by_node) overrides CPU_CORES
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +43,7 @@ async def docker_cluster(
             "runtime": "docker",
             "node_memory_budget_mb": MEMORY_BUDGET_MB,
             "node_cpu_cores": CPU_CORES,
+            "node_cpu_cores_by_node": {"sealer": SEALER_CPU_CORES},
         }
     )
     runtime = DockerRuntime(settings, geth_binary())

@@ -19,10 +19,11 @@ from geth_cluster.calibrate import BURN_CODE, BURN_GAS
 from geth_cluster.cluster import GethCluster
 from geth_cluster.docker_image import ensure_geth_image, image_tag
 from geth_cluster.docker_runtime import LABEL_CLUSTER, DockerRuntime
+from geth_cluster.layout import NodeSpec
 from geth_cluster.manager import open_manager
 from geth_cluster.rpc import block_number, peer_count, rpc_call
 from geth_cluster.stats import ResourceSample
-from tests.docker.conftest import CPU_CORES, MEMORY_BUDGET_MB
+from tests.docker.conftest import CPU_CORES, MEMORY_BUDGET_MB, SEALER_CPU_CORES
 from tests.geth_cluster.test_manager import fast, is_, node_states, wait_following
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
@@ -107,6 +108,22 @@ async def test_containers_carry_the_cluster_limits_and_labels(cluster: GethClust
     assert attrs["Config"]["Image"] == image_tag(geth_binary())
 
 
+async def test_a_nodes_own_cpu_figure_is_its_containers_cap(cluster: GethCluster) -> None:
+    """node_cpu_cores_by_node gives the sealer 1 CPU while node-1 keeps node_cpu_cores."""
+    attrs = await docker_runtime(cluster).inspect(cluster.spec("sealer"))
+    assert attrs["HostConfig"]["NanoCpus"] == int(SEALER_CPU_CORES * 1e9)
+
+
+async def test_the_memory_limit_binds_in_the_kernel(cluster: GethCluster) -> None:
+    """The cgroup the engine reports in its stats carries the budget as its memory limit."""
+    runtime = docker_runtime(cluster)
+    frame = await asyncio.to_thread(
+        runtime.latest_stats, runtime.container_name(cluster.spec(NODE))
+    )
+    assert frame is not None
+    assert frame["memory_stats"]["limit"] == int(MEMORY_BUDGET_MB * MB)
+
+
 async def test_pid_is_the_containers_host_pid(cluster: GethCluster) -> None:
     """pid() names the host process of the container's geth, the one inspect reports."""
     spec = cluster.spec(NODE)
@@ -176,6 +193,21 @@ async def test_manager_on_the_docker_runtime_publishes_node_states(
     assert 0.0 < report.free_memory_mb < MEMORY_BUDGET_MB
 
 
+async def test_run_once_returns_geths_exit_code_and_output_and_leaves_no_container(
+    cluster: GethCluster,
+) -> None:
+    """A throwaway container runs geth to completion, reports its failure, and is removed."""
+    runtime = docker_runtime(cluster)
+    spec = cluster.spec(NODE)
+    code, output = await runtime.run_once(spec, ["--no-such-flag"])
+    assert code != 0
+    assert "no-such-flag" in output
+    leftovers = await asyncio.to_thread(
+        runtime.client().containers.list, all=True, filters={"name": "-once"}
+    )
+    assert [c.name for c in leftovers if c.name.startswith(f"ethgw-{runtime.cluster_id}")] == []
+
+
 def test_image_is_built_once_per_binary(docker_cluster: GethCluster) -> None:
     """A second ensure finds the image by its tag (version and binary hash) and imports nothing."""
     client = docker_runtime(docker_cluster).client()
@@ -184,3 +216,13 @@ def test_image_is_built_once_per_binary(docker_cluster: GethCluster) -> None:
     assert ensure_geth_image(client, geth_binary()) == tag
     assert client.images.get(tag).attrs["Created"] == created
     assert tag.startswith("ethgw/geth:v1.13.15-")
+
+
+async def poll_pid(runtime: DockerRuntime, spec: NodeSpec, want_none: bool) -> int | None:
+    """Until pid() answers (or stops answering), within 10 s."""
+    async with asyncio.timeout(10.0):
+        while True:
+            pid = runtime.pid(spec)
+            if (pid is None) == want_none:
+                return pid
+            await asyncio.sleep(0.1)
