@@ -101,7 +101,7 @@ class GethCluster:
         enodes = {s.name: enode_url(ensure_nodekey(s.datadir), s.p2p_port) for s in self.specs}
         for spec in self.specs:
             peers = [url for name, url in enodes.items() if name != spec.name]
-            (spec.datadir / "config.toml").write_text(_config_toml(peers, spec.p2p_port))
+            (spec.datadir / "config.toml").write_text(_config_toml(peers))
             if not (spec.datadir / "geth" / "chaindata").exists():
                 await self._geth_init(spec)
         sealer_keystore = self.specs[0].datadir / "keystore" / "sealer.json"
@@ -142,8 +142,7 @@ class GethCluster:
             ("--config", str(spec.datadir / "config.toml")),
             ("--networkid", s.chain_id),
             ("--nodiscover", None),
-            # No --port: it would bind P2P on every interface; config.toml binds it to
-            # loopback (ListenAddr), where the static peers are.
+            ("--port", spec.p2p_port),
             ("--authrpc.addr", "127.0.0.1"),
             ("--authrpc.port", spec.authrpc_port),
             ("--http", None),
@@ -301,12 +300,10 @@ class GethCluster:
         return NodeStatus(spec.name, pid, spec.rpc_port, block, peers, cpu, memory)
 
 
-def _config_toml(static_nodes: list[str], p2p_port: int) -> str:
-    """geth's TOML config: the P2P listen address (loopback) and the static peers (flags set
-    the rest)."""
+def _config_toml(static_nodes: list[str]) -> str:
+    """geth's TOML config holding only the static peers (flags set the rest)."""
     quoted = ",\n  ".join(json.dumps(url) for url in static_nodes)
-    listen = json.dumps(f"127.0.0.1:{p2p_port}")
-    return f"[Node.P2P]\nListenAddr = {listen}\nStaticNodes = [\n  {quoted}\n]\n"
+    return f"[Node.P2P]\nStaticNodes = [\n  {quoted}\n]\n"
 
 
 async def _wait_port_free(port: int, setting: str, timeout_s: float = 10.0) -> None:
