@@ -161,6 +161,7 @@ def server_errors(exchanges: Iterable[Exchange]) -> list[Exchange]:
     return [e for e in exchanges if e.status >= 500]
 
 
+@pytest.mark.timeout(SCHEMATHESIS_TIMEOUT_S + 120)  # the run's own bound fires first
 @pytest.mark.parametrize("mode", ["positive", "negative"])
 async def test_schemathesis_finds_no_server_error(stack: Stack, tmp_path: Path, mode: str) -> None:
     """schemathesis over the gateway's OpenAPI document gets no 5xx."""
