@@ -176,3 +176,33 @@ def decode_custom_error(abi: Sequence[dict[str, Any]], data: bytes | str) -> Dec
         }
         return DecodedError(name=str(item["name"]), args=args)
     return None
+
+
+def check_abi(abi: list[dict[str, Any]]) -> None:
+    """Raise ValueError saying why when web3 cannot read `abi` as a contract's ABI."""
+    from web3 import Web3  # heavy; only deploys need it
+
+    try:
+        Web3().eth.contract(abi=cast(ABI, abi))
+    except Exception as error:  # web3 raises many kinds on foreign input; each means "no"
+        raise ValueError(f"is not a readable contract ABI: {_first_line(error)}") from None
+
+
+def constructor_data(abi: list[dict[str, Any]], bytecode: str, args: Sequence[Any]) -> str:
+    """A deploy's transaction data: the creation code followed by the ABI-encoded constructor
+    arguments. Pure (web3 with no provider), so a request is checked before it is a task.
+
+    Raises ValueError saying why when the arguments do not fit the ABI.
+    """
+    from web3 import Web3
+
+    try:
+        factory = Web3().eth.contract(abi=cast(ABI, abi), bytecode=bytecode)
+        return str(factory.constructor(*args).data_in_transaction)
+    except Exception as error:  # as in check_abi
+        raise ValueError(f"do not fit the ABI's constructor: {_first_line(error)}") from None
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_account import Account
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
 from balancer import TaskClass
+from common.contracts import check_abi, constructor_data
 from common.tasks import TaskMessage
 from common.types import (
     Address,
@@ -25,6 +26,7 @@ from common.types import (
     HexData,
     Password,
     PositiveUint256,
+    Uint64,
     Uint256,
 )
 
@@ -126,7 +128,7 @@ class SetBalanceParams(WriteOptions):
 
 class PublishParams(WriteOptions):
     address: Address
-    time: Uint256
+    time: Uint64
     project_name: str = Field(min_length=1, max_length=200)
     project_hash: Hash32
     price: Uint256 | None = None
@@ -134,7 +136,7 @@ class PublishParams(WriteOptions):
 
 class BuyParams(WriteOptions):
     address: Address
-    time: Uint256
+    time: Uint64
     project_id: Uint256
 
 
@@ -147,11 +149,28 @@ class SendEtherParams(WriteOptions):
 class DeployParams(WriteOptions):
     abi: list[dict[str, Any]] = Field(max_length=500)
     bytecode: Bytecode
-    args: list[Any] = Field(default_factory=list, max_length=32)
+    # validate_default: an absent `args` must fit the ABI too (no arguments).
+    args: list[Any] = Field(default_factory=list, max_length=32, validate_default=True)
     from_address: Address | None = Field(default=None, alias="from")
     gas_price: PositiveUint256 | None = None
     gas_limit: int | None = Field(default=None, ge=21_000, le=30_000_000)
     wait_receipt: bool = True  # a deploy answers with the contract address
+
+    @field_validator("abi")
+    @classmethod
+    def _abi_is_readable(cls, abi: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        check_abi(abi)
+        return abi
+
+    @field_validator("args")
+    @classmethod
+    def _args_fit_the_abi(cls, args: list[Any], info: ValidationInfo) -> list[Any]:
+        # Checked here, not only by the provider: arguments that cannot be encoded are bad
+        # input, refused before they become a task.
+        abi, bytecode = info.data.get("abi"), info.data.get("bytecode")
+        if abi is not None and bytecode is not None:
+            constructor_data(abi, bytecode, args)
+        return args
 
 
 class RawTransactionParams(WriteOptions):

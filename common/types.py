@@ -7,7 +7,7 @@ names the field (pydantic adds its location) and the reason.
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from eth_utils.address import is_checksum_address, to_checksum_address
 from pydantic import AfterValidator, BeforeValidator, Field
@@ -63,11 +63,39 @@ def _strict_int(value: object) -> object:
     return value
 
 
-Address = Annotated[str, AfterValidator(_checksummed)]
-Hash32 = Annotated[str, AfterValidator(_hash32)]
-HexData = Annotated[str, AfterValidator(_hex_data)]
-Bytecode = Annotated[str, AfterValidator(_bytecode)]
+def _documented(pattern: str, description: str, **extra: int) -> Any:
+    """What the OpenAPI document says of a string type: its pattern and meaning. Schema
+    only (the validators above check and give the reasons), so fuzzers and generated
+    clients produce values that reach past validation."""
+    return Field(json_schema_extra={"pattern": pattern, "description": description, **extra})
+
+
+Address = Annotated[
+    str,
+    AfterValidator(_checksummed),
+    _documented(
+        r"^0x([0-9a-f]{40}|[0-9A-F]{40})$",
+        "20-byte hex address: one case, or mixed case with a valid EIP-55 checksum",
+    ),
+]
+Hash32 = Annotated[
+    str, AfterValidator(_hash32), _documented(r"^0x[0-9a-fA-F]{64}$", "32-byte hex hash")
+]
+HexData = Annotated[
+    str, AfterValidator(_hex_data), _documented(r"^0x([0-9a-fA-F]{2})*$", "hex bytes")
+]
+Bytecode = Annotated[
+    str,
+    AfterValidator(_bytecode),
+    _documented(
+        r"^0x([0-9a-fA-F]{2})+$",
+        f"contract creation code, at most {MAX_BYTECODE_BYTES} bytes",
+        maxLength=2 + 2 * MAX_BYTECODE_BYTES,
+    ),
+]
 Uint256 = Annotated[int, BeforeValidator(_strict_int), Field(ge=0, le=UINT256_MAX)]
 PositiveUint256 = Annotated[int, BeforeValidator(_strict_int), Field(gt=0, le=UINT256_MAX)]
+# Seconds since 1970 as the token contract stores them (uint64).
+Uint64 = Annotated[int, BeforeValidator(_strict_int), Field(ge=0, le=2**64 - 1)]
 BlockNumber = Annotated[int, BeforeValidator(_strict_int), Field(ge=0, le=2**63 - 1)]
 Password = Annotated[str, Field(min_length=8, max_length=256)]

@@ -84,6 +84,34 @@ def translate_revert(exc: Exception, abi: list[dict[str, Any]] | None = None) ->
         return InsufficientFundsError(f"the signer cannot pay for gas and value: {message}")
     if isinstance(exc, ContractLogicError | ContractCustomError):
         return RevertedError(f"the contract refused: {message}")
+    if isinstance(exc, Web3RPCError) and _is_execution_failure(message):
+        # The EVM could not run the caller's code or call (estimateGas says so): the
+        # request's fault, like a revert, not the platform's.
+        return RevertedError(f"the transaction cannot execute: {message}")
     if isinstance(exc, Web3RPCError):
         return TaskError(f"the node refused: {message}")
     return TaskError(message)
+
+
+# geth's EVM and gas-estimation errors (core/vm/errors.go, eth/gasestimator): the code or
+# the call fails on every node, whatever the node's state of health.
+_EXECUTION_FAILURES = (
+    "invalid opcode",
+    "invalid jump destination",
+    "stack underflow",
+    "stack limit reached",
+    "out of gas",
+    "gas required exceeds allowance",
+    "intrinsic gas too low",
+    "max code size exceeded",
+    "max initcode size exceeded",
+    "invalid code: must not begin with 0xef",
+    "write protection",
+    "return data out of bounds",
+    "max call depth exceeded",
+    "execution reverted",
+)
+
+
+def _is_execution_failure(message: str) -> bool:
+    return any(marker in message for marker in _EXECUTION_FAILURES)

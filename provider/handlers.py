@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from eth_utils.address import to_checksum_address
 from web3.exceptions import ContractCustomError, ContractLogicError
 
-from common.contracts import ContractArtifact
+from common.contracts import ContractArtifact, constructor_data
 from common.operations import (
     ADMIN_SIGNER,
     FAUCET_SIGNER,
@@ -285,14 +285,8 @@ class Handlers:
 
     async def deploy(self, job: Job) -> dict[str, Any]:
         params = _as(job, DeployParams)
-        factory = job.w3.eth.contract(abi=params.abi, bytecode=params.bytecode)
-        try:
-            data = factory.constructor(*params.args).data_in_transaction
-        except (TypeError, ValueError) as exc:
-            raise TaskError(
-                f"constructor arguments do not match the ABI: {exc}", field="args"
-            ) from None
-        tx: dict[str, Any] = {"data": data}
+        # DeployParams checked that the arguments fit the ABI, so this encodes.
+        tx: dict[str, Any] = {"data": constructor_data(params.abi, params.bytecode, params.args)}
         if params.gas_limit is not None:
             tx["gas"] = params.gas_limit
         signer = params.from_address or ADMIN

@@ -6,16 +6,21 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import string
 import subprocess
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from common.api import REQUEST_ID_HEADER
+from common.api import API_KEY_HEADER, REQUEST_ID_HEADER
+from common.operations import RPC_READ_METHODS, RPC_SEND_RAW
 from common.settings import KafkaSettings
 from common.tasks import TaskMessage
 from tests.pipeline_fixtures import Stack
@@ -23,7 +28,7 @@ from tests.pipeline_fixtures import Stack
 pytestmark = pytest.mark.slow
 
 # The CI profile: about 500 cases over the ~40 operations of the document.
-MAX_EXAMPLES = os.environ.get("ETHGW_SCHEMATHESIS_MAX_EXAMPLES", "10")
+MAX_EXAMPLES = os.environ.get("ETHGW_SCHEMATHESIS_MAX_EXAMPLES", "6")
 SCHEMATHESIS_TIMEOUT_S = 600.0
 # Operations that would disturb the shared session chain whatever their input: stopping
 # the sealer, restarting a node. Their refusals of bad input are tested in tests/gateway.
@@ -39,6 +44,7 @@ class Exchange:
     status: int
     request_id: str | None
     error_code: str | None
+    body: str  # the start of the request's body, to reproduce a failure
 
 
 def exchanges_of(har_path: Path) -> list[Exchange]:
@@ -62,6 +68,7 @@ def exchanges_of(har_path: Path) -> list[Exchange]:
                 response["status"],
                 headers.get(REQUEST_ID_HEADER.lower()),
                 code,
+                (entry["request"].get("postData") or {}).get("text", "")[:300],
             )
         )
     return found
@@ -153,6 +160,7 @@ def server_errors(exchanges: Iterable[Exchange]) -> list[Exchange]:
     return [e for e in exchanges if e.status >= 500]
 
 
+@pytest.mark.timeout(SCHEMATHESIS_TIMEOUT_S + 120)  # the run's own bound fires first
 @pytest.mark.parametrize("mode", ["positive", "negative"])
 async def test_schemathesis_finds_no_server_error(stack: Stack, tmp_path: Path, mode: str) -> None:
     """schemathesis over the gateway's OpenAPI document gets no 5xx."""
@@ -165,6 +173,145 @@ async def test_schemathesis_finds_no_server_error(stack: Stack, tmp_path: Path, 
     print(f"schemathesis mode={mode}: {len(exchanges)} requests, {len(tasks)} tasks on Kafka")
     refused = {e.request_id: e for e in exchanges if e.error_code in REFUSAL_CODES}
     leaked = [refused[t.request_id] for t in tasks if t.request_id in refused]
-    assert server_errors(exchanges) == [], result.stdout[-6000:]
+    errors = server_errors(exchanges)
+    assert errors == [], "\n".join(map(repr, errors))
     assert result.returncode == 0, result.stdout[-6000:]
     assert leaked == []
+
+
+# -- fuzzed JSON-RPC at /rpc -------------------------------------------------------------------
+
+RPC_EXAMPLES = 150
+DENIED_PREFIXES = ("personal_", "admin_", "miner_", "debug_")
+ALLOWED = (*RPC_READ_METHODS, RPC_SEND_RAW)
+BATCH_LIMIT = 50  # GatewaySettings.rpc_batch_limit, the session gateway's
+
+_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
+_json = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_ids = st.integers(min_value=0, max_value=2**53) | st.text(min_size=1, max_size=12)
+_params = st.lists(_json, max_size=4)
+
+
+def _call(
+    method: st.SearchStrategy[Any], **members: st.SearchStrategy[Any]
+) -> st.SearchStrategy[Any]:
+    base = {"jsonrpc": st.just("2.0"), "id": _ids, "method": method, "params": _params}
+    return st.fixed_dictionaries({**base, **members})
+
+
+_denied_method = st.builds(
+    lambda prefix, rest: prefix + rest,
+    st.sampled_from(DENIED_PREFIXES),
+    st.text(alphabet=string.ascii_letters, max_size=16),
+)
+_allowed_method = st.sampled_from(ALLOWED)
+# Every call here is refused by the gateway itself: it must never become a task.
+_invalid_call = st.one_of(
+    _call(_denied_method),
+    _call(st.text(max_size=40).filter(lambda m: m not in ALLOWED)),
+    _call(_allowed_method, jsonrpc=_scalars.filter(lambda v: v != "2.0")),
+    _call(_json.filter(lambda m: not isinstance(m, str))),
+    _call(
+        _allowed_method,
+        id=st.booleans()
+        | st.lists(_scalars, max_size=2)
+        | st.dictionaries(st.text(max_size=3), _scalars, max_size=2),
+    ),
+    _call(
+        _allowed_method, params=st.dictionaries(st.text(max_size=8), _json, min_size=1, max_size=3)
+    ),
+    _call(_allowed_method, params=st.text() | st.integers() | st.booleans()),
+    _call(_allowed_method, params=st.lists(_scalars, min_size=17, max_size=30)),
+    _scalars,
+)
+_invalid_body = st.one_of(
+    _invalid_call.map(json.dumps),
+    st.lists(_invalid_call, min_size=1, max_size=12).map(json.dumps),
+    st.lists(_call(_allowed_method), min_size=BATCH_LIMIT + 1, max_size=BATCH_LIMIT + 40).map(
+        json.dumps
+    ),
+    st.just("[]"),
+    st.binary(max_size=64).filter(lambda b: not _is_json(b)),
+)
+# Allowed methods with garbage params: forwarded (the node judges them), and answered.
+_garbage_call_body = _call(_allowed_method).map(json.dumps)
+
+
+def _is_json(body: bytes) -> bool:
+    try:
+        json.loads(body)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_error_object(item: Any) -> bool:
+    return (
+        isinstance(item, dict)
+        and item.get("jsonrpc") == "2.0"
+        and isinstance(item.get("error"), dict)
+        and isinstance(item["error"].get("code"), int)
+        and isinstance(item["error"].get("message"), str)
+    )
+
+
+def fuzz_rpc(gateway_url: str, key: str, sent: list[str]) -> None:
+    """Hypothesis-generated bodies at /rpc (in this thread, with a blocking client)."""
+    with httpx.Client(base_url=gateway_url, timeout=60, headers={API_KEY_HEADER: key}) as client:
+
+        @settings(
+            max_examples=RPC_EXAMPLES,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        )
+        @given(invalid=_invalid_body, garbage=_garbage_call_body)
+        def probe(invalid: str | bytes, garbage: str) -> None:
+            request_id = f"rpcfuzz-bad-{len(sent)}"
+            sent.append(request_id)
+            refused = client.post(
+                "/rpc",
+                content=invalid,
+                headers={REQUEST_ID_HEADER: request_id, "content-type": "application/json"},
+            )
+            assert refused.status_code < 500, (invalid, refused.text)
+            body = refused.json()
+            items = body if isinstance(body, list) else [body]
+            assert items, (invalid, body)
+            assert all(_is_error_object(i) for i in items), (invalid, body)
+            answered = client.post(
+                "/rpc",
+                content=garbage,
+                headers={
+                    REQUEST_ID_HEADER: f"rpcfuzz-ok-{len(sent)}",
+                    "content-type": "application/json",
+                },
+            )
+            assert answered.status_code < 500, (garbage, answered.text)
+            response = answered.json()
+            assert isinstance(response, dict), response
+            assert response.get("jsonrpc") == "2.0", response
+            assert "result" in response or _is_error_object(response), (garbage, response)
+
+        probe()
+
+
+async def test_fuzzed_json_rpc_gets_error_objects_and_queues_nothing_invalid(stack: Stack) -> None:
+    """Fuzzed /rpc bodies: never a 5xx, JSON-RPC error objects, no task for a refused call."""
+    settings_ = KafkaSettings()
+    before = await end_offsets(settings_)
+    sent: list[str] = []
+    await asyncio.to_thread(fuzz_rpc, stack.gateway.url, stack.user_key, sent)
+    tasks = await tasks_since(settings_, before)
+    leaked = [t for t in tasks if (t.request_id or "").startswith("rpcfuzz-bad-")]
+    forwarded = [t for t in tasks if (t.request_id or "").startswith("rpcfuzz-ok-")]
+    print(f"rpc fuzz: {len(sent)} refused bodies, {len(forwarded)} forwarded calls became tasks")
+    assert leaked == []
+    assert forwarded  # the check can see tasks: the garbage calls made some
