@@ -261,7 +261,7 @@ def _print_endpoints(
     print("ethgw stack is up (Ctrl-C stops it)")
     print(f"  gateway    http://127.0.0.1:{gateway_port}   (docs: /docs)")
     print(f"  admin key  {key or '(see .state/gateway/admin.key)'}")
-    print(f"  dashboard  http://127.0.0.1:{GATEWAY_PORT}/dashboard   (paste the admin key)")
+    print(f"  dashboard  http://127.0.0.1:{gateway_port}/dashboard   (paste the admin key)")
     print(f"  manager    http://127.0.0.1:{ManagerSettings().api_port}/nodes")
     print(f"  kafka      {kafka.bootstrap_servers}")
     for spec in cluster.specs:
