@@ -103,13 +103,24 @@ def with_inflight(cluster: ClusterView, by_node: dict[str, int]) -> ClusterView:
     return cluster.model_copy(update={"nodes": nodes})
 
 
+# The parts found missing at the last poll: a part is logged when it goes missing and when it
+# is back, not at every poll (each open page polls every second).
+_missing_parts: set[str] = set()
+
+
 async def _optional(name: str, call: Awaitable[T], default: T) -> tuple[T, str | None]:
     """A part the page can do without: its value, or the default and why it is missing."""
     try:
-        return await call, None
+        value = await call
     except GatewayError as error:
-        log.info("dashboard part missing part=%s error=%s", name, error.code)
+        if name not in _missing_parts:
+            _missing_parts.add(name)
+            log.info("dashboard part missing part=%s error=%s", name, error.code)
         return default, str(error)
+    if name in _missing_parts:
+        _missing_parts.discard(name)
+        log.info("dashboard part back part=%s", name)
+    return value, None
 
 
 async def dashboard_view(state: GatewayState) -> dict[str, Any]:

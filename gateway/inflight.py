@@ -10,7 +10,6 @@ refresh in the background when it is older than `cache_s`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -18,6 +17,8 @@ from dataclasses import dataclass, field
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+
+from gateway.background import BackgroundRefresh
 
 log = logging.getLogger("ethgw.gateway")
 
@@ -56,9 +57,8 @@ class InflightProbe:
     ) -> None:
         self._client = client  # its timeout bounds each provider's answer
         self._urls = tuple(url.rstrip("/") for url in provider_urls)
-        self._cache_s = cache_s
         self._last: InflightReading | None = None
-        self._refresh: asyncio.Task[InflightReading] | None = None
+        self._refresh = BackgroundRefresh("gateway-inflight", cache_s)
 
     @property
     def configured(self) -> bool:
@@ -70,21 +70,19 @@ class InflightProbe:
         if not self._urls:
             return None
         last = self._last
-        stale = last is None or time.time() - last.measured_at >= self._cache_s
-        if stale and (self._refresh is None or self._refresh.done()):
-            self._refresh = asyncio.create_task(self.measure(), name="gateway-inflight")
+        self._refresh.kick(None if last is None else last.measured_at, self.measure)
         return last
 
     async def measure(self) -> InflightReading:
         """Read every provider's /metrics now and add up their in-flight counts."""
-        pages = await asyncio.gather(*(self._page(url) for url in self._urls))
+        counts = await asyncio.gather(*(self._counts(url) for url in self._urls))
         total: dict[str, int] = {}
         failed: list[str] = []
-        for url, text in zip(self._urls, pages, strict=True):
-            if text is None:
+        for url, by_node in zip(self._urls, counts, strict=True):
+            if by_node is None:
                 failed.append(url)
                 continue
-            for node, count in inflight_by_node(text).items():
+            for node, count in by_node.items():
                 total[node] = total.get(node, 0) + count
         reading = InflightReading(
             total, len(self._urls) - len(failed), tuple(failed), measured_at=time.time()
@@ -93,16 +91,16 @@ class InflightProbe:
         return reading
 
     async def aclose(self) -> None:
-        if self._refresh is not None:
-            self._refresh.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresh
+        await self._refresh.aclose()
 
-    async def _page(self, url: str) -> str | None:
+    async def _counts(self, url: str) -> dict[str, int] | None:
+        """One provider's in-flight counts by node; None when it gave no metrics page."""
         try:
             response = await self._client.get(f"{url}/metrics")
             response.raise_for_status()
-        except httpx.HTTPError as error:
+            return inflight_by_node(response.text)
+        # ValueError: a page that is not Prometheus text (a wrong URL answering 200) must
+        # count as a failed provider, not end the refresh task with an unread exception.
+        except (httpx.HTTPError, ValueError) as error:
             log.info("provider metrics unreadable url=%s error=%s", url, type(error).__name__)
             return None
-        return response.text

@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from common.settings import KafkaSettings
+from gateway.background import BackgroundRefresh
 from gateway.metrics import KAFKA_LAG
 
 log = logging.getLogger("ethgw.gateway")
@@ -67,20 +68,17 @@ class LagProbe:
         self._group_id = group_id
         self._topics = topics
         self._timeout_s = timeout_s
-        self._cache_s = cache_s
         self._consumer: AIOKafkaConsumer | None = None
         self._admin: AIOKafkaAdminClient | None = None
         self._lock = asyncio.Lock()
         self._last: LagReading | None = None
-        self._refresh: asyncio.Task[LagReading] | None = None
+        self._refresh = BackgroundRefresh("gateway-kafka-lag", cache_s)
 
     def latest(self) -> LagReading:
         """The last reading, at once; a fresh one is measured in the background when it is
         older than `cache_s` (the first call answers "not measured yet")."""
         last = self._last
-        stale = last is None or time.time() - last.measured_at >= self._cache_s
-        if stale and (self._refresh is None or self._refresh.done()):
-            self._refresh = asyncio.create_task(self.measure(), name="gateway-kafka-lag")
+        self._refresh.kick(None if last is None else last.measured_at, self.measure)
         if last is None:
             return LagReading(self._group_id, error="not measured yet", measured_at=time.time())
         return last
@@ -89,7 +87,7 @@ class LagProbe:
         """The lag now, or at most `cache_s` old."""
         async with self._lock:
             last = self._last
-            if last is not None and time.time() - last.measured_at < self._cache_s:
+            if last is not None and self._refresh.is_fresh(last.measured_at):
                 return last
             reading = await self._measure()
             if (reading.error is None) != (last is None or last.error is None):
@@ -103,10 +101,7 @@ class LagProbe:
             return reading
 
     async def aclose(self) -> None:
-        if self._refresh is not None:
-            self._refresh.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresh
+        await self._refresh.aclose()
         await self._drop_clients()
 
     async def _measure(self) -> LagReading:

@@ -8,7 +8,6 @@ lands in an access log or goes along with a request the page did not make.
 
 from __future__ import annotations
 
-from functools import cache
 from importlib.resources import files
 from typing import Annotated
 
@@ -44,22 +43,24 @@ data_router = APIRouter(prefix="/admin", tags=["operator"])
 AssetName = Annotated[str, Path(pattern=r"^dashboard\.(js|css)$")]
 
 
-@cache
-def _asset(name: str) -> bytes:
-    # Package data (pyproject's package-data), read once: a few kilobytes.
-    return files("gateway").joinpath("dashboard", name).read_bytes()
+# Package data (pyproject's package-data), a few kilobytes, read at import: a file read in
+# the routes would block the event loop.
+_ASSETS = {
+    name: files("gateway").joinpath("dashboard", name).read_bytes()
+    for name in ("index.html", *_ASSET_TYPES)
+}
 
 
 @page_router.get(DASHBOARD_PATH)
 async def page() -> Response:
     """The dashboard's HTML shell."""
-    return Response(_asset("index.html"), media_type="text/html", headers=_PAGE_HEADERS)
+    return Response(_ASSETS["index.html"], media_type="text/html", headers=_PAGE_HEADERS)
 
 
 @page_router.get(ASSET_PATH)
 async def asset(asset: AssetName) -> Response:
     """The page's script and style sheet."""
-    return Response(_asset(asset), media_type=_ASSET_TYPES[asset], headers=_PAGE_HEADERS)
+    return Response(_ASSETS[asset], media_type=_ASSET_TYPES[asset], headers=_PAGE_HEADERS)
 
 
 @data_router.get("/dashboard", response_model=Envelope, response_model_exclude_none=True)

@@ -87,6 +87,7 @@ class TrafficMeter:
 
     def __init__(self, keep_s: int = 300, bounds: Sequence[float] = LATENCY_BUCKETS_S) -> None:
         self._bounds = tuple(bounds)
+        self._keep_s = keep_s
         self._seconds: deque[_Second] = deque(maxlen=keep_s)
 
     def observe(self, seconds: float, status: int, now: float) -> None:
@@ -103,7 +104,9 @@ class TrafficMeter:
         """Rate and percentiles over the last `window_s` finished seconds (the current second
         is still filling, so it would make the rate jump)."""
         current = math.floor(now)
-        finished = [s for s in self._seconds if s.at < current]
+        # By time, not only by count: with sparse traffic the deque's seconds span hours,
+        # and the history (one entry per second since the oldest) would grow with them.
+        finished = [s for s in self._seconds if current - self._keep_s <= s.at < current]
         recent = [s for s in finished if s.at >= current - window_s]
         counts = _sum_buckets(recent, len(self._bounds) + 1)
         return TrafficSummary(

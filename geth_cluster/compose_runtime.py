@@ -109,7 +109,9 @@ class ComposeRuntime(NodeRuntime):
         while not self._closed.is_set():
             try:
                 self.refresh()
-            except DockerException as error:
+            # Any error, not only DockerException: a lost engine raises requests' errors or
+            # DockerEngineError, and a dead watcher would leave every pid stale for good.
+            except Exception as error:
                 log.warning("container states unreadable error=%s", error)
             self._closed.wait(self._refresh_s)
 
@@ -178,10 +180,15 @@ class ComposeRuntime(NodeRuntime):
         return stream.latest()
 
     def log_tail(self, spec: NodeSpec, lines: int = 20) -> str:
+        """The container's last lines (blocking, made only on the way to an error)."""
         try:
             container = self._containers().get(spec.name)
-            return "" if container is None else container.logs(tail=lines).decode("replace")
-        except DockerException as error:
+            return (
+                ""
+                if container is None
+                else str(container.logs(tail=lines).decode(errors="replace"))
+            )
+        except (DockerException, DockerEngineError) as error:
             return f"(log unavailable: {error})"
 
     async def close(self) -> None:

@@ -11,6 +11,7 @@ const BUSY_STATES = new Set(["draining", "restarting", "syncing"]);
 const $ = (id) => document.getElementById(id);
 let apiKey = sessionStorage.getItem(KEY_STORE) || "";
 let pollTimer = null;
+let polling = false; // a call is out: a key entered meanwhile must not start a second loop
 
 // -- helpers ---------------------------------------------------------------------------------
 
@@ -80,7 +81,8 @@ function setStatus(text, kind) {
 
 async function poll() {
   pollTimer = null;
-  if (!apiKey) return;
+  if (!apiKey || polling) return;
+  polling = true;
   try {
     const { status, body } = await call("GET", "/admin/dashboard");
     if (status === 401 || status === 403) {
@@ -95,8 +97,10 @@ async function poll() {
     }
   } catch (error) {
     setStatus("cannot reach the gateway", "error");
+  } finally {
+    polling = false;
   }
-  if (apiKey) pollTimer = setTimeout(poll, POLL_MS);
+  if (apiKey && pollTimer === null) pollTimer = setTimeout(poll, POLL_MS);
 }
 
 function render(data) {
@@ -429,6 +433,7 @@ document.addEventListener("DOMContentLoaded", () => {
     sessionStorage.setItem(KEY_STORE, apiKey);
     $("login-error").textContent = "";
     setStatus("connecting...", "");
+    if (pollTimer !== null) clearTimeout(pollTimer);
     poll();
   });
   $("forget").addEventListener("click", () => forgetKey("key forgotten"));

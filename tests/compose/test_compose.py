@@ -286,3 +286,16 @@ async def test_init_writes_static_peers_at_the_fixed_addresses(
     assert etherbase.startswith("0x")
     assert len(etherbase) == 42
     assert (tmp_path / "cluster" / "genesis.json").is_file()
+
+
+def test_the_gateway_reads_every_providers_metrics(service_env: Any) -> None:
+    """The gateway's provider URLs (the dashboard's in-flight column) are exactly the provider
+    services, at the ports they listen on."""
+    expected = set()
+    for name, service in long_running().items():
+        if python_module(service) == "provider":
+            service_env(service)
+            expected.add(f"http://{name}:{ProviderSettings().http_port}")
+    service_env(services()["gateway"])
+    assert expected
+    assert set(GatewaySettings().provider_urls) == expected

@@ -68,7 +68,9 @@ async def record_nodes(
         while not stop.is_set():
             try:
                 snapshot: dict[str, Any] = (await client.get("/nodes")).json()
-            except httpx.HTTPError:
+            # ValueError: a non-JSON answer (a manager restarting) must not end the recorder,
+            # whose failure would then replace the episode's own result.
+            except (httpx.HTTPError, ValueError):
                 snapshot = {}
             now = time.time()
             recording.dis_ave = snapshot.get("dis_ave", recording.dis_ave)
