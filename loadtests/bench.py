@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from common.paths import REPO_ROOT
-from loadtests.interference import slow_down
+from loadtests.interference import CgroupCpuCap, slow_down
 from loadtests.report import (
     Cell,
     CellResult,
@@ -216,6 +216,9 @@ async def run_group(
                 stop.set()
                 await sampling
                 if slowdown is not None:
+                    if isinstance(slowdown, CgroupCpuCap):
+                        periods = slowdown.throttled_periods()
+                        progress.say(f"{SLOW_NODE}: throttled in {periods} periods of 100 ms")
                     slowdown.close()
             result = cell_result(cell, summary, sampler.samples, sampler.restarts)
             resources[cell.label] = sampler.samples
