@@ -384,6 +384,12 @@ def profile_from(args: argparse.Namespace) -> Profile:
     )
 
 
+def _profile_name(args: argparse.Namespace) -> str:
+    name = "quick" if args.quick else "full"
+    overridden = (args.systems, args.nodes, args.users, args.requests, args.slow_node)
+    return name + (" with overrides" if any(v is not None for v in overridden) else "")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     profile = profile_from(args)
@@ -394,7 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.micro:
             asyncio.run(run_micro(out, args.micro_reads, args.micro_write_s))
         else:
-            asyncio.run(run_bench(profile, "quick" if args.quick else "full", out))
+            asyncio.run(run_bench(profile, _profile_name(args), out))
     except KeyboardInterrupt:
         print(f"interrupted; partial results in {out}", file=sys.stderr)
         return 130

@@ -148,7 +148,7 @@ class PlatformUser(FastHttpUser):
             "/tx/send",
             {"from": self.address, "to": self.address, "value": 1, "waitReceipt": True},
         )
-        if first is not None:
+        if first is not None:  # mined already: stamped as old enough for any lookup
             self.sent.append((0.0, first["tx_hash"]))
         KNOWN_ADDRESSES.append(self.address)
         self._wait_for_everyone()
