@@ -397,7 +397,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     profile = profile_from(args)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = args.out or REPO_ROOT / "results" / f"bench-{stamp}"
+    # Absolute: the state folders are handed to processes that run elsewhere (Kafka).
+    out = (args.out or REPO_ROOT / "results" / f"bench-{stamp}").resolve()
     (out / "logs").mkdir(parents=True, exist_ok=True)
     try:
         if args.micro:
