@@ -158,6 +158,7 @@ MD_COLUMNS = (
     ("p95_ms", "p95 ms"),
     ("p99_ms", "p99 ms"),
     ("failures", "failures"),
+    ("setup_failures", "set-up failures"),
     ("restarts", "restarts"),
     ("node_cpu_mean", "node CPU % mean"),
     ("node_rss_max_mb", "node RSS max MB"),
