@@ -204,7 +204,9 @@ def test_cpu_cap_limits_a_busy_process() -> None:
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         try:
-            cap = CgroupCpuCap(0.1, f"ethgw-test-cap-{busy.pid}")
+            # 2% of a core: below what even a loaded machine gives a busy loop, so it is
+            # throttled for sure.
+            cap = CgroupCpuCap(0.02, f"ethgw-test-cap-{busy.pid}")
         except OSError as exc:
             pytest.skip(f"no writable cgroup here ({exc}): the benchmark uses a noisy neighbour")
         try:
@@ -214,7 +216,7 @@ def test_cpu_cap_limits_a_busy_process() -> None:
             time.sleep(2.0)
             used = process.cpu_percent(None)
             assert cap.throttled_periods() > 0
-            assert used < 30.0  # 10% of a core allowed
+            assert used < 15.0
         finally:
             cap.close()
     finally:
