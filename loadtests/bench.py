@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from common.paths import REPO_ROOT
-from loadtests.interference import slow_down
+from loadtests.interference import CgroupCpuCap, slow_down
 from loadtests.report import (
     Cell,
     CellResult,
@@ -75,8 +75,10 @@ FULL = Profile(
     slow_node_cores=SLOW_NODE_CORES,
     cell_timeout_s=900.0,
 )
+# Each system start costs about a minute here, so the quick profile starts four:
+# the monolith and lbh (uniform), and lbh and round_robin with the slowed node.
 QUICK = Profile(
-    systems=("monolith", "lbh", "round_robin"),
+    systems=("monolith", "lbh"),
     nodes=(3,),
     users=(30, 100),
     requests=500,
@@ -214,6 +216,9 @@ async def run_group(
                 stop.set()
                 await sampling
                 if slowdown is not None:
+                    if isinstance(slowdown, CgroupCpuCap):
+                        periods = slowdown.throttled_periods()
+                        progress.say(f"{SLOW_NODE}: throttled in {periods} periods of 100 ms")
                     slowdown.close()
             result = cell_result(cell, summary, sampler.samples, sampler.restarts)
             resources[cell.label] = sampler.samples
@@ -330,8 +335,11 @@ async def run_micro(out: Path, reads: int, write_s: float) -> str:
 
 
 def _remove_states(out: Path) -> None:
-    """The chains and Kafka logs of the run: large, and no figure is in them."""
+    """The chains and Kafka logs of the run: large, and no figure is in them. The
+    services' logs (gateway, providers, read and write instances) are kept in logs/."""
     for state in out.glob("state-*"):
+        for log in (state / "run").glob("*.log"):
+            shutil.move(log, out / "logs" / f"{state.name}-{log.name}")
         shutil.rmtree(state, ignore_errors=True)
 
 
@@ -379,17 +387,24 @@ def profile_from(args: argparse.Namespace) -> Profile:
     )
 
 
+def _profile_name(args: argparse.Namespace) -> str:
+    name = "quick" if args.quick else "full"
+    overridden = (args.systems, args.nodes, args.users, args.requests, args.slow_node)
+    return name + (" with overrides" if any(v is not None for v in overridden) else "")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     profile = profile_from(args)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = args.out or REPO_ROOT / "results" / f"bench-{stamp}"
+    # Absolute: the state folders are handed to processes that run elsewhere (Kafka).
+    out = (args.out or REPO_ROOT / "results" / f"bench-{stamp}").resolve()
     (out / "logs").mkdir(parents=True, exist_ok=True)
     try:
         if args.micro:
             asyncio.run(run_micro(out, args.micro_reads, args.micro_write_s))
         else:
-            asyncio.run(run_bench(profile, "quick" if args.quick else "full", out))
+            asyncio.run(run_bench(profile, _profile_name(args), out))
     except KeyboardInterrupt:
         print(f"interrupted; partial results in {out}", file=sys.stderr)
         return 130

@@ -55,6 +55,14 @@ class CgroupCpuCap(Slowdown):
     def apply(self, pid: int) -> None:
         (self._group / "cgroup.procs").write_text(str(pid))
 
+    def throttled_periods(self) -> int:
+        """How many quota periods the group hit its cap in (cpu.stat nr_throttled)."""
+        for line in (self._group / "cpu.stat").read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == "nr_throttled":
+                return int(value)
+        return 0
+
     def close(self) -> None:
         with contextlib.suppress(OSError):
             for line in (self._group / "cgroup.procs").read_text().split():

@@ -141,14 +141,15 @@ class PlatformUser(FastHttpUser):
     def on_start(self) -> None:
         self.headers = {API_KEY_HEADER: self.environment.parsed_options.api_key}
         self.address = self._create_account(SETUP_PREFIX + "create_account")
-        self._unlock(SETUP_PREFIX + "unlock")
+        body = {"address": self.address, "password": PASSWORD, "durationS": UNLOCK_S}
+        self._setup_post(SETUP_PREFIX + "unlock", "/admin/unlock", body)
         self.sent: deque[tuple[float, str]] = deque(maxlen=50)
-        first = self._post(
+        first = self._setup_post(
             SETUP_PREFIX + "send_transaction",
             "/tx/send",
             {"from": self.address, "to": self.address, "value": 1, "waitReceipt": True},
         )
-        if first is not None:
+        if first is not None:  # mined already: stamped as old enough for any lookup
             self.sent.append((0.0, first["tx_hash"]))
         KNOWN_ADDRESSES.append(self.address)
         self._wait_for_everyone()
@@ -192,8 +193,32 @@ class PlatformUser(FastHttpUser):
         ) as r:
             return self._check(r)
 
+    def _setup_post(self, name: str, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """A set-up write that may outlast the service's wait: on a 202, poll its task
+        until it is done, as a patient client would, so the user is not lost."""
+        with self.client.post(
+            API_PREFIX + path, name=name, json=body, headers=self.headers, catch_response=True
+        ) as response:
+            if response.status_code != 202:
+                return self._check(response)
+            response.success()
+            task_id = response.json().get("task_id")
+        deadline = time.monotonic() + SETUP_WAIT_S
+        while time.monotonic() < deadline:
+            gevent.sleep(1.0)
+            with self.client.get(
+                f"{API_PREFIX}/tasks/{task_id}",
+                name=SETUP_PREFIX + "task status",
+                headers=self.headers,
+                catch_response=True,
+            ) as polled:
+                if polled.status_code != 202:
+                    return self._check(polled)
+                polled.success()
+        return None
+
     def _create_account(self, name: str) -> str:
-        data = self._post(name, "/admin/new", {"password": PASSWORD})
+        data = self._setup_post(name, "/admin/new", {"password": PASSWORD})
         if data is None:
             READY[0] += 1  # it will never be ready: do not keep the others waiting
             raise gevent.GreenletExit  # no account, no user: stops this user only

@@ -158,6 +158,7 @@ MD_COLUMNS = (
     ("p95_ms", "p95 ms"),
     ("p99_ms", "p99 ms"),
     ("failures", "failures"),
+    ("setup_failures", "set-up failures"),
     ("restarts", "restarts"),
     ("node_cpu_mean", "node CPU % mean"),
     ("node_rss_max_mb", "node RSS max MB"),
@@ -282,6 +283,11 @@ def plot_distance(
     for label, samples in cells.items():
         points = [z for z in samples if z.node == node]
         ax.plot([z.at for z in points], [z.distance for z in points], label=label, lw=1)
+    from common.settings import DEFAULT_DIS_AVEMAX, DEFAULT_DIS_AVEMIN
+
+    dis_ave = (DEFAULT_DIS_AVEMIN + DEFAULT_DIS_AVEMAX) / 2
+    ax.axhline(dis_ave, color="grey", ls="--", lw=0.8, label=f"Dis_ave {dis_ave:.2f} (I | II)")
+    ax.axhline(DEFAULT_DIS_AVEMAX, color="red", ls=":", lw=0.8, label="Dis_avemax (II | III)")
     ax.set_xlabel("s")
     ax.set_ylabel(f"d of {node} (manager's view)")
     ax.set_title(f"{node} under a CPU cap: its distance from the origin", fontsize=9)
