@@ -145,6 +145,7 @@ class Faults:
                 row.deferred_failed += 1
         if missing or audit.unmined:
             row.notes.append(f"without a result: {len(missing)}; not on chain: {audit.unmined}")
+            row.notes.append(f"unmined: {', '.join(audit.unmined_hashes[:3])}")
         if verdict.failures:
             codes = sorted({f"{c.kind} {c.status} {c.code}" for c in verdict.failures})
             row.notes.append("seen: " + ", ".join(codes))
