@@ -37,4 +37,4 @@ clean-state: down
 # -- soak (issue #8): not in CI; MINUTES=3 make soak for a shorter run -------------------
 MINUTES ?= 10
 soak: bootstrap
-	$(VENV)/ethgw soak --minutes $(MINUTES)
+	$(VENV)/ethgw --log-level WARNING soak --minutes $(MINUTES)
