@@ -124,8 +124,11 @@ class TaskClient:
             status=TaskStatus.ACCEPTED,
             request_id=task.request_id,
         )
-        await publish(self._producer, self._settings.topic_results, accepted, key=task.task_id)
+        # The task first: an ACCEPTED record then always means the task is on Kafka. (The
+        # other order left an ACCEPTED record for a task that never ran when the service
+        # died between the two, as the fault suite's kill of a service instance showed.)
         await publish(self._producer, topic or self.topic_for(task), task, key=task.account)
+        await publish(self._producer, self._settings.topic_results, accepted, key=task.task_id)
 
     async def run(self, task: TaskMessage, timeout_s: float) -> ResultMessage | None:
         """Submit and wait; None when the wait ran out (the task goes on)."""
