@@ -50,4 +50,4 @@ bench-quick: bootstrap
 # -- soak (issue #8): not in CI; MINUTES=3 make soak for a shorter run -------------------
 MINUTES ?= 10
 soak: bootstrap
-	$(VENV)/ethgw soak --minutes $(MINUTES)
+	$(VENV)/ethgw --log-level WARNING soak --minutes $(MINUTES)

@@ -15,7 +15,7 @@ import os
 import random
 import signal
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -102,7 +102,6 @@ class Sandbox:
     writers: list[ServiceProcess]
     platform: PlatformRecord | None = None
     manager: ClusterManager | None = None
-    _env: dict[str, str] = field(default_factory=dict)
 
     @property
     def api(self) -> str:
@@ -181,8 +180,9 @@ async def _poll_ok(url: str, timeout_s: float) -> None:
     raise TimeoutError(f"{url} not ready after {timeout_s:.0f}s")
 
 
-def _service_env(sandbox_env: dict[str, str], **extra: str) -> dict[str, str]:
-    return {**sandbox_env, **extra}
+def _with(env: dict[str, str], **extra: str) -> dict[str, str]:
+    """The sandbox's environment (state folder, broker) plus one service's own settings."""
+    return {**env, **extra}
 
 
 def _build_services(
@@ -194,7 +194,7 @@ def _build_services(
     gateway = ServiceProcess(
         "gateway",
         "gateway",
-        _service_env(
+        _with(
             env,
             ETHGW_GATEWAY_PORT=str(gateway_port),
             ETHGW_GATEWAY_REGISTRY_TTL_S=str(shape.registry_ttl_s),
@@ -209,7 +209,7 @@ def _build_services(
             ServiceProcess(
                 f"provider-{i + 1}",
                 "provider",
-                _service_env(
+                _with(
                     env,
                     ETHGW_PROVIDER_HTTP_PORT=str(port),
                     ETHGW_PROVIDER_PROVIDER_ID=f"provider-{i + 1}",
@@ -228,7 +228,7 @@ def _build_services(
                 ServiceProcess(
                     f"{kind}-{i + 1}",
                     f"{kind}_service",
-                    _service_env(
+                    _with(
                         env,
                         **{
                             f"{prefix}HTTP_PORT": str(port),
@@ -278,7 +278,6 @@ async def open_sandbox(root: Path, shape: SandboxShape | None = None) -> AsyncIt
         providers,
         readers,
         writers,
-        _env=env,
     )
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(asyncio.to_thread, kafka.stop)

@@ -318,6 +318,21 @@ class Chain:
         return receipt is not None and receipt.get("status") == "0x1"
 
 
+MINING_TIMEOUT_S = 60.0
+
+
+async def _wait_receipts(chain: Chain, hashes: set[str], timeout_s: float) -> list[str]:
+    """The hashes still without a successful receipt after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    waiting = set(hashes)
+    while waiting:
+        waiting = {h for h in waiting if not await chain.receipt_ok(h)}
+        if not waiting or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(1.0)
+    return sorted(waiting)
+
+
 @dataclass(frozen=True)
 class ChainAudit:
     minted_ok: int  # write tasks that succeeded with a transaction hash
@@ -326,6 +341,7 @@ class ChainAudit:
     nonce_delta: int  # transactions the signer sent in the window
     balance_delta: int  # tokens the target gained
     executed_twice: int  # executions beyond one per write task, by nonce or by balance
+    unmined_hashes: tuple[str, ...] = ()
 
 
 async def chain_audit(
@@ -339,7 +355,6 @@ async def chain_audit(
     balance_before: int,
 ) -> ChainAudit:
     """Check the window's writes on chain once the signer has nothing pending."""
-    nonce_after = await chain.wait_mined(signer, 60.0)
     hashes_by_task: dict[str, set[str]] = defaultdict(set)
     for task_id in write_tasks:
         for seen in ledger.finals.get(task_id, []):
@@ -347,7 +362,11 @@ async def chain_audit(
             if seen.result.status is TaskStatus.SUCCEEDED and isinstance(data, dict):
                 hashes_by_task[task_id].add(str(data["tx_hash"]))
     hashes = {h for found in hashes_by_task.values() for h in found}
-    unmined = [h for h in hashes if not await chain.receipt_ok(h)]
+    # The signer's pending count is this node's view only: a transaction still travelling
+    # from the node that took it (a node just restarted, say) is not in it yet. So wait for
+    # every receipt itself.
+    unmined = await _wait_receipts(chain, hashes, MINING_TIMEOUT_S)
+    nonce_after = await chain.wait_mined(signer, MINING_TIMEOUT_S)
     balance_delta = await chain.token_balance(token, target) - balance_before
     nonce_delta = nonce_after - nonce_before
     minted = len(hashes_by_task)
@@ -358,4 +377,5 @@ async def chain_audit(
         nonce_delta=nonce_delta,
         balance_delta=balance_delta,
         executed_twice=max(0, nonce_delta - minted, balance_delta - minted, len(hashes) - minted),
+        unmined_hashes=tuple(unmined),
     )

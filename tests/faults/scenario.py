@@ -9,10 +9,20 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 from common.tasks import ResultMessage, TaskStatus
 from ethgw.sandbox import Sandbox
 from geth_cluster.manager import NodeView
-from loadtests.steady import Chain, LoadVerdict, ResultsLedger, SteadyLoad, chain_audit, judge
+from loadtests.steady import (
+    Chain,
+    LoadVerdict,
+    ResultsLedger,
+    Seen,
+    SteadyLoad,
+    chain_audit,
+    judge,
+)
 
 WARM_UP_S = 3.0  # load before the fault
 AFTER_S = 3.0  # load after the stack is whole again
@@ -145,21 +155,37 @@ class Faults:
                 row.deferred_failed += 1
         if missing or audit.unmined:
             row.notes.append(f"without a result: {len(missing)}; not on chain: {audit.unmined}")
+            row.notes.append(f"unmined: {', '.join(audit.unmined_hashes[:3])}")
         if verdict.failures:
             codes = sorted({f"{c.kind} {c.status} {c.code}" for c in verdict.failures})
             row.notes.append("seen: " + ", ".join(codes))
         REPORT.append(row)
         return row
 
-    def writes_provider(self) -> str:
-        """The provider that executed the latest write (the platform admin's partition)."""
-        writes = [
+    async def writes_provider(self) -> str:
+        """The provider that executes the platform admin's writes (it owns their partition):
+        the one that ran the latest write, after a probe write if none has run yet."""
+        if not self._latest_writes():
+            async with httpx.AsyncClient(
+                base_url=self.sandbox.api,
+                headers={"X-API-Key": self.sandbox.admin_key},
+                timeout=60.0,
+                trust_env=False,
+            ) as client:
+                probe = {"address": "0x" + "99" * 20, "value": 1, "waitReceipt": True}
+                response = await client.post("/token/add", json=probe)
+                assert response.status_code == 200, response.text
+            await self.ledger.settle([str(response.json()["task_id"])], 30.0)
+        writes = self._latest_writes()
+        assert writes, "the probe write has no result"
+        return str(max(writes, key=lambda s: s.at).result.provider)
+
+    def _latest_writes(self) -> list[Seen]:
+        return [
             s
             for s in self.ledger.results_between(0.0, time.time() + 1)
             if s.result.operation == "token.add" and s.result.provider
         ]
-        assert writes, "no write has run yet"
-        return str(max(writes, key=lambda s: s.at).result.provider)
 
     def watch_node(self, node_id: str) -> NodeWatch:
         return NodeWatch(self.sandbox, node_id)

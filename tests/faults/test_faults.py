@@ -55,7 +55,7 @@ async def test_killed_geth_node(faults: Faults) -> None:
 async def test_killed_provider(faults: Faults) -> None:
     """kill -9 of the provider holding the writes: the other takes over, nothing lost or doubled."""
     sandbox = faults.sandbox
-    owner_name = faults.writes_provider()
+    owner_name = await faults.writes_provider()
     owner = next(p for p in sandbox.providers if p.name == owner_name)
 
     async def inject() -> None:
