@@ -38,14 +38,14 @@ async def pair(
     await pipeline.create_topics()
     await pipeline.publish_states(idle_reports(geth_cluster))
     feeder = asyncio.create_task(_keep_fresh(pipeline, geth_cluster))
-    await pipeline.start_provider("a")
-    await pipeline.start_provider("b")
-    async with task_client_for(pipeline.settings) as client:
-        try:
+    try:
+        await pipeline.start_provider("a")
+        await pipeline.start_provider("b")
+        async with task_client_for(pipeline.settings) as client:
             yield pipeline, client
-        finally:
-            feeder.cancel()
-            pipeline.stop()
+    finally:
+        feeder.cancel()
+        pipeline.stop()
 
 
 async def _keep_fresh(pipeline: IsolatedPipeline, cluster: GethCluster) -> None:

@@ -43,13 +43,24 @@ async def zoned(
         "zones", geth_cluster, platform_file, provider_log_dir, ETHGW_PROVIDER_MAX_PAUSE_S="600"
     )
     await pipeline.create_topics()
-    await pipeline.publish_states(states(geth_cluster, ZONE_I, ZONE_II))
-    await pipeline.start_provider("p")
-    async with task_client_for(pipeline.settings) as client:
+    try:
+        # Fresh states until the provider is ready: on a loaded machine its start can take
+        # longer than the age at which a node report counts as stale (node_stale_s).
+        feeder = asyncio.create_task(_publish_every_second(pipeline, geth_cluster))
         try:
-            yield pipeline, client
+            await pipeline.start_provider("p")
         finally:
-            pipeline.stop()
+            feeder.cancel()
+        async with task_client_for(pipeline.settings) as client:
+            yield pipeline, client
+    finally:
+        pipeline.stop()
+
+
+async def _publish_every_second(pipeline: IsolatedPipeline, cluster: GethCluster) -> None:
+    while True:
+        await pipeline.publish_states(states(cluster, ZONE_I, ZONE_II))
+        await asyncio.sleep(1.0)
 
 
 async def test_reads_go_to_zone_two_and_writes_to_zone_one(
