@@ -17,6 +17,7 @@ import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import httpx
 
@@ -30,8 +31,8 @@ from ethgw.processes import ServiceProcess
 from ethgw.toolchain import geth_binary
 from geth_cluster.cluster import GethCluster
 from geth_cluster.config import ManagerSettings
-from geth_cluster.local_runtime import LocalProcessRuntime
 from geth_cluster.manager import ClusterManager, open_manager
+from geth_cluster.runtimes import make_runtime
 
 log = logging.getLogger("ethgw.sandbox")
 
@@ -51,6 +52,7 @@ class SandboxShape:
     writers: int = 2
     strategy: str = "lbh"
     registry_ttl_s: float = 3.0  # a dead service instance leaves the gateway this fast
+    runtime: Literal["process", "docker"] = "process"  # how the Geth nodes run
 
 
 def _is_free(port: int) -> bool:
@@ -70,11 +72,14 @@ def free_block(size: int) -> int:
     raise RuntimeError(f"no {size} free consecutive ports in {_PORT_RANGE}")
 
 
-def _cluster_settings(state_dir: Path, nodes: int) -> ClusterSettings:
+def _cluster_settings(
+    state_dir: Path, nodes: int, runtime: Literal["process", "docker"]
+) -> ClusterSettings:
     base = free_block(3 * (nodes + 1))
     return ClusterSettings(
         state_dir=state_dir,
         nodes=nodes,
+        runtime=runtime,
         p2p_port_base=base,
         rpc_port_base=base + nodes + 1,
         authrpc_port_base=base + 2 * (nodes + 1),
@@ -255,9 +260,8 @@ async def open_sandbox(root: Path, shape: SandboxShape | None = None) -> AsyncIt
     shape = shape or SandboxShape()
     state = root / "state"
     kafka = KafkaBroker(_kafka_settings(state / "kafka"))
-    cluster = GethCluster(
-        _cluster_settings(state / "cluster", shape.nodes), LocalProcessRuntime(geth_binary())
-    )
+    settings = _cluster_settings(state / "cluster", shape.nodes, shape.runtime)
+    cluster = GethCluster(settings, make_runtime(settings, geth_binary()))
     ks = kafka.settings
     env = {
         "ETHGW_STATE_DIR": str(state),
