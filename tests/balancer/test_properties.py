@@ -305,7 +305,9 @@ def test_a_value_on_a_boundary_belongs_to_the_lower_zone(pair, scale, on_ave):
         return
     sched = LBHScheduler(low, high)
     node = NodeState("n", bound, 0.0) if scale < 0.5 else NodeState("n", 0.0, bound)
-    assert sched.plan([node], []).zones["n"] is (Zone.I if on_ave else Zone.II)
+    # With bounds one ulp apart, Dis_ave can round onto Dis_avemax: then both are zone I's.
+    lower_zone = Zone.I if on_ave or bound <= calibration.dis_ave else Zone.II
+    assert sched.plan([node], []).zones["n"] is lower_zone
 
 
 @PROPERTY
