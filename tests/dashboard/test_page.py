@@ -31,6 +31,9 @@ from tests.geth_cluster.test_manager import wait_following
 
 pytestmark = pytest.mark.slow
 
+# Predicates are functions, never bare expressions: Playwright polls an expression with
+# eval() inside the page, which the page's Content-Security-Policy forbids.
+POSITIVE = "s => Number(document.querySelector(s).textContent) > 0"
 RESTART_WAIT_MS = 120_000  # drain, geth restart (about 11 s), resync, on a loaded machine
 
 
@@ -123,8 +126,8 @@ async def test_gateway_traffic_is_shown(page: Page, dashboard: Dashboard) -> Non
     calling = asyncio.create_task(traffic())
     try:
         await open_board(page, dashboard)
-        await page.wait_for_function("Number(document.querySelector('#rps').textContent) > 0")
-        await page.wait_for_function("Number(document.querySelector('#eps').textContent) > 0")
+        await page.wait_for_function(POSITIVE, arg="#rps")
+        await page.wait_for_function(POSITIVE, arg="#eps")
     finally:
         calling.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -134,7 +137,9 @@ async def test_gateway_traffic_is_shown(page: Page, dashboard: Dashboard) -> Non
 async def test_kafka_lag_is_shown(page: Page, dashboard: Dashboard) -> None:
     """Tasks waiting in Kafka is a number measured from the session's broker."""
     await open_board(page, dashboard)
-    await page.wait_for_function("/^\\d+$/.test(document.querySelector('#lag').textContent)")
+    await page.wait_for_function(
+        "s => /^\\d+$/.test(document.querySelector(s).textContent)", arg="#lag"
+    )
 
 
 async def test_dismissed_restart_sends_nothing(page: Page, dashboard: Dashboard) -> None:
