@@ -9,8 +9,8 @@ class PortInUseError(RuntimeError):
     """A port a component is configured to listen on is already taken."""
 
 
-def ensure_port_free(port: int, setting: str, host: str = "127.0.0.1") -> None:
-    """Raise PortInUseError naming the port and the setting that chose it."""
+def is_port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server could bind the port now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         # Servers (Go's net package, the JVM) listen with SO_REUSEADDR, so a port
         # with only TIME_WAIT leftovers is free to them; probe the same way.
@@ -18,10 +18,17 @@ def ensure_port_free(port: int, setting: str, host: str = "127.0.0.1") -> None:
         try:
             probe.bind((host, port))
         except OSError:
-            raise PortInUseError(
-                f"port {port} ({setting}) is already in use on {host}: "
-                "stop what holds it or choose another port"
-            ) from None
+            return False
+        return True
+
+
+def ensure_port_free(port: int, setting: str, host: str = "127.0.0.1") -> None:
+    """Raise PortInUseError naming the port and the setting that chose it."""
+    if not is_port_free(port, host):
+        raise PortInUseError(
+            f"port {port} ({setting}) is already in use on {host}: "
+            "stop what holds it or choose another port"
+        )
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -23,7 +23,7 @@ import httpx
 
 from common.nodes import Lifecycle
 from common.platform import PlatformRecord
-from common.ports import PortInUseError, ensure_port_free, free_port
+from common.ports import free_port, is_port_free
 from common.settings import ClusterSettings, KafkaSettings, PlatformSettings
 from ethgw.kafka_broker import KafkaBroker
 from ethgw.platform_setup import ensure_platform
@@ -55,19 +55,11 @@ class SandboxShape:
     runtime: Literal["process", "docker"] = "process"  # how the Geth nodes run
 
 
-def _is_free(port: int) -> bool:
-    try:
-        ensure_port_free(port, "sandbox")
-    except PortInUseError:
-        return False
-    return True
-
-
 def free_block(size: int) -> int:
     """A base port from which `size` consecutive ports are free, tried in a random order."""
     bases = list(range(_PORT_RANGE.start, _PORT_RANGE.stop - size, size))
     for base in random.sample(bases, len(bases)):
-        if all(_is_free(base + i) for i in range(size)):
+        if all(is_port_free(base + i) for i in range(size)):
             return base
     raise RuntimeError(f"no {size} free consecutive ports in {_PORT_RANGE}")
 

@@ -15,7 +15,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ import httpx
 
 from common.api import API_KEY_HEADER
 from common.paths import REPO_ROOT
+from common.ports import is_port_free
 from common.settings import ClusterSettings, PlatformSettings
 
 PORT_SPAN = 400  # ports a system takes from its base (see Ports)
@@ -77,22 +77,12 @@ class Ports:
         }
 
 
-def _is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
 def free_ports(start: int = 10_000, stop: int = 19_000) -> Ports:
     """A base whose whole span is free, below the test fixtures' blocks (19100+) and
     the kernel's ephemeral range; tried in a random order, like the test fixtures."""
     bases = list(range(start, stop, PORT_SPAN))
     for base in random.sample(bases, len(bases)):
-        if all(_is_free(p) for p in range(base, base + PORT_SPAN - 50)):
+        if all(is_port_free(p) for p in range(base, base + PORT_SPAN - 50)):
             return Ports(base)
     raise RuntimeError(f"no free block of {PORT_SPAN} ports in {start}-{stop}")
 
