@@ -41,7 +41,7 @@ from geth_cluster.config import ManagerSettings, load_calibration
 from geth_cluster.errors import UnknownNodeError
 from geth_cluster.layout import NodeSpec, pool_specs
 from geth_cluster.recycler import EventLog, EventSink, KafkaEventSink, Recycler
-from geth_cluster.rpc import block_number
+from geth_cluster.rpc import ChainPosition, chain_position
 from geth_cluster.runtime import Sampler
 from geth_cluster.smoothing import Ewma
 from geth_cluster.stats import ProcessSampler, ResourceSample
@@ -66,12 +66,27 @@ class DownReason(StrEnum):
     SAMPLER = "sampler"  # reading its resource usage failed
     RPC = "rpc"  # its JSON-RPC did not answer within rpc_timeout_s
     LAG = "lag"  # more than max_lag blocks behind the highest head
+    # Back at the head, but its pending state is still built on the head it restarted on:
+    # gas estimated there for a contract deployed since runs out on chain.
+    STALE_PENDING = "stale_pending"
 
 
 def down_reason(
-    *, running: bool, sampled: bool, block: int | None, head: int | None, max_lag: int
+    *,
+    running: bool,
+    sampled: bool,
+    block: int | None,
+    head: int | None,
+    max_lag: int,
+    returning: bool = False,
+    pending_is_stale: bool = False,
 ) -> DownReason | None:
-    """Why the node is DOWN this tick, or None when it is healthy; the first cause wins."""
+    """Why the node is DOWN this tick, or None when it is healthy; the first cause wins.
+
+    A `returning` node (DOWN last tick, or never seen) is let back only once its pending
+    state is past its head. An UP node is not held to that: between importing a block and
+    rebuilding pending, every node is briefly "stale", and that must not flap it.
+    """
     if not running:
         return DownReason.PROCESS
     if not sampled:
@@ -80,6 +95,8 @@ def down_reason(
         return DownReason.RPC
     if head is not None and head - block > max_lag:
         return DownReason.LAG
+    if returning and pending_is_stale:
+        return DownReason.STALE_PENDING
     return None
 
 
@@ -437,7 +454,7 @@ class ClusterManager:
         )
         now = time.time()
         by_name = {spec.name: h for spec, h in zip(self.cluster.specs, heads, strict=True)}
-        self._head = max((h for h in heads if h is not None), default=None)
+        self._head = max((h.head for h in heads if h is not None), default=None)
         for track, outcome in zip(tracks, sampled, strict=True):
             self._apply(track, outcome, by_name.get(track.spec.name), now)
         self._zone()
@@ -449,13 +466,13 @@ class ClusterManager:
             self._publisher.offer([self._report(t) for t in tracks])
         return self.snapshot()
 
-    async def _read_head(self, spec: NodeSpec) -> int | None:
+    async def _read_head(self, spec: NodeSpec) -> ChainPosition | None:
         if self._http is None:
             raise RuntimeError("ClusterManager used outside `async with`")
         try:
             # httpx's timeout bounds each phase; this bounds the whole call.
             async with asyncio.timeout(self.settings.rpc_timeout_s):
-                return await block_number(self._http, spec.rpc_url)
+                return await chain_position(self._http, spec.rpc_url)
         except Exception:  # silent, refused, garbled: each means "does not answer"
             return None
 
@@ -489,7 +506,11 @@ class ClusterManager:
             return _Sampled(running=True, sample=None, error=repr(error))
         return _Sampled(running=True, sample=sample)
 
-    def _apply(self, track: _Track, outcome: _Sampled, block: int | None, now: float) -> None:
+    def _apply(
+        self, track: _Track, outcome: _Sampled, position: ChainPosition | None, now: float
+    ) -> None:
+        returning = track.down is not None or track.block is None
+        block = None if position is None else position.head
         track.sampled_at = now
         track.block = block
         track.lag = None if block is None or self._head is None else self._head - block
@@ -509,6 +530,8 @@ class ClusterManager:
             block=block,
             head=self._head,
             max_lag=self.max_lag,
+            returning=returning,
+            pending_is_stale=position is not None and position.pending_is_stale,
         )
         if reason != track.down:
             if reason is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -30,6 +31,42 @@ async def rpc_call(
 
 async def block_number(client: httpx.AsyncClient, url: str) -> int:
     return int(await rpc_call(client, url, "eth_blockNumber"), 16)
+
+
+@dataclass(frozen=True)
+class ChainPosition:
+    """A node's head, and the block number its pending state is being built for."""
+
+    head: int
+    pending: int | None  # None when the node built no pending block
+
+    @property
+    def pending_is_stale(self) -> bool:
+        """The pending state lags the head: geth has just caught up by a sync and rebuilds
+        pending only at its next new head, so estimates and nonces taken now come from the
+        old state (a contract deployed since looks absent)."""
+        return self.pending is not None and self.pending <= self.head
+
+
+async def chain_position(client: httpx.AsyncClient, url: str) -> ChainPosition:
+    """Head and pending block in one batch request, so both describe the same moment."""
+    batch = [
+        {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []},
+        {"jsonrpc": "2.0", "id": 2, "method": "eth_getBlockByNumber", "params": ["pending", False]},
+    ]
+    try:
+        response = await client.post(url, json=batch)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise NodeUnreachableError(f"{url} did not answer a head read: {exc!r}") from None
+    answers = {item.get("id"): item for item in response.json()}
+    head_answer, pending_answer = answers.get(1, {}), answers.get(2, {})
+    if "result" not in head_answer:
+        error = head_answer.get("error") or {}
+        raise RpcError(int(error.get("code", 0)), str(error.get("message")))
+    pending_block = pending_answer.get("result")
+    pending = int(pending_block["number"], 16) if isinstance(pending_block, dict) else None
+    return ChainPosition(int(head_answer["result"], 16), pending)
 
 
 async def peer_count(client: httpx.AsyncClient, url: str) -> int:

@@ -28,6 +28,7 @@ from provider.chain import CONNECTION_ERRORS, NodeClients
 from provider.config import ProviderSettings
 from provider.errors import (
     InvalidParamsError,
+    NodeBehindError,
     NodeUnavailableError,
     TaskError,
     UnknownOperationTaskError,
@@ -253,6 +254,7 @@ class Dispatcher:
         """
         node_id: str | None = first
         tried: list[str] = []
+        behind: NodeBehindError | None = None
         while node_id is not None and len(tried) < self._settings.read_attempts:
             tried.append(node_id)
             url = self._nodes.url(node_id)
@@ -271,6 +273,17 @@ class Dispatcher:
                 self._nodes.suspect(node_id, time.time())
                 metrics.RETRIES.labels(node_id).inc()
                 node_id = self._next_best(tried)
+            except NodeBehindError as exc:
+                # Nothing was signed yet: the next node may well be at the head.
+                log.warning(
+                    "node behind node=%s task=%s error=%s", node_id, pending.message.task_id, exc
+                )
+                self._nodes.suspect(node_id, time.time())
+                metrics.RETRIES.labels(node_id).inc()
+                behind = exc
+                node_id = self._next_best(tried)
+        if behind is not None:
+            raise behind
         raise NodeUnavailableError(f"no node answered (tried {', '.join(tried) or 'none'})")
 
     def _next_best(self, tried: list[str]) -> str | None:

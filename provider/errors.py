@@ -78,6 +78,13 @@ class NodeUnavailableError(TaskError):
     retriable = True
 
 
+class NodeBehindError(TaskError):
+    """The chosen node's state is behind the chain (it lacks a contract): try another node."""
+
+    code = "node_behind"
+    retriable = True
+
+
 class ReceiptTimeoutError(TaskError):
     """The transaction was sent but no receipt came within the timeout."""
 

@@ -24,12 +24,14 @@ from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCErro
 from common.kafka_table import CompactedTable
 from provider.accounts import AccountBook
 from provider.chain import Client, is_indexing, rpc, translate_revert
-from provider.errors import ReceiptTimeoutError, RevertedError, TaskError
+from provider.errors import NodeBehindError, ReceiptTimeoutError, RevertedError, TaskError
 from provider.nonces import NonceTracker
 
 log = logging.getLogger("ethgw.provider.tx")
 
 PLAIN_TRANSFER_GAS = 21_000
+# A contract call estimated within this factor of its intrinsic gas may have run no code.
+SUSPICIOUS_ESTIMATE_RATIO = 1.05
 _NONCE_CONFLICTS = ("nonce too low", "replacement transaction underpriced")
 
 
@@ -159,7 +161,25 @@ class TransactionSender:
             estimate = await w3.eth.estimate_gas(fields, "pending")  # type: ignore[arg-type]
         except (ContractCustomError, ContractLogicError, Web3RPCError) as exc:
             raise translate_revert(exc, abi) from None
+        if abi is not None and await self._runs_no_code(w3, fields, int(estimate)):
+            # The node does not see the contract yet (it is behind, or its pending state
+            # is): a transaction signed with this gas would run out on chain while its task
+            # reported success.
+            raise NodeBehindError(f"no contract code at {fields['to']} on this node")
         return int(estimate * self._gas_margin)
+
+    @staticmethod
+    async def _runs_no_code(w3: Client, fields: dict[str, Any], estimate: int) -> bool:
+        """Whether a contract call's estimate is that of a call to an empty account.
+
+        Geth's estimate stops within 1.5% of the exact figure, so an estimate near the
+        intrinsic cost is only a suspicion; the code itself settles it, at the cost of
+        one more call on that rare path.
+        """
+        if estimate > SUSPICIOUS_ESTIMATE_RATIO * intrinsic_gas(fields["data"]):
+            return False
+        code = await w3.eth.get_code(fields["to"], "pending")
+        return len(code) == 0
 
     async def _broadcast(self, w3: Client, record: JournalRecord) -> None:
         try:
@@ -181,6 +201,13 @@ class _NonceConflictError(Exception):
 
 async def _is_known(w3: Client, tx_hash: str) -> bool:
     return await rpc(w3, "eth_getTransactionByHash", [tx_hash]) is not None
+
+
+def intrinsic_gas(data: str | bytes) -> int:
+    """What a call costs before any code runs: the base fee and its calldata (EIP-2028)."""
+    raw = bytes.fromhex(data.removeprefix("0x")) if isinstance(data, str) else data
+    zeros = raw.count(0)
+    return PLAIN_TRANSFER_GAS + 4 * zeros + 16 * (len(raw) - zeros)
 
 
 def _keccak_hex(data: bytes) -> str:

@@ -34,12 +34,6 @@ async def test_baseline_without_a_fault(faults: Faults) -> None:
     assert_clean(await faults.exercise("none (baseline)", nothing))
 
 
-# Skipped, not xfail: the writes it spoils (reverted on chain) stay in the module's shared
-# sandbox and fail the audits of the scenarios after it.
-@pytest.mark.skip(
-    reason="open bug (issue #8): after a kill -9 a node restarts on an older head; writes whose "
-    "gas was estimated there run out of gas on chain (status 0) though the task succeeded"
-)
 async def test_killed_geth_node(faults: Faults) -> None:
     """kill -9 of a service node: its tasks go to the others; it is routed again once back."""
     cluster = faults.sandbox.cluster

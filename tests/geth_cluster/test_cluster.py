@@ -10,7 +10,7 @@ import pytest
 from eth_account import Account
 
 from geth_cluster.cluster import GethCluster
-from geth_cluster.rpc import block_number, rpc_call
+from geth_cluster.rpc import block_number, chain_position, rpc_call
 
 pytestmark = pytest.mark.slow
 
@@ -101,6 +101,17 @@ async def test_restart_node_returns_when_the_node_is_back_at_the_head(
     assert (row.peers or 0) > 0
     assert heads["node-1"] is not None
     assert heads["node-1"] >= max(h or 0 for h in heads.values()) - geth_cluster.settings.max_lag
+
+
+async def test_following_node_builds_its_pending_block_past_its_head(
+    geth_cluster: GethCluster,
+) -> None:
+    """A node that follows the chain reports a pending block above its head: not stale."""
+    async with httpx.AsyncClient() as client:
+        position = await chain_position(client, geth_cluster.spec("node-1").rpc_url)
+    assert position.pending is not None
+    assert position.pending > position.head > 0
+    assert not position.pending_is_stale
 
 
 async def test_stats_ratios_are_within_unit_interval(geth_cluster: GethCluster) -> None:

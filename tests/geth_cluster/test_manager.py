@@ -166,6 +166,31 @@ def test_down_reason_follows_the_spec_rule(
 
 
 @pytest.mark.parametrize(
+    ("returning", "pending_is_stale", "expected"),
+    [
+        (True, True, DownReason.STALE_PENDING),  # just caught up: pending still on the old head
+        (True, False, None),
+        (False, True, None),  # an UP node between a block's import and its pending rebuild
+        (False, False, None),
+    ],
+)
+def test_returning_node_waits_for_a_fresh_pending_state(
+    returning: bool, pending_is_stale: bool, expected: DownReason | None
+) -> None:
+    """A node coming back at the head stays DOWN until its pending state is past its head."""
+    got = down_reason(
+        running=True,
+        sampled=True,
+        block=100,
+        head=100,
+        max_lag=3,
+        returning=returning,
+        pending_is_stale=pending_is_stale,
+    )
+    assert got == expected
+
+
+@pytest.mark.parametrize(
     ("down", "cordoned", "recycling", "expected"),
     [
         (None, False, None, Lifecycle.UP),

@@ -13,6 +13,7 @@ from common.operations import new_task
 from common.platform import PlatformRecord
 from common.task_client import TaskClient
 from common.tasks import TaskStatus
+from ethgw.kafka_broker import KafkaBroker
 from geth_cluster.cluster import GethCluster
 from tests.pipeline.test_operations import ok
 from tests.pipeline_fixtures import IsolatedPipeline, idle_reports, run_task, task_client_for
@@ -22,6 +23,7 @@ pytestmark = pytest.mark.slow
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def pair(
+    kafka_broker: KafkaBroker,
     geth_cluster: GethCluster,
     platform_file: Path,
     provider_log_dir: Path,

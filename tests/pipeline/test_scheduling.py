@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,10 +11,14 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from common.nodes import NodeReport
+from common.nodes import Lifecycle, NodeReport
 from common.operations import new_task
+from common.ports import free_port
 from common.task_client import TaskClient
+from ethgw.kafka_broker import KafkaBroker
+from ethgw.toolchain import geth_binary
 from geth_cluster.cluster import GethCluster
+from geth_cluster.rpc import block_number
 from tests.pipeline.test_operations import ok
 from tests.pipeline_fixtures import IsolatedPipeline, idle_reports, task_client_for
 
@@ -36,7 +41,10 @@ def states(
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def zoned(
-    geth_cluster: GethCluster, platform_file: Path, provider_log_dir: Path
+    kafka_broker: KafkaBroker,
+    geth_cluster: GethCluster,
+    platform_file: Path,
+    provider_log_dir: Path,
 ) -> AsyncIterator[tuple[IsolatedPipeline, TaskClient]]:
     """A provider of its own whose node states only this module sets."""
     pipeline = IsolatedPipeline(
@@ -110,6 +118,66 @@ async def test_read_on_a_dead_node_is_retried_on_another(
     assert result is not None
     assert ok(result)["block_number"] > 0
     assert result.node in {"node-1", "node-2"}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def behind_node(
+    geth_cluster: GethCluster, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """The RPC URL of a node of this very chain that has no peers: it stays at genesis,
+    where the platform token does not exist yet, like a node that has not caught up."""
+    datadir = tmp_path_factory.mktemp("behind")
+    geth = str(geth_binary())
+    init = await asyncio.create_subprocess_exec(
+        geth, "--datadir", str(datadir), "init", str(geth_cluster.genesis_path),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert await init.wait() == 0
+    port = free_port()
+    node = await asyncio.create_subprocess_exec(
+        geth, "--datadir", str(datadir), "--networkid", str(geth_cluster.settings.chain_id),
+        "--nodiscover", "--maxpeers", "0", "--port", str(free_port()),
+        "--authrpc.port", str(free_port()), "--http", "--http.addr", "127.0.0.1",
+        "--http.port", str(port), "--syncmode", "full", "--ipcdisable", "--verbosity", "1",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as http:
+            for _ in range(120):
+                with contextlib.suppress(Exception):
+                    assert await block_number(http, url) == 0
+                    break
+                await asyncio.sleep(0.25)
+        yield url
+    finally:
+        node.terminate()
+        await node.wait()
+
+
+async def test_write_on_a_node_without_the_contract_is_sent_through_another(
+    zoned: tuple[IsolatedPipeline, TaskClient], geth_cluster: GethCluster, behind_node: str
+) -> None:
+    """A token write routed to a node that lacks the token is not signed with the gas of
+    a code-less call (it would run out on chain): the next node sends it, and it is mined."""
+    pipeline, client = zoned
+    behind = idle_reports(geth_cluster)[0].model_copy(
+        update={"node_id": "node-0", "rpc_url": behind_node, "memory": 0.01, "cpu": 0.01}
+    )
+    await pipeline.publish_states([*states(geth_cluster, ZONE_I, ZONE_I), behind])
+    await asyncio.sleep(0.5)
+    task = new_task("token.set", {"address": "0x" + "77" * 20, "value": 9, "wait_receipt": True})
+    try:
+        result = await client.run(task, 60)
+    finally:
+        gone = behind.model_copy(update={"lifecycle": Lifecycle.DOWN})
+        await pipeline.publish_states([*states(geth_cluster, ZONE_I, ZONE_II), gone])
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"http://127.0.0.1:{pipeline.providers[0].port}/metrics")).text
+    assert result is not None
+    assert ok(result)["status"] == "mined"
+    assert result.node in {"node-1", "node-2"}
+    assert 'ethgw_provider_node_retries_total{node="node-0"} 1.0' in text
 
 
 async def test_provider_exports_its_metrics(zoned: tuple[IsolatedPipeline, TaskClient]) -> None:
