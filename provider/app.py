@@ -18,7 +18,7 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from balancer import Calibration, make_strategy
+from balancer import Calibration, distance, make_strategy
 from common.contracts import load_artifact
 from common.kafka import kafka_consumer, kafka_producer
 from common.kafka_table import CompactedTable
@@ -26,12 +26,13 @@ from common.keyfiles import ChainAccount, load_account
 from common.nodes import NodeReport
 from common.settings import KafkaSettings
 from provider.accounts import AccountBook, KeystoreRecord
-from provider.chain import NodeClients
+from provider.chain import Client, NodeClients
 from provider.config import ProviderSettings
 from provider.dispatcher import Dispatcher
 from provider.handlers import ADMIN, FAUCET, Handlers
 from provider.nodes import NodeView
 from provider.nonces import NonceTracker
+from provider.rebroadcast import Rebroadcaster
 from provider.transactions import JournalRecord, TransactionSender
 
 log = logging.getLogger("ethgw.provider")
@@ -79,6 +80,16 @@ def _platform_signers(settings: ProviderSettings) -> dict[str, ChainAccount]:
     return signers
 
 
+def _healthiest_client(nodes: NodeView, clients: NodeClients) -> Client | None:
+    """The client of the routable node nearest the origin, None when none is routable."""
+    routable = [s for s in nodes.states({}, time.time()) if not s.down]
+    if not routable:
+        return None
+    best = min(routable, key=lambda s: (distance(s.memory, s.cpu), s.node_id))
+    url = nodes.url(best.node_id)
+    return None if url is None else clients.get(url)
+
+
 def _calibration(settings: ProviderSettings) -> Calibration:
     if settings.calibration_file is not None and settings.calibration_file.exists():
         return Calibration.from_json(settings.calibration_file.read_text())
@@ -110,8 +121,22 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         accounts = AccountBook(
             keystores, producer, settings.keystore_scrypt_n, _platform_signers(settings)
         )
+        nodes = NodeView(reports, settings.node_stale_s)
+        rebroadcaster = Rebroadcaster(
+            lambda: _healthiest_client(nodes, clients),
+            after_s=settings.rebroadcast_after_s,
+            interval_s=settings.rebroadcast_interval_s,
+            max_watched=settings.rebroadcast_max_watched,
+            max_age_s=settings.rebroadcast_max_age_s,
+        )
         sender = TransactionSender(
-            accounts, NonceTracker(), journal, producer, settings.gas_price_wei, settings.gas_margin
+            accounts,
+            NonceTracker(),
+            journal,
+            producer,
+            settings.gas_price_wei,
+            settings.gas_margin,
+            on_sent=lambda record: rebroadcaster.watch(record, time.time()),
         )
         handlers = Handlers(
             accounts,
@@ -122,7 +147,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             settings.funding_wei,
             settings.rpc_read_methods,
         )
-        nodes = NodeView(reports, settings.node_stale_s)
         rebalance = _Rebalance([keystores, journal], settings.receipt_timeout_s)
         consumer = await stack.enter_async_context(
             kafka_consumer(
@@ -142,6 +166,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rebalance.dispatcher = dispatcher
         stop = asyncio.Event()
         loop_task = asyncio.create_task(dispatcher.run(stop), name="provider-rounds")
+        rebroadcast_task = asyncio.create_task(rebroadcaster.run(stop), name="rebroadcast")
         app.state.provider = ProviderState(dispatcher, nodes, loop_task)
         log.info(
             "provider started id=%s strategy=%s group=%s",
@@ -155,6 +180,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             stop.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(loop_task, settings.receipt_timeout_s + 5)
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(rebroadcast_task, settings.rpc_timeout_s)
             log.info("provider stopped id=%s", settings.provider_id)
 
 

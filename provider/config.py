@@ -53,6 +53,11 @@ class ProviderSettings(BaseSettings):
     gas_margin: float = 1.25  # estimate x margin
     funding_wei: int = 10**18  # gas money a new account gets from the faucet
     keystore_scrypt_n: int = 2**14
+    # A sent transaction not mined after this is sent again (a node may have lost it).
+    rebroadcast_after_s: float = Field(default=6.0, gt=0.0)
+    rebroadcast_interval_s: float = Field(default=2.0, gt=0.0)
+    rebroadcast_max_watched: int = Field(default=50_000, ge=1)
+    rebroadcast_max_age_s: float = Field(default=900.0, gt=0.0)
     rpc_read_methods: tuple[str, ...] = RPC_READ_METHODS
 
     # Where the chain's own accounts and the platform record live.

@@ -25,3 +25,9 @@ PAUSED_SECONDS = Counter("ethgw_provider_paused_seconds_total", "Time dispatchin
 FORCED = Counter("ethgw_provider_forced_dispatches_total", "Reads sent by the safety valve")
 RETRIES = Counter("ethgw_provider_node_retries_total", "Tasks retried on another node", ["node"])
 MALFORMED = Counter("ethgw_provider_malformed_records_total", "Records that are no task")
+UNCONFIRMED = Gauge(
+    "ethgw_provider_unconfirmed_transactions", "Sent transactions not yet seen mined"
+)
+REBROADCASTS = Counter(
+    "ethgw_provider_rebroadcasts_total", "Signed transactions a node took anew (had been lost)"
+)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,7 +66,9 @@ class TransactionSender:
         producer: AIOKafkaProducer,
         gas_price_wei: int | None,
         gas_margin: float,
+        on_sent: Callable[[JournalRecord], None] | None = None,
     ) -> None:
+        self._on_sent = on_sent  # told of every transaction a node took (the rebroadcaster)
         self._accounts = accounts
         self._nonces = nonces
         self._journal = journal
@@ -86,6 +89,7 @@ class TransactionSender:
         known = self._journal.get(task_id)
         if known is not None:
             await self._broadcast(w3, known)
+            self._sent(known)
             return Sent(known.tx_hash, known.sender, known.nonce, rebroadcast=True)
         key = self._accounts.key_for(signer)
         sender = self._accounts.address_of(signer)
@@ -95,6 +99,7 @@ class TransactionSender:
                 record = await self._sign(w3, task_id, sender, key, tx, abi)
                 try:
                     await self._broadcast(w3, record)
+                    self._sent(record)
                     return Sent(record.tx_hash, sender, record.nonce, rebroadcast=False)
                 except _NonceConflictError:
                     # Another transaction took the nonce (an earlier owner of this
@@ -106,6 +111,10 @@ class TransactionSender:
                     self._nonces.give_back(sender, record.nonce)
                     raise
         raise AssertionError("unreachable")
+
+    def _sent(self, record: JournalRecord) -> None:
+        if self._on_sent is not None:
+            self._on_sent(record)
 
     async def send_raw(self, w3: Client, task_id: str, raw_tx: str) -> Sent:
         """Broadcast a transaction the client signed itself."""
