@@ -118,23 +118,34 @@ class TaskClient:
     async def submit(self, task: TaskMessage, topic: str | None = None) -> None:
         """Put the task on Kafka (acknowledged) and record it as accepted; the topic
         follows from the operation unless given."""
+        # The task first: an ACCEPTED record then always means the task is on Kafka. (The
+        # other order left an ACCEPTED record for a task that never ran when the service
+        # died between the two, as the fault suite's kill of a service instance showed.)
+        await publish(self._producer, topic or self.topic_for(task), task, key=task.account)
+        await self._publish_accepted(task)
+
+    async def run(self, task: TaskMessage, timeout_s: float) -> ResultMessage | None:
+        """Submit and wait; None when the wait ran out (the task goes on).
+
+        The ACCEPTED record is acknowledged while the task runs, not before: it only has
+        to follow the task, and a caller that waits for the result needs no receipt of it.
+        """
+        future = self._wait_for(task.task_id)
+        await publish(self._producer, self.topic_for(task), task, key=task.account)
+        accepted = asyncio.create_task(self._publish_accepted(task))
+        try:
+            return await self._await(task.task_id, future, timeout_s)
+        finally:
+            await accepted
+
+    async def _publish_accepted(self, task: TaskMessage) -> None:
         accepted = ResultMessage(
             task_id=task.task_id,
             operation=task.operation,
             status=TaskStatus.ACCEPTED,
             request_id=task.request_id,
         )
-        # The task first: an ACCEPTED record then always means the task is on Kafka. (The
-        # other order left an ACCEPTED record for a task that never ran when the service
-        # died between the two, as the fault suite's kill of a service instance showed.)
-        await publish(self._producer, topic or self.topic_for(task), task, key=task.account)
         await publish(self._producer, self._settings.topic_results, accepted, key=task.task_id)
-
-    async def run(self, task: TaskMessage, timeout_s: float) -> ResultMessage | None:
-        """Submit and wait; None when the wait ran out (the task goes on)."""
-        future = self._wait_for(task.task_id)
-        await self.submit(task)
-        return await self._await(task.task_id, future, timeout_s)
 
     async def wait(self, task_id: str, timeout_s: float) -> ResultMessage | None:
         """The final result of a submitted task, or None after `timeout_s`."""

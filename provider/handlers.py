@@ -171,11 +171,13 @@ class Handlers:
         peers = int(await rpc(job.w3, "net_peerCount", []), 16)
         return {"connected": True, "node": job.node_id, "peers": peers}
 
+    # The simplest reads go as raw JSON-RPC: web3.py's formatters and middlewares cost
+    # more than the node's own answer (docs/benchmarks.md, the read micro-benchmark).
     async def block_number(self, job: Job) -> dict[str, Any]:
-        return {"block_number": int(await job.w3.eth.block_number)}
+        return {"block_number": int(await rpc(job.w3, "eth_blockNumber", []), 16)}
 
     async def gas_price(self, job: Job) -> dict[str, Any]:
-        return {"gas_price": int(await job.w3.eth.gas_price)}
+        return {"gas_price": int(await rpc(job.w3, "eth_gasPrice", []), 16)}
 
     async def coinbase(self, job: Job) -> dict[str, Any]:
         # Service nodes do not seal, so they have no etherbase: the chain's
@@ -190,8 +192,8 @@ class Handlers:
 
     async def eth_balance(self, job: Job) -> dict[str, Any]:
         params = _as(job, AddressParams)
-        balance = await job.w3.eth.get_balance(params.address)  # type: ignore[arg-type]
-        return {"address": params.address, "balance_wei": int(balance)}
+        balance = await rpc(job.w3, "eth_getBalance", [params.address, "latest"])
+        return {"address": params.address, "balance_wei": int(balance, 16)}
 
     async def token_balance(self, job: Job) -> dict[str, Any]:
         params = _as(job, AddressParams)
