@@ -40,7 +40,7 @@ from gateway.metrics import RegistryCollector
 from gateway.middleware import GatewayMiddleware, RouteTable
 from gateway.routes_api import api_router, tasks_router
 from gateway.state import GatewayState
-from gateway.upstream import Upstreams
+from gateway.upstream import Upstreams, upstream_session
 
 log = logging.getLogger("ethgw.gateway")
 
@@ -131,18 +131,12 @@ def _lifespan(
         state.keyring.reload_if_changed()
         state.registry_token = ensure_registry_token(settings.state_dir)
         async with AsyncExitStack() as stack:
-            upstream_client = httpx.AsyncClient(
-                timeout=httpx.Timeout(
-                    settings.upstream_timeout_s,
-                    connect=settings.upstream_connect_timeout_s,
-                ),
-                limits=httpx.Limits(
-                    max_connections=settings.upstream_max_connections,
-                    max_keepalive_connections=settings.upstream_max_connections,
-                ),
-                trust_env=False,  # instances are local addresses: never via an HTTP proxy
+            upstream_client = upstream_session(
+                settings.upstream_max_connections,
+                settings.upstream_timeout_s,
+                settings.upstream_connect_timeout_s,
             )
-            stack.push_async_callback(_logged("upstream client", upstream_client.aclose))
+            stack.push_async_callback(_logged("upstream client", upstream_client.close))
             manager_client = httpx.AsyncClient(
                 base_url=settings.manager_url,
                 timeout=settings.manager_timeout_s,
@@ -154,6 +148,8 @@ def _lifespan(
                 upstream_client,
                 settings.get_retries,
                 startup_grace_s=settings.startup_grace_s,
+                max_connections=settings.upstream_max_connections,
+                pool_timeout_s=settings.upstream_timeout_s,
             )
             state.manager_ = ManagerClient(
                 manager_client, settings.manager_timeout_s, settings.manager_action_timeout_s

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-import httpx
+import aiohttp
 from starlette.responses import Response
 
 from common.api import Service
@@ -69,18 +69,41 @@ def _is_json_object(content: bytes) -> bool:
         return False
 
 
+def upstream_session(
+    max_connections: int, timeout_s: float, connect_timeout_s: float
+) -> aiohttp.ClientSession:
+    """The gateway's HTTP client to the service instances.
+
+    aiohttp, not httpx: with hundreds of requests queued for a pool of hundreds of
+    connections, httpcore's pool assignment is quadratic (encode/httpcore#1035) and took
+    59% of the gateway's CPU at 200 users, until its loop was too late for its own
+    connects and heartbeats (docs/benchmarks.md). Requests beyond `max_connections` wait
+    in Upstreams' admission, not in the connector, so a full pool is told apart from a
+    slow instance.
+    """
+    connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0)
+    timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=connect_timeout_s)
+    return aiohttp.ClientSession(
+        connector=connector, timeout=timeout, trust_env=False, auto_decompress=False
+    )
+
+
 class Upstreams:
     def __init__(
         self,
         registry: Registry,
-        client: httpx.AsyncClient,
+        session: aiohttp.ClientSession,
         retries: int,
         clock: Callable[[], float] = time.monotonic,
         *,
         startup_grace_s: float = 0.0,
+        max_connections: int = 512,
+        pool_timeout_s: float = 35.0,
     ) -> None:
         self._registry = registry
-        self._client = client
+        self._session = session
+        self._admission = asyncio.Semaphore(max_connections)
+        self._pool_timeout_s = pool_timeout_s
         self._retries = retries
         self._clock = clock
         self._grace_ends = clock() + startup_grace_s
@@ -156,28 +179,41 @@ class Upstreams:
         url = instance.url + path + (f"?{query}" if query else "")
         breaker = instance.breaker
         try:
-            response = await self._client.request(method, url, content=content, headers=headers)
-        except httpx.PoolTimeout:
-            # Our own connection pool is full: not the instance's fault, no breaker count.
+            async with asyncio.timeout(self._pool_timeout_s):
+                await self._admission.acquire()
+        except TimeoutError:
+            # Every connection is busy: not the instance's fault, no breaker count.
             breaker.release()
             raise GatewayBusyError("the gateway is at its connection limit; retry") from None
-        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+        except BaseException:
+            breaker.release()
+            raise
+        try:
+            status, content, answer_headers = await self._send(method, url, content, headers)
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:
             return None, self._failed(instance, "connect", error), False
-        except httpx.TimeoutException as error:
+        except (TimeoutError, aiohttp.SocketTimeoutError) as error:
             return None, self._failed(instance, "timeout", error), True
-        except httpx.TransportError as error:
+        except aiohttp.ClientError as error:
             return None, self._failed(instance, "protocol", error), True
         except BaseException:
             breaker.release()  # cancelled (the client went away): neither outcome
             raise
-        if response.status_code >= 500 and not _is_json_object(response.content):
-            return None, self._failed(instance, "bad_answer", None, response.status_code), True
+        finally:
+            self._admission.release()
+        if status >= 500 and not _is_json_object(content):
+            return None, self._failed(instance, "bad_answer", None, status), True
         if breaker.record_success() is not None:
             log.info("breaker closed instance=%s kind=%s", instance.instance_id, instance.kind)
-        answer = UpstreamAnswer(
-            response.status_code, response.content, response.headers, instance.instance_id
-        )
-        return answer, None, True
+        return UpstreamAnswer(status, content, answer_headers, instance.instance_id), None, True
+
+    async def _send(
+        self, method: str, url: str, content: bytes | None, headers: Mapping[str, str] | None
+    ) -> tuple[int, bytes, dict[str, str]]:
+        async with self._session.request(method, url, data=content, headers=headers) as response:
+            body = await response.read()
+            # Lower-case names, as the answer's headers are looked up.
+            return response.status, body, {k.lower(): v for k, v in response.headers.items()}
 
     def _failed(
         self,
