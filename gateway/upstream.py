@@ -33,6 +33,8 @@ from gateway.rpc import loads
 log = logging.getLogger("ethgw.gateway")
 
 NO_INSTANCE_LOG_S = 10.0
+# Idle pooled connections close before the services' side does (common/serving.py).
+UPSTREAM_KEEP_ALIVE_S = 30.0
 
 # Response headers of a service that mean something to the client.
 _PASSED_BACK = ("content-type", "retry-after", "location")
@@ -81,7 +83,9 @@ def upstream_session(
     in Upstreams' admission, not in the connector, so a full pool is told apart from a
     slow instance.
     """
-    connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0)
+    connector = aiohttp.TCPConnector(
+        limit=max_connections, limit_per_host=0, keepalive_timeout=UPSTREAM_KEEP_ALIVE_S
+    )
     timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=connect_timeout_s)
     return aiohttp.ClientSession(
         connector=connector, timeout=timeout, trust_env=False, auto_decompress=False
