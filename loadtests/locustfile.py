@@ -31,13 +31,27 @@ from locust.env import Environment
 
 from common.api import API_KEY_HEADER, API_PREFIX
 from common.contracts import load_artifact
-from loadtests.mix import MIX, SETUP_PREFIX
+from loadtests.envelope import outcome
+from loadtests.mix import CALL_PREFIX, MIX, SETUP_PREFIX
 
 PASSWORD = "bench-user-password"
 UNLOCK_S = 3600
 RECEIPT_AGE_S = 4.0  # a hash this old has been mined (1 s blocks), so its receipt exists
 
 SETUP_WAIT_S = 300.0  # the longest the set-up of all users may take before tasks start
+DEFERRED_WAIT_S = 300.0  # the longest a deferred counted write is polled for
+
+
+class _RequestFailedError(Exception):
+    """What Locust records for a failed request: the status and the envelope's code."""
+
+
+def _json_or_none(response: Any) -> Any:
+    try:
+        return response.json()
+    except (ValueError, TypeError):
+        return None
+
 
 # Addresses of every simulated user of this process: the recipients of transfers.
 KNOWN_ADDRESSES: list[str] = []
@@ -53,12 +67,15 @@ class Recorder:
         self.failures = 0
         self.setup_failures = 0
         self.setup_requests = 0
+        self.deferred = 0  # counted writes answered 202 and polled to their result
         self.environment: Environment | None = None
         self._stopping = False
 
     def on_request(
         self, name: str, response_time: float, exception: BaseException | None, **_: Any
     ) -> None:
+        if name.startswith(CALL_PREFIX):
+            return
         if name.startswith(SETUP_PREFIX):
             self.setup_requests += 1
             self.setup_failures += exception is not None
@@ -78,6 +95,7 @@ class Recorder:
             "target": self.target,
             "setup_requests": self.setup_requests,
             "setup_failures": self.setup_failures,
+            "deferred": self.deferred,
             "samples": [list(s) for s in self.samples],
         }
 
@@ -169,18 +187,12 @@ class PlatformUser(FastHttpUser):
 
     def _check(self, response: Any) -> dict[str, Any] | None:
         """The envelope's data on a 200; anything else (a 202 included) is a failure."""
-        try:
-            body = response.json()
-        except (ValueError, TypeError):
-            body = None
-        if response.status_code == 200 and isinstance(body, dict) and body.get("status") == 200:
+        data, failure = outcome(response.status_code, _json_or_none(response))
+        if failure is None:
             response.success()
-            data = body.get("data")
-            return data if isinstance(data, dict) else {"value": data}
-        error = (body or {}).get("error") if isinstance(body, dict) else None
-        code = error.get("code") if isinstance(error, dict) else ""
-        response.failure(f"HTTP {response.status_code} {code}".strip())
-        return None
+        else:
+            response.failure(failure)
+        return data
 
     def _get(self, name: str, path: str, **query: Any) -> dict[str, Any] | None:
         url = API_PREFIX + path + (f"?{urlencode(query)}" if query else "")
@@ -188,10 +200,47 @@ class PlatformUser(FastHttpUser):
             return self._check(r)
 
     def _post(self, name: str, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """A counted write. One the service defers (202: its 30 s wait ran out, the task
+        goes on) is polled to its result, as the API asks of a client, and recorded once,
+        from its POST to that result: served late, not failed, and not finished early."""
+        started = time.perf_counter()
         with self.client.post(
-            API_PREFIX + path, name=name, json=body, headers=self.headers, catch_response=True
-        ) as r:
-            return self._check(r)
+            API_PREFIX + path,
+            name=CALL_PREFIX + name,
+            json=body,
+            headers=self.headers,
+            catch_response=True,
+        ) as response:
+            response.success()  # judged below, once, under the request's own name
+            status, body_json = response.status_code, _json_or_none(response)
+        if status == 202 and isinstance(body_json, dict):
+            RECORDER.deferred += 1
+            status, body_json = self._poll_task(str(body_json.get("task_id")), started)
+        data, failure = outcome(status, body_json)
+        self.environment.events.request.fire(
+            request_type="POST",
+            name=name,
+            response_time=(time.perf_counter() - started) * 1000,
+            response_length=0,
+            exception=None if failure is None else _RequestFailedError(failure),
+            context={},
+        )
+        return data
+
+    def _poll_task(self, task_id: str, started: float) -> tuple[int, Any]:
+        """GET /tasks/{id} every second until the task is done (or DEFERRED_WAIT_S)."""
+        while time.perf_counter() - started < DEFERRED_WAIT_S:
+            gevent.sleep(1.0)
+            with self.client.get(
+                f"{API_PREFIX}/tasks/{task_id}",
+                name=CALL_PREFIX + "task status",
+                headers=self.headers,
+                catch_response=True,
+            ) as polled:
+                polled.success()
+                if polled.status_code != 202:
+                    return polled.status_code, _json_or_none(polled)
+        return 202, None
 
     def _setup_post(self, name: str, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
         """A set-up write that may outlast the service's wait: on a 202, poll its task

@@ -42,6 +42,9 @@ MIX: tuple[MixEntry, ...] = (
 )
 
 SETUP_PREFIX = "setup "
+# The HTTP calls behind one counted write that was deferred (202, then polled): the write
+# is recorded once, under its own name, from its POST to its result.
+CALL_PREFIX = "call "
 """Requests a simulated user makes before its first task (its own account, a first
 mined transaction) are named with this prefix and left out of the fixed request count."""
 

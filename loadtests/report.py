@@ -48,6 +48,7 @@ class CellResult:
     node_cpu_max: float
     node_rss_max_mb: float
     failure_reasons: dict[str, int] = field(default_factory=dict)
+    deferred: int = 0  # counted writes answered 202 and polled to their result
 
     def row(self) -> dict[str, Any]:
         row = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("cell",)}
@@ -95,6 +96,7 @@ def cell_result(
         restarts=restarts,
         setup_requests=int(summary.get("setup_requests", 0)),
         setup_failures=int(summary.get("setup_failures", 0)),
+        deferred=int(summary.get("deferred", 0)),
         node_cpu_mean=round(float(cpu.mean()), 1) if cpu.size else 0.0,
         node_cpu_max=round(float(cpu.max()), 1) if cpu.size else 0.0,
         node_rss_max_mb=round(float(rss.max()), 1) if rss.size else 0.0,
@@ -158,6 +160,7 @@ MD_COLUMNS = (
     ("p95_ms", "p95 ms"),
     ("p99_ms", "p99 ms"),
     ("failures", "failures"),
+    ("deferred", "deferred (202, polled)"),
     ("setup_failures", "set-up failures"),
     ("restarts", "restarts"),
     ("node_cpu_mean", "node CPU % mean"),

@@ -18,6 +18,7 @@ from common.api import ENDPOINTS
 from common.paths import REPO_ROOT
 from geth_cluster.cluster import GethCluster
 from loadtests.bench import QUICK, plan_cells
+from loadtests.envelope import outcome
 from loadtests.interference import CgroupCpuCap
 from loadtests.mix import MIX, weights
 from loadtests.report import (
@@ -68,6 +69,22 @@ def test_locustfile_loads_with_the_table_weights() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1]) == TABLE_5_1
+
+
+def test_a_200_envelope_is_a_success_with_its_data() -> None:
+    """HTTP 200 with envelope status 200: the data, no failure."""
+    assert outcome(200, {"status": 200, "data": {"block_number": 7}}) == ({"block_number": 7}, None)
+
+
+def test_a_refusal_is_a_failure_named_by_status_and_code() -> None:
+    """Anything else fails, named as the summary's failure reasons show it."""
+    body = {"status": 503, "error": {"code": "service_unavailable"}}
+    assert outcome(503, body) == (None, "HTTP 503 service_unavailable")
+
+
+def test_a_deferred_answer_is_not_a_success_by_itself() -> None:
+    """A 202 (the task goes on) is no result: the locustfile polls the task for one."""
+    assert outcome(202, {"status": 202, "task_id": "t"}) == (None, "HTTP 202")
 
 
 def test_quick_profile_covers_every_kind_of_group() -> None:
