@@ -35,7 +35,9 @@ class GatewaySettings(BaseSettings):
     # every instance's breaker (docs/benchmarks.md).
     upstream_connect_timeout_s: float = Field(default=10.0, gt=0.0)
     upstream_timeout_s: float = Field(default=35.0, gt=0.0)
-    upstream_max_connections: int = Field(default=512, ge=1)
+    # Every request waiting for its result (up to the services' 30 s) holds a connection:
+    # at 1,200 users 512 were all taken and the rest got 503 gateway_busy.
+    upstream_max_connections: int = Field(default=2048, ge=1)
     get_retries: int = Field(default=1, ge=0, le=3)  # a GET goes to another instance
     # Just after a (re)start the registry is empty until the instances' next heartbeat
     # (every registry_ttl_s / 3): a request finding no instance of its kind waits up to
