@@ -48,7 +48,7 @@ class CellResult:
     node_cpu_max: float
     node_rss_max_mb: float
     failure_reasons: dict[str, int] = field(default_factory=dict)
-    deferred: int = 0  # counted writes answered 202 and polled to their result
+    deferred: int = 0  # counted requests answered 202 and polled to their result
 
     def row(self) -> dict[str, Any]:
         row = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("cell",)}
