@@ -222,29 +222,23 @@ class PlatformUser(FastHttpUser):
             status, body_json = response.status_code, _json_or_none(response)
         if status == 202 and isinstance(body_json, dict):
             RECORDER.deferred += 1
-            status, body_json = self._poll_task(str(body_json.get("task_id")), started)
+            task_id = str(body_json.get("task_id"))
+            status, body_json = self._poll_task(
+                task_id, CALL_PREFIX + "task status", started, DEFERRED_WAIT_S
+            )
         data, failure = outcome(status, body_json)
-        self.environment.events.request.fire(
-            request_type=method,
-            name=name,
-            response_time=(time.perf_counter() - started) * 1000,
-            response_length=0,
-            exception=None if failure is None else _RequestFailedError(failure),
-            context={},
-        )
+        self._record(method, name, started, failure)
         return data
 
-    def _poll_task(self, task_id: str, started: float) -> tuple[int, Any]:
-        """GET /tasks/{id}, backing off, until the task is done (or DEFERRED_WAIT_S)."""
+    def _poll_task(self, task_id: str, name: str, started: float, wait_s: float) -> tuple[int, Any]:
+        """GET /tasks/{id}, backing off, until the task is done or `wait_s` has passed."""
         delay = POLL_FIRST_S
-        while time.perf_counter() - started < DEFERRED_WAIT_S:
+        while time.perf_counter() - started < wait_s:
             gevent.sleep(delay)
             delay = min(delay * 2, POLL_MAX_S)
+            url = f"{API_PREFIX}/tasks/{task_id}"
             with self.client.get(
-                f"{API_PREFIX}/tasks/{task_id}",
-                name=CALL_PREFIX + "task status",
-                headers=self.headers,
-                catch_response=True,
+                url, name=name, headers=self.headers, catch_response=True
             ) as polled:
                 polled.success()
                 if polled.status_code != 202:
@@ -254,6 +248,7 @@ class PlatformUser(FastHttpUser):
     def _setup_post(self, name: str, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
         """A set-up write that may outlast the service's wait: on a 202, poll its task
         until it is done, as a patient client would, so the user is not lost."""
+        started = time.perf_counter()
         with self.client.post(
             API_PREFIX + path, name=name, json=body, headers=self.headers, catch_response=True
         ) as response:
@@ -261,21 +256,24 @@ class PlatformUser(FastHttpUser):
                 return self._check(response)
             response.success()
             task_id = response.json().get("task_id")
-        deadline = time.monotonic() + SETUP_WAIT_S
-        delay = POLL_FIRST_S
-        while time.monotonic() < deadline:
-            gevent.sleep(delay)
-            delay = min(delay * 2, POLL_MAX_S)
-            with self.client.get(
-                f"{API_PREFIX}/tasks/{task_id}",
-                name=SETUP_PREFIX + "task status",
-                headers=self.headers,
-                catch_response=True,
-            ) as polled:
-                if polled.status_code != 202:
-                    return self._check(polled)
-                polled.success()
-        return None
+        status, answer = self._poll_task(
+            task_id, SETUP_PREFIX + "task status", started, SETUP_WAIT_S
+        )
+        data, failure = outcome(status, answer)
+        if failure is not None:  # counted among the set-up failures, under the write's name
+            self._record("POST", name, started, failure)
+        return data
+
+    def _record(self, method: str, name: str, started: float, failure: str | None) -> None:
+        """One request as Locust counts it, timed from `started`, failed when `failure`."""
+        self.environment.events.request.fire(
+            request_type=method,
+            name=name,
+            response_time=(time.perf_counter() - started) * 1000,
+            response_length=0,
+            exception=None if failure is None else _RequestFailedError(failure),
+            context={},
+        )
 
     def _create_account(self, name: str) -> str:
         data = self._setup_post(name, "/admin/new", {"password": PASSWORD})
