@@ -121,7 +121,7 @@ class TaskClient:
         # The task first: an ACCEPTED record then always means the task is on Kafka. (The
         # other order left an ACCEPTED record for a task that never ran when the service
         # died between the two, as the fault suite's kill of a service instance showed.)
-        await publish(self._producer, topic or self.topic_for(task), task, key=task.account)
+        await self._publish_task(task, topic)
         await self._publish_accepted(task)
 
     async def run(self, task: TaskMessage, timeout_s: float) -> ResultMessage | None:
@@ -131,12 +131,15 @@ class TaskClient:
         to follow the task, and a caller that waits for the result needs no receipt of it.
         """
         future = self._wait_for(task.task_id)
-        await publish(self._producer, self.topic_for(task), task, key=task.account)
+        await self._publish_task(task)
         accepted = asyncio.create_task(self._publish_accepted(task))
         try:
             return await self._await(task.task_id, future, timeout_s)
         finally:
             await accepted
+
+    async def _publish_task(self, task: TaskMessage, topic: str | None = None) -> None:
+        await publish(self._producer, topic or self.topic_for(task), task, key=task.account)
 
     async def _publish_accepted(self, task: TaskMessage) -> None:
         accepted = ResultMessage(

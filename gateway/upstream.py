@@ -100,9 +100,9 @@ class Upstreams:
         retries: int,
         clock: Callable[[], float] = time.monotonic,
         *,
+        max_connections: int,
+        pool_timeout_s: float,
         startup_grace_s: float = 0.0,
-        max_connections: int = 512,
-        pool_timeout_s: float = 35.0,
     ) -> None:
         self._registry = registry
         self._session = session

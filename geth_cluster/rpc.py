@@ -18,15 +18,23 @@ async def rpc_call(
 ) -> Any:
     """Call one method; raise NodeUnreachableError or RpcError instead of httpx errors."""
     payload = {"jsonrpc": "2.0", "id": next(_ids), "method": method, "params": params or []}
+    return _result(await _post(client, url, payload, method))
+
+
+async def _post(client: httpx.AsyncClient, url: str, payload: Any, what: str) -> Any:
     try:
         response = await client.post(url, json=payload)
         response.raise_for_status()
     except httpx.HTTPError as exc:
-        raise NodeUnreachableError(f"{url} did not answer {method}: {exc!r}") from None
-    body = response.json()
-    if "error" in body:
-        raise RpcError(int(body["error"].get("code", 0)), str(body["error"].get("message")))
-    return body["result"]
+        raise NodeUnreachableError(f"{url} did not answer {what}: {exc!r}") from None
+    return response.json()
+
+
+def _result(answer: dict[str, Any]) -> Any:
+    if "error" in answer or "result" not in answer:
+        error = answer.get("error") or {}
+        raise RpcError(int(error.get("code", 0)), str(error.get("message")))
+    return answer["result"]
 
 
 async def block_number(client: httpx.AsyncClient, url: str) -> int:
@@ -54,19 +62,11 @@ async def chain_position(client: httpx.AsyncClient, url: str) -> ChainPosition:
         {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []},
         {"jsonrpc": "2.0", "id": 2, "method": "eth_getBlockByNumber", "params": ["pending", False]},
     ]
-    try:
-        response = await client.post(url, json=batch)
-        response.raise_for_status()
-    except httpx.HTTPError as exc:
-        raise NodeUnreachableError(f"{url} did not answer a head read: {exc!r}") from None
-    answers = {item.get("id"): item for item in response.json()}
-    head_answer, pending_answer = answers.get(1, {}), answers.get(2, {})
-    if "result" not in head_answer:
-        error = head_answer.get("error") or {}
-        raise RpcError(int(error.get("code", 0)), str(error.get("message")))
-    pending_block = pending_answer.get("result")
+    answers = {item.get("id"): item for item in await _post(client, url, batch, "a head read")}
+    head = int(_result(answers.get(1, {})), 16)
+    pending_block = answers.get(2, {}).get("result")
     pending = int(pending_block["number"], 16) if isinstance(pending_block, dict) else None
-    return ChainPosition(int(head_answer["result"], 16), pending)
+    return ChainPosition(head, pending)
 
 
 async def peer_count(client: httpx.AsyncClient, url: str) -> int:

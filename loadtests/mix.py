@@ -42,11 +42,12 @@ MIX: tuple[MixEntry, ...] = (
 )
 
 SETUP_PREFIX = "setup "
+"""Requests a simulated user makes before its first task (its own account, a first
+mined transaction) are named with this prefix and left out of the fixed request count."""
+
 # The HTTP calls behind one counted request (the first call, and the polls of a deferred
 # one): the request is recorded once, under its own name, from its first call to its result.
 CALL_PREFIX = "call "
-"""Requests a simulated user makes before its first task (its own account, a first
-mined transaction) are named with this prefix and left out of the fixed request count."""
 
 
 def weights() -> dict[str, int]:

@@ -18,7 +18,7 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from balancer import Calibration, distance, make_strategy
+from balancer import Calibration, make_strategy
 from common.contracts import load_artifact
 from common.kafka import kafka_consumer, kafka_producer
 from common.kafka_table import CompactedTable
@@ -82,11 +82,8 @@ def _platform_signers(settings: ProviderSettings) -> dict[str, ChainAccount]:
 
 def _healthiest_client(nodes: NodeView, clients: NodeClients) -> Client | None:
     """The client of the routable node nearest the origin, None when none is routable."""
-    routable = [s for s in nodes.states({}, time.time()) if not s.down]
-    if not routable:
-        return None
-    best = min(routable, key=lambda s: (distance(s.memory, s.cpu), s.node_id))
-    url = nodes.url(best.node_id)
+    node_id = nodes.nearest({}, time.time())
+    url = None if node_id is None else nodes.url(node_id)
     return None if url is None else clients.get(url)
 
 

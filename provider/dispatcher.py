@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
-from balancer import NodeState, Plan, Strategy, Task, Zone, distance, forced_reads
+from balancer import NodeState, Plan, Strategy, Task, Zone, forced_reads
 from common.kafka import publish
 from common.operations import Operation, Params, UnknownOperationError, get_operation
 from common.tasks import ErrorInfo, ResultMessage, TaskMessage, TaskStatus, Timings
@@ -270,31 +270,23 @@ class Dispatcher:
                     pending.message.task_id,
                     exc,
                 )
-                self._nodes.suspect(node_id, time.time())
-                metrics.RETRIES.labels(node_id).inc()
-                node_id = self._next_best(tried)
+                node_id = self._move_on(node_id, tried)
             except NodeBehindError as exc:
                 # Nothing was signed yet: the next node may well be at the head.
                 log.warning(
                     "node behind node=%s task=%s error=%s", node_id, pending.message.task_id, exc
                 )
-                self._nodes.suspect(node_id, time.time())
-                metrics.RETRIES.labels(node_id).inc()
                 behind = exc
-                node_id = self._next_best(tried)
+                node_id = self._move_on(node_id, tried)
         if behind is not None:
             raise behind
         raise NodeUnavailableError(f"no node answered (tried {', '.join(tried) or 'none'})")
 
-    def _next_best(self, tried: list[str]) -> str | None:
-        states = [
-            s
-            for s in self._nodes.states(self._inflight, time.time())
-            if not s.down and s.node_id not in tried
-        ]
-        if not states:
-            return None
-        return min(states, key=lambda s: (distance(s.memory, s.cpu), s.node_id)).node_id
+    def _move_on(self, failed: str, tried: list[str]) -> str | None:
+        """Leave out the node that failed for a while; the next best one to try, if any."""
+        self._nodes.suspect(failed, time.time())
+        metrics.RETRIES.labels(failed).inc()
+        return self._nodes.nearest(self._inflight, time.time(), exclude=tried)
 
     # -- results and offsets ---------------------------------------------------------
 

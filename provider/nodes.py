@@ -3,9 +3,9 @@ this provider's own in-flight counts and its recent connection failures."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
-from balancer import NodeState
+from balancer import NodeState, distance
 from common.kafka_table import CompactedTable
 from common.nodes import NodeReport
 
@@ -39,6 +39,15 @@ class NodeView:
                 )
             )
         return states
+
+    def nearest(
+        self, inflight: Mapping[str, int], now: float, exclude: Collection[str] = ()
+    ) -> str | None:
+        """The routable node nearest the origin (the least loaded), outside `exclude`."""
+        states = [s for s in self.states(inflight, now) if not s.down and s.node_id not in exclude]
+        if not states:
+            return None
+        return min(states, key=lambda s: (distance(s.memory, s.cpu), s.node_id)).node_id
 
     def url(self, node_id: str) -> str | None:
         report = self._reports.get(node_id)

@@ -170,7 +170,8 @@ class TransactionSender:
             estimate = await w3.eth.estimate_gas(fields, "pending")  # type: ignore[arg-type]
         except (ContractCustomError, ContractLogicError, Web3RPCError) as exc:
             raise translate_revert(exc, abi) from None
-        if abi is not None and await self._runs_no_code(w3, fields, int(estimate)):
+        is_call = abi is not None and bool(fields.get("to"))
+        if is_call and await self._runs_no_code(w3, fields, int(estimate)):
             # The node does not see the contract yet (it is behind, or its pending state
             # is): a transaction signed with this gas would run out on chain while its task
             # reported success.
