@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import uvicorn
-
-from common.logs import configure_logging
 from common.ports import ensure_port_free
+from common.serving import serve
 from gateway.app import create_app
 from gateway.config import GatewaySettings
 
 
 def main() -> None:
-    configure_logging()
     settings = GatewaySettings()
     ensure_port_free(settings.port, "ETHGW_GATEWAY_PORT", settings.host)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,  # the gateway logs refusals and failures itself, with request ids
-        # Clients keep connections open between calls (Locust, web3): longer than the 5 s default.
-        timeout_keep_alive=30,
-    )
+    # Clients keep connections open between calls (Locust, web3): longer than the 5 s default.
+    serve(create_app(settings), settings.host, settings.port, keep_alive_s=30)
 
 
 if __name__ == "__main__":

@@ -112,7 +112,12 @@ class SteadyLoad:
             try:
                 response = await client.request(method, path, **kwargs)
                 break
-            except httpx.ConnectError as error:
+            except (httpx.ConnectError, httpx.RemoteProtocolError) as error:
+                # A refused connection sent nothing. A cut one may have, so only a read
+                # (idempotent, RFC 9110 9.2.2) is sent again, as HTTP clients do.
+                if isinstance(error, httpx.RemoteProtocolError) and method != "GET":
+                    self._record(kind, path, started, None, type(error).__name__, reconnects)
+                    return
                 if time.time() - started > CONNECT_RETRY_S:
                     self._record(kind, path, started, None, type(error).__name__, reconnects)
                     return
