@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterable
 from typing import Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -113,3 +114,11 @@ class CompactedTable(Generic[M]):
         """Durably write, then mirror (so a read right after a write sees it)."""
         await producer.send_and_wait(self.topic, encode(value), key=key.encode())
         self._data[key] = value
+
+    async def delete(self, producer: AIOKafkaProducer, keys: Iterable[str]) -> None:
+        """Durably write a tombstone per key, then forget the keys (every mirror does)."""
+        chosen = list(keys)
+        sends = [await producer.send(self.topic, None, key=key.encode()) for key in chosen]
+        await asyncio.gather(*sends)
+        for key in chosen:
+            self._data.pop(key, None)

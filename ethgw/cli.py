@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
@@ -121,12 +122,9 @@ async def calibrate(args: argparse.Namespace) -> None:
 async def soak(args: argparse.Namespace) -> None:
     from loadtests.soak import SoakPlan, run_soak
 
-    plan = SoakPlan(
-        minutes=args.minutes,
-        warmup_s=args.warmup_s if args.warmup_s is not None else min(60.0, args.minutes * 6),
-        progress_s=args.progress_s,
-        max_growth=args.max_growth,
-    )
+    plan = SoakPlan(minutes=args.minutes, progress_s=args.progress_s, max_growth=args.max_growth)
+    if args.warmup_s is not None:
+        plan = dataclasses.replace(plan, warmup_s=args.warmup_s)
     verdict = await run_soak(plan, args.root)
     if not verdict.ok:
         raise SystemExit(1)
@@ -202,9 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
     soaking = commands.add_parser(
         "soak", help="steady load on a stack of its own; checks memory growth and lost tasks"
     )
-    soaking.add_argument("--minutes", type=float, default=10.0)
+    soaking.add_argument("--minutes", type=float, default=10.0, help="of load after the warm-up")
     soaking.add_argument(
-        "--warmup-s", type=float, default=None, help="before the memory baseline (default: 10%%)"
+        "--warmup-s",
+        type=float,
+        default=None,
+        help="load before the memory baseline (default: until the result window is full)",
     )
     soaking.add_argument("--progress-s", type=float, default=30.0)
     soaking.add_argument("--max-growth", type=float, default=0.10, help="allowed RSS growth")

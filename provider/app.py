@@ -30,6 +30,7 @@ from provider.chain import Client, NodeClients
 from provider.config import ProviderSettings
 from provider.dispatcher import Dispatcher
 from provider.handlers import ADMIN, FAUCET, Handlers
+from provider.journal_pruning import JournalPruner
 from provider.nodes import NodeView
 from provider.nonces import NonceTracker
 from provider.rebroadcast import Rebroadcaster
@@ -158,7 +159,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             )
         )
         dispatcher = Dispatcher(
-            consumer, producer, kafka.topic_results, strategy, nodes, clients, handlers, settings
+            consumer,
+            producer,
+            kafka.topic_results,
+            strategy,
+            nodes,
+            clients,
+            handlers,
+            JournalPruner(journal, producer),
+            settings,
         )
         rebalance.dispatcher = dispatcher
         stop = asyncio.Event()

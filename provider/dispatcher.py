@@ -34,6 +34,7 @@ from provider.errors import (
     UnknownOperationTaskError,
 )
 from provider.handlers import Handlers, Job
+from provider.journal_pruning import JournalPruner
 from provider.nodes import NodeView
 from provider.offsets import OffsetBook
 
@@ -71,8 +72,10 @@ class Dispatcher:
         nodes: NodeView,
         clients: NodeClients,
         handlers: Handlers,
+        pruner: JournalPruner,
         settings: ProviderSettings,
     ) -> None:
+        self._pruner = pruner
         self._consumer = consumer
         self._producer = producer
         self._results_topic = results_topic
@@ -244,6 +247,7 @@ class Dispatcher:
         # The result must reach Kafka before the offset may be committed.
         await asyncio.shield(self._publish(result))
         self._offsets.finished(pending.tp, pending.offset)
+        self._pruner.finished(pending.tp, pending.offset, message.task_id)
         self._running.pop(message.task_id, None)
 
     async def _on_nodes(self, pending: Pending, first: str) -> tuple[object, str]:
@@ -333,6 +337,7 @@ class Dispatcher:
         if points:
             await self._consumer.commit(points)
             self._offsets.committed(points)
+            await self._pruner.committed(points)
 
     # -- rebalancing -----------------------------------------------------------------
 
@@ -352,6 +357,7 @@ class Dispatcher:
             await self.commit()
         self._pending = [p for p in self._pending if p.tp not in gone]
         self._offsets.drop(gone)
+        self._pruner.drop(gone)
 
     @property
     def held(self) -> int:

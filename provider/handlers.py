@@ -44,7 +44,13 @@ from provider.errors import (
     PlatformNotReadyError,
     TaskError,
 )
-from provider.transactions import Sent, TransactionSender, receipt_summary, wait_receipt
+from provider.transactions import (
+    Sent,
+    TransactionSender,
+    receipt_summary,
+    step_key,
+    wait_receipt,
+)
 
 ADMIN = ADMIN_SIGNER
 FAUCET = FAUCET_SIGNER
@@ -302,7 +308,10 @@ class Handlers:
         )
         # Gas money, so the account can transact at once; waited for on purpose.
         funding = await self._sender.send(
-            job.w3, f"{job.task_id}:fund", FAUCET, {"to": address, "value": self._funding_wei}
+            job.w3,
+            step_key(job.task_id, "fund"),
+            FAUCET,
+            {"to": address, "value": self._funding_wei},
         )
         await wait_receipt(job.w3, funding.tx_hash, self._receipt_timeout_s)
         return {"address": address, "funded_wei": self._funding_wei, "funding_tx": funding.tx_hash}

@@ -31,3 +31,9 @@ UNCONFIRMED = Gauge(
 REBROADCASTS = Counter(
     "ethgw_provider_rebroadcasts_total", "Signed transactions a node took anew (had been lost)"
 )
+JOURNAL_RECORDS = Gauge(
+    "ethgw_provider_journal_records", "Signed transactions kept in this provider's journal mirror"
+)
+JOURNAL_PRUNED = Counter(
+    "ethgw_provider_journal_pruned_total", "Journal records dropped once their task was committed"
+)

@@ -34,6 +34,19 @@ PLAIN_TRANSFER_GAS = 21_000
 # A contract call estimated within this factor of its intrinsic gas may have run no code.
 SUSPICIOUS_ESTIMATE_RATIO = 1.05
 _NONCE_CONFLICTS = ("nonce too low", "replacement transaction underpriced")
+# Transactions a task signs before its own, each journaled under a key of its own.
+PRE_STEPS = ("fund",)
+
+
+def step_key(task_id: str, step: str) -> str:
+    """The journal key of a transaction a task signs before its own (one of PRE_STEPS)."""
+    assert step in PRE_STEPS, step
+    return f"{task_id}:{step}"
+
+
+def journal_keys(task_id: str) -> tuple[str, ...]:
+    """Every journal key a task may have written."""
+    return (task_id, *(step_key(task_id, step) for step in PRE_STEPS))
 
 
 class JournalRecord(BaseModel):

@@ -1,0 +1,75 @@
+"""Dropping a write's journal records once its task can never be delivered again.
+
+The journal keeps a task's signed bytes so that a redelivered task re-broadcasts them
+instead of signing anew. A task is redelivered only from its partition's committed offset
+on, so once the commit point has passed a finished task its records serve no one. Every
+provider mirrors the whole journal in memory: without this, that mirror grows with every
+write for as long as the provider runs.
+
+Tombstones are written only after the commit succeeded, never before, so a crash in
+between leaves a record behind (kept, harmless) and never loses one still needed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaProducer, TopicPartition
+
+from common.kafka_table import CompactedTable
+from provider import metrics
+from provider.transactions import JournalRecord, journal_keys
+
+log = logging.getLogger("ethgw.provider.journal")
+
+
+class JournalPruner:
+    def __init__(self, journal: CompactedTable[JournalRecord], producer: AIOKafkaProducer) -> None:
+        self._journal = journal
+        self._producer = producer
+        # Per partition: (offset, journal keys) of finished tasks, not yet passed by a commit.
+        self._finished: dict[TopicPartition, list[tuple[int, list[str]]]] = {}
+        self._to_delete: list[str] = []  # settled, tombstones not yet written
+
+    def finished(self, tp: TopicPartition, offset: int, task_id: str) -> None:
+        """A task's result is published; remember its records until a commit passes it."""
+        keys = [key for key in journal_keys(task_id) if self._journal.get(key) is not None]
+        if keys:
+            self._finished.setdefault(tp, []).append((offset, keys))
+
+    def settled(self, points: dict[TopicPartition, int]) -> list[str]:
+        """The journal keys of finished tasks below the committed points; forgotten here."""
+        keys: list[str] = []
+        for tp, point in points.items():
+            waiting = self._finished.get(tp, [])
+            keys += [key for offset, task_keys in waiting if offset < point for key in task_keys]
+            self._finished[tp] = [entry for entry in waiting if entry[0] >= point]
+        return keys
+
+    async def committed(self, points: dict[TopicPartition, int]) -> int:
+        """Tombstone the records the commit settled (and any a failed try left); how many."""
+        self._to_delete += self.settled(points)
+        if not self._to_delete:
+            return 0
+        try:
+            await self._journal.delete(self._producer, self._to_delete)
+        except Exception as exc:
+            # Kafka away: the commit stands, the records are only kept a little longer.
+            log.warning(
+                "journal tombstones not written keys=%d error=%r", len(self._to_delete), exc
+            )
+            return 0
+        pruned, self._to_delete = len(self._to_delete), []
+        metrics.JOURNAL_PRUNED.inc(pruned)
+        metrics.JOURNAL_RECORDS.set(len(self._journal))
+        return pruned
+
+    def drop(self, partitions: Iterable[TopicPartition]) -> None:
+        """Partitions gone to another provider: their next owner settles what is left."""
+        for tp in partitions:
+            self._finished.pop(tp, None)
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(entries) for entries in self._finished.values())

@@ -1,0 +1,70 @@
+"""Which journal records a commit settles (the logic above the real table and producer)."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from aiokafka import TopicPartition
+
+from provider.journal_pruning import JournalPruner
+
+TP = TopicPartition("ethgw.tasks.write", 0)
+OTHER = TopicPartition("ethgw.tasks.write", 1)
+
+
+class _Journal:
+    """Only what the pruner reads of the mirror: which keys it holds."""
+
+    def __init__(self, *keys: str) -> None:
+        self.keys = set(keys)
+
+    def get(self, key: str) -> object | None:
+        return key if key in self.keys else None
+
+
+def _pruner(*keys: str) -> JournalPruner:
+    return JournalPruner(cast(Any, _Journal(*keys)), cast(Any, None))
+
+
+def test_a_commit_past_a_task_settles_its_records() -> None:
+    """A commit point beyond a finished task's offset settles its own and its step's key."""
+    pruner = _pruner("t1", "t1:fund")
+    pruner.finished(TP, 5, "t1")
+    assert sorted(pruner.settled({TP: 6})) == ["t1", "t1:fund"]
+
+
+def test_a_commit_point_at_the_task_keeps_it() -> None:
+    """The commit point is the next offset to read: a task at that offset may come again."""
+    pruner = _pruner("t1")
+    pruner.finished(TP, 5, "t1")
+    assert pruner.settled({TP: 5}) == []
+
+
+def test_a_settled_task_is_settled_once() -> None:
+    """Once returned, a task's keys are forgotten by the pruner."""
+    pruner = _pruner("t1")
+    pruner.finished(TP, 5, "t1")
+    pruner.settled({TP: 6})
+    assert pruner.settled({TP: 9}) == []
+
+
+def test_a_task_without_records_is_not_remembered() -> None:
+    """A read task signs nothing: nothing to wait for."""
+    pruner = _pruner()
+    pruner.finished(TP, 1, "read")
+    assert pruner.waiting == 0
+
+
+def test_a_commit_of_another_partition_settles_nothing_here() -> None:
+    """Offsets compare within their own partition only."""
+    pruner = _pruner("t1")
+    pruner.finished(TP, 5, "t1")
+    assert pruner.settled({OTHER: 100}) == []
+
+
+def test_dropped_partitions_forget_their_tasks() -> None:
+    """Partitions gone to another provider: their next owner settles what is left."""
+    pruner = _pruner("t1")
+    pruner.finished(TP, 5, "t1")
+    pruner.drop([TP])
+    assert pruner.waiting == 0
