@@ -395,7 +395,9 @@ async def run_micro(out: Path, reads: int, write_s: float) -> str:
 
 def _remove_states(out: Path) -> None:
     """The chains and Kafka logs of the run: large, and no figure is in them. The
-    services' logs (gateway, providers, read and write instances) are kept in logs/."""
+    services' logs (gateway, providers, read and write instances) are kept in logs/.
+    The account pools go too: their accounts are on the chains (cells.csv counts them)."""
+    shutil.rmtree(out / "pools", ignore_errors=True)
     for state in out.glob("state-*"):
         for log in (state / "run").glob("*.log"):
             shutil.move(log, out / "logs" / f"{state.name}-{log.name}")
