@@ -303,6 +303,7 @@ def write_outputs(
     zones: dict[str, list[ZoneSample]],
     profile_name: str,
     started_at: str,
+    machine: str,
 ) -> None:
     write_cells_csv(out / "cells.csv", results)
     write_resources_csv(out / "resources.csv", resources)
@@ -322,42 +323,51 @@ def write_outputs(
     ]
     header = (
         f"# ethgw bench, profile {profile_name}, started {started_at}\n\n"
-        f"Machine: {machine_text()}.\n"
+        f"Machine: {machine}.\n"
         + ("\nThe manager's view of the slowed node (share of 1 s samples):\n\n" if slowed else "")
         + "\n".join(slowed)
     )
     write_summary(out / "summary.md", results, header, [str(c) for c in charts])
 
 
+def earlier_results(
+    out: Path,
+) -> tuple[list[CellResult], dict[str, list[ResourceSample]], dict[str, list[ZoneSample]]]:
+    """What `--resume` keeps of the folder: the rows of cells.csv and their samples."""
+    return (
+        read_cells_csv(out / "cells.csv"),
+        read_resources_csv(out / "resources.csv"),
+        read_zones_csv(out / "zones.csv"),
+    )
+
+
 async def run_bench(
     profile: Profile, profile_name: str, out: Path, resume: bool = False
 ) -> list[CellResult]:
-    # --resume: the rows of an earlier run in `out` are kept and its finished cells skipped.
-    results = read_cells_csv(out / "cells.csv") if resume else []
-    resources = read_resources_csv(out / "resources.csv") if resume else {}
-    zones = read_zones_csv(out / "zones.csv") if resume else {}
+    results, resources, zones = earlier_results(out) if resume else ([], {}, {})
     finished = {r.cell for r in results if r.finished}
     groups = groups_to_run(plan_cells(profile), finished)
     progress = Progress(sum(len(cells) for *_, cells in groups))
     started_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     if resume:
         profile_name += f", resumed with {len(results)} earlier rows"
-    progress.say(f"results in {out}; machine {machine_text()}")
+    machine = machine_text()  # now: the load average at the start, as it says
+    progress.say(f"results in {out}; machine {machine}")
     if resume:
         progress.say(f"resuming: {len(finished)} finished cells in cells.csv are skipped")
+
+    def write() -> None:  # after every group: an interrupted run keeps what it measured
+        write_outputs(out, results, resources, zones, profile_name, started_at, machine)
+
     try:
         for system, nodes, scenario, cells in groups:
             new = await run_group(
                 system, nodes, scenario, cells, profile, out, progress, resources, zones
             )
             results = merged(results, new)
-            await asyncio.to_thread(
-                write_outputs, out, results, resources, zones, profile_name, started_at
-            )
+            await asyncio.to_thread(write)
         if not groups:  # all skipped: the charts and summary.md are still made anew
-            await asyncio.to_thread(
-                write_outputs, out, results, resources, zones, profile_name, started_at
-            )
+            await asyncio.to_thread(write)
     finally:
         await asyncio.to_thread(_remove_states, out)
     progress.say(f"done: {out / 'summary.md'}")
