@@ -220,7 +220,7 @@ class PlatformUser(FastHttpUser):
         RECORDER.accounts_reused += 1
         self.address = pooled.address
         self.sent.append((0.0, pooled.tx_hash))
-        if pooled.unlocked_until - time.time() >= CELL_S[0]:
+        if pooled.unlocked_for(CELL_S[0], time.time()):
             return
         unlocked_until = self._setup_unlock()
         if unlocked_until is not None:

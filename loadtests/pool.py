@@ -24,6 +24,10 @@ class PooledAccount:
     tx_hash: str  # a transaction it sent and saw mined: what the receipt lookups ask for
     unlocked_until: float  # epoch s; the unlock holds at least until then (a lower bound)
 
+    def unlocked_for(self, seconds: float, now: float) -> bool:
+        """Whether its unlock surely lasts `seconds` more (else the user unlocks it again)."""
+        return self.unlocked_until - now >= seconds
+
 
 def read_pool(path: Path) -> list[PooledAccount]:
     """The pool's accounts in the order they were first added; a missing file is empty."""

@@ -70,6 +70,13 @@ def test_a_torn_line_is_skipped(tmp_path: Path) -> None:
     assert read_pool(path) == [_account(1)]
 
 
+def test_an_unlock_that_may_end_within_the_cell_is_renewed() -> None:
+    """A pooled account is used as it is only if its unlock outlasts the whole cell."""
+    account = _account(1, unlocked_until=1000.0)
+    assert account.unlocked_for(900.0, now=100.0)
+    assert not account.unlocked_for(900.0, now=101.0)
+
+
 def test_a_groups_cells_run_in_ascending_users() -> None:
     """Each cell of a group has at least the users of the one before: it creates only more."""
     profile = dataclasses.replace(FULL, users=(1000, 200, 600))
