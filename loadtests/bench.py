@@ -10,6 +10,7 @@ resources.csv, summary.md and PNG charts, with every process's log under logs/.
     ethgw bench --quick          # a small matrix, under 10 minutes
     ethgw bench                  # the full matrix (hours on a 2-core machine)
     ethgw bench --systems monolith,lbh --nodes 3 --users 200,600 --requests 3000
+    ethgw bench --out results/bench-X --resume   # go on: skip the cells finished there
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +38,9 @@ from loadtests.report import (
     plot_matrix,
     plot_resources,
     plot_slow_node,
+    read_cells_csv,
+    read_resources_csv,
+    read_zones_csv,
     write_cells_csv,
     write_resources_csv,
     write_summary,
@@ -89,12 +93,18 @@ QUICK = Profile(
 )
 
 
-def plan_cells(profile: Profile) -> list[tuple[str, int, str, list[Cell]]]:
+Group = tuple[str, int, str, list[Cell]]  # system, nodes, scenario, its cells
+
+
+def plan_cells(profile: Profile) -> list[Group]:
     """(system, nodes, scenario, cells) groups: one system start per group."""
-    groups: list[tuple[str, int, str, list[Cell]]] = []
+    groups: list[Group] = []
     for system in profile.systems:
         for nodes in (1,) if system == "monolith" else profile.nodes:
-            cells = [Cell(system, nodes, u, profile.requests) for u in profile.users]
+            # Ascending: each cell reuses the accounts of the ones before and creates
+            # only the users it has more (see loadtests/pool.py).
+            users = sorted(set(profile.users))
+            cells = [Cell(system, nodes, u, profile.requests) for u in users]
             groups.append((system, nodes, "uniform", cells))
     for strategy in profile.slow_node_strategies:
         nodes = min(profile.nodes)
@@ -117,7 +127,7 @@ class Progress:
 
 
 async def run_locust(
-    system: System, cell: Cell, out: Path, timeout_s: float, progress: Progress
+    system: System, cell: Cell, out: Path, timeout_s: float, progress: Progress, pool: Path
 ) -> dict[str, object]:
     """Locust headless in its own process; returns the locustfile's summary."""
     summary_file = out / f"{cell.label}.locust.json"
@@ -133,6 +143,7 @@ async def run_locust(
         "--request-count", str(cell.requests),
         "--summary-file", str(summary_file),
         "--progress-file", str(progress_file),
+        "--account-pool", str(pool),
         "--run-time", f"{int(timeout_s)}s",
         "--stop-timeout", "5",
     ]  # fmt: skip
@@ -166,7 +177,8 @@ def _progress_text(path: Path, cell: Cell) -> str:
         return "starting users"
     return (
         f"{counts['done']}/{cell.requests} requests, {counts['failed']} failed "
-        f"({counts['setup']} set-up requests of {cell.users} users)"
+        f"(set-up of {cell.users} users: {counts.get('reused', 0)} accounts reused, "
+        f"{counts.get('created', 0)} created, {counts['setup']} set-up requests)"
     )
 
 
@@ -197,6 +209,7 @@ async def run_group(
     zones: dict[str, list[ZoneSample]],
 ) -> list[CellResult]:
     progress.say(f"starting {system} with {nodes} node(s), scenario {scenario}")
+    pool = fresh_pool(out, system, nodes, scenario)
     results = []
     async with started(system, nodes, scenario, profile, out) as running:
         for cell in cells:
@@ -211,7 +224,9 @@ async def run_group(
             stop = asyncio.Event()
             sampling = asyncio.create_task(sampler.run(stop))
             try:
-                summary = await run_locust(running, cell, out, profile.cell_timeout_s, progress)
+                summary = await run_locust(
+                    running, cell, out, profile.cell_timeout_s, progress, pool
+                )
             finally:
                 stop.set()
                 await sampling
@@ -229,7 +244,8 @@ async def run_group(
                 f"{cell.label}: {result.duration_s:.1f}s for {result.requests_done} requests, "
                 f"{result.throughput_rps:.0f} req/s, p50 {result.p50_ms:.0f} ms, "
                 f"p99 {result.p99_ms:.0f} ms, {result.failures} failed, "
-                f"{result.restarts} restarts"
+                f"{result.restarts} restarts; set-up: {result.accounts_reused} accounts reused, "
+                f"{result.accounts_created} created, {result.setup_requests} requests"
                 + (
                     f"; {SLOW_NODE} zones: {zone_shares(sampler.zones, SLOW_NODE)}"
                     if slowdown
@@ -237,6 +253,34 @@ async def run_group(
                 )
             )
     return results
+
+
+def fresh_pool(out: Path, system: str, nodes: int, scenario: str) -> Path:
+    """The group's account pool, emptied: it serves one start of the system only (the
+    unlocks are in its processes' memory, and a finished run deletes its chains)."""
+    pool = out / "pools" / f"{scenario}-{system}-n{nodes}.jsonl"
+    pool.parent.mkdir(parents=True, exist_ok=True)
+    pool.unlink(missing_ok=True)
+    return pool
+
+
+def groups_to_run(groups: Sequence[Group], finished: Collection[Cell]) -> list[Group]:
+    """The plan without the cells already finished; a group left with none is not started."""
+    remaining = []
+    for system, nodes, scenario, cells in groups:
+        todo = [cell for cell in cells if cell not in finished]
+        if todo:
+            remaining.append((system, nodes, scenario, todo))
+    return remaining
+
+
+def merged(earlier: Sequence[CellResult], new: Sequence[CellResult]) -> list[CellResult]:
+    """Every row: an earlier one replaced in place by a new run of its cell, others kept,
+    the new cells after them."""
+    rerun = {r.cell: r for r in new}
+    rows = [rerun.get(r.cell, r) for r in earlier]
+    seen = {r.cell for r in earlier}
+    return rows + [r for r in new if r.cell not in seen]
 
 
 def machine_text() -> str:
@@ -259,12 +303,15 @@ def write_outputs(
     zones: dict[str, list[ZoneSample]],
     profile_name: str,
     started_at: str,
+    machine: str,
 ) -> None:
     write_cells_csv(out / "cells.csv", results)
     write_resources_csv(out / "resources.csv", resources)
     write_zones_csv(out / "zones.csv", zones)
     charts = plot_matrix(out, results) + plot_slow_node(out, results)
     charts += plot_distance(out, zones, SLOW_NODE)
+    if not results:
+        return
     busiest = max(results, key=lambda r: r.cell.users)
     if busiest.cell.label in resources:
         charts.append(plot_resources(out, busiest.cell.label, resources[busiest.cell.label]))
@@ -276,29 +323,51 @@ def write_outputs(
     ]
     header = (
         f"# ethgw bench, profile {profile_name}, started {started_at}\n\n"
-        f"Machine: {machine_text()}.\n"
+        f"Machine: {machine}.\n"
         + ("\nThe manager's view of the slowed node (share of 1 s samples):\n\n" if slowed else "")
         + "\n".join(slowed)
     )
     write_summary(out / "summary.md", results, header, [str(c) for c in charts])
 
 
-async def run_bench(profile: Profile, profile_name: str, out: Path) -> list[CellResult]:
-    groups = plan_cells(profile)
+def earlier_results(
+    out: Path,
+) -> tuple[list[CellResult], dict[str, list[ResourceSample]], dict[str, list[ZoneSample]]]:
+    """What `--resume` keeps of the folder: the rows of cells.csv and their samples."""
+    return (
+        read_cells_csv(out / "cells.csv"),
+        read_resources_csv(out / "resources.csv"),
+        read_zones_csv(out / "zones.csv"),
+    )
+
+
+async def run_bench(
+    profile: Profile, profile_name: str, out: Path, resume: bool = False
+) -> list[CellResult]:
+    results, resources, zones = earlier_results(out) if resume else ([], {}, {})
+    finished = {r.cell for r in results if r.finished}
+    groups = groups_to_run(plan_cells(profile), finished)
     progress = Progress(sum(len(cells) for *_, cells in groups))
     started_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    progress.say(f"results in {out}; machine {machine_text()}")
-    results: list[CellResult] = []
-    resources: dict[str, list[ResourceSample]] = {}
-    zones: dict[str, list[ZoneSample]] = {}
+    if resume:
+        profile_name += f", resumed with {len(results)} earlier rows"
+    machine = machine_text()  # now: the load average at the start, as it says
+    progress.say(f"results in {out}; machine {machine}")
+    if resume:
+        progress.say(f"resuming: {len(finished)} finished cells in cells.csv are skipped")
+
+    def write() -> None:  # after every group: an interrupted run keeps what it measured
+        write_outputs(out, results, resources, zones, profile_name, started_at, machine)
+
     try:
         for system, nodes, scenario, cells in groups:
-            results += await run_group(
+            new = await run_group(
                 system, nodes, scenario, cells, profile, out, progress, resources, zones
             )
-            await asyncio.to_thread(
-                write_outputs, out, results, resources, zones, profile_name, started_at
-            )
+            results = merged(results, new)
+            await asyncio.to_thread(write)
+        if not groups:  # all skipped: the charts and summary.md are still made anew
+            await asyncio.to_thread(write)
     finally:
         await asyncio.to_thread(_remove_states, out)
     progress.say(f"done: {out / 'summary.md'}")
@@ -336,7 +405,9 @@ async def run_micro(out: Path, reads: int, write_s: float) -> str:
 
 def _remove_states(out: Path) -> None:
     """The chains and Kafka logs of the run: large, and no figure is in them. The
-    services' logs (gateway, providers, read and write instances) are kept in logs/."""
+    services' logs (gateway, providers, read and write instances) are kept in logs/.
+    The account pools go too: their accounts are on the chains (cells.csv counts them)."""
+    shutil.rmtree(out / "pools", ignore_errors=True)
     for state in out.glob("state-*"):
         for log in (state / "run").glob("*.log"):
             shutil.move(log, out / "logs" / f"{state.name}-{log.name}")
@@ -361,6 +432,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--micro-reads", type=int, default=1000, help="reads per path")
     parser.add_argument("--micro-write-s", type=float, default=20.0, help="seconds of writes")
     parser.add_argument("--out", type=Path, help="results folder (default results/<time>)")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --out: keep its cells.csv rows and skip the cells finished there",
+    )
     return parser
 
 
@@ -394,7 +470,10 @@ def _profile_name(args: argparse.Namespace) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.resume and args.out is None:
+        parser.error("--resume needs --out: the folder of the run to go on with")
     profile = profile_from(args)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     # Absolute: the state folders are handed to processes that run elsewhere (Kafka).
@@ -404,7 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.micro:
             asyncio.run(run_micro(out, args.micro_reads, args.micro_write_s))
         else:
-            asyncio.run(run_bench(profile, _profile_name(args), out))
+            asyncio.run(run_bench(profile, _profile_name(args), out, args.resume))
     except KeyboardInterrupt:
         print(f"interrupted; partial results in {out}", file=sys.stderr)
         return 130

@@ -8,7 +8,9 @@ so nothing of ours imports this module):
         --summary-file results/cell.json
 
 Each simulated user makes its own account (created, unlocked, one mined transaction
-first), then draws requests from `loadtests.mix.MIX` by weight: balances of real
+first), or, with `--account-pool FILE`, takes one an earlier cell of the same system
+start made (loadtests/pool.py) and creates one only when the pool has none left; then
+it draws requests from `loadtests.mix.MIX` by weight: balances of real
 accounts, transactions between real accounts, lookups of the hashes those returned.
 With `--request-count N` the run stops after N task requests (set-up requests are
 named "setup ..." and not counted) and writes every sample to `--summary-file`.
@@ -21,6 +23,7 @@ import random
 import secrets
 import time
 from collections import deque
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -33,9 +36,15 @@ from common.api import API_KEY_HEADER, API_PREFIX
 from common.contracts import load_artifact
 from loadtests.envelope import outcome
 from loadtests.mix import CALL_PREFIX, MIX, SETUP_PREFIX
+from loadtests.pool import AccountPool, PooledAccount
 
 PASSWORD = "bench-user-password"
+# Every unlock (the set-up's and the mix's) asks for the same duration, so a later one
+# only extends an account's unlock: the set-up's expiry is a lower bound for the pool.
 UNLOCK_S = 3600
+# How long a pooled account's unlock must still hold to skip the unlock: the whole
+# cell, which Locust's --run-time bounds (this when there is none).
+DEFAULT_CELL_S = 900.0
 RECEIPT_AGE_S = 4.0  # a hash this old has been mined (1 s blocks), so its receipt exists
 
 SETUP_WAIT_S = 300.0  # the longest the set-up of all users may take before tasks start
@@ -60,6 +69,8 @@ def _json_or_none(response: Any) -> Any:
 # Addresses of every simulated user of this process: the recipients of transfers.
 KNOWN_ADDRESSES: list[str] = []
 READY = [0]  # users done with their set-up
+POOL: list[AccountPool] = []  # the --account-pool, if given
+CELL_S = [DEFAULT_CELL_S]
 
 
 class Recorder:
@@ -72,6 +83,8 @@ class Recorder:
         self.setup_failures = 0
         self.setup_requests = 0
         self.deferred = 0  # counted requests answered 202 and polled to their result
+        self.accounts_created = 0  # by the set-up (the mix's create_account is counted)
+        self.accounts_reused = 0  # taken from the pool instead
         self.environment: Environment | None = None
         self._stopping = False
 
@@ -100,6 +113,8 @@ class Recorder:
             "setup_requests": self.setup_requests,
             "setup_failures": self.setup_failures,
             "deferred": self.deferred,
+            "accounts_created": self.accounts_created,
+            "accounts_reused": self.accounts_reused,
             "samples": [list(s) for s in self.samples],
         }
 
@@ -113,6 +128,9 @@ def _arguments(parser: Any) -> None:
     parser.add_argument("--request-count", type=int, default=0, help="stop after N requests")
     parser.add_argument("--summary-file", default="", help="write every sample here (JSON)")
     parser.add_argument("--progress-file", default="", help="counts, rewritten every second")
+    parser.add_argument(
+        "--account-pool", default="", help="earlier cells' accounts (JSON lines): reused, extended"
+    )
 
 
 @events.init.add_listener
@@ -121,6 +139,12 @@ def _init(environment: Environment, **_: Any) -> None:
     options = environment.parsed_options
     RECORDER.target = int(getattr(options, "request_count", 0) or 0)
     environment.events.request.add_listener(RECORDER.on_request)
+    pool = getattr(options, "account_pool", "")
+    if pool:
+        POOL.append(AccountPool(Path(pool)))
+    run_time = getattr(options, "run_time", None)  # seconds: Locust parses the timespan
+    if run_time:
+        CELL_S[0] = float(run_time)
     progress = getattr(options, "progress_file", "")
     if progress:
         gevent.spawn(_report_progress, Path(progress))
@@ -133,6 +157,8 @@ def _report_progress(path: Path) -> None:
             "done": len(RECORDER.samples),
             "failed": RECORDER.failures,
             "setup": RECORDER.setup_requests,
+            "created": RECORDER.accounts_created,
+            "reused": RECORDER.accounts_reused,
         }
         path.write_text(json.dumps(done))
         gevent.sleep(1.0)
@@ -162,19 +188,51 @@ class PlatformUser(FastHttpUser):
 
     def on_start(self) -> None:
         self.headers = {API_KEY_HEADER: self.environment.parsed_options.api_key}
-        self.address = self._create_account(SETUP_PREFIX + "create_account")
-        body = {"address": self.address, "password": PASSWORD, "durationS": UNLOCK_S}
-        self._setup_post(SETUP_PREFIX + "unlock", "/admin/unlock", body)
         self.sent: deque[tuple[float, str]] = deque(maxlen=50)
+        pooled = POOL[0].take() if POOL else None
+        if pooled is None:
+            self._set_up_new_account()
+        else:
+            self._reuse(pooled)
+        KNOWN_ADDRESSES.append(self.address)
+        self._wait_for_everyone()
+
+    def _set_up_new_account(self) -> None:
+        """Create, unlock, one transfer waited for until mined; then pooled for later cells."""
+        self.address = self._create_account(SETUP_PREFIX + "create_account")
+        RECORDER.accounts_created += 1
+        unlocked_until = self._setup_unlock()
         first = self._setup_post(
             SETUP_PREFIX + "send_transaction",
             "/tx/send",
             {"from": self.address, "to": self.address, "value": 1, "waitReceipt": True},
         )
-        if first is not None:  # mined already: stamped as old enough for any lookup
-            self.sent.append((0.0, first["tx_hash"]))
-        KNOWN_ADDRESSES.append(self.address)
-        self._wait_for_everyone()
+        if first is None:
+            return
+        self.sent.append((0.0, first["tx_hash"]))  # mined: old enough for any lookup
+        if POOL and unlocked_until is not None:  # only a wholly set-up account is lent
+            POOL[0].add(PooledAccount(self.address, first["tx_hash"], unlocked_until))
+
+    def _reuse(self, pooled: PooledAccount) -> None:
+        """An account of an earlier cell: funded, with a mined hash, and unlocked in this
+        same provider (or monolith) process; unlocked again only if that may run out
+        before this cell ends (the unlock lives in the process's memory for UNLOCK_S)."""
+        RECORDER.accounts_reused += 1
+        self.address = pooled.address
+        self.sent.append((0.0, pooled.tx_hash))
+        if pooled.unlocked_for(CELL_S[0], time.time()):
+            return
+        unlocked_until = self._setup_unlock()
+        if unlocked_until is not None:
+            POOL[0].add(replace(pooled, unlocked_until=unlocked_until))
+
+    def _setup_unlock(self) -> float | None:
+        """The set-up's unlock; a time it surely holds until (None if it failed)."""
+        asked_at = time.time()  # the service starts the UNLOCK_S after this
+        body = {"address": self.address, "password": PASSWORD, "durationS": UNLOCK_S}
+        if self._setup_post(SETUP_PREFIX + "unlock", "/admin/unlock", body) is None:
+            return None
+        return asked_at + UNLOCK_S
 
     def _wait_for_everyone(self) -> None:
         """Counted requests start once every user is set up (or after SETUP_WAIT_S), so

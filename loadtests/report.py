@@ -49,6 +49,8 @@ class CellResult:
     node_rss_max_mb: float
     failure_reasons: dict[str, int] = field(default_factory=dict)
     deferred: int = 0  # counted requests answered 202 and polled to their result
+    accounts_created: int = 0  # by the users' set-up
+    accounts_reused: int = 0  # taken from the group's account pool instead
 
     def row(self) -> dict[str, Any]:
         row = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("cell",)}
@@ -97,6 +99,8 @@ def cell_result(
         setup_requests=int(summary.get("setup_requests", 0)),
         setup_failures=int(summary.get("setup_failures", 0)),
         deferred=int(summary.get("deferred", 0)),
+        accounts_created=int(summary.get("accounts_created", 0)),
+        accounts_reused=int(summary.get("accounts_reused", 0)),
         node_cpu_mean=round(float(cpu.mean()), 1) if cpu.size else 0.0,
         node_cpu_max=round(float(cpu.max()), 1) if cpu.size else 0.0,
         node_rss_max_mb=round(float(rss.max()), 1) if rss.size else 0.0,
@@ -116,6 +120,81 @@ def write_cells_csv(path: Path, results: Sequence[CellResult]) -> None:
         writer = csv.DictWriter(out, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+
+
+def read_cells_csv(path: Path) -> list[CellResult]:
+    """The results write_cells_csv wrote (a missing file has none); a column an older
+    run did not write takes its default."""
+    return [_result_of(row) for row in _csv_rows(path)]
+
+
+def _result_of(row: dict[str, str]) -> CellResult:
+    cell = Cell(**_typed(Cell, row))
+    values = _typed(CellResult, row)
+    values["failure_reasons"] = _reasons_of(row.get("failure_reasons", ""))
+    return CellResult(cell=cell, **values)
+
+
+def _typed(kind: type[Any], row: dict[str, str]) -> dict[str, Any]:
+    """The fields of a dataclass found in a CSV row, back to their types (the
+    annotations are strings under `from __future__ import annotations`)."""
+    parse: dict[str, Any] = {"int": int, "float": float, "str": str, "bool": _bool}
+    return {
+        f.name: parse[str(f.type)](row[f.name])
+        for f in dataclasses.fields(kind)
+        if f.name in row and str(f.type) in parse
+    }
+
+
+def _bool(text: str) -> bool:
+    return text == "True"
+
+
+def _reasons_of(text: str) -> dict[str, int]:
+    """'name reason: 3; other: 1' back to a dict; a part without a count belongs to the
+    reason before it (a reason may hold '; ')."""
+    reasons: dict[str, int] = {}
+    pending = ""
+    for part in text.split("; ") if text else []:
+        reason, _, count = (pending + part).rpartition(": ")
+        if reason and count.isdigit():
+            reasons[reason] = int(count)
+            pending = ""
+        else:
+            pending += part + "; "
+    return reasons
+
+
+def read_resources_csv(path: Path) -> dict[str, list[ResourceSample]]:
+    """What write_resources_csv wrote, by cell label (a missing file has none)."""
+    by_cell: dict[str, list[ResourceSample]] = {}
+    for row in _csv_rows(path):
+        sample = ResourceSample(
+            float(row["at_s"]), row["series"], row["kind"], float(row["cpu_percent"]),
+            float(row["rss_mb"]),
+        )  # fmt: skip
+        by_cell.setdefault(row["cell"], []).append(sample)
+    return by_cell
+
+
+def read_zones_csv(path: Path) -> dict[str, list[ZoneSample]]:
+    """What write_zones_csv wrote, by cell label (a missing file has none)."""
+    by_cell: dict[str, list[ZoneSample]] = {}
+    for row in _csv_rows(path):
+        sample = ZoneSample(
+            float(row["at_s"]), row["node"], row["zone"], float(row["distance"]),
+            float(row["cpu_ratio"]), row["lifecycle"], float(row["lbh"]),
+        )  # fmt: skip
+        by_cell.setdefault(row["cell"], []).append(sample)
+    return by_cell
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    try:
+        with path.open(newline="") as source:
+            return list(csv.DictReader(source))
+    except FileNotFoundError:
+        return []
 
 
 def write_resources_csv(path: Path, by_cell: Mapping[str, Sequence[ResourceSample]]) -> None:
@@ -161,6 +240,8 @@ MD_COLUMNS = (
     ("p99_ms", "p99 ms"),
     ("failures", "failures"),
     ("deferred", "deferred (202, polled)"),
+    ("accounts_created", "accounts created"),
+    ("accounts_reused", "accounts reused"),
     ("setup_failures", "set-up failures"),
     ("restarts", "restarts"),
     ("node_cpu_mean", "node CPU % mean"),

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +23,7 @@ from loadtests.bench import QUICK, plan_cells
 from loadtests.envelope import outcome
 from loadtests.interference import CgroupCpuCap
 from loadtests.mix import MIX, weights
+from loadtests.pool import read_pool
 from loadtests.report import (
     Cell,
     cell_result,
@@ -202,6 +205,39 @@ async def test_monolith_refuses_bad_input_with_the_envelope(monolith: ServerProc
         response = await client.get("/api/v1/eth/balance", params={"address": "0x12"})
     assert response.status_code == 422
     assert response.json()["error"]["field"] == "address"
+
+
+def _locust_cell(url: str, users: int, pool: Path, out: Path) -> dict[str, Any]:
+    """One small cell of the locustfile against `url` with the account pool; its summary."""
+    summary = out / f"u{users}.json"
+    args = [
+        str(Path(sys.executable).with_name("locust")),
+        "-f", str(REPO_ROOT / "loadtests" / "locustfile.py"),
+        "--headless", "--only-summary", "--loglevel", "WARNING",
+        "-u", str(users), "-r", str(users), "--host", url,
+        "--request-count", "20", "--summary-file", str(summary),
+        "--account-pool", str(pool), "--run-time", "240s", "--stop-timeout", "5",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    done = subprocess.run(args, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert summary.exists(), done.stdout[-2000:] + done.stderr[-2000:]
+    result: dict[str, Any] = json.loads(summary.read_text())
+    return result
+
+
+@pytest.mark.slow
+def test_a_later_cell_reuses_the_pool_and_creates_only_the_difference(
+    monolith: ServerProcess, tmp_path: Path
+) -> None:
+    """3 users then 5 on one pool: the 5-user cell makes 2 accounts, the 3 reused ones can send."""
+    pool = tmp_path / "pool.jsonl"
+    first = _locust_cell(monolith.url, 3, pool, tmp_path)
+    second = _locust_cell(monolith.url, 5, pool, tmp_path)
+    assert (first["accounts_created"], first["accounts_reused"]) == (3, 0)
+    assert (second["accounts_created"], second["accounts_reused"]) == (2, 3)
+    assert second["setup_requests"] == 2 * 3  # create, unlock, transfer of the new two only
+    assert [s for s in second["samples"] if "account_locked" in s[4]] == []
+    assert len(read_pool(pool)) == 5
 
 
 def test_zone_shares_say_where_a_node_was() -> None:
