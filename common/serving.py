@@ -25,6 +25,9 @@ KEEP_ALIVE_S = 75
 # request a client had just sent on one is lost without an answer (RemoteProtocolError).
 DRAIN_S = 1.0
 
+EVENT_LOOP = "uvloop"
+HTTP_PARSER = "httptools"
+
 log = logging.getLogger("ethgw.serving")
 
 
@@ -99,6 +102,11 @@ def draining_server(
         log_config=None,
         access_log=False,  # metrics count requests; failures are logged with request ids
         timeout_keep_alive=keep_alive_s,
+        # Named, not "auto": a missing wheel fails the start instead of falling back to the
+        # pure-Python loop and parser without a word. (Measured: about 0.5 ms off a read's
+        # p50 through the pipeline, within the run-to-run spread.)
+        loop=EVENT_LOOP,
+        http=HTTP_PARSER,
     )
     return DrainingServer(config, drain)
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+import uvloop
 from fastapi import FastAPI
 
 from common.ports import free_port
@@ -82,3 +83,21 @@ async def test_answers_before_the_drain_keep_their_connection(running: Running) 
     async with httpx.AsyncClient(base_url=running.url, trust_env=False) as client:
         answer = await client.get("/ping")
     assert answer.headers.get("connection") != "close"
+
+
+def test_the_server_parses_http_with_httptools() -> None:
+    """The services' server uses httptools' C parser, not h11's pure-Python one."""
+    config = draining_server(_app(), "127.0.0.1", free_port()).config
+    config.load()
+    assert config.http_protocol_class.__name__ == "HttpToolsProtocol"
+
+
+def test_the_server_runs_on_uvloop() -> None:
+    """`serve` runs the app on uvloop's event loop, not asyncio's default one."""
+    factory = draining_server(_app(), "127.0.0.1", free_port()).config.get_loop_factory()
+    assert factory is not None
+    loop = factory()
+    try:
+        assert isinstance(loop, uvloop.Loop)
+    finally:
+        loop.close()
