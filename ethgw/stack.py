@@ -41,6 +41,7 @@ GATEWAY_PORT = int(os.environ.get("ETHGW_GATEWAY_PORT", 8000))
 READ_OFFSET = 100
 WRITE_OFFSET = 150
 PROVIDER_OFFSET = 200
+MANAGER_STOP_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -212,6 +213,10 @@ async def run_stack(shape: Shape, status_every_s: float = 5.0) -> None:
             if manager.done():
                 raise RuntimeError("the cluster manager stopped; see the log above")
             dead = [s.name for s in services if not s.alive]
+            if len(dead) == len(services):
+                # `ethgw down` from another shell stops the services and Kafka under us.
+                log.warning("every service has stopped (ethgw down?): stopping the rest")
+                break
             heads = await cluster.heads()
             print(
                 "blocks: "
@@ -227,12 +232,22 @@ async def run_stack(shape: Shape, status_every_s: float = 5.0) -> None:
             await service.stop()
         manager_stop.set()
         if manager is not None:
-            with contextlib.suppress(Exception):
-                await manager
+            await _stop_manager(manager, MANAGER_STOP_S)
         await cluster.down()
         await cluster.aclose()
         await asyncio.to_thread(KafkaBroker(kafka_settings).stop)
         log.info("stopped")
+
+
+async def _stop_manager(manager: asyncio.Task[None], timeout_s: float) -> None:
+    """Wait for the manager's own shutdown, bounded: with Kafka already gone, its producer
+    would retry its last reports for good."""
+    try:
+        await asyncio.wait_for(manager, timeout_s)
+    except TimeoutError:
+        log.warning("the cluster manager did not stop within %.0fs: cancelled", timeout_s)
+    except Exception as exc:
+        log.warning("the cluster manager stopped with error=%r", exc)
 
 
 async def _start_services(services: list[ServiceProcess]) -> None:
