@@ -376,7 +376,7 @@ async def run_bench(
 
 async def run_micro(out: Path, reads: int, write_s: float) -> str:
     """Both micro-benchmarks on one ethgw stack (3 nodes, lbh); returns the markdown."""
-    from common.settings import ClusterSettings
+    from common.settings import ClusterSettings, KafkaSettings
     from loadtests import micro
 
     capacity = micro.chain_capacity(ClusterSettings())
@@ -387,6 +387,10 @@ async def run_micro(out: Path, reads: int, write_s: float) -> str:
             print(f"[micro] read latency: {reads} sequential reads per path", flush=True)
             latency = await micro.read_latency(running, rpc_url, reads)
             print(micro.format_latency(latency), flush=True)
+            print(f"[micro] where a read's time goes: {reads} tasks, one at a time", flush=True)
+            assert running.kafka_port is not None  # ethgw_system always names its broker
+            hops = await micro.read_hops(KafkaSettings(port=running.kafka_port), reads)
+            print(micro.format_hops(hops), flush=True)
             print(f"[micro] writes through the gateway for {write_s:.0f}s", flush=True)
             rates = [await micro.gateway_writes(running, rpc_url, write_s, 32, capacity)]
             print(f"[micro] writes signed here, straight to node-1, {write_s:.0f}s", flush=True)
@@ -397,6 +401,8 @@ async def run_micro(out: Path, reads: int, write_s: float) -> str:
     text = (
         f"# ethgw micro-benchmarks\n\nMachine: {machine_text()}.\n\n"
         f"## Read latency at low load (one client, sequential)\n\n{micro.format_latency(latency)}"
+        f"\n\n## Where a read's time goes (tasks put on Kafka here, p50 of each hop)\n\n"
+        f"{micro.format_hops(hops)}"
         f"\n\n## Sustained mined writes\n\n{micro.format_writes(rates)}\n"
     )
     await asyncio.to_thread((out / "micro.md").write_text, text)

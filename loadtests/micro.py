@@ -3,6 +3,8 @@
 1. Read latency at low load: the same read (the block number) sent one at a time
    straight to a node (JSON-RPC), to a read-service instance (Kafka and a provider,
    no gateway), and through the gateway; alternating blocks so drift hits all alike.
+   Then where a read's time goes: the same task put on Kafka from here, timed at each
+   hop with the clocks of the processes (one machine, one clock).
 2. Sustained mined write transactions per second, against the chain's capacity
    (gas limit / block period / 21,000 gas per transfer): ether transfers sent through
    the gateway by concurrent clients, counted in the blocks sealed meanwhile; then the
@@ -23,7 +25,11 @@ import httpx
 from eth_account import Account
 
 from common.api import API_KEY_HEADER
-from common.settings import ClusterSettings
+from common.kafka import kafka_producer, publish
+from common.operations import new_task
+from common.settings import ClusterSettings, KafkaSettings
+from common.task_client import TaskClient
+from common.tasks import Timings
 from loadtests.systems import System
 
 TRANSFER_GAS = 21_000
@@ -77,6 +83,77 @@ async def read_latency(
             for name, call in calls.items():
                 samples[name] += await _timed(call, max(1, requests // blocks))
     return [_latency(name, s) for name, s in samples.items()]
+
+
+HOPS = (
+    "the task on Kafka (produce, acknowledged)",
+    "to the provider's start (fetch, round)",
+    "execution (the node call and its client)",
+    "the result back (produce, fetch)",
+    "in all",
+)
+
+
+@dataclass(frozen=True)
+class Hop:
+    name: str
+    p50_ms: float
+    mean_ms: float
+    p90_ms: float
+
+
+def hop_seconds(
+    enqueued_at: float, acked_at: float, timings: Timings, mirrored_at: float
+) -> tuple[float, ...]:
+    """One task's time in each of HOPS, from the submitter's clock and the provider's."""
+    started = enqueued_at + timings.queued_s
+    ended = started + timings.executed_s
+    return (
+        acked_at - enqueued_at,
+        started - acked_at,
+        timings.executed_s,
+        mirrored_at - ended,
+        mirrored_at - enqueued_at,
+    )
+
+
+def _hops(samples: list[tuple[float, ...]]) -> list[Hop]:
+    rows = []
+    for k, name in enumerate(HOPS):
+        values = [sample[k] * 1000 for sample in samples]
+        cuts = statistics.quantiles(values, n=10)
+        rows.append(Hop(name, statistics.median(values), statistics.fmean(values), cuts[8]))
+    return rows
+
+
+async def read_hops(kafka: KafkaSettings, requests: int, warmup: int = 30) -> list[Hop]:
+    """p50/mean/p90 of each hop of a block-number read, one task at a time."""
+    samples = []
+    async with kafka_producer(kafka) as producer:
+        tasks = TaskClient(kafka, producer, history_s=10)
+        await tasks.start()
+        try:
+            for n in range(warmup + requests):
+                task = new_task("chain.block_number", {})
+                await publish(producer, tasks.topic_for(task), task, key=task.account)
+                acked_at = time.time()
+                result = await tasks.wait(task.task_id, 30)
+                mirrored_at = time.time()
+                if result is None:
+                    raise RuntimeError(f"task {task.task_id}: no result within 30 s")
+                if n >= warmup:
+                    samples.append(hop_seconds(task.enqueued_at, acked_at, result.timings,
+                                               mirrored_at))  # fmt: skip
+        finally:
+            await tasks.stop()
+    return _hops(samples)
+
+
+def format_hops(rows: list[Hop]) -> str:
+    lines = ["| hop | p50 ms | mean ms | p90 ms |", "|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row.name} | {row.p50_ms:.2f} | {row.mean_ms:.2f} | {row.p90_ms:.2f} |")
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,7 @@ class System:
     node_rpc: dict[str, str] = field(default_factory=dict)  # node name -> RPC URL
     manager_url: str | None = None  # the cluster manager (zones, distances), if any
     process_pids: dict[str, int] = field(default_factory=dict)  # Python services
+    kafka_port: int | None = None  # ethgw's broker, for what talks to Kafka directly
 
     def node_pid(self, node: str) -> int | None:
         """The node's geth pid now (it changes when the node is restarted)."""
@@ -188,7 +189,9 @@ async def ethgw_system(
         names = [f"node-{i + 1}" for i in range(nodes)]
         rpc = {name: f"http://127.0.0.1:{ports.rpc + i + 1}" for i, name in enumerate(names)}
         manager = f"http://127.0.0.1:{ports.manager}"
-        yield System(f"ethgw-{strategy}", url, key, state_dir, names, rpc, manager)
+        yield System(
+            f"ethgw-{strategy}", url, key, state_dir, names, rpc, manager, kafka_port=ports.kafka
+        )
     finally:
         await asyncio.to_thread(_stop, process, 120.0)
 

@@ -18,10 +18,12 @@ import pytest_asyncio
 
 from common.api import ENDPOINTS
 from common.paths import REPO_ROOT
+from common.tasks import Timings
 from geth_cluster.cluster import GethCluster
 from loadtests.bench import QUICK, plan_cells
 from loadtests.envelope import outcome
 from loadtests.interference import CgroupCpuCap
+from loadtests.micro import hop_seconds
 from loadtests.mix import MIX, weights
 from loadtests.pool import read_pool
 from loadtests.report import (
@@ -275,3 +277,10 @@ def test_cpu_cap_limits_a_busy_process() -> None:
     finally:
         busy.kill()
         busy.wait(10)
+
+
+def test_a_reads_hops_come_from_both_clocks() -> None:
+    """The hops split the submitter's time around the provider's start and end."""
+    timings = Timings(queued_s=0.003, executed_s=0.002)
+    hops = hop_seconds(100.0, 100.002, timings, 100.008)
+    assert hops == pytest.approx((0.002, 0.001, 0.002, 0.003, 0.008))
