@@ -30,6 +30,9 @@ class LocalProcessRuntime(NodeRuntime):
     def __init__(self, geth_binary: Path) -> None:
         self._geth = geth_binary
         self._children: dict[str, subprocess.Popen[bytes]] = {}
+        # How a child of ours ended, for the "exited during start" message: a negative
+        # code names the signal that ended it (someone else's stop, the OOM killer).
+        self._exit_codes: dict[str, int] = {}
 
     def _require_geth(self) -> None:
         if not self._geth.is_file():
@@ -53,6 +56,7 @@ class LocalProcessRuntime(NodeRuntime):
         spec.datadir.mkdir(parents=True, exist_ok=True)
         child = await asyncio.to_thread(self._spawn, spec, geth_args)
         self._children[spec.name] = child
+        self._exit_codes.pop(spec.name, None)
         (spec.datadir / PID_NAME).write_text(str(child.pid))
 
     def _spawn(self, spec: NodeSpec, geth_args: list[str]) -> subprocess.Popen[bytes]:
@@ -98,9 +102,17 @@ class LocalProcessRuntime(NodeRuntime):
         child = self._children.get(spec.name)
         if child is not None and child.poll() is not None:
             self._children.pop(spec.name)
+            self._exit_codes[spec.name] = int(child.returncode)
+            child = None
         pid_file = spec.datadir / PID_NAME
         try:
-            process = psutil.Process(int(pid_file.read_text()))
+            pid = int(pid_file.read_text())
+            if child is not None and child.pid == pid:
+                # Our own live child needs no command-line check: right after exec the
+                # kernel can show an empty /proc/<pid>/cmdline (the new image's arguments
+                # are not mapped yet), which once made a starting node look dead.
+                return psutil.Process(pid)
+            process = psutil.Process(pid)
             # A pid can be reused by an unrelated process after a reboot.
             alive = process.status() != psutil.STATUS_ZOMBIE
             ours = str(spec.datadir) in " ".join(process.cmdline())
@@ -119,10 +131,12 @@ class LocalProcessRuntime(NodeRuntime):
 
     def log_tail(self, spec: NodeSpec, lines: int = 20) -> str:
         path = spec.datadir / LOG_NAME
-        if not path.exists():
-            return ""
-        with path.open(errors="replace") as handle:
-            return "".join(deque(handle, maxlen=lines))
+        tail = ""
+        if path.exists():
+            with path.open(errors="replace") as handle:
+                tail = "".join(deque(handle, maxlen=lines))
+        code = self._exit_codes.get(spec.name)
+        return tail if code is None else tail + f"[geth {_describe_exit(code)}]\n"
 
 
 async def _wait_gone(process: psutil.Process, timeout_s: float) -> bool:
@@ -136,6 +150,16 @@ async def _wait_gone(process: psutil.Process, timeout_s: float) -> bool:
             return True
         await asyncio.sleep(0.1)
     return False
+
+
+def _describe_exit(code: int) -> str:
+    """'exited with status 1', or 'was killed by SIGTERM' for a negative Popen code."""
+    if code >= 0:
+        return f"exited with status {code}"
+    try:
+        return f"was killed by {signal.Signals(-code).name}"
+    except ValueError:
+        return f"was killed by signal {-code}"
 
 
 __all__ = ["LocalProcessRuntime"]
