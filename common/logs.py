@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from typing import TextIO
 
 
 class _UtcFormatter(logging.Formatter):
@@ -13,9 +14,23 @@ class _UtcFormatter(logging.Formatter):
         return f"{stamp}.{int(record.msecs):03d}Z"
 
 
+class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is when a record comes, not when it was configured:
+    a command run in-process by a test would otherwise keep writing to that test's
+    captured (and later closed) stream."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        """StreamHandler.__init__ sets it; the property ignores that."""
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Log to stderr; chatty client libraries only from WARNING up."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _CurrentStderrHandler()
     handler.setFormatter(_UtcFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
