@@ -16,6 +16,7 @@ from common.paths import default_state_dir
 from common.ports import PortInUseError
 from common.settings import ClusterSettings, KafkaSettings
 from ethgw import stack
+from ethgw.interrupt import run_stoppable
 from ethgw.kafka_broker import KafkaBroker, KafkaBrokerError
 from geth_cluster.cluster import NodeStatus
 from geth_cluster.errors import ClusterError
@@ -246,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.log_level)
     handler: Handler = args.handler
     try:
-        asyncio.run(handler(args))
+        run_stoppable(handler(args))
     except (ClusterError, PortInUseError, KafkaBrokerError) as exc:
         print(f"ethgw: {exc}", file=sys.stderr)
         return 1

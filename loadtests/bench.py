@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from common.paths import REPO_ROOT
+from ethgw.interrupt import run_stoppable
 from loadtests.interference import CgroupCpuCap, slow_down
 from loadtests.report import (
     Cell,
@@ -487,9 +488,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     (out / "logs").mkdir(parents=True, exist_ok=True)
     try:
         if args.micro:
-            asyncio.run(run_micro(out, args.micro_reads, args.micro_write_s))
+            run_stoppable(run_micro(out, args.micro_reads, args.micro_write_s))
         else:
-            asyncio.run(run_bench(profile, _profile_name(args), out, args.resume))
+            run_stoppable(run_bench(profile, _profile_name(args), out, args.resume))
     except KeyboardInterrupt:
         print(f"interrupted; partial results in {out}", file=sys.stderr)
         return 130
