@@ -36,18 +36,28 @@ def decode(model: type[ModelT], raw: bytes | None) -> ModelT:
 async def _start_with_retries(
     client: AIOKafkaProducer | AIOKafkaConsumer, what: str, tries: int, delay_s: float
 ) -> None:
-    """Kafka may still be starting when a service starts: retry, saying how many tries remain."""
-    for attempt in range(1, tries + 1):
-        try:
-            await client.start()
-            return
-        except KafkaConnectionError as exc:
-            if attempt == tries:
-                raise
-            log.warning(
-                "kafka not reachable client=%s tries_left=%d error=%r", what, tries - attempt, exc
-            )
-            await asyncio.sleep(delay_s)
+    """Kafka may still be starting when a service starts: retry, saying how many tries remain.
+
+    A start that ends otherwise (out of tries, cancelled by a stop) stops the client before
+    it raises: aiokafka's half-started client holds connections and tasks until stopped."""
+    try:
+        for attempt in range(1, tries + 1):
+            try:
+                await client.start()
+                return
+            except KafkaConnectionError as exc:
+                if attempt == tries:
+                    raise
+                log.warning(
+                    "kafka not reachable client=%s tries_left=%d error=%r",
+                    what,
+                    tries - attempt,
+                    exc,
+                )
+                await asyncio.sleep(delay_s)
+    except BaseException:
+        await client.stop()
+        raise
 
 
 @asynccontextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -47,6 +48,8 @@ async def pair(
             yield pipeline, client
     finally:
         feeder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await feeder
         pipeline.stop()
 
 

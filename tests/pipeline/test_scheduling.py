@@ -59,6 +59,8 @@ async def zoned(
             await pipeline.start_provider("p")
         finally:
             feeder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await feeder  # its producer is closed before the tests begin
         async with task_client_for(pipeline.settings) as client:
             yield pipeline, client
     finally:
