@@ -5,12 +5,12 @@ partition the group never committed counts from its first offset). The providers
 after a task's result is out, so the lag counts tasks queued or being worked on: while LBH
 pauses dispatching it grows, which is what the operator wants to see.
 
-Measured on demand and never waited for by the dashboard: `latest()` answers the last
-reading at once and, when it is older than `cache_s`, starts one measurement in the
-background (several open dashboards cost one measurement a period; nothing runs while nobody
-looks). The four broker round trips take 40-250 ms on a loaded machine, which would
-otherwise be added to every poll. The clients connect on first use and are dropped after a
-failure, so a broker that was down is found again.
+Measured on demand and never waited for by the dashboard or a Prometheus scrape: `latest()`
+answers the last reading at once and, when it is older than `cache_s`, starts one
+measurement in the background (several open dashboards cost one measurement a period;
+nothing runs while nobody looks). The four broker round trips take 40-250 ms on a loaded
+machine, which would otherwise be added to every poll. The clients connect on first use and
+are dropped after a failure, so a broker that was down is found again.
 """
 
 from __future__ import annotations

@@ -39,7 +39,8 @@ MANAGER_FAILURES = Counter(
     "ethgw_gateway_manager_failures_total", "Calls to the cluster manager that failed", ["reason"]
 )
 
-# Set each time the dashboard measures it (gateway/kafka_lag.py), not on every scrape.
+# Set by each measurement (gateway/kafka_lag.py), which a scrape or the dashboard starts
+# when the last is stale; so a scrape shows the reading of at most one scrape ago.
 KAFKA_LAG = Gauge(
     "ethgw_kafka_consumer_lag_messages",
     "Tasks in a topic not yet committed by the consumer group (as last measured)",

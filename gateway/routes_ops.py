@@ -40,8 +40,12 @@ async def readyz(state: StateDep, request_id: RequestIdDep) -> Response:
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics(request: Request) -> Response:
+async def metrics(request: Request, state: StateDep) -> Response:
     """Prometheus text format: the process-wide counters plus this app's registry view."""
+    # A scrape keeps the Kafka lag gauge fresh without an open dashboard: it starts one
+    # measurement in the background when the last is stale, never waiting for the broker,
+    # so the gauge is at most one scrape interval old.
+    state.lag_probe.latest()
     app_registry: CollectorRegistry = request.app.state.metrics_registry
     body = generate_latest(REGISTRY) + generate_latest(app_registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -3,10 +3,18 @@ counts, on what a real deployment can serve them."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+from pathlib import Path
+
 import httpx
 
+from ethgw.kafka_broker import KafkaBroker
+from gateway.app import create_app as create_gateway
+from gateway.config import GatewaySettings
 from gateway.inflight import InflightProbe
 from gateway.traffic import TrafficMeter
+from tests.dashboard.conftest import LoopServer
 
 HTML = "<html><body>not a metrics page</body></html>"
 
@@ -32,3 +40,23 @@ async def test_inflight_counts_a_page_that_is_not_metrics_as_failed() -> None:
         reading = await InflightProbe(client, ["http://provider-1"]).measure()
     assert reading.failed == ("http://provider-1",)
     assert reading.answered == 0
+
+
+async def test_a_scrape_alone_keeps_the_kafka_lag_gauge_fresh(
+    kafka_broker: KafkaBroker, tmp_path: Path
+) -> None:
+    """With no dashboard open, scraping /metrics measures the lag: the gauge appears."""
+    group = f"scrape-only-{uuid.uuid4().hex[:8]}"  # a gauge no other test has set
+    settings = GatewaySettings(
+        state_dir=tmp_path, manager_url="http://unset", provider_group_id=group
+    )
+    gauge = f'ethgw_kafka_consumer_lag_messages{{group="{group}",'
+    async with (
+        LoopServer(create_gateway(settings, kafka_broker.settings)) as gateway,
+        httpx.AsyncClient(base_url=gateway.url, trust_env=False) as client,
+    ):
+        async with asyncio.timeout(30):
+            while True:  # the first scrape starts the measurement, a later one shows it
+                if gauge in (await client.get("/metrics")).text:
+                    break
+                await asyncio.sleep(0.5)
