@@ -79,6 +79,7 @@ async def test_the_log_tail_says_which_signal_ended_a_child(
 ) -> None:
     """A node killed by someone else's SIGTERM says so after its last log lines."""
     runtime, spec = sleeper
+    await _until_logged(runtime, spec, "starting")  # a kill before it would log nothing
     pid = runtime.pid(spec)
     assert pid is not None
     os.kill(pid, signal.SIGTERM)
@@ -93,6 +94,14 @@ async def test_the_log_tail_gives_the_exit_status_of_a_failed_start(tmp_path: Pa
     await runtime.start(spec, [])
     await _until_stopped(runtime, spec)
     assert runtime.log_tail(spec) == "Fatal: bad flag\n[geth exited with status 3]\n"
+
+
+async def _until_logged(runtime: LocalProcessRuntime, spec: NodeSpec, text: str) -> None:
+    for _ in range(100):
+        if text in runtime.log_tail(spec):
+            return
+        await asyncio.sleep(0.05)
+    raise subprocess.TimeoutExpired("geth", 5.0)
 
 
 async def _until_stopped(runtime: LocalProcessRuntime, spec: NodeSpec) -> None:
