@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import socket
 import time
 from dataclasses import dataclass
@@ -24,6 +25,10 @@ KEEP_ALIVE_S = 75
 # its connection) before the idle ones are cut. uvicorn alone cuts them at once, and a
 # request a client had just sent on one is lost without an answer (RemoteProtocolError).
 DRAIN_S = 1.0
+
+# Open files a service may hold: the gateway alone keeps up to 2,048 upstream connections
+# (gateway.config) besides its clients', past the usual soft limit of 1,024.
+OPEN_FILES_WANTED = 65_536
 
 EVENT_LOOP = "uvloop"
 HTTP_PARSER = "httptools"
@@ -114,4 +119,18 @@ def draining_server(
 def serve(app: FastAPI, host: str, port: int, keep_alive_s: int = KEEP_ALIVE_S) -> None:
     """Structured logs (ours, not uvicorn's), no access log, a drain on SIGTERM."""
     configure_logging()
+    soft = raise_open_files_limit()
+    log.info("open files limit=%s", "unlimited" if soft == resource.RLIM_INFINITY else soft)
     draining_server(app, host, port, keep_alive_s).run()
+
+
+def raise_open_files_limit(wanted: int = OPEN_FILES_WANTED) -> int:
+    """Raise this process's soft limit of open files towards `wanted`, as far as the hard
+    limit allows (what Go programs, geth among them, do at start); never lower it. Returns
+    the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        return target
+    return soft
