@@ -21,13 +21,16 @@ WORKDIR /app
 # The pinned lock first, so a code change does not reinstall the dependencies.
 COPY requirements.lock ./
 RUN pip install --no-cache-dir -r requirements.lock
-COPY common/ common/
+COPY ethgw_wire/ ethgw_wire/
+COPY service_kit/ service_kit/
+COPY consumer_service/ consumer_service/
 COPY balancer/ balancer/
 COPY geth_cluster/ geth_cluster/
 COPY gateway/ gateway/
 COPY read_service/ read_service/
 COPY write_service/ write_service/
 COPY provider/ provider/
+COPY devstack/ devstack/
 COPY ethgw/ ethgw/
 COPY --from=contracts /src/.tools/contracts .tools/contracts
 # The state volume is born owned by the service user (Docker copies the mount point's owner

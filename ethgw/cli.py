@@ -11,15 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from balancer import STRATEGY_NAMES
-from common.logs import configure_logging
-from common.paths import default_state_dir
-from common.ports import PortInUseError
-from common.settings import ClusterSettings, KafkaSettings
-from ethgw import stack
-from ethgw.interrupt import run_stoppable
-from ethgw.kafka_broker import KafkaBroker, KafkaBrokerError
+from devstack import stack
+from devstack.interrupt import run_stoppable
+from devstack.kafka_broker import KafkaBroker, KafkaBrokerError
+from ethgw_wire.settings import ClusterSettings, KafkaSettings
 from geth_cluster.cluster import NodeStatus
 from geth_cluster.errors import ClusterError
+from service_kit.logs import configure_logging
+from service_kit.paths import default_state_dir
+from service_kit.ports import PortInUseError
 
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, None]]
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from common.ports import ensure_port_free
-from common.serving import serve
 from gateway.app import create_app
 from gateway.config import GatewaySettings
+from service_kit.ports import ensure_port_free
+from service_kit.serving import serve
 
 
 def main() -> None:

@@ -21,9 +21,9 @@ from fastapi.security import APIKeyHeader
 from prometheus_client.registry import CollectorRegistry
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from common.api import API_KEY_HEADER
-from common.registry import ensure_registry_token
-from common.settings import KafkaSettings
+from ethgw_wire.http_api import API_KEY_HEADER
+from ethgw_wire.registration import ensure_registry_token
+from ethgw_wire.settings import KafkaSettings
 from gateway import routes_admin, routes_dashboard, routes_ops, routes_registry, routes_rpc
 from gateway.config import GatewaySettings
 from gateway.errors import (
@@ -35,7 +35,7 @@ from gateway.errors import (
 from gateway.inflight import InflightProbe
 from gateway.kafka_lag import LagProbe
 from gateway.keys import KeyFileError, admin_key_path, ensure_admin_key
-from gateway.manager import ManagerClient
+from gateway.manager_client import ManagerClient
 from gateway.metrics import RegistryCollector
 from gateway.middleware import GatewayMiddleware, RouteTable
 from gateway.routes_api import api_router, tasks_router

@@ -7,8 +7,8 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from common.operations import RPC_READ_METHODS
-from common.paths import default_state_dir
+from ethgw_wire.operations import RPC_READ_METHODS
+from service_kit.paths import default_state_dir
 
 
 class GatewaySettings(BaseSettings):

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from common.api import Envelope, error_envelope
+from ethgw_wire.http_api import Envelope, error_envelope
 
 
 class GatewayError(Exception):

@@ -25,7 +25,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from common.settings import KafkaSettings
+from ethgw_wire.settings import KafkaSettings
 from gateway.background import BackgroundRefresh
 from gateway.metrics import KAFKA_LAG
 

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from common.keyfiles import write_private
+from service_kit.keyfiles import write_private
 
 KEY_PREFIX = "ethgw_"
 FILE_VERSION = 1

@@ -11,7 +11,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from gateway.breaker import BREAKER_STATE_VALUE
-from gateway.registry import Registry
+from gateway.instance_registry import Registry
 from gateway.traffic import LATENCY_BUCKETS_S
 
 REQUESTS = Counter(

@@ -24,8 +24,8 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from common.api import API_KEY_HEADER, ENDPOINTS, REQUEST_ID_HEADER, error_envelope
-from common.registry import REGISTRY_TOKEN_HEADER
+from ethgw_wire.http_api import API_KEY_HEADER, ENDPOINTS, REQUEST_ID_HEADER, error_envelope
+from ethgw_wire.registration import REGISTRY_TOKEN_HEADER
 from gateway.errors import (
     BodyTooLargeError,
     ForbiddenError,
@@ -37,10 +37,10 @@ from gateway.errors import (
     envelope_bytes,
     gateway_error_envelope,
 )
+from gateway.jsonrpc import INTERNAL_ERROR, INVALID_REQUEST, LIMIT_EXCEEDED, SERVER_ERROR, rpc_error
 from gateway.keys import Role
 from gateway.metrics import LATENCY, RATE_LIMITED, REQUESTS
 from gateway.routes_dashboard import ASSET_PATH, DASHBOARD_PATH
-from gateway.rpc import INTERNAL_ERROR, INVALID_REQUEST, LIMIT_EXCEEDED, SERVER_ERROR, rpc_error
 from gateway.state import GatewayState
 from gateway.traffic import is_traffic
 

@@ -9,9 +9,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path
 
-from common.api import Envelope
+from ethgw_wire.http_api import Envelope
 from gateway.errors import ManagerFailedError
-from gateway.manager import MiningAction, NodeAction
+from gateway.manager_client import MiningAction, NodeAction
 from gateway.schemas import ClusterView, InstanceView
 from gateway.state import CallerDep, RequestIdDep, StateDep
 

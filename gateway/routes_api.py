@@ -12,8 +12,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
 
-from common.api import API_PREFIX, ENDPOINTS, Endpoint, Envelope, build_router
-from common.operations import Params
+from ethgw_wire.http_api import API_PREFIX, ENDPOINTS, Endpoint, Envelope, build_router
+from ethgw_wire.operations import Params
 from gateway.state import forward_headers, get_state
 
 TASK_ID_PATTERN = r"^[0-9a-f]{32}$"  # new_task_id(): uuid4 hex, as the services check

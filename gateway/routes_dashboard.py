@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from fastapi.responses import Response
 
-from common.api import Envelope
+from ethgw_wire.http_api import Envelope
 from gateway.dashboard import dashboard_view
 from gateway.state import RequestIdDep, StateDep
 

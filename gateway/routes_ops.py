@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
-from common.api import Envelope, Service
+from ethgw_wire.http_api import Envelope, Service
 from gateway.state import RequestIdDep, StateDep
 
 router = APIRouter(tags=["ops"])

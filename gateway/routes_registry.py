@@ -8,10 +8,10 @@ import time
 
 from fastapi import APIRouter, Response
 
-from common.api import Envelope
-from common.registry import REGISTRY_PATH, InstanceId, InstanceRegistration, RegistrationAck
+from ethgw_wire.http_api import Envelope
+from ethgw_wire.registration import REGISTRY_PATH, InstanceId, InstanceRegistration, RegistrationAck
 from gateway.errors import UnknownInstanceError
-from gateway.registry import Instance
+from gateway.instance_registry import Instance
 from gateway.state import RequestIdDep, StateDep
 
 log = logging.getLogger("ethgw.gateway")

@@ -15,9 +15,9 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from common.api import API_PREFIX
+from ethgw_wire.http_api import API_PREFIX
 from gateway.errors import BodyTooLargeError, GatewayError
-from gateway.rpc import (
+from gateway.jsonrpc import (
     INVALID_REQUEST,
     LIMIT_EXCEEDED,
     SERVER_ERROR,

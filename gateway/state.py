@@ -7,16 +7,16 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from common.api import REQUEST_ID_HEADER
+from ethgw_wire.http_api import REQUEST_ID_HEADER
 from gateway.breaker import CircuitBreaker
 from gateway.config import GatewaySettings
 from gateway.inflight import InflightProbe
+from gateway.instance_registry import Registry
+from gateway.jsonrpc import Allowlist
 from gateway.kafka_lag import LagProbe
 from gateway.keys import ApiKey, KeyRing, Role, keys_path
-from gateway.manager import ManagerClient
+from gateway.manager_client import ManagerClient
 from gateway.ratelimit import Limit, RateLimiter
-from gateway.registry import Registry
-from gateway.rpc import Allowlist
 from gateway.traffic import TrafficMeter
 from gateway.upstream import Upstreams
 

@@ -19,21 +19,21 @@ from dataclasses import dataclass
 import aiohttp
 from starlette.responses import Response
 
-from common.api import Service
+from ethgw_wire.http_api import Service
 from gateway.errors import (
     GatewayError,
     NoInstanceError,
     UpstreamFailedError,
     UpstreamTimeoutError,
 )
+from gateway.instance_registry import Instance, Registry
+from gateway.jsonrpc import loads
 from gateway.metrics import NO_INSTANCE, RETRIES, UPSTREAM_FAILURES
-from gateway.registry import Instance, Registry
-from gateway.rpc import loads
 
 log = logging.getLogger("ethgw.gateway")
 
 NO_INSTANCE_LOG_S = 10.0
-# Idle pooled connections close before the services' side does (common/serving.py).
+# Idle pooled connections close before the services' side does (service_kit/serving.py).
 UPSTREAM_KEEP_ALIVE_S = 30.0
 
 # Response headers of a service that mean something to the client.

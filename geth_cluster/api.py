@@ -22,14 +22,14 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from balancer import Zone
-from common.nodes import Lifecycle
-from common.ports import ensure_port_free
-from common.settings import ClusterSettings, KafkaSettings
+from ethgw_wire.node_reports import Lifecycle
+from ethgw_wire.settings import ClusterSettings, KafkaSettings
 from geth_cluster.cluster import GethCluster
 from geth_cluster.config import ManagerSettings
 from geth_cluster.errors import ClusterError, NodeUnreachableError, RpcError, UnknownNodeError
 from geth_cluster.manager import ClusterManager, open_manager
 from geth_cluster.recycler import REASON_OPERATOR, RestartInProgressError
+from service_kit.ports import ensure_port_free
 
 log = logging.getLogger("ethgw.manager")
 
@@ -262,8 +262,8 @@ def local_opener(
     @asynccontextmanager
     async def open_service() -> AsyncIterator[ClusterManager]:
         # Imported here: the launcher's toolchain paths matter only for a local cluster.
-        from ethgw.toolchain import geth_binary
         from geth_cluster.runtimes import make_runtime
+        from geth_cluster.toolchain import geth_binary
 
         settings = cluster_settings or ClusterSettings()
         cluster = GethCluster(settings, make_runtime(settings, geth_binary()))
@@ -328,7 +328,7 @@ async def serve_api(
 
 def main() -> None:
     """`python -m geth_cluster.api`: the manager and its operator API, until Ctrl-C."""
-    from common.logs import configure_logging
+    from service_kit.logs import configure_logging
 
     configure_logging()
     settings = ManagerSettings()

@@ -29,10 +29,10 @@ import httpx
 
 from balancer import Calibration
 from balancer.calibration import calibrate, mean_distance
-from common.settings import default_calibration_file
+from ethgw_wire.settings import default_calibration_file
 from geth_cluster.cluster import GethCluster
 from geth_cluster.layout import NodeSpec, pool_specs
-from geth_cluster.rpc import rpc_call
+from geth_cluster.node_rpc import rpc_call
 from geth_cluster.smoothing import Ewma
 
 log = logging.getLogger("ethgw.calibrate")

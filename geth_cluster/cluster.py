@@ -13,16 +13,16 @@ from pathlib import Path
 import httpx
 import psutil
 
-from common.keyfiles import ChainAccount, ensure_account
-from common.ports import PortInUseError, ensure_port_free
-from common.settings import ClusterSettings
+from ethgw_wire.settings import ClusterSettings
 from geth_cluster.errors import ClusterError, NodeStartError, UnknownNodeError
 from geth_cluster.genesis import clique_genesis
 from geth_cluster.keys import LOOPBACK, enode_url, ensure_nodekey
 from geth_cluster.layout import NodeSpec, node_specs
-from geth_cluster.rpc import block_number, peer_count, rpc_call
-from geth_cluster.runtime import NodeRuntime
+from geth_cluster.node_rpc import block_number, peer_count, rpc_call
 from geth_cluster.runtimes import remember_runtime
+from geth_cluster.runtimes.base import NodeRuntime
+from service_kit.keyfiles import ChainAccount, ensure_account
+from service_kit.ports import PortInUseError, ensure_port_free
 
 log = logging.getLogger("ethgw.cluster")
 

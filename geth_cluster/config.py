@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from balancer import Calibration
 from balancer.recycle import DEFAULT_COOLDOWN_S, DEFAULT_RESTART_AFTER
-from common.settings import DEFAULT_DIS_AVEMAX, DEFAULT_DIS_AVEMIN, lbh_setting
+from ethgw_wire.settings import DEFAULT_DIS_AVEMAX, DEFAULT_DIS_AVEMIN, lbh_setting
 from geth_cluster.errors import ClusterError
 
 log = logging.getLogger("ethgw.manager")

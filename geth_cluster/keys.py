@@ -7,7 +7,7 @@ from pathlib import Path
 
 from eth_keys.datatypes import PrivateKey
 
-from common.keyfiles import write_private
+from service_kit.keyfiles import write_private
 
 
 def ensure_nodekey(datadir: Path) -> str:

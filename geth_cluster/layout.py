@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.settings import ClusterSettings
+from ethgw_wire.settings import ClusterSettings
 
 SEALER = "sealer"
 

@@ -33,16 +33,16 @@ from typing import Any, Protocol
 import httpx
 
 from balancer import Calibration, LBHScheduler, NodeState, RecycleState, Zone
-from common.kafka import encode, kafka_producer
-from common.nodes import EventKind, Lifecycle, NodeReport
-from common.settings import ClusterSettings, KafkaSettings
+from ethgw_wire.kafka import encode, kafka_producer
+from ethgw_wire.node_reports import EventKind, Lifecycle, NodeReport
+from ethgw_wire.settings import ClusterSettings, KafkaSettings
 from geth_cluster.cluster import GethCluster
 from geth_cluster.config import ManagerSettings, load_calibration
 from geth_cluster.errors import UnknownNodeError
 from geth_cluster.layout import NodeSpec, pool_specs
+from geth_cluster.node_rpc import ChainPosition, chain_position
 from geth_cluster.recycler import EventLog, EventSink, KafkaEventSink, Recycler
-from geth_cluster.rpc import ChainPosition, chain_position
-from geth_cluster.runtime import Sampler
+from geth_cluster.runtimes.base import Sampler
 from geth_cluster.smoothing import Ewma
 from geth_cluster.stats import ProcessSampler, ResourceSample
 
@@ -739,8 +739,8 @@ async def run_manager(
 
 async def _main() -> None:
     # Imported here: the launcher's toolchain paths are needed only when run standalone.
-    from ethgw.toolchain import geth_binary
     from geth_cluster.runtimes import make_runtime
+    from geth_cluster.toolchain import geth_binary
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -756,7 +756,7 @@ async def _main() -> None:
 
 def main() -> None:
     """`python -m geth_cluster.manager`: watch the running local cluster until Ctrl-C."""
-    from common.logs import configure_logging
+    from service_kit.logs import configure_logging
 
     configure_logging()
     asyncio.run(_main())

@@ -16,8 +16,9 @@ own so sampling goes on meanwhile:
    and its cool-down starts.
 
 The operator's restart (`restart(node)`) runs the same steps with reason `operator`. Each
-step is an event (`common.nodes.ClusterEvent`) kept in a bounded list and sent to the events
-topic; a failure is logged, recorded as `restart_failed`, and the mark cleared all the same.
+step is an event (`ethgw_wire.node_reports.ClusterEvent`) kept in a bounded list and sent to
+the events topic; a failure is logged, recorded as `restart_failed`, and the mark cleared
+all the same.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from balancer import RecyclePolicy, RecycleState, Zone
-from common.kafka import publish
-from common.nodes import ClusterEvent, EventKind, Lifecycle
+from ethgw_wire.kafka import publish
+from ethgw_wire.node_reports import ClusterEvent, EventKind, Lifecycle
 from geth_cluster.config import ManagerSettings
 from geth_cluster.errors import ClusterError, UnknownNodeError
 

@@ -28,8 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from common.paths import REPO_ROOT
-from ethgw.interrupt import run_stoppable
+from devstack.interrupt import run_stoppable
 from loadtests.interference import CgroupCpuCap, slow_down
 from loadtests.report import (
     Cell,
@@ -50,6 +49,7 @@ from loadtests.report import (
 )
 from loadtests.sampler import ResourceSample, ResourceSampler, ZoneSample
 from loadtests.systems import System, ethgw_system, monolith_system
+from service_kit.paths import REPO_ROOT
 
 ALL_SYSTEMS = ("monolith", "lbh", "round_robin", "least_inflight", "p2c")
 SLOW_NODE = "node-1"
@@ -377,7 +377,7 @@ async def run_bench(
 
 async def run_micro(out: Path, reads: int, write_s: float) -> str:
     """Both micro-benchmarks on one ethgw stack (3 nodes, lbh); returns the markdown."""
-    from common.settings import ClusterSettings, KafkaSettings
+    from ethgw_wire.settings import ClusterSettings, KafkaSettings
     from loadtests import micro
 
     capacity = micro.chain_capacity(ClusterSettings())

@@ -32,8 +32,8 @@ import gevent
 from locust import FastHttpUser, constant, events
 from locust.env import Environment
 
-from common.api import API_KEY_HEADER, API_PREFIX
-from common.contracts import load_artifact
+from ethgw_wire.artifacts import load_artifact
+from ethgw_wire.http_api import API_KEY_HEADER, API_PREFIX
 from loadtests.envelope import outcome
 from loadtests.mix import CALL_PREFIX, MIX, SETUP_PREFIX
 from loadtests.pool import AccountPool, PooledAccount

@@ -24,12 +24,12 @@ from typing import Any
 import httpx
 from eth_account import Account
 
-from common.api import API_KEY_HEADER
-from common.kafka import kafka_producer, publish
-from common.operations import new_task
-from common.settings import ClusterSettings, KafkaSettings
-from common.task_client import TaskClient
-from common.tasks import Timings
+from consumer_service.task_client import TaskClient
+from ethgw_wire.http_api import API_KEY_HEADER
+from ethgw_wire.kafka import kafka_producer, publish
+from ethgw_wire.messages import Timings
+from ethgw_wire.operations import new_task
+from ethgw_wire.settings import ClusterSettings, KafkaSettings
 from loadtests.systems import System
 
 TRANSFER_GAS = 21_000

@@ -1,7 +1,7 @@
 """The thesis's control group: one process serving the platform's REST API by
 calling a single Geth node directly, with no Kafka, no gateway and no scheduler.
 
-It serves the same routes (common.api.ENDPOINTS) with the same envelope and runs
+It serves the same routes (ethgw_wire.http_api.ENDPOINTS) with the same envelope and runs
 the same operation code as a provider (provider.handlers), so the benchmark
 compares architectures, not implementations. What a provider keeps in compacted
 topics (keystores, the signed-transaction journal) stays in this process's memory.
@@ -25,7 +25,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from common.api import (
+from consumer_service.app import _add_error_handlers as add_error_handlers
+from consumer_service.app import request_id_of
+from ethgw_wire.artifacts import load_artifact
+from ethgw_wire.http_api import (
     ENDPOINTS,
     REQUEST_ID_HEADER,
     Endpoint,
@@ -34,20 +37,17 @@ from common.api import (
     error_envelope,
     http_status_of,
 )
-from common.contracts import load_artifact
-from common.kafka_table import CompactedTable
-from common.keyfiles import ChainAccount, load_account
-from common.operations import ADMIN_SIGNER, FAUCET_SIGNER, RPC_READ_METHODS, Params
-from common.paths import default_state_dir
-from common.serving import serve
-from common.task_service import _add_error_handlers as add_error_handlers
-from common.task_service import request_id_of
+from ethgw_wire.operations import ADMIN_SIGNER, FAUCET_SIGNER, RPC_READ_METHODS, Params
+from ethgw_wire.topic_mirror import CompactedTable
 from provider.accounts import AccountBook, KeystoreRecord
 from provider.chain import CONNECTION_ERRORS, NodeClients
 from provider.errors import TaskError
 from provider.handlers import Handlers, Job
 from provider.nonces import NonceTracker
 from provider.transactions import JournalRecord, TransactionSender
+from service_kit.keyfiles import ChainAccount, load_account
+from service_kit.paths import default_state_dir
+from service_kit.serving import serve
 
 log = logging.getLogger("ethgw.monolith")
 

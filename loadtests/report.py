@@ -367,7 +367,7 @@ def plot_distance(
     for label, samples in cells.items():
         points = [z for z in samples if z.node == node]
         ax.plot([z.at for z in points], [z.distance for z in points], label=label, lw=1)
-    from common.settings import DEFAULT_DIS_AVEMAX, DEFAULT_DIS_AVEMIN
+    from ethgw_wire.settings import DEFAULT_DIS_AVEMAX, DEFAULT_DIS_AVEMIN
 
     dis_ave = (DEFAULT_DIS_AVEMIN + DEFAULT_DIS_AVEMAX) / 2
     ax.axhline(dis_ave, color="grey", ls="--", lw=0.8, label=f"Dis_ave {dis_ave:.2f} (I | II)")

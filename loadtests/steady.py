@@ -26,9 +26,9 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from common.kafka import decode
-from common.settings import KafkaSettings
-from common.tasks import ResultMessage, TaskStatus
+from ethgw_wire.kafka import decode
+from ethgw_wire.messages import ResultMessage, TaskStatus
+from ethgw_wire.settings import KafkaSettings
 
 # A connection refused means nothing was sent: retry for this long (a gateway restart).
 CONNECT_RETRY_S = 30.0

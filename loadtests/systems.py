@@ -1,7 +1,7 @@
 """The systems under test, each on ports and a state folder of its own, so a
 benchmark runs beside a developer's `make up` and beside test sessions.
 
-- `EthgwSystem`: the whole platform, started by `ethgw up` (ethgw/stack.py) as a
+- `EthgwSystem`: the whole platform, started by `ethgw up` (devstack/stack.py) as a
   child process with the benchmark's ports and state folder.
 - `MonolithSystem`: one Geth service node (plus the sealer) and the monolith
   baseline (loadtests/monolith.py) calling it directly.
@@ -24,10 +24,10 @@ from pathlib import Path
 
 import httpx
 
-from common.api import API_KEY_HEADER
-from common.paths import REPO_ROOT
-from common.ports import is_port_free
-from common.settings import ClusterSettings, PlatformSettings
+from ethgw_wire.http_api import API_KEY_HEADER
+from ethgw_wire.settings import ClusterSettings, PlatformSettings
+from service_kit.paths import REPO_ROOT
+from service_kit.ports import is_port_free
 
 PORT_SPAN = 400  # ports a system takes from its base (see Ports)
 
@@ -217,10 +217,10 @@ async def monolith_system(
     state_dir: Path, log_dir: Path, start_timeout_s: float = 300.0
 ) -> AsyncIterator[System]:
     """A sealer, one service node and the monolith in front of that node."""
-    from ethgw.platform_setup import ensure_platform
-    from ethgw.toolchain import geth_binary
+    from devstack.platform_setup import ensure_platform
     from geth_cluster.cluster import GethCluster
-    from geth_cluster.local_runtime import LocalProcessRuntime
+    from geth_cluster.runtimes.local import LocalProcessRuntime
+    from geth_cluster.toolchain import geth_binary
 
     ports = free_ports()
     settings = ClusterSettings(

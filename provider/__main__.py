@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from common.serving import serve
 from provider.app import create_app
 from provider.config import ProviderSettings
+from service_kit.serving import serve
 
 
 def main() -> None:

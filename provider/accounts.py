@@ -17,9 +17,9 @@ from aiokafka import AIOKafkaProducer
 from eth_account import Account
 from pydantic import BaseModel, ConfigDict, Field
 
-from common.kafka_table import CompactedTable
-from common.keyfiles import ChainAccount
+from ethgw_wire.topic_mirror import CompactedTable
 from provider.errors import AccountLockedError, UnknownAccountError, WrongPasswordError
+from service_kit.keyfiles import ChainAccount
 
 
 class KeystoreRecord(BaseModel):

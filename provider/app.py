@@ -19,12 +19,11 @@ from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from balancer import Calibration, make_strategy
-from common.contracts import load_artifact
-from common.kafka import kafka_consumer, kafka_producer
-from common.kafka_table import CompactedTable
-from common.keyfiles import ChainAccount, load_account
-from common.nodes import NodeReport
-from common.settings import KafkaSettings
+from ethgw_wire.artifacts import load_artifact
+from ethgw_wire.kafka import kafka_consumer, kafka_producer
+from ethgw_wire.node_reports import NodeReport
+from ethgw_wire.settings import KafkaSettings
+from ethgw_wire.topic_mirror import CompactedTable
 from provider.accounts import AccountBook, KeystoreRecord
 from provider.chain import Client, NodeClients
 from provider.config import ProviderSettings
@@ -35,6 +34,7 @@ from provider.nodes import NodeView
 from provider.nonces import NonceTracker
 from provider.rebroadcast import Rebroadcaster
 from provider.transactions import JournalRecord, TransactionSender
+from service_kit.keyfiles import ChainAccount, load_account
 
 log = logging.getLogger("ethgw.provider")
 

@@ -15,7 +15,7 @@ from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCErro
 from web3.providers.async_base import AsyncJSONBaseProvider
 from web3.types import RPCEndpoint, RPCResponse
 
-from common.contracts import decode_custom_error
+from ethgw_wire.artifacts import decode_custom_error
 from provider.errors import InsufficientFundsError, RevertedError, TaskError
 
 

@@ -10,9 +10,9 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from balancer import DEFAULT_DELTA, STRATEGY_NAMES
-from common.operations import RPC_READ_METHODS
-from common.paths import default_state_dir
-from common.settings import DEFAULT_DIS_AVEMAX, DEFAULT_DIS_AVEMIN, lbh_setting
+from ethgw_wire.operations import RPC_READ_METHODS
+from ethgw_wire.settings import DEFAULT_DIS_AVEMAX, DEFAULT_DIS_AVEMIN, lbh_setting
+from service_kit.paths import default_state_dir
 
 
 def _default_provider_id() -> str:

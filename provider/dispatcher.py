@@ -20,9 +20,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from pydantic import ValidationError
 
 from balancer import NodeState, Plan, Strategy, Task, Zone, forced_reads
-from common.kafka import publish
-from common.operations import Operation, Params, UnknownOperationError, get_operation
-from common.tasks import ErrorInfo, ResultMessage, TaskMessage, TaskStatus, Timings
+from ethgw_wire.kafka import publish
+from ethgw_wire.messages import ErrorInfo, ResultMessage, TaskMessage, TaskStatus, Timings
+from ethgw_wire.operations import Operation, Params, UnknownOperationError, get_operation
 from provider import metrics
 from provider.chain import CONNECTION_ERRORS, NodeClients
 from provider.config import ProviderSettings

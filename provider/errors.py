@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common.tasks import ErrorInfo
+from ethgw_wire.messages import ErrorInfo
 
 
 class TaskError(Exception):

@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 from eth_utils.address import to_checksum_address
 from web3.exceptions import ContractCustomError, ContractLogicError
 
-from common.contracts import ContractArtifact, constructor_data
-from common.operations import (
+from ethgw_wire.artifacts import ContractArtifact, constructor_data
+from ethgw_wire.operations import (
     ADMIN_SIGNER,
     FAUCET_SIGNER,
     AddressParams,
@@ -35,7 +35,7 @@ from common.operations import (
     UnlockParams,
     WriteOptions,
 )
-from common.platform import PlatformRecord, load_platform
+from ethgw_wire.platform_record import PlatformRecord, load_platform
 from provider.accounts import AccountBook
 from provider.chain import Client, is_indexing, rpc, to_json, translate_revert
 from provider.errors import (
@@ -71,7 +71,7 @@ P = TypeVar("P", bound=Params)
 
 
 class Handlers:
-    """The operation table; one method per operation of common.operations."""
+    """The operation table; one method per operation of ethgw_wire.operations."""
 
     def __init__(
         self,

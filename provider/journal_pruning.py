@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 
-from common.kafka_table import CompactedTable
+from ethgw_wire.topic_mirror import CompactedTable
 from provider import metrics
 from provider.transactions import JournalRecord, journal_keys
 

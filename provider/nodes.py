@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 from balancer import NodeState, distance
-from common.kafka_table import CompactedTable
-from common.nodes import NodeReport
+from ethgw_wire.node_reports import NodeReport
+from ethgw_wire.topic_mirror import CompactedTable
 
 
 class NodeView:

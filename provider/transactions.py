@@ -22,7 +22,7 @@ from eth_utils.crypto import keccak
 from pydantic import BaseModel, ConfigDict, Field
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 
-from common.kafka_table import CompactedTable
+from ethgw_wire.topic_mirror import CompactedTable
 from provider.accounts import AccountBook
 from provider.chain import Client, is_indexing, rpc, translate_revert
 from provider.errors import NodeBehindError, ReceiptTimeoutError, RevertedError, TaskError

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from common.serving import serve
 from read_service.app import create_app
 from read_service.config import ReadServiceSettings
+from service_kit.serving import serve
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic_settings import SettingsConfigDict
 
-from common.task_service import TaskServiceSettings
+from consumer_service.app import TaskServiceSettings
 
 
 class ReadServiceSettings(TaskServiceSettings):

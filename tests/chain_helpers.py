@@ -18,7 +18,7 @@ from web3.contract.async_contract import AsyncContractFunction
 from web3.exceptions import ContractCustomError, TransactionNotFound, Web3RPCError
 from web3.types import TxParams, TxReceipt
 
-from common.contracts import ContractArtifact, DecodedError, decode_custom_error
+from ethgw_wire.artifacts import ContractArtifact, DecodedError, decode_custom_error
 
 GWEI = 10**9
 ETHER = 10**18

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from common.settings import ClusterSettings
-from ethgw.toolchain import geth_binary
+from ethgw_wire.settings import ClusterSettings
 from geth_cluster.cluster import GethCluster
-from geth_cluster.local_runtime import LocalProcessRuntime
+from geth_cluster.runtimes.local import LocalProcessRuntime
+from geth_cluster.toolchain import geth_binary
 
 
 def _free_block(size: int, start: int = 21000, stop: int = 29000) -> int:

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from common.settings import KafkaSettings
-from ethgw.kafka_broker import KafkaBroker
+from devstack.kafka_broker import KafkaBroker
+from ethgw_wire.settings import KafkaSettings
 
 # Below the kernel's ephemeral range (32768+), so a client connection cannot grab
 # the port between the probe and the broker's bind; away from the Geth test block

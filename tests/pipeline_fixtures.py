@@ -18,18 +18,18 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from common.kafka import kafka_producer, publish
-from common.nodes import NodeReport
-from common.operations import new_task
-from common.platform import PlatformRecord
-from common.ports import free_port
-from common.settings import KafkaSettings, PlatformSettings
-from common.task_client import TaskClient
-from common.tasks import ResultMessage
-from ethgw.kafka_broker import KafkaBroker
-from ethgw.platform_setup import ensure_platform
+from consumer_service.task_client import TaskClient
+from devstack.kafka_broker import KafkaBroker
+from devstack.platform_setup import ensure_platform
+from ethgw_wire.kafka import kafka_producer, publish
+from ethgw_wire.messages import ResultMessage
+from ethgw_wire.node_reports import NodeReport
+from ethgw_wire.operations import new_task
+from ethgw_wire.platform_record import PlatformRecord
+from ethgw_wire.settings import KafkaSettings, PlatformSettings
 from geth_cluster.cluster import GethCluster
 from geth_cluster.layout import pool_specs
+from service_kit.ports import free_port
 
 IDLE = 0.1  # memory and CPU ratio of a fed node: zone I with the default calibration
 # The session pipeline's node states are fed by the tests, on a topic of their own,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common.serving import serve
+from service_kit.serving import serve
 from write_service.app import create_app
 from write_service.config import WriteServiceSettings
 

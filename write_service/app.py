@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from common.task_service import create_task_service
+from consumer_service.app import create_task_service
 from write_service.config import WriteServiceSettings
 
 

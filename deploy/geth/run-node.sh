@@ -2,7 +2,7 @@
 # One Geth node of compose.yaml: `geth init` on the first start, then geth with the ports of
 # geth_cluster.layout (base + index) and the flags of GethCluster.geth_args, except that the
 # RPC listens on the compose network (never published) instead of loopback.
-# NODE_NAME and NODE_INDEX come from compose.yaml; the files from `ethgw.compose_init files`.
+# NODE_NAME and NODE_INDEX come from compose.yaml; the files from `devstack.compose_init files`.
 set -eu
 DATA="/state/cluster/$NODE_NAME"
 P2P=$((30303 + NODE_INDEX))

@@ -8,12 +8,12 @@ import sys
 
 import pytest
 
-from common.paths import REPO_ROOT
+from service_kit.paths import REPO_ROOT
 
 # A command whose main coroutine "holds a server" until it is told to stop.
 COMMAND = """
 import asyncio
-from ethgw.interrupt import run_stoppable
+from devstack.interrupt import run_stoppable
 
 async def main() -> None:
     try:

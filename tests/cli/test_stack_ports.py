@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ethgw import stack
+from devstack import stack
 
 
 def test_port_base_moves_every_service(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from common.paths import REPO_ROOT
 from loadtests.systems import free_ports, wait_http
+from service_kit.paths import REPO_ROOT
 
 # The stack's start (Kafka, one node, the services) takes 30-60 s on 2 cores; `up`'s own
 # stop after `down` is bounded by the manager's 15 s.

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic_settings import BaseSettings
 
-from common.paths import REPO_ROOT
+from service_kit.paths import REPO_ROOT
 
 COMPOSE_FILE = REPO_ROOT / "compose.yaml"
 PROMETHEUS_FILE = REPO_ROOT / "deploy" / "prometheus" / "prometheus.yml"
@@ -22,7 +22,10 @@ DASHBOARD_FILE = GRAFANA_DIR / "dashboards" / "ethgw.json"
 DATASOURCE_FILE = GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yaml"
 ETHGW_IMAGE = "ethgw:local"
 CODE_FOLDERS = (
-    "common",
+    "ethgw_wire",
+    "service_kit",
+    "consumer_service",
+    "devstack",
     "balancer",
     "geth_cluster",
     "gateway",
@@ -82,15 +85,15 @@ def python_module(service: dict[str, Any]) -> str:
 
 
 def _import_settings_modules() -> None:
-    import common.settings
-    import common.task_service
+    import consumer_service.app
+    import ethgw_wire.settings
     import gateway.config
     import geth_cluster.config
     import provider.config
     import read_service.config
     import write_service.config
 
-    del common, gateway, geth_cluster, provider, read_service, write_service
+    del consumer_service, ethgw_wire, gateway, geth_cluster, provider, read_service, write_service
 
 
 def settings_classes() -> list[type[BaseSettings]]:

@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 from pydantic_settings import BaseSettings
 
-from common.paths import REPO_ROOT
-from common.settings import ClusterSettings, KafkaSettings
-from ethgw.compose_init import ETHERBASE_FILE, write_files
+from devstack.compose_init import ETHERBASE_FILE, write_files
+from ethgw_wire.settings import ClusterSettings, KafkaSettings
 from gateway.config import GatewaySettings
 from geth_cluster.config import ManagerSettings
 from provider.config import ProviderSettings
 from read_service.config import ReadServiceSettings
+from service_kit.paths import REPO_ROOT
 from tests.compose.compose_file import (
     COMPOSE_FILE,
     DASHBOARD_FILE,

@@ -11,10 +11,10 @@ from typing import Any
 
 import requests
 
-from common.settings import ClusterSettings
-from geth_cluster.compose_runtime import ComposeRuntime
-from geth_cluster.docker_runtime import LABEL_NODE
+from ethgw_wire.settings import ClusterSettings
 from geth_cluster.layout import pool_specs
+from geth_cluster.runtimes.compose import ComposeRuntime
+from geth_cluster.runtimes.docker import LABEL_NODE
 
 
 class Containers:

@@ -13,9 +13,9 @@ import pytest_asyncio
 from web3.contract import AsyncContract
 from web3.types import TxReceipt
 
-from common.contracts import ContractArtifact, load_artifact
-from common.paths import REPO_ROOT
+from ethgw_wire.artifacts import ContractArtifact, load_artifact
 from geth_cluster.cluster import GethCluster
+from service_kit.paths import REPO_ROOT
 from tests.chain_helpers import (
     ETHER,
     ChainClient,

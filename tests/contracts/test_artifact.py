@@ -11,7 +11,7 @@ import pytest
 from eth_abi.abi import encode
 from eth_utils.address import to_checksum_address
 
-from common.contracts import (
+from ethgw_wire.artifacts import (
     ArtifactInvalidError,
     ArtifactNotFoundError,
     ContractArtifact,
@@ -21,7 +21,7 @@ from common.contracts import (
     load_artifact,
     strip_metadata,
 )
-from common.paths import REPO_ROOT
+from service_kit.paths import REPO_ROOT
 
 COMPILE_SCRIPT = REPO_ROOT / "scripts" / "compile_contracts.js"
 SOURCE = REPO_ROOT / "contracts" / "PlatformToken.sol"

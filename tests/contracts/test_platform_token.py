@@ -17,7 +17,7 @@ from web3.contract import AsyncContract
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
-from common.contracts import ContractArtifact
+from ethgw_wire.artifacts import ContractArtifact
 from tests.chain_helpers import Signer, deploy, revert_error, wait_for_all, wait_for_receipt
 from tests.contracts.conftest import DEFAULT_PRICE, HOLDING, PUBLISH_REWARD, AccountPool
 

@@ -25,8 +25,8 @@ import uvicorn
 from playwright.async_api import Browser, Page, async_playwright
 
 from balancer import RecycleState
-from common.api import API_KEY_HEADER
-from common.settings import KafkaSettings
+from ethgw_wire.http_api import API_KEY_HEADER
+from ethgw_wire.settings import KafkaSettings
 from gateway.app import create_app as create_gateway
 from gateway.config import GatewaySettings
 from gateway.keys import create_key, read_admin_key

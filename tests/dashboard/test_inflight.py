@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from common.task_client import TaskClient
+from consumer_service.task_client import TaskClient
 from gateway.inflight import InflightProbe, inflight_by_node
 from tests.pipeline_fixtures import ProviderProcess, run_task
 

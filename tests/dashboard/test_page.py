@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Dialog, Page
 
-from ethgw.kafka_broker import KafkaBroker
+from devstack.kafka_broker import KafkaBroker
 from geth_cluster.cluster import GethCluster
 from geth_cluster.layout import pool_specs
 from tests.dashboard.conftest import (

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from ethgw.kafka_broker import KafkaBroker
+from devstack.kafka_broker import KafkaBroker
 from gateway.app import create_app as create_gateway
 from gateway.config import GatewaySettings
 from gateway.inflight import InflightProbe

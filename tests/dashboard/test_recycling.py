@@ -17,7 +17,7 @@ import pytest_asyncio
 from playwright.async_api import Page
 
 from balancer import RecycleState, Zone
-from ethgw.kafka_broker import KafkaBroker
+from devstack.kafka_broker import KafkaBroker
 from geth_cluster.cluster import GethCluster
 from geth_cluster.manager import ClusterManager
 from tests.dashboard.conftest import (

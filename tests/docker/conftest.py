@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import pytest_asyncio
 
-from ethgw.docker_engine import Engine, ensure_engine, stop_engine
-from ethgw.toolchain import geth_binary
+from devstack.docker_engine import Engine, ensure_engine, stop_engine
 from geth_cluster.cluster import GethCluster
-from geth_cluster.docker_runtime import DockerRuntime
 from geth_cluster.errors import DockerEngineError
+from geth_cluster.runtimes.docker import DockerRuntime
+from geth_cluster.toolchain import geth_binary
 from tests.cluster_fixtures import cluster_settings
 
 # Below the host's defaults, so the limits visibly bind (and the CPU ratio rises under load).

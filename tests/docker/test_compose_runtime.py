@@ -10,14 +10,14 @@ import psutil
 import pytest
 import pytest_asyncio
 
-from common.nodes import Lifecycle
-from ethgw.kafka_broker import KafkaBroker
+from devstack.kafka_broker import KafkaBroker
+from ethgw_wire.node_reports import Lifecycle
 from geth_cluster.cluster import GethCluster
-from geth_cluster.compose_runtime import ComposeRuntime
-from geth_cluster.docker_runtime import LABEL_CLUSTER, DockerRuntime
 from geth_cluster.errors import NodeStartError
 from geth_cluster.layout import NodeSpec
 from geth_cluster.manager import open_manager
+from geth_cluster.runtimes.compose import ComposeRuntime
+from geth_cluster.runtimes.docker import LABEL_CLUSTER, DockerRuntime
 from tests.docker.conftest import CPU_CORES, MEMORY_BUDGET_MB
 from tests.geth_cluster.test_manager import fast, is_, node_states, wait_following
 

@@ -12,17 +12,17 @@ import httpx
 import psutil
 import pytest
 
-from common.nodes import Lifecycle
-from ethgw.kafka_broker import KafkaBroker
-from ethgw.toolchain import geth_binary
+from devstack.kafka_broker import KafkaBroker
+from ethgw_wire.node_reports import Lifecycle
 from geth_cluster.calibrate import BURN_CODE, BURN_GAS
 from geth_cluster.cluster import GethCluster
-from geth_cluster.docker_image import ensure_geth_image, image_tag
-from geth_cluster.docker_runtime import LABEL_CLUSTER, DockerRuntime
 from geth_cluster.layout import NodeSpec
 from geth_cluster.manager import open_manager
-from geth_cluster.rpc import block_number, peer_count, rpc_call
+from geth_cluster.node_rpc import block_number, peer_count, rpc_call
+from geth_cluster.runtimes.docker import LABEL_CLUSTER, DockerRuntime
+from geth_cluster.runtimes.docker_image import ensure_geth_image, image_tag
 from geth_cluster.stats import ResourceSample
+from geth_cluster.toolchain import geth_binary
 from tests.docker.conftest import CPU_CORES, MEMORY_BUDGET_MB, SEALER_CPU_CORES
 from tests.geth_cluster.test_manager import fast, is_, node_states, wait_following
 

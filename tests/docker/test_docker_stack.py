@@ -11,9 +11,9 @@ import pytest
 import pytest_asyncio
 from eth_account import Account
 
-from ethgw.docker_engine import Engine
-from ethgw.sandbox import Sandbox, SandboxShape, open_sandbox
-from geth_cluster.docker_runtime import DockerRuntime
+from devstack.docker_engine import Engine
+from devstack.sandbox import Sandbox, SandboxShape, open_sandbox
+from geth_cluster.runtimes.docker import DockerRuntime
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 

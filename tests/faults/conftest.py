@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from common.paths import REPO_ROOT
-from ethgw.sandbox import open_sandbox
+from devstack.sandbox import open_sandbox
 from loadtests.steady import Chain, ResultsLedger
+from service_kit.paths import REPO_ROOT
 from tests.faults.scenario import REPORT, Faults, table, write_report
 
 REPORT_PATH = REPO_ROOT / "results" / "faults.md"

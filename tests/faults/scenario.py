@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 
-from common.tasks import ResultMessage, TaskStatus
-from ethgw.sandbox import Sandbox
+from devstack.sandbox import Sandbox
+from ethgw_wire.messages import ResultMessage, TaskStatus
 from geth_cluster.manager import NodeView
 from loadtests.steady import (
     Chain,

@@ -12,8 +12,8 @@ import asyncio
 
 import pytest
 
-from common.nodes import Lifecycle
-from ethgw.sandbox import PROVIDER_READY, kill_node
+from devstack.sandbox import PROVIDER_READY, kill_node
+from ethgw_wire.node_reports import Lifecycle
 from geth_cluster.manager import DownReason
 from tests.faults.scenario import Faults, assert_clean
 

@@ -22,10 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import HypothesisDeprecationWarning
 
-from common.api import API_KEY_HEADER, REQUEST_ID_HEADER
-from common.operations import RPC_READ_METHODS, RPC_SEND_RAW
-from common.settings import KafkaSettings
-from common.tasks import TaskMessage
+from ethgw_wire.http_api import API_KEY_HEADER, REQUEST_ID_HEADER
+from ethgw_wire.messages import TaskMessage
+from ethgw_wire.operations import RPC_READ_METHODS, RPC_SEND_RAW
+from ethgw_wire.settings import KafkaSettings
 from tests.pipeline_fixtures import Stack
 
 pytestmark = pytest.mark.slow

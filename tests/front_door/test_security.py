@@ -17,11 +17,11 @@ import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from eth_account import Account
 
-from common.settings import KafkaSettings
-from ethgw.kafka_broker import KafkaBroker
+from devstack.kafka_broker import KafkaBroker
+from ethgw_wire.settings import KafkaSettings
 from geth_cluster.cluster import GethCluster
 from geth_cluster.errors import RpcError
-from geth_cluster.rpc import rpc_call
+from geth_cluster.node_rpc import rpc_call
 from tests.pipeline_fixtures import Stack
 
 pytestmark = pytest.mark.slow

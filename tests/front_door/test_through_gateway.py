@@ -13,7 +13,7 @@ import pytest_asyncio
 from eth_account import Account
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
-from common.settings import KafkaSettings
+from ethgw_wire.settings import KafkaSettings
 from geth_cluster.cluster import GethCluster
 from tests.pipeline_fixtures import Stack
 from tests.services.test_services import _task_count
@@ -137,7 +137,7 @@ async def test_transaction_queries_find_a_sent_transaction(admin: httpx.AsyncCli
 
 async def test_deploy_through_the_gateway_returns_an_address(admin: httpx.AsyncClient) -> None:
     """contract/deploy (admin) answers the new contract's address."""
-    from common.contracts import load_artifact
+    from ethgw_wire.artifacts import load_artifact
 
     artifact = load_artifact("PlatformToken")
     deployed = await data(

@@ -15,14 +15,14 @@ import pytest
 import pytest_asyncio
 from fastapi import FastAPI
 
-from common.api import API_KEY_HEADER
-from common.ports import free_port
-from common.registry import REGISTRY_PATH, REGISTRY_TOKEN_HEADER
+from ethgw_wire.http_api import API_KEY_HEADER
+from ethgw_wire.registration import REGISTRY_PATH, REGISTRY_TOKEN_HEADER
 from gateway.app import create_app
 from gateway.config import GatewaySettings
+from gateway.instance_registry import Instance
 from gateway.keys import create_key, read_admin_key
-from gateway.registry import Instance
 from gateway.state import GatewayState
+from service_kit.ports import free_port
 from tests.gateway.servers import FakeManager, FakeService, ServerThread
 
 

@@ -20,10 +20,10 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from common.api import API_KEY_HEADER
-from common.ports import free_port
-from common.registry import InstanceRegistration, RegistryClient, ensure_registry_token
+from ethgw_wire.http_api import API_KEY_HEADER
+from ethgw_wire.registration import InstanceRegistration, RegistryClient, ensure_registry_token
 from gateway.keys import create_key
+from service_kit.ports import free_port
 from tests.gateway.servers import FakeService
 
 PATH = "/api/v1/conn/blockNum"

@@ -14,7 +14,7 @@ import uvicorn
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from common.api import REQUEST_ID_HEADER
+from ethgw_wire.http_api import REQUEST_ID_HEADER
 
 
 class ServerThread:

@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 
-from common.ports import free_port
+from service_kit.ports import free_port
 from tests.gateway.conftest import Gateway, StartGateway
 from tests.gateway.servers import FakeManager, ServerThread
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common.api import ENDPOINTS
+from ethgw_wire.http_api import ENDPOINTS
 from tests.gateway.conftest import Fakes, Gateway, StartGateway
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from common.registry import ensure_registry_token, registry_token_path
+from ethgw_wire.registration import ensure_registry_token, registry_token_path
 from gateway.keys import (
     KeyRing,
     Role,

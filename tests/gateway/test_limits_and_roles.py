@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from common.api import ENDPOINTS
-from common.types import MAX_BYTECODE_BYTES, UINT256_MAX
+from ethgw_wire.fields import MAX_BYTECODE_BYTES, UINT256_MAX
+from ethgw_wire.http_api import ENDPOINTS
 from tests.gateway.conftest import Fakes, Gateway, StartGateway
 
 ADDRESS = "0x" + "ab" * 20

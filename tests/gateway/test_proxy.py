@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from common.api import REQUEST_ID_HEADER
+from ethgw_wire.http_api import REQUEST_ID_HEADER
 from gateway.breaker import BreakerState
 from tests.gateway.conftest import Fakes, Gateway, StartGateway
 from tests.gateway.servers import UNKNOWN_TASK

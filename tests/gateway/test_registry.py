@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from common.registry import InstanceRegistration
+from ethgw_wire.registration import InstanceRegistration
 from gateway.breaker import CircuitBreaker
-from gateway.registry import Registry
+from gateway.instance_registry import Registry
 
 
 def _registry(ttl_s: float = 10.0) -> Registry:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from common.registry import InstanceRegistration, RegistryClient
+from ethgw_wire.registration import InstanceRegistration, RegistryClient
 from tests.gateway.conftest import Fakes, StartGateway
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from common.operations import RPC_READ_METHODS
-from gateway.rpc import (
+from ethgw_wire.operations import RPC_READ_METHODS
+from gateway.jsonrpc import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
     INVALID_REQUEST,

@@ -21,7 +21,7 @@ matplotlib.use("Agg")  # no display: files only
 
 import matplotlib.pyplot as plt  # after the backend is chosen
 
-from common.paths import REPO_ROOT
+from service_kit.paths import REPO_ROOT
 
 RESULTS_DIR = REPO_ROOT / "results"
 EVENT_COLOURS = {

@@ -12,7 +12,7 @@ from balancer import Calibration
 from geth_cluster.calibrate import BURN_CODE, BURN_GAS, CalibrationRun, run_calibration
 from geth_cluster.cluster import GethCluster
 from geth_cluster.layout import pool_specs
-from geth_cluster.rpc import rpc_call
+from geth_cluster.node_rpc import rpc_call
 from tests.geth_cluster.test_manager import wait_following
 
 

@@ -10,7 +10,7 @@ import pytest
 from eth_account import Account
 
 from geth_cluster.cluster import GethCluster
-from geth_cluster.rpc import block_number, chain_position, rpc_call
+from geth_cluster.node_rpc import block_number, chain_position, rpc_call
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ from typing import Any
 import psutil
 import pytest
 
-from geth_cluster.docker_runtime import DockerSampler, bind_mounts
+from geth_cluster.runtimes.docker import DockerSampler, bind_mounts
 
 MB = 1024 * 1024
 SECOND_NS = 10**9

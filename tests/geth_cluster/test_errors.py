@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from common.paths import REPO_ROOT
-from common.ports import PortInUseError
-from ethgw.toolchain import geth_binary
 from geth_cluster.cluster import GethCluster
 from geth_cluster.errors import ToolMissingError
 from geth_cluster.layout import node_specs
-from geth_cluster.local_runtime import LocalProcessRuntime
+from geth_cluster.runtimes.local import LocalProcessRuntime
+from geth_cluster.toolchain import geth_binary
+from service_kit.paths import REPO_ROOT
+from service_kit.ports import PortInUseError
 from tests.cluster_fixtures import cluster_settings
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest_asyncio
 
 from geth_cluster.layout import NodeSpec
-from geth_cluster.local_runtime import PID_NAME, LocalProcessRuntime
+from geth_cluster.runtimes.local import PID_NAME, LocalProcessRuntime
 
 # `exec` replaces the shell: the node's process then shows only "sleep 60", not the
 # --datadir argument the runtime's own check looks for in a command line.

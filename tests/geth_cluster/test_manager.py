@@ -24,11 +24,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from balancer import Calibration, Zone, distance
-from common.kafka import decode, kafka_consumer
-from common.nodes import Lifecycle, NodeReport
-from common.ports import PortInUseError, free_port
-from common.settings import KafkaSettings
-from ethgw.kafka_broker import KafkaBroker
+from devstack.kafka_broker import KafkaBroker
+from ethgw_wire.kafka import decode, kafka_consumer
+from ethgw_wire.node_reports import Lifecycle, NodeReport
+from ethgw_wire.settings import KafkaSettings
 from geth_cluster.api import create_app, serve_api
 from geth_cluster.cluster import GethCluster
 from geth_cluster.config import CalibrationFileError, ManagerSettings, load_calibration
@@ -42,6 +41,7 @@ from geth_cluster.manager import (
     open_manager,
     run_manager,
 )
+from service_kit.ports import PortInUseError, free_port
 
 FROZEN_INTERVAL_S = 60.0
 

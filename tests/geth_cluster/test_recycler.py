@@ -21,10 +21,10 @@ import pytest_asyncio
 from aiokafka import TopicPartition
 
 from balancer import RecycleState, Zone
-from common.kafka import decode, kafka_consumer
-from common.nodes import ClusterEvent, EventKind, Lifecycle, NodeReport
-from common.settings import KafkaSettings
-from ethgw.kafka_broker import KafkaBroker
+from devstack.kafka_broker import KafkaBroker
+from ethgw_wire.kafka import decode, kafka_consumer
+from ethgw_wire.node_reports import ClusterEvent, EventKind, Lifecycle, NodeReport
+from ethgw_wire.settings import KafkaSettings
 from geth_cluster.api import create_app
 from geth_cluster.cluster import GethCluster
 from geth_cluster.config import ManagerSettings

@@ -28,18 +28,18 @@ from aiokafka import TopicPartition
 from eth_account import Account
 
 from balancer import RecycleState
-from common.kafka import decode, kafka_consumer
-from common.platform import PlatformRecord
-from common.ports import free_port
-from common.settings import KafkaSettings
-from common.tasks import ResultMessage, TaskStatus
-from ethgw.kafka_broker import KafkaBroker
+from devstack.kafka_broker import KafkaBroker
+from ethgw_wire.kafka import decode, kafka_consumer
+from ethgw_wire.messages import ResultMessage, TaskStatus
+from ethgw_wire.platform_record import PlatformRecord
+from ethgw_wire.settings import KafkaSettings
 from geth_cluster.api import create_app
 from geth_cluster.calibrate import BURN_GAS
 from geth_cluster.cluster import GethCluster
 from geth_cluster.config import ManagerSettings
 from geth_cluster.manager import ClusterManager, open_manager
-from geth_cluster.rpc import rpc_call
+from geth_cluster.node_rpc import rpc_call
+from service_kit.ports import free_port
 from tests.geth_cluster.episode_chart import (
     RESULTS_DIR,
     Recording,

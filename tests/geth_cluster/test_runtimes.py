@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from common.settings import ClusterSettings
-from geth_cluster.docker_runtime import DockerRuntime, cluster_id
-from geth_cluster.local_runtime import LocalProcessRuntime
+from ethgw_wire.settings import ClusterSettings
 from geth_cluster.runtimes import make_runtime, remember_runtime, remembered_runtime
+from geth_cluster.runtimes.docker import DockerRuntime, cluster_id
+from geth_cluster.runtimes.local import LocalProcessRuntime
 
 
 def test_the_runtime_setting_picks_processes_or_containers(tmp_path: Path) -> None:

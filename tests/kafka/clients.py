@@ -7,7 +7,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from ethgw.kafka_broker import KafkaBroker
+from devstack.kafka_broker import KafkaBroker
 
 
 def producer(broker: KafkaBroker) -> AIOKafkaProducer:

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from ethgw.kafka_broker import KafkaBroker
+from devstack.kafka_broker import KafkaBroker
 
 TopicFactory = Callable[[int], Awaitable[str]]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from common.paths import REPO_ROOT
+from service_kit.paths import REPO_ROOT
 
 SCRIPT = REPO_ROOT / "scripts" / "bootstrap_kafka.sh"
 

@@ -8,11 +8,11 @@ import uuid
 import pytest
 from aiokafka import TopicPartition
 
-from common.kafka import kafka_consumer, kafka_producer
-from common.ports import free_port
-from common.settings import KafkaSettings
-from ethgw.kafka_broker import KafkaBroker
+from devstack.kafka_broker import KafkaBroker
+from ethgw_wire.kafka import kafka_consumer, kafka_producer
+from ethgw_wire.settings import KafkaSettings
 from gateway.kafka_lag import LagProbe
+from service_kit.ports import free_port
 from tests.kafka.conftest import TopicFactory
 
 pytestmark = pytest.mark.slow

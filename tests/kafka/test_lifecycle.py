@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from common import ports
-from ethgw.kafka_broker import (
+from devstack.kafka_broker import (
     BrokerExitedError,
     BrokerStartTimeoutError,
     BrokerUnreachableError,
@@ -20,6 +19,7 @@ from ethgw.kafka_broker import (
     KafkaJarsMissingError,
     PortInUseError,
 )
+from service_kit import ports
 from tests.kafka_fixtures import kafka_test_settings
 
 
@@ -40,7 +40,7 @@ def test_taken_port_stops_the_start_naming_port_and_setting(
         taken = holder.getsockname()[1]
         settings = kafka_test_settings(tmp_path).model_copy(update={field: taken})
         broker = KafkaBroker(settings)
-        # The shared class from common.ports: what `ethgw up` catches for Geth and Kafka alike.
+        # The shared class from service_kit.ports: what `ethgw up` catches for Geth and Kafka alike.
         with pytest.raises(
             ports.PortInUseError, match=rf"^port {taken} \({env_name}\) is already in use"
         ) as caught:
@@ -78,8 +78,8 @@ def test_start_on_a_running_broker_keeps_the_running_process(kafka_broker: Kafka
 def test_stop_works_from_another_process(kafka_broker: KafkaBroker) -> None:
     """Another process stops the broker through the pid file in the state folder."""
     code = (
-        "from common.settings import KafkaSettings\n"
-        "from ethgw.kafka_broker import KafkaBroker\n"
+        "from ethgw_wire.settings import KafkaSettings\n"
+        "from devstack.kafka_broker import KafkaBroker\n"
         "print(KafkaBroker(KafkaSettings()).stop())\n"
     )
     try:

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 from aiokafka import TopicPartition
 
-from ethgw.kafka_broker import KafkaBroker
+from devstack.kafka_broker import KafkaBroker
 from tests.kafka.clients import consumer, producer, receive
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from ethgw.kafka_broker import KafkaBroker
+from devstack.kafka_broker import KafkaBroker
 
 pytestmark = pytest.mark.slow
 

@@ -16,9 +16,8 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from common.api import ENDPOINTS
-from common.paths import REPO_ROOT
-from common.tasks import Timings
+from ethgw_wire.http_api import ENDPOINTS
+from ethgw_wire.messages import Timings
 from geth_cluster.cluster import GethCluster
 from loadtests.bench import QUICK, plan_cells
 from loadtests.envelope import outcome
@@ -36,6 +35,7 @@ from loadtests.report import (
     zone_shares,
 )
 from loadtests.sampler import ResourceSample, ZoneSample
+from service_kit.paths import REPO_ROOT
 from tests.pipeline_fixtures import ServerProcess
 
 # Table 5.1 of the thesis, in percent (architecture.md lists the same mix).

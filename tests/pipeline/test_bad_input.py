@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from common.settings import KafkaSettings
-from common.task_client import TaskClient
-from common.tasks import ResultMessage, TaskMessage, TaskStatus
+from consumer_service.task_client import TaskClient
+from ethgw_wire.messages import ResultMessage, TaskMessage, TaskStatus
+from ethgw_wire.settings import KafkaSettings
 from tests.pipeline.test_operations import PASSWORD, ok
 from tests.pipeline_fixtures import run_task
 

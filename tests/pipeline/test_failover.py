@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from common.operations import new_task
-from common.platform import PlatformRecord
-from common.task_client import TaskClient
-from common.tasks import TaskStatus
-from ethgw.kafka_broker import KafkaBroker
+from consumer_service.task_client import TaskClient
+from devstack.kafka_broker import KafkaBroker
+from ethgw_wire.messages import TaskStatus
+from ethgw_wire.operations import new_task
+from ethgw_wire.platform_record import PlatformRecord
 from geth_cluster.cluster import GethCluster
 from tests.pipeline.test_operations import ok
 from tests.pipeline_fixtures import IsolatedPipeline, idle_reports, run_task, task_client_for

@@ -8,9 +8,9 @@ import secrets
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from common.operations import new_task
-from common.settings import KafkaSettings
-from common.task_client import TaskClient
+from consumer_service.task_client import TaskClient
+from ethgw_wire.operations import new_task
+from ethgw_wire.settings import KafkaSettings
 from tests.pipeline.test_operations import new_unlocked_account, ok
 from tests.pipeline_fixtures import RESULT_TIMEOUT_S
 

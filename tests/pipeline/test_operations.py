@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from common.platform import PlatformRecord
-from common.task_client import TaskClient
-from common.tasks import ResultMessage, TaskStatus
+from consumer_service.task_client import TaskClient
+from ethgw_wire.messages import ResultMessage, TaskStatus
+from ethgw_wire.platform_record import PlatformRecord
 from tests.pipeline_fixtures import ProviderProcess, run_task
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("provider")]
@@ -156,7 +156,7 @@ async def test_publish_and_buy_a_project(tasks: TaskClient, platform: PlatformRe
 
 async def test_deploy_returns_the_contract_address_with_code(tasks: TaskClient) -> None:
     """contract.deploy of the token's own artifact answers an address that holds code."""
-    from common.contracts import load_artifact
+    from ethgw_wire.artifacts import load_artifact
 
     artifact = load_artifact("PlatformToken")
     deployed = ok(

@@ -7,8 +7,8 @@ import secrets
 
 import pytest
 
-from common.operations import new_task
-from common.task_client import TaskClient
+from consumer_service.task_client import TaskClient
+from ethgw_wire.operations import new_task
 from tests.pipeline.test_operations import new_unlocked_account, ok
 from tests.pipeline_fixtures import run_task
 

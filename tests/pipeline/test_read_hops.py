@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from common.settings import KafkaSettings
+from ethgw_wire.settings import KafkaSettings
 from loadtests.micro import HOPS, read_hops
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("provider")]

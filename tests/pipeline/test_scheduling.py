@@ -11,14 +11,14 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from common.nodes import Lifecycle, NodeReport
-from common.operations import new_task
-from common.ports import free_port
-from common.task_client import TaskClient
-from ethgw.kafka_broker import KafkaBroker
-from ethgw.toolchain import geth_binary
+from consumer_service.task_client import TaskClient
+from devstack.kafka_broker import KafkaBroker
+from ethgw_wire.node_reports import Lifecycle, NodeReport
+from ethgw_wire.operations import new_task
 from geth_cluster.cluster import GethCluster
-from geth_cluster.rpc import block_number
+from geth_cluster.node_rpc import block_number
+from geth_cluster.toolchain import geth_binary
+from service_kit.ports import free_port
 from tests.pipeline.test_operations import ok
 from tests.pipeline_fixtures import IsolatedPipeline, idle_reports, task_client_for
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from fastapi import FastAPI, Request
 
-from common.ports import free_port
-from common.serving import draining_server
 from provider.chain import NodeClients, rpc
+from service_kit.ports import free_port
+from service_kit.serving import draining_server
 
 
 @dataclass

@@ -7,10 +7,10 @@ from typing import Any, cast
 
 from aiokafka import AIOKafkaProducer
 
-from common.kafka import encode
-from common.settings import KafkaSettings
-from common.task_client import TaskClient
-from common.tasks import ResultMessage, TaskStatus
+from consumer_service.task_client import TaskClient
+from ethgw_wire.kafka import encode
+from ethgw_wire.messages import ResultMessage, TaskStatus
+from ethgw_wire.settings import KafkaSettings
 
 
 def _result(task_id: str) -> tuple[ResultMessage, bytes]:

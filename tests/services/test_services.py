@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from common.settings import KafkaSettings
+from ethgw_wire.settings import KafkaSettings
 from tests.pipeline_fixtures import ServerProcess, service_process
 
 pytestmark = pytest.mark.slow

@@ -1,1 +1,0 @@
-"""What crosses a service boundary: settings, task schema, Kafka helpers, contract artifacts."""

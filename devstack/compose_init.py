@@ -1,0 +1,96 @@
+"""compose.yaml's one-shot set-up steps, run in the ethgw image.
+
+`python -m devstack.compose_init files --peer-address-base 172.28.0.10` writes the chain's
+genesis, accounts, node keys and static peers into the shared state volume, the node at
+index i (sealer 0, node-1 1, ...) being dialled at base + i: geth resolves a peer's name once,
+when it starts, so a service name would fail whenever that peer is not up yet, while a fixed
+address on the compose network is simply retried. Each geth container then runs `geth init`
+on its own folder (geth is in its image, not in ours).
+
+`python -m devstack.compose_init platform` creates the Kafka topics and deploys the platform
+token, once the broker and node-1 answer. Both steps are idempotent, like `ethgw up`'s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+from collections.abc import Sequence
+
+from devstack.kafka_broker import KafkaBroker
+from devstack.platform_setup import ensure_platform
+from ethgw_wire.settings import ClusterSettings, KafkaSettings, PlatformSettings
+from geth_cluster.cluster import GethCluster
+from geth_cluster.layout import NodeSpec
+from geth_cluster.runtimes.local import LocalProcessRuntime
+from geth_cluster.toolchain import geth_binary
+from service_kit.logs import configure_logging
+
+log = logging.getLogger("ethgw.compose")
+
+ETHERBASE_FILE = "etherbase"  # in the sealer's folder: the address its command line unlocks
+
+
+def _cluster() -> GethCluster:
+    # The runtime is never asked to run anything here: the files need no geth.
+    return GethCluster(ClusterSettings(), LocalProcessRuntime(geth_binary()))
+
+
+async def write_files(peer_address_base: str) -> None:
+    """Genesis, accounts, node keys, static peers at base + index, the sealer's etherbase."""
+    base = ipaddress.IPv4Address(peer_address_base)
+
+    def peer_host(spec: NodeSpec) -> str:
+        return str(base + spec.index)
+
+    cluster = _cluster()
+    try:
+        cluster.write_node_files(peer_host)
+        sealer = cluster.specs[0]
+        (sealer.datadir / ETHERBASE_FILE).write_text(cluster.accounts.sealer.address)
+        log.info(
+            "compose files written state=%s nodes=%d sealer=%s",
+            cluster.settings.state_dir,
+            len(cluster.specs),
+            cluster.accounts.sealer.address,
+        )
+    finally:
+        await cluster.aclose()
+
+
+async def set_up_platform() -> None:
+    """The Kafka topics, then the platform token (deployed once per chain)."""
+    created = await KafkaBroker(KafkaSettings()).ensure_topics()
+    log.info("kafka topics ready created=%d", len(created))
+    cluster = _cluster()
+    try:
+        record = await ensure_platform(
+            cluster.spec("node-1").rpc_url,
+            cluster.settings.state_dir / "accounts",
+            cluster.accounts.faucet,
+            cluster.accounts.sealer.address,
+            PlatformSettings(),
+        )
+        log.info("platform ready token=%s", record.token_address)
+    finally:
+        await cluster.aclose()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m devstack.compose_init")
+    steps = parser.add_subparsers(dest="step", required=True)
+    files = steps.add_parser("files", help="genesis, keys and static peers in the state volume")
+    files.add_argument("--peer-address-base", required=True, help="the sealer's fixed address")
+    steps.add_parser("platform", help="Kafka topics and the platform token")
+    args = parser.parse_args(argv)
+    configure_logging()
+    if args.step == "files":
+        asyncio.run(write_files(args.peer_address_base))
+    else:
+        asyncio.run(set_up_platform())
+
+
+if __name__ == "__main__":
+    main()

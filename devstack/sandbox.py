@@ -1,0 +1,321 @@
+"""A whole stack on ports and a state folder of its own, for the fault suite and the soak.
+
+Kafka, a Geth cluster, the platform token, the cluster manager (in this process), the
+gateway, providers and read and write service instances: the same parts as `make up`, but on
+free ports picked at start, with every file under one root folder, so it can be broken on
+purpose (kill -9, broker restart, a node cut off) without touching anybody else's stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import httpx
+
+from devstack.kafka_broker import KafkaBroker
+from devstack.platform_setup import ensure_platform
+from devstack.processes import ServiceProcess
+from ethgw_wire.node_reports import Lifecycle
+from ethgw_wire.platform_record import PlatformRecord
+from ethgw_wire.settings import ClusterSettings, KafkaSettings, PlatformSettings
+from geth_cluster.cluster import GethCluster
+from geth_cluster.config import ManagerSettings
+from geth_cluster.manager import ClusterManager, open_manager
+from geth_cluster.runtimes import make_runtime
+from geth_cluster.toolchain import geth_binary
+from service_kit.ports import free_port, is_port_free
+
+log = logging.getLogger("ethgw.sandbox")
+
+# Below the kernel's ephemeral range (32768+) and away from the blocks the test fixtures
+# pick from (Kafka 19100-20900, Geth 21000-29000), so a sandbox and a test session running
+# side by side never draw the same port.
+_PORT_RANGE = range(29100, 32700)
+
+
+@dataclass(frozen=True)
+class SandboxShape:
+    """How big the sandbox stack is."""
+
+    nodes: int = 3
+    providers: int = 2
+    readers: int = 2
+    writers: int = 2
+    strategy: str = "lbh"
+    registry_ttl_s: float = 3.0  # a dead service instance leaves the gateway this fast
+    runtime: Literal["process", "docker"] = "process"  # how the Geth nodes run
+
+
+def free_block(size: int) -> int:
+    """A base port from which `size` consecutive ports are free, tried in a random order."""
+    bases = list(range(_PORT_RANGE.start, _PORT_RANGE.stop - size, size))
+    for base in random.sample(bases, len(bases)):
+        if all(is_port_free(base + i) for i in range(size)):
+            return base
+    raise RuntimeError(f"no {size} free consecutive ports in {_PORT_RANGE}")
+
+
+def _cluster_settings(
+    state_dir: Path, nodes: int, runtime: Literal["process", "docker"]
+) -> ClusterSettings:
+    base = free_block(3 * (nodes + 1))
+    return ClusterSettings(
+        state_dir=state_dir,
+        nodes=nodes,
+        runtime=runtime,
+        p2p_port_base=base,
+        rpc_port_base=base + nodes + 1,
+        authrpc_port_base=base + 2 * (nodes + 1),
+    )
+
+
+def _kafka_settings(state_dir: Path) -> KafkaSettings:
+    port = free_block(2)
+    # heap: enough here, and leaves memory for the Geth nodes sharing the machine.
+    return KafkaSettings(port=port, controller_port=port + 1, state_dir=state_dir, heap_mb=384)
+
+
+@dataclass
+class Sandbox:
+    """The stack's parts once started; `open_sandbox` builds it."""
+
+    root: Path
+    shape: SandboxShape
+    kafka: KafkaBroker
+    cluster: GethCluster
+    admin_key: str
+    gateway: ServiceProcess
+    providers: list[ServiceProcess]
+    readers: list[ServiceProcess]
+    writers: list[ServiceProcess]
+    platform: PlatformRecord | None = None
+    manager: ClusterManager | None = None
+
+    @property
+    def api(self) -> str:
+        return f"{self.gateway_url}/api/v1"
+
+    @property
+    def gateway_url(self) -> str:
+        return self.gateway.health_url.removesuffix("/healthz")
+
+    @property
+    def kafka_settings(self) -> KafkaSettings:
+        return self.kafka.settings
+
+    @property
+    def services(self) -> list[ServiceProcess]:
+        return [self.gateway, *self.providers, *self.readers, *self.writers]
+
+    def pids(self) -> dict[str, int]:
+        """The pid of every Python service process that is running."""
+        return {s.name: s.pid for s in self.services if s.pid is not None}
+
+    async def start_service(self, service: ServiceProcess, marker: str | None = None) -> None:
+        """(Re)start one service and wait until it is healthy (and its log shows `marker`)."""
+        await service.start()
+        await service.wait_healthy()
+        if marker is not None:
+            await wait_for_log(service, marker)
+
+    async def restart_kafka(self) -> None:
+        """Stop the broker cleanly and start it again on the same ports and log."""
+        await asyncio.to_thread(self.kafka.stop)
+        await asyncio.to_thread(self.kafka.start)
+
+    async def is_whole(self) -> bool:
+        """Every service running, every node UP for the manager, and the gateway seeing
+        every read and write instance: the shape the sandbox started with."""
+        if not all(s.alive for s in self.services):
+            return False
+        if self.manager is None:
+            return False
+        if any(n.lifecycle is not Lifecycle.UP for n in self.manager.snapshot().nodes):
+            return False
+        async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
+            try:
+                response = await client.get(f"{self.gateway_url}/readyz")
+            except httpx.HTTPError:
+                return False
+        if response.status_code != 200:
+            return False
+        wanted = {"read": len(self.readers), "write": len(self.writers)}
+        return bool(response.json()["data"]["healthy_instances"] == wanted)
+
+    async def wait_gateway_ready(self, timeout_s: float = 60.0) -> None:
+        """Until the gateway's /readyz says it has instances of both kinds."""
+        await _poll_ok(f"{self.gateway_url}/readyz", timeout_s)
+
+
+async def wait_for_log(service: ServiceProcess, marker: str, timeout_s: float = 60.0) -> None:
+    """Until `marker` appears in the service's log after its latest start."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        if marker in service.log_since_start():
+            return
+        await asyncio.sleep(0.2)
+    raise TimeoutError(f"{service.name}: no {marker!r} in its log after {timeout_s:.0f}s")
+
+
+async def _poll_ok(url: str, timeout_s: float) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
+        while asyncio.get_running_loop().time() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(url)).status_code == 200:
+                    return
+            await asyncio.sleep(0.3)
+    raise TimeoutError(f"{url} not ready after {timeout_s:.0f}s")
+
+
+def _with(env: dict[str, str], **extra: str) -> dict[str, str]:
+    """The sandbox's environment (state folder, broker) plus one service's own settings."""
+    return {**env, **extra}
+
+
+def _build_services(
+    root: Path, shape: SandboxShape, env: dict[str, str]
+) -> tuple[ServiceProcess, list[ServiceProcess], list[ServiceProcess], list[ServiceProcess]]:
+    runs = root / "run"
+    gateway_port = free_port()
+    gateway_url = f"http://127.0.0.1:{gateway_port}"
+    gateway = ServiceProcess(
+        "gateway",
+        "gateway",
+        _with(
+            env,
+            ETHGW_GATEWAY_PORT=str(gateway_port),
+            ETHGW_GATEWAY_REGISTRY_TTL_S=str(shape.registry_ttl_s),
+        ),
+        f"{gateway_url}/healthz",
+        runs,
+    )
+    providers = []
+    for i in range(shape.providers):
+        port = free_port()
+        providers.append(
+            ServiceProcess(
+                f"provider-{i + 1}",
+                "provider",
+                _with(
+                    env,
+                    ETHGW_PROVIDER_HTTP_PORT=str(port),
+                    ETHGW_PROVIDER_PROVIDER_ID=f"provider-{i + 1}",
+                    ETHGW_PROVIDER_STRATEGY=shape.strategy,
+                ),
+                f"http://127.0.0.1:{port}/healthz",
+                runs,
+            )
+        )
+    kinds: list[list[ServiceProcess]] = [[], []]
+    specs = (("read", "ETHGW_READ_", shape.readers), ("write", "ETHGW_WRITE_", shape.writers))
+    for bucket, (kind, prefix, count) in zip(kinds, specs, strict=True):
+        for i in range(count):
+            port = free_port()
+            bucket.append(
+                ServiceProcess(
+                    f"{kind}-{i + 1}",
+                    f"{kind}_service",
+                    _with(
+                        env,
+                        **{
+                            f"{prefix}HTTP_PORT": str(port),
+                            f"{prefix}INSTANCE_ID": f"{kind}-{i + 1}",
+                            f"{prefix}GATEWAY_URL": gateway_url,
+                            f"{prefix}REGISTRY_TTL_S": str(shape.registry_ttl_s),
+                        },
+                    ),
+                    f"http://127.0.0.1:{port}/healthz",
+                    runs,
+                )
+            )
+    return gateway, providers, kinds[0], kinds[1]
+
+
+PROVIDER_READY = "partitions assigned"
+
+
+@contextlib.asynccontextmanager
+async def open_sandbox(root: Path, shape: SandboxShape | None = None) -> AsyncIterator[Sandbox]:
+    """Start every part in dependency order; stop them in reverse order on exit."""
+    from gateway.keys import create_key
+
+    shape = shape or SandboxShape()
+    state = root / "state"
+    kafka = KafkaBroker(_kafka_settings(state / "kafka"))
+    settings = _cluster_settings(state / "cluster", shape.nodes, shape.runtime)
+    cluster = GethCluster(settings, make_runtime(settings, geth_binary()))
+    ks = kafka.settings
+    env = {
+        "ETHGW_STATE_DIR": str(state),
+        "ETHGW_KAFKA_HOST": ks.host,
+        "ETHGW_KAFKA_PORT": str(ks.port),
+        "ETHGW_KAFKA_CONTROLLER_PORT": str(ks.controller_port),
+        "ETHGW_KAFKA_STATE_DIR": str(ks.state_dir),
+    }
+    gateway, providers, readers, writers = _build_services(root, shape, env)
+    state.mkdir(parents=True, exist_ok=True)
+    sandbox = Sandbox(
+        root,
+        shape,
+        kafka,
+        cluster,
+        create_key(state, "sandbox-admin", "admin"),
+        gateway,
+        providers,
+        readers,
+        writers,
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(asyncio.to_thread, kafka.stop)
+        await asyncio.to_thread(kafka.start)
+        await kafka.ensure_topics()
+        stack.push_async_callback(cluster.aclose)
+        stack.push_async_callback(cluster.down)
+        await cluster.up()
+        record = await ensure_platform(
+            cluster.spec("node-1").rpc_url,
+            cluster.settings.state_dir / "accounts",
+            cluster.accounts.faucet,
+            cluster.accounts.sealer.address,
+            PlatformSettings(file=state / "platform.json"),
+        )
+        sandbox.platform = record
+        # No automatic recycling: a scenario's own fault is the only disturbance.
+        manager_settings = ManagerSettings(recycle=False, api_port=free_port())
+        sandbox.manager = await stack.enter_async_context(
+            open_manager(cluster, ks, manager_settings)
+        )
+        stack.push_async_callback(_stop_services, sandbox)
+        await sandbox.start_service(gateway)
+        await asyncio.gather(*(sandbox.start_service(p, PROVIDER_READY) for p in providers))
+        await asyncio.gather(*(sandbox.start_service(s) for s in [*readers, *writers]))
+        await sandbox.wait_gateway_ready()
+        log.info("sandbox up root=%s gateway=%s", root, sandbox.gateway_url)
+        yield sandbox
+
+
+async def _stop_services(sandbox: Sandbox) -> None:
+    for service in reversed(sandbox.services):
+        try:
+            await service.stop()
+        except Exception as error:  # one failing stop must not leave the rest running
+            log.warning("stop failed service=%s error=%r", service.name, error)
+
+
+def kill_node(cluster: GethCluster, name: str) -> int:
+    """kill -9 of one Geth node's process; returns the pid it had."""
+    pid = cluster.runtime.pid(cluster.spec(name))
+    if pid is None:
+        raise RuntimeError(f"{name} is not running")
+    os.kill(pid, signal.SIGKILL)
+    return pid

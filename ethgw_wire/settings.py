@@ -1,0 +1,124 @@
+"""Settings blocks shared by several components (pydantic-settings, env prefix ETHGW_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service_kit.paths import default_state_dir
+
+
+class KafkaSettings(BaseSettings):
+    """The broker and the topic names every service agrees on."""
+
+    model_config = SettingsConfigDict(env_prefix="ETHGW_KAFKA_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 9092
+    controller_port: int = 9093
+    heap_mb: int = 512
+    state_dir: Path = Field(default_factory=lambda: default_state_dir() / "kafka")
+
+    topic_read: str = "ethgw.tasks.read"
+    topic_write: str = "ethgw.tasks.write"
+    topic_results: str = "ethgw.results"
+    topic_node_states: str = "ethgw.node-states"
+    topic_events: str = "ethgw.events"
+    # Provider-side durable tables (compacted: the latest value per key is kept).
+    topic_accounts: str = "ethgw.accounts"  # encrypted keystores by address
+    topic_tx_journal: str = "ethgw.tx-journal"  # signed raw transactions by task id
+    task_partitions: int = 6
+    result_partitions: int = 6
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def topic_partitions(self) -> dict[str, int]:
+        """Every topic the platform uses, with its partition count."""
+        return {
+            self.topic_read: self.task_partitions,
+            self.topic_write: self.task_partitions,
+            self.topic_results: self.result_partitions,
+            self.topic_node_states: 1,
+            self.topic_events: 1,
+            self.topic_accounts: 1,
+            self.topic_tx_journal: 3,
+        }
+
+    def compacted_topics(self) -> set[str]:
+        """Topics keyed by entity where only the latest value per key matters."""
+        return {self.topic_node_states, self.topic_accounts, self.topic_tx_journal}
+
+
+class ClusterSettings(BaseSettings):
+    """Shape of the local Geth private network: one sealer plus N service nodes."""
+
+    model_config = SettingsConfigDict(env_prefix="ETHGW_CLUSTER_", extra="ignore")
+
+    state_dir: Path = Field(default_factory=lambda: default_state_dir() / "cluster")
+    nodes: int = Field(default=3, ge=1, le=16)
+    chain_id: int = 4242
+    block_period: int = Field(default=1, ge=1)
+    gas_limit: int = 30_000_000
+    p2p_port_base: int = 30303
+    rpc_port_base: int = 8545
+    authrpc_port_base: int = 8651
+    # What LBH measures a node against (lbh-spec.md section 1).
+    node_memory_budget_mb: float = 1024.0
+    node_cpu_cores: float = 1.0
+    # Per-node exceptions to node_cpu_cores, e.g. {"node-1": 0.25} for a node under a
+    # CPU cap (the benchmark's slowed node), so its CPU ratio is against its real share.
+    node_cpu_cores_by_node: dict[str, float] = Field(default_factory=dict)
+    sealer_in_pool: bool = False
+    geth_cache_mb: int = 128  # geth's --cache; its default of 1 GiB would dwarf the budget
+    max_lag: int = Field(default=3, ge=0)  # blocks behind the head before a node is DOWN
+    start_timeout_s: float = 90.0
+    faucet_balance_eth: int = 1_000_000_000
+    # How the nodes run: local processes, or containers of a local Docker engine, limited to
+    # node_memory_budget_mb and node_cpu_cores (docs/cluster-manager.md, "Docker runtime"), or
+    # "compose": existing containers adopted by label (geth_cluster/runtimes/compose.py).
+    runtime: Literal["process", "docker", "compose"] = "process"
+    # The compose runtime adopts the containers labelled ethgw.node=<node> and this label.
+    compose_selector: str = "ethgw.stack=compose"
+    # A node's RPC address as the manager and the providers reach it: {name} and {port}
+    # are the node's. compose.yaml sets "http://{name}:{port}" (one host per container).
+    rpc_url_template: str = "http://127.0.0.1:{port}"
+
+    def cpu_cores_of(self, node: str) -> float:
+        """The CPU cores a node is allotted: its own figure, else node_cpu_cores."""
+        return self.node_cpu_cores_by_node.get(node, self.node_cpu_cores)
+
+
+class PlatformSettings(BaseSettings):
+    """The platform token's parameters, used when `ethgw up` deploys it."""
+
+    model_config = SettingsConfigDict(env_prefix="ETHGW_PLATFORM_", extra="ignore")
+
+    publish_reward: int = Field(default=100, ge=0)  # tokens a publisher earns per project
+    default_price: int = Field(default=10, ge=0)  # a project's price when none is given
+    admin_funding_eth: int = Field(default=10_000, ge=1)  # gas money for the admin
+    file: Path = Field(default_factory=lambda: default_state_dir() / "platform.json")
+
+
+# -- the LBH bounds: one setting read by the cluster manager and every provider -------
+
+DEFAULT_DIS_AVEMIN = 0.1
+"""Dis_avemin without a calibration file: an idle Geth service node on a fresh chain
+(--cache 128) measured at 55-60 MB of the 1 GiB budget and under 1% CPU (d ~ 0.06);
+0.1 leaves room for its cache to fill."""
+DEFAULT_DIS_AVEMAX = 1.0  # balancer.DEFAULT_DIS_AVEMAX: a node at full CPU
+
+
+def lbh_setting(name: str, default: object) -> Any:
+    """A field every component reads from the same variable, ETHGW_LBH_<NAME>, so the
+    manager's zones and the providers' plans can never use different bounds."""
+    env = f"ETHGW_LBH_{name.upper()}"
+    return Field(default=default, validation_alias=AliasChoices(name, env))
+
+
+def default_calibration_file() -> Path:
+    return default_state_dir() / "calibration.json"
