@@ -236,7 +236,9 @@ async def run_group(
                         periods = slowdown.throttled_periods()
                         progress.say(f"{SLOW_NODE}: throttled in {periods} periods of 100 ms")
                     slowdown.close()
-            result = cell_result(cell, summary, sampler.samples, sampler.restarts)
+            result = cell_result(
+                cell, summary, sampler.samples, sampler.restarts, sampler.cpu.seconds_by_kind()
+            )
             resources[cell.label] = sampler.samples
             zones[cell.label] = sampler.zones
             results.append(result)
@@ -245,7 +247,8 @@ async def run_group(
                 f"{cell.label}: {result.duration_s:.1f}s for {result.requests_done} requests, "
                 f"{result.throughput_rps:.0f} req/s, p50 {result.p50_ms:.0f} ms, "
                 f"p99 {result.p99_ms:.0f} ms, {result.failures} failed, "
-                f"{result.restarts} restarts; set-up: {result.accounts_reused} accounts reused, "
+                f"{result.restarts} restarts, CPU {result.cpu_ms.get('total', 0):.1f} ms/request; "
+                f"set-up: {result.accounts_reused} accounts reused, "
                 f"{result.accounts_created} created, {result.setup_requests} requests"
                 + (
                     f"; {SLOW_NODE} zones: {zone_shares(sampler.zones, SLOW_NODE)}"
@@ -388,6 +391,9 @@ async def run_micro(out: Path, reads: int, write_s: float) -> str:
             print(f"[micro] read latency: {reads} sequential reads per path", flush=True)
             latency = await micro.read_latency(running, rpc_url, reads)
             print(micro.format_latency(latency), flush=True)
+            print("[micro] read throughput: 64 concurrent clients, 10 s per path", flush=True)
+            throughput = await micro.read_throughput(running, rpc_url)
+            print(micro.format_throughput(throughput), flush=True)
             print(f"[micro] where a read's time goes: {reads} tasks, one at a time", flush=True)
             assert running.kafka_port is not None  # ethgw_system always names its broker
             hops = await micro.read_hops(KafkaSettings(port=running.kafka_port), reads)
@@ -402,6 +408,8 @@ async def run_micro(out: Path, reads: int, write_s: float) -> str:
     text = (
         f"# ethgw micro-benchmarks\n\nMachine: {machine_text()}.\n\n"
         f"## Read latency at low load (one client, sequential)\n\n{micro.format_latency(latency)}"
+        f"\n\n## Read throughput and CPU per read (64 concurrent clients)\n\n"
+        f"{micro.format_throughput(throughput)}"
         f"\n\n## Where a read's time goes (tasks put on Kafka here, p50 of each hop)\n\n"
         f"{micro.format_hops(hops)}"
         f"\n\n## Sustained mined writes\n\n{micro.format_writes(rates)}\n"

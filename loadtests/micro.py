@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import httpx
 from eth_account import Account
 
@@ -30,6 +31,7 @@ from ethgw_wire.kafka import kafka_producer, publish
 from ethgw_wire.messages import Timings
 from ethgw_wire.operations import new_task
 from ethgw_wire.settings import ClusterSettings, KafkaSettings
+from loadtests.cpu import CPU_KINDS, CpuLedger, ms_per_request
 from loadtests.systems import System
 
 TRANSFER_GAS = 21_000
@@ -83,6 +85,81 @@ async def read_latency(
             for name, call in calls.items():
                 samples[name] += await _timed(call, max(1, requests // blocks))
     return [_latency(name, s) for name, s in samples.items()]
+
+
+@dataclass(frozen=True)
+class ReadThroughput:
+    """Reads answered per second by one path under concurrent clients, and the CPU
+    each read cost every kind of process of the system (ms per read)."""
+
+    path: str
+    clients: int
+    reads: int
+    seconds: float
+    cpu_ms: dict[str, float]
+
+    @property
+    def per_second(self) -> float:
+        return self.reads / self.seconds if self.seconds > 0 else 0.0
+
+
+async def _read_loop(
+    session: aiohttp.ClientSession, url: str, body: Any | None, until: float
+) -> int:
+    """One client: the same read again and again until `until`; the reads answered 200."""
+    done = 0
+    while time.monotonic() < until:
+        request = session.post(url, json=body) if body is not None else session.get(url)
+        async with request as response:
+            await response.read()
+            done += response.status == 200
+    return done
+
+
+async def read_throughput(
+    system: System, rpc_url: str, clients: int = 64, seconds: float = 10.0
+) -> list[ReadThroughput]:
+    """The block number read by `clients` concurrent clients for `seconds`, straight to
+    one node and through the gateway, each path measured alone, with its CPU cost."""
+    body = {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}
+    paths: dict[str, tuple[str, Any | None]] = {
+        "direct to node-1 (JSON-RPC)": (rpc_url, body),
+        "gateway (the full pipeline)": (system.url + "/api/v1/conn/blockNum", None),
+    }
+    headers = {API_KEY_HEADER: system.api_key}
+    connector = aiohttp.TCPConnector(limit=clients)
+    rows = []
+    async with aiohttp.ClientSession(headers=headers, connector=connector) as session:
+        for name, (url, payload) in paths.items():
+            await _read_loop(session, url, payload, time.monotonic() + 2.0)  # warm-up
+            ledger = CpuLedger()
+            ledger.start(system.processes())
+            started = time.monotonic()
+            until = started + seconds
+            counts = await asyncio.gather(
+                *(_read_loop(session, url, payload, until) for _ in range(clients))
+            )
+            elapsed = time.monotonic() - started
+            ledger.observe(system.processes())
+            reads = sum(counts)
+            cpu = ms_per_request(ledger.seconds_by_kind(), reads)
+            rows.append(ReadThroughput(name, clients, reads, elapsed, cpu))
+    return rows
+
+
+def format_throughput(rows: list[ReadThroughput]) -> str:
+    kinds = [kind for kind in (*CPU_KINDS, "total") if any(r.cpu_ms.get(kind) for r in rows)]
+    lines = [
+        "| path | clients | reads/s | " + " | ".join(f"CPU ms/read: {k}" for k in kinds) + " |",
+        "|" + "---|" * (3 + len(kinds)),
+    ]
+    for row in rows:
+        figures = " | ".join(f"{row.cpu_ms.get(kind, 0.0):.2f}" for kind in kinds)
+        lines.append(f"| {row.path} | {row.clients} | {row.per_second:.0f} | {figures} |")
+    if len(rows) == 2 and rows[0].per_second > 0:
+        ratio = rows[1].per_second / rows[0].per_second
+        lines.append(f"\nreads/s through the gateway / direct to one node: {ratio:.2f}")
+    return "\n".join(lines)
 
 
 HOPS = (

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from loadtests.cpu import CPU_KINDS, ms_per_request
 from loadtests.sampler import ResourceSample, ZoneSample
 
 
@@ -51,11 +52,18 @@ class CellResult:
     deferred: int = 0  # counted requests answered 202 and polled to their result
     accounts_created: int = 0  # by the users' set-up
     accounts_reused: int = 0  # taken from the group's account pool instead
+    # CPU milliseconds per counted request, by process kind (loadtests.cpu) and in total.
+    cpu_ms: dict[str, float] = field(default_factory=dict)
 
     def row(self) -> dict[str, Any]:
-        row = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("cell",)}
+        skipped = ("cell", "cpu_ms")
+        row = {k: v for k, v in dataclasses.asdict(self).items() if k not in skipped}
         row["failure_reasons"] = "; ".join(f"{k}: {v}" for k, v in self.failure_reasons.items())
+        row.update({f"cpu_ms_{kind}": self.cpu_ms.get(kind, 0.0) for kind in CPU_COLUMNS})
         return {**dataclasses.asdict(self.cell), **row}
+
+
+CPU_COLUMNS: tuple[str, ...] = (*CPU_KINDS, "total")
 
 
 def cell_result(
@@ -63,6 +71,7 @@ def cell_result(
     summary: dict[str, Any],
     resources: Sequence[ResourceSample],
     restarts: int,
+    cpu_seconds: Mapping[str, float] | None = None,
 ) -> CellResult:
     """The figures of one cell from the locustfile's summary (end time, name,
     latency ms, ok, reason per counted request) and the resource samples."""
@@ -105,6 +114,7 @@ def cell_result(
         node_cpu_max=round(float(cpu.max()), 1) if cpu.size else 0.0,
         node_rss_max_mb=round(float(rss.max()), 1) if rss.size else 0.0,
         failure_reasons=dict(reasons.most_common(5)),
+        cpu_ms=ms_per_request(cpu_seconds or {}, len(samples)) if cpu_seconds else {},
     )
 
 
@@ -132,6 +142,9 @@ def _result_of(row: dict[str, str]) -> CellResult:
     cell = Cell(**_typed(Cell, row))
     values = _typed(CellResult, row)
     values["failure_reasons"] = _reasons_of(row.get("failure_reasons", ""))
+    values["cpu_ms"] = {
+        kind: float(row[f"cpu_ms_{kind}"]) for kind in CPU_COLUMNS if row.get(f"cpu_ms_{kind}")
+    }
     return CellResult(cell=cell, **values)
 
 
@@ -263,11 +276,32 @@ def markdown_table(results: Sequence[CellResult]) -> str:
     return "\n".join(lines)
 
 
+def cpu_table(results: Sequence[CellResult]) -> str:
+    """CPU ms per counted request by kind, and each cell's total against the monolith's
+    at the same users (the cost of the pipeline, side by side in one run)."""
+    monolith = {r.cell.users: r.cpu_ms.get("total", 0.0) for r in results
+                if r.cell.system == "monolith" and r.cpu_ms}  # fmt: skip
+    lines = [
+        "| cell | " + " | ".join(CPU_COLUMNS) + " | total / monolith's |",
+        "|" + "---|" * (len(CPU_COLUMNS) + 2),
+    ]
+    for result in results:
+        if not result.cpu_ms:
+            continue
+        total, base = result.cpu_ms.get("total", 0.0), monolith.get(result.cell.users)
+        ratio = f"{total / base:.2f}" if base else "-"
+        figures = " | ".join(f"{result.cpu_ms.get(kind, 0.0):.2f}" for kind in CPU_COLUMNS)
+        lines.append(f"| {result.cell.label} | {figures} | {ratio} |")
+    return "\n".join(lines)
+
+
 def write_summary(
     path: Path, results: Sequence[CellResult], header: str, charts: list[str]
 ) -> None:
     failures = [r for r in results if r.failure_reasons]
     parts = [header, "", markdown_table(results), ""]
+    if any(r.cpu_ms for r in results):
+        parts += ["## CPU per counted request (ms), by process kind", "", cpu_table(results), ""]
     if failures:
         parts += ["## Failure reasons (top 5 per cell)", ""]
         parts += [f"- {r.cell.label}: {r.row()['failure_reasons']}" for r in failures]

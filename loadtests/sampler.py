@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import httpx
 import psutil
 
+from loadtests.cpu import CpuLedger
 from loadtests.interference import Slowdown
 from loadtests.systems import System
 
@@ -46,6 +47,7 @@ class ResourceSampler:
     samples: list[ResourceSample] = field(default_factory=list)
     zones: list[ZoneSample] = field(default_factory=list)
     restarts: int = 0
+    cpu: CpuLedger = field(default_factory=CpuLedger)
     _processes: dict[str, psutil.Process] = field(default_factory=dict)
 
     def _process(self, series: str, pid: int | None, is_node: bool) -> psutil.Process | None:
@@ -86,6 +88,7 @@ class ResourceSampler:
                 continue
             kind = "node" if is_node else "service"
             self.samples.append(ResourceSample(round(now, 2), series, kind, cpu, rss))
+        self.cpu.observe(self._processes)
 
     async def view(self, client: httpx.AsyncClient, started: float) -> None:
         """One read of the manager's /nodes, when the system has a manager."""
@@ -105,9 +108,11 @@ class ResourceSampler:
     async def run(self, stop: asyncio.Event) -> None:
         started = time.monotonic()
         self.tick(started)  # primes every process (and applies the slowdown)
+        self.cpu.start(self._processes)
         async with httpx.AsyncClient(timeout=0.5, trust_env=False) as client:
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.interval_s)
                 self.tick(started)
                 await self.view(client, started)
+        self.tick(started)  # the window's last CPU reading, taken as the cell ends

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psutil
 
 from ethgw_wire.http_api import API_KEY_HEADER
 from ethgw_wire.settings import ClusterSettings, PlatformSettings
@@ -110,11 +111,33 @@ class System:
             return None
 
     def service_pids(self) -> dict[str, int]:
+        """The Python services' pids, and the processes that serve them: the Kafka broker
+        and the sealer (both cost CPU per request, as the services do)."""
         pids = dict(self.process_pids)
         for pid_file in (self.state_dir / "run").glob("*.pid"):
             with contextlib.suppress(ValueError):
                 pids[pid_file.stem] = int(pid_file.read_text())
+        for series, pid_file in (
+            ("kafka", self.state_dir / "kafka" / "broker.pid"),
+            ("sealer", self.state_dir / "cluster" / "sealer" / "geth.pid"),
+        ):
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                pids[series] = int(pid_file.read_text())
         return pids
+
+    def processes(self) -> dict[str, psutil.Process]:
+        """Every process of the system now, nodes and services, by series name."""
+        pids = {name: self.node_pid(name) for name in self.node_names}
+        pids.update(self.service_pids())
+        found = {series: _process(pid) for series, pid in pids.items() if pid is not None}
+        return {series: process for series, process in found.items() if process is not None}
+
+
+def _process(pid: int) -> psutil.Process | None:
+    try:
+        return psutil.Process(pid)
+    except psutil.Error:
+        return None
 
 
 async def wait_http(url: str, timeout_s: float, process: subprocess.Popen[bytes] | None,
@@ -190,7 +213,15 @@ async def ethgw_system(
         rpc = {name: f"http://127.0.0.1:{ports.rpc + i + 1}" for i, name in enumerate(names)}
         manager = f"http://127.0.0.1:{ports.manager}"
         yield System(
-            f"ethgw-{strategy}", url, key, state_dir, names, rpc, manager, kafka_port=ports.kafka
+            f"ethgw-{strategy}",
+            url,
+            key,
+            state_dir,
+            names,
+            rpc,
+            manager,
+            process_pids={"manager": process.pid},  # `ethgw up` runs the cluster manager
+            kafka_port=ports.kafka,
         )
     finally:
         await asyncio.to_thread(_stop, process, 120.0)
