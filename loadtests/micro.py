@@ -25,7 +25,7 @@ import aiohttp
 import httpx
 from eth_account import Account
 
-from consumer_service.task_client import TaskClient
+from consumer_service import TaskClient
 from ethgw_wire.http_api import API_KEY_HEADER
 from ethgw_wire.kafka import kafka_producer, publish
 from ethgw_wire.messages import Timings

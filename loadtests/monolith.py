@@ -25,8 +25,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from consumer_service.app import _add_error_handlers as add_error_handlers
-from consumer_service.app import request_id_of
+from consumer_service import add_error_handlers, request_id_of
 from ethgw_wire.artifacts import load_artifact
 from ethgw_wire.http_api import (
     ENDPOINTS,
@@ -96,6 +95,14 @@ class MemoryTable(CompactedTable[M]):
         self._data[key] = value
 
 
+class NoBroker:
+    """The producer the monolith's MemoryTables write with: they keep each value in this
+    process themselves, so anything that tries to send to Kafka is a bug, and says so."""
+
+    async def send_and_wait(self, topic: str, value: bytes, key: bytes | None = None) -> None:
+        raise RuntimeError(f"the monolith has no Kafka: {topic} is kept in memory")
+
+
 @dataclass
 class Monolith:
     handlers: Handlers
@@ -135,11 +142,12 @@ def _platform_signers(accounts_dir: Path) -> dict[str, ChainAccount]:
 def build_monolith(settings: MonolithSettings) -> Monolith:
     keystores: MemoryTable[KeystoreRecord] = MemoryTable("accounts")
     journal: MemoryTable[JournalRecord] = MemoryTable("journal")
+    no_broker = NoBroker()
     accounts = AccountBook(
-        keystores, None, settings.keystore_scrypt_n, _platform_signers(settings.accounts_dir)
+        keystores, no_broker, settings.keystore_scrypt_n, _platform_signers(settings.accounts_dir)
     )
     sender = TransactionSender(
-        accounts, NonceTracker(), journal, None, settings.gas_price_wei, settings.gas_margin
+        accounts, NonceTracker(), journal, no_broker, settings.gas_price_wei, settings.gas_margin
     )
     handlers = Handlers(
         accounts,

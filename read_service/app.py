@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from consumer_service.app import create_task_service
+from consumer_service import create_service_app
 from read_service.config import ReadServiceSettings
+from read_service.routes import read_routers
 
 
 def create_app(settings: ReadServiceSettings | None = None) -> FastAPI:
-    return create_task_service("read", settings or ReadServiceSettings())
+    return create_service_app("read", settings or ReadServiceSettings(), read_routers())

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from consumer_service.app import create_task_service
+from consumer_service import create_service_app
 from write_service.config import WriteServiceSettings
+from write_service.routes import write_routers
 
 
 def create_app(settings: WriteServiceSettings | None = None) -> FastAPI:
-    return create_task_service("write", settings or WriteServiceSettings())
+    return create_service_app("write", settings or WriteServiceSettings(), write_routers())

@@ -1,0 +1,63 @@
+"""How a consumer service answers: the thesis's envelope, with the request id echoed."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from ethgw_wire.http_api import (
+    API_PREFIX,
+    REQUEST_ID_HEADER,
+    Envelope,
+    error_envelope,
+    http_status_of,
+)
+from ethgw_wire.messages import ResultMessage, TaskStatus
+
+
+def request_id_of(request: Request) -> str:
+    """The caller's request id (cut to 64 characters), or a new one."""
+    given = request.headers.get(REQUEST_ID_HEADER, "")
+    return given[:64] if given else uuid.uuid4().hex
+
+
+def envelope_response(envelope: Envelope, request_id: str | None) -> JSONResponse:
+    """The envelope as the HTTP answer: its status, and the request id as a header."""
+    headers = {REQUEST_ID_HEADER: request_id} if request_id else None
+    return JSONResponse(
+        envelope.model_dump(mode="json"), status_code=envelope.status, headers=headers
+    )
+
+
+def result_envelope(result: ResultMessage | None, task_id: str, request_id: str) -> Envelope:
+    """A task's result as an envelope: 200 with its data, the error's status, or 202
+    with the task id while it has no final result (the wait ran out, or it still runs)."""
+    if result is None or not result.done:
+        return Envelope(
+            status=202,
+            message=f"accepted: the result will be at {API_PREFIX}/tasks/{task_id}",
+            task_id=task_id,
+            request_id=request_id,
+        )
+    if result.status is TaskStatus.SUCCEEDED:
+        return Envelope(
+            status=200, message="ok", data=result.data, task_id=task_id, request_id=request_id
+        )
+    error = result.error
+    code = error.code if error else "internal"
+    return error_envelope(
+        http_status_of(code),
+        code,
+        error.message if error else "the task failed",
+        field=error.field if error else None,
+        request_id=request_id,
+        task_id=task_id,
+        retriable=error.retriable if error else False,
+    )
+
+
+def result_response(result: ResultMessage | None, task_id: str, request_id: str) -> JSONResponse:
+    """A task's result (or its absence after the wait) as an envelope response."""
+    return envelope_response(result_envelope(result, task_id, request_id), request_id)

@@ -1,0 +1,41 @@
+"""What a running instance holds, and how a route reaches it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Protocol
+
+from fastapi import Depends, Request
+
+from consumer_service.config import ConsumerServiceSettings
+from ethgw_wire.messages import ResultMessage, TaskMessage
+from ethgw_wire.node_reports import NodeReport
+
+
+class TaskRunner(Protocol):
+    """Runs tasks and knows their latest status (TaskClient, or a fake in tests)."""
+
+    async def run(self, task: TaskMessage, timeout_s: float) -> ResultMessage | None: ...
+
+    def lookup(self, task_id: str) -> ResultMessage | None: ...
+
+
+class NodeReports(Protocol):
+    """The latest report of every node (the node-states topic's mirror)."""
+
+    def items(self) -> list[tuple[str, NodeReport]]: ...
+
+
+@dataclass
+class ServiceState:
+    settings: ConsumerServiceSettings
+    tasks: TaskRunner
+    nodes: NodeReports
+
+
+def service_state(request: Request) -> ServiceState:
+    state: ServiceState = request.app.state.service
+    return state
+
+
+ServiceStateDep = Annotated[ServiceState, Depends(service_state)]
