@@ -117,23 +117,21 @@ def build_services(
     """The services of `shape` on `ports`, logging under `runs`. `env` reaches every service
     (for example a state folder and a broker of their own); `gateway_env` the gateway alone."""
     common = dict(env or {})
-    gateway_url = f"http://127.0.0.1:{ports.gateway}"
-    ttl = shape.registry_ttl_s
-
-    def service(name: str, module: str, port: int, own: dict[str, str]) -> ServiceProcess:
-        return ServiceProcess(
-            name, module, {**common, **own}, f"http://127.0.0.1:{port}/healthz", runs
-        )
-
-    gateway_settings = {"ETHGW_GATEWAY_PORT": str(ports.gateway), **(gateway_env or {})}
-    if ttl is not None:
-        gateway_settings["ETHGW_GATEWAY_REGISTRY_TTL_S"] = str(ttl)
+    ttl_s = shape.registry_ttl_s
+    gateway = {
+        **common,
+        "ETHGW_GATEWAY_PORT": str(ports.gateway),
+        **(gateway_env or {}),
+        **_ttl("ETHGW_GATEWAY_", ttl_s),
+    }
     providers = [
-        service(
+        _process(
             f"provider-{i + 1}",
             "provider",
             port,
+            runs,
             {
+                **common,
                 "ETHGW_PROVIDER_HTTP_PORT": str(port),
                 "ETHGW_PROVIDER_PROVIDER_ID": f"provider-{i + 1}",
                 "ETHGW_PROVIDER_STRATEGY": shape.strategy,
@@ -141,26 +139,48 @@ def build_services(
         )
         for i, port in enumerate(ports.providers)
     ]
+    gateway_url = f"http://127.0.0.1:{ports.gateway}"
+    return Services(
+        _process("gateway", "gateway", ports.gateway, runs, gateway),
+        providers,
+        _instances(
+            "read", ports.readers, gateway_url, runs, {**common, **_ttl("ETHGW_READ_", ttl_s)}
+        ),
+        _instances(
+            "write", ports.writers, gateway_url, runs, {**common, **_ttl("ETHGW_WRITE_", ttl_s)}
+        ),
+    )
 
-    def instances(kind: str, prefix: str, kind_ports: tuple[int, ...]) -> list[ServiceProcess]:
-        made = []
-        for i, port in enumerate(kind_ports):
-            own = {
+
+def _ttl(prefix: str, ttl_s: float | None) -> dict[str, str]:
+    """The registry TTL variable under a service's prefix; nothing when the shape sets none."""
+    return {} if ttl_s is None else {f"{prefix}REGISTRY_TTL_S": str(ttl_s)}
+
+
+def _instances(
+    kind: str, ports: tuple[int, ...], gateway_url: str, runs: Path, env: dict[str, str]
+) -> list[ServiceProcess]:
+    """The read or write service instances, each registering with the gateway."""
+    prefix = f"ETHGW_{kind.upper()}_"
+    return [
+        _process(
+            f"{kind}-{i + 1}",
+            f"{kind}_service",
+            port,
+            runs,
+            {
+                **env,
                 f"{prefix}HTTP_PORT": str(port),
                 f"{prefix}INSTANCE_ID": f"{kind}-{i + 1}",
                 f"{prefix}GATEWAY_URL": gateway_url,
-            }
-            if ttl is not None:
-                own[f"{prefix}REGISTRY_TTL_S"] = str(ttl)
-            made.append(service(f"{kind}-{i + 1}", f"{kind}_service", port, own))
-        return made
+            },
+        )
+        for i, port in enumerate(ports)
+    ]
 
-    return Services(
-        service("gateway", "gateway", ports.gateway, gateway_settings),
-        providers,
-        instances("read", "ETHGW_READ_", ports.readers),
-        instances("write", "ETHGW_WRITE_", ports.writers),
-    )
+
+def _process(name: str, module: str, port: int, runs: Path, env: dict[str, str]) -> ServiceProcess:
+    return ServiceProcess(name, module, env, f"http://127.0.0.1:{port}/healthz", runs)
 
 
 def make_cluster(
