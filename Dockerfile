@@ -18,7 +18,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     ETHGW_TOOLS_DIR=/app/.tools \
     ETHGW_STATE_DIR=/state
 WORKDIR /app
-# The pinned lock first, so a code change does not reinstall the dependencies.
+# The runtime lock only (no benchmark, test or lint tools), first, so a code change does not
+# reinstall the dependencies.
 COPY requirements.lock ./
 RUN pip install --no-cache-dir -r requirements.lock
 COPY ethgw_wire/ ethgw_wire/

@@ -4,7 +4,7 @@
 VENV := .venv/bin
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap browser up down status test lint format clean-state bench bench-quick soak
+.PHONY: bootstrap browser up down status test lint lock format clean-state bench bench-quick soak
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -22,6 +22,15 @@ lint: bootstrap
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
 	$(VENV)/mypy .
+	$(VENV)/lint-imports
+
+# Re-pins both locks after a change to pyproject.toml's lists; versions already pinned stay
+# (uv prefers the output file's pins). The dev lock is constrained by the runtime lock, so a
+# package pinned in both has one version.
+lock: bootstrap
+	$(VENV)/uv pip compile -q pyproject.toml --python-version 3.11 -o requirements.lock
+	$(VENV)/uv pip compile -q pyproject.toml --extra dev --python-version 3.11 \
+		-c requirements.lock -o requirements-dev.lock
 
 # -- the dashboard's browser tests need Debian's chromium (installed when missing) --
 browser:

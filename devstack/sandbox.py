@@ -4,6 +4,8 @@ Kafka, a Geth cluster, the platform token, the cluster manager (in this process)
 gateway, providers and read and write service instances: the same parts as `make up`, but on
 free ports picked at start, with every file under one root folder, so it can be broken on
 purpose (kill -9, broker restart, a node cut off) without touching anybody else's stack.
+The parts are built as `ethgw up` builds them (`devstack.stack`: `Shape`, `build_services`,
+`make_cluster`); only where they live differs.
 """
 
 from __future__ import annotations
@@ -17,21 +19,20 @@ import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 import httpx
 
 from devstack.kafka_broker import KafkaBroker
 from devstack.platform_setup import ensure_platform
 from devstack.processes import ServiceProcess
+from devstack.stack import ServicePorts, Shape, build_services, make_cluster
 from ethgw_wire.node_reports import Lifecycle
 from ethgw_wire.platform_record import PlatformRecord
-from ethgw_wire.settings import ClusterSettings, KafkaSettings, PlatformSettings
+from ethgw_wire.settings import KafkaSettings, PlatformSettings
 from geth_cluster.cluster import GethCluster
 from geth_cluster.config import ManagerSettings
 from geth_cluster.manager import ClusterManager, open_manager
-from geth_cluster.runtimes import make_runtime
-from geth_cluster.toolchain import geth_binary
 from service_kit.ports import free_port, is_port_free
 
 log = logging.getLogger("ethgw.sandbox")
@@ -42,17 +43,12 @@ log = logging.getLogger("ethgw.sandbox")
 _PORT_RANGE = range(29100, 32700)
 
 
-@dataclass(frozen=True)
-class SandboxShape:
-    """How big the sandbox stack is."""
-
-    nodes: int = 3
-    providers: int = 2
-    readers: int = 2
-    writers: int = 2
-    strategy: str = "lbh"
-    registry_ttl_s: float = 3.0  # a dead service instance leaves the gateway this fast
-    runtime: Literal["process", "docker"] = "process"  # how the Geth nodes run
+SANDBOX_SHAPE = Shape(
+    providers=2,
+    runtime="process",
+    registry_ttl_s=3.0,  # a dead service instance leaves the gateway this fast
+)
+"""The sandbox's default shape: two providers, so one can be killed while the other serves."""
 
 
 def free_block(size: int) -> int:
@@ -64,18 +60,15 @@ def free_block(size: int) -> int:
     raise RuntimeError(f"no {size} free consecutive ports in {_PORT_RANGE}")
 
 
-def _cluster_settings(
-    state_dir: Path, nodes: int, runtime: Literal["process", "docker"]
-) -> ClusterSettings:
+def _cluster_placement(state_dir: Path, nodes: int) -> dict[str, Any]:
+    """The cluster's folder and a free block of ports for its nodes (and the sealer)."""
     base = free_block(3 * (nodes + 1))
-    return ClusterSettings(
-        state_dir=state_dir,
-        nodes=nodes,
-        runtime=runtime,
-        p2p_port_base=base,
-        rpc_port_base=base + nodes + 1,
-        authrpc_port_base=base + 2 * (nodes + 1),
-    )
+    return {
+        "state_dir": state_dir,
+        "p2p_port_base": base,
+        "rpc_port_base": base + nodes + 1,
+        "authrpc_port_base": base + 2 * (nodes + 1),
+    }
 
 
 def _kafka_settings(state_dir: Path) -> KafkaSettings:
@@ -89,7 +82,7 @@ class Sandbox:
     """The stack's parts once started; `open_sandbox` builds it."""
 
     root: Path
-    shape: SandboxShape
+    shape: Shape
     kafka: KafkaBroker
     cluster: GethCluster
     admin_key: str
@@ -177,83 +170,19 @@ async def _poll_ok(url: str, timeout_s: float) -> None:
     raise TimeoutError(f"{url} not ready after {timeout_s:.0f}s")
 
 
-def _with(env: dict[str, str], **extra: str) -> dict[str, str]:
-    """The sandbox's environment (state folder, broker) plus one service's own settings."""
-    return {**env, **extra}
-
-
-def _build_services(
-    root: Path, shape: SandboxShape, env: dict[str, str]
-) -> tuple[ServiceProcess, list[ServiceProcess], list[ServiceProcess], list[ServiceProcess]]:
-    runs = root / "run"
-    gateway_port = free_port()
-    gateway_url = f"http://127.0.0.1:{gateway_port}"
-    gateway = ServiceProcess(
-        "gateway",
-        "gateway",
-        _with(
-            env,
-            ETHGW_GATEWAY_PORT=str(gateway_port),
-            ETHGW_GATEWAY_REGISTRY_TTL_S=str(shape.registry_ttl_s),
-        ),
-        f"{gateway_url}/healthz",
-        runs,
-    )
-    providers = []
-    for i in range(shape.providers):
-        port = free_port()
-        providers.append(
-            ServiceProcess(
-                f"provider-{i + 1}",
-                "provider",
-                _with(
-                    env,
-                    ETHGW_PROVIDER_HTTP_PORT=str(port),
-                    ETHGW_PROVIDER_PROVIDER_ID=f"provider-{i + 1}",
-                    ETHGW_PROVIDER_STRATEGY=shape.strategy,
-                ),
-                f"http://127.0.0.1:{port}/healthz",
-                runs,
-            )
-        )
-    kinds: list[list[ServiceProcess]] = [[], []]
-    specs = (("read", "ETHGW_READ_", shape.readers), ("write", "ETHGW_WRITE_", shape.writers))
-    for bucket, (kind, prefix, count) in zip(kinds, specs, strict=True):
-        for i in range(count):
-            port = free_port()
-            bucket.append(
-                ServiceProcess(
-                    f"{kind}-{i + 1}",
-                    f"{kind}_service",
-                    _with(
-                        env,
-                        **{
-                            f"{prefix}HTTP_PORT": str(port),
-                            f"{prefix}INSTANCE_ID": f"{kind}-{i + 1}",
-                            f"{prefix}GATEWAY_URL": gateway_url,
-                            f"{prefix}REGISTRY_TTL_S": str(shape.registry_ttl_s),
-                        },
-                    ),
-                    f"http://127.0.0.1:{port}/healthz",
-                    runs,
-                )
-            )
-    return gateway, providers, kinds[0], kinds[1]
-
-
 PROVIDER_READY = "partitions assigned"
 
 
 @contextlib.asynccontextmanager
-async def open_sandbox(root: Path, shape: SandboxShape | None = None) -> AsyncIterator[Sandbox]:
+async def open_sandbox(root: Path, shape: Shape = SANDBOX_SHAPE) -> AsyncIterator[Sandbox]:
     """Start every part in dependency order; stop them in reverse order on exit."""
     from gateway.keys import create_key
 
-    shape = shape or SandboxShape()
     state = root / "state"
     kafka = KafkaBroker(_kafka_settings(state / "kafka"))
-    settings = _cluster_settings(state / "cluster", shape.nodes, shape.runtime)
-    cluster = GethCluster(settings, make_runtime(settings, geth_binary()))
+    cluster = make_cluster(
+        shape.nodes, shape.runtime, **_cluster_placement(state / "cluster", shape.nodes)
+    )
     ks = kafka.settings
     env = {
         "ETHGW_STATE_DIR": str(state),
@@ -262,7 +191,7 @@ async def open_sandbox(root: Path, shape: SandboxShape | None = None) -> AsyncIt
         "ETHGW_KAFKA_CONTROLLER_PORT": str(ks.controller_port),
         "ETHGW_KAFKA_STATE_DIR": str(ks.state_dir),
     }
-    gateway, providers, readers, writers = _build_services(root, shape, env)
+    services = build_services(shape, ServicePorts.free(shape), root / "run", env)
     state.mkdir(parents=True, exist_ok=True)
     sandbox = Sandbox(
         root,
@@ -270,10 +199,10 @@ async def open_sandbox(root: Path, shape: SandboxShape | None = None) -> AsyncIt
         kafka,
         cluster,
         create_key(state, "sandbox-admin", "admin"),
-        gateway,
-        providers,
-        readers,
-        writers,
+        services.gateway,
+        services.providers,
+        services.readers,
+        services.writers,
     )
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(asyncio.to_thread, kafka.stop)
@@ -296,9 +225,11 @@ async def open_sandbox(root: Path, shape: SandboxShape | None = None) -> AsyncIt
             open_manager(cluster, ks, manager_settings)
         )
         stack.push_async_callback(_stop_services, sandbox)
-        await sandbox.start_service(gateway)
-        await asyncio.gather(*(sandbox.start_service(p, PROVIDER_READY) for p in providers))
-        await asyncio.gather(*(sandbox.start_service(s) for s in [*readers, *writers]))
+        await sandbox.start_service(sandbox.gateway)
+        await asyncio.gather(*(sandbox.start_service(p, PROVIDER_READY) for p in sandbox.providers))
+        await asyncio.gather(
+            *(sandbox.start_service(s) for s in [*sandbox.readers, *sandbox.writers])
+        )
         await sandbox.wait_gateway_ready()
         log.info("sandbox up root=%s gateway=%s", root, sandbox.gateway_url)
         yield sandbox

@@ -4,6 +4,10 @@ platform token, and the services (gateway, providers, read and write instances).
 `run_stack` is what `make up` runs in the foreground: it starts every part in
 dependency order, prints the endpoints and the admin key, shows a progress line
 while it runs and stops the parts in reverse order on Ctrl-C or SIGTERM.
+
+It is also the one builder of a stack's parts (`Shape`, `ServicePorts`, `build_services`,
+`make_cluster`): the sandbox (`devstack.sandbox`) builds its stack with them, on free ports and
+a folder of its own.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ import json
 import logging
 import os
 import signal
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from devstack.kafka_broker import KafkaBroker
 from devstack.platform_setup import ensure_platform
@@ -30,6 +35,7 @@ from geth_cluster.runtimes import make_runtime, remembered_runtime
 from geth_cluster.runtimes.docker import DockerRuntime
 from geth_cluster.toolchain import geth_binary
 from service_kit.paths import default_state_dir
+from service_kit.ports import free_port
 
 log = logging.getLogger("ethgw.stack")
 
@@ -46,20 +52,144 @@ MANAGER_STOP_S = 15.0
 
 @dataclass(frozen=True)
 class Shape:
-    """How big the local stack is."""
+    """How big a stack is and how its parts run: `ethgw up`'s and the sandbox's alike."""
 
     nodes: int = 3
     providers: int = 1
     readers: int = 2
     writers: int = 2
     strategy: str = "lbh"
-    runtime: str | None = None  # "process" or "docker"; None: ETHGW_CLUSTER_RUNTIME
-    port_base: int = GATEWAY_PORT  # the gateway's port; the services' follow it
+    runtime: Literal["process", "docker"] | None = None  # None: ETHGW_CLUSTER_RUNTIME
+    registry_ttl_s: float | None = None  # None: the services' own default
 
 
-def make_cluster(nodes: int | None = None, runtime: str | None = None) -> GethCluster:
-    """The cluster of the settings, on `runtime` when given, else the configured one."""
-    overrides: dict[str, Any] = {}
+@dataclass(frozen=True)
+class ServicePorts:
+    """The HTTP port of every service instance of a shape."""
+
+    gateway: int
+    providers: tuple[int, ...]
+    readers: tuple[int, ...]
+    writers: tuple[int, ...]
+
+    @classmethod
+    def from_base(cls, shape: Shape, base: int) -> ServicePorts:
+        """`ethgw up`'s ports: the gateway on `base`, each other kind at its offset from it."""
+        return cls(
+            base,
+            tuple(base + PROVIDER_OFFSET + i for i in range(shape.providers)),
+            tuple(base + READ_OFFSET + i for i in range(shape.readers)),
+            tuple(base + WRITE_OFFSET + i for i in range(shape.writers)),
+        )
+
+    @classmethod
+    def free(cls, shape: Shape) -> ServicePorts:
+        """A free port for each instance, for a stack that must not meet another."""
+        return cls(
+            free_port(),
+            tuple(free_port() for _ in range(shape.providers)),
+            tuple(free_port() for _ in range(shape.readers)),
+            tuple(free_port() for _ in range(shape.writers)),
+        )
+
+
+@dataclass(frozen=True)
+class Services:
+    """A stack's Python services, not started yet."""
+
+    gateway: ServiceProcess
+    providers: list[ServiceProcess]
+    readers: list[ServiceProcess]
+    writers: list[ServiceProcess]
+
+    def in_start_order(self) -> list[ServiceProcess]:
+        """The gateway first: the others register with it."""
+        return [self.gateway, *self.providers, *self.readers, *self.writers]
+
+
+def build_services(
+    shape: Shape,
+    ports: ServicePorts,
+    runs: Path,
+    env: Mapping[str, str] | None = None,
+    gateway_env: Mapping[str, str] | None = None,
+) -> Services:
+    """The services of `shape` on `ports`, logging under `runs`. `env` reaches every service
+    (for example a state folder and a broker of their own); `gateway_env` the gateway alone."""
+    common = dict(env or {})
+    ttl_s = shape.registry_ttl_s
+    gateway = {
+        **common,
+        "ETHGW_GATEWAY_PORT": str(ports.gateway),
+        **(gateway_env or {}),
+        **_ttl("ETHGW_GATEWAY_", ttl_s),
+    }
+    providers = [
+        _process(
+            f"provider-{i + 1}",
+            "provider",
+            port,
+            runs,
+            {
+                **common,
+                "ETHGW_PROVIDER_HTTP_PORT": str(port),
+                "ETHGW_PROVIDER_PROVIDER_ID": f"provider-{i + 1}",
+                "ETHGW_PROVIDER_STRATEGY": shape.strategy,
+            },
+        )
+        for i, port in enumerate(ports.providers)
+    ]
+    gateway_url = f"http://127.0.0.1:{ports.gateway}"
+    return Services(
+        _process("gateway", "gateway", ports.gateway, runs, gateway),
+        providers,
+        _instances(
+            "read", ports.readers, gateway_url, runs, {**common, **_ttl("ETHGW_READ_", ttl_s)}
+        ),
+        _instances(
+            "write", ports.writers, gateway_url, runs, {**common, **_ttl("ETHGW_WRITE_", ttl_s)}
+        ),
+    )
+
+
+def _ttl(prefix: str, ttl_s: float | None) -> dict[str, str]:
+    """The registry TTL variable under a service's prefix; nothing when the shape sets none."""
+    return {} if ttl_s is None else {f"{prefix}REGISTRY_TTL_S": str(ttl_s)}
+
+
+def _instances(
+    kind: str, ports: tuple[int, ...], gateway_url: str, runs: Path, env: dict[str, str]
+) -> list[ServiceProcess]:
+    """The read or write service instances, each registering with the gateway."""
+    prefix = f"ETHGW_{kind.upper()}_"
+    return [
+        _process(
+            f"{kind}-{i + 1}",
+            f"{kind}_service",
+            port,
+            runs,
+            {
+                **env,
+                f"{prefix}HTTP_PORT": str(port),
+                f"{prefix}INSTANCE_ID": f"{kind}-{i + 1}",
+                f"{prefix}GATEWAY_URL": gateway_url,
+            },
+        )
+        for i, port in enumerate(ports)
+    ]
+
+
+def _process(name: str, module: str, port: int, runs: Path, env: dict[str, str]) -> ServiceProcess:
+    return ServiceProcess(name, module, env, f"http://127.0.0.1:{port}/healthz", runs)
+
+
+def make_cluster(
+    nodes: int | None = None, runtime: str | None = None, **placement: Any
+) -> GethCluster:
+    """The cluster of the settings, on `runtime` when given, else the configured one.
+
+    `placement` overrides more of its settings, such as a state folder and port bases."""
+    overrides: dict[str, Any] = dict(placement)
     if nodes is not None:
         overrides["nodes"] = nodes
     if runtime is not None:
@@ -117,77 +247,35 @@ async def stop_all() -> None:
     await asyncio.to_thread(KafkaBroker(KafkaSettings()).stop)
 
 
-def _services(shape: Shape) -> list[ServiceProcess]:
-    """The Python services in start order: the gateway first (the others register with it)."""
-    gateway_url = f"http://127.0.0.1:{shape.port_base}"
-    runs = run_dir()
-    services = [
-        ServiceProcess(
-            "gateway",
-            "gateway",
-            {
-                "ETHGW_GATEWAY_PORT": str(shape.port_base),
-                "ETHGW_GATEWAY_MANAGER_URL": os.environ.get(
-                    "ETHGW_GATEWAY_MANAGER_URL", f"http://127.0.0.1:{ManagerSettings().api_port}"
-                ),
-                # The dashboard's in-flight column sums the providers' /metrics.
-                "ETHGW_GATEWAY_PROVIDER_URLS": json.dumps(
-                    [
-                        f"http://127.0.0.1:{shape.port_base + PROVIDER_OFFSET + i}"
-                        for i in range(shape.providers)
-                    ]
-                ),
-            },
-            f"{gateway_url}/healthz",
-            runs,
-        )
-    ]
-    for i in range(shape.providers):
-        port = shape.port_base + PROVIDER_OFFSET + i
-        services.append(
-            ServiceProcess(
-                f"provider-{i + 1}",
-                "provider",
-                {
-                    "ETHGW_PROVIDER_HTTP_PORT": str(port),
-                    "ETHGW_PROVIDER_PROVIDER_ID": f"provider-{i + 1}",
-                    "ETHGW_PROVIDER_STRATEGY": shape.strategy,
-                },
-                f"http://127.0.0.1:{port}/healthz",
-                runs,
-            )
-        )
-    for kind, prefix, base, count in (
-        ("read", "ETHGW_READ_", shape.port_base + READ_OFFSET, shape.readers),
-        ("write", "ETHGW_WRITE_", shape.port_base + WRITE_OFFSET, shape.writers),
-    ):
-        for i in range(count):
-            port = base + i
-            services.append(
-                ServiceProcess(
-                    f"{kind}-{i + 1}",
-                    f"{kind}_service",
-                    {
-                        f"{prefix}HTTP_PORT": str(port),
-                        f"{prefix}INSTANCE_ID": f"{kind}-{i + 1}",
-                        f"{prefix}GATEWAY_URL": gateway_url,
-                    },
-                    f"http://127.0.0.1:{port}/healthz",
-                    runs,
-                )
-            )
-    return services
+def _services(shape: Shape, port_base: int = GATEWAY_PORT) -> list[ServiceProcess]:
+    """`ethgw up`'s services in start order, on the ports that follow `port_base`."""
+    ports = ServicePorts.from_base(shape, port_base)
+    manager_url = os.environ.get(
+        "ETHGW_GATEWAY_MANAGER_URL", f"http://127.0.0.1:{ManagerSettings().api_port}"
+    )
+    gateway_env = {
+        "ETHGW_GATEWAY_MANAGER_URL": manager_url,
+        # The dashboard's in-flight column sums the providers' /metrics.
+        "ETHGW_GATEWAY_PROVIDER_URLS": json.dumps(
+            [f"http://127.0.0.1:{port}" for port in ports.providers]
+        ),
+    }
+    return build_services(shape, ports, run_dir(), gateway_env=gateway_env).in_start_order()
 
 
-async def run_stack(shape: Shape, status_every_s: float = 5.0) -> None:
-    """Start everything, report until interrupted, then stop in reverse order."""
+async def run_stack(
+    shape: Shape, port_base: int = GATEWAY_PORT, status_every_s: float = 5.0
+) -> None:
+    """Start everything, report until interrupted, then stop in reverse order.
+
+    The gateway listens on `port_base`; the other services follow it."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     kafka_settings = KafkaSettings()
     cluster = make_cluster(shape.nodes, shape.runtime)
-    services = _services(shape)
+    services = _services(shape, port_base)
     manager_stop = asyncio.Event()
     manager: asyncio.Task[None] | None = None
     try:
@@ -208,7 +296,7 @@ async def run_stack(shape: Shape, status_every_s: float = 5.0) -> None:
             PlatformSettings(),
         )
         await _start_services(services)
-        _print_endpoints(kafka_settings, cluster, services, shape.port_base)
+        _print_endpoints(kafka_settings, cluster, services, port_base)
         while not stop.is_set():
             if manager.done():
                 raise RuntimeError("the cluster manager stopped; see the log above")

@@ -96,9 +96,8 @@ async def up(args: argparse.Namespace) -> None:
         writers=args.writers,
         strategy=args.strategy,
         runtime=args.runtime,
-        port_base=args.port_base,
     )
-    await stack.run_stack(shape)
+    await stack.run_stack(shape, args.port_base)
 
 
 async def down(args: argparse.Namespace) -> None:

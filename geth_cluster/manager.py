@@ -26,8 +26,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx
@@ -44,6 +43,7 @@ from geth_cluster.node_rpc import ChainPosition, chain_position
 from geth_cluster.recycler import EventLog, EventSink, KafkaEventSink, Recycler
 from geth_cluster.runtimes.base import Sampler
 from geth_cluster.smoothing import Ewma
+from geth_cluster.snapshot import DownReason, NodeView, Snapshot
 from geth_cluster.stats import ProcessSampler, ResourceSample
 
 log = logging.getLogger("ethgw.manager")
@@ -57,18 +57,6 @@ _INLINE_SAMPLERS: tuple[type, ...] = (ProcessSampler,)
 
 # How long the publisher waits before sending again after Kafka refused a batch.
 _PUBLISH_RETRY_S = 1.0
-
-
-class DownReason(StrEnum):
-    """Why a node is DOWN (lbh-spec.md section 1), as the logs and the operator view say it."""
-
-    PROCESS = "process"  # the runtime has no running process/container for it
-    SAMPLER = "sampler"  # reading its resource usage failed
-    RPC = "rpc"  # its JSON-RPC did not answer within rpc_timeout_s
-    LAG = "lag"  # more than max_lag blocks behind the highest head
-    # Back at the head, but its pending state is still built on the head it restarted on:
-    # gas estimated there for a contract deployed since runs out on chain.
-    STALE_PENDING = "stale_pending"
 
 
 def down_reason(
@@ -120,55 +108,6 @@ def _unit(value: float) -> float:
     # EWMA of values in [0, 1] stays in [0, 1] but for a rounding ulp, which the wire model's
     # bounds would refuse.
     return min(1.0, max(0.0, value))
-
-
-# -- what the operator sees ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class NodeView:
-    """One pool node in the operator view: its published state plus zone and distance."""
-
-    node_id: str
-    lifecycle: Lifecycle
-    zone: Zone
-    distance: float
-    memory: float
-    cpu: float
-    memory_mb: float | None
-    free_memory_mb: float | None
-    block: int | None
-    lag: int | None
-    down_reason: DownReason | None
-    cordoned: bool
-    restarts: int
-    samples: int
-    sampled_at: float
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """The cluster as of the last tick: every pool node, LBH and the bounds it was judged by."""
-
-    nodes: tuple[NodeView, ...]
-    lbh: float  # over the nodes not DOWN (lbh-spec.md section 4)
-    paused: bool  # LBH < 0: the schedulers pause dispatching
-    dis_avemin: float
-    dis_avemax: float
-    dis_ave: float
-    head: int | None  # highest block any node answered with
-    ticks: int
-    tick_seconds: float  # wall time the last tick took (RPC, sampling, zoning)
-    taken_at: float
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data (enums become their string values)."""
-        data = asdict(self)
-        for node in data["nodes"]:
-            for key in ("lifecycle", "zone", "down_reason"):
-                if node[key] is not None:
-                    node[key] = str(node[key])
-        return data
 
 
 # -- seams -----------------------------------------------------------------------------------

@@ -29,16 +29,15 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from balancer import RecyclePolicy, RecycleState, Zone
 from ethgw_wire.kafka import publish
-from ethgw_wire.node_reports import ClusterEvent, EventKind, Lifecycle
+from ethgw_wire.node_reports import ClusterEvent, EventKind, Lifecycle, NodeReport
+from geth_cluster.cluster import GethCluster
 from geth_cluster.config import ManagerSettings
 from geth_cluster.errors import ClusterError, UnknownNodeError
-
-if TYPE_CHECKING:
-    from geth_cluster.manager import ClusterManager, Snapshot
+from geth_cluster.snapshot import Snapshot
 
 log = logging.getLogger("ethgw.manager")
 
@@ -109,6 +108,21 @@ class EventLog:
 # -- the recycler ----------------------------------------------------------------------------
 
 
+class RecycledPool(Protocol):
+    """What the recycler needs of the cluster manager: the pool, its last view and the recycle
+    marks. A protocol of its own, so the recycler does not import the manager that owns it."""
+
+    @property
+    def cluster(self) -> GethCluster: ...
+
+    @property
+    def max_lag(self) -> int: ...
+
+    def snapshot(self) -> Snapshot: ...
+
+    async def set_recycle_state(self, node_id: str, state: Lifecycle | None) -> NodeReport: ...
+
+
 class Recycler:
     """Applies `RecyclePolicy` after every tick and runs drain-restart-resync for its choice.
 
@@ -118,7 +132,7 @@ class Recycler:
 
     def __init__(
         self,
-        manager: ClusterManager,
+        manager: RecycledPool,
         settings: ManagerSettings,
         events: EventLog,
         *,
@@ -143,7 +157,7 @@ class Recycler:
         """The node being recycled now, if any."""
         return self._state.restarting
 
-    async def on_tick(self, manager: ClusterManager, snapshot: Snapshot) -> None:
+    async def on_tick(self, manager: RecycledPool, snapshot: Snapshot) -> None:
         if not self._automatic:
             return
         # Only UP nodes are routable: a cordoned or recycling node neither counts as the

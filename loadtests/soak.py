@@ -24,7 +24,7 @@ from pathlib import Path
 import psutil
 
 from consumer_service.task_client import RESULT_RETENTION_S
-from devstack.sandbox import Sandbox, SandboxShape, open_sandbox
+from devstack.sandbox import Sandbox, open_sandbox
 from loadtests.steady import Call, ResultsLedger, SteadyLoad
 
 MB = 1024 * 1024
@@ -90,7 +90,7 @@ async def run_soak(plan: SoakPlan, root: Path | None = None) -> SoakVerdict:
     folder = Path(tempfile.mkdtemp(prefix="ethgw-soak-")) if root is None else root
     try:
         print(f"soak: starting a sandbox stack in {folder}", flush=True)
-        async with open_sandbox(folder, SandboxShape()) as sandbox:
+        async with open_sandbox(folder) as sandbox:
             return await _soak(sandbox, plan)
     finally:
         if own_root:

@@ -56,15 +56,18 @@ run_with_progress() {
 
 mkdir -p "$CACHE" "$ROOT/.tools/bin"
 
-# -- 2. Python virtual environment from the pinned lock ---------------------------
-# The install recipe is part of the stamp: changing how we install reinstalls.
-lock_stamp="$( (cat "$ROOT/requirements.lock" "$ROOT/pyproject.toml"; echo "editable=compat") \
-  | sha256sum | cut -c1-16)"
+# -- 2. Python virtual environment from the pinned dev lock -----------------------
+# The dev lock is the runtime lock (requirements.lock, the service image's) plus the bench
+# and dev extras. Both locks and the install recipe are part of the stamp: changing either
+# lock, or how we install, reinstalls.
+lock_stamp="$( (cat "$ROOT/requirements.lock" "$ROOT/requirements-dev.lock" "$ROOT/pyproject.toml"
+  echo "editable=compat") | sha256sum | cut -c1-16)"
 if [ "$(cat "$ROOT/.venv/.ethgw-stamp" 2>/dev/null)" != "$lock_stamp" ]; then
   [ -x "$ROOT/.venv/bin/python" ] || python3 -m venv "$ROOT/.venv"
   "$ROOT/.venv/bin/python" -m pip install -q --disable-pip-version-check "uv==$UV_VERSION"
-  say "installing Python dependencies from requirements.lock"
-  "$ROOT/.venv/bin/uv" pip install -q --python "$ROOT/.venv/bin/python" -r "$ROOT/requirements.lock"
+  say "installing Python dependencies from requirements-dev.lock"
+  "$ROOT/.venv/bin/uv" pip install -q --python "$ROOT/.venv/bin/python" \
+    -r "$ROOT/requirements-dev.lock"
   # compat mode is a plain path entry: packages added later are importable at once.
   "$ROOT/.venv/bin/uv" pip install -q --python "$ROOT/.venv/bin/python" --no-deps \
     --config-settings editable_mode=compat -e "$ROOT"

@@ -6,13 +6,17 @@ import csv
 import io
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib import colormaps
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 
 from balancer.sim.engine import RunResult
+
+# matplotlib is the bench extra's, not a runtime dependency: it is imported only when a chart
+# is drawn, so importing the balancer (as every provider does) never needs it.
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 # The runs drawn over time (the rest would only clutter the panel).
 _TIMELINE_LABELS = ("lbh", "lbh+headroom", "round_robin", "least_inflight", "p2c")
@@ -87,6 +91,8 @@ def _cell(value: object) -> object:
 def chart(results: Sequence[RunResult], *, time_limit_s: float) -> Figure:
     """Four panels: p99 latency and completion time per scenario and strategy, completions
     over time in the last scenario, and LBH's health with its queue in that scenario."""
+    from matplotlib.figure import Figure
+
     scenarios = list(dict.fromkeys(r.scenario for r in results))
     labels = list(dict.fromkeys(r.label for r in results))
     # A bare Figure (no pyplot): nothing global, no display backend, freed with the object.
@@ -121,6 +127,8 @@ def _bars(
     title: str,
     cut_off: float | None = None,
 ) -> None:
+    from matplotlib import colormaps
+
     width = 0.8 / len(labels)
     cmap = colormaps["tab10"]
     for k, label in enumerate(labels):

@@ -10,7 +10,7 @@ from devstack import stack
 def test_port_base_moves_every_service(monkeypatch: pytest.MonkeyPatch) -> None:
     """The gateway takes the base; read, write and provider ports follow at their offsets."""
     monkeypatch.setenv("ETHGW_MANAGER_API_PORT", "9762")
-    services = stack._services(stack.Shape(port_base=9100, readers=1, writers=1, providers=1))
+    services = stack._services(stack.Shape(readers=1, writers=1, providers=1), 9100)
     urls = {s.name: s.health_url for s in services}
     assert urls == {
         "gateway": "http://127.0.0.1:9100/healthz",

@@ -3,6 +3,7 @@ Kafka, the manager, the gateway, a provider and the services work as on processe
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,12 +13,14 @@ import pytest_asyncio
 from eth_account import Account
 
 from devstack.docker_engine import Engine
-from devstack.sandbox import Sandbox, SandboxShape, open_sandbox
+from devstack.sandbox import SANDBOX_SHAPE, Sandbox, open_sandbox
 from geth_cluster.runtimes.docker import DockerRuntime
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 
-SHAPE = SandboxShape(nodes=2, providers=1, readers=1, writers=1, runtime="docker")
+SHAPE = dataclasses.replace(
+    SANDBOX_SHAPE, nodes=2, providers=1, readers=1, writers=1, runtime="docker"
+)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

@@ -13,7 +13,7 @@ import httpx
 
 from devstack.sandbox import Sandbox
 from ethgw_wire.messages import ResultMessage, TaskStatus
-from geth_cluster.manager import NodeView
+from geth_cluster.snapshot import NodeView
 from loadtests.steady import (
     Chain,
     LoadVerdict,

@@ -14,7 +14,7 @@ import pytest
 
 from devstack.sandbox import PROVIDER_READY, kill_node
 from ethgw_wire.node_reports import Lifecycle
-from geth_cluster.manager import DownReason
+from geth_cluster.snapshot import DownReason
 from tests.faults.scenario import Faults, assert_clean
 
 pytestmark = pytest.mark.slow

@@ -35,12 +35,12 @@ from geth_cluster.errors import UnknownNodeError
 from geth_cluster.layout import pool_specs
 from geth_cluster.manager import (
     ClusterManager,
-    DownReason,
     down_reason,
     effective_lifecycle,
     open_manager,
     run_manager,
 )
+from geth_cluster.snapshot import DownReason
 from service_kit.ports import PortInUseError, free_port
 
 FROZEN_INTERVAL_S = 60.0
