@@ -1,4 +1,5 @@
-"""The REST API of the private-equity app (thesis tables 4.1 and 4.2), defined once.
+"""The REST API of the private-equity app (thesis tables 4.1 and 4.2), derived from
+the operations' declarations (ethgw_wire.operations).
 
 The read and write services build their routes from ENDPOINTS (a route = a task),
 and so does the gateway (a route = a proxy), so the gateway's OpenAPI document
@@ -7,85 +8,76 @@ describes exactly what the services serve, and both validate the same way.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, create_model
 
-from ethgw_wire.operations import Operation, Params, get_operation
+# Re-exported: the services map a failed task's code to its status through this module.
+from ethgw_wire.errors import http_status_of as http_status_of
+from ethgw_wire.operations import OPERATIONS, Operation, Params
+from ethgw_wire.operations import Service as Service
 
 API_PREFIX = "/api/v1"
 REQUEST_ID_HEADER = "X-Request-ID"
 API_KEY_HEADER = "X-API-Key"
 
-Service = Literal["read", "write"]
+# What any route may answer besides its data and its operation's errors.
+ACCEPTED_STATUS = 202  # the wait ran out: the task goes on, its result comes later
 
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One route: its method and path (under API_PREFIX) and the operation behind it."""
+    """An operation seen as a REST route: what the routers and the gateway read."""
 
-    method: Literal["GET", "POST"]
-    path: str
-    operation_name: str
-    summary: str
-    path_param: str | None = None  # a parameter carried in the path, e.g. projectId
+    operation: Operation
 
-    @property
-    def operation(self) -> Operation:
-        return get_operation(self.operation_name)
+    def __post_init__(self) -> None:
+        if self.operation.path is None:
+            raise ValueError(f"{self.operation.name} has no REST route")
 
     @property
-    def service(self) -> Service:
-        return "write" if self.method == "POST" else "read"
+    def operation_name(self) -> str:
+        return self.operation.name
 
     @property
-    def admin_only(self) -> bool:
-        return self.operation.admin_only
+    def method(self) -> Literal["GET", "POST"]:
+        return self.operation.method
+
+    @property
+    def path(self) -> str:
+        """Under API_PREFIX."""
+        assert self.operation.path is not None  # checked when the endpoint was made
+        return self.operation.path
 
     @property
     def full_path(self) -> str:
         return API_PREFIX + self.path
 
+    @property
+    def summary(self) -> str:
+        return self.operation.summary
 
-ENDPOINTS: tuple[Endpoint, ...] = (
-    # read service (table 4.2, plus the table 5.1 mix)
-    Endpoint("GET", "/conn/connect", "conn.connect", "Connectivity of a node"),
-    Endpoint("GET", "/conn/blockNum", "chain.block_number", "Chain height"),
-    Endpoint("GET", "/conn/gasPrice", "chain.gas_price", "Current gas price (wei)"),
-    Endpoint("GET", "/conn/coinbase", "chain.coinbase", "The main (coinbase) account"),
-    Endpoint("GET", "/conn/accounts", "node.accounts", "The node's own accounts"),
-    Endpoint("GET", "/admin/list", "accounts.list", "Every platform account"),
-    Endpoint("GET", "/eth/balance", "eth.balance", "An account's ether balance (wei)"),
-    Endpoint("GET", "/token/balance", "token.balance", "An account's platform tokens"),
-    Endpoint("GET", "/token/total", "token.total", "Total token supply"),
-    Endpoint("GET", "/tx/blockhash", "block.by_hash", "A block by its hash"),
-    Endpoint("GET", "/tx/blocknumber", "block.by_number", "A block by its number"),
-    Endpoint("GET", "/tx/txhash", "tx.by_hash", "A transaction by its hash"),
-    Endpoint("GET", "/tx/txNum", "block.tx_count", "Number of transactions in a block"),
-    Endpoint("GET", "/tx/receipt", "tx.receipt", "A transaction's receipt"),
-    Endpoint("GET", "/projects", "projects.list", "Published projects, paged"),
-    Endpoint(
-        "GET",
-        "/projects/{projectId}/purchases",
-        "projects.purchases",
-        "The purchases of a project",
-        path_param="projectId",
-    ),
-    # write service (table 4.1)
-    Endpoint("POST", "/contract/deploy", "contract.deploy", "Deploy a contract (admin)"),
-    Endpoint("POST", "/admin/new", "account.create", "Create an account"),
-    Endpoint("POST", "/admin/unlock", "account.unlock", "Unlock an account for a while"),
-    Endpoint("POST", "/token/add", "token.add", "Mint tokens to an account (admin)"),
-    Endpoint("POST", "/token/delete", "token.delete", "Burn tokens of an account (admin)"),
-    Endpoint("POST", "/token/set", "token.set", "Set an account's token balance (admin)"),
-    Endpoint("POST", "/token/transfer", "token.transfer", "Move tokens between accounts"),
-    Endpoint("POST", "/token/publish", "token.publish", "Publish a project (rewarded)"),
-    Endpoint("POST", "/token", "token.buy", "Buy a project with tokens"),
-    Endpoint("POST", "/tx/send", "eth.send", "Send ether"),
+    @property
+    def path_param(self) -> str | None:
+        return self.operation.path_param
+
+    @property
+    def service(self) -> Service:
+        return self.operation.service
+
+    @property
+    def admin_only(self) -> bool:
+        return self.operation.admin_only
+
+
+# Every operation that has a REST route, in declaration order (reads, then writes).
+ENDPOINTS: tuple[Endpoint, ...] = tuple(
+    Endpoint(operation) for operation in OPERATIONS.values() if operation.path is not None
 )
 
 
@@ -115,27 +107,6 @@ class Envelope(BaseModel):
     task_id: str | None = None
     request_id: str | None = None
     error: ErrorDetail | None = None
-
-
-# How a failed task's error code shows over HTTP.
-ERROR_STATUS: dict[str, int] = {
-    "invalid_params": 422,
-    "unknown_operation": 404,
-    "not_found": 404,
-    "unknown_account": 404,
-    "wrong_password": 403,
-    "account_locked": 409,
-    "reverted": 409,
-    "insufficient_funds": 409,
-    "method_not_allowed": 403,
-    "node_unavailable": 503,
-    "platform_not_ready": 503,
-    "receipt_timeout": 504,
-}
-
-
-def http_status_of(code: str) -> int:
-    return ERROR_STATUS.get(code, 500)
 
 
 def error_envelope(
@@ -173,10 +144,38 @@ def build_router(endpoints: Sequence[Endpoint], handler: RouteHandler) -> APIRou
             methods=[endpoint.method],
             summary=endpoint.summary,
             name=endpoint.operation_name,
-            response_model=Envelope,
+            response_model=envelope_of(endpoint.operation),
+            responses=_documented_answers(endpoint.operation),
             tags=["admin" if endpoint.admin_only else endpoint.service],
         )
     return router
+
+
+@functools.cache
+def envelope_of(operation: Operation) -> type[Envelope]:
+    """The envelope of an operation's success, its data typed by the operation's result
+    model (OpenAPI documents it; the answer itself is passed through unchanged)."""
+    model_name = "".join(part.title() for part in operation.handler_name.split("_"))
+    return create_model(
+        f"{model_name}Envelope",
+        __base__=Envelope,
+        __doc__=f"The answer of {operation.name}: {operation.summary}.",
+        data=(operation.result | None, None),
+    )
+
+
+def _documented_answers(operation: Operation) -> dict[int | str, dict[str, Any]]:
+    """The answers other than success that OpenAPI lists for a route: each status
+    its operation's errors answer, with their codes, and the deferred 202."""
+    codes_by_status: dict[int, list[str]] = {}
+    for error in operation.answerable_errors:
+        codes_by_status.setdefault(error.http_status, []).append(error.code)
+    answers: dict[int | str, dict[str, Any]] = {
+        ACCEPTED_STATUS: {"model": Envelope, "description": "Still running: the task id"}
+    }
+    for status, codes in sorted(codes_by_status.items()):
+        answers[status] = {"model": Envelope, "description": "Error codes: " + ", ".join(codes)}
+    return answers
 
 
 def _route(endpoint: Endpoint, handler: RouteHandler) -> Callable[..., Awaitable[Response]]:

@@ -1,15 +1,18 @@
-"""Every platform operation: its name, task class, parameter schema and signer.
+"""Every platform operation, declared once: name, route, parameters, result, task
+class, signer and the errors it may answer.
 
-The read and write services validate requests against these schemas before a
-task reaches Kafka; the provider validates again (a task can come from any
-producer) and dispatches on the name.
+The services build their routes (and OpenAPI) from these declarations and validate
+requests against the parameter schemas before a task reaches Kafka; the topic follows
+from the task class. The provider validates again (a task can come from any producer)
+and dispatches to the handler named after the operation.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from eth_account import Account
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
@@ -17,6 +20,20 @@ from pydantic.alias_generators import to_camel
 
 from balancer import TaskClass
 from ethgw_wire.artifacts import check_abi, constructor_data
+from ethgw_wire.errors import (
+    COMMON_ERRORS,
+    AccountLockedError,
+    InsufficientFundsError,
+    MethodNotAllowedError,
+    NodeBehindError,
+    NotFoundError,
+    PlatformNotReadyError,
+    ReceiptTimeoutError,
+    RevertedError,
+    TaskError,
+    UnknownAccountError,
+    WrongPasswordError,
+)
 from ethgw_wire.fields import (
     Address,
     BlockNumber,
@@ -29,6 +46,25 @@ from ethgw_wire.fields import (
     Uint256,
 )
 from ethgw_wire.messages import TaskMessage
+from ethgw_wire.results import (
+    AccountCreatedResult,
+    AccountsResult,
+    BlockNumberResult,
+    BlockTxCountResult,
+    BuyResult,
+    CoinbaseResult,
+    ConnectResult,
+    EthBalanceResult,
+    GasPriceResult,
+    NodeAccountsResult,
+    ProjectsResult,
+    PublishResult,
+    PurchasesResult,
+    TokenBalanceResult,
+    TokenTotalResult,
+    TransactionResult,
+    UnlockResult,
+)
 
 # What the JSON-RPC pass-through may ask of a node: reads only (plus
 # eth_sendRawTransaction, which is a write task of its own).
@@ -66,11 +102,6 @@ class NoParams(Params):
 
 class AddressParams(Params):
     address: Address
-
-
-class AmountParams(Params):
-    address: Address
-    value: Uint256
 
 
 class BlockHashParams(Params):
@@ -119,6 +150,10 @@ class TransferParams(WriteOptions):
 class MintParams(WriteOptions):
     address: Address
     value: PositiveUint256
+
+
+class BurnParams(MintParams):
+    """Burning names the account and the amount, as minting does."""
 
 
 class SetBalanceParams(WriteOptions):
@@ -182,22 +217,62 @@ class RpcCallParams(Params):
     params: list[Any] = Field(default_factory=list, max_length=16)
 
 
+Service = Literal["read", "write"]
+
+# A parameter carried in a route's path, e.g. /projects/{projectId}/purchases.
+_PATH_PARAM = re.compile(r"\{(\w+)\}")
+
+
 @dataclass(frozen=True)
 class Operation:
-    """One operation of the platform."""
+    """One operation of the platform, declared once: the routes, the Kafka topic,
+    OpenAPI, the provider's dispatch and the statuses of its errors derive from it."""
 
     name: str
+    summary: str
     task_class: TaskClass
     params: type[Params]
+    # The `data` it answers: a pydantic model, or dict[str, Any] / Any for the node's
+    # own objects (a block, a transaction, a receipt, a JSON-RPC result).
+    result: Any
+    # The REST route under the API prefix (the thesis's path); None: JSON-RPC only.
+    path: str | None
     # The parameter naming the signing account (orders the account's writes),
     # or a fixed signer key (ADMIN_SIGNER, FAUCET_SIGNER); None for reads.
     signer_field: str | None = None
     signer_key: str | None = None
     admin_only: bool = False
+    # The failures it may answer besides COMMON_ERRORS.
+    errors: tuple[type[TaskError], ...] = ()
 
     @property
     def is_write(self) -> bool:
         return self.task_class is not TaskClass.RT
+
+    @property
+    def service(self) -> Service:
+        """Which service takes it, and so which Kafka topic carries it."""
+        return "write" if self.is_write else "read"
+
+    @property
+    def method(self) -> Literal["GET", "POST"]:
+        """Reads are GETs with query parameters; writes are POSTs with a JSON body."""
+        return "POST" if self.is_write else "GET"
+
+    @property
+    def path_param(self) -> str | None:
+        """The parameter carried in the path, if the path has one."""
+        found = _PATH_PARAM.search(self.path or "")
+        return None if found is None else found.group(1)
+
+    @property
+    def handler_name(self) -> str:
+        """The provider's method that executes it: the name with dots as underscores."""
+        return self.name.replace(".", "_")
+
+    @property
+    def answerable_errors(self) -> tuple[type[TaskError], ...]:
+        return COMMON_ERRORS + self.errors
 
     def ordering_key(self, params: Params) -> str | None:
         """The Kafka key of a write: its signer, so one signer's writes stay in order."""
@@ -212,45 +287,241 @@ class Operation:
         return None
 
 
-def _read(name: str, params: type[Params] = NoParams) -> Operation:
-    return Operation(name, TaskClass.RT, params)
+def _read(
+    name: str,
+    path: str | None,
+    summary: str,
+    result: Any,
+    params: type[Params] = NoParams,
+    errors: tuple[type[TaskError], ...] = (),
+) -> Operation:
+    return Operation(name, summary, TaskClass.RT, params, result, path, errors=errors)
 
+
+# What the reads of the token contract may answer; blocks and transactions may be absent.
+_TOKEN_READ = (PlatformNotReadyError, RevertedError)
+_LOOKUP = (NotFoundError,)
+# What a signed transaction may answer: the signer's state, the node's refusal, the wait.
+_SIGNED = (
+    UnknownAccountError,
+    AccountLockedError,
+    RevertedError,
+    InsufficientFundsError,
+    ReceiptTimeoutError,
+)
+# A call of the platform token: also needs the token, and a node that sees its code.
+_TOKEN_CALL = (*_SIGNED, PlatformNotReadyError, NodeBehindError)
 
 _OPERATIONS = [
     # reads (thesis table 4.2 and the table 5.1 mix)
-    _read("conn.connect"),
-    _read("chain.block_number"),
-    _read("chain.gas_price"),
-    _read("chain.coinbase"),
-    _read("node.accounts"),
-    _read("accounts.list"),
-    _read("eth.balance", AddressParams),
-    _read("token.balance", AddressParams),
-    _read("token.total"),
-    _read("block.by_hash", BlockHashParams),
-    _read("block.by_number", BlockNumberParams),
-    _read("block.tx_count", BlockNumberParams),
-    _read("tx.by_hash", TxHashParams),
-    _read("tx.receipt", TxHashParams),
-    _read("projects.list", PageParams),
-    _read("projects.purchases", ProjectParams),
-    _read("rpc.call", RpcCallParams),
+    _read("conn.connect", "/conn/connect", "Connectivity of a node", ConnectResult),
+    _read("chain.block_number", "/conn/blockNum", "Chain height", BlockNumberResult),
+    _read("chain.gas_price", "/conn/gasPrice", "Current gas price (wei)", GasPriceResult),
+    _read(
+        "chain.coinbase",
+        "/conn/coinbase",
+        "The main (coinbase) account",
+        CoinbaseResult,
+        errors=(PlatformNotReadyError,),
+    ),
+    _read("node.accounts", "/conn/accounts", "The node's own accounts", NodeAccountsResult),
+    _read("accounts.list", "/admin/list", "Every platform account", AccountsResult),
+    _read(
+        "eth.balance",
+        "/eth/balance",
+        "An account's ether balance (wei)",
+        EthBalanceResult,
+        AddressParams,
+    ),
+    _read(
+        "token.balance",
+        "/token/balance",
+        "An account's platform tokens",
+        TokenBalanceResult,
+        AddressParams,
+        _TOKEN_READ,
+    ),
+    _read(
+        "token.total", "/token/total", "Total token supply", TokenTotalResult, errors=_TOKEN_READ
+    ),
+    _read(
+        "block.by_hash",
+        "/tx/blockhash",
+        "A block by its hash",
+        dict[str, Any],
+        BlockHashParams,
+        _LOOKUP,
+    ),
+    _read(
+        "block.by_number",
+        "/tx/blocknumber",
+        "A block by its number",
+        dict[str, Any],
+        BlockNumberParams,
+        _LOOKUP,
+    ),
+    _read(
+        "block.tx_count",
+        "/tx/txNum",
+        "Number of transactions in a block",
+        BlockTxCountResult,
+        BlockNumberParams,
+        _LOOKUP,
+    ),
+    _read(
+        "tx.by_hash",
+        "/tx/txhash",
+        "A transaction by its hash",
+        dict[str, Any],
+        TxHashParams,
+        _LOOKUP,
+    ),
+    _read(
+        "tx.receipt",
+        "/tx/receipt",
+        "A transaction's receipt",
+        dict[str, Any],
+        TxHashParams,
+        _LOOKUP,
+    ),
+    _read(
+        "projects.list",
+        "/projects",
+        "Published projects, paged",
+        ProjectsResult,
+        PageParams,
+        _TOKEN_READ,
+    ),
+    _read(
+        "projects.purchases",
+        "/projects/{projectId}/purchases",
+        "The purchases of a project",
+        PurchasesResult,
+        ProjectParams,
+        _TOKEN_READ,
+    ),
+    _read(
+        "rpc.call",
+        None,
+        "A JSON-RPC read passed through to a node",
+        Any,
+        RpcCallParams,
+        (MethodNotAllowedError,),
+    ),
     # writes (thesis table 4.1)
     Operation(
-        "contract.deploy", TaskClass.DT, DeployParams, signer_key=ADMIN_SIGNER, admin_only=True
+        "contract.deploy",
+        "Deploy a contract (admin)",
+        TaskClass.DT,
+        DeployParams,
+        TransactionResult,
+        "/contract/deploy",
+        signer_key=ADMIN_SIGNER,
+        admin_only=True,
+        errors=_SIGNED,
     ),
-    Operation("account.create", TaskClass.MAT, CreateAccountParams, signer_key=FAUCET_SIGNER),
-    Operation("account.unlock", TaskClass.MAT, UnlockParams, signer_field="address"),
-    Operation("token.add", TaskClass.MCT, MintParams, signer_key=ADMIN_SIGNER, admin_only=True),
-    Operation("token.delete", TaskClass.MCT, MintParams, signer_key=ADMIN_SIGNER, admin_only=True),
     Operation(
-        "token.set", TaskClass.MCT, SetBalanceParams, signer_key=ADMIN_SIGNER, admin_only=True
+        "account.create",
+        "Create an account",
+        TaskClass.MAT,
+        CreateAccountParams,
+        AccountCreatedResult,
+        "/admin/new",
+        signer_key=FAUCET_SIGNER,
+        errors=(InsufficientFundsError, ReceiptTimeoutError),
     ),
-    Operation("token.transfer", TaskClass.MCT, TransferParams, signer_field="from_address"),
-    Operation("token.publish", TaskClass.MCT, PublishParams, signer_field="address"),
-    Operation("token.buy", TaskClass.MCT, BuyParams, signer_field="address"),
-    Operation("eth.send", TaskClass.MCT, SendEtherParams, signer_field="from_address"),
-    Operation("rpc.send_raw", TaskClass.MCT, RawTransactionParams),
+    Operation(
+        "account.unlock",
+        "Unlock an account for a while",
+        TaskClass.MAT,
+        UnlockParams,
+        UnlockResult,
+        "/admin/unlock",
+        signer_field="address",
+        errors=(UnknownAccountError, WrongPasswordError),
+    ),
+    Operation(
+        "token.mint",
+        "Mint tokens to an account (admin)",
+        TaskClass.MCT,
+        MintParams,
+        TransactionResult,
+        "/token/add",
+        signer_key=ADMIN_SIGNER,
+        admin_only=True,
+        errors=_TOKEN_CALL,
+    ),
+    Operation(
+        "token.burn",
+        "Burn tokens of an account (admin)",
+        TaskClass.MCT,
+        BurnParams,
+        TransactionResult,
+        "/token/delete",
+        signer_key=ADMIN_SIGNER,
+        admin_only=True,
+        errors=_TOKEN_CALL,
+    ),
+    Operation(
+        "token.set",
+        "Set an account's token balance (admin)",
+        TaskClass.MCT,
+        SetBalanceParams,
+        TransactionResult,
+        "/token/set",
+        signer_key=ADMIN_SIGNER,
+        admin_only=True,
+        errors=_TOKEN_CALL,
+    ),
+    Operation(
+        "token.transfer",
+        "Move tokens between accounts",
+        TaskClass.MCT,
+        TransferParams,
+        TransactionResult,
+        "/token/transfer",
+        signer_field="from_address",
+        errors=_TOKEN_CALL,
+    ),
+    Operation(
+        "token.publish",
+        "Publish a project (rewarded)",
+        TaskClass.MCT,
+        PublishParams,
+        PublishResult,
+        "/token/publish",
+        signer_field="address",
+        errors=_TOKEN_CALL,
+    ),
+    Operation(
+        "token.buy",
+        "Buy a project with tokens",
+        TaskClass.MCT,
+        BuyParams,
+        BuyResult,
+        "/token",
+        signer_field="address",
+        errors=_TOKEN_CALL,
+    ),
+    Operation(
+        "eth.send",
+        "Send ether",
+        TaskClass.MCT,
+        SendEtherParams,
+        TransactionResult,
+        "/tx/send",
+        signer_field="from_address",
+        errors=_SIGNED,
+    ),
+    Operation(
+        "rpc.send_raw",
+        "A signed transaction passed through to a node (JSON-RPC)",
+        TaskClass.MCT,
+        RawTransactionParams,
+        TransactionResult,
+        None,
+        errors=(RevertedError, InsufficientFundsError, ReceiptTimeoutError),
+    ),
 ]
 
 OPERATIONS: dict[str, Operation] = {op.name: op for op in _OPERATIONS}

@@ -12,8 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ethgw_wire.http_api import Service
-from ethgw_wire.operations import RPC_SEND_RAW
+from ethgw_wire.operations import RPC_SEND_RAW, Service, get_operation
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -24,6 +23,9 @@ SERVER_ERROR = -32000  # an implementation-defined server error (upstream unavai
 LIMIT_EXCEEDED = -32005  # EIP-1474: request exceeds a defined limit (rate, batch size)
 
 SEND_RAW_TRANSACTION = RPC_SEND_RAW
+# The operations a JSON-RPC call becomes: their services are where the calls go.
+_READ_CALL = get_operation("rpc.call")
+_RAW_SEND = get_operation("rpc.send_raw")
 MAX_METHOD_LENGTH = 64
 MAX_PARAMS = 16  # as the services' RpcCallParams allow
 
@@ -67,16 +69,17 @@ RpcItem = RpcCall | RpcFailure
 
 
 class Allowlist:
-    """Read methods go to read instances; eth_sendRawTransaction to write instances."""
+    """Read methods go where rpc.call runs (read instances); eth_sendRawTransaction
+    where rpc.send_raw runs (write instances)."""
 
     def __init__(self, read_methods: Iterable[str]) -> None:
         self.read_methods = frozenset(read_methods)
 
     def kind_of(self, method: str) -> Service | None:
         if method == SEND_RAW_TRANSACTION:
-            return "write"
+            return _RAW_SEND.service
         if method in self.read_methods:
-            return "read"
+            return _READ_CALL.service
         return None
 
     @staticmethod

@@ -1,4 +1,4 @@
-"""The platform's REST API: every ENDPOINTS route validated here, then proxied.
+"""The platform's REST API: every operation's route validated here, then proxied.
 
 Validation runs before the proxy (FastAPI checks the operation's schema), so invalid
 input is answered 422 by the gateway and never reaches a service or Kafka. What is
@@ -36,7 +36,7 @@ async def _proxy(endpoint: Endpoint, params: Params, request: Request) -> Respon
 
 
 def api_router() -> APIRouter:
-    """Every route of the REST API table, proxied (reads to read, writes to write)."""
+    """Every operation's REST route, proxied (reads to read, writes to write)."""
     return build_router(ENDPOINTS, _proxy)
 
 

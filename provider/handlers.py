@@ -15,9 +15,11 @@ from ethgw_wire.artifacts import ContractArtifact, constructor_data
 from ethgw_wire.operations import (
     ADMIN_SIGNER,
     FAUCET_SIGNER,
+    OPERATIONS,
     AddressParams,
     BlockHashParams,
     BlockNumberParams,
+    BurnParams,
     BuyParams,
     CreateAccountParams,
     DeployParams,
@@ -71,7 +73,7 @@ P = TypeVar("P", bound=Params)
 
 
 class Handlers:
-    """The operation table; one method per operation of ethgw_wire.operations."""
+    """One method per operation of ethgw_wire.operations, named after it."""
 
     def __init__(
         self,
@@ -92,35 +94,9 @@ class Handlers:
         self._rpc_read_methods = frozenset(rpc_read_methods)
         self._platform: PlatformRecord | None = None
         self._contracts: dict[int, Any] = {}  # by id() of the long-lived node client
+        # Each operation runs the method named after it (Operation.handler_name).
         self.table: dict[str, Handler] = {
-            "conn.connect": self.connect,
-            "chain.block_number": self.block_number,
-            "chain.gas_price": self.gas_price,
-            "chain.coinbase": self.coinbase,
-            "node.accounts": self.node_accounts,
-            "accounts.list": self.list_accounts,
-            "eth.balance": self.eth_balance,
-            "token.balance": self.token_balance,
-            "token.total": self.token_total,
-            "block.by_hash": self.block_by_hash,
-            "block.by_number": self.block_by_number,
-            "block.tx_count": self.block_tx_count,
-            "tx.by_hash": self.tx_by_hash,
-            "tx.receipt": self.tx_receipt,
-            "projects.list": self.list_projects,
-            "projects.purchases": self.project_purchases,
-            "rpc.call": self.rpc_call,
-            "contract.deploy": self.deploy,
-            "account.create": self.create_account,
-            "account.unlock": self.unlock_account,
-            "token.add": self.mint,
-            "token.delete": self.burn,
-            "token.set": self.set_balance,
-            "token.transfer": self.transfer,
-            "token.publish": self.publish,
-            "token.buy": self.buy,
-            "eth.send": self.send_ether,
-            "rpc.send_raw": self.send_raw,
+            name: getattr(self, operation.handler_name) for name, operation in OPERATIONS.items()
         }
 
     # -- helpers ---------------------------------------------------------------------
@@ -173,19 +149,19 @@ class Handlers:
 
     # -- reads ---------------------------------------------------------------------
 
-    async def connect(self, job: Job) -> dict[str, Any]:
+    async def conn_connect(self, job: Job) -> dict[str, Any]:
         peers = int(await rpc(job.w3, "net_peerCount", []), 16)
         return {"connected": True, "node": job.node_id, "peers": peers}
 
     # The simplest reads go as raw JSON-RPC: web3.py's formatters and middlewares cost
     # more than the node's own answer (docs/benchmarks.md, the read micro-benchmark).
-    async def block_number(self, job: Job) -> dict[str, Any]:
+    async def chain_block_number(self, job: Job) -> dict[str, Any]:
         return {"block_number": int(await rpc(job.w3, "eth_blockNumber", []), 16)}
 
-    async def gas_price(self, job: Job) -> dict[str, Any]:
+    async def chain_gas_price(self, job: Job) -> dict[str, Any]:
         return {"gas_price": int(await rpc(job.w3, "eth_gasPrice", []), 16)}
 
-    async def coinbase(self, job: Job) -> dict[str, Any]:
+    async def chain_coinbase(self, job: Job) -> dict[str, Any]:
         # Service nodes do not seal, so they have no etherbase: the chain's
         # coinbase is its Clique signer.
         return {"coinbase": self.platform().sealer_address}
@@ -193,7 +169,7 @@ class Handlers:
     async def node_accounts(self, job: Job) -> dict[str, Any]:
         return {"node": job.node_id, "accounts": await rpc(job.w3, "eth_accounts", [])}
 
-    async def list_accounts(self, job: Job) -> dict[str, Any]:
+    async def accounts_list(self, job: Job) -> dict[str, Any]:
         return {"accounts": self._accounts.addresses()}
 
     async def eth_balance(self, job: Job) -> dict[str, Any]:
@@ -248,7 +224,7 @@ class Handlers:
                 await asyncio.sleep(0.25)
         raise TaskError("the node is still indexing transactions; try again")
 
-    async def list_projects(self, job: Job) -> dict[str, Any]:
+    async def projects_list(self, job: Job) -> dict[str, Any]:
         params = _as(job, PageParams)
         count = int(await self._view(job, "projectCount"))
         ids = range(params.offset + 1, min(count, params.offset + params.limit) + 1)
@@ -271,7 +247,7 @@ class Handlers:
             "projects": projects,
         }
 
-    async def project_purchases(self, job: Job) -> dict[str, Any]:
+    async def projects_purchases(self, job: Job) -> dict[str, Any]:
         params = _as(job, ProjectParams)
         count = int(await self._view(job, "purchaseCount", params.project_id))
         rows = await asyncio.gather(
@@ -291,7 +267,7 @@ class Handlers:
 
     # -- writes ----------------------------------------------------------------------
 
-    async def deploy(self, job: Job) -> dict[str, Any]:
+    async def contract_deploy(self, job: Job) -> dict[str, Any]:
         params = _as(job, DeployParams)
         # DeployParams checked that the arguments fit the ABI, so this encodes.
         tx: dict[str, Any] = {"data": constructor_data(params.abi, params.bytecode, params.args)}
@@ -301,7 +277,7 @@ class Handlers:
         sent = await self._sender.send(job.w3, job.task_id, signer, tx, params.abi)
         return await self._answer(job, sent)
 
-    async def create_account(self, job: Job) -> dict[str, Any]:
+    async def account_create(self, job: Job) -> dict[str, Any]:
         params = _as(job, CreateAccountParams)
         address = self._accounts.created_by(job.task_id) or await self._accounts.create(
             params.password, job.task_id
@@ -316,28 +292,28 @@ class Handlers:
         await wait_receipt(job.w3, funding.tx_hash, self._receipt_timeout_s)
         return {"address": address, "funded_wei": self._funding_wei, "funding_tx": funding.tx_hash}
 
-    async def unlock_account(self, job: Job) -> dict[str, Any]:
+    async def account_unlock(self, job: Job) -> dict[str, Any]:
         params = _as(job, UnlockParams)
         until = await self._accounts.unlock(params.address, params.password, params.duration_s)
         return {"address": params.address, "unlocked_until": until}
 
-    async def mint(self, job: Job) -> dict[str, Any]:
+    async def token_mint(self, job: Job) -> dict[str, Any]:
         params = _as(job, MintParams)
         return await self._token_call(job, ADMIN, "mint", params.address, params.value)
 
-    async def burn(self, job: Job) -> dict[str, Any]:
-        params = _as(job, MintParams)
+    async def token_burn(self, job: Job) -> dict[str, Any]:
+        params = _as(job, BurnParams)
         return await self._token_call(job, ADMIN, "burn", params.address, params.value)
 
-    async def set_balance(self, job: Job) -> dict[str, Any]:
+    async def token_set(self, job: Job) -> dict[str, Any]:
         params = _as(job, SetBalanceParams)
         return await self._token_call(job, ADMIN, "setBalance", params.address, params.value)
 
-    async def transfer(self, job: Job) -> dict[str, Any]:
+    async def token_transfer(self, job: Job) -> dict[str, Any]:
         params = _as(job, TransferParams)
         return await self._token_call(job, params.from_address, "transfer", params.to, params.value)
 
-    async def publish(self, job: Job) -> dict[str, Any]:
+    async def token_publish(self, job: Job) -> dict[str, Any]:
         params = _as(job, PublishParams)
         digest = bytes.fromhex(params.project_hash.removeprefix("0x"))
         args: list[Any] = [params.project_name, digest, params.time]
@@ -350,7 +326,7 @@ class Handlers:
             )
         return answer
 
-    async def buy(self, job: Job) -> dict[str, Any]:
+    async def token_buy(self, job: Job) -> dict[str, Any]:
         params = _as(job, BuyParams)
         answer = await self._token_call(
             job, params.address, "buyProject", params.project_id, params.time
@@ -361,11 +337,11 @@ class Handlers:
             )
         return answer
 
-    async def send_ether(self, job: Job) -> dict[str, Any]:
+    async def eth_send(self, job: Job) -> dict[str, Any]:
         params = _as(job, SendEtherParams)
         return await self._write(job, params.from_address, {"to": params.to, "value": params.value})
 
-    async def send_raw(self, job: Job) -> dict[str, Any]:
+    async def rpc_send_raw(self, job: Job) -> dict[str, Any]:
         params = _as(job, RawTransactionParams)
         sent = await self._sender.send_raw(job.w3, job.task_id, params.raw_tx)
         return await self._answer(job, sent)

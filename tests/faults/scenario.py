@@ -129,7 +129,7 @@ class Faults:
         ended = time.time()
         tasks = self.ledger.accepted_between(started - 1.0, ended + 1.0)
         missing = await self.ledger.settle(tasks, SETTLE_TIMEOUT_S)
-        writes = [t for t in tasks if self.ledger.operation(t) == "token.add"]
+        writes = [t for t in tasks if self.ledger.operation(t) == "token.mint"]
         audit = await chain_audit(
             self.chain, self.ledger, writes, signer, token, target, nonce_before, 0
         )
@@ -184,7 +184,7 @@ class Faults:
         return [
             s
             for s in self.ledger.results_between(0.0, time.time() + 1)
-            if s.result.operation == "token.add" and s.result.provider
+            if s.result.operation == "token.mint" and s.result.provider
         ]
 
     def watch_node(self, node_id: str) -> NodeWatch:

@@ -44,7 +44,7 @@ async def test_bad_address_is_reported_with_its_field(tasks: TaskClient) -> None
 
 async def test_negative_amount_is_reported(tasks: TaskClient) -> None:
     """A negative token amount fails with invalid_params naming value."""
-    result = await raw(tasks, "token.add", address="0x" + "11" * 20, value=-5)
+    result = await raw(tasks, "token.mint", address="0x" + "11" * 20, value=-5)
     assert "value" in failed(result, "invalid_params")
 
 
@@ -64,7 +64,7 @@ async def test_locked_account_cannot_send(tasks: TaskClient) -> None:
 
 async def test_contract_refusal_is_reported_with_the_custom_error(tasks: TaskClient) -> None:
     """Burning more tokens than an account holds fails with reverted and the error's name."""
-    result = await run_task(tasks, "token.delete", address="0x" + "44" * 20, value=10)
+    result = await run_task(tasks, "token.burn", address="0x" + "44" * 20, value=10)
     assert "InsufficientBalance" in failed(result, "reverted")
 
 

@@ -101,7 +101,7 @@ async def test_killed_provider_loses_no_write_and_sends_none_twice(
     assert probe is not None
     owner = next(p for p in pipeline.providers if p.name == probe.provider)
     batch = [
-        new_task("token.add", {"address": "0x" + "77" * 20, "value": 1, "wait_receipt": True})
+        new_task("token.mint", {"address": "0x" + "77" * 20, "value": 1, "wait_receipt": True})
         for _ in range(30)
     ]
     waits = [asyncio.ensure_future(client.wait(t.task_id, 120)) for t in batch]

@@ -6,9 +6,11 @@ import secrets
 from typing import Any
 
 import pytest
+from pydantic import TypeAdapter
 
 from consumer_service.task_client import TaskClient
 from ethgw_wire.messages import ResultMessage, TaskStatus
+from ethgw_wire.operations import get_operation
 from ethgw_wire.platform_record import PlatformRecord
 from tests.pipeline_fixtures import ProviderProcess, run_task
 
@@ -18,7 +20,9 @@ PASSWORD = "correct horse battery"
 
 
 def ok(result: ResultMessage) -> Any:
+    """The data of a successful result, checked against its operation's result model."""
     assert result.status is TaskStatus.SUCCEEDED, result.error
+    TypeAdapter(get_operation(result.operation).result).validate_python(result.data)
     return result.data
 
 
@@ -93,8 +97,8 @@ async def test_token_operations_keep_balances_and_supply_consistent(tasks: TaskC
     alice = await new_unlocked_account(tasks)
     bob = "0x" + secrets.token_hex(20)
     before = ok(await run_task(tasks, "token.total"))["total_supply"]
-    ok(await run_task(tasks, "token.add", address=alice, value=100, wait_receipt=True))
-    ok(await run_task(tasks, "token.delete", address=alice, value=30, wait_receipt=True))
+    ok(await run_task(tasks, "token.mint", address=alice, value=100, wait_receipt=True))
+    ok(await run_task(tasks, "token.burn", address=alice, value=30, wait_receipt=True))
     ok(
         await run_task(
             tasks, "token.transfer", to=bob, value=20, wait_receipt=True, **{"from": alice}
@@ -113,7 +117,7 @@ async def test_publish_and_buy_a_project(tasks: TaskClient, platform: PlatformRe
     """A publisher is rewarded, a buyer pays the default price, both are listed."""
     publisher = await new_unlocked_account(tasks)
     buyer = await new_unlocked_account(tasks)
-    ok(await run_task(tasks, "token.add", address=buyer, value=1000, wait_receipt=True))
+    ok(await run_task(tasks, "token.mint", address=buyer, value=1000, wait_receipt=True))
     published = ok(
         await run_task(
             tasks,

@@ -1,0 +1,154 @@
+"""Every way a task can fail, declared once: one class per failure.
+
+Each class carries the stable code a client acts on, the HTTP status the services
+answer it with, and whether retrying the same request may succeed. The provider
+raises these; the services only read the declarations (`http_status_of`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from ethgw_wire.messages import ErrorInfo
+
+UNKNOWN_CODE_STATUS = 500
+
+
+class TaskError(Exception):
+    """A task could not be executed; `code` is stable, `message` is for people."""
+
+    code: ClassVar[str] = "task_failed"
+    http_status: ClassVar[int] = 500
+    retriable: ClassVar[bool] = False
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "code" in cls.__dict__:
+            _declare(cls)
+
+    def info(self) -> ErrorInfo:
+        return ErrorInfo(
+            code=self.code, message=self.message, field=self.field, retriable=self.retriable
+        )
+
+
+# Every declared error by its code; filled as the classes below are defined.
+ERRORS: dict[str, type[TaskError]] = {TaskError.code: TaskError}
+
+
+def _declare(error: type[TaskError]) -> None:
+    known = ERRORS.get(error.code)
+    if known is not None:
+        raise TypeError(f"{error.__name__} reuses the code {error.code!r} of {known.__name__}")
+    ERRORS[error.code] = error
+
+
+def http_status_of(code: str) -> int:
+    """The HTTP status a failed task's code answers with (an unknown code is a 500)."""
+    error = ERRORS.get(code)
+    return UNKNOWN_CODE_STATUS if error is None else error.http_status
+
+
+class InvalidParamsError(TaskError):
+    """The task's parameters do not match the operation's schema."""
+
+    code = "invalid_params"
+    http_status = 422
+
+
+class UnknownOperationTaskError(TaskError):
+    """The task names no operation of the platform."""
+
+    code = "unknown_operation"
+    http_status = 404
+
+
+class NotFoundError(TaskError):
+    """What the task asks for (transaction, block, project, account) does not exist."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class AccountLockedError(TaskError):
+    """The signing account is not unlocked on this provider (unlock it, then retry)."""
+
+    code = "account_locked"
+    http_status = 409
+    retriable = True
+
+
+class WrongPasswordError(TaskError):
+    """The password does not decrypt the account's keystore."""
+
+    code = "wrong_password"
+    http_status = 403
+
+
+class UnknownAccountError(TaskError):
+    """No keystore of the platform holds this address."""
+
+    code = "unknown_account"
+    http_status = 404
+
+
+class RevertedError(TaskError):
+    """The transaction would revert (or did): the contract refused it."""
+
+    code = "reverted"
+    http_status = 409
+
+
+class InsufficientFundsError(TaskError):
+    """The signer cannot pay for the transaction."""
+
+    code = "insufficient_funds"
+    http_status = 409
+
+
+class NodeUnavailableError(TaskError):
+    """No node could execute the task (all attempts failed to reach a node)."""
+
+    code = "node_unavailable"
+    http_status = 503
+    retriable = True
+
+
+class NodeBehindError(TaskError):
+    """The chosen node's state is behind the chain (it lacks a contract): try another node."""
+
+    code = "node_behind"
+    http_status = 503
+    retriable = True
+
+
+class ReceiptTimeoutError(TaskError):
+    """The transaction was sent but no receipt came within the timeout."""
+
+    code = "receipt_timeout"
+    http_status = 504
+    retriable = True
+
+
+class MethodNotAllowedError(TaskError):
+    """A JSON-RPC method that the pass-through does not allow."""
+
+    code = "method_not_allowed"
+    http_status = 403
+
+
+class PlatformNotReadyError(TaskError):
+    """The platform token is not deployed yet (no platform record)."""
+
+    code = "platform_not_ready"
+    http_status = 503
+    retriable = True
+
+
+# What any operation may answer, whatever it does: bad input, no node, a node's refusal.
+COMMON_ERRORS: tuple[type[TaskError], ...] = (InvalidParamsError, NodeUnavailableError, TaskError)

@@ -1,0 +1,125 @@
+"""The `data` each operation answers with, as the provider's handlers build it.
+
+These models document the API (OpenAPI shows them in each route's envelope) and let
+tests check a handler's answer; the services pass the data through as it came.
+Blocks, transactions and receipts are the node's own JSON objects and have no model.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Result(BaseModel):
+    """Base of every result model: the keys are snake_case, as the handlers write them,
+    and a key no model declares is an error (tests catch a handler that drifted)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ConnectResult(Result):
+    connected: bool
+    node: str
+    peers: int
+
+
+class BlockNumberResult(Result):
+    block_number: int
+
+
+class GasPriceResult(Result):
+    gas_price: int  # wei
+
+
+class CoinbaseResult(Result):
+    coinbase: str
+
+
+class NodeAccountsResult(Result):
+    node: str
+    accounts: list[str]
+
+
+class AccountsResult(Result):
+    accounts: list[str]
+
+
+class EthBalanceResult(Result):
+    address: str
+    balance_wei: int
+
+
+class TokenBalanceResult(Result):
+    address: str
+    balance: int
+
+
+class TokenTotalResult(Result):
+    total_supply: int
+
+
+class BlockTxCountResult(Result):
+    block_number: int
+    count: int
+
+
+class Project(Result):
+    id: int
+    publisher: str
+    name: str
+    hash: str
+    time: int
+    price: int
+
+
+class ProjectsResult(Result):
+    total: int
+    offset: int
+    limit: int
+    projects: list[Project]
+
+
+class Purchase(Result):
+    purchase_id: int
+    buyer: str
+    price: int
+    time: int
+
+
+class PurchasesResult(Result):
+    project_id: int
+    purchases: list[Purchase]
+
+
+class AccountCreatedResult(Result):
+    address: str
+    funded_wei: int
+    funding_tx: str
+
+
+class UnlockResult(Result):
+    address: str
+    unlocked_until: float  # Unix time
+
+
+class TransactionResult(Result):
+    """A write's transaction: "sent" when not waited for; "mined" with its receipt's
+    block, gas and (for a deploy) contract address when `wait_receipt` was asked."""
+
+    tx_hash: str
+    from_address: str = Field(alias="from")
+    nonce: int
+    status: Literal["sent", "mined"]
+    block_number: int | None = None
+    gas_used: int | None = None
+    contract_address: str | None = None
+
+
+class PublishResult(TransactionResult):
+    project_id: int | None = None  # known once mined
+
+
+class BuyResult(TransactionResult):
+    purchase_id: int | None = None  # known once mined
