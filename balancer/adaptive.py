@@ -6,13 +6,14 @@ A sibling of `LBHScheduler` (which stays as lbh-spec.md says). Per round:
 2. Zones and LBH come from that live d.
 3. Tasks go in LBH's dispatch order. Each goes to the node with the fewest live in-flight tasks
    among those with room: memory left after the headroom, and a predicted d that stays within
-   Dis_avemax. Writes take a zone I node when one has room. There is no cluster-wide pause: a
-   loaded node stops taking work and the others go on.
+   Dis_avemax (or fewer than `min_inflight` tasks in flight). Writes take a zone I node when
+   one has room. There is no cluster-wide pause: a loaded node stops taking work and the
+   others go on.
 4. A round that sends nothing while tasks wait is a pause. After a pause of `ramp_after_s` or
    more, each node's in-flight count is capped by a ceiling that rises with time (the ramp).
 5. After `max_pause_s` of pause, the valve sends reads where memory allows, a few per node.
-6. When LBH has stayed below 0 for `max_pause_s` with no zone III node, the decision names the
-   highest-d node to recycle; the caller drains and restarts it.
+6. When LBH has stayed below 0 for `max_pause_s`, held there by memory alone, with no zone III
+   node, the decision names the highest-d node to recycle; the caller drains and restarts it.
 
 Time comes in as an argument and what the strategy remembers is a frozen `AdaptiveState`, so
 `AdaptivePolicy.decide` is a pure function; `LBHAdaptive` keeps the state between rounds.
@@ -31,6 +32,7 @@ from balancer.adaptive_rules import (
     deadlock_exit,
     lasted,
     live_distance,
+    memory_bound,
     ramp_limit,
     room,
     since_while,
@@ -43,9 +45,10 @@ from balancer.plan import Plan
 from balancer.state import NodeState, Zone, zoning
 from balancer.tasks import Task, TaskClass, dispatch_order
 
-DEFAULT_HEADROOM_MB = 300.0
-"""Memory kept out of the free memory packed against: about 30% of a 1,024 MB node budget,
-where the simulated nodes' GC pressure is still mild."""
+DEFAULT_HEADROOM_MB = 100.0
+"""Memory kept out of the free memory packed against: about 10% of a 1,024 MB node budget.
+Enough for what calls leak between two samples; more (the 30% of lbh+headroom) makes nodes
+whose memory has crept refuse work long before they are in danger."""
 
 _NO_MEMORY_DEMAND: Mapping[TaskClass, float] = MappingProxyType({})
 _NO_SAMPLE_COUNTS: Mapping[str, int] = MappingProxyType({})
@@ -55,12 +58,13 @@ _NO_SAMPLE_COUNTS: Mapping[str, int] = MappingProxyType({})
 class AdaptiveSettings:
     """The adaptive rules' knobs (defaults in brackets).
 
-    headroom_mb: memory kept out of each node's free memory [300].
+    headroom_mb: memory kept out of each node's free memory [100].
     max_pause_s: pause before the valve opens, and LBH < 0 time before the deadlock exit [5].
     ramp_after_s: a pause at least this long is followed by the ramp [1, one sample interval:
         a shorter pause left no trace in the samples].
     ramp_start: in-flight ceiling per node when the ramp starts [2].
     ramp_per_s: how fast the ceiling rises, tasks per second [8].
+    min_inflight: tasks any routable node may have in flight whatever its d says [4].
     valve_per_node: reads the valve may send to one node per round [1].
     """
 
@@ -69,6 +73,7 @@ class AdaptiveSettings:
     ramp_after_s: float = 1.0
     ramp_start: int = 2
     ramp_per_s: float = 8.0
+    min_inflight: int = 4
     valve_per_node: int = 1
 
     def __post_init__(self) -> None:
@@ -76,7 +81,7 @@ class AdaptiveSettings:
             value = float(getattr(self, name))
             if not (math.isfinite(value) and value >= 0.0):
                 raise ValueError(f"{name} must be finite and >= 0, got {value}")
-        for name in ("ramp_start", "valve_per_node"):
+        for name in ("ramp_start", "valve_per_node", "min_inflight"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
@@ -87,12 +92,13 @@ class AdaptiveState:
 
     paused_since: first round of the current pause (None: not paused).
     resumed_at: end of the last pause long enough to ramp after (None: none yet).
-    below_zero_since: first round of the current stretch of LBH < 0 (None: LBH >= 0).
+    stuck_since: first round of the current stretch of LBH < 0 held there by memory alone
+        (see `memory_bound`; None: not now).
     """
 
     paused_since: float | None = None
     resumed_at: float | None = None
-    below_zero_since: float | None = None
+    stuck_since: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,24 +140,25 @@ class AdaptivePolicy:
         ids = check_node_ids(nodes)
         live = self._live_distances(nodes, sampled_inflight)
         zones, lbh = self._zones(nodes, live), _health(nodes, live, self.calibration)
+        stuck = memory_bound(lbh, _health(nodes, [n.memory for n in nodes], self.calibration))
         ramp = None if now is None or state.resumed_at is None else now - state.resumed_at
         placed = _Round(self, nodes, live, zones, ramp).place(tasks)
         paused = bool(tasks) and not placed
         forced: list[tuple[int, int]] = []
         recycle_now = None
         if now is not None:
-            state = self._next_state(state, paused, lbh, now)
+            state = self._next_state(state, paused, stuck, now)
             if paused and lasted(state.paused_since, now, self.settings.max_pause_s):
                 forced = _Round(self, nodes, live, zones, None).valve(tasks)
             recycle_now = deadlock_exit(
                 dict(zip(ids, zones, strict=True)),
                 dict(zip(ids, live, strict=True)),
-                state.below_zero_since,
+                state.stuck_since,
                 now,
                 self.settings.max_pause_s,
             )
             if recycle_now is not None:  # give the restart a full max_pause to show
-                state = replace(state, below_zero_since=now)
+                state = replace(state, stuck_since=now)
         return Decision(
             plan=_plan(ids, tasks, placed + forced, zones, live, lbh, paused),
             state=state,
@@ -176,7 +183,7 @@ class AdaptivePolicy:
         ]
 
     def _next_state(
-        self, state: AdaptiveState, paused: bool, lbh: float, now: float
+        self, state: AdaptiveState, paused: bool, stuck: bool, now: float
     ) -> AdaptiveState:
         resumed_at = state.resumed_at
         if not paused and lasted(state.paused_since, now, self.settings.ramp_after_s):
@@ -184,14 +191,16 @@ class AdaptivePolicy:
         return AdaptiveState(
             paused_since=since_while(state.paused_since, paused, now),
             resumed_at=resumed_at,
-            below_zero_since=since_while(state.below_zero_since, lbh < 0.0, now),
+            stuck_since=since_while(state.stuck_since, stuck, now),
         )
 
 
-def _health(nodes: Sequence[NodeState], live: Sequence[float], calibration: Calibration) -> float:
-    """LBH of the live distances, exactly rounded like the spec's."""
+def _health(
+    nodes: Sequence[NodeState], distances: Sequence[float], calibration: Calibration
+) -> float:
+    """LBH of `distances` (one per node), exactly rounded like the spec's."""
     ave = calibration.dis_ave
-    return math.fsum(ave - d for n, d in zip(nodes, live, strict=True) if not n.down)
+    return math.fsum(ave - d for n, d in zip(nodes, distances, strict=True) if not n.down)
 
 
 def _plan(
@@ -216,7 +225,7 @@ def _plan(
 
 
 class _Round:
-    """One round's bookkeeping: per routable node outside zone III, live load and room."""
+    """One round's bookkeeping: per routable node, live load and room."""
 
     def __init__(
         self,
@@ -228,12 +237,19 @@ class _Round:
     ) -> None:
         s = policy.settings
         self._policy = policy
-        self._index = [i for i, z in enumerate(zones) if z in (Zone.I, Zone.II)]
+        self._index = [i for i, z in enumerate(zones) if z is not Zone.DOWN]
         ceiling = ramp_limit(since_resume_s, s.ramp_start, s.ramp_per_s)
         self._loads: list[NodeLoad] = []
         for i in self._index:
             node = nodes[i]
-            room_left = room(live[i], policy.calibration.dis_avemax, policy.delta, 1 << 30)
+            room_left = room(
+                live[i],
+                policy.calibration.dis_avemax,
+                policy.delta,
+                node.inflight,
+                s.min_inflight,
+                1 << 30,
+            )
             if ceiling is not None:
                 room_left = min(room_left, max(0, ceiling - node.inflight))
             free = usable_free_mb(node.free_memory_mb, s.headroom_mb)

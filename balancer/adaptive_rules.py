@@ -34,17 +34,23 @@ def live_distance(
     return max(0.0, sampled_d + delta * (inflight_now - inflight_at_sample))
 
 
-def room(live_d: float, dis_avemax: float, delta: float, limit: int) -> int:
-    """Tasks a node may still take before its predicted d passes Dis_avemax (zone III).
+def room(
+    live_d: float, dis_avemax: float, delta: float, inflight: int, floor: int, limit: int
+) -> int:
+    """Tasks a node may still take: as many as keep its predicted d within Dis_avemax (out of
+    zone III), and in any case enough to have `floor` tasks in flight.
 
     This is the admission control that replaces the cluster-wide pause: a loaded node stops
-    taking work, the others go on. At most `limit` (the round's task count) when delta is 0.
+    taking work, the others go on. The floor is there because d is a sample up to a second old
+    and its CPU ratio saturates at 1: a node with a few calls in flight serves them at full
+    speed whatever its last sample said. At most `limit` (the round's task count).
     """
-    if live_d > dis_avemax:
-        return 0
+    by_floor = max(0, floor - inflight)
     if delta == 0.0:
-        return limit
-    return min(limit, math.floor((dis_avemax - live_d) / delta))
+        by_distance = limit if live_d <= dis_avemax else 0
+    else:
+        by_distance = max(0, math.floor((dis_avemax - live_d) / delta))
+    return min(limit, max(by_distance, by_floor))
 
 
 def ramp_limit(since_resume_s: float | None, start: int, per_s: float) -> int | None:
@@ -85,8 +91,9 @@ def choose(loads: Sequence[NodeLoad], need_mb: float, is_write: bool, dis_ave: f
     """Index in `loads` of the node for one task, or None if none may take it.
 
     Balancing is on the live in-flight count, across zones, as least-connections does; ties go
-    to the smaller d_hat, then the lower id. Writes still stay off loaded nodes: they go to a
-    zone I node (d_hat <= Dis_ave) whenever one may take them, and to zone II only otherwise.
+    to the lower id (not to the smaller d: a d up to a second old is a worse tie-breaker than a
+    fixed order, the simulator says). Writes still stay off loaded nodes: they go to a zone I
+    node (d_hat <= Dis_ave) whenever one may take them, and elsewhere only otherwise.
     """
     eligible = [i for i, n in enumerate(loads) if n.room_left > 0 and fits(n.free_left_mb, need_mb)]
     if is_write:
@@ -94,7 +101,7 @@ def choose(loads: Sequence[NodeLoad], need_mb: float, is_write: bool, dis_ave: f
         eligible = safe or eligible
     if not eligible:
         return None
-    return min(eligible, key=lambda i: (loads[i].inflight, loads[i].d_hat, loads[i].node_id))
+    return min(eligible, key=lambda i: (loads[i].inflight, loads[i].node_id))
 
 
 def valve_choice(
@@ -128,22 +135,33 @@ def lasted(since: float | None, now: float, limit_s: float) -> bool:
     return since is not None and now - since >= limit_s
 
 
+def memory_bound(lbh: float, memory_lbh: float) -> bool:
+    """LBH is below 0 and memory alone keeps it there: LBH with every CPU ratio at 0
+    (sum of Dis_ave - m) is below 0 too.
+
+    This is the memory-creep deadlock: no pause or rest lowers leaked memory, only a restart
+    does. Load alone (a high CPU ratio) does not count: it passes once the work is done.
+    """
+    return lbh < 0.0 and memory_lbh < 0.0
+
+
 def deadlock_exit(
     zones: Mapping[str, Zone],
     distances: Mapping[str, float],
-    below_zero_since: float | None,
+    stuck_since: float | None,
     now: float,
     max_pause_s: float,
 ) -> str | None:
-    """The node to recycle when LBH has stayed below 0 for `max_pause_s` with no zone III node.
+    """The node to recycle when LBH has been held below 0 by memory (`stuck_since`, see
+    `memory_bound`) for `max_pause_s`, with no zone III node.
 
-    Leaked memory alone can hold LBH below 0 with no node in zone III, and then the spec's
-    recycling never starts. The highest-d routable node goes (ties: lowest id), never the last
+    With no node in zone III the spec's recycling never starts, and leaked memory never
+    leaves by itself. The highest-d routable node goes (ties: lowest id), never the last
     routable one. None when the rule does not apply.
     """
     routable = [node for node, zone in zones.items() if zone is not Zone.DOWN]
     if len(routable) < 2 or any(zones[node] is Zone.III for node in routable):
         return None
-    if not lasted(below_zero_since, now, max_pause_s):
+    if not lasted(stuck_since, now, max_pause_s):
         return None
     return min(routable, key=lambda node: (-distances[node], node))
