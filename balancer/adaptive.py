@@ -141,13 +141,14 @@ class AdaptivePolicy:
         live = self._live_distances(nodes, sampled_inflight)
         zones, lbh = self._zones(nodes, live), _health(nodes, live, self.calibration)
         stuck = memory_bound(lbh, _health(nodes, [n.memory for n in nodes], self.calibration))
-        ramp = None if now is None or state.resumed_at is None else now - state.resumed_at
+        ramp_from = None if now is None else self._ramp_from(state, now)
+        ramp = None if now is None or ramp_from is None else now - ramp_from
         placed = _Round(self, nodes, live, zones, ramp).place(tasks)
         paused = bool(tasks) and not placed
         forced: list[tuple[int, int]] = []
         recycle_now = None
         if now is not None:
-            state = self._next_state(state, paused, stuck, now)
+            state = self._next_state(state, paused, stuck, ramp_from, now)
             if paused and lasted(state.paused_since, now, self.settings.max_pause_s):
                 forced = _Round(self, nodes, live, zones, None).valve(tasks)
             recycle_now = deadlock_exit(
@@ -182,15 +183,24 @@ class AdaptivePolicy:
             for n, d in zip(nodes, live, strict=True)
         ]
 
+    def _ramp_from(self, state: AdaptiveState, now: float) -> float | None:
+        """When the current ramp started: now, if this round ends a long enough pause (so the
+        first round out of it is already capped), else the last resume."""
+        if lasted(state.paused_since, now, self.settings.ramp_after_s):
+            return now
+        return state.resumed_at
+
     def _next_state(
-        self, state: AdaptiveState, paused: bool, stuck: bool, now: float
+        self,
+        state: AdaptiveState,
+        paused: bool,
+        stuck: bool,
+        ramp_from: float | None,
+        now: float,
     ) -> AdaptiveState:
-        resumed_at = state.resumed_at
-        if not paused and lasted(state.paused_since, now, self.settings.ramp_after_s):
-            resumed_at = now
         return AdaptiveState(
             paused_since=since_while(state.paused_since, paused, now),
-            resumed_at=resumed_at,
+            resumed_at=state.resumed_at if paused else ramp_from,
             stuck_since=since_while(state.stuck_since, stuck, now),
         )
 
