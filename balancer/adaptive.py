@@ -6,9 +6,9 @@ A sibling of `LBHScheduler` (which stays as lbh-spec.md says). Per round:
 2. Zones and LBH come from that live d.
 3. Tasks go in LBH's dispatch order. Each goes to the node with the fewest live in-flight tasks
    among those with room: memory left after the headroom, and a predicted d that stays within
-   Dis_avemax (or fewer than `min_inflight` tasks in flight). Writes take a zone I node when
-   one has room. There is no cluster-wide pause: a loaded node stops taking work and the
-   others go on.
+   Dis_avemax (or fewer than `min_inflight` tasks in flight). Writes avoid zone III nodes and,
+   between nodes with as few tasks in flight, take zone I first. There is no cluster-wide
+   pause: a loaded node stops taking work and the others go on.
 4. A round that sends nothing while tasks wait is a pause. After a pause of `ramp_after_s` or
    more, each node's in-flight count is capped by a ceiling that rises with time (the ramp).
 5. After `max_pause_s` of pause, the valve sends reads where memory allows, a few per node.
@@ -280,13 +280,13 @@ class _Round:
         later writes, as in LBH."""
         out: list[tuple[int, int]] = []
         blocked: set[str] = set()
-        dis_ave = self._policy.calibration.dis_ave
+        cal = self._policy.calibration
         for t in dispatch_order(tasks):
             task = tasks[t]
             if task.account in blocked and task.cls.is_write:
                 continue
             need = self._policy.demand[task.cls]
-            k = choose(self._loads, need, task.cls.is_write, dis_ave)
+            k = choose(self._loads, need, task.cls.is_write, cal.dis_ave, cal.dis_avemax)
             if k is None:
                 if task.cls.is_write and task.account is not None:
                     blocked.add(task.account)

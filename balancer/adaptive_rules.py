@@ -87,21 +87,26 @@ class NodeLoad:
     free_left_mb: float | None
 
 
-def choose(loads: Sequence[NodeLoad], need_mb: float, is_write: bool, dis_ave: float) -> int | None:
+def choose(
+    loads: Sequence[NodeLoad], need_mb: float, is_write: bool, dis_ave: float, dis_avemax: float
+) -> int | None:
     """Index in `loads` of the node for one task, or None if none may take it.
 
     Balancing is on the live in-flight count, across zones, as least-connections does; ties go
-    to the lower id (not to the smaller d: a d up to a second old is a worse tie-breaker than a
-    fixed order, the simulator says). Writes still stay off loaded nodes: they go to a zone I
-    node (d_hat <= Dis_ave) whenever one may take them, and elsewhere only otherwise.
+    to the lower id (a d up to a second old is a worse tie-breaker than a fixed order, the
+    simulator says). Zones still keep writes off loaded nodes: a write goes to a node in
+    predicted zone III (d_hat > Dis_avemax) only if no other node may take it, and between
+    nodes with as few tasks in flight, to zone I (d_hat <= Dis_ave) first.
     """
     eligible = [i for i, n in enumerate(loads) if n.room_left > 0 and fits(n.free_left_mb, need_mb)]
-    if is_write:
-        safe = [i for i in eligible if loads[i].d_hat <= dis_ave]
-        eligible = safe or eligible
     if not eligible:
         return None
-    return min(eligible, key=lambda i: (loads[i].inflight, loads[i].node_id))
+    if not is_write:
+        return min(eligible, key=lambda i: (loads[i].inflight, loads[i].node_id))
+    eligible = [i for i in eligible if loads[i].d_hat <= dis_avemax] or eligible
+    return min(
+        eligible, key=lambda i: (loads[i].inflight, loads[i].d_hat > dis_ave, loads[i].node_id)
+    )
 
 
 def valve_choice(

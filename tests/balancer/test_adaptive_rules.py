@@ -24,6 +24,7 @@ from balancer.adaptive_rules import (
 )
 
 PROPERTY = settings(max_examples=150, deadline=None)
+AVE, HIGH = 0.683, 1.071  # the simulator's Dis_ave and Dis_avemax
 
 _D = st.floats(0.0, math.sqrt(2))
 _DELTA = st.one_of(st.just(0.0), st.floats(0.001, 0.5))
@@ -171,7 +172,7 @@ def test_ramp_releases_at_most_its_rate(t, start, per_s):
 @given(_loads(), st.sampled_from([0.0, 4.0, 16.0]), st.booleans())
 def test_choice_has_room_and_memory(loads, need, is_write):
     """The chosen node has room left and fits the task's memory."""
-    k = choose(loads, need, is_write, 0.683)
+    k = choose(loads, need, is_write, AVE, HIGH)
     if k is not None:
         assert loads[k].room_left > 0
         assert fits(loads[k].free_left_mb, need)
@@ -182,30 +183,44 @@ def test_choice_has_room_and_memory(loads, need, is_write):
 def test_choice_is_none_only_when_no_node_may_take_the_task(loads, need, is_write):
     """A task is refused only if no node has both room and memory for it."""
     possible = any(n.room_left > 0 and fits(n.free_left_mb, need) for n in loads)
-    assert (choose(loads, need, is_write, 0.683) is None) == (not possible)
+    assert (choose(loads, need, is_write, AVE, HIGH) is None) == (not possible)
+
+
+def _eligible(loads: list[NodeLoad], need: float) -> list[NodeLoad]:
+    return [n for n in loads if n.room_left > 0 and fits(n.free_left_mb, need)]
 
 
 @PROPERTY
 @given(_loads(), st.sampled_from([0.0, 4.0, 16.0]))
 def test_reads_go_to_the_fewest_in_flight_across_zones(loads, need):
     """A read goes to the eligible node of fewest live in-flight tasks, whatever its zone."""
-    k = choose(loads, need, False, 0.683)
-    eligible = [n for n in loads if n.room_left > 0 and fits(n.free_left_mb, need)]
+    k = choose(loads, need, False, AVE, HIGH)
     if k is not None:
-        assert (loads[k].inflight, loads[k].node_id) == min(
-            (n.inflight, n.node_id) for n in eligible
-        )
+        best = min((n.inflight, n.node_id) for n in _eligible(loads, need))
+        assert (loads[k].inflight, loads[k].node_id) == best
 
 
 @PROPERTY
 @given(_loads(), st.sampled_from([0.0, 4.0, 16.0]))
-def test_writes_stay_in_zone_i_when_it_has_room(loads, need):
-    """A write leaves zone I (d_hat <= Dis_ave) only when no zone I node may take it."""
-    k = choose(loads, need, True, 0.683)
-    safe = [n for n in loads if n.room_left > 0 and fits(n.free_left_mb, need) and n.d_hat <= 0.683]
-    if k is not None and safe:
-        assert loads[k].d_hat <= 0.683
-        assert loads[k].inflight == min(n.inflight for n in safe)
+def test_writes_stay_out_of_zone_iii_when_another_node_may_take_them(loads, need):
+    """A write goes to a predicted zone III node only if no node outside zone III may take it."""
+    k = choose(loads, need, True, AVE, HIGH)
+    outside = [n for n in _eligible(loads, need) if n.d_hat <= HIGH]
+    if k is not None and outside:
+        assert loads[k].d_hat <= HIGH
+
+
+@PROPERTY
+@given(_loads(), st.sampled_from([0.0, 4.0, 16.0]))
+def test_writes_go_to_the_fewest_in_flight_zone_i_first(loads, need):
+    """Outside zone III a write takes the fewest in flight, and on a tie a zone I node."""
+    k = choose(loads, need, True, AVE, HIGH)
+    outside = [n for n in _eligible(loads, need) if n.d_hat <= HIGH]
+    if k is not None and outside:
+        fewest = min(n.inflight for n in outside)
+        assert loads[k].inflight == fewest
+        if any(n.inflight == fewest and n.d_hat <= AVE for n in outside):
+            assert loads[k].d_hat <= AVE
 
 
 # --- safety valve -----------------------------------------------------------------------
