@@ -1,9 +1,18 @@
-"""The LBH state-feedback scheduler (lbh-spec.md), its baselines, calibration and recycling.
+"""The LBH state-feedback scheduler (lbh-spec.md), lbh_adaptive, the baselines, calibration and
+recycling.
 
 Plain data in, plain data out: no I/O, no clock, no logging. `python -m balancer.sim` compares
 the strategies on a simulated cluster; `python -m balancer.bench` times `plan()`.
 """
 
+from balancer.adaptive import (
+    DEFAULT_HEADROOM_MB,
+    AdaptivePolicy,
+    AdaptiveSettings,
+    AdaptiveState,
+    Decision,
+    LBHAdaptive,
+)
 from balancer.calibration import (
     DEFAULT_DIS_AVEMAX,
     MAX_DISTANCE,
@@ -23,10 +32,16 @@ __all__ = [
     "DEFAULT_COOLDOWN_S",
     "DEFAULT_DELTA",
     "DEFAULT_DIS_AVEMAX",
+    "DEFAULT_HEADROOM_MB",
     "DEFAULT_RESTART_AFTER",
     "MAX_DISTANCE",
     "STRATEGY_NAMES",
+    "AdaptivePolicy",
+    "AdaptiveSettings",
+    "AdaptiveState",
     "Calibration",
+    "Decision",
+    "LBHAdaptive",
     "LBHScheduler",
     "NodeState",
     "Plan",

@@ -23,13 +23,14 @@ from types import MappingProxyType
 
 import numpy as np
 
+from balancer.adaptive import LBHAdaptive
 from balancer.calibration import Calibration
 from balancer.lbh import DEFAULT_DELTA, LBHScheduler, check_node_ids
 from balancer.plan import Plan, Strategy
 from balancer.state import NodeState, Zone, zoning
 from balancer.tasks import Task, TaskClass, dispatch_order
 
-STRATEGY_NAMES = ("lbh", "round_robin", "random", "least_inflight", "p2c", "single")
+STRATEGY_NAMES = ("lbh", "lbh_adaptive", "round_robin", "random", "least_inflight", "p2c", "single")
 """Every name `make_strategy` accepts."""
 
 
@@ -190,14 +191,18 @@ def make_strategy(
     Every strategy needs the calibrated bounds, since every Plan reports zones and LBH. The
     other settings apply where they mean something and are ignored elsewhere, so one settings
     block can build any strategy:
-    delta, task_memory_mb: LBH only (defaults DEFAULT_DELTA = 0.05, no memory demand).
+    delta, task_memory_mb: LBH and lbh_adaptive only (defaults DEFAULT_DELTA = 0.05, no memory
+        demand).
     seed: random and p2c (default 0).
     node_id: single (default None: the routable node of lowest id).
-    recycle: baselines report zone III nodes in Plan.recycle (default False; LBH always does).
+    recycle: baselines report zone III nodes in Plan.recycle (default False; LBH and
+        lbh_adaptive always do).
     """
     calibration = Calibration(dis_avemin, dis_avemax)
     if name == "lbh":
         return LBHScheduler.from_calibration(calibration, delta, task_memory_mb)
+    if name == "lbh_adaptive":
+        return LBHAdaptive(dis_avemin, dis_avemax, delta, task_memory_mb)
     if name == "round_robin":
         return _RoundRobin(calibration, recycle=recycle)
     if name == "random":

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from balancer.adaptive import LBHAdaptive
 from balancer.calibration import Calibration, calibrate
 from balancer.lbh import LBHScheduler, forced_reads
 from balancer.plan import Strategy
@@ -30,6 +31,7 @@ from balancer.sim.node import NodeModel, Phase, SimNode
 from balancer.sim.workload import KINDS, TASK_MEMORY_MB, Arrival, make_trace
 from balancer.state import NodeState
 from balancer.strategies import make_strategy
+from balancer.tasks import Task
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +43,10 @@ class SimConfig:
     duration_s: float = 60.0  # arrivals stop after this
     burst: int = 500  # tasks arriving at once (the thesis's concurrent load)...
     burst_at_s: float = 20.0  # ...at this time
-    slow_speed: float = 0.6  # the last node's host runs at this speed
+    slow_speed: float = 0.6  # the last node's host runs at this speed...
+    speeds: tuple[float, ...] = ()  # ...unless every node's speed is given here
+    creep_from: float = 0.0  # nodes start with leaked memory: a memory ratio drawn between...
+    creep_to: float = 0.0  # ...these two (0, 0: fresh nodes)
     noisy: bool = True  # the second node has a neighbour that comes and goes
     noise_capacity: float = 0.5  # capacity left to the node while the neighbour runs
     noise_on_s: float = 8.0  # mean time the neighbour runs (exponential)
@@ -82,10 +87,12 @@ DEFAULT_RUNS = (
     RunSpec("p2c", "p2c", recycle=False),
     RunSpec("p2c+recycle", "p2c", recycle=True),
     RunSpec("single", "single", recycle=False),
+    RunSpec("lbh_adaptive", "lbh_adaptive", recycle=True),
 )
 """LBH as the spec has it (free memory = budget - used), LBH with 30% of the budget held back
-from free memory, every baseline, and p2c with LBH's recycling (to tell recycling's share of a
-win from the placement's)."""
+from free memory, every baseline, p2c with LBH's recycling (to tell recycling's share of a
+win from the placement's), and lbh_adaptive with LBH's recycling (its deadlock exit recycles
+too)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +104,7 @@ class Scenario:
     trace: tuple[Arrival, ...]
     noise: tuple[tuple[float, int, float], ...]  # (time, node index, capacity left)
     calibration: Calibration
+    start_leak_mb: tuple[float, ...] = ()  # leaked memory per node at the start (empty: none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +150,26 @@ def make_scenario(config: SimConfig, rng: np.random.Generator, name: str = "") -
         burst_at_s=config.burst_at_s,
     )
     noise = _noise_schedule(config, rng)
-    return Scenario(name, config, tuple(trace), noise, _calibration(config))
+    leaks = _start_leaks(config, rng)  # drawn last, so other scenarios' draws stay as they were
+    return Scenario(name, config, tuple(trace), noise, _calibration(config), leaks)
+
+
+def _start_leaks(config: SimConfig, rng: np.random.Generator) -> tuple[float, ...]:
+    """Memory each node has leaked before the trace, as after hours of service; () if none."""
+    if config.creep_to <= 0.0:
+        return ()
+    m = config.model
+    ratios = rng.uniform(config.creep_from, config.creep_to, size=config.nodes)
+    return tuple(max(0.0, r * m.budget_mb - m.base_mb) for r in ratios.tolist())
+
+
+def node_speeds(config: SimConfig) -> tuple[float, ...]:
+    """Each node's speed: `speeds` if given, else 1.0 and `slow_speed` for the last node."""
+    if config.speeds:
+        if len(config.speeds) != config.nodes:
+            raise ValueError(f"speeds has {len(config.speeds)} values for {config.nodes} nodes")
+        return config.speeds
+    return tuple(config.slow_speed if i == config.nodes - 1 else 1.0 for i in range(config.nodes))
 
 
 def _noise_schedule(
@@ -207,10 +234,13 @@ class _Run:
         self.reader = LBHScheduler.from_calibration(scenario.calibration)
         self.policy = RecyclePolicy(c.restart_after, c.cooldown_s)
         self.recycle_state = RecycleState()
+        leaks = scenario.start_leak_mb or (0.0,) * c.nodes
         self.nodes = [
-            SimNode(f"n{i + 1}", c.model, speed=c.slow_speed if i == c.nodes - 1 else 1.0)
-            for i in range(c.nodes)
+            SimNode(f"n{i + 1}", c.model, speed=speed, leak_mb=leak)
+            for i, (speed, leak) in enumerate(zip(node_speeds(c), leaks, strict=True))
         ]
+        self.adaptive = self.strategy if isinstance(self.strategy, LBHAdaptive) else None
+        self.sampled_inflight = {n.node_id: 0 for n in self.nodes}  # at each node's last sample
         self.smoothed: list[tuple[float, float] | None] = [None] * c.nodes
         self.resident_mb = [n.resident_mb for n in self.nodes]  # at the last sample
         self.cpu_mark = [0.0] * c.nodes
@@ -333,6 +363,7 @@ class _Run:
         node.advance(now)
         self.cpu_mark[i] = node.cpu_s
         self.resident_mb[i] = node.resident_mb
+        self.sampled_inflight[node.node_id] = 0
         if self.recycle_state.restarting == node.node_id:
             self.recycle_state = self.policy.finished(self.recycle_state, node.node_id, now)
 
@@ -347,6 +378,7 @@ class _Run:
             m, c = node.sample(self.cpu_mark[i], self.config.sample_s)
             self.cpu_mark[i] = node.cpu_s
             self.resident_mb[i] = node.resident_mb
+            self.sampled_inflight[node.node_id] = len(node.jobs)
             old = self.smoothed[i]
             self.smoothed[i] = (m, c) if old is None else _ewma(old, (m, c), alpha)
         reading = self.reader.plan(self._states(), [])
@@ -404,27 +436,65 @@ class _Run:
         valve_due = (
             self.pause_since is not None and now - self.pause_since >= self.config.max_pause_s
         )
-        if not (self.dirty or valve_due):
+        # lbh_adaptive's ramp, valve and exit move with time alone: it plans every round.
+        if not (self.dirty or valve_due or self.adaptive):
             return
         self.dirty = False
         size = self.config.max_batch
         batch = self.reads[:size] + self.writes[:size]
         states, tasks = self._states(), [a.task for a in batch]
-        plan = self.strategy.plan(states, tasks)
-        assignments = plan.assignments
-        if not plan.paused:
-            self.pause_since = None
-        elif self.pause_since is None:
-            self.pause_since = now
-        elif now - self.pause_since >= self.config.max_pause_s:
-            assignments = forced_reads(states, tasks)
-            self.forced += len(assignments)
+        if self.adaptive is not None:
+            assignments = self._adaptive_round(now, states, tasks)
+        else:
+            assignments = self._round(now, states, tasks)
         sent = {task_id for task_id, _ in assignments}
         if sent:  # out of the queues first: a node killed by a send re-queues what it lost
             for queue in (self.reads, self.writes):
                 queue[:size] = [a for a in queue[:size] if a.task.task_id not in sent]
         for task_id, node_id in assignments:
             self._send(now, self.index[node_id], self.by_id[task_id])
+
+    def _round(
+        self, now: float, states: list[NodeState], tasks: list[Task]
+    ) -> list[tuple[str, str]]:
+        """A round of a strategy without a clock; the spec's valve is applied here."""
+        plan = self.strategy.plan(states, tasks)
+        self._track_pause(now, plan.paused)
+        if plan.paused and now - (self.pause_since or now) >= self.config.max_pause_s:
+            forced = forced_reads(states, tasks)
+            self.forced += len(forced)
+            return forced
+        return plan.assignments
+
+    def _adaptive_round(
+        self, now: float, states: list[NodeState], tasks: list[Task]
+    ) -> list[tuple[str, str]]:
+        """A round of lbh_adaptive: it has the clock, applies its own valve, and may name a
+        node to recycle, which goes through the recycling policy's one-at-a-time rule."""
+        assert self.adaptive is not None
+        decision = self.adaptive.decide(
+            states, tasks, now=now, sampled_inflight=self.sampled_inflight
+        )
+        self._track_pause(now, decision.plan.paused)
+        self.forced += len(decision.forced)
+        name = decision.recycle_now
+        if name is not None and self._may_recycle(name, now):
+            self.recycle_state = self.policy.start(self.recycle_state, name)
+            self._drain(now, self.index[name])
+        return decision.plan.assignments
+
+    def _may_recycle(self, name: str, now: float) -> bool:
+        state = self.recycle_state
+        cooled = now >= state.cooled_at.get(name, -math.inf)
+        return (
+            state.restarting is None and cooled and self.nodes[self.index[name]].phase is Phase.UP
+        )
+
+    def _track_pause(self, now: float, paused: bool) -> None:
+        if not paused:
+            self.pause_since = None
+        elif self.pause_since is None:
+            self.pause_since = now
 
     def _requeue(self, lost: list[Arrival]) -> None:
         """Calls lost with a node go back to their topic, in age order (Kafka redelivers)."""

@@ -5,12 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from balancer.sim.engine import RunResult
+from balancer.sim.engine import RunResult, SimConfig
 
 # matplotlib is the bench extra's, not a runtime dependency: it is imported only when a chart
 # is drawn, so importing the balancer (as every provider does) never needs it.
@@ -19,7 +19,15 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 # The runs drawn over time (the rest would only clutter the panel).
-_TIMELINE_LABELS = ("lbh", "lbh+headroom", "round_robin", "least_inflight", "p2c")
+_TIMELINE_LABELS = ("lbh", "lbh+headroom", "lbh_adaptive", "round_robin", "least_inflight", "p2c")
+
+BASELINE_LABELS = ("round_robin", "random", "least_inflight", "p2c", "p2c+recycle", "single")
+"""The runs lbh_adaptive's targets compare with: every baseline, with or without recycling."""
+
+ADAPTIVE_LABEL = "lbh_adaptive"
+P99_TARGET = 1.1  # lbh_adaptive's p99 at most this times the best baseline's
+IN_TIME_S = 10.0  # a trace finished within this of its last arrival is finished in time
+BURST_P99_MS = 10_000.0  # lbh+headroom's burst result, which lbh_adaptive must keep
 
 _COLUMNS = (
     "scenario",
@@ -81,6 +89,17 @@ def timeline_csv_text(results: Sequence[RunResult]) -> str:
     for r in results:
         for s in r.timeline:
             writer.writerow((r.scenario, r.label, s.t, s.completed, s.waiting, f"{s.lbh:.4f}"))
+    return out.getvalue()
+
+
+def seeds_csv_text(by_seed: Mapping[int, Sequence[RunResult]]) -> str:
+    """One row per seed and run, every measure but the timeline."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(("seed", *_COLUMNS))
+    for seed, results in by_seed.items():
+        for r in results:
+            writer.writerow([seed, *(_cell(getattr(r, column)) for column in _COLUMNS)])
     return out.getvalue()
 
 
@@ -183,3 +202,96 @@ def _health(ax: Axes, results: Sequence[RunResult]) -> None:
     ax.set_xlabel("time (s)")
     ax.legend(fontsize=8, loc="upper left")
     queue.legend(fontsize=8, loc="upper right")
+
+
+def seeds_table(
+    by_seed: Mapping[int, Sequence[RunResult]], configs: Mapping[str, SimConfig]
+) -> str:
+    """Median and spread (min-max) over the seeds per scenario and strategy, then
+    lbh_adaptive's targets scenario by scenario."""
+    seeds = list(by_seed)
+    runs = [r for results in by_seed.values() for r in results]
+    lines = [f"over seeds {_seed_list(seeds)}: median [min-max]"]
+    for scenario in dict.fromkeys(r.scenario for r in runs):
+        lines += ["", f"scenario {scenario}", _SPREAD_HEAD]
+        for label in dict.fromkeys(r.label for r in runs if r.scenario == scenario):
+            same = [r for r in runs if (r.scenario, r.label) == (scenario, label)]
+            lines.append(_spread_row(label, same))
+    lines += ["", *_targets(by_seed, configs)]
+    return "\n".join(lines)
+
+
+_SPREAD_HEAD = (
+    f"{'strategy':15} {'p99_ms':>22} {'complete_s':>19} {'oom kills':>13} {'recycles':>11} "
+    f"{'finished':>8}"
+)
+
+
+def _spread_row(label: str, runs: Sequence[RunResult]) -> str:
+    p99 = _spread([r.p99_ms for r in runs], "{:.0f}")
+    complete = _spread([r.completion_s for r in runs], "{:.1f}")
+    oom = _spread([float(r.crashes) for r in runs], "{:.0f}")
+    recycles = _spread([float(r.recycles) for r in runs], "{:.0f}")
+    finished = f"{sum(r.completed == r.tasks for r in runs)}/{len(runs)}"
+    return f"{label:15} {p99:>22} {complete:>19} {oom:>13} {recycles:>11} {finished:>8}"
+
+
+def _spread(values: Sequence[float], fmt: str) -> str:
+    """'median [min-max]'; a cut-off run (nan) counts as the longest, and shows as 'cut'."""
+    ranked = sorted(values, key=lambda v: (math.isnan(v), v))
+    return f"{_fmt(_median(ranked), fmt)} [{_fmt(ranked[0], fmt)}-{_fmt(ranked[-1], fmt)}]"
+
+
+def _median(ranked: Sequence[float]) -> float:
+    """The median of values already in order (nan if the middle is a cut-off run)."""
+    mid = len(ranked) // 2
+    return ranked[mid] if len(ranked) % 2 else (ranked[mid - 1] + ranked[mid]) / 2
+
+
+def _fmt(value: float, fmt: str) -> str:
+    return "cut" if math.isnan(value) else fmt.format(value)
+
+
+def _seed_list(seeds: Sequence[int]) -> str:
+    contiguous = seeds == list(range(seeds[0], seeds[0] + len(seeds)))
+    return f"{seeds[0]}-{seeds[-1]}" if contiguous and len(seeds) > 1 else ",".join(map(str, seeds))
+
+
+def _targets(
+    by_seed: Mapping[int, Sequence[RunResult]], configs: Mapping[str, SimConfig]
+) -> list[str]:
+    """Per scenario: lbh_adaptive's p99 over the best baseline's, seed by seed; whether it
+    finished in time; and, in bursts, its p99 and OOM kills at the first seed."""
+    seeds = list(by_seed)
+    lines = [
+        f"{ADAPTIVE_LABEL} targets: p99 <= {P99_TARGET:g} x the best baseline's "
+        f"({', '.join(BASELINE_LABELS)}), trace finished within {IN_TIME_S:g} s of its last "
+        f"arrival; in bursts, at seed {seeds[0]}, p99 <= {BURST_P99_MS / 1000:g} s and 0 OOM kills",
+        f"{'scenario':12} {'p99 / best baseline p99, per seed':>36} {'median':>7} {'worst':>6} "
+        f"{'in time':>8} {'holds':>6}",
+    ]
+    scenarios = dict.fromkeys(r.scenario for results in by_seed.values() for r in results)
+    return lines + [_target_row(scenario, by_seed, configs[scenario]) for scenario in scenarios]
+
+
+def _target_row(
+    scenario: str, by_seed: Mapping[int, Sequence[RunResult]], config: SimConfig
+) -> str:
+    """One scenario's line of the targets: ratios per seed, median, worst, in time, verdict."""
+    ratios, on_time = [], 0
+    for results in by_seed.values():
+        rows = [r for r in results if r.scenario == scenario]
+        mine = next(r for r in rows if r.label == ADAPTIVE_LABEL)
+        best = min(r.p99_ms for r in rows if r.label in BASELINE_LABELS)
+        ratios.append(mine.p99_ms / best if mine.completed == mine.tasks else math.inf)
+        on_time += mine.completion_s <= config.duration_s + IN_TIME_S  # nan (cut off): False
+    holds = max(ratios) <= P99_TARGET and on_time == len(ratios)
+    if config.burst:
+        first = next(iter(by_seed.values()))
+        mine = next(r for r in first if r.scenario == scenario and r.label == ADAPTIVE_LABEL)
+        holds = holds and mine.p99_ms <= BURST_P99_MS and mine.crashes == 0
+    per_seed = " ".join(f"{x:.2f}" for x in ratios)
+    return (
+        f"{scenario:12} {per_seed:>36} {_median(sorted(ratios)):7.2f} "
+        f"{max(ratios):6.2f} {on_time:>4}/{len(ratios):<3} {'yes' if holds else 'NO':>6}"
+    )

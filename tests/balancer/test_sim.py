@@ -22,7 +22,8 @@ from balancer.sim import (
     make_trace,
     run,
 )
-from balancer.sim.__main__ import main
+from balancer.sim.__main__ import main, parse_seeds
+from balancer.sim.engine import node_speeds
 from balancer.sim.node import SimNode
 from balancer.sim.report import chart, csv_text, table, timeline_csv_text
 
@@ -202,3 +203,69 @@ def test_command_writes_csv_and_png(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "scenario steady-30" in out
     assert "scenario burst-30" in out
+    assert "scenario creep-120" in out
+    assert "scenario hetero-160" in out
+
+
+def test_creep_scenario_starts_nodes_with_leaked_memory():
+    """A creep scenario draws each node's starting memory within its bounds; others start fresh."""
+    config = dataclasses.replace(LIGHT, creep_from=0.55, creep_to=0.68)
+    leaks = _scenario(config).start_leak_mb
+    model = config.model
+    assert len(leaks) == config.nodes
+    for leak in leaks:
+        assert 0.55 <= (model.base_mb + leak) / model.budget_mb <= 0.68
+    assert _scenario().start_leak_mb == ()
+
+
+def test_adding_a_creep_does_not_change_the_trace():
+    """The starting leaks are drawn last, so the trace and neighbour stay as without them."""
+    plain, crept = _scenario(), _scenario(dataclasses.replace(LIGHT, creep_to=0.6))
+    assert (plain.trace, plain.noise) == (crept.trace, crept.noise)
+
+
+def test_node_speeds_default_to_one_slow_node_or_follow_the_config():
+    """Without speeds the last node runs at slow_speed; with them, each node at its own."""
+    assert node_speeds(LIGHT) == (1.0, 1.0, 1.0, 1.0, LIGHT.slow_speed)
+    given = dataclasses.replace(LIGHT, speeds=(1.6, 1.2, 1.0, 0.6, 0.3))
+    assert node_speeds(given) == (1.6, 1.2, 1.0, 0.6, 0.3)
+    with pytest.raises(ValueError, match="speeds"):
+        node_speeds(dataclasses.replace(LIGHT, speeds=(1.0,)))
+
+
+def test_lbh_adaptive_finishes_light_load_without_pausing_the_cluster():
+    """Under light load lbh_adaptive sends everything and never pauses or recycles."""
+    result = run(_scenario(), RunSpec("lbh_adaptive", "lbh_adaptive", recycle=True))
+    assert result.completed == result.tasks
+    assert (result.paused_s, result.forced, result.recycles, result.crashes) == (0.0, 0, 0, 0)
+
+
+def test_seeds_parse_as_ranges_and_lists():
+    """'1-5' is seeds 1 to 5, '1,3' is 1 and 3, '' is none."""
+    assert parse_seeds("1-5") == [1, 2, 3, 4, 5]
+    assert parse_seeds("1,3") == [1, 3]
+    assert parse_seeds("") == []
+
+
+def test_command_with_seeds_prints_median_spread_and_targets(tmp_path, capsys):
+    """--seeds runs each seed and prints the spread table and lbh_adaptive's targets."""
+    argv = [
+        "--rates",
+        "30",
+        "--duration",
+        "3",
+        "--burst",
+        "10",
+        "--burst-at",
+        "1",
+        "--seeds",
+        "1-2",
+    ]
+    argv += ["--creep-rate", "30", "--hetero-rate", "30", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "over seeds 1-2: median [min-max]" in out
+    assert "lbh_adaptive targets" in out
+    for scenario in ("steady-30", "burst-30", "creep-30", "hetero-30"):
+        assert f"scenario {scenario}" in out
+    assert (tmp_path / "seeds.csv").read_text().startswith("seed,scenario,label")

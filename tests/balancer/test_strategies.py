@@ -14,7 +14,7 @@ from balancer.strategies import _Baseline
 
 from .generators import node_lists, task_lists
 
-BASELINES = [name for name in STRATEGY_NAMES if name != "lbh"]
+BASELINES = [name for name in STRATEGY_NAMES if not name.startswith("lbh")]
 PROPERTY = settings(max_examples=100, deadline=None)
 
 

@@ -1,0 +1,371 @@
+"""`lbh_adaptive`: LBH's state plane and memory check, with the rules of adaptive_rules.py.
+
+A sibling of `LBHScheduler` (which stays as lbh-spec.md says). Per round:
+
+1. d is read live: the sample's d moved by delta per task started or finished since the sample.
+2. Zones and LBH come from that live d.
+3. Tasks go in LBH's dispatch order. Each goes to the node with the fewest live in-flight tasks
+   among those with room: memory left after the headroom, and a predicted d that stays within
+   Dis_avemax (or fewer than `min_inflight` tasks in flight). Writes avoid zone III nodes and,
+   between nodes with as few tasks in flight, take zone I first. There is no cluster-wide
+   pause: a loaded node stops taking work and the others go on.
+4. A round that sends nothing while tasks wait is a pause. After a pause of `ramp_after_s` or
+   more, each node's in-flight count is capped by a ceiling that rises with time (the ramp).
+5. After `max_pause_s` of pause, the valve sends reads where memory allows, a few per node.
+6. When LBH has stayed below 0 for `max_pause_s`, held there by memory alone, with no zone III
+   node, the decision names the highest-d node to recycle; the caller drains and restarts it.
+
+Time comes in as an argument and what the strategy remembers is a frozen `AdaptiveState`, so
+`AdaptivePolicy.decide` is a pure function; `LBHAdaptive` keeps the state between rounds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+
+from balancer.adaptive_rules import (
+    NodeLoad,
+    choose,
+    deadlock_exit,
+    lasted,
+    live_distance,
+    memory_bound,
+    ramp_limit,
+    room,
+    since_while,
+    usable_free_mb,
+    valve_choice,
+)
+from balancer.calibration import Calibration
+from balancer.lbh import DEFAULT_DELTA, _demand_table, check_node_ids
+from balancer.plan import Plan
+from balancer.state import NodeState, Zone, zoning
+from balancer.tasks import Task, TaskClass, dispatch_order
+
+DEFAULT_HEADROOM_MB = 100.0
+"""Memory kept out of the free memory packed against: about 10% of a 1,024 MB node budget.
+Enough for what calls leak between two samples; more (the 30% of lbh+headroom) makes nodes
+whose memory has crept refuse work long before they are in danger."""
+
+_NO_MEMORY_DEMAND: Mapping[TaskClass, float] = MappingProxyType({})
+_NO_SAMPLE_COUNTS: Mapping[str, int] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class AdaptiveSettings:
+    """The adaptive rules' knobs (defaults in brackets).
+
+    headroom_mb: memory kept out of each node's free memory [100].
+    max_pause_s: pause before the valve opens, and LBH < 0 time before the deadlock exit [5].
+    ramp_after_s: a pause at least this long is followed by the ramp [1, one sample interval:
+        a shorter pause left no trace in the samples].
+    ramp_start: in-flight ceiling per node when the ramp starts [2].
+    ramp_per_s: how fast the ceiling rises, tasks per second [8].
+    min_inflight: tasks any routable node may have in flight whatever its d says [4].
+    valve_per_node: reads the valve may send to one node per round [1].
+    """
+
+    headroom_mb: float = DEFAULT_HEADROOM_MB
+    max_pause_s: float = 5.0
+    ramp_after_s: float = 1.0
+    ramp_start: int = 2
+    ramp_per_s: float = 8.0
+    min_inflight: int = 4
+    valve_per_node: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("headroom_mb", "max_pause_s", "ramp_after_s", "ramp_per_s"):
+            value = float(getattr(self, name))
+            if not (math.isfinite(value) and value >= 0.0):
+                raise ValueError(f"{name} must be finite and >= 0, got {value}")
+        for name in ("ramp_start", "valve_per_node", "min_inflight"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True, slots=True)
+class AdaptiveState:
+    """What lbh_adaptive remembers between rounds; start from `AdaptiveState()`.
+
+    paused_since: first round of the current pause (None: not paused).
+    resumed_at: end of the last pause long enough to ramp after (None: none yet).
+    stuck_since: first round of the current stretch of LBH < 0 held there by memory alone
+        (see `memory_bound`; None: not now).
+    """
+
+    paused_since: float | None = None
+    resumed_at: float | None = None
+    stuck_since: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One round's answer: the plan, the state to pass to the next round, and what to do.
+
+    plan.assignments includes the valve's (listed again in `forced`, for the metric).
+    recycle_now: the node the deadlock exit names, for the caller to drain and restart (its
+    one-at-a-time and cool-down rules still apply); None most of the time.
+    """
+
+    plan: Plan
+    state: AdaptiveState
+    forced: list[tuple[str, str]] = field(default_factory=list)
+    recycle_now: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AdaptivePolicy:
+    """The settings of lbh_adaptive and its pure round function `decide`."""
+
+    calibration: Calibration
+    delta: float = DEFAULT_DELTA
+    demand: Mapping[TaskClass, float] = field(default_factory=lambda: _demand_table({}))
+    settings: AdaptiveSettings = field(default_factory=AdaptiveSettings)
+
+    def decide(
+        self,
+        state: AdaptiveState,
+        nodes: Sequence[NodeState],
+        tasks: Sequence[Task],
+        now: float | None,
+        sampled_inflight: Mapping[str, int] = _NO_SAMPLE_COUNTS,
+    ) -> Decision:
+        """Place one round's tasks. `now` is the caller's clock in seconds (any origin); None
+        turns off the rules that need time (ramp, valve, deadlock exit) and keeps `state`.
+        `sampled_inflight` is each node's in-flight count when its sample was taken (a node
+        missing there is taken as sampled now)."""
+        ids = check_node_ids(nodes)
+        live = self._live_distances(nodes, sampled_inflight)
+        zones, lbh = self._zones(nodes, live), _health(nodes, live, self.calibration)
+        stuck = memory_bound(lbh, _health(nodes, [n.memory for n in nodes], self.calibration))
+        ramp_from = None if now is None else self._ramp_from(state, now)
+        ramp = None if now is None or ramp_from is None else now - ramp_from
+        placed = _Round(self, nodes, live, zones, ramp).place(tasks)
+        paused = bool(tasks) and not placed
+        forced: list[tuple[int, int]] = []
+        recycle_now = None
+        if now is not None:
+            state = self._next_state(state, paused, stuck, ramp_from, now)
+            if paused and lasted(state.paused_since, now, self.settings.max_pause_s):
+                forced = _Round(self, nodes, live, zones, None).valve(tasks)
+            recycle_now = deadlock_exit(
+                dict(zip(ids, zones, strict=True)),
+                dict(zip(ids, live, strict=True)),
+                state.stuck_since,
+                now,
+                self.settings.max_pause_s,
+            )
+            if recycle_now is not None:  # give the restart a full max_pause to show
+                state = replace(state, stuck_since=now)
+        return Decision(
+            plan=_plan(ids, tasks, placed + forced, zones, live, lbh, paused),
+            state=state,
+            forced=[(tasks[t].task_id, ids[n]) for t, n in forced],
+            recycle_now=recycle_now,
+        )
+
+    def _live_distances(
+        self, nodes: Sequence[NodeState], sampled_inflight: Mapping[str, int]
+    ) -> list[float]:
+        sampled = zoning(nodes, self.calibration).distances
+        return [
+            live_distance(d, n.inflight, sampled_inflight.get(n.node_id, n.inflight), self.delta)
+            for d, n in zip(sampled, nodes, strict=True)
+        ]
+
+    def _zones(self, nodes: Sequence[NodeState], live: Sequence[float]) -> list[Zone]:
+        ave, high = self.calibration.dis_ave, self.calibration.dis_avemax
+        return [
+            Zone.DOWN if n.down else Zone.I if d <= ave else Zone.II if d <= high else Zone.III
+            for n, d in zip(nodes, live, strict=True)
+        ]
+
+    def _ramp_from(self, state: AdaptiveState, now: float) -> float | None:
+        """When the current ramp started: now, if this round ends a long enough pause (so the
+        first round out of it is already capped), else the last resume."""
+        if lasted(state.paused_since, now, self.settings.ramp_after_s):
+            return now
+        return state.resumed_at
+
+    def _next_state(
+        self,
+        state: AdaptiveState,
+        paused: bool,
+        stuck: bool,
+        ramp_from: float | None,
+        now: float,
+    ) -> AdaptiveState:
+        return AdaptiveState(
+            paused_since=since_while(state.paused_since, paused, now),
+            resumed_at=state.resumed_at if paused else ramp_from,
+            stuck_since=since_while(state.stuck_since, stuck, now),
+        )
+
+
+def _health(
+    nodes: Sequence[NodeState], distances: Sequence[float], calibration: Calibration
+) -> float:
+    """LBH of `distances` (one per node), exactly rounded like the spec's."""
+    ave = calibration.dis_ave
+    return math.fsum(ave - d for n, d in zip(nodes, distances, strict=True) if not n.down)
+
+
+def _plan(
+    ids: list[str],
+    tasks: Sequence[Task],
+    pairs: list[tuple[int, int]],
+    zones: list[Zone],
+    live: list[float],
+    lbh: float,
+    paused: bool,
+) -> Plan:
+    given = {t for t, _ in pairs}
+    return Plan(
+        assignments=[(tasks[t].task_id, ids[n]) for t, n in pairs],
+        held=[task.task_id for i, task in enumerate(tasks) if i not in given],
+        recycle=[ids[i] for i, zone in enumerate(zones) if zone is Zone.III],
+        zones=dict(zip(ids, zones, strict=True)),
+        lbh=lbh,
+        paused=paused,
+        distances=dict(zip(ids, live, strict=True)),
+    )
+
+
+class _Round:
+    """One round's bookkeeping: per routable node, live load and room."""
+
+    def __init__(
+        self,
+        policy: AdaptivePolicy,
+        nodes: Sequence[NodeState],
+        live: Sequence[float],
+        zones: Sequence[Zone],
+        since_resume_s: float | None,
+    ) -> None:
+        s = policy.settings
+        self._policy = policy
+        self._index = [i for i, z in enumerate(zones) if z is not Zone.DOWN]
+        ceiling = ramp_limit(since_resume_s, s.ramp_start, s.ramp_per_s)
+        self._loads: list[NodeLoad] = []
+        for i in self._index:
+            node = nodes[i]
+            room_left = room(
+                live[i],
+                policy.calibration.dis_avemax,
+                policy.delta,
+                node.inflight,
+                s.min_inflight,
+                1 << 30,
+            )
+            if ceiling is not None:
+                room_left = min(room_left, max(0, ceiling - node.inflight))
+            free = usable_free_mb(node.free_memory_mb, s.headroom_mb)
+            self._loads.append(NodeLoad(node.node_id, node.inflight, live[i], room_left, free))
+
+    def _give(self, k: int, need_mb: float) -> None:
+        n = self._loads[k]
+        self._loads[k] = NodeLoad(
+            n.node_id,
+            n.inflight + 1,
+            n.d_hat + self._policy.delta,
+            n.room_left - 1,
+            None if n.free_left_mb is None else n.free_left_mb - need_mb,
+        )
+
+    def place(self, tasks: Sequence[Task]) -> list[tuple[int, int]]:
+        """(task index, node index) pairs in dispatch order; a held write holds its account's
+        later writes, as in LBH."""
+        out: list[tuple[int, int]] = []
+        blocked: set[str] = set()
+        cal = self._policy.calibration
+        for t in dispatch_order(tasks):
+            task = tasks[t]
+            if task.account in blocked and task.cls.is_write:
+                continue
+            need = self._policy.demand[task.cls]
+            k = choose(self._loads, need, task.cls.is_write, cal.dis_ave, cal.dis_avemax)
+            if k is None:
+                if task.cls.is_write and task.account is not None:
+                    blocked.add(task.account)
+                continue
+            self._give(k, need)
+            out.append((t, self._index[k]))
+        return out
+
+    def valve(self, tasks: Sequence[Task]) -> list[tuple[int, int]]:
+        """The valve's (task index, node index) pairs: reads, oldest first, spread."""
+        out: list[tuple[int, int]] = []
+        given: dict[str, int] = {}
+        per_node = self._policy.settings.valve_per_node
+        for t in dispatch_order(tasks):
+            if tasks[t].cls.is_write:
+                continue
+            need = self._policy.demand[tasks[t].cls]
+            k = valve_choice(self._loads, need, given, per_node)
+            if k is None:
+                break
+            node_id = self._loads[k].node_id
+            given[node_id] = given.get(node_id, 0) + 1
+            self._give(k, need)
+            out.append((t, self._index[k]))
+        return out
+
+
+class LBHAdaptive:
+    """The `lbh_adaptive` strategy: an AdaptivePolicy and the state it carries between rounds.
+
+    `decide(nodes, tasks, now=..., sampled_inflight=...)` is the full interface. `plan(nodes,
+    tasks)` answers the Strategy protocol without a clock: the rules that need time (ramp,
+    valve, deadlock exit) are then off.
+    """
+
+    name = "lbh_adaptive"
+
+    def __init__(
+        self,
+        dis_avemin: float,
+        dis_avemax: float,
+        delta: float = DEFAULT_DELTA,
+        task_memory_mb: Mapping[TaskClass, float] = _NO_MEMORY_DEMAND,
+        settings: AdaptiveSettings | None = None,
+    ) -> None:
+        delta = float(delta)
+        if not (math.isfinite(delta) and delta >= 0.0):
+            raise ValueError(f"delta must be a finite number >= 0, got {delta}")
+        self._policy = AdaptivePolicy(
+            Calibration(dis_avemin, dis_avemax),
+            delta,
+            _demand_table(task_memory_mb),
+            settings or AdaptiveSettings(),
+        )
+        self._state = AdaptiveState()
+
+    @property
+    def policy(self) -> AdaptivePolicy:
+        """The settings in use."""
+        return self._policy
+
+    @property
+    def state(self) -> AdaptiveState:
+        """What the strategy remembers from the rounds so far."""
+        return self._state
+
+    def plan(self, nodes: Sequence[NodeState], tasks: Sequence[Task]) -> Plan:
+        """The Strategy protocol: a round without a clock (time-based rules off)."""
+        return self.decide(nodes, tasks).plan
+
+    def decide(
+        self,
+        nodes: Sequence[NodeState],
+        tasks: Sequence[Task],
+        *,
+        now: float | None = None,
+        sampled_inflight: Mapping[str, int] = _NO_SAMPLE_COUNTS,
+    ) -> Decision:
+        """One round at `now`; the state moves on to the decision's."""
+        decision = self._policy.decide(self._state, nodes, tasks, now, sampled_inflight)
+        self._state = decision.state
+        return decision

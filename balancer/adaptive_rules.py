@@ -1,0 +1,172 @@
+"""The rules of `lbh_adaptive`, each a pure function of plain values.
+
+`balancer/adaptive.py` composes them into a strategy. Each rule answers one of the costs the
+simulator found in spec-literal LBH (docs/balancer.md, "Where LBH loses"): memory packed to the
+last megabyte, one-second-old samples, reads sent to the busiest zone, a backlog dumped after a
+pause, a safety valve that ignores memory, and the memory-creep deadlock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from balancer.state import Zone
+
+
+def usable_free_mb(free_mb: float | None, headroom_mb: float) -> float | None:
+    """The free memory to pack against: the caller's figure less `headroom_mb`.
+
+    The headroom absorbs what the nodes leak between two samples and keeps them below the GC
+    pressure of a full budget. An unknown figure (None) stays unknown: it never blocks a task.
+    """
+    return None if free_mb is None else free_mb - headroom_mb
+
+
+def live_distance(
+    sampled_d: float, inflight_now: int, inflight_at_sample: int, delta: float
+) -> float:
+    """d now: the sampled d moved by `delta` per task started (or finished) since the sample.
+
+    A sample is up to one interval old; the in-flight count is live. Never below 0.
+    """
+    return max(0.0, sampled_d + delta * (inflight_now - inflight_at_sample))
+
+
+def room(
+    live_d: float, dis_avemax: float, delta: float, inflight: int, floor: int, limit: int
+) -> int:
+    """Tasks a node may still take: as many as keep its predicted d within Dis_avemax (out of
+    zone III), and in any case enough to have `floor` tasks in flight.
+
+    This is the admission control that replaces the cluster-wide pause: a loaded node stops
+    taking work, the others go on. The floor is there because d is a sample up to a second old
+    and its CPU ratio saturates at 1: a node with a few calls in flight serves them at full
+    speed whatever its last sample said. At most `limit` (the round's task count).
+    """
+    by_floor = max(0, floor - inflight)
+    if delta == 0.0:
+        by_distance = limit if live_d <= dis_avemax else 0
+    else:
+        by_distance = max(0, math.floor((dis_avemax - live_d) / delta))
+    return min(limit, max(by_distance, by_floor))
+
+
+def ramp_limit(since_resume_s: float | None, start: int, per_s: float) -> int | None:
+    """The in-flight ceiling per node while a backlog is released after a pause.
+
+    `start` tasks at the resume, `per_s` more each second after it, so the backlog goes out as
+    the nodes show they can take it instead of all at once. None (no ceiling) with no pause
+    behind.
+    """
+    if since_resume_s is None:
+        return None
+    return start + math.floor(per_s * max(0.0, since_resume_s))
+
+
+def fits(free_left_mb: float | None, need_mb: float) -> bool:
+    """A node with `free_left_mb` (None: unknown) has room for a task needing `need_mb`."""
+    return free_left_mb is None or free_left_mb >= need_mb
+
+
+@dataclass(frozen=True, slots=True)
+class NodeLoad:
+    """A candidate node as a round sees it before one task is placed.
+
+    inflight: live count, this round's tasks included.
+    d_hat: live d plus delta per task this round gave it.
+    room_left: tasks it may still take this round; free_left_mb: usable memory left (None:
+    unknown).
+    """
+
+    node_id: str
+    inflight: int
+    d_hat: float
+    room_left: int
+    free_left_mb: float | None
+
+
+def choose(
+    loads: Sequence[NodeLoad], need_mb: float, is_write: bool, dis_ave: float, dis_avemax: float
+) -> int | None:
+    """Index in `loads` of the node for one task, or None if none may take it.
+
+    Balancing is on the live in-flight count, across zones, as least-connections does; ties go
+    to the lower id (a d up to a second old is a worse tie-breaker than a fixed order, the
+    simulator says). Zones still keep writes off loaded nodes: a write goes to a node in
+    predicted zone III (d_hat > Dis_avemax) only if no other node may take it, and between
+    nodes with as few tasks in flight, to zone I (d_hat <= Dis_ave) first.
+    """
+    eligible = [i for i, n in enumerate(loads) if n.room_left > 0 and fits(n.free_left_mb, need_mb)]
+    if not eligible:
+        return None
+    if not is_write:
+        return min(eligible, key=lambda i: (loads[i].inflight, loads[i].node_id))
+    eligible = [i for i in eligible if loads[i].d_hat <= dis_avemax] or eligible
+    return min(
+        eligible, key=lambda i: (loads[i].inflight, loads[i].d_hat > dis_ave, loads[i].node_id)
+    )
+
+
+def valve_choice(
+    loads: Sequence[NodeLoad], need_mb: float, given: Mapping[str, int], per_node: int
+) -> int | None:
+    """The safety valve's node for one read: memory room left, fewer than `per_node` valve
+    reads this round, then the fewest in flight (ties: lower id). None if no node qualifies.
+
+    Unlike the spec's valve it respects memory and spreads over nodes, so a long pause cannot
+    pile every waiting read on one node.
+    """
+    eligible = [
+        i
+        for i, n in enumerate(loads)
+        if fits(n.free_left_mb, need_mb) and given.get(n.node_id, 0) < per_node
+    ]
+    if not eligible:
+        return None
+    return min(eligible, key=lambda i: (loads[i].inflight, loads[i].node_id))
+
+
+def since_while(previous: float | None, condition: bool, now: float) -> float | None:
+    """When `condition` started holding without a break (None while it does not hold)."""
+    if not condition:
+        return None
+    return now if previous is None else previous
+
+
+def lasted(since: float | None, now: float, limit_s: float) -> bool:
+    """Whether something that started at `since` (None: not happening) has lasted `limit_s`."""
+    return since is not None and now - since >= limit_s
+
+
+def memory_bound(lbh: float, memory_lbh: float) -> bool:
+    """LBH is below 0 and memory alone keeps it there: LBH with every CPU ratio at 0
+    (sum of Dis_ave - m) is below 0 too.
+
+    This is the memory-creep deadlock: no pause or rest lowers leaked memory, only a restart
+    does. Load alone (a high CPU ratio) does not count: it passes once the work is done.
+    """
+    return lbh < 0.0 and memory_lbh < 0.0
+
+
+def deadlock_exit(
+    zones: Mapping[str, Zone],
+    distances: Mapping[str, float],
+    stuck_since: float | None,
+    now: float,
+    max_pause_s: float,
+) -> str | None:
+    """The node to recycle when LBH has been held below 0 by memory (`stuck_since`, see
+    `memory_bound`) for `max_pause_s`, with no zone III node.
+
+    With no node in zone III the spec's recycling never starts, and leaked memory never
+    leaves by itself. The highest-d routable node goes (ties: lowest id), never the last
+    routable one. None when the rule does not apply.
+    """
+    routable = [node for node, zone in zones.items() if zone is not Zone.DOWN]
+    if len(routable) < 2 or any(zones[node] is Zone.III for node in routable):
+        return None
+    if not lasted(stuck_since, now, max_pause_s):
+        return None
+    return min(routable, key=lambda node: (-distances[node], node))

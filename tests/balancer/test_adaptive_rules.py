@@ -1,0 +1,298 @@
+"""Properties of each lbh_adaptive rule, a pure function of plain values (hypothesis)."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from balancer import Zone
+from balancer.adaptive_rules import (
+    NodeLoad,
+    choose,
+    deadlock_exit,
+    fits,
+    lasted,
+    live_distance,
+    memory_bound,
+    ramp_limit,
+    room,
+    since_while,
+    usable_free_mb,
+    valve_choice,
+)
+
+PROPERTY = settings(max_examples=150, deadline=None)
+AVE, HIGH = 0.683, 1.071  # the simulator's Dis_ave and Dis_avemax
+
+_D = st.floats(0.0, math.sqrt(2))
+_DELTA = st.one_of(st.just(0.0), st.floats(0.001, 0.5))
+_COUNT = st.integers(0, 40)
+_FREE = st.one_of(st.none(), st.floats(-50.0, 500.0))
+_TIME = st.floats(0.0, 1e4)
+
+
+@st.composite
+def _loads(draw: st.DrawFn, min_size: int = 0) -> list[NodeLoad]:
+    ids = draw(st.lists(st.sampled_from("ABCDEFGH"), unique=True, min_size=min_size))
+    return [
+        NodeLoad(
+            node_id,
+            draw(st.integers(0, 6)),
+            draw(st.sampled_from([0.2, 0.5, 0.683, 0.9, 1.2])),
+            draw(st.integers(0, 3)),
+            draw(st.one_of(st.none(), st.sampled_from([0.0, 4.0, 16.0, 100.0]))),
+        )
+        for node_id in ids
+    ]
+
+
+@st.composite
+def _zones(draw: st.DrawFn) -> tuple[dict[str, Zone], dict[str, float]]:
+    ids = draw(st.lists(st.sampled_from("ABCDEF"), unique=True, max_size=6))
+    zones = {i: draw(st.sampled_from(list(Zone))) for i in ids}
+    distances = {i: draw(st.sampled_from([0.3, 0.7, 0.9, 1.1])) for i in ids}
+    return zones, distances
+
+
+# --- headroom ---------------------------------------------------------------------------
+
+
+@PROPERTY
+@given(_FREE, st.floats(0.0, 1000.0))
+def test_headroom_is_taken_off_a_known_free_figure(free, headroom):
+    """A known free figure shrinks by exactly the headroom; an unknown one stays unknown."""
+    usable = usable_free_mb(free, headroom)
+    assert usable is None if free is None else usable == free - headroom
+
+
+@PROPERTY
+@given(_FREE, st.floats(0.0, 100.0), st.floats(0.0, 100.0))
+def test_more_headroom_never_fits_more(free, small, extra):
+    """A task that fits with a larger headroom fits with a smaller one."""
+    need = 10.0
+    if fits(usable_free_mb(free, small + extra), need):
+        assert fits(usable_free_mb(free, small), need)
+
+
+# --- samples' age -----------------------------------------------------------------------
+
+
+@PROPERTY
+@given(_D, _COUNT, _COUNT, _DELTA)
+def test_live_distance_moves_by_delta_per_task_since_the_sample(d, now, then, delta):
+    """d now is the sample's d plus delta per task started since (minus per task finished),
+    never below 0."""
+    assert live_distance(d, now, then, delta) == max(0.0, d + delta * (now - then))
+
+
+@PROPERTY
+@given(_D, _COUNT, _DELTA)
+def test_live_distance_is_the_sample_when_nothing_changed(d, count, delta):
+    """With the same in-flight count as at the sample, d is the sample's."""
+    assert live_distance(d, count, count, delta) == d
+
+
+@PROPERTY
+@given(_D, _COUNT, _COUNT, st.floats(0.001, 0.5))
+def test_live_distance_grows_with_the_live_count(d, now, then, delta):
+    """More tasks in flight now never means a smaller live d."""
+    assert live_distance(d, now + 1, then, delta) >= live_distance(d, now, then, delta)
+
+
+# --- room (admission per node) ----------------------------------------------------------
+
+
+@PROPERTY
+@given(_D, st.floats(0.001, 0.5), _COUNT, st.integers(1, 10))
+def test_room_keeps_predicted_distance_within_dis_avemax_above_the_floor(d, delta, inflight, fl):
+    """Beyond the floor, taking its room never pushes a node's predicted d past Dis_avemax."""
+    high = 1.0
+    granted = room(d, high, delta, inflight, fl, 10_000)
+    if granted > max(0, fl - inflight):
+        assert d + delta * granted <= high + 1e-9
+
+
+@PROPERTY
+@given(_D, _DELTA, _COUNT, st.integers(1, 10))
+def test_room_always_reaches_the_floor(d, delta, inflight, fl):
+    """A node with fewer than `floor` tasks in flight may always take enough to reach it."""
+    assert room(d, 1.0, delta, inflight, fl, 10_000) >= fl - inflight
+
+
+@PROPERTY
+@given(_D, _DELTA, _COUNT, st.integers(1, 10), st.integers(0, 50))
+def test_room_never_exceeds_the_limit(d, delta, inflight, fl, limit):
+    """Room is capped by the round's task count."""
+    assert 0 <= room(d, 1.0, delta, inflight, fl, limit) <= limit
+
+
+@PROPERTY
+@given(_D, _D, st.floats(0.001, 0.5), _COUNT, st.integers(1, 10))
+def test_room_shrinks_as_distance_grows(d1, d2, delta, inflight, fl):
+    """A node further from the origin never has more room."""
+    near, far = sorted((d1, d2))
+    assert room(far, 1.0, delta, inflight, fl, 999) <= room(near, 1.0, delta, inflight, fl, 999)
+
+
+# --- ramp -------------------------------------------------------------------------------
+
+
+def test_no_ceiling_without_a_pause_behind():
+    """With no pause to ramp after, there is no in-flight ceiling."""
+    assert ramp_limit(None, 2, 8.0) is None
+
+
+@PROPERTY
+@given(st.floats(0.0, 100.0), st.floats(0.0, 100.0), st.integers(1, 10), st.floats(0.0, 50.0))
+def test_ramp_ceiling_rises_with_time_from_its_start(t1, t2, start, per_s):
+    """The ceiling starts at `start` and never falls as time since the resume grows."""
+    early, late = sorted((t1, t2))
+    assert ramp_limit(0.0, start, per_s) == start
+    low, high = ramp_limit(early, start, per_s), ramp_limit(late, start, per_s)
+    assert low is not None
+    assert high is not None
+    assert start <= low <= high
+
+
+@PROPERTY
+@given(st.floats(0.0, 100.0), st.integers(1, 10), st.floats(0.0, 50.0))
+def test_ramp_releases_at_most_its_rate(t, start, per_s):
+    """After t seconds the ceiling is at most start + per_s * t: a backlog is not dumped."""
+    ceiling = ramp_limit(t, start, per_s)
+    assert ceiling is not None
+    assert ceiling <= start + per_s * t
+
+
+# --- balancing --------------------------------------------------------------------------
+
+
+@PROPERTY
+@given(_loads(), st.sampled_from([0.0, 4.0, 16.0]), st.booleans())
+def test_choice_has_room_and_memory(loads, need, is_write):
+    """The chosen node has room left and fits the task's memory."""
+    k = choose(loads, need, is_write, AVE, HIGH)
+    if k is not None:
+        assert loads[k].room_left > 0
+        assert fits(loads[k].free_left_mb, need)
+
+
+@PROPERTY
+@given(_loads(), st.sampled_from([0.0, 4.0, 16.0]), st.booleans())
+def test_choice_is_none_only_when_no_node_may_take_the_task(loads, need, is_write):
+    """A task is refused only if no node has both room and memory for it."""
+    possible = any(n.room_left > 0 and fits(n.free_left_mb, need) for n in loads)
+    assert (choose(loads, need, is_write, AVE, HIGH) is None) == (not possible)
+
+
+def _eligible(loads: list[NodeLoad], need: float) -> list[NodeLoad]:
+    return [n for n in loads if n.room_left > 0 and fits(n.free_left_mb, need)]
+
+
+@PROPERTY
+@given(_loads(), st.sampled_from([0.0, 4.0, 16.0]))
+def test_reads_go_to_the_fewest_in_flight_across_zones(loads, need):
+    """A read goes to the eligible node of fewest live in-flight tasks, whatever its zone."""
+    k = choose(loads, need, False, AVE, HIGH)
+    if k is not None:
+        best = min((n.inflight, n.node_id) for n in _eligible(loads, need))
+        assert (loads[k].inflight, loads[k].node_id) == best
+
+
+@PROPERTY
+@given(_loads(), st.sampled_from([0.0, 4.0, 16.0]))
+def test_writes_stay_out_of_zone_iii_when_another_node_may_take_them(loads, need):
+    """A write goes to a predicted zone III node only if no node outside zone III may take it."""
+    k = choose(loads, need, True, AVE, HIGH)
+    outside = [n for n in _eligible(loads, need) if n.d_hat <= HIGH]
+    if k is not None and outside:
+        assert loads[k].d_hat <= HIGH
+
+
+@PROPERTY
+@given(_loads(), st.sampled_from([0.0, 4.0, 16.0]))
+def test_writes_go_to_the_fewest_in_flight_zone_i_first(loads, need):
+    """Outside zone III a write takes the fewest in flight, and on a tie a zone I node."""
+    k = choose(loads, need, True, AVE, HIGH)
+    outside = [n for n in _eligible(loads, need) if n.d_hat <= HIGH]
+    if k is not None and outside:
+        fewest = min(n.inflight for n in outside)
+        assert loads[k].inflight == fewest
+        if any(n.inflight == fewest and n.d_hat <= AVE for n in outside):
+            assert loads[k].d_hat <= AVE
+
+
+# --- safety valve -----------------------------------------------------------------------
+
+
+@PROPERTY
+@given(_loads(), st.sampled_from([0.0, 1.0, 16.0]), st.integers(1, 3))
+def test_valve_respects_memory(loads, need, per_node):
+    """The valve never picks a node without memory for the read."""
+    k = valve_choice(loads, need, {}, per_node)
+    if k is not None:
+        assert fits(loads[k].free_left_mb, need)
+
+
+@PROPERTY
+@given(_loads(min_size=1), st.integers(1, 3))
+def test_valve_spreads_over_nodes(loads, per_node):
+    """A node that had its share of valve reads this round gets no more."""
+    full = {n.node_id: per_node for n in loads}
+    assert valve_choice(loads, 0.0, full, per_node) is None
+    k = valve_choice(loads, 0.0, {}, per_node)
+    assert k is not None
+    assert loads[k].inflight == min(n.inflight for n in loads)
+
+
+# --- pause bookkeeping ------------------------------------------------------------------
+
+
+@PROPERTY
+@given(st.one_of(st.none(), _TIME), st.booleans(), _TIME)
+def test_since_while_keeps_the_start_of_an_unbroken_stretch(previous, holds, now):
+    """A stretch starts when its condition first holds, keeps that start, and ends with it."""
+    since = since_while(previous, holds, now)
+    if not holds:
+        assert since is None
+    else:
+        assert since == (now if previous is None else previous)
+
+
+@PROPERTY
+@given(st.one_of(st.none(), _TIME), _TIME, st.floats(0.0, 100.0))
+def test_lasted_needs_a_stretch_of_the_full_length(since, now, limit):
+    """Nothing that is not happening has lasted; a stretch has once now - since >= limit."""
+    assert lasted(since, now, limit) == (since is not None and now - since >= limit)
+
+
+# --- deadlock exit ----------------------------------------------------------------------
+
+
+@PROPERTY
+@given(st.floats(-3.0, 3.0), st.floats(-3.0, 3.0))
+def test_memory_bound_needs_both_healths_below_zero(lbh, memory_lbh):
+    """Memory holds LBH below 0 only if LBH and the memory-only LBH both are."""
+    assert memory_bound(lbh, memory_lbh) == (lbh < 0.0 and memory_lbh < 0.0)
+
+
+@PROPERTY
+@given(_zones(), st.one_of(st.none(), st.floats(0.0, 20.0)), st.floats(0.0, 20.0))
+def test_exit_names_the_highest_d_routable_node(zoning, since, now):
+    """When the exit fires it names the routable node of highest d, ties to the lowest id."""
+    zones, distances = zoning
+    node = deadlock_exit(zones, distances, since, now, 5.0)
+    if node is not None:
+        routable = [n for n, z in zones.items() if z is not Zone.DOWN]
+        assert node == min(routable, key=lambda n: (-distances[n], n))
+
+
+@PROPERTY
+@given(_zones(), st.one_of(st.none(), st.floats(0.0, 20.0)), st.floats(0.0, 20.0))
+def test_exit_fires_only_after_max_pause_with_no_zone_iii_and_a_spare_node(zoning, since, now):
+    """The exit needs max_pause of memory-bound LBH, no zone III node, two routable nodes."""
+    zones, distances = zoning
+    routable = [z for z in zones.values() if z is not Zone.DOWN]
+    due = lasted(since, now, 5.0) and Zone.III not in routable and len(routable) >= 2
+    assert (deadlock_exit(zones, distances, since, now, 5.0) is not None) == due
