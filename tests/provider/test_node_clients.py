@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI, Request
 
-from provider.chain import NodeClients, rpc
+from provider.chain import NodeClients
 from service_kit.ports import free_port
 from service_kit.serving import draining_server
 
@@ -55,7 +55,7 @@ async def test_calls_to_a_node_share_one_connection(node: FakeNode) -> None:
     clients = NodeClients(timeout_s=5.0)
     try:
         for _ in range(3):
-            assert await rpc(clients.get(node.url), "eth_blockNumber", []) == "0x2a"
+            assert await clients.get(node.url).request("eth_blockNumber", []) == "0x2a"
     finally:
         await clients.close()
     assert len(node.client_ports) == 3
@@ -66,7 +66,7 @@ async def test_web3_calls_go_through_the_same_client(node: FakeNode) -> None:
     """web3's own calls (w3.eth) use the kept connection too."""
     clients = NodeClients(timeout_s=5.0)
     try:
-        w3 = clients.get(node.url)
+        w3 = clients.get(node.url).web3
         assert await w3.eth.block_number == 42
         assert await w3.eth.block_number == 42
     finally:
