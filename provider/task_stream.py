@@ -7,6 +7,7 @@ result sink publishes one result and returns once it is durable.
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -103,6 +104,9 @@ class MemoryTaskSource(TaskSource):
         return record
 
     async def fetch(self, max_records: int, timeout_ms: int) -> list[TaskRecord]:
+        if not self._records:
+            # As a consumer does: an empty fetch waits out its timeout (and lets others run).
+            await asyncio.sleep(timeout_ms / 1000)
         taken, self._records = self._records[:max_records], self._records[max_records:]
         return taken
 
@@ -116,12 +120,15 @@ class MemoryTaskSource(TaskSource):
 
 
 class MemoryResultSink(ResultSink):
-    """Results kept in this process; `log` notes every publication, in order."""
+    """Results kept in this process; `log` notes every publication, in order. Each
+    publication takes `delay_s`, as a broker's acknowledgement does."""
 
-    def __init__(self, log: list[tuple[str, object]] | None = None) -> None:
+    def __init__(self, log: list[tuple[str, object]] | None = None, delay_s: float = 0.0) -> None:
         self.log: list[tuple[str, object]] = [] if log is None else log
         self.results: list[ResultMessage] = []
+        self._delay_s = delay_s
 
     async def publish(self, result: ResultMessage) -> None:
+        await asyncio.sleep(self._delay_s)
         self.log.append(("published", result.task_id))
         self.results.append(result)
