@@ -61,8 +61,8 @@ async def _service_state(settings: ConsumerServiceSettings) -> AsyncIterator[Ser
         tasks = TaskClient(kafka, producer)
         await tasks.start()
         stack.push_async_callback(tasks.stop)
-        nodes = CompactedTable(kafka, kafka.topic_node_states, NodeReport)
-        await nodes.start(producer)
+        nodes = CompactedTable(kafka, kafka.topic_node_states, NodeReport, producer)
+        await nodes.start()
         stack.push_async_callback(nodes.stop)
         yield ServiceState(settings, tasks, nodes)
 

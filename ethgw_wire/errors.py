@@ -127,6 +127,13 @@ class NodeBehindError(TaskError):
     retriable = True
 
 
+class NodeRefusedError(TaskError):
+    """The node answered the call with a JSON-RPC error of its own."""
+
+    code = "node_refused"
+    http_status = 502
+
+
 class ReceiptTimeoutError(TaskError):
     """The transaction was sent but no receipt came within the timeout."""
 

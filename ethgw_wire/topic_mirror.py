@@ -2,7 +2,9 @@
 
 Used for what services must share and keep: encrypted keystores (by address),
 signed transactions (by task id) and node states (by node id). Writes go to
-Kafka first (acks=all) and then into the local mirror.
+Kafka first (acks=all) and then into the local mirror. `TopicMirror` is the seam;
+`CompactedTable` mirrors a real topic, `MemoryTable` keeps the values in this
+process only (the monolith baseline, and tests of the logic above a mirror).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import Generic, TypeVar
 
@@ -28,13 +31,60 @@ class TableSyncTimeoutError(TimeoutError):
     """The mirror did not reach the topic's end in time."""
 
 
-class CompactedTable(Generic[M]):
+class TopicMirror(ABC, Generic[M]):
     """Latest value per key of one topic; `sync()` waits until the mirror is current."""
 
-    def __init__(self, settings: KafkaSettings, topic: str, model: type[M]) -> None:
+    def __init__(self, topic: str) -> None:
         self.topic = topic
-        self._model = model
         self._data: dict[str, M] = {}
+        self._changed = asyncio.Event()
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Begin mirroring (from the topic's first record)."""
+
+    @abstractmethod
+    async def stop(self) -> None:
+        """Stop mirroring; what was mirrored stays readable."""
+
+    @abstractmethod
+    async def sync(self, timeout_s: float = 10.0) -> None:
+        """Wait until every record written before this call is in the mirror."""
+
+    @abstractmethod
+    async def put(self, key: str, value: M) -> None:
+        """Durably write, then mirror (so a read right after a write sees it)."""
+
+    @abstractmethod
+    async def delete(self, keys: Iterable[str]) -> None:
+        """Durably write a tombstone per key, then forget the keys (every mirror does)."""
+
+    async def wait_changed(self, timeout_s: float) -> None:
+        """Return when a record arrives, or after `timeout_s`."""
+        self._changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout_s)
+
+    def get(self, key: str) -> M | None:
+        return self._data.get(key)
+
+    def items(self) -> list[tuple[str, M]]:
+        return list(self._data.items())
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class CompactedTable(TopicMirror[M]):
+    """A compacted Kafka topic mirrored by a consumer of all its partitions; writes
+    go through the producer it was given."""
+
+    def __init__(
+        self, settings: KafkaSettings, topic: str, model: type[M], producer: AIOKafkaProducer
+    ) -> None:
+        super().__init__(topic)
+        self._model = model
+        self._producer = producer
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.bootstrap_servers,
             group_id=None,
@@ -44,13 +94,12 @@ class CompactedTable(Generic[M]):
         )
         self._partitions: list[TopicPartition] = []
         self._reader: asyncio.Task[None] | None = None
-        self._changed = asyncio.Event()
 
-    async def start(self, producer: AIOKafkaProducer) -> None:
+    async def start(self) -> None:
         await self._consumer.start()
         # The producer's partitions_for waits for metadata; the consumer's
         # partitions_for_topic only reads what it already happens to have.
-        numbers = await producer.partitions_for(self.topic)
+        numbers = await self._producer.partitions_for(self.topic)
         self._partitions = [TopicPartition(self.topic, p) for p in sorted(numbers)]
         self._consumer.assign(self._partitions)
         await self._consumer.seek_to_beginning(*self._partitions)
@@ -81,7 +130,6 @@ class CompactedTable(Generic[M]):
             self._changed.set()
 
     async def sync(self, timeout_s: float = 10.0) -> None:
-        """Wait until every record written before this call is in the mirror."""
         ends = await self._consumer.end_offsets(self._partitions)
         deadline = asyncio.get_running_loop().time() + timeout_s
         while not await self._reached(ends):
@@ -95,30 +143,35 @@ class CompactedTable(Generic[M]):
                 return False
         return True
 
-    async def wait_changed(self, timeout_s: float) -> None:
-        """Return when a record arrives, or after `timeout_s`."""
-        self._changed.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), timeout_s)
-
-    def get(self, key: str) -> M | None:
-        return self._data.get(key)
-
-    def items(self) -> list[tuple[str, M]]:
-        return list(self._data.items())
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    async def put(self, producer: AIOKafkaProducer, key: str, value: M) -> None:
-        """Durably write, then mirror (so a read right after a write sees it)."""
-        await producer.send_and_wait(self.topic, encode(value), key=key.encode())
+    async def put(self, key: str, value: M) -> None:
+        await self._producer.send_and_wait(self.topic, encode(value), key=key.encode())
         self._data[key] = value
 
-    async def delete(self, producer: AIOKafkaProducer, keys: Iterable[str]) -> None:
-        """Durably write a tombstone per key, then forget the keys (every mirror does)."""
+    async def delete(self, keys: Iterable[str]) -> None:
         chosen = list(keys)
-        sends = [await producer.send(self.topic, None, key=key.encode()) for key in chosen]
+        sends = [await self._producer.send(self.topic, None, key=key.encode()) for key in chosen]
         await asyncio.gather(*sends)
         for key in chosen:
             self._data.pop(key, None)
+
+
+class MemoryTable(TopicMirror[M]):
+    """A mirror of no topic: what is put lives in this process only, and is current."""
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def sync(self, timeout_s: float = 10.0) -> None:
+        return None
+
+    async def put(self, key: str, value: M) -> None:
+        self._data[key] = value
+        self._changed.set()
+
+    async def delete(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self._data.pop(key, None)
+        self._changed.set()

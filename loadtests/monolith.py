@@ -18,11 +18,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from consumer_service import add_error_handlers, request_id_of
@@ -37,9 +36,9 @@ from ethgw_wire.http_api import (
     http_status_of,
 )
 from ethgw_wire.operations import ADMIN_SIGNER, FAUCET_SIGNER, RPC_READ_METHODS, Params
-from ethgw_wire.topic_mirror import CompactedTable
+from ethgw_wire.topic_mirror import MemoryTable
 from provider.accounts import AccountBook, KeystoreRecord
-from provider.chain import CONNECTION_ERRORS, NodeClients
+from provider.chain import NodeClients, NodeUnreachableError
 from provider.errors import TaskError
 from provider.handlers import Handlers, Job
 from provider.nonces import NonceTracker
@@ -50,7 +49,6 @@ from service_kit.serving import serve
 
 log = logging.getLogger("ethgw.monolith")
 
-M = TypeVar("M", bound=BaseModel)
 NODE_ID = "node-1"
 
 
@@ -74,35 +72,6 @@ class MonolithSettings(BaseSettings):
     platform_file: Path = Field(default_factory=lambda: default_state_dir() / "platform.json")
 
 
-class MemoryTable(CompactedTable[M]):
-    """A CompactedTable without Kafka: the values live in this process only."""
-
-    def __init__(self, topic: str) -> None:  # no super().__init__: it builds a consumer
-        self.topic = topic
-        self._data: dict[str, M] = {}
-        self._changed = asyncio.Event()
-
-    async def start(self, producer: Any) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None
-
-    async def sync(self, timeout_s: float = 10.0) -> None:
-        return None
-
-    async def put(self, producer: Any, key: str, value: M) -> None:
-        self._data[key] = value
-
-
-class NoBroker:
-    """The producer the monolith's MemoryTables write with: they keep each value in this
-    process themselves, so anything that tries to send to Kafka is a bug, and says so."""
-
-    async def send_and_wait(self, topic: str, value: bytes, key: bytes | None = None) -> None:
-        raise RuntimeError(f"the monolith has no Kafka: {topic} is kept in memory")
-
-
 @dataclass
 class Monolith:
     handlers: Handlers
@@ -120,8 +89,8 @@ class Monolith:
             return error_envelope(
                 http_status_of(exc.code), exc.code, exc.message, exc.field, request_id, task_id
             )
-        except CONNECTION_ERRORS as exc:
-            reason = f"the node did not answer: {type(exc).__name__}"
+        except NodeUnreachableError as exc:
+            reason = f"the node did not answer: {exc.kind}"
             return error_envelope(503, "node_unavailable", reason, None, request_id, task_id, True)
         except Exception as exc:
             log.exception("operation crashed operation=%s", endpoint.operation_name)
@@ -142,12 +111,11 @@ def _platform_signers(accounts_dir: Path) -> dict[str, ChainAccount]:
 def build_monolith(settings: MonolithSettings) -> Monolith:
     keystores: MemoryTable[KeystoreRecord] = MemoryTable("accounts")
     journal: MemoryTable[JournalRecord] = MemoryTable("journal")
-    no_broker = NoBroker()
     accounts = AccountBook(
-        keystores, no_broker, settings.keystore_scrypt_n, _platform_signers(settings.accounts_dir)
+        keystores, settings.keystore_scrypt_n, _platform_signers(settings.accounts_dir)
     )
     sender = TransactionSender(
-        accounts, NonceTracker(), journal, no_broker, settings.gas_price_wei, settings.gas_margin
+        accounts, NonceTracker(), journal, settings.gas_price_wei, settings.gas_margin
     )
     handlers = Handlers(
         accounts,

@@ -59,7 +59,7 @@ class CellResult:
         skipped = ("cell", "cpu_ms")
         row = {k: v for k, v in dataclasses.asdict(self).items() if k not in skipped}
         row["failure_reasons"] = "; ".join(f"{k}: {v}" for k, v in self.failure_reasons.items())
-        row.update({f"cpu_ms_{kind}": self.cpu_ms.get(kind, 0.0) for kind in CPU_COLUMNS})
+        row.update({f"cpu_ms_{kind}": self.cpu_ms.get(kind, "") for kind in CPU_COLUMNS})
         return {**dataclasses.asdict(self.cell), **row}
 
 

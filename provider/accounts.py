@@ -13,11 +13,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from eth_account import Account
 from pydantic import BaseModel, ConfigDict, Field
 
-from ethgw_wire.topic_mirror import CompactedTable
+from ethgw_wire.topic_mirror import TopicMirror
 from provider.errors import AccountLockedError, UnknownAccountError, WrongPasswordError
 from service_kit.keyfiles import ChainAccount
 
@@ -44,13 +43,11 @@ class AccountBook:
 
     def __init__(
         self,
-        table: CompactedTable[KeystoreRecord],
-        producer: AIOKafkaProducer,
+        table: TopicMirror[KeystoreRecord],
         scrypt_n: int,
         platform_signers: dict[str, ChainAccount],
     ) -> None:
         self._table = table
-        self._producer = producer
         self._scrypt_n = scrypt_n
         self._unlocked: dict[str, _Unlocked] = {}
         self._platform_keys = {name: a.private_key() for name, a in platform_signers.items()}
@@ -63,7 +60,7 @@ class AccountBook:
             Account.encrypt, account.key, password, kdf="scrypt", iterations=self._scrypt_n
         )
         record = KeystoreRecord(address=account.address, keystore=keystore, task_id=task_id)
-        await self._table.put(self._producer, account.address, record)
+        await self._table.put(account.address, record)
         return str(account.address)
 
     async def unlock(self, address: str, password: str, duration_s: float) -> float:

@@ -25,7 +25,7 @@ from ethgw_wire.node_reports import NodeReport
 from ethgw_wire.settings import KafkaSettings
 from ethgw_wire.topic_mirror import CompactedTable
 from provider.accounts import AccountBook, KeystoreRecord
-from provider.chain import Client, NodeClients
+from provider.chain import NodeClient, NodeClients
 from provider.config import ProviderSettings
 from provider.dispatcher import Dispatcher
 from provider.handlers import ADMIN, FAUCET, Handlers
@@ -33,6 +33,7 @@ from provider.journal_pruning import JournalPruner
 from provider.nodes import NodeView
 from provider.nonces import NonceTracker
 from provider.rebroadcast import Rebroadcaster
+from provider.task_stream import KafkaResultSink, KafkaTaskSource
 from provider.transactions import JournalRecord, TransactionSender
 from service_kit.keyfiles import ChainAccount, load_account
 
@@ -81,7 +82,7 @@ def _platform_signers(settings: ProviderSettings) -> dict[str, ChainAccount]:
     return signers
 
 
-def _healthiest_client(nodes: NodeView, clients: NodeClients) -> Client | None:
+def _healthiest_client(nodes: NodeView, clients: NodeClients) -> NodeClient | None:
     """The client of the routable node nearest the origin, None when none is routable."""
     node_id = nodes.nearest({}, time.time())
     url = None if node_id is None else nodes.url(node_id)
@@ -108,17 +109,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     async with AsyncExitStack() as stack:
         producer = await stack.enter_async_context(kafka_producer(kafka))
-        keystores = CompactedTable(kafka, kafka.topic_accounts, KeystoreRecord)
-        journal = CompactedTable(kafka, kafka.topic_tx_journal, JournalRecord)
-        reports = CompactedTable(kafka, kafka.topic_node_states, NodeReport)
+        keystores = CompactedTable(kafka, kafka.topic_accounts, KeystoreRecord, producer)
+        journal = CompactedTable(kafka, kafka.topic_tx_journal, JournalRecord, producer)
+        reports = CompactedTable(kafka, kafka.topic_node_states, NodeReport, producer)
         for table in (keystores, journal, reports):
-            await table.start(producer)
+            await table.start()
             stack.push_async_callback(table.stop)
         clients = NodeClients(settings.rpc_timeout_s)
         stack.push_async_callback(clients.close)
-        accounts = AccountBook(
-            keystores, producer, settings.keystore_scrypt_n, _platform_signers(settings)
-        )
+        accounts = AccountBook(keystores, settings.keystore_scrypt_n, _platform_signers(settings))
         nodes = NodeView(reports, settings.node_stale_s)
         rebroadcaster = Rebroadcaster(
             lambda: _healthiest_client(nodes, clients),
@@ -131,7 +130,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             accounts,
             NonceTracker(),
             journal,
-            producer,
             settings.gas_price_wei,
             settings.gas_margin,
             on_sent=lambda record: rebroadcaster.watch(record, time.time()),
@@ -159,14 +157,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             )
         )
         dispatcher = Dispatcher(
-            consumer,
-            producer,
-            kafka.topic_results,
+            KafkaTaskSource(consumer),
+            KafkaResultSink(producer, kafka.topic_results),
             strategy,
             nodes,
-            clients,
-            handlers,
-            JournalPruner(journal, producer),
+            clients.get,
+            handlers.table,
+            JournalPruner(journal),
             settings,
         )
         rebalance.dispatcher = dispatcher

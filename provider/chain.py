@@ -1,22 +1,27 @@
-"""Talking to the nodes: one AsyncWeb3 client per node over a shared keep-alive
-session, raw RPC, JSON-safe results, and the translation of web3's and aiohttp's
-errors into task errors."""
+"""Talking to the nodes: the node client the operations use, its web3 implementation
+over a shared keep-alive session, and the one place where a node's answers that are
+errors (JSON-RPC error objects, web3's exceptions, a connection that fails) become
+typed exceptions. Callers catch the types, never the text."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
+from eth_utils.address import to_checksum_address
 from web3 import AsyncWeb3, Web3
+from web3.contract import AsyncContract
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 from web3.providers.async_base import AsyncJSONBaseProvider
 from web3.types import RPCEndpoint, RPCResponse
 
-from ethgw_wire.artifacts import decode_custom_error
-from provider.errors import InsufficientFundsError, RevertedError, TaskError
+from ethgw_wire.artifacts import ContractArtifact, decode_custom_error
+from provider.errors import InsufficientFundsError, NodeRefusedError, RevertedError, TaskError
 
 
 class KeepAliveProvider(AsyncJSONBaseProvider):
@@ -45,10 +50,9 @@ class KeepAliveProvider(AsyncJSONBaseProvider):
 
 _JSON = {"Content-Type": "application/json"}
 
-Client = AsyncWeb3[KeepAliveProvider]
-
-# Errors that mean "this node did not answer", as opposed to "the node said no".
-CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+# What a connection to a node raises when the node does not answer, as opposed to
+# "the node said no": only the node client sees these; it raises NodeUnreachableError.
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     aiohttp.ClientError,
     asyncio.TimeoutError,
     ConnectionError,
@@ -56,19 +60,172 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+# -- the node's errors, typed ---------------------------------------------------------------
+
+
+class NodeUnreachableError(Exception):
+    """The node did not answer (refused connection, timeout, HTTP error): try another node."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind  # the connection's own error class, e.g. ClientConnectorError
+
+
+class IndexingError(NodeRefusedError):
+    """The node is still indexing transactions (Geth >= 1.13.11): asking again later works."""
+
+
+class AlreadyKnownError(NodeRefusedError):
+    """The node already holds this very transaction."""
+
+
+class NonceTooLowError(NodeRefusedError):
+    """The transaction's nonce is taken on chain (by this transaction or another)."""
+
+
+class ReplacementUnderpricedError(NodeRefusedError):
+    """Another transaction with this nonce waits in the node's pool."""
+
+
+# Lower-case markers of geth's answers, by the type they become.
+_REFUSALS: tuple[tuple[tuple[str, ...], type[NodeRefusedError]], ...] = (
+    (("indexing is in progress",), IndexingError),
+    (("already known", "known transaction"), AlreadyKnownError),
+    (("nonce too low",), NonceTooLowError),
+    (("replacement transaction underpriced",), ReplacementUnderpricedError),
+)
+
+
+def _refusal(method: str, message: str) -> NodeRefusedError:
+    lowered = message.lower()
+    for markers, kind in _REFUSALS:
+        if any(marker in lowered for marker in markers):
+            return kind(f"{method}: {message}")
+    return NodeRefusedError(f"{method}: {message}")
+
+
+def _unreachable(exc: BaseException) -> NodeUnreachableError:
+    return NodeUnreachableError(type(exc).__name__, str(exc))
+
+
+# -- the seam ----------------------------------------------------------------------------------
+
+
+class NodeClient(ABC):
+    """What the operations need of one node. Every method raises NodeUnreachableError
+    when the node does not answer and a TaskError (a NodeRefusedError, RevertedError,
+    InsufficientFundsError) when it answers no."""
+
+    @abstractmethod
+    async def request(self, method: str, params: Sequence[Any]) -> Any:
+        """A raw JSON-RPC call; its result as parsed JSON."""
+
+    async def send_raw_transaction(self, raw_tx: str) -> None:
+        """Broadcast signed bytes; a refusal that is not about the transaction's
+        identity (already known, nonce) says why the transaction cannot go."""
+        try:
+            await self.request("eth_sendRawTransaction", [raw_tx])
+        except (AlreadyKnownError, NonceTooLowError, ReplacementUnderpricedError):
+            raise
+        except NodeRefusedError as exc:
+            raise refused_transaction(exc.message) from None
+
+    @abstractmethod
+    async def estimate_gas(
+        self, tx: dict[str, Any], abi: Sequence[dict[str, Any]] | None = None
+    ) -> int:
+        """The gas of `tx` against the pending state; a refusal is decoded with `abi`."""
+
+    @abstractmethod
+    async def call_function(
+        self, contract: ContractArtifact, address: str, function: str, args: Sequence[Any]
+    ) -> Any:
+        """What a view function of the contract at `address` returns."""
+
+    @abstractmethod
+    async def event_args(
+        self, contract: ContractArtifact, address: str, tx_hash: str, event: str
+    ) -> list[dict[str, Any]]:
+        """The arguments of every `event` the contract logged in a mined transaction."""
+
+
+class Web3NodeClient(NodeClient):
+    """A node client over AsyncWeb3 and the shared keep-alive session."""
+
+    def __init__(self, url: str, session: aiohttp.ClientSession) -> None:
+        self.web3: AsyncWeb3[KeepAliveProvider] = AsyncWeb3(KeepAliveProvider(url, session))
+        # Built once per contract: building one parses the whole ABI, on every call's path.
+        self._contracts: dict[tuple[str, int], tuple[ContractArtifact, AsyncContract]] = {}
+
+    async def request(self, method: str, params: Sequence[Any]) -> Any:
+        try:
+            response = await self.web3.provider.make_request(RPCEndpoint(method), list(params))
+        except _CONNECTION_ERRORS as exc:
+            raise _unreachable(exc) from None
+        if "error" in response:
+            error = response["error"]
+            message = error.get("message", str(error)) if isinstance(error, dict) else str(error)
+            raise _refusal(method, message)
+        return response.get("result")  # parsed JSON: already JSON-safe
+
+    async def estimate_gas(
+        self, tx: dict[str, Any], abi: Sequence[dict[str, Any]] | None = None
+    ) -> int:
+        try:
+            # Against the pending state, so a write that depends on an earlier
+            # write of this round (mint, then publish) estimates correctly.
+            return int(await self.web3.eth.estimate_gas(tx, "pending"))  # type: ignore[arg-type]
+        except _CONNECTION_ERRORS as exc:
+            raise _unreachable(exc) from None
+        except (ContractCustomError, ContractLogicError, Web3RPCError) as exc:
+            raise translate_revert(exc, abi) from None
+
+    async def call_function(
+        self, contract: ContractArtifact, address: str, function: str, args: Sequence[Any]
+    ) -> Any:
+        bound = self._contract(contract, address)
+        try:
+            return await getattr(bound.functions, function)(*args).call()
+        except _CONNECTION_ERRORS as exc:
+            raise _unreachable(exc) from None
+        except (ContractCustomError, ContractLogicError) as exc:
+            raise translate_revert(exc, contract.abi) from None
+
+    async def event_args(
+        self, contract: ContractArtifact, address: str, tx_hash: str, event: str
+    ) -> list[dict[str, Any]]:
+        try:
+            receipt = await self.web3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        except _CONNECTION_ERRORS as exc:
+            raise _unreachable(exc) from None
+        logs = getattr(self._contract(contract, address).events, event)().process_receipt(receipt)
+        return [dict(log["args"]) for log in logs]
+
+    def _contract(self, contract: ContractArtifact, address: str) -> AsyncContract:
+        # The artifact is kept in the value, so its id() cannot be reused by another one.
+        key = (address, id(contract))
+        known = self._contracts.get(key)
+        if known is None:
+            bound = self.web3.eth.contract(
+                address=to_checksum_address(address), abi=contract.web3_abi
+            )
+            known = self._contracts[key] = (contract, bound)
+        return known[1]
+
+
 class NodeClients:
-    """AsyncWeb3 clients by RPC URL, made on first use, sharing one keep-alive session
+    """Node clients by RPC URL, made on first use, sharing one keep-alive session
     (closed at shutdown)."""
 
     def __init__(self, timeout_s: float) -> None:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
-        self._clients: dict[str, Client] = {}
+        self._clients: dict[str, Web3NodeClient] = {}
 
-    def get(self, url: str) -> Client:
+    def get(self, url: str) -> Web3NodeClient:
         client = self._clients.get(url)
         if client is None:
-            client = AsyncWeb3(KeepAliveProvider(url, self._shared_session()))
+            client = Web3NodeClient(url, self._shared_session())
             self._clients[url] = client
         return client
 
@@ -87,28 +244,24 @@ class NodeClients:
             self._session = None
 
 
-async def rpc(w3: Client, method: str, params: list[Any]) -> Any:
-    """A raw JSON-RPC call; an error object becomes a TaskError with the node's message."""
-    response = await w3.provider.make_request(RPCEndpoint(method), params)
-    if "error" in response:
-        error = response["error"]
-        message = error.get("message", str(error)) if isinstance(error, dict) else str(error)
-        raise TaskError(f"{method}: {message}")
-    return response.get("result")  # parsed JSON: already JSON-safe
-
-
 def to_json(value: Any) -> Any:
     """web3's AttributeDicts and HexBytes as plain JSON values."""
     return json.loads(Web3.to_json(value))
 
 
-def is_indexing(exc: BaseException) -> bool:
-    """Geth >= 1.13.11 answers receipts with this while it indexes: it means wait."""
-    return "indexing is in progress" in str(exc)
+def refused_transaction(message: str) -> TaskError:
+    """Why the node will not take a signed transaction, from its refusal."""
+    if "insufficient funds" in message:
+        return InsufficientFundsError(f"the signer cannot pay for gas and value: {message}")
+    if _is_execution_failure(message):
+        # The EVM could not run the caller's code or call: the request's fault, like a
+        # revert, not the platform's.
+        return RevertedError(f"the transaction cannot execute: {message}")
+    return NodeRefusedError(f"the node refused: {message}")
 
 
-def translate_revert(exc: Exception, abi: list[dict[str, Any]] | None = None) -> TaskError:
-    """A revert or a refusal of the node as a task error with a readable reason."""
+def translate_revert(exc: Exception, abi: Sequence[dict[str, Any]] | None = None) -> TaskError:
+    """web3's revert or refusal as a task error with a readable reason."""
     data = getattr(exc, "data", None)
     if isinstance(exc, ContractCustomError | ContractLogicError) and isinstance(data, str) and abi:
         decoded = decode_custom_error(abi, data)
@@ -120,12 +273,8 @@ def translate_revert(exc: Exception, abi: list[dict[str, Any]] | None = None) ->
         return InsufficientFundsError(f"the signer cannot pay for gas and value: {message}")
     if isinstance(exc, ContractLogicError | ContractCustomError):
         return RevertedError(f"the contract refused: {message}")
-    if isinstance(exc, Web3RPCError) and _is_execution_failure(message):
-        # The EVM could not run the caller's code or call (estimateGas says so): the
-        # request's fault, like a revert, not the platform's.
-        return RevertedError(f"the transaction cannot execute: {message}")
     if isinstance(exc, Web3RPCError):
-        return TaskError(f"the node refused: {message}")
+        return refused_transaction(message)
     return TaskError(message)
 
 

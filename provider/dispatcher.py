@@ -13,18 +13,17 @@ import contextlib
 import logging
 import time
 from collections import Counter as Tally
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import TopicPartition
 from pydantic import ValidationError
 
 from balancer import NodeState, Plan, Strategy, Task, Zone, forced_reads
-from ethgw_wire.kafka import publish
 from ethgw_wire.messages import ErrorInfo, ResultMessage, TaskMessage, TaskStatus, Timings
 from ethgw_wire.operations import Operation, Params, UnknownOperationError, get_operation
 from provider import metrics
-from provider.chain import CONNECTION_ERRORS, NodeClients
+from provider.chain import NodeClient, NodeUnreachableError
 from provider.config import ProviderSettings
 from provider.errors import (
     InvalidParamsError,
@@ -33,10 +32,11 @@ from provider.errors import (
     TaskError,
     UnknownOperationTaskError,
 )
-from provider.handlers import Handlers, Job
+from provider.handlers import Handler, Job
 from provider.journal_pruning import JournalPruner
 from provider.nodes import NodeView
 from provider.offsets import OffsetBook
+from provider.task_stream import ResultSink, TaskRecord, TaskSource
 
 log = logging.getLogger("ethgw.provider")
 
@@ -65,24 +65,22 @@ class Pending:
 class Dispatcher:
     def __init__(
         self,
-        consumer: AIOKafkaConsumer,
-        producer: AIOKafkaProducer,
-        results_topic: str,
+        tasks: TaskSource,
+        results: ResultSink,
         strategy: Strategy,
         nodes: NodeView,
-        clients: NodeClients,
-        handlers: Handlers,
+        node_client: Callable[[str], NodeClient],
+        handlers: Mapping[str, Handler],
         pruner: JournalPruner,
         settings: ProviderSettings,
     ) -> None:
         self._pruner = pruner
-        self._consumer = consumer
-        self._producer = producer
-        self._results_topic = results_topic
+        self._tasks = tasks
+        self._results = results
         self._strategy = strategy
         self._nodes = nodes
-        self._clients = clients
-        self._handlers = handlers
+        self._node_client = node_client  # by RPC URL
+        self._handlers = handlers  # by operation name
         self._settings = settings
         self._pending: list[Pending] = []
         self._running: dict[str, tuple[Pending, asyncio.Task[None]]] = {}
@@ -119,16 +117,14 @@ class Dispatcher:
         if room <= 0:
             await asyncio.sleep(self._settings.idle_round_s)
             return
-        batches = await self._consumer.getmany(
-            timeout_ms=self._settings.poll_timeout_ms, max_records=room
-        )
-        for tp, records in batches.items():
-            for record in records:
-                self._offsets.received(tp, record.offset)
-                await self._admit(tp, record)
+        records = await self._tasks.fetch(room, self._settings.poll_timeout_ms)
+        for record in records:
+            self._offsets.received(record.partition, record.offset)
+            await self._admit(record)
 
-    async def _admit(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
+    async def _admit(self, record: TaskRecord) -> None:
         """Validate a record into a pending task, or report why it cannot run."""
+        tp = record.partition
         try:
             message = TaskMessage.model_validate_json(record.value or b"")
         except ValidationError:
@@ -264,10 +260,10 @@ class Dispatcher:
             url = self._nodes.url(node_id)
             if url is None:
                 break
-            job = Job(pending.message.task_id, pending.params, self._clients.get(url), node_id)
+            job = Job(pending.message.task_id, pending.params, self._node_client(url), node_id)
             try:
-                return await self._handlers.table[pending.operation.name](job), node_id
-            except CONNECTION_ERRORS as exc:
+                return await self._handlers[pending.operation.name](job), node_id
+            except NodeUnreachableError as exc:
                 log.warning(
                     "node did not answer node=%s task=%s error=%r",
                     node_id,
@@ -319,7 +315,7 @@ class Dispatcher:
         delay = 0.2
         while True:
             try:
-                await publish(self._producer, self._results_topic, result, key=result.task_id)
+                await self._results.publish(result)
                 return
             except Exception as exc:
                 log.warning(
@@ -332,10 +328,10 @@ class Dispatcher:
         points = self._offsets.to_commit()
         if not points:
             return
-        assigned = self._consumer.assignment()
+        assigned = self._tasks.assignment()
         points = {tp: offset for tp, offset in points.items() if tp in assigned}
         if points:
-            await self._consumer.commit(points)
+            await self._tasks.commit(points)
             self._offsets.committed(points)
             await self._pruner.committed(points)
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from eth_utils.address import to_checksum_address
-from web3.exceptions import ContractCustomError, ContractLogicError
+from web3 import Web3
+from web3.contract import Contract
 
 from ethgw_wire.artifacts import ContractArtifact, constructor_data
 from ethgw_wire.operations import (
@@ -39,7 +40,7 @@ from ethgw_wire.operations import (
 )
 from ethgw_wire.platform_record import PlatformRecord, load_platform
 from provider.accounts import AccountBook
-from provider.chain import Client, is_indexing, rpc, to_json, translate_revert
+from provider.chain import IndexingError, NodeClient, to_json
 from provider.errors import (
     MethodNotAllowedError,
     NotFoundError,
@@ -64,7 +65,7 @@ class Job:
 
     task_id: str
     params: Params
-    w3: Client
+    node: NodeClient
     node_id: str
 
 
@@ -93,7 +94,7 @@ class Handlers:
         self._funding_wei = funding_wei
         self._rpc_read_methods = frozenset(rpc_read_methods)
         self._platform: PlatformRecord | None = None
-        self._contracts: dict[int, Any] = {}  # by id() of the long-lived node client
+        self._encoder: Contract | None = None
         # Each operation runs the method named after it (Operation.handler_name).
         self.table: dict[str, Handler] = {
             name: getattr(self, operation.handler_name) for name, operation in OPERATIONS.items()
@@ -108,58 +109,53 @@ class Handlers:
             raise PlatformNotReadyError("the platform token is not deployed yet")
         return self._platform
 
-    def _contract(self, w3: Client) -> Any:
-        """The token contract bound to this node's client, built once per client:
-        building it parses the whole ABI, which is on every token call's path."""
-        contract = self._contracts.get(id(w3))
-        if contract is None:
+    def _token_encoder(self) -> Contract:
+        """The token contract for encoding calls, built once: building it parses the
+        whole ABI, which is on every token call's path. Encoding needs no node."""
+        if self._encoder is None:
             address = to_checksum_address(self.platform().token_address)
-            contract = w3.eth.contract(address=address, abi=self._token.web3_abi)
-            self._contracts[id(w3)] = contract
-        return contract
+            self._encoder = Web3().eth.contract(address=address, abi=self._token.web3_abi)
+        return self._encoder
 
     async def _view(self, job: Job, function: str, *args: Any) -> Any:
-        contract = self._contract(job.w3)
-        try:
-            return await getattr(contract.functions, function)(*args).call()
-        except (ContractCustomError, ContractLogicError) as exc:
-            raise translate_revert(exc, self._token.abi) from None
+        address = self.platform().token_address
+        return await job.node.call_function(self._token, address, function, args)
 
     async def _write(
         self, job: Job, signer: str, tx: dict[str, Any], abi: list[dict[str, Any]] | None = None
     ) -> dict[str, Any]:
-        sent = await self._sender.send(job.w3, job.task_id, signer, tx, abi or self._token.abi)
+        sent = await self._sender.send(job.node, job.task_id, signer, tx, abi or self._token.abi)
         return await self._answer(job, sent)
 
     async def _answer(self, job: Job, sent: Sent) -> dict[str, Any]:
         params = job.params
         if isinstance(params, WriteOptions) and params.wait_receipt:
-            receipt = await wait_receipt(job.w3, sent.tx_hash, self._receipt_timeout_s)
+            receipt = await wait_receipt(job.node, sent.tx_hash, self._receipt_timeout_s)
             return {**receipt_summary(receipt), "from": sent.sender, "nonce": sent.nonce}
         return {"tx_hash": sent.tx_hash, "from": sent.sender, "nonce": sent.nonce, "status": "sent"}
 
     async def _token_call(self, job: Job, signer: str, function: str, *args: Any) -> dict[str, Any]:
-        data = self._contract(job.w3).encode_abi(function, args=list(args))
+        data = self._token_encoder().encode_abi(function, args=list(args))
         return await self._write(job, signer, {"to": self.platform().token_address, "data": data})
 
     async def _event_arg(self, job: Job, tx_hash: str, event: str, arg: str) -> Any:
-        receipt = await job.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
-        logs = getattr(self._contract(job.w3).events, event)().process_receipt(receipt)
-        return logs[0]["args"][arg] if logs else None
+        address = self.platform().token_address
+        logs = await job.node.event_args(self._token, address, tx_hash, event)
+        return logs[0][arg] if logs else None
 
     # -- reads ---------------------------------------------------------------------
 
     async def conn_connect(self, job: Job) -> dict[str, Any]:
-        peers = int(await rpc(job.w3, "net_peerCount", []), 16)
+        peers = int(await job.node.request("net_peerCount", []), 16)
         return {"connected": True, "node": job.node_id, "peers": peers}
 
     # The simplest reads go as raw JSON-RPC: web3.py's formatters and middlewares cost
     # more than the node's own answer (docs/benchmarks.md, the read micro-benchmark).
     async def chain_block_number(self, job: Job) -> dict[str, Any]:
-        return {"block_number": int(await rpc(job.w3, "eth_blockNumber", []), 16)}
+        return {"block_number": int(await job.node.request("eth_blockNumber", []), 16)}
 
     async def chain_gas_price(self, job: Job) -> dict[str, Any]:
-        return {"gas_price": int(await rpc(job.w3, "eth_gasPrice", []), 16)}
+        return {"gas_price": int(await job.node.request("eth_gasPrice", []), 16)}
 
     async def chain_coinbase(self, job: Job) -> dict[str, Any]:
         # Service nodes do not seal, so they have no etherbase: the chain's
@@ -167,14 +163,14 @@ class Handlers:
         return {"coinbase": self.platform().sealer_address}
 
     async def node_accounts(self, job: Job) -> dict[str, Any]:
-        return {"node": job.node_id, "accounts": await rpc(job.w3, "eth_accounts", [])}
+        return {"node": job.node_id, "accounts": await job.node.request("eth_accounts", [])}
 
     async def accounts_list(self, job: Job) -> dict[str, Any]:
         return {"accounts": self._accounts.addresses()}
 
     async def eth_balance(self, job: Job) -> dict[str, Any]:
         params = _as(job, AddressParams)
-        balance = await rpc(job.w3, "eth_getBalance", [params.address, "latest"])
+        balance = await job.node.request("eth_getBalance", [params.address, "latest"])
         return {"address": params.address, "balance_wei": int(balance, 16)}
 
     async def token_balance(self, job: Job) -> dict[str, Any]:
@@ -190,37 +186,35 @@ class Handlers:
     async def block_by_hash(self, job: Job) -> Any:
         params = _as(job, BlockHashParams)
         return _found(
-            await rpc(job.w3, "eth_getBlockByHash", [params.block_hash, False]),
+            await job.node.request("eth_getBlockByHash", [params.block_hash, False]),
             f"no block with hash {params.block_hash}",
         )
 
     async def block_by_number(self, job: Job) -> Any:
         params = _as(job, BlockNumberParams)
-        block = await rpc(job.w3, "eth_getBlockByNumber", [hex(params.block_number), False])
+        block = await job.node.request("eth_getBlockByNumber", [hex(params.block_number), False])
         return _found(block, f"no block {params.block_number} yet")
 
     async def block_tx_count(self, job: Job) -> dict[str, Any]:
         params = _as(job, BlockNumberParams)
-        count = await rpc(
-            job.w3, "eth_getBlockTransactionCountByNumber", [hex(params.block_number)]
+        count = await job.node.request(
+            "eth_getBlockTransactionCountByNumber", [hex(params.block_number)]
         )
         count = _found(count, f"no block {params.block_number} yet")
         return {"block_number": params.block_number, "count": int(count, 16)}
 
     async def tx_by_hash(self, job: Job) -> Any:
         params = _as(job, TxHashParams)
-        tx = await rpc(job.w3, "eth_getTransactionByHash", [params.tx_hash])
+        tx = await job.node.request("eth_getTransactionByHash", [params.tx_hash])
         return _found(tx, f"no transaction {params.tx_hash}")
 
     async def tx_receipt(self, job: Job) -> Any:
         params = _as(job, TxHashParams)
         for _ in range(20):
             try:
-                receipt = await rpc(job.w3, "eth_getTransactionReceipt", [params.tx_hash])
+                receipt = await job.node.request("eth_getTransactionReceipt", [params.tx_hash])
                 return _found(receipt, f"no receipt for {params.tx_hash} (not mined or unknown)")
-            except TaskError as exc:
-                if not is_indexing(exc):
-                    raise
+            except IndexingError:
                 await asyncio.sleep(0.25)
         raise TaskError("the node is still indexing transactions; try again")
 
@@ -263,7 +257,7 @@ class Handlers:
         params = _as(job, RpcCallParams)
         if params.method not in self._rpc_read_methods:
             raise MethodNotAllowedError(f"method {params.method} is not allowed", field="method")
-        return await rpc(job.w3, params.method, params.params)
+        return await job.node.request(params.method, params.params)
 
     # -- writes ----------------------------------------------------------------------
 
@@ -274,7 +268,7 @@ class Handlers:
         if params.gas_limit is not None:
             tx["gas"] = params.gas_limit
         signer = params.from_address or ADMIN
-        sent = await self._sender.send(job.w3, job.task_id, signer, tx, params.abi)
+        sent = await self._sender.send(job.node, job.task_id, signer, tx, params.abi)
         return await self._answer(job, sent)
 
     async def account_create(self, job: Job) -> dict[str, Any]:
@@ -284,12 +278,12 @@ class Handlers:
         )
         # Gas money, so the account can transact at once; waited for on purpose.
         funding = await self._sender.send(
-            job.w3,
+            job.node,
             step_key(job.task_id, "fund"),
             FAUCET,
             {"to": address, "value": self._funding_wei},
         )
-        await wait_receipt(job.w3, funding.tx_hash, self._receipt_timeout_s)
+        await wait_receipt(job.node, funding.tx_hash, self._receipt_timeout_s)
         return {"address": address, "funded_wei": self._funding_wei, "funding_tx": funding.tx_hash}
 
     async def account_unlock(self, job: Job) -> dict[str, Any]:
@@ -343,7 +337,7 @@ class Handlers:
 
     async def rpc_send_raw(self, job: Job) -> dict[str, Any]:
         params = _as(job, RawTransactionParams)
-        sent = await self._sender.send_raw(job.w3, job.task_id, params.raw_tx)
+        sent = await self._sender.send_raw(job.node, job.task_id, params.raw_tx)
         return await self._answer(job, sent)
 
 

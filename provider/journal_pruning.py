@@ -15,9 +15,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 
-from ethgw_wire.topic_mirror import CompactedTable
+from ethgw_wire.topic_mirror import TopicMirror
 from provider import metrics
 from provider.transactions import JournalRecord, journal_keys
 
@@ -25,9 +25,8 @@ log = logging.getLogger("ethgw.provider.journal")
 
 
 class JournalPruner:
-    def __init__(self, journal: CompactedTable[JournalRecord], producer: AIOKafkaProducer) -> None:
+    def __init__(self, journal: TopicMirror[JournalRecord]) -> None:
         self._journal = journal
-        self._producer = producer
         # Per partition: (offset, journal keys) of finished tasks, not yet passed by a commit.
         self._finished: dict[TopicPartition, list[tuple[int, list[str]]]] = {}
         self._to_delete: list[str] = []  # settled, tombstones not yet written
@@ -53,7 +52,7 @@ class JournalPruner:
         if not self._to_delete:
             return 0
         try:
-            await self._journal.delete(self._producer, self._to_delete)
+            await self._journal.delete(self._to_delete)
         except Exception as exc:
             # Kafka away: the commit stands, the records are only kept a little longer.
             log.warning(

@@ -7,12 +7,12 @@ from collections.abc import Collection, Mapping
 
 from balancer import NodeState, distance
 from ethgw_wire.node_reports import NodeReport
-from ethgw_wire.topic_mirror import CompactedTable
+from ethgw_wire.topic_mirror import TopicMirror
 
 
 class NodeView:
     def __init__(
-        self, reports: CompactedTable[NodeReport], stale_s: float, suspect_s: float = 3.0
+        self, reports: TopicMirror[NodeReport], stale_s: float, suspect_s: float = 3.0
     ) -> None:
         self._reports = reports
         self._stale_s = stale_s

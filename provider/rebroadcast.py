@@ -20,20 +20,22 @@ from dataclasses import dataclass
 from enum import Enum
 
 from provider import metrics
-from provider.chain import CONNECTION_ERRORS, Client, rpc
+from provider.chain import (
+    AlreadyKnownError,
+    NodeClient,
+    NodeUnreachableError,
+    NonceTooLowError,
+)
 from provider.errors import TaskError
 from provider.transactions import JournalRecord
 
 log = logging.getLogger("ethgw.provider.rebroadcast")
 
-_KNOWN = ("already known", "known transaction")  # the node holds it: it is not lost
-_SETTLED = ("nonce too low",)  # the nonce is taken on chain: mined, or replaced
-
 
 class _Answer(Enum):
     SENT = "sent"  # the node took it anew: it had been lost
-    KNOWN = "known"
-    SETTLED = "settled"
+    KNOWN = "known"  # the node holds it: it is not lost
+    SETTLED = "settled"  # the nonce is taken on chain: mined, or replaced
     FAILED = "failed"  # refused for another reason, or no answer: try again next time
 
 
@@ -58,7 +60,7 @@ class Rebroadcaster:
 
     def __init__(
         self,
-        pick_client: Callable[[], Client | None],
+        pick_client: Callable[[], NodeClient | None],
         *,
         after_s: float,
         interval_s: float,
@@ -104,14 +106,14 @@ class Rebroadcaster:
         due = [w for w in self._watched.values() if w.due_at <= now]
         if not due:
             return Sweep()
-        w3 = self._pick_client()
-        if w3 is None:
+        node = self._pick_client()
+        if node is None:
             return Sweep()
         by_sender: dict[str, list[_Watched]] = defaultdict(list)
         for watched in due:
             by_sender[watched.record.sender].append(watched)
         outcomes = await asyncio.gather(
-            *(self._sweep_sender(w3, sender, group, now) for sender, group in by_sender.items())
+            *(self._sweep_sender(node, sender, group, now) for sender, group in by_sender.items())
         )
         total = Sweep(
             mined=sum(o.mined for o in outcomes),
@@ -130,9 +132,9 @@ class Rebroadcaster:
         return total
 
     async def _sweep_sender(
-        self, w3: Client, sender: str, group: list[_Watched], now: float
+        self, node: NodeClient, sender: str, group: list[_Watched], now: float
     ) -> Sweep:
-        mined_nonce = int(await rpc(w3, "eth_getTransactionCount", [sender, "latest"]), 16)
+        mined_nonce = int(await node.request("eth_getTransactionCount", [sender, "latest"]), 16)
         mined = resent = dropped = 0
         # In nonce order: the lowest missing one is the gap that holds the others back.
         for watched in sorted(group, key=lambda w: w.record.nonce):
@@ -149,7 +151,7 @@ class Rebroadcaster:
                     now - record.created_at,
                 )
             else:
-                answer = await self._resend(w3, record)
+                answer = await self._resend(node, record)
                 if answer is _Answer.SETTLED:
                     self._watched.pop(record.tx_hash, None)
                     mined += 1
@@ -161,19 +163,18 @@ class Rebroadcaster:
                     metrics.REBROADCASTS.inc()
         return Sweep(mined, resent, dropped)
 
-    async def _resend(self, w3: Client, record: JournalRecord) -> _Answer:
+    async def _resend(self, node: NodeClient, record: JournalRecord) -> _Answer:
         """Send the signed bytes again, and say what the node made of them."""
         try:
-            await rpc(w3, "eth_sendRawTransaction", [record.raw_tx])
+            await node.send_raw_transaction(record.raw_tx)
+        except NonceTooLowError:
+            return _Answer.SETTLED
+        except AlreadyKnownError:
+            return _Answer.KNOWN
         except TaskError as exc:
-            message = exc.message.lower()
-            if any(settled in message for settled in _SETTLED):
-                return _Answer.SETTLED
-            if any(known in message for known in _KNOWN):
-                return _Answer.KNOWN
             log.warning("rebroadcast refused tx=%s error=%s", record.tx_hash, exc)
             return _Answer.FAILED
-        except CONNECTION_ERRORS as exc:
+        except NodeUnreachableError as exc:
             log.warning("rebroadcast node did not answer tx=%s error=%r", record.tx_hash, exc)
             return _Answer.FAILED
         log.info(

@@ -16,15 +16,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from eth_account import Account
 from eth_utils.crypto import keccak
 from pydantic import BaseModel, ConfigDict, Field
-from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 
-from ethgw_wire.topic_mirror import CompactedTable
+from ethgw_wire.topic_mirror import TopicMirror
 from provider.accounts import AccountBook
-from provider.chain import Client, is_indexing, rpc, translate_revert
+from provider.chain import (
+    AlreadyKnownError,
+    IndexingError,
+    NodeClient,
+    NonceTooLowError,
+    ReplacementUnderpricedError,
+)
 from provider.errors import NodeBehindError, ReceiptTimeoutError, RevertedError, TaskError
 from provider.nonces import NonceTracker
 
@@ -33,7 +37,6 @@ log = logging.getLogger("ethgw.provider.tx")
 PLAIN_TRANSFER_GAS = 21_000
 # A contract call estimated within this factor of its intrinsic gas may have run no code.
 SUSPICIOUS_ESTIMATE_RATIO = 1.05
-_NONCE_CONFLICTS = ("nonce too low", "replacement transaction underpriced")
 # Transactions a task signs before its own, each journaled under a key of its own.
 PRE_STEPS = ("fund",)
 
@@ -75,8 +78,7 @@ class TransactionSender:
         self,
         accounts: AccountBook,
         nonces: NonceTracker,
-        journal: CompactedTable[JournalRecord],
-        producer: AIOKafkaProducer,
+        journal: TopicMirror[JournalRecord],
         gas_price_wei: int | None,
         gas_margin: float,
         on_sent: Callable[[JournalRecord], None] | None = None,
@@ -85,14 +87,13 @@ class TransactionSender:
         self._accounts = accounts
         self._nonces = nonces
         self._journal = journal
-        self._producer = producer
         self._chain_id: int | None = None  # asked of the first node, then fixed
         self._gas_price_wei = gas_price_wei
         self._gas_margin = gas_margin
 
     async def send(
         self,
-        w3: Client,
+        node: NodeClient,
         task_id: str,
         signer: str,
         tx: dict[str, Any],
@@ -101,7 +102,7 @@ class TransactionSender:
         """Sign `tx` (to, value, data, optional gas) as `signer` and broadcast it once."""
         known = self._journal.get(task_id)
         if known is not None:
-            await self._broadcast(w3, known)
+            await self._broadcast(node, known)
             self._sent(known)
             return Sent(known.tx_hash, known.sender, known.nonce, rebroadcast=True)
         key = self._accounts.key_for(signer)
@@ -109,9 +110,9 @@ class TransactionSender:
         # The lock is FIFO, so one account's writes get their nonces in task order.
         async with self._nonces.lock(sender):
             for attempt in (1, 2):
-                record = await self._sign(w3, task_id, sender, key, tx, abi)
+                record = await self._sign(node, task_id, sender, key, tx, abi)
                 try:
-                    await self._broadcast(w3, record)
+                    await self._broadcast(node, record)
                     self._sent(record)
                     return Sent(record.tx_hash, sender, record.nonce, rebroadcast=False)
                 except _NonceConflictError:
@@ -129,7 +130,7 @@ class TransactionSender:
         if self._on_sent is not None:
             self._on_sent(record)
 
-    async def send_raw(self, w3: Client, task_id: str, raw_tx: str) -> Sent:
+    async def send_raw(self, node: NodeClient, task_id: str, raw_tx: str) -> Sent:
         """Broadcast a transaction the client signed itself."""
         signed = bytes.fromhex(raw_tx.removeprefix("0x"))
         sender = str(Account.recover_transaction(signed))
@@ -137,12 +138,12 @@ class TransactionSender:
         record = JournalRecord(
             task_id=task_id, raw_tx=raw_tx, tx_hash=tx_hash, sender=sender, nonce=-1
         )
-        await self._broadcast(w3, record)
+        await self._broadcast(node, record)
         return Sent(tx_hash, sender, -1, rebroadcast=False)
 
     async def _sign(
         self,
-        w3: Client,
+        node: NodeClient,
         task_id: str,
         sender: str,
         key: bytes,
@@ -150,16 +151,16 @@ class TransactionSender:
         abi: list[dict[str, Any]] | None,
     ) -> JournalRecord:
         fields = {"from": sender, "value": 0, **tx}
-        gas = fields.pop("gas", None) or await self._estimate(w3, fields, abi)
-        gas_price = self._gas_price_wei or int(await w3.eth.gas_price)
+        gas = fields.pop("gas", None) or await self._estimate(node, fields, abi)
+        gas_price = self._gas_price_wei or int(await node.request("eth_gasPrice", []), 16)
 
         async def pending_count() -> int:
-            return int(await w3.eth.get_transaction_count(sender, "pending"))  # type: ignore[arg-type]
+            return int(await node.request("eth_getTransactionCount", [sender, "pending"]), 16)
 
         nonce = await self._nonces.take(sender, pending_count)
         unsigned = {k: v for k, v in fields.items() if k != "from"}
         if self._chain_id is None:
-            self._chain_id = int(await w3.eth.chain_id)
+            self._chain_id = int(await node.request("eth_chainId", []), 16)
         unsigned.update(gas=gas, gasPrice=gas_price, nonce=nonce, chainId=self._chain_id)
         signed = Account.sign_transaction(unsigned, key)
         record = JournalRecord(
@@ -169,22 +170,17 @@ class TransactionSender:
             sender=sender,
             nonce=nonce,
         )
-        await self._journal.put(self._producer, task_id, record)
+        await self._journal.put(task_id, record)
         return record
 
     async def _estimate(
-        self, w3: Client, fields: dict[str, Any], abi: list[dict[str, Any]] | None
+        self, node: NodeClient, fields: dict[str, Any], abi: list[dict[str, Any]] | None
     ) -> int:
         if not fields.get("data") and fields.get("to"):
             return PLAIN_TRANSFER_GAS
-        try:
-            # Against the pending state, so a write that depends on an earlier
-            # write of this round (mint, then publish) estimates correctly.
-            estimate = await w3.eth.estimate_gas(fields, "pending")  # type: ignore[arg-type]
-        except (ContractCustomError, ContractLogicError, Web3RPCError) as exc:
-            raise translate_revert(exc, abi) from None
+        estimate = await node.estimate_gas(fields, abi)
         is_call = abi is not None and bool(fields.get("to"))
-        if is_call and await self._runs_no_code(w3, fields, int(estimate)):
+        if is_call and await self._runs_no_code(node, fields, estimate):
             # The node does not see the contract yet (it is behind, or its pending state
             # is): a transaction signed with this gas would run out on chain while its task
             # reported success.
@@ -192,7 +188,7 @@ class TransactionSender:
         return int(estimate * self._gas_margin)
 
     @staticmethod
-    async def _runs_no_code(w3: Client, fields: dict[str, Any], estimate: int) -> bool:
+    async def _runs_no_code(node: NodeClient, fields: dict[str, Any], estimate: int) -> bool:
         """Whether a contract call's estimate is that of a call to an empty account.
 
         Geth's estimate stops within 1.5% of the exact figure, so an estimate near the
@@ -201,29 +197,26 @@ class TransactionSender:
         """
         if estimate > SUSPICIOUS_ESTIMATE_RATIO * intrinsic_gas(fields["data"]):
             return False
-        code = await w3.eth.get_code(fields["to"], "pending")
-        return len(code) == 0
+        code = await node.request("eth_getCode", [fields["to"], "pending"])
+        return code in (None, "", "0x")
 
-    async def _broadcast(self, w3: Client, record: JournalRecord) -> None:
+    async def _broadcast(self, node: NodeClient, record: JournalRecord) -> None:
         try:
-            await rpc(w3, "eth_sendRawTransaction", [record.raw_tx])
-        except TaskError as exc:
-            message = exc.message.lower()
-            if "already known" in message:
+            await node.send_raw_transaction(record.raw_tx)
+        except AlreadyKnownError:
+            return
+        except (NonceTooLowError, ReplacementUnderpricedError) as exc:
+            if await _is_known(node, record.tx_hash):
                 return
-            if any(conflict in message for conflict in _NONCE_CONFLICTS):
-                if await _is_known(w3, record.tx_hash):
-                    return
-                raise _NonceConflictError(exc.message) from None
-            raise translate_revert(Web3RPCError(exc.message)) from None
+            raise _NonceConflictError(exc.message) from None
 
 
 class _NonceConflictError(Exception):
     """The nonce of our transaction is taken by a different transaction."""
 
 
-async def _is_known(w3: Client, tx_hash: str) -> bool:
-    return await rpc(w3, "eth_getTransactionByHash", [tx_hash]) is not None
+async def _is_known(node: NodeClient, tx_hash: str) -> bool:
+    return await node.request("eth_getTransactionByHash", [tx_hash]) is not None
 
 
 def intrinsic_gas(data: str | bytes) -> int:
@@ -237,15 +230,13 @@ def _keccak_hex(data: bytes) -> str:
     return keccak(data).hex()
 
 
-async def wait_receipt(w3: Client, tx_hash: str, timeout_s: float) -> dict[str, Any]:
+async def wait_receipt(node: NodeClient, tx_hash: str, timeout_s: float) -> dict[str, Any]:
     """Poll for the receipt; 'indexing is in progress' means keep waiting."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     while asyncio.get_running_loop().time() < deadline:
         try:
-            receipt = await rpc(w3, "eth_getTransactionReceipt", [tx_hash])
-        except TaskError as exc:
-            if not is_indexing(exc):
-                raise
+            receipt = await node.request("eth_getTransactionReceipt", [tx_hash])
+        except IndexingError:
             receipt = None
         if receipt is not None:
             return dict(receipt)

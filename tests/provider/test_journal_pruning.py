@@ -23,7 +23,7 @@ class _Journal:
 
 
 def _pruner(*keys: str) -> JournalPruner:
-    return JournalPruner(cast(Any, _Journal(*keys)), cast(Any, None))
+    return JournalPruner(cast(Any, _Journal(*keys)))
 
 
 def test_a_commit_past_a_task_settles_its_records() -> None:

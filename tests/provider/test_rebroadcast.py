@@ -13,7 +13,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from geth_cluster.cluster import GethCluster
-from provider.chain import Client, NodeClients, rpc
+from provider.chain import IndexingError, NodeClient, NodeClients
 from provider.rebroadcast import Rebroadcaster
 from provider.transactions import JournalRecord
 
@@ -35,7 +35,7 @@ def _signed(
     )
 
 
-def _rebroadcaster(client: Client | None, max_watched: int = 100) -> Rebroadcaster:
+def _rebroadcaster(client: NodeClient | None, max_watched: int = 100) -> Rebroadcaster:
     return Rebroadcaster(
         lambda: client, after_s=AFTER_S, interval_s=1.0, max_watched=max_watched, max_age_s=600.0
     )
@@ -60,7 +60,7 @@ def test_a_client_signed_transaction_without_a_known_nonce_is_not_watched() -> N
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def node_client(geth_cluster: GethCluster) -> AsyncIterator[Client]:
+async def node_client(geth_cluster: GethCluster) -> AsyncIterator[NodeClient]:
     clients = NodeClients(10.0)
     try:
         yield clients.get(geth_cluster.spec("node-1").rpc_url)
@@ -68,22 +68,22 @@ async def node_client(geth_cluster: GethCluster) -> AsyncIterator[Client]:
         await clients.close()
 
 
-async def _funded(cluster: GethCluster, w3: Client) -> LocalAccount:
+async def _funded(cluster: GethCluster, node: NodeClient) -> LocalAccount:
     account: LocalAccount = Account.create()
     faucet: LocalAccount = Account.from_key(cluster.accounts.faucet.private_key())
-    nonce = int(await rpc(w3, "eth_getTransactionCount", [faucet.address, "pending"]), 16)
+    nonce = int(await node.request("eth_getTransactionCount", [faucet.address, "pending"]), 16)
     funding = _signed(faucet, nonce, cluster.settings.chain_id, account.address, 10**17)
-    await rpc(w3, "eth_sendRawTransaction", [funding.raw_tx])
-    await _mined(w3, funding.tx_hash)
+    await node.request("eth_sendRawTransaction", [funding.raw_tx])
+    await _mined(node, funding.tx_hash)
     return account
 
 
-async def _mined(w3: Client, tx_hash: str, timeout_s: float = 30.0) -> dict[str, object]:
+async def _mined(node: NodeClient, tx_hash: str, timeout_s: float = 30.0) -> dict[str, object]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            receipt = await rpc(w3, "eth_getTransactionReceipt", [tx_hash])
-        except Exception:  # "indexing in progress": wait
+            receipt = await node.request("eth_getTransactionReceipt", [tx_hash])
+        except IndexingError:
             receipt = None
         if receipt:
             return dict(receipt)
@@ -93,14 +93,14 @@ async def _mined(w3: Client, tx_hash: str, timeout_s: float = 30.0) -> dict[str,
 
 @pytest.mark.slow
 async def test_lost_transaction_is_sent_again_and_unblocks_the_next_nonce(
-    geth_cluster: GethCluster, node_client: Client
+    geth_cluster: GethCluster, node_client: NodeClient
 ) -> None:
     """Nonce 0 never reached a node, nonce 1 waits behind it: a sweep sends 0 again and
     both are mined; the next sweep forgets them."""
     account = await _funded(geth_cluster, node_client)
     chain_id = geth_cluster.settings.chain_id
     lost, stuck = (_signed(account, n, chain_id, account.address) for n in (0, 1))
-    await rpc(node_client, "eth_sendRawTransaction", [stuck.raw_tx])
+    await node_client.request("eth_sendRawTransaction", [stuck.raw_tx])
     rebroadcaster = _rebroadcaster(node_client)
     now = time.time()
     rebroadcaster.watch(lost, now)

@@ -1,0 +1,223 @@
+"""The round loop with an in-memory task source, result sink and node states: holding,
+dispatching, failing over and committing (the real Kafka path runs in tests/pipeline)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from aiokafka import TopicPartition
+
+from balancer import NodeState, Plan, Task
+from ethgw_wire.kafka import encode
+from ethgw_wire.messages import ResultMessage, TaskMessage, TaskStatus
+from ethgw_wire.node_reports import NodeReport
+from ethgw_wire.operations import new_task
+from ethgw_wire.topic_mirror import MemoryTable
+from provider.chain import NodeClient, NodeUnreachableError
+from provider.config import ProviderSettings
+from provider.dispatcher import Dispatcher
+from provider.handlers import Handler, Job
+from provider.journal_pruning import JournalPruner
+from provider.nodes import NodeView
+from provider.task_stream import MemoryResultSink, MemoryTaskSource
+from provider.transactions import JournalRecord
+from tests.provider.fake_node import FakeNode
+
+READS = TopicPartition("ethgw.tasks.read", 0)
+WRITES = TopicPartition("ethgw.tasks.write", 0)
+TIMEOUT_S = 5.0
+
+
+class ScriptedStrategy:
+    """Holds every task for `hold_rounds` rounds, then sends each to `node`; or pauses."""
+
+    name = "scripted"
+
+    def __init__(self, hold_rounds: int = 0, node: str = "node-1", paused: bool = False) -> None:
+        self.hold_rounds = hold_rounds
+        self.node = node
+        self.paused = paused
+        self.rounds: list[list[str]] = []  # the task ids each round was asked to place
+
+    def plan(self, nodes: Sequence[NodeState], tasks: Sequence[Task]) -> Plan:
+        self.rounds.append([t.task_id for t in tasks])
+        dispatch = not self.paused and len(self.rounds) > self.hold_rounds
+        assignments = [(t.task_id, self.node) for t in tasks] if dispatch else []
+        held = [] if dispatch else [t.task_id for t in tasks]
+        lbh = -1.0 if self.paused else 1.0
+        return Plan(assignments, held, [], {}, lbh, self.paused)
+
+
+class World:
+    """A dispatcher over in-memory parts, and what it published and committed."""
+
+    def __init__(
+        self,
+        strategy: ScriptedStrategy,
+        handlers: dict[str, Handler],
+        publish_s: float = 0.0,
+        **knobs: Any,
+    ) -> None:
+        self.log: list[tuple[str, object]] = []
+        self.tasks = MemoryTaskSource(self.log)
+        self.results = MemoryResultSink(self.log, delay_s=publish_s)
+        self.reports: MemoryTable[NodeReport] = MemoryTable("node-states")
+        self.strategy = strategy
+        settings = ProviderSettings(
+            provider_id="provider-test", poll_timeout_ms=1, idle_round_s=0.01, **knobs
+        )
+        nodes = NodeView(self.reports, stale_s=60.0)
+        journal: MemoryTable[JournalRecord] = MemoryTable("journal")
+        self.dispatcher = Dispatcher(
+            self.tasks,
+            self.results,
+            strategy,
+            nodes,
+            self._node_client,
+            handlers,
+            JournalPruner(journal),
+            settings,
+        )
+
+    @staticmethod
+    def _node_client(url: str) -> NodeClient:
+        return FakeNode(url)
+
+    async def add_node(self, node_id: str, load: float = 0.1) -> None:
+        report = NodeReport(node_id=node_id, rpc_url=f"http://{node_id}", memory=load, cpu=load)
+        await self.reports.put(node_id, report)
+
+    def submit(self, task: TaskMessage, partition: TopicPartition = READS) -> TaskMessage:
+        self.tasks.add(partition, encode(task))
+        return task
+
+    async def run_until(self, done: Callable[[], bool]) -> None:
+        """Run the loop until `done()` holds (or fail after TIMEOUT_S), then stop it."""
+        stop = asyncio.Event()
+        loop = asyncio.create_task(self.dispatcher.run(stop))
+        try:
+            async with asyncio.timeout(TIMEOUT_S):
+                while not done():  # noqa: ASYNC110 (the loop runs in its own task)
+                    await asyncio.sleep(0.01)
+        finally:
+            stop.set()
+            await loop
+
+    def result_of(self, task: TaskMessage) -> ResultMessage | None:
+        found = [r for r in self.results.results if r.task_id == task.task_id]
+        return found[-1] if found else None
+
+
+async def _block_number(job: Job) -> dict[str, Any]:
+    return {"block_number": 7, "node": job.node_id}
+
+
+READ_HANDLERS: dict[str, Handler] = {"chain.block_number": _block_number}
+
+
+async def test_a_held_task_is_dispatched_in_a_later_round() -> None:
+    """A task the plan holds stays, uncommitted, and goes out when a later plan assigns it."""
+    world = World(ScriptedStrategy(hold_rounds=2), READ_HANDLERS)
+    await world.add_node("node-1")
+    task = world.submit(new_task("chain.block_number", {}))
+    await world.run_until(lambda: world.result_of(task) is not None)
+    result = world.result_of(task)
+    assert result is not None
+    assert result.status is TaskStatus.SUCCEEDED
+    assert world.strategy.rounds[:3] == [[task.task_id]] * 3
+
+
+async def test_a_held_task_keeps_its_offset_uncommitted() -> None:
+    """While a task is held, the commit point stays at its offset."""
+    world = World(ScriptedStrategy(hold_rounds=1_000), READ_HANDLERS)
+    await world.add_node("node-1")
+    world.submit(new_task("chain.block_number", {}))
+    await world.run_until(lambda: len(world.strategy.rounds) >= 3)
+    assert world.tasks.committed.get(READS, 0) == 0
+    assert world.dispatcher.held == 1
+
+
+async def test_a_result_is_published_before_its_offset_is_committed() -> None:
+    """The commit that passes a task comes after its result, in one log of both."""
+    world = World(ScriptedStrategy(), READ_HANDLERS, publish_s=0.05)
+    await world.add_node("node-1")
+    task = world.submit(new_task("chain.block_number", {}))
+    await world.run_until(lambda: world.tasks.committed.get(READS) == 1)
+    published = world.log.index(("published", task.task_id))
+    committed = world.log.index(("committed", (READS, 1)))
+    assert published < committed
+
+
+async def test_an_unknown_operation_is_reported_failed_and_committed() -> None:
+    """A task naming no operation gets a failed result and its offset is committed."""
+    world = World(ScriptedStrategy(), READ_HANDLERS)
+    await world.add_node("node-1")
+    task = world.submit(TaskMessage(operation="chain.no_such_thing"))
+    await world.run_until(lambda: world.tasks.committed.get(READS) == 1)
+    result = world.result_of(task)
+    assert result is not None
+    assert result.status is TaskStatus.FAILED
+    assert result.error is not None
+    assert result.error.code == "unknown_operation"
+
+
+async def test_a_malformed_record_is_skipped_and_committed() -> None:
+    """A record that is no task message is passed over, not retried forever."""
+    world = World(ScriptedStrategy(), READ_HANDLERS)
+    await world.add_node("node-1")
+    world.tasks.add(READS, b"not json")
+    await world.run_until(lambda: world.tasks.committed.get(READS) == 1)
+    assert world.results.results == []
+
+
+async def test_a_node_that_does_not_answer_moves_the_task_to_the_next_node() -> None:
+    """A read whose node is unreachable runs on the next routable node."""
+
+    async def node_1_is_gone(job: Job) -> dict[str, Any]:
+        if job.node_id == "node-1":
+            raise NodeUnreachableError("ClientConnectorError", "connection refused")
+        return await _block_number(job)
+
+    world = World(ScriptedStrategy(node="node-1"), {"chain.block_number": node_1_is_gone})
+    await world.add_node("node-1")
+    await world.add_node("node-2", load=0.5)
+    task = world.submit(new_task("chain.block_number", {}))
+    await world.run_until(lambda: world.result_of(task) is not None)
+    result = world.result_of(task)
+    assert result is not None
+    assert result.status is TaskStatus.SUCCEEDED
+    assert result.node == "node-2"
+
+
+async def test_no_node_answering_reports_the_task_failed_retriable() -> None:
+    """When every node tried is unreachable, the task fails as node_unavailable."""
+
+    async def unreachable(job: Job) -> dict[str, Any]:
+        raise NodeUnreachableError("TimeoutError", "")
+
+    world = World(ScriptedStrategy(), {"chain.block_number": unreachable})
+    await world.add_node("node-1")
+    await world.add_node("node-2")
+    task = world.submit(new_task("chain.block_number", {}))
+    await world.run_until(lambda: world.result_of(task) is not None)
+    result = world.result_of(task)
+    assert result is not None
+    assert result.error is not None
+    assert (result.error.code, result.error.retriable) == ("node_unavailable", True)
+
+
+async def test_the_safety_valve_sends_reads_out_after_max_pause() -> None:
+    """While the plan pauses, reads go to the best node once max_pause has passed; writes wait."""
+    world = World(ScriptedStrategy(paused=True), READ_HANDLERS, max_pause_s=0.2)
+    await world.add_node("node-1")
+    read = world.submit(new_task("chain.block_number", {}))
+    write = new_task("eth.send", {"from": "0x" + "11" * 20, "to": "0x" + "22" * 20, "value": 1})
+    world.submit(write, WRITES)
+    started = asyncio.get_running_loop().time()
+    await world.run_until(lambda: world.result_of(read) is not None)
+    waited = asyncio.get_running_loop().time() - started
+    assert waited >= 0.2
+    assert world.result_of(write) is None
+    assert world.dispatcher.held == 1
