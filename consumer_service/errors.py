@@ -1,24 +1,38 @@
-"""Refusals before any task exists (a bad parameter, an unknown path), as envelopes."""
+"""Refusals before any task exists (a bad parameter, an unknown path), as envelopes, and
+the catch-all that answers any other error as JSON too."""
 
 from __future__ import annotations
 
+import json
+import logging
+import uuid
+
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from consumer_service.answers import envelope_response, request_id_of
-from ethgw_wire.http_api import error_envelope
+from consumer_service.jsonrpc import INTERNAL_ERROR, RPC_PATH, SERVER_ERROR, rpc_error
+from ethgw_wire.http_api import REQUEST_ID_HEADER, error_envelope
+from ethgw_wire.registration import INSTANCE_FAULT_HEADER
+
+log = logging.getLogger("ethgw.service")
 
 # FastAPI's error locations start with where the value came from; a client knows it.
 _LOCATION_PARTS = ("body", "query", "path", "params")
 
 
 def add_error_handlers(app: FastAPI) -> None:
-    """Answer a validation error with 422 invalid_params naming the field, and any other
-    HTTP error (404 on an unknown path, 405) with the envelope of its status."""
+    """Answer a validation error with 422 invalid_params naming the field, any other
+    HTTP error (404 on an unknown path, 405) with the envelope of its status, and any
+    error no handler takes with a JSON 500 (CatchAll)."""
     app.exception_handler(RequestValidationError)(_invalid_params)
     app.exception_handler(StarletteHTTPException)(_http_error)
+    app.add_middleware(CatchAll)
 
 
 async def _invalid_params(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -40,3 +54,67 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
         error_envelope(exc.status_code, code, str(exc.detail), request_id=request_id),
         request_id,
     )
+
+
+class CatchAll:
+    """Any error no handler took: its traceback logged once, with the request id, and
+    the answer still JSON (the envelope, or a JSON-RPC error object on /rpc).
+
+    An unreachable Kafka is the instance's own failure: 503 kafka_unavailable, marked
+    with INSTANCE_FAULT_HEADER so the gateway's breaker counts it. Any other error is
+    500 internal, unmarked: it may be one request's content, which must not take an
+    instance out of every client's service. A pure ASGI middleware, not an Exception
+    handler: Starlette re-raises after such a handler, and uvicorn logs it a second time.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched_send)
+        except Exception as error:
+            if started:
+                raise  # too late for an answer; the server logs it and cuts the connection
+            request_id = Headers(scope=scope).get(REQUEST_ID_HEADER, "")[:64] or uuid.uuid4().hex
+            log.exception(
+                "unhandled error method=%s path=%s request_id=%s",
+                scope["method"],
+                scope["path"],
+                request_id,
+            )
+            await _answer_error(error, scope["path"], request_id, send)
+
+
+async def _answer_error(error: Exception, path: str, request_id: str, send: Send) -> None:
+    headers = {REQUEST_ID_HEADER: request_id, "content-type": "application/json"}
+    if isinstance(error, KafkaError):
+        status, code, reason = 503, "kafka_unavailable", "the service cannot reach Kafka; retry"
+        headers[INSTANCE_FAULT_HEADER] = "kafka"
+        headers["retry-after"] = "1"
+    else:
+        status, code, reason = 500, "internal", "internal error of the service"
+    if path == RPC_PATH:
+        rpc_code = SERVER_ERROR if status == 503 else INTERNAL_ERROR
+        data = {"status": status, "code": code, "request_id": request_id}
+        document: object = rpc_error(None, rpc_code, reason, data)
+    else:
+        envelope = error_envelope(
+            status, code, reason, request_id=request_id, retriable=status == 503
+        )
+        document = envelope.model_dump(mode="json")
+    body = json.dumps(document).encode()
+    raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    raw_headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})

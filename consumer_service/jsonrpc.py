@@ -1,5 +1,10 @@
 """POST /api/v1/rpc: one JSON-RPC 2.0 call as a task. Which methods a service takes,
-and what its answer holds, the service says with its JsonRpcMethods."""
+and what its answer holds, the service says with its JsonRpcMethods.
+
+Every answer is a JSON-RPC response object: a call whose params do not fit is -32602
+with the reason; an error of the service itself is -32603 from the catch-all of
+consumer_service.errors, so no content of a call makes an instance answer plain text.
+"""
 
 from __future__ import annotations
 
@@ -11,20 +16,24 @@ from pydantic import ValidationError
 
 from consumer_service.answers import request_id_of
 from consumer_service.schemas import JsonRpcCall
-from consumer_service.state import ServiceStateDep
+from consumer_service.state import ServiceState, ServiceStateDep
 from ethgw_wire.http_api import API_PREFIX
 from ethgw_wire.messages import TaskMessage, TaskStatus
+from ethgw_wire.rpc_params import InvalidRpcParamsError
 
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
 SERVER_ERROR = -32000
+RPC_PATH = f"{API_PREFIX}/rpc"
 
 
 class JsonRpcMethods(Protocol):
     """The JSON-RPC methods one service takes."""
 
     def task_for(self, call: JsonRpcCall, request_id: str) -> TaskMessage | None:
-        """The task behind a call, or None when this service does not take the method."""
+        """The task behind a call, or None when this service does not take the method;
+        raises InvalidRpcParamsError or ValidationError when its params do not fit."""
         ...
 
     def result_of(self, data: Any) -> Any:
@@ -32,8 +41,17 @@ class JsonRpcMethods(Protocol):
         ...
 
 
-def rpc_error(call_id: object, code: int, message: str) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": call_id, "error": {"code": code, "message": message}}
+def rpc_error(call_id: object, code: int, message: str, data: Any = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return {"jsonrpc": "2.0", "id": call_id, "error": error}
+
+
+def _invalid_params_reason(error: ValidationError) -> str:
+    first = error.errors()[0]
+    field = ".".join(str(part) for part in first.get("loc", ()))
+    return f"invalid params: {field} {first['msg']}" if field else f"invalid params: {first['msg']}"
 
 
 def jsonrpc_router(methods: JsonRpcMethods) -> APIRouter:
@@ -41,20 +59,28 @@ def jsonrpc_router(methods: JsonRpcMethods) -> APIRouter:
 
     @router.post("/rpc", summary="One JSON-RPC 2.0 call")
     async def rpc(call: JsonRpcCall, request: Request, state: ServiceStateDep) -> JSONResponse:
-        task = methods.task_for(call, request_id_of(request))
-        if task is None:
-            message = f"method {call.method} is not available here"
-            return JSONResponse(rpc_error(call.id, METHOD_NOT_FOUND, message))
-        try:
-            result = await state.tasks.run(task, state.settings.wait_timeout_s)
-        except ValidationError as exc:
-            return JSONResponse(rpc_error(call.id, INVALID_PARAMS, str(exc.errors()[0]["msg"])))
-        if result is None:
-            return JSONResponse(rpc_error(call.id, SERVER_ERROR, f"timed out; task {task.task_id}"))
-        if result.status is not TaskStatus.SUCCEEDED:
-            message = result.error.message if result.error else "failed"
-            return JSONResponse(rpc_error(call.id, SERVER_ERROR, message))
-        answer = {"jsonrpc": "2.0", "id": call.id, "result": methods.result_of(result.data)}
-        return JSONResponse(answer)
+        return await _answer(methods, call, request_id_of(request), state)
 
     return router
+
+
+async def _answer(
+    methods: JsonRpcMethods, call: JsonRpcCall, request_id: str, state: ServiceState
+) -> JSONResponse:
+    try:
+        task = methods.task_for(call, request_id)
+    except InvalidRpcParamsError as error:
+        return JSONResponse(rpc_error(call.id, INVALID_PARAMS, f"invalid params: {error}"))
+    except ValidationError as error:
+        return JSONResponse(rpc_error(call.id, INVALID_PARAMS, _invalid_params_reason(error)))
+    if task is None:
+        message = f"method {call.method} is not available here"
+        return JSONResponse(rpc_error(call.id, METHOD_NOT_FOUND, message))
+    result = await state.tasks.run(task, state.settings.wait_timeout_s)
+    if result is None:
+        return JSONResponse(rpc_error(call.id, SERVER_ERROR, f"timed out; task {task.task_id}"))
+    if result.status is not TaskStatus.SUCCEEDED:
+        message = result.error.message if result.error else "failed"
+        return JSONResponse(rpc_error(call.id, SERVER_ERROR, message))
+    answer = {"jsonrpc": "2.0", "id": call.id, "result": methods.result_of(result.data)}
+    return JSONResponse(answer)

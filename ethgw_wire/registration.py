@@ -32,6 +32,10 @@ from ethgw_wire.http_api import Service
 from service_kit.keyfiles import write_private
 
 REGISTRY_TOKEN_HEADER = "X-Registry-Token"
+# Set by an instance on an answer that is its own failure (its Kafka is unreachable), not
+# the request's: the gateway counts it against the instance's breaker. Any other answer,
+# whatever its status, shows the instance working.
+INSTANCE_FAULT_HEADER = "X-Instance-Fault"
 REGISTRY_PATH = "/registry/instances"
 DEFAULT_TTL_S = 10.0
 

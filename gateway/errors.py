@@ -21,7 +21,7 @@ class GatewayError(Exception):
     client sees it, the message says why."""
 
     status = 500
-    code = "internal_error"
+    code = "internal"
     retriable = False
 
     def __init__(self, reason: str, *, field: str | None = None) -> None:

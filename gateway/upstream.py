@@ -1,10 +1,13 @@
 """Calls to the service instances: choose by round robin, guard with the breakers,
 retry where it is safe, and tell an answer from a failure.
 
-An answer is anything the service said as JSON, whatever its status (a 503 envelope
-saying no node is available is the service working). A failure is a transport error,
-a timeout, or a 5xx that is not JSON (a crash page): those count against the
-instance's breaker.
+An answer is anything the service said as JSON, whatever its status: a 503 envelope
+saying no node is available, a 500 envelope for an error one request caused, a JSON-RPC
+error object are the service working. A failure is a transport error, a timeout, a 5xx
+that is not JSON (a crash page), or an answer the instance marks as its own failure
+(INSTANCE_FAULT_HEADER: its Kafka is unreachable): those count against the instance's
+breaker. So no content a client sends can open a breaker: the services answer every
+error of theirs as JSON.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import aiohttp
 from starlette.responses import Response
 
 from ethgw_wire.http_api import Service
+from ethgw_wire.registration import INSTANCE_FAULT_HEADER
 from gateway.errors import (
     GatewayError,
     NoInstanceError,
@@ -36,6 +40,7 @@ NO_INSTANCE_LOG_S = 10.0
 # Idle pooled connections close before the services' side does (service_kit/serving.py).
 UPSTREAM_KEEP_ALIVE_S = 30.0
 
+_FAULT_HEADER = INSTANCE_FAULT_HEADER.lower()
 # Response headers of a service that mean something to the client.
 _PASSED_BACK = ("content-type", "retry-after", "location")
 
@@ -137,12 +142,17 @@ class Upstreams:
         await self._await_first_registration(kind, fallback_kind)
         tried: list[str] = []
         failure: GatewayError | None = None
+        # An instance's own failure it still answered: the client gets that answer when
+        # no other instance may be tried.
+        faulted: UpstreamAnswer | None = None
         for attempt in range(1 + self._retries):
             now = self._clock()
             instance = self._registry.choose(kind, now, exclude=tried)
             if instance is None and fallback_kind is not None:
                 instance = self._registry.choose(fallback_kind, now, exclude=tried)
             if instance is None:
+                if faulted is not None:
+                    return faulted
                 if failure is not None:
                     raise failure  # the failure just seen says more than "no instance"
                 NO_INSTANCE.labels(kind).inc()
@@ -153,10 +163,13 @@ class Upstreams:
             answer, failure, sent = await self._attempt(
                 instance, method, path, query, content, headers
             )
-            if answer is not None:
+            if answer is not None and (failure is None or not idempotent):
                 return answer
+            faulted = answer or faulted
             if not (idempotent or not sent):
                 break
+        if faulted is not None:
+            return faulted
         assert failure is not None
         raise failure
 
@@ -179,7 +192,8 @@ class Upstreams:
         content: bytes | None,
         headers: Mapping[str, str] | None,
     ) -> tuple[UpstreamAnswer | None, GatewayError | None, bool]:
-        """One call: (answer, None, True) or (None, the failure, whether it was sent)."""
+        """One call: (answer, None, True), (None, the failure, whether it was sent), or
+        (answer, the failure, True) when the instance answered that it is failing."""
         url = instance.url + path + (f"?{query}" if query else "")
         breaker = instance.breaker
         try:
@@ -207,9 +221,12 @@ class Upstreams:
             self._admission.release()
         if status >= 500 and not _is_json_object(content):
             return None, self._failed(instance, "bad_answer", None, status), True
+        answer = UpstreamAnswer(status, content, answer_headers, instance.instance_id)
+        if _FAULT_HEADER in answer_headers:
+            return answer, self._failed(instance, "instance_fault", None, status), True
         if breaker.record_success() is not None:
             log.info("breaker closed instance=%s kind=%s", instance.instance_id, instance.kind)
-        return UpstreamAnswer(status, content, answer_headers, instance.instance_id), None, True
+        return answer, None, True
 
     async def _send(
         self, method: str, url: str, content: bytes | None, headers: Mapping[str, str] | None

@@ -12,16 +12,27 @@ from fastapi import APIRouter
 from consumer_service import JsonRpcCall, jsonrpc_router, run_endpoint
 from ethgw_wire.http_api import build_router, endpoints_of
 from ethgw_wire.messages import TaskMessage
-from ethgw_wire.operations import RPC_SEND_RAW, new_task
+from ethgw_wire.operations import RPC_SEND_RAW, RawTransactionParams
+from ethgw_wire.rpc_params import raw_transaction_sender
 
 
 class WriteRpcMethods:
     """eth_sendRawTransaction with its one signed transaction; its result is the hash."""
 
     def task_for(self, call: JsonRpcCall, request_id: str) -> TaskMessage | None:
-        if call.method != RPC_SEND_RAW or len(call.params) != 1:
+        if call.method != RPC_SEND_RAW:
             return None
-        return new_task("rpc.send_raw", {"raw_tx": call.params[0]}, request_id)
+        # Decoded once here, refusing what is no signed transaction (InvalidRpcParamsError),
+        # and ordered by the sender it names, as new_task would: its own decode costs
+        # ~6 ms of CPU per transaction.
+        raw_tx, sender = raw_transaction_sender(call.params)
+        params = RawTransactionParams(raw_tx=raw_tx)
+        return TaskMessage(
+            operation="rpc.send_raw",
+            params=params.model_dump(mode="json", by_alias=True, exclude_none=True),
+            account=sender,
+            request_id=request_id,
+        )
 
     def result_of(self, data: Any) -> Any:
         # The task answers what it sent (hash, nonce, ...); JSON-RPC answers the hash alone.

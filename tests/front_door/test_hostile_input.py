@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from eth_account import Account
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import HypothesisDeprecationWarning
@@ -26,7 +27,8 @@ from ethgw_wire.http_api import API_KEY_HEADER, REQUEST_ID_HEADER
 from ethgw_wire.messages import TaskMessage
 from ethgw_wire.operations import RPC_READ_METHODS, RPC_SEND_RAW
 from ethgw_wire.settings import KafkaSettings
-from tests.pipeline_fixtures import Stack
+from geth_cluster.cluster import GethCluster
+from tests.pipeline_fixtures import ServerProcess, Stack
 
 pytestmark = pytest.mark.slow
 
@@ -242,8 +244,14 @@ _invalid_body = st.one_of(
     st.just("[]"),
     st.binary(max_size=64).filter(lambda b: not _is_json(b)),
 )
-# Allowed methods with garbage params: forwarded (the node judges them), and answered.
-_garbage_call_body = _call(_allowed_method).map(json.dumps)
+# Raw transactions that are no signed transaction: the service refuses them (-32602).
+_bad_raw_tx = st.sampled_from(["0x", "0x00", "0xc0", "0xdeadbeef", "0x" + "f8" * 40]) | _scalars
+# Allowed methods with garbage params: forwarded (the service or the node judges them),
+# and answered.
+_garbage_call_body = st.one_of(
+    _call(_allowed_method),
+    _call(st.just(RPC_SEND_RAW), params=st.lists(_bad_raw_tx, min_size=1, max_size=1)),
+).map(json.dumps)
 
 
 def _is_json(body: bytes) -> bool:
@@ -310,8 +318,11 @@ def fuzz_rpc(gateway_url: str, key: str, sent: list[str]) -> None:
             probe()
 
 
-async def test_fuzzed_json_rpc_gets_error_objects_and_queues_nothing_invalid(stack: Stack) -> None:
-    """Fuzzed /rpc bodies: never a 5xx, JSON-RPC error objects, no task for a refused call."""
+async def test_fuzzed_json_rpc_gets_error_objects_and_queues_nothing_invalid(
+    stack: Stack, geth_cluster: GethCluster
+) -> None:
+    """Fuzzed /rpc bodies: never a 5xx, JSON-RPC error objects, no task for a refused call,
+    and afterwards every instance is healthy and no breaker counts a failure."""
     settings_ = KafkaSettings()
     before = await end_offsets(settings_)
     sent: list[str] = []
@@ -322,3 +333,95 @@ async def test_fuzzed_json_rpc_gets_error_objects_and_queues_nothing_invalid(sta
     print(f"rpc fuzz: {len(sent)} refused bodies, {len(forwarded)} forwarded calls became tasks")
     assert leaked == []
     assert forwarded  # the check can see tasks: the garbage calls made some
+    async with httpx.AsyncClient(timeout=60) as client:
+        await assert_every_instance_serves(client, stack, geth_cluster)
+
+
+# -- one batch that turned off every write -------------------------------------------------
+
+
+def _call_each(method: str, params: list[Any], count: int) -> list[dict[str, Any]]:
+    return [{"jsonrpc": "2.0", "id": n, "method": method, "params": params} for n in range(count)]
+
+
+async def unhealthy_instances(client: httpx.AsyncClient, stack: Stack) -> list[dict[str, Any]]:
+    """The instances whose breaker is not closed or counts failures (GET /admin/instances)."""
+    answer = await client.get(
+        f"{stack.gateway.url}/admin/instances", headers={API_KEY_HEADER: stack.admin_key}
+    )
+    views: list[dict[str, Any]] = answer.json()["data"]
+    assert views, "no instance is registered"
+    return [v for v in views if v["breaker"] != "closed" or v["consecutive_failures"]]
+
+
+async def direct_call(
+    client: httpx.AsyncClient, instance: ServerProcess, method: str, params: list[Any]
+) -> dict[str, Any]:
+    """One JSON-RPC call asked of an instance itself, not through the gateway."""
+    call = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+    answer = await client.post(f"{instance.url}/api/v1/rpc", json=call)
+    assert answer.headers["content-type"] == "application/json", answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+async def assert_every_instance_serves(
+    client: httpx.AsyncClient, stack: Stack, geth_cluster: GethCluster
+) -> None:
+    """No breaker counts a failure, each read instance answers a read and each write
+    instance sends a valid transaction."""
+    assert await unhealthy_instances(client, stack) == []
+    for reader in stack.readers:
+        read = await direct_call(client, reader, "eth_blockNumber", [])
+        assert int(read["result"], 16) > 0, (reader.url, read)
+    transactions = await signed_transfers(stack, geth_cluster, len(stack.writers))
+    for writer, raw in zip(stack.writers, transactions, strict=True):
+        sent = await direct_call(client, writer, RPC_SEND_RAW, [raw])
+        assert str(sent.get("result", "")).startswith("0x"), (writer.url, sent)
+
+
+async def signed_transfers(stack: Stack, geth_cluster: GethCluster, count: int) -> list[str]:
+    """`count` faucet transfers with consecutive nonces, signed here."""
+    faucet = geth_cluster.accounts.faucet
+    async with httpx.AsyncClient(timeout=60, headers={API_KEY_HEADER: stack.admin_key}) as client:
+        calls = [
+            {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []},
+            {
+                "jsonrpc": "2.0",
+                "id": 2,
+                "method": "eth_getTransactionCount",
+                "params": [faucet.address, "pending"],
+            },
+        ]
+        chain, pending = (await client.post(f"{stack.gateway.url}/rpc", json=calls)).json()
+    chain_id, nonce = int(chain["result"], 16), int(pending["result"], 16)
+    transactions = []
+    for offset in range(count):
+        tx = {
+            "to": "0x" + "17" * 20,
+            "value": 1,
+            "gas": 21_000,
+            "gasPrice": 2 * 10**9,
+            "nonce": nonce + offset,
+            "chainId": chain_id,
+        }
+        raw = Account.sign_transaction(tx, faucet.private_key()).raw_transaction
+        transactions.append("0x" + bytes(raw).hex())
+    return transactions
+
+
+async def test_a_batch_of_empty_raw_transactions_turns_off_no_write(
+    stack: Stack, geth_cluster: GethCluster
+) -> None:
+    """A user's batch of eth_sendRawTransaction ["0x"]: -32602 naming the param for each
+    call, no breaker counts it, and each write instance still sends a valid transaction."""
+    async with httpx.AsyncClient(timeout=60) as client:
+        refused = await client.post(
+            f"{stack.gateway.url}/rpc",
+            json=_call_each(RPC_SEND_RAW, ["0x"], BATCH_LIMIT),
+            headers={API_KEY_HEADER: stack.user_key},
+        )
+        errors = [item["error"] for item in refused.json()]
+        assert {e["code"] for e in errors} == {-32602}, errors[:3]
+        assert all("params[0] (signed_transaction) is empty" in e["message"] for e in errors)
+        await assert_every_instance_serves(client, stack, geth_cluster)

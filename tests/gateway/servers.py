@@ -15,6 +15,7 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from ethgw_wire.http_api import REQUEST_ID_HEADER
+from ethgw_wire.registration import INSTANCE_FAULT_HEADER
 
 
 class ServerThread:
@@ -71,8 +72,10 @@ class FakeService:
     """A read or write service instance: answers every /api/v1 route with an envelope
     naming itself, /api/v1/rpc with a JSON-RPC response, and records what it received.
 
-    `mode`: "ok"; "crash" (a plain-text 500, as an unhandled exception gives);
-    "hang" (answers after `hang_s`); "conflict" (a 409 envelope, a task that failed).
+    `mode`: "ok"; "crash" (a plain-text 500, as an unhandled exception gave);
+    "hang" (answers after `hang_s`); "conflict" (a 409 envelope, a task that failed);
+    "internal" (the services' catch-all: a 500 envelope, or -32603 on /rpc);
+    "rpc_invalid" (-32602 on /rpc); "kafka_down" (a 503 marked as the instance's fault).
     """
 
     kind: str
@@ -108,6 +111,13 @@ class FakeService:
                 return PlainTextResponse("Internal Server Error", status_code=500)
             if self.mode == "hang":
                 await asyncio.sleep(self.hang_s)
+            if self.mode == "internal" and request.url.path != "/api/v1/rpc":
+                internal = {"code": "internal", "reason": "internal error of the service"}
+                return JSONResponse({"status": 500, "message": "internal", "error": internal}, 500)
+            if self.mode == "kafka_down":
+                fault = {"code": "kafka_unavailable", "retriable": True}
+                body = {"status": 503, "message": "no Kafka", "error": fault}
+                return JSONResponse(body, 503, headers={INSTANCE_FAULT_HEADER: "kafka"})
             return None
 
         def envelope(request: Request, status: int, data: Any, **extra: Any) -> JSONResponse:
@@ -123,6 +133,10 @@ class FakeService:
             if refused is not None:
                 return refused
             call = await request.json()
+            if self.mode in ("internal", "rpc_invalid"):
+                code, status = (-32603, 500) if self.mode == "internal" else (-32602, 200)
+                error = {"code": code, "message": f"{self.mode} at {self.instance_id}"}
+                return JSONResponse({"jsonrpc": "2.0", "id": None, "error": error}, status)
             result = {"instance": self.instance_id, "method": call["method"]}
             return JSONResponse({"jsonrpc": "2.0", "id": call.get("id"), "result": result})
 

@@ -33,12 +33,13 @@ async def test_the_read_service_serves_no_write_route() -> None:
 async def test_a_json_rpc_read_becomes_an_rpc_call_task() -> None:
     """eth_getBalance runs rpc.call with the method and params, and answers the node's result."""
     tasks = FakeTasks(data="0x10")
-    call = {"jsonrpc": "2.0", "id": 3, "method": "eth_getBalance", "params": ["0xab", "latest"]}
+    params = ["0x" + "ab" * 20, "latest"]
+    call = {"jsonrpc": "2.0", "id": 3, "method": "eth_getBalance", "params": params}
     async with serving(create_app(ReadServiceSettings()), tasks) as client:
         response = await client.post("/api/v1/rpc", json=call)
     assert response.json() == {"jsonrpc": "2.0", "id": 3, "result": "0x10"}
     assert tasks.ran[0].operation == "rpc.call"
-    assert tasks.ran[0].params == {"method": "eth_getBalance", "params": ["0xab", "latest"]}
+    assert tasks.ran[0].params == {"method": "eth_getBalance", "params": params}
 
 
 async def test_a_raw_transaction_is_not_a_read() -> None:

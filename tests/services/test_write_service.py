@@ -89,12 +89,14 @@ async def test_a_raw_transaction_answers_its_hash_alone() -> None:
 
 
 async def test_a_raw_transaction_takes_exactly_one_param() -> None:
-    """eth_sendRawTransaction with two params is -32601 here, and no task runs."""
+    """eth_sendRawTransaction with two params is -32602 saying so, and no task runs."""
     tasks = FakeTasks()
     call = {"jsonrpc": "2.0", "id": 1, "method": "eth_sendRawTransaction", "params": [SIGNED, 1]}
     async with serving(create_app(WriteServiceSettings()), tasks) as client:
         response = await client.post("/api/v1/rpc", json=call)
-    assert response.json()["error"]["code"] == -32601
+    error = response.json()["error"]
+    assert error["code"] == -32602
+    assert "takes 1 param" in error["message"]
     assert tasks.ran == []
 
 

@@ -1,0 +1,187 @@
+"""What each JSON-RPC method of /rpc takes: how many params and the shape of each.
+
+A call is checked here before it becomes a task, so a bad one is refused with -32602
+and a reason naming the param, instead of reaching a node (or, for a raw transaction,
+crashing the decoder of the service that orders it by its sender).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account import Account
+
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_HASH32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
+_QUANTITY = re.compile(r"^0x[0-9a-fA-F]{1,64}$")
+_HEX_DATA = re.compile(r"^0x(?:[0-9a-fA-F]{2})*$")
+_BLOCK_TAGS = frozenset({"latest", "earliest", "pending", "safe", "finalized"})
+
+
+class InvalidRpcParamsError(ValueError):
+    """A call's params do not fit its method; the message names the param and says why."""
+
+
+def _address(value: Any) -> None:
+    if not isinstance(value, str) or not _ADDRESS.match(value):
+        raise ValueError("must be a 0x-prefixed hex address of 20 bytes")
+
+
+def _hash32(value: Any) -> None:
+    if not isinstance(value, str) or not _HASH32.match(value):
+        raise ValueError("must be a 0x-prefixed hex hash of 32 bytes")
+
+
+def _quantity(value: Any) -> None:
+    if not isinstance(value, str) or not _QUANTITY.match(value):
+        raise ValueError("must be a 0x-prefixed hex number")
+
+
+def _block_number(value: Any) -> None:
+    if isinstance(value, str) and value in _BLOCK_TAGS:
+        return
+    if not isinstance(value, str) or not _QUANTITY.match(value):
+        raise ValueError(f"must be a 0x-prefixed hex block number or one of {sorted(_BLOCK_TAGS)}")
+
+
+def _block_or_hash(value: Any) -> None:
+    """EIP-1898: a block number or tag, a block hash, or an object naming either."""
+    if isinstance(value, dict):
+        return
+    if isinstance(value, str) and _HASH32.match(value):
+        return
+    try:
+        _block_number(value)
+    except ValueError:
+        raise ValueError("must be a block number, tag, hash or EIP-1898 object") from None
+
+
+def _count(value: Any) -> None:
+    """feeHistory's block count: geth takes a hex or decimal number."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return
+    if isinstance(value, str) and (_QUANTITY.match(value) or value.isdecimal()):
+        return
+    raise ValueError("must be a block count (a hex or decimal number)")
+
+
+def _boolean(value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+
+
+def _object(value: Any) -> None:
+    if not isinstance(value, dict):
+        raise ValueError("must be an object")
+
+
+def _numbers(value: Any) -> None:
+    valid = isinstance(value, list) and all(
+        isinstance(n, int | float) and not isinstance(n, bool) for n in value
+    )
+    if not valid:
+        raise ValueError("must be an array of numbers")
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    check: Callable[[Any], None]  # raises ValueError with the reason
+    required: bool = True
+
+
+def _optional(name: str, check: Callable[[Any], None]) -> Param:
+    return Param(name, check, required=False)
+
+
+_CALL = (
+    Param("transaction", _object),
+    _optional("block", _block_or_hash),
+    _optional("state_override", _object),
+)
+_AT_BLOCK = Param("block", _block_or_hash)
+
+# As geth's handlers declare them: a non-pointer argument is required (geth answers
+# "missing value for required argument"), a pointer one may be left out.
+SIGNATURES: dict[str, tuple[Param, ...]] = {
+    "eth_blockNumber": (),
+    "eth_chainId": (),
+    "eth_gasPrice": (),
+    "eth_maxPriorityFeePerGas": (),
+    "eth_syncing": (),
+    "net_version": (),
+    "net_peerCount": (),
+    "net_listening": (),
+    "web3_clientVersion": (),
+    "eth_getBalance": (Param("address", _address), _AT_BLOCK),
+    "eth_getCode": (Param("address", _address), _AT_BLOCK),
+    "eth_getTransactionCount": (Param("address", _address), _AT_BLOCK),
+    "eth_getStorageAt": (Param("address", _address), Param("slot", _quantity), _AT_BLOCK),
+    "eth_getBlockByNumber": (Param("block", _block_number), Param("full", _boolean)),
+    "eth_getBlockByHash": (Param("block_hash", _hash32), Param("full", _boolean)),
+    "eth_getBlockTransactionCountByNumber": (Param("block", _block_number),),
+    "eth_getBlockTransactionCountByHash": (Param("block_hash", _hash32),),
+    "eth_getTransactionByHash": (Param("transaction_hash", _hash32),),
+    "eth_getTransactionReceipt": (Param("transaction_hash", _hash32),),
+    "eth_call": (*_CALL, _optional("block_overrides", _object)),
+    "eth_estimateGas": _CALL,
+    "eth_feeHistory": (
+        Param("block_count", _count),
+        Param("newest_block", _block_number),
+        _optional("reward_percentiles", _numbers),
+    ),
+    "eth_getLogs": (Param("filter", _object),),
+}
+
+
+def check_params(method: str, params: Sequence[Any]) -> None:
+    """Raise InvalidRpcParamsError when `params` do not fit `method` (a method without a
+    signature here is left to the node)."""
+    signature = SIGNATURES.get(method)
+    if signature is None:
+        return
+    _check_count(method, signature, len(params))
+    for index, (param, value) in enumerate(zip(signature, params, strict=False)):
+        try:
+            param.check(value)
+        except ValueError as error:
+            raise InvalidRpcParamsError(f"params[{index}] ({param.name}) {error}") from None
+
+
+def _check_count(method: str, signature: tuple[Param, ...], given: int) -> None:
+    required = sum(param.required for param in signature)
+    if required <= given <= len(signature):
+        return
+    names = ", ".join(p.name if p.required else f"[{p.name}]" for p in signature)
+    wanted = str(required) if required == len(signature) else f"{required} to {len(signature)}"
+    raise InvalidRpcParamsError(
+        f"{method} takes {wanted} params ({names or 'none'}); {given} given"
+    )
+
+
+def raw_transaction_sender(params: Sequence[Any]) -> tuple[str, str]:
+    """eth_sendRawTransaction's one param, checked and decoded: (the signed transaction
+    as lower-case hex, its sender). Raises InvalidRpcParamsError naming what is wrong."""
+    if len(params) != 1:
+        raise InvalidRpcParamsError(
+            f"eth_sendRawTransaction takes 1 param (signed_transaction); {len(params)} given"
+        )
+    raw = params[0]
+    where = "params[0] (signed_transaction)"
+    if not isinstance(raw, str) or not _HEX_DATA.match(raw):
+        raise InvalidRpcParamsError(
+            f"{where} must be 0x-prefixed hex with an even number of digits"
+        )
+    if raw == "0x":
+        raise InvalidRpcParamsError(f"{where} is empty")
+    try:
+        sender = Account.recover_transaction(raw)
+    # The decoder raises a zoo of types on bad bytes (rlp's, TypeError, ValueError, eth_keys'):
+    # whatever it raises, the bytes are not a signed transaction.
+    except Exception as error:
+        reason = f"{type(error).__name__}: {error}"
+        raise InvalidRpcParamsError(f"{where} is not a signed transaction ({reason})") from None
+    return raw.lower(), str(sender)
