@@ -219,8 +219,9 @@ async def open_sandbox(root: Path, shape: Shape = SANDBOX_SHAPE) -> AsyncIterato
             PlatformSettings(file=state / "platform.json"),
         )
         sandbox.platform = record
-        # No automatic recycling: a scenario's own fault is the only disturbance.
-        manager_settings = ManagerSettings(recycle=False, api_port=free_port())
+        # No automatic recycling and no self-healing: a scenario's own fault is the only
+        # disturbance, and the fault tests start a killed node again themselves.
+        manager_settings = ManagerSettings(recycle=False, heal=False, api_port=free_port())
         sandbox.manager = await stack.enter_async_context(
             open_manager(cluster, ks, manager_settings)
         )

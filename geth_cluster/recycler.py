@@ -28,7 +28,7 @@ import contextlib
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from balancer import RecyclePolicy, RecycleState, Zone
@@ -45,6 +45,8 @@ REASON_ZONE3 = "zone3"
 REASON_OPERATOR = "operator"
 
 _RESYNC_POLL_S = 0.25
+# A node carrying one of these marks is in somebody's restart already.
+_MARKED = frozenset({Lifecycle.DRAINING, Lifecycle.RESTARTING, Lifecycle.SYNCING})
 
 
 class RestartInProgressError(ClusterError):
@@ -182,12 +184,16 @@ class Recycler:
         Raises UnknownNodeError for a node outside the pool and RestartInProgressError while
         another restart runs.
         """
-        if node not in {v.node_id for v in self._manager.snapshot().nodes}:
+        views = {v.node_id: v for v in self._manager.snapshot().nodes}
+        if node not in views:
             raise UnknownNodeError(f"no pool node named {node!r}")
         if self._state.restarting is not None:
             raise RestartInProgressError(
                 f"{self._state.restarting} is being restarted; one node at a time"
             )
+        if views[node].lifecycle in _MARKED:
+            # The healer is starting it again after a crash.
+            raise RestartInProgressError(f"{node} is {views[node].lifecycle}")
         self._state = self._policy.start(self._state, node)
         self._launch(node, reason, "requested by the operator")
 
@@ -227,23 +233,8 @@ class Recycler:
             await manager.set_recycle_state(node, Lifecycle.RESTARTING)
             await self._events.record(node, EventKind.RESTARTING, reason, f"pid={pid}")
             # Shielded: a stop mid-restart waits for the node to be started again.
-            restarting = asyncio.ensure_future(cluster.restart_node(node))
-            try:
-                await asyncio.shield(restarting)
-            except asyncio.CancelledError:
-                with contextlib.suppress(Exception):
-                    await restarting
-                raise
-            heads = await cluster.heads()
-            restarted_at = max((h for h in heads.values() if h is not None), default=0)
-            await manager.set_recycle_state(node, Lifecycle.SYNCING)
-            await self._events.record(
-                node,
-                EventKind.SYNCING,
-                reason,
-                f"pid={cluster.runtime.pid(spec)} block={heads.get(node)} head={restarted_at}",
-            )
-            block, head = await self._wait_following(node, restarted_at)
+            await run_to_end(cluster.restart_node(node))
+            block, head = await resync(manager, self._events, self._settings, node, reason)
             await manager.set_recycle_state(node, None)
             self.restarts[(node, reason)] += 1
             await self._events.record(
@@ -266,27 +257,64 @@ class Recycler:
             self._state = self._policy.finished(self._state, node, self._clock())
 
     async def _clear(self, node: str) -> None:
-        with contextlib.suppress(Exception):
-            await self._manager.set_recycle_state(node, None)
+        await clear_mark(self._manager, node)
 
-    async def _wait_following(self, node: str, restarted_at: int) -> tuple[int, int]:
-        """Until `node` has a block above `restarted_at` (sealed after the restart) and is
-        within max_lag of the head; returns its block and the head."""
-        cluster = self._manager.cluster
-        max_lag = self._manager.max_lag
-        mine: int | None = None
-        head = restarted_at
-        try:
-            async with asyncio.timeout(self._settings.resync_timeout_s):
-                while True:
-                    heads = await cluster.heads()
-                    head = max((h for h in heads.values() if h is not None), default=0)
-                    mine = heads.get(node)
-                    if mine is not None and mine > restarted_at and head - mine <= max_lag:
-                        return mine, head
-                    await asyncio.sleep(_RESYNC_POLL_S)
-        except TimeoutError:
-            raise ResyncTimeoutError(
-                f"{node} not following after {self._settings.resync_timeout_s:.0f}s: "
-                f"block={mine} head={head} restarted_at={restarted_at}"
-            ) from None
+
+# -- steps shared with the healer --------------------------------------------------------------
+
+
+async def run_to_end(step: Coroutine[Any, Any, None]) -> None:
+    """Run a start or restart so that cancelling the caller waits for it to finish: closing
+    the manager never leaves a node between stop and start."""
+    running = asyncio.ensure_future(step)
+    try:
+        await asyncio.shield(running)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await running
+        raise
+
+
+async def clear_mark(manager: RecycledPool, node: str) -> None:
+    """Clear the node's recycle mark; a failure here must not hide the step's own."""
+    with contextlib.suppress(Exception):
+        await manager.set_recycle_state(node, None)
+
+
+async def resync(
+    manager: RecycledPool, events: EventLog, settings: ManagerSettings, node: str, reason: str
+) -> tuple[int, int]:
+    """SYNCING, published and recorded, until the (re)started node has imported a block sealed
+    after its start and is within max_lag of the head; returns its block and the head."""
+    cluster = manager.cluster
+    heads = await cluster.heads()
+    restarted_at = max((h for h in heads.values() if h is not None), default=0)
+    await manager.set_recycle_state(node, Lifecycle.SYNCING)
+    pid = cluster.runtime.pid(cluster.spec(node))
+    await events.record(
+        node, EventKind.SYNCING, reason, f"pid={pid} block={heads.get(node)} head={restarted_at}"
+    )
+    return await wait_following(cluster, node, restarted_at, manager.max_lag, settings)
+
+
+async def wait_following(
+    cluster: GethCluster, node: str, restarted_at: int, max_lag: int, settings: ManagerSettings
+) -> tuple[int, int]:
+    """Until `node` has a block above `restarted_at` (sealed after the restart) and is within
+    max_lag of the head; returns its block and the head."""
+    mine: int | None = None
+    head = restarted_at
+    try:
+        async with asyncio.timeout(settings.resync_timeout_s):
+            while True:
+                heads = await cluster.heads()
+                head = max((h for h in heads.values() if h is not None), default=0)
+                mine = heads.get(node)
+                if mine is not None and mine > restarted_at and head - mine <= max_lag:
+                    return mine, head
+                await asyncio.sleep(_RESYNC_POLL_S)
+    except TimeoutError:
+        raise ResyncTimeoutError(
+            f"{node} not following after {settings.resync_timeout_s:.0f}s: "
+            f"block={mine} head={head} restarted_at={restarted_at}"
+        ) from None
