@@ -45,8 +45,15 @@ class ManagerSettings(BaseSettings):
     recycle: bool = True  # False: no automatic restarts (the operator's endpoint still works)
     restart_after: int = Field(default=DEFAULT_RESTART_AFTER, ge=1)  # consecutive zone III ticks
     cooldown_s: float = Field(default=DEFAULT_COOLDOWN_S, ge=0.0)  # after a node's restart ends
-    # DRAINING before the restart, so the providers finish what they sent the node.
+    # DRAINING before the restart, so the providers finish what they sent the node: a fixed
+    # drain_s when no provider URL is set; with them, until the node has nothing in flight
+    # (`ethgw_provider_inflight` summed over the providers' /metrics), at least
+    # drain_settle_s (for the DRAINING state to reach them) and at most drain_max_s.
     drain_s: float = Field(default=2.0, ge=0.0)
+    # The providers' base URLs (JSON list in ETHGW_MANAGER_PROVIDER_URLS); `ethgw up` sets it.
+    provider_urls: tuple[str, ...] = ()
+    drain_settle_s: float = Field(default=0.5, ge=0.0)
+    drain_max_s: float = Field(default=10.0, ge=0.0)
     # After the restart, how long the node may take to follow the head before the restart is
     # called failed (the state is cleared either way; the node is DOWN while it lags).
     resync_timeout_s: float = Field(default=60.0, gt=0.0)

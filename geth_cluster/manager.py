@@ -38,6 +38,7 @@ from ethgw_wire.node_reports import EventKind, Lifecycle, NodeReport
 from ethgw_wire.settings import ClusterSettings, KafkaSettings
 from geth_cluster.cluster import GethCluster
 from geth_cluster.config import ManagerSettings, load_calibration
+from geth_cluster.drain import ProviderInflight
 from geth_cluster.errors import UnknownNodeError
 from geth_cluster.healer import Healer
 from geth_cluster.layout import NodeSpec, pool_specs
@@ -288,8 +289,17 @@ class ClusterManager:
         self._tick_lock = asyncio.Lock()
         self.events = EventLog(settings.events_kept, event_sink, settings.publish_timeout_s)
         # Always there for the operator's restarts; automatic only with `settings.recycle`.
+        # The drain's in-flight feedback, when the providers' URLs are known.
+        self._inflight = (
+            ProviderInflight(settings.provider_urls) if settings.provider_urls else None
+        )
         self.recycler = Recycler(
-            self, settings, self.events, automatic=settings.recycle, state=recycle_state
+            self,
+            settings,
+            self.events,
+            automatic=settings.recycle,
+            state=recycle_state,
+            inflight=self._inflight,
         )
         self._listeners.append(self.recycler)
         # After the recycler: a node it picks this tick is marked before the healer looks.
@@ -341,6 +351,8 @@ class ClusterManager:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+        if self._inflight is not None:
+            await self._inflight.aclose()
 
     def seconds_since_tick(self) -> float | None:
         """How long ago the last tick ended (None before the first): a liveness figure."""

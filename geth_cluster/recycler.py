@@ -5,8 +5,10 @@ balancer's `RecyclePolicy` (consecutive zone III samples, one node at a time, ne
 routable node, a cool-down) and runs the steps for the node the policy names, in a task of its
 own so sampling goes on meanwhile:
 
-1. DRAINING, published at once: the providers stop routing to the node. It stays so for
-   `drain_s` while the providers finish what they already sent it.
+1. DRAINING, published at once: the providers stop routing to the node. It stays so while
+   the providers finish what they already sent it: until their in-flight count for the node
+   is 0 (`geth_cluster.drain`, bounded by `drain_max_s`), or a fixed `drain_s` when no
+   provider URL is configured.
 2. RESTARTING: the runtime stops and starts the node (`GethCluster.restart_node`, which returns
    once the node answers near the head).
 3. SYNCING until the node has imported a block sealed after the restart and is within max_lag
@@ -36,6 +38,7 @@ from ethgw_wire.kafka import publish
 from ethgw_wire.node_reports import ClusterEvent, EventKind, Lifecycle, NodeReport
 from geth_cluster.cluster import GethCluster
 from geth_cluster.config import ManagerSettings
+from geth_cluster.drain import InflightSource, drain
 from geth_cluster.errors import ClusterError, UnknownNodeError
 from geth_cluster.snapshot import Snapshot
 
@@ -130,6 +133,7 @@ class Recycler:
 
     `automatic` False leaves only the operator's `restart`. `state` is the policy's starting
     memory (for example cool-downs already running). `clock` gives the policy's `now`.
+    `inflight` None drains for the fixed `drain_s`; with a source, until the node is empty.
     """
 
     def __init__(
@@ -141,8 +145,10 @@ class Recycler:
         automatic: bool = True,
         state: RecycleState | None = None,
         clock: Callable[[], float] = time.monotonic,
+        inflight: InflightSource | None = None,
     ) -> None:
         self._manager = manager
+        self._inflight = inflight
         self._settings = settings
         self._events = events
         self._automatic = automatic
@@ -226,12 +232,10 @@ class Recycler:
         try:
             await manager.set_recycle_state(node, Lifecycle.DRAINING)
             await self._events.record(node, EventKind.DRAINING, reason, detail)
-            # The providers send no in-flight feedback yet, so draining is a fixed wait long
-            # enough for a task already sent to the node to finish (ETHGW_MANAGER_DRAIN_S).
-            await asyncio.sleep(self._settings.drain_s)
+            drained = await self._drain(node)
             pid = cluster.runtime.pid(spec)
             await manager.set_recycle_state(node, Lifecycle.RESTARTING)
-            await self._events.record(node, EventKind.RESTARTING, reason, f"pid={pid}")
+            await self._events.record(node, EventKind.RESTARTING, reason, f"pid={pid} {drained}")
             # Shielded: a stop mid-restart waits for the node to be started again.
             await run_to_end(cluster.restart_node(node))
             block, head = await resync(manager, self._events, self._settings, node, reason)
@@ -255,6 +259,20 @@ class Recycler:
             # The cool-down starts whether the restart worked or not, so a failing node is not
             # retried in a loop.
             self._state = self._policy.finished(self._state, node, self._clock())
+
+    async def _drain(self, node: str) -> str:
+        """Wait while the providers finish what they sent `node`; the figures, for the event."""
+        settings = self._settings
+        if self._inflight is None:
+            # No in-flight feedback configured: a fixed wait long enough for a task already
+            # sent to the node to finish.
+            await asyncio.sleep(settings.drain_s)
+            return f"drain=fixed drain_waited_s={settings.drain_s:.2f}"
+        drained = await drain(
+            node, self._inflight, bound_s=settings.drain_max_s, settle_s=settings.drain_settle_s
+        )
+        log.info("drain ended node=%s %s", node, drained.describe())
+        return drained.describe()
 
     async def _clear(self, node: str) -> None:
         await clear_mark(self._manager, node)
