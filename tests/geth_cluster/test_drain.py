@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 import pytest
 
 from consumer_service.task_client import TaskClient
+from ethgw_wire.node_reports import EventKind
+from geth_cluster.cluster import GethCluster
+from geth_cluster.config import ManagerSettings
 from geth_cluster.drain import Drained, ProviderInflight, drain
+from geth_cluster.manager import ClusterManager
+from tests.geth_cluster.test_manager import wait_following
 from tests.pipeline_fixtures import ProviderProcess, run_task
 
 NODE = "node-1"
@@ -104,3 +111,70 @@ async def test_provider_inflight_reads_a_real_providers_metrics(
         await with_dead.aclose()
     assert counts == [0, 0]
     assert unknown is None
+
+
+class FakeProvider:
+    """A provider's /metrics over real HTTP: `held` tasks in flight on `node` for `hold_s`
+    from the first read, then none."""
+
+    def __init__(self, node: str, held: int, hold_s: float) -> None:
+        self._node, self._held, self._hold_s = node, held, hold_s
+        self._first_read: float | None = None
+        self.reads = 0
+
+    def page(self) -> str:
+        now = time.monotonic()
+        if self._first_read is None:
+            self._first_read = now
+        self.reads += 1
+        count = self._held if now - self._first_read < self._hold_s else 0
+        return f'ethgw_provider_inflight{{node="{self._node}"}} {count}.0\n'
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        body = self.page().encode()
+        head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        writer.write(head.encode() + body)
+        await writer.drain()
+        writer.close()
+
+    @asynccontextmanager
+    async def serving(self) -> AsyncIterator[str]:
+        """Listens on a free loopback port; yields its base URL."""
+        server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            yield f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.slow
+async def test_restart_waits_for_the_nodes_tasks_in_flight(geth_cluster: GethCluster) -> None:
+    """A restart of node-2 while a provider reports 2 tasks on it for 1.5 s stays DRAINING
+    until they are done, not for the fixed drain_s, and says so in its restarting event."""
+    await wait_following(geth_cluster)
+    fake = FakeProvider("node-2", held=2, hold_s=1.5)
+    async with fake.serving() as url:
+        settings = ManagerSettings(
+            sample_interval_s=60.0,
+            publish=False,
+            recycle=False,
+            heal=False,
+            drain_s=0.0,
+            provider_urls=(url,),
+            drain_settle_s=0.2,
+            drain_max_s=20.0,
+        )
+        try:
+            async with ClusterManager(geth_cluster, settings) as running:
+                running.recycler.restart("node-2")
+                await running.recycler.wait_idle()
+                events = running.events.recent()
+        finally:
+            await wait_following(geth_cluster, 60.0)
+    restarting = next(e for e in events if e.kind is EventKind.RESTARTING)
+    assert [e.kind for e in events][-1] is EventKind.UP
+    assert "drain=empty" in restarting.detail
+    assert "inflight=0" in restarting.detail
+    waited = float(restarting.detail.split("drain_waited_s=")[1].split()[0])
+    assert 1.5 <= waited < 5.0
+    assert fake.reads >= 2
