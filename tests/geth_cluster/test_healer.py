@@ -7,6 +7,7 @@ Every test leaves all nodes of the shared session cluster running, uncordoned an
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import httpx
@@ -66,6 +67,7 @@ async def test_killed_node_is_started_again_and_up_with_one_restart(
             events_topic(kafka_broker.settings) as topic,
             api_client(cluster, kafka_broker.settings, healing()) as client,
         ):
+            killed_at = time.time()
             killed = kill_node(cluster, NODE)
             from_topic = await read_events_until(
                 topic, NODE, {EventKind.UP, EventKind.RESTART_FAILED}, 120.0
@@ -75,6 +77,8 @@ async def test_killed_node_is_started_again_and_up_with_one_restart(
             metrics = (await client.get("/metrics")).text
     finally:
         await restore(cluster, NODE)
+    for event in from_topic:  # the figures docs/cluster-manager.md quotes
+        print(f"t={event.time - killed_at:6.2f}s kind={event.kind} {event.detail}")
     assert [(e.kind, e.reason) for e in from_topic] == [
         (EventKind.RESTARTING, "crashed"),
         (EventKind.SYNCING, "crashed"),
