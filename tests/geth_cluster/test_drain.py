@@ -172,6 +172,7 @@ async def test_restart_waits_for_the_nodes_tasks_in_flight(geth_cluster: GethClu
         finally:
             await wait_following(geth_cluster, 60.0)
     restarting = next(e for e in events if e.kind is EventKind.RESTARTING)
+    print(f"restarting event: {restarting.detail}")  # the figure docs/cluster-manager.md quotes
     assert [e.kind for e in events][-1] is EventKind.UP
     assert "drain=empty" in restarting.detail
     assert "inflight=0" in restarting.detail
