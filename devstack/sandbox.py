@@ -26,12 +26,11 @@ import httpx
 from devstack.kafka_broker import KafkaBroker
 from devstack.platform_setup import ensure_platform
 from devstack.processes import ServiceProcess
-from devstack.stack import ServicePorts, Shape, build_services, make_cluster
+from devstack.stack import ServicePorts, Shape, build_services, make_cluster, manager_settings
 from ethgw_wire.node_reports import Lifecycle
 from ethgw_wire.platform_record import PlatformRecord
 from ethgw_wire.settings import KafkaSettings, PlatformSettings
 from geth_cluster.cluster import GethCluster
-from geth_cluster.config import ManagerSettings
 from geth_cluster.manager import ClusterManager, open_manager
 from service_kit.ports import free_port, is_port_free
 
@@ -191,7 +190,8 @@ async def open_sandbox(root: Path, shape: Shape = SANDBOX_SHAPE) -> AsyncIterato
         "ETHGW_KAFKA_CONTROLLER_PORT": str(ks.controller_port),
         "ETHGW_KAFKA_STATE_DIR": str(ks.state_dir),
     }
-    services = build_services(shape, ServicePorts.free(shape), root / "run", env)
+    ports = ServicePorts.free(shape)
+    services = build_services(shape, ports, root / "run", env)
     state.mkdir(parents=True, exist_ok=True)
     sandbox = Sandbox(
         root,
@@ -219,11 +219,10 @@ async def open_sandbox(root: Path, shape: Shape = SANDBOX_SHAPE) -> AsyncIterato
             PlatformSettings(file=state / "platform.json"),
         )
         sandbox.platform = record
-        # No automatic recycling: a scenario's own fault is the only disturbance.
-        manager_settings = ManagerSettings(recycle=False, api_port=free_port())
-        sandbox.manager = await stack.enter_async_context(
-            open_manager(cluster, ks, manager_settings)
-        )
+        # No automatic recycling and no self-healing: a scenario's own fault is the only
+        # disturbance, and the fault tests start a killed node again themselves.
+        settings = manager_settings(ports, recycle=False, heal=False, api_port=free_port())
+        sandbox.manager = await stack.enter_async_context(open_manager(cluster, ks, settings))
         stack.push_async_callback(_stop_services, sandbox)
         await sandbox.start_service(sandbox.gateway)
         await asyncio.gather(*(sandbox.start_service(p, PROVIDER_READY) for p in sandbox.providers))

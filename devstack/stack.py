@@ -247,6 +247,20 @@ async def stop_all() -> None:
     await asyncio.to_thread(KafkaBroker(KafkaSettings()).stop)
 
 
+def provider_urls(ports: ServicePorts) -> list[str]:
+    """The providers' base URLs: the gateway's in-flight column and the manager's drain read
+    their /metrics."""
+    return [f"http://127.0.0.1:{port}" for port in ports.providers]
+
+
+def manager_settings(ports: ServicePorts, **overrides: Any) -> ManagerSettings:
+    """The manager's settings for a stack on `ports`: its drain waits for the providers'
+    tasks in flight unless ETHGW_MANAGER_PROVIDER_URLS says otherwise."""
+    if "ETHGW_MANAGER_PROVIDER_URLS" not in os.environ:
+        overrides.setdefault("provider_urls", tuple(provider_urls(ports)))
+    return ManagerSettings(**overrides)
+
+
 def _services(shape: Shape, port_base: int = GATEWAY_PORT) -> list[ServiceProcess]:
     """`ethgw up`'s services in start order, on the ports that follow `port_base`."""
     ports = ServicePorts.from_base(shape, port_base)
@@ -255,10 +269,7 @@ def _services(shape: Shape, port_base: int = GATEWAY_PORT) -> list[ServiceProces
     )
     gateway_env = {
         "ETHGW_GATEWAY_MANAGER_URL": manager_url,
-        # The dashboard's in-flight column sums the providers' /metrics.
-        "ETHGW_GATEWAY_PROVIDER_URLS": json.dumps(
-            [f"http://127.0.0.1:{port}" for port in ports.providers]
-        ),
+        "ETHGW_GATEWAY_PROVIDER_URLS": json.dumps(provider_urls(ports)),
     }
     return build_services(shape, ports, run_dir(), gateway_env=gateway_env).in_start_order()
 
@@ -285,7 +296,12 @@ async def run_stack(
         await ensure_runtime_ready(cluster)
         await cluster.up()
         manager = asyncio.create_task(
-            serve_api(cluster, kafka_settings, ManagerSettings(), manager_stop)
+            serve_api(
+                cluster,
+                kafka_settings,
+                manager_settings(ServicePorts.from_base(shape, port_base)),
+                manager_stop,
+            )
         )
         log.info("deploying the platform token (once per chain)")
         await ensure_platform(

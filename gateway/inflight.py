@@ -16,26 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
+from ethgw_wire.provider_metrics import inflight_by_node
 from gateway.background import BackgroundRefresh
 
 log = logging.getLogger("ethgw.gateway")
-
-INFLIGHT_METRIC = "ethgw_provider_inflight"
-
-
-def inflight_by_node(metrics_text: str) -> dict[str, int]:
-    """`ethgw_provider_inflight` of one provider's /metrics page, by node."""
-    found: dict[str, int] = {}
-    for family in text_string_to_metric_families(metrics_text):
-        if family.name != INFLIGHT_METRIC:
-            continue
-        for sample in family.samples:
-            node = sample.labels.get("node")
-            if node:
-                found[node] = found.get(node, 0) + round(sample.value)
-    return found
 
 
 @dataclass(frozen=True)

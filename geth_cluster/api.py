@@ -96,20 +96,20 @@ class SnapshotCollector(Collector):
             samples.add_metric([node.node_id], node.samples)
             restarts.add_metric([node.node_id], node.restarts)
         yield from (memory, cpu, dist, free, zone, lifecycle, samples, restarts)
-        recycler = self._manager.recycler
+        recycler, healer = self._manager.recycler, self._manager.healer
         recycled = CounterMetricFamily(
             "ethgw_manager_restarts",
-            "Drain-restart-resync episodes finished, by node and reason (zone3, operator).",
+            "Restarts finished, by node and reason (zone3, operator, crashed).",
             labels=["node", "reason"],
         )
-        for (node_id, reason), count in sorted(recycler.restarts.items()):
+        for (node_id, reason), count in sorted((recycler.restarts + healer.restarts).items()):
             recycled.add_metric([node_id, reason], count)
         failed = CounterMetricFamily(
             "ethgw_manager_restart_failures",
-            "Drain-restart-resync episodes that failed, by node and reason.",
+            "Restarts that failed, by node and reason.",
             labels=["node", "reason"],
         )
-        for (node_id, reason), count in sorted(recycler.failures.items()):
+        for (node_id, reason), count in sorted((recycler.failures + healer.failures).items()):
             failed.add_metric([node_id, reason], count)
         yield from (recycled, failed)
         yield GaugeMetricFamily("ethgw_cluster_lbh", "LBH over nodes not DOWN.", snapshot.lbh)

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from balancer import Calibration
 from balancer.recycle import DEFAULT_COOLDOWN_S, DEFAULT_RESTART_AFTER
 from ethgw_wire.settings import DEFAULT_DIS_AVEMAX, DEFAULT_DIS_AVEMIN, lbh_setting
+from geth_cluster.crash_policy import CrashPolicy
 from geth_cluster.errors import ClusterError
 
 log = logging.getLogger("ethgw.manager")
@@ -44,11 +45,27 @@ class ManagerSettings(BaseSettings):
     recycle: bool = True  # False: no automatic restarts (the operator's endpoint still works)
     restart_after: int = Field(default=DEFAULT_RESTART_AFTER, ge=1)  # consecutive zone III ticks
     cooldown_s: float = Field(default=DEFAULT_COOLDOWN_S, ge=0.0)  # after a node's restart ends
-    # DRAINING before the restart, so the providers finish what they sent the node.
+    # DRAINING before the restart, so the providers finish what they sent the node: a fixed
+    # drain_s when no provider URL is set; with them, until the node has nothing in flight
+    # (`ethgw_provider_inflight` summed over the providers' /metrics), at least
+    # drain_settle_s (for the DRAINING state to reach them) and at most drain_max_s.
     drain_s: float = Field(default=2.0, ge=0.0)
+    # The providers' base URLs (JSON list in ETHGW_MANAGER_PROVIDER_URLS); `ethgw up` sets it.
+    provider_urls: tuple[str, ...] = ()
+    drain_settle_s: float = Field(default=0.5, ge=0.0)
+    drain_max_s: float = Field(default=10.0, ge=0.0)
     # After the restart, how long the node may take to follow the head before the restart is
     # called failed (the state is cleared either way; the node is DOWN while it lags).
     resync_timeout_s: float = Field(default=60.0, gt=0.0)
+    # Self-healing: a node whose process died or whose container exited is started again
+    # after a backoff (heal_backoff_s, doubling per death within heal_window_s, capped at
+    # heal_backoff_max_s); the death past heal_max_restarts in the window is a crash loop:
+    # the node is cordoned and left stopped until the operator uncordons it.
+    heal: bool = True
+    heal_backoff_s: float = Field(default=1.0, ge=0.0)
+    heal_backoff_max_s: float = Field(default=60.0, ge=0.0)
+    heal_max_restarts: int = Field(default=3, ge=0)
+    heal_window_s: float = Field(default=600.0, gt=0.0)
     events_kept: int = Field(default=200, ge=1)  # recent events GET /events lists
     # LBH of the last ticks GET /lbh lists (the dashboard's chart): 10 minutes at 1 s.
     lbh_history_ticks: int = Field(default=600, ge=1)
@@ -59,12 +76,19 @@ class ManagerSettings(BaseSettings):
     def _check(self) -> ManagerSettings:
         # Refused at start-up, not at the first zoning (lbh-spec.md section 2).
         Calibration(self.dis_avemin, self.dis_avemax)
+        self.crash_policy()  # refuses a backoff whose cap is below its start
         if self.rpc_timeout_s > self.sample_interval_s:
             raise ValueError(
                 f"rpc_timeout_s ({self.rpc_timeout_s}) must not exceed sample_interval_s "
                 f"({self.sample_interval_s}): a tick has to fit in its interval"
             )
         return self
+
+    def crash_policy(self) -> CrashPolicy:
+        """The self-healing rule these settings describe."""
+        return CrashPolicy(
+            self.heal_backoff_s, self.heal_backoff_max_s, self.heal_max_restarts, self.heal_window_s
+        )
 
 
 def load_calibration(settings: ManagerSettings) -> Calibration:

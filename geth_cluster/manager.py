@@ -8,8 +8,9 @@ balancer for the operator view (`snapshot()`).
 
 Life cycle: the operator can cordon a node (out of routing, no restart); the recycler
 (`geth_cluster.recycler`, one per manager) watches every tick through a `TickListener` and sets
-DRAINING / RESTARTING / SYNCING through `set_recycle_state`. Both changes are published at once,
-not at the next tick, and recorded in the event log (`events`).
+DRAINING / RESTARTING / SYNCING through `set_recycle_state`; the healer (`geth_cluster.healer`)
+starts again, with backoff, a node whose process died, and cordons one that keeps dying. Every
+change is published at once, not at the next tick, and recorded in the event log (`events`).
 
 Run it with `run_manager(...)` (the `ethgw up` launcher), `open_manager(...)` (the operator API's
 lifespan) or `python -m geth_cluster.manager` next to a running cluster.
@@ -37,7 +38,9 @@ from ethgw_wire.node_reports import EventKind, Lifecycle, NodeReport
 from ethgw_wire.settings import ClusterSettings, KafkaSettings
 from geth_cluster.cluster import GethCluster
 from geth_cluster.config import ManagerSettings, load_calibration
+from geth_cluster.drain import ProviderInflight
 from geth_cluster.errors import UnknownNodeError
+from geth_cluster.healer import Healer
 from geth_cluster.layout import NodeSpec, pool_specs
 from geth_cluster.node_rpc import ChainPosition, chain_position
 from geth_cluster.recycler import EventLog, EventSink, KafkaEventSink, Recycler
@@ -286,10 +289,22 @@ class ClusterManager:
         self._tick_lock = asyncio.Lock()
         self.events = EventLog(settings.events_kept, event_sink, settings.publish_timeout_s)
         # Always there for the operator's restarts; automatic only with `settings.recycle`.
+        # The drain's in-flight feedback, when the providers' URLs are known.
+        self._inflight = (
+            ProviderInflight(settings.provider_urls) if settings.provider_urls else None
+        )
         self.recycler = Recycler(
-            self, settings, self.events, automatic=settings.recycle, state=recycle_state
+            self,
+            settings,
+            self.events,
+            automatic=settings.recycle,
+            state=recycle_state,
+            inflight=self._inflight,
         )
         self._listeners.append(self.recycler)
+        # After the recycler: a node it picks this tick is marked before the healer looks.
+        self.healer = Healer(self, settings, self.events, enabled=settings.heal)
+        self._listeners.append(self.healer)
 
     # -- life ------------------------------------------------------------------------------
 
@@ -327,6 +342,7 @@ class ClusterManager:
         # A restart under way ends first (a node between stop and start is started again),
         # while its last states can still be published.
         await self.recycler.aclose()
+        await self.healer.aclose()
         if self._publisher is not None and self._publishing is not None:
             if not await self._publisher.flush(self.settings.publish_timeout_s):
                 log.warning("manager stopped with unpublished states")
@@ -335,6 +351,8 @@ class ClusterManager:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+        if self._inflight is not None:
+            await self._inflight.aclose()
 
     def seconds_since_tick(self) -> float | None:
         """How long ago the last tick ended (None before the first): a liveness figure."""
@@ -579,13 +597,14 @@ class ClusterManager:
             known = ", ".join(self._tracks)
             raise UnknownNodeError(f"no pool node named {node_id!r} (pool: {known})") from None
 
-    async def cordon(self, node_id: str) -> NodeReport:
-        """Take a node out of routing without a restart; returns once the state is published."""
+    async def cordon(self, node_id: str, reason: str | None = None, detail: str = "") -> NodeReport:
+        """Take a node out of routing without a restart; returns once the state is published.
+        `reason` None is the operator's cordon; the healer's says `crashloop`."""
         track = self._track(node_id)
         track.cordoned = True
-        log.info("node cordoned node=%s", node_id)
+        log.info("node cordoned node=%s reason=%s", node_id, reason or "operator")
         report = await self._publish_now(track)
-        await self.events.record(node_id, EventKind.CORDONED)
+        await self.events.record(node_id, EventKind.CORDONED, reason, detail)
         return report
 
     async def uncordon(self, node_id: str) -> NodeReport:

@@ -5,8 +5,10 @@ balancer's `RecyclePolicy` (consecutive zone III samples, one node at a time, ne
 routable node, a cool-down) and runs the steps for the node the policy names, in a task of its
 own so sampling goes on meanwhile:
 
-1. DRAINING, published at once: the providers stop routing to the node. It stays so for
-   `drain_s` while the providers finish what they already sent it.
+1. DRAINING, published at once: the providers stop routing to the node. It stays so while
+   the providers finish what they already sent it: until their in-flight count for the node
+   is 0 (`geth_cluster.drain`, bounded by `drain_max_s`), or a fixed `drain_s` when no
+   provider URL is configured.
 2. RESTARTING: the runtime stops and starts the node (`GethCluster.restart_node`, which returns
    once the node answers near the head).
 3. SYNCING until the node has imported a block sealed after the restart and is within max_lag
@@ -28,7 +30,7 @@ import contextlib
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from balancer import RecyclePolicy, RecycleState, Zone
@@ -36,6 +38,7 @@ from ethgw_wire.kafka import publish
 from ethgw_wire.node_reports import ClusterEvent, EventKind, Lifecycle, NodeReport
 from geth_cluster.cluster import GethCluster
 from geth_cluster.config import ManagerSettings
+from geth_cluster.drain import InflightSource, drain
 from geth_cluster.errors import ClusterError, UnknownNodeError
 from geth_cluster.snapshot import Snapshot
 
@@ -45,6 +48,8 @@ REASON_ZONE3 = "zone3"
 REASON_OPERATOR = "operator"
 
 _RESYNC_POLL_S = 0.25
+# A node carrying one of these marks is in somebody's restart already.
+_MARKED = frozenset({Lifecycle.DRAINING, Lifecycle.RESTARTING, Lifecycle.SYNCING})
 
 
 class RestartInProgressError(ClusterError):
@@ -128,6 +133,7 @@ class Recycler:
 
     `automatic` False leaves only the operator's `restart`. `state` is the policy's starting
     memory (for example cool-downs already running). `clock` gives the policy's `now`.
+    `inflight` None drains for the fixed `drain_s`; with a source, until the node is empty.
     """
 
     def __init__(
@@ -139,8 +145,10 @@ class Recycler:
         automatic: bool = True,
         state: RecycleState | None = None,
         clock: Callable[[], float] = time.monotonic,
+        inflight: InflightSource | None = None,
     ) -> None:
         self._manager = manager
+        self._inflight = inflight
         self._settings = settings
         self._events = events
         self._automatic = automatic
@@ -182,12 +190,16 @@ class Recycler:
         Raises UnknownNodeError for a node outside the pool and RestartInProgressError while
         another restart runs.
         """
-        if node not in {v.node_id for v in self._manager.snapshot().nodes}:
+        views = {v.node_id: v for v in self._manager.snapshot().nodes}
+        if node not in views:
             raise UnknownNodeError(f"no pool node named {node!r}")
         if self._state.restarting is not None:
             raise RestartInProgressError(
                 f"{self._state.restarting} is being restarted; one node at a time"
             )
+        if views[node].lifecycle in _MARKED:
+            # The healer is starting it again after a crash.
+            raise RestartInProgressError(f"{node} is {views[node].lifecycle}")
         self._state = self._policy.start(self._state, node)
         self._launch(node, reason, "requested by the operator")
 
@@ -220,30 +232,13 @@ class Recycler:
         try:
             await manager.set_recycle_state(node, Lifecycle.DRAINING)
             await self._events.record(node, EventKind.DRAINING, reason, detail)
-            # The providers send no in-flight feedback yet, so draining is a fixed wait long
-            # enough for a task already sent to the node to finish (ETHGW_MANAGER_DRAIN_S).
-            await asyncio.sleep(self._settings.drain_s)
+            drained = await self._drain(node)
             pid = cluster.runtime.pid(spec)
             await manager.set_recycle_state(node, Lifecycle.RESTARTING)
-            await self._events.record(node, EventKind.RESTARTING, reason, f"pid={pid}")
+            await self._events.record(node, EventKind.RESTARTING, reason, f"pid={pid} {drained}")
             # Shielded: a stop mid-restart waits for the node to be started again.
-            restarting = asyncio.ensure_future(cluster.restart_node(node))
-            try:
-                await asyncio.shield(restarting)
-            except asyncio.CancelledError:
-                with contextlib.suppress(Exception):
-                    await restarting
-                raise
-            heads = await cluster.heads()
-            restarted_at = max((h for h in heads.values() if h is not None), default=0)
-            await manager.set_recycle_state(node, Lifecycle.SYNCING)
-            await self._events.record(
-                node,
-                EventKind.SYNCING,
-                reason,
-                f"pid={cluster.runtime.pid(spec)} block={heads.get(node)} head={restarted_at}",
-            )
-            block, head = await self._wait_following(node, restarted_at)
+            await run_to_end(cluster.restart_node(node))
+            block, head = await resync(manager, self._events, self._settings, node, reason)
             await manager.set_recycle_state(node, None)
             self.restarts[(node, reason)] += 1
             await self._events.record(
@@ -265,28 +260,79 @@ class Recycler:
             # retried in a loop.
             self._state = self._policy.finished(self._state, node, self._clock())
 
-    async def _clear(self, node: str) -> None:
-        with contextlib.suppress(Exception):
-            await self._manager.set_recycle_state(node, None)
+    async def _drain(self, node: str) -> str:
+        """Wait while the providers finish what they sent `node`; the figures, for the event."""
+        settings = self._settings
+        if self._inflight is None:
+            # No in-flight feedback configured: a fixed wait long enough for a task already
+            # sent to the node to finish.
+            await asyncio.sleep(settings.drain_s)
+            return f"drain=fixed drain_waited_s={settings.drain_s:.2f}"
+        drained = await drain(
+            node, self._inflight, bound_s=settings.drain_max_s, settle_s=settings.drain_settle_s
+        )
+        log.info("drain ended node=%s %s", node, drained.describe())
+        return drained.describe()
 
-    async def _wait_following(self, node: str, restarted_at: int) -> tuple[int, int]:
-        """Until `node` has a block above `restarted_at` (sealed after the restart) and is
-        within max_lag of the head; returns its block and the head."""
-        cluster = self._manager.cluster
-        max_lag = self._manager.max_lag
-        mine: int | None = None
-        head = restarted_at
-        try:
-            async with asyncio.timeout(self._settings.resync_timeout_s):
-                while True:
-                    heads = await cluster.heads()
-                    head = max((h for h in heads.values() if h is not None), default=0)
-                    mine = heads.get(node)
-                    if mine is not None and mine > restarted_at and head - mine <= max_lag:
-                        return mine, head
-                    await asyncio.sleep(_RESYNC_POLL_S)
-        except TimeoutError:
-            raise ResyncTimeoutError(
-                f"{node} not following after {self._settings.resync_timeout_s:.0f}s: "
-                f"block={mine} head={head} restarted_at={restarted_at}"
-            ) from None
+    async def _clear(self, node: str) -> None:
+        await clear_mark(self._manager, node)
+
+
+# -- steps shared with the healer --------------------------------------------------------------
+
+
+async def run_to_end(step: Coroutine[Any, Any, None]) -> None:
+    """Run a start or restart so that cancelling the caller waits for it to finish: closing
+    the manager never leaves a node between stop and start."""
+    running = asyncio.ensure_future(step)
+    try:
+        await asyncio.shield(running)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await running
+        raise
+
+
+async def clear_mark(manager: RecycledPool, node: str) -> None:
+    """Clear the node's recycle mark; a failure here must not hide the step's own."""
+    with contextlib.suppress(Exception):
+        await manager.set_recycle_state(node, None)
+
+
+async def resync(
+    manager: RecycledPool, events: EventLog, settings: ManagerSettings, node: str, reason: str
+) -> tuple[int, int]:
+    """SYNCING, published and recorded, until the (re)started node has imported a block sealed
+    after its start and is within max_lag of the head; returns its block and the head."""
+    cluster = manager.cluster
+    heads = await cluster.heads()
+    restarted_at = max((h for h in heads.values() if h is not None), default=0)
+    await manager.set_recycle_state(node, Lifecycle.SYNCING)
+    pid = cluster.runtime.pid(cluster.spec(node))
+    await events.record(
+        node, EventKind.SYNCING, reason, f"pid={pid} block={heads.get(node)} head={restarted_at}"
+    )
+    return await wait_following(cluster, node, restarted_at, manager.max_lag, settings)
+
+
+async def wait_following(
+    cluster: GethCluster, node: str, restarted_at: int, max_lag: int, settings: ManagerSettings
+) -> tuple[int, int]:
+    """Until `node` has a block above `restarted_at` (sealed after the restart) and is within
+    max_lag of the head; returns its block and the head."""
+    mine: int | None = None
+    head = restarted_at
+    try:
+        async with asyncio.timeout(settings.resync_timeout_s):
+            while True:
+                heads = await cluster.heads()
+                head = max((h for h in heads.values() if h is not None), default=0)
+                mine = heads.get(node)
+                if mine is not None and mine > restarted_at and head - mine <= max_lag:
+                    return mine, head
+                await asyncio.sleep(_RESYNC_POLL_S)
+    except TimeoutError:
+        raise ResyncTimeoutError(
+            f"{node} not following after {settings.resync_timeout_s:.0f}s: "
+            f"block={mine} head={head} restarted_at={restarted_at}"
+        ) from None

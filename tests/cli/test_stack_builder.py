@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from devstack.sandbox import SANDBOX_SHAPE
-from devstack.stack import ServicePorts, Shape, build_services
+from devstack.stack import ServicePorts, Shape, build_services, manager_settings
 
 PORTS = ServicePorts(gateway=9000, providers=(9001,), readers=(9002,), writers=(9003,))
 ONE_EACH = Shape(providers=1, readers=1, writers=1)
@@ -79,3 +79,18 @@ def test_the_sandbox_shape_keeps_the_sandbox_defaults() -> None:
         )
         == SANDBOX_SHAPE
     )
+
+
+def test_the_managers_drain_reads_the_stacks_providers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The manager of a stack gets its providers' URLs, so the drain waits for their tasks."""
+    monkeypatch.delenv("ETHGW_MANAGER_PROVIDER_URLS", raising=False)
+    ports = ServicePorts(gateway=9000, providers=(9001, 9002), readers=(), writers=())
+    settings = manager_settings(ports, recycle=False)
+    assert settings.provider_urls == ("http://127.0.0.1:9001", "http://127.0.0.1:9002")
+    assert settings.recycle is False
+
+
+def test_configured_provider_urls_win_over_the_stacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ETHGW_MANAGER_PROVIDER_URLS set by hand is kept (an empty list: the fixed drain)."""
+    monkeypatch.setenv("ETHGW_MANAGER_PROVIDER_URLS", "[]")
+    assert manager_settings(PORTS).provider_urls == ()

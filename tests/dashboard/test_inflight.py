@@ -6,7 +6,8 @@ import httpx
 import pytest
 
 from consumer_service.task_client import TaskClient
-from gateway.inflight import InflightProbe, inflight_by_node
+from ethgw_wire.provider_metrics import inflight_by_node
+from gateway.inflight import InflightProbe
 from tests.pipeline_fixtures import ProviderProcess, run_task
 
 PAGE = """\

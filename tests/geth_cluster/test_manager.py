@@ -293,7 +293,7 @@ async def test_stopped_node_is_published_down_and_up_again_after_start(
     """A stopped node is DOWN, and UP with fresh samples and one more restart once started."""
     async with (
         node_states(kafka_broker.settings, cluster) as states,
-        manager(cluster, kafka_broker, fast()) as running,
+        manager(cluster, kafka_broker, fast(heal=False)) as running,
     ):
         before = running.reports()["node-2"]
         try:
