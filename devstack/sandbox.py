@@ -30,6 +30,7 @@ from devstack.stack import ServicePorts, Shape, build_services, make_cluster, ma
 from ethgw_wire.node_reports import Lifecycle
 from ethgw_wire.platform_record import PlatformRecord
 from ethgw_wire.settings import KafkaSettings, PlatformSettings
+from geth_cluster.calibrate import ensure_calibration
 from geth_cluster.cluster import GethCluster
 from geth_cluster.manager import ClusterManager, open_manager
 from service_kit.ports import free_port, is_port_free
@@ -173,11 +174,19 @@ PROVIDER_READY = "partitions assigned"
 
 
 @contextlib.asynccontextmanager
-async def open_sandbox(root: Path, shape: Shape = SANDBOX_SHAPE) -> AsyncIterator[Sandbox]:
-    """Start every part in dependency order; stop them in reverse order on exit."""
+async def open_sandbox(
+    root: Path, shape: Shape = SANDBOX_SHAPE, calibrate: bool = False
+) -> AsyncIterator[Sandbox]:
+    """Start every part in dependency order; stop them in reverse order on exit.
+
+    calibrate: False (the default) keeps the manager and the providers on the configured
+    bounds (ETHGW_LBH_DIS_AVEMIN / _DIS_AVEMAX, by default 0.1 and 1.0): a sandbox's folder is
+    new each time, so measuring would add about 23 s of full load to every start. True
+    measures them as `ethgw up` does, into the sandbox's own calibration.json."""
     from gateway.keys import create_key
 
     state = root / "state"
+    calibration_file = state / "calibration.json" if calibrate else None
     kafka = KafkaBroker(_kafka_settings(state / "kafka"))
     cluster = make_cluster(
         shape.nodes, shape.runtime, **_cluster_placement(state / "cluster", shape.nodes)
@@ -191,7 +200,7 @@ async def open_sandbox(root: Path, shape: Shape = SANDBOX_SHAPE) -> AsyncIterato
         "ETHGW_KAFKA_STATE_DIR": str(ks.state_dir),
     }
     ports = ServicePorts.free(shape)
-    services = build_services(shape, ports, root / "run", env)
+    services = build_services(shape, ports, root / "run", env, calibration_file=calibration_file)
     state.mkdir(parents=True, exist_ok=True)
     sandbox = Sandbox(
         root,
@@ -219,9 +228,14 @@ async def open_sandbox(root: Path, shape: Shape = SANDBOX_SHAPE) -> AsyncIterato
             PlatformSettings(file=state / "platform.json"),
         )
         sandbox.platform = record
+        if calibration_file is not None:
+            ensured = await ensure_calibration(cluster, calibration_file)
+            log.info("sandbox bounds %s", ensured.describe())
         # No automatic recycling and no self-healing: a scenario's own fault is the only
         # disturbance, and the fault tests start a killed node again themselves.
-        settings = manager_settings(ports, recycle=False, heal=False, api_port=free_port())
+        settings = manager_settings(
+            ports, calibration_file, recycle=False, heal=False, api_port=free_port()
+        )
         sandbox.manager = await stack.enter_async_context(open_manager(cluster, ks, settings))
         stack.push_async_callback(_stop_services, sandbox)
         await sandbox.start_service(sandbox.gateway)

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import signal
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +27,14 @@ from typing import Any, Literal
 from devstack.kafka_broker import KafkaBroker
 from devstack.platform_setup import ensure_platform
 from devstack.processes import ServiceProcess, stop_leftovers
-from ethgw_wire.settings import ClusterSettings, KafkaSettings, PlatformSettings
+from ethgw_wire.settings import (
+    ClusterSettings,
+    KafkaSettings,
+    PlatformSettings,
+    default_calibration_file,
+)
 from geth_cluster.api import serve_api
+from geth_cluster.calibrate import ensure_calibration
 from geth_cluster.cluster import GethCluster
 from geth_cluster.config import ManagerSettings
 from geth_cluster.errors import DockerEngineError
@@ -48,6 +55,8 @@ READ_OFFSET = 100
 WRITE_OFFSET = 150
 PROVIDER_OFFSET = 200
 MANAGER_STOP_S = 15.0
+# The variable the manager and the providers read their bounds file from (`lbh_setting`).
+CALIBRATION_FILE_ENV = "ETHGW_LBH_CALIBRATION_FILE"
 
 
 @dataclass(frozen=True)
@@ -113,10 +122,14 @@ def build_services(
     runs: Path,
     env: Mapping[str, str] | None = None,
     gateway_env: Mapping[str, str] | None = None,
+    calibration_file: Path | None = None,
 ) -> Services:
     """The services of `shape` on `ports`, logging under `runs`. `env` reaches every service
-    (for example a state folder and a broker of their own); `gateway_env` the gateway alone."""
+    (for example a state folder and a broker of their own); `gateway_env` the gateway alone.
+    `calibration_file`: the LBH bounds file the providers read, the one the stack's manager
+    is given (`manager_settings`); None leaves them on the configured bounds."""
     common = dict(env or {})
+    bounds = {} if calibration_file is None else {CALIBRATION_FILE_ENV: str(calibration_file)}
     ttl_s = shape.registry_ttl_s
     gateway = {
         **common,
@@ -135,6 +148,7 @@ def build_services(
                 "ETHGW_PROVIDER_HTTP_PORT": str(port),
                 "ETHGW_PROVIDER_PROVIDER_ID": f"provider-{i + 1}",
                 "ETHGW_PROVIDER_STRATEGY": shape.strategy,
+                **bounds,
             },
         )
         for i, port in enumerate(ports.providers)
@@ -253,15 +267,22 @@ def provider_urls(ports: ServicePorts) -> list[str]:
     return [f"http://127.0.0.1:{port}" for port in ports.providers]
 
 
-def manager_settings(ports: ServicePorts, **overrides: Any) -> ManagerSettings:
+def manager_settings(
+    ports: ServicePorts, calibration_file: Path | None = None, **overrides: Any
+) -> ManagerSettings:
     """The manager's settings for a stack on `ports`: its drain waits for the providers'
-    tasks in flight unless ETHGW_MANAGER_PROVIDER_URLS says otherwise."""
+    tasks in flight unless ETHGW_MANAGER_PROVIDER_URLS says otherwise. `calibration_file`:
+    the bounds file given to the providers too (`build_services`); None leaves it configured."""
+    if calibration_file is not None:
+        overrides["calibration_file"] = calibration_file
     if "ETHGW_MANAGER_PROVIDER_URLS" not in os.environ:
         overrides.setdefault("provider_urls", tuple(provider_urls(ports)))
     return ManagerSettings(**overrides)
 
 
-def _services(shape: Shape, port_base: int = GATEWAY_PORT) -> list[ServiceProcess]:
+def _services(
+    shape: Shape, port_base: int = GATEWAY_PORT, calibration_file: Path | None = None
+) -> list[ServiceProcess]:
     """`ethgw up`'s services in start order, on the ports that follow `port_base`."""
     ports = ServicePorts.from_base(shape, port_base)
     manager_url = os.environ.get(
@@ -271,7 +292,10 @@ def _services(shape: Shape, port_base: int = GATEWAY_PORT) -> list[ServiceProces
         "ETHGW_GATEWAY_MANAGER_URL": manager_url,
         "ETHGW_GATEWAY_PROVIDER_URLS": json.dumps(provider_urls(ports)),
     }
-    return build_services(shape, ports, run_dir(), gateway_env=gateway_env).in_start_order()
+    built = build_services(
+        shape, ports, run_dir(), gateway_env=gateway_env, calibration_file=calibration_file
+    )
+    return built.in_start_order()
 
 
 async def run_stack(
@@ -286,7 +310,9 @@ async def run_stack(
         loop.add_signal_handler(sig, stop.set)
     kafka_settings = KafkaSettings()
     cluster = make_cluster(shape.nodes, shape.runtime)
-    services = _services(shape, port_base)
+    # One file for the manager and every provider: the bounds measured for this shape.
+    calibration_file = default_calibration_file()
+    services = _services(shape, port_base, calibration_file)
     manager_stop = asyncio.Event()
     manager: asyncio.Task[None] | None = None
     try:
@@ -295,11 +321,13 @@ async def run_stack(
         log.info("starting cluster nodes=%d runtime=%s", shape.nodes, cluster.runtime.name)
         await ensure_runtime_ready(cluster)
         await cluster.up()
+        calibration = await ensure_calibration(cluster, calibration_file, _show_progress)
+        print(f"LBH bounds: {calibration.describe()}", flush=True)
         manager = asyncio.create_task(
             serve_api(
                 cluster,
                 kafka_settings,
-                manager_settings(ServicePorts.from_base(shape, port_base)),
+                manager_settings(ServicePorts.from_base(shape, port_base), calibration_file),
                 manager_stop,
             )
         )
@@ -341,6 +369,12 @@ async def run_stack(
         await cluster.aclose()
         await asyncio.to_thread(KafkaBroker(kafka_settings).stop)
         log.info("stopped")
+
+
+def _show_progress(window: str, done_s: float, total_s: float) -> None:
+    """The calibration's progress: one line rewritten in place on a terminal."""
+    end = "\r" if sys.stdout.isatty() else "\n"
+    print(f"calibrating: {window} {done_s:.0f}/{total_s:.0f} s   ", end=end, flush=True)
 
 
 async def _stop_manager(manager: asyncio.Task[None], timeout_s: float) -> None:

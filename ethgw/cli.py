@@ -113,9 +113,13 @@ async def calibrate(args: argparse.Namespace) -> None:
         run = await run_calibration(cluster, idle_s=args.idle_s, load_s=args.load_s)
     finally:
         await cluster.aclose()
+    inputs = run.record.inputs
     print(
         f"Dis_avemin={run.calibration.dis_avemin:.4f} (idle mean d) "
-        f"Dis_avemax={run.calibration.dis_avemax:.4f} (saturated mean d) -> {run.path}"
+        f"Dis_avemax={run.calibration.dis_avemax:.4f} (saturated mean d) -> {run.path}\n"
+        f"  for {inputs.nodes} pool nodes on {inputs.runtime}, host {inputs.host_cores} cores "
+        f"{inputs.host_memory_mb} MB, geth {inputs.geth_version}; `ethgw up` reuses it while "
+        "these stay the same"
     )
 
 

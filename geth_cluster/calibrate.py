@@ -8,7 +8,11 @@ of the same nodes under a saturating load this module drives itself (set U2): on
 The ratios are sampled like the manager samples them (the runtime's sampler every
 `sample_interval_s`, smoothed with the manager's EWMA `alpha`), so the bounds describe the
 figures the manager will compare against them. The result goes through
-`balancer.calibrate` (which validates it) and is written as the calibration file.
+`balancer.calibrate` (which validates it) and is written as the calibration file, with the
+inputs it holds for and how it was measured (`calibration_record`).
+
+`ensure_calibration` is `ethgw up`'s step: it reuses the stored bounds when their inputs are the
+current ones, and measures otherwise.
 
 Run it on a quiet cluster: traffic during the idle window raises Dis_avemin. On a host with
 fewer cores than the nodes are allotted, the saturated CPU ratio stays below 1 (the nodes share
@@ -21,8 +25,9 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -30,10 +35,19 @@ import httpx
 from balancer import Calibration
 from balancer.calibration import calibrate, mean_distance
 from ethgw_wire.settings import default_calibration_file
+from geth_cluster.calibration_record import (
+    CalibrationInputs,
+    CalibrationMethod,
+    CalibrationRecord,
+    current_inputs,
+    read_record,
+    why_measure,
+)
 from geth_cluster.cluster import GethCluster
 from geth_cluster.layout import NodeSpec, pool_specs
 from geth_cluster.node_rpc import rpc_call
 from geth_cluster.smoothing import Ewma
+from geth_cluster.toolchain import geth_binary
 
 log = logging.getLogger("ethgw.calibrate")
 
@@ -41,18 +55,27 @@ BURN_CODE = "0x61ffff5b600190038060035700"
 """PUSH2 0xffff; JUMPDEST; PUSH1 1; SWAP1; SUB; DUP1; PUSH1 3; JUMPI; STOP: 65535 iterations."""
 BURN_GAS = 30_000_000  # a bound, not a price: eth_call spends only what the loop uses
 
+PROBE = f"eth_call of the init code {BURN_CODE} (a count-down from 0xffff)"
+
 Sample = tuple[float, float]  # (memory, cpu) smoothed ratios
+Progress = Callable[[str, float, float], None]
+"""Called after each sample with the window's name ("idle", "warm-up", "load"), the seconds
+done and the window's length, so a caller can show a progress line."""
 
 
 @dataclass(frozen=True)
 class CalibrationRun:
     """What `run_calibration` measured and wrote."""
 
-    calibration: Calibration
+    record: CalibrationRecord
     path: Path
     idle: list[Sample]  # one per pool node per interval of the idle window
     saturated: list[Sample]  # likewise, under the load
     calls: int  # burner eth_calls completed during the load
+
+    @property
+    def calibration(self) -> Calibration:
+        return self.record.calibration
 
     @property
     def idle_mean(self) -> float:
@@ -73,24 +96,27 @@ async def run_calibration(
     alpha: float = 0.5,
     concurrency: int = 4,
     path: Path | None = None,
+    progress: Progress | None = None,
 ) -> CalibrationRun:
     """Measure both bounds on the pool nodes of the running `cluster` and write the file.
 
     idle_s: the idle window (spec default 10 s). load_s: the saturated window, which starts
     after `warmup_s` of load (the EWMA and the nodes' CPU rising are not counted).
-    concurrency: busy loops per pool node. path: where the JSON goes, by default
-    `default_calibration_file()`. Raises ValueError when the bounds break
-    0 <= Dis_avemin < Dis_avemax <= sqrt(2) (nothing is written then), ClusterError when a node
-    is not running.
+    concurrency: busy loops per pool node. path: where the record goes, by default
+    `default_calibration_file()`. progress: called after every sample. Raises ValueError when
+    the bounds break 0 <= Dis_avemin < Dis_avemax <= sqrt(2) (nothing is written then),
+    ClusterError when a node is not running.
     """
     if idle_s <= 0 or load_s <= 0 or sample_interval_s <= 0 or warmup_s < 0 or concurrency < 1:
         raise ValueError("windows and the interval must be > 0, concurrency >= 1")
     target = path if path is not None else default_calibration_file()
+    inputs = await asyncio.to_thread(cluster_inputs, cluster)
+    measured_at = datetime.now(UTC).isoformat(timespec="seconds")
     specs = pool_specs(cluster.settings)
-    sample = _Sampling(cluster, specs, alpha)
+    sample = _Sampling(cluster, specs, alpha, progress)
     await sample.prime()
     log.info("calibration idle window s=%.1f nodes=%d", idle_s, len(specs))
-    idle = await sample.window(idle_s, sample_interval_s)
+    idle = await sample.window("idle", idle_s, sample_interval_s)
     log.info("calibration idle mean_d=%.4f samples=%d", mean_distance(idle), len(idle))
     calls = 0
     async with httpx.AsyncClient(timeout=30.0) as http:
@@ -112,8 +138,8 @@ async def run_calibration(
             log.info(
                 "calibration load concurrency=%d per node warmup_s=%.1f", concurrency, warmup_s
             )
-            await sample.window(warmup_s, sample_interval_s, check=burners)
-            saturated = await sample.window(load_s, sample_interval_s, check=burners)
+            await sample.window("warm-up", warmup_s, sample_interval_s, check=burners)
+            saturated = await sample.window("load", load_s, sample_interval_s, check=burners)
         finally:
             stop.set()
             for task in burners:
@@ -127,22 +153,72 @@ async def run_calibration(
         len(saturated),
         calls,
     )
-    result = calibrate(idle, saturated)
-    _write_atomically(target, result.to_json())
+    method = CalibrationMethod(
+        measured_at, idle_s, warmup_s, load_s, sample_interval_s, alpha, concurrency, PROBE, calls
+    )
+    record = CalibrationRecord(calibrate(idle, saturated), inputs, method)
+    _write_atomically(target, record.to_json())
     log.info(
         "calibration written path=%s dis_avemin=%.4f dis_avemax=%.4f",
         target,
-        result.dis_avemin,
-        result.dis_avemax,
+        record.calibration.dis_avemin,
+        record.calibration.dis_avemax,
     )
-    return CalibrationRun(result, target, idle, saturated, calls)
+    return CalibrationRun(record, target, idle, saturated, calls)
+
+
+def cluster_inputs(cluster: GethCluster) -> CalibrationInputs:
+    """The inputs a calibration of `cluster` on this machine has now (runs `geth version`)."""
+    return current_inputs(cluster.settings, cluster.runtime.name, geth_binary())
+
+
+@dataclass(frozen=True)
+class EnsuredCalibration:
+    """The bounds `ensure_calibration` settled on and how it got them."""
+
+    record: CalibrationRecord
+    path: Path
+    measured_now: bool
+    reason: str | None  # why it measured; None when it reused the record
+
+    def describe(self) -> str:
+        """One line for the start-up output: the bounds and where they came from."""
+        bounds = self.record.calibration
+        how = (
+            f"measured now ({self.reason})"
+            if self.measured_now
+            else f"reused, measured on {self.record.method.measured_on}"
+        )
+        return f"Dis_avemin={bounds.dis_avemin:.4f} Dis_avemax={bounds.dis_avemax:.4f}: {how}"
+
+
+async def ensure_calibration(
+    cluster: GethCluster, path: Path | None = None, progress: Progress | None = None
+) -> EnsuredCalibration:
+    """The stored record at `path` when its inputs are the cluster's and the machine's now;
+    otherwise a new measurement (`run_calibration`'s defaults, about 23 s) written there."""
+    target = path if path is not None else default_calibration_file()
+    stored = await asyncio.to_thread(read_record, target)
+    reason = why_measure(stored, await asyncio.to_thread(cluster_inputs, cluster))
+    if stored is not None and reason is None:
+        return EnsuredCalibration(stored, target, measured_now=False, reason=None)
+    log.info("calibration needed path=%s reason=%s", target, reason)
+    run = await run_calibration(cluster, path=target, progress=progress)
+    return EnsuredCalibration(run.record, target, measured_now=True, reason=reason)
 
 
 class _Sampling:
     """The pool nodes' samplers and EWMAs, as the manager keeps them."""
 
-    def __init__(self, cluster: GethCluster, specs: list[NodeSpec], alpha: float) -> None:
+    def __init__(
+        self,
+        cluster: GethCluster,
+        specs: list[NodeSpec],
+        alpha: float,
+        progress: Progress | None,
+    ) -> None:
         settings = cluster.settings
+        self._progress = progress
         self._samplers = [
             cluster.runtime.sampler(spec, settings.node_memory_budget_mb, settings.node_cpu_cores)
             for spec in specs
@@ -156,6 +232,7 @@ class _Sampling:
 
     async def window(
         self,
+        name: str,
         seconds: float,
         interval_s: float,
         check: list[asyncio.Task[None]] | None = None,
@@ -163,12 +240,15 @@ class _Sampling:
         """Smoothed samples of every node each interval for `seconds`."""
         samples: list[Sample] = []
         loop = asyncio.get_running_loop()
-        end = loop.time() + seconds
+        start = loop.time()
+        end = start + seconds
         while loop.time() < end:
             await _sleep_or_fail(min(interval_s, max(0.0, end - loop.time())), check or [])
             readings = await asyncio.gather(*(asyncio.to_thread(s.sample) for s in self._samplers))
             for reading, memory, cpu in zip(readings, self._memory, self._cpu, strict=True):
                 samples.append((memory.update(reading.memory), cpu.update(reading.cpu)))
+            if self._progress is not None:
+                self._progress(name, min(loop.time() - start, seconds), seconds)
         return samples
 
 

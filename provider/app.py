@@ -90,9 +90,19 @@ def _healthiest_client(nodes: NodeView, clients: NodeClients) -> NodeClient | No
 
 
 def _calibration(settings: ProviderSettings) -> Calibration:
-    if settings.calibration_file is not None and settings.calibration_file.exists():
-        return Calibration.from_json(settings.calibration_file.read_text())
-    return Calibration(settings.dis_avemin, settings.dis_avemax)
+    path = settings.calibration_file
+    if path is not None and path.exists():
+        calibration = Calibration.from_json(path.read_text())
+    else:
+        calibration = Calibration(settings.dis_avemin, settings.dis_avemax)
+    # Logged so an operator (and the stack's test) can see which bounds the plans use.
+    log.info(
+        "calibration in use dis_avemin=%.4f dis_avemax=%.4f file=%s",
+        calibration.dis_avemin,
+        calibration.dis_avemax,
+        path if path is not None and path.exists() else None,
+    )
+    return calibration
 
 
 @asynccontextmanager
