@@ -6,8 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from devstack.sandbox import SANDBOX_SHAPE
+from balancer import Calibration
+from devstack.kafka_broker import KafkaBroker
+from devstack.sandbox import SANDBOX_SHAPE, wait_for_log
 from devstack.stack import ServicePorts, Shape, build_services, manager_settings
+from ethgw_wire.settings import KafkaSettings
+from geth_cluster.cluster import GethCluster
+from geth_cluster.manager import open_manager
+from service_kit.ports import free_port
 
 PORTS = ServicePorts(gateway=9000, providers=(9001,), readers=(9002,), writers=(9003,))
 ONE_EACH = Shape(providers=1, readers=1, writers=1)
@@ -94,3 +100,56 @@ def test_configured_provider_urls_win_over_the_stacks(monkeypatch: pytest.Monkey
     """ETHGW_MANAGER_PROVIDER_URLS set by hand is kept (an empty list: the fixed drain)."""
     monkeypatch.setenv("ETHGW_MANAGER_PROVIDER_URLS", "[]")
     assert manager_settings(PORTS).provider_urls == ()
+
+
+def test_the_calibration_file_reaches_every_provider(tmp_path: Path) -> None:
+    """With `calibration_file`, each provider is given it in ETHGW_LBH_CALIBRATION_FILE."""
+    two = ServicePorts(gateway=9000, providers=(9001, 9002), readers=(), writers=())
+    path = tmp_path / "calibration.json"
+    built = build_services(SANDBOX_SHAPE, two, tmp_path, calibration_file=path)
+    assert [p._env["ETHGW_LBH_CALIBRATION_FILE"] for p in built.providers] == [str(path)] * 2
+
+
+def test_the_managers_settings_name_the_same_calibration_file(tmp_path: Path) -> None:
+    """`manager_settings` with a calibration file gives the manager that file."""
+    path = tmp_path / "calibration.json"
+    assert manager_settings(PORTS, path).calibration_file == path
+
+
+def test_without_a_calibration_file_the_builder_sets_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No file given (the sandbox's fixed bounds): neither manager nor providers get one."""
+    monkeypatch.delenv("ETHGW_LBH_CALIBRATION_FILE", raising=False)
+    built = build_services(ONE_EACH, PORTS, tmp_path)
+    assert "ETHGW_LBH_CALIBRATION_FILE" not in built.providers[0]._env
+    assert manager_settings(PORTS).calibration_file is None
+
+
+@pytest.mark.slow
+async def test_the_stacks_manager_and_provider_use_the_stored_bounds(
+    geth_cluster: GethCluster, kafka_broker: KafkaBroker, tmp_path: Path
+) -> None:
+    """The manager and a provider built by the stack builder both read the file's bounds."""
+    path = tmp_path / "calibration.json"
+    path.write_text(Calibration(0.0421, 0.6173).to_json())
+    ports = ServicePorts(free_port(), (free_port(),), (), ())
+    provider = build_services(
+        Shape(providers=1, readers=0, writers=0),
+        ports,
+        tmp_path / "run",
+        env={"ETHGW_STATE_DIR": str(tmp_path / "state")},
+        calibration_file=path,
+    ).providers[0]
+    await provider.start()
+    try:
+        settings = manager_settings(
+            ports, path, publish=False, recycle=False, heal=False, api_port=free_port()
+        )
+        async with open_manager(geth_cluster, KafkaSettings(), settings) as manager:
+            snapshot = manager.snapshot()
+        assert (snapshot.dis_avemin, snapshot.dis_avemax) == (0.0421, 0.6173)
+        marker = f"calibration in use dis_avemin=0.0421 dis_avemax=0.6173 file={path}"
+        await wait_for_log(provider, marker, timeout_s=60.0)
+    finally:
+        await provider.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -9,11 +10,21 @@ import pytest
 import pytest_asyncio
 
 from balancer import Calibration
-from geth_cluster.calibrate import BURN_CODE, BURN_GAS, CalibrationRun, run_calibration
+from geth_cluster.calibrate import (
+    BURN_CODE,
+    BURN_GAS,
+    CalibrationRun,
+    cluster_inputs,
+    ensure_calibration,
+    run_calibration,
+)
+from geth_cluster.calibration_record import read_record
 from geth_cluster.cluster import GethCluster
 from geth_cluster.layout import pool_specs
 from geth_cluster.node_rpc import rpc_call
 from tests.geth_cluster.test_manager import wait_following
+
+PROGRESS: list[tuple[str, float, float]] = []
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -30,6 +41,7 @@ async def calibration_run(
             load_s=3.0,
             sample_interval_s=0.5,
             path=tmp_path_factory.mktemp("calibrate") / "state" / "calibration.json",
+            progress=lambda *step: PROGRESS.append(step),
         )
     finally:
         await wait_following(geth_cluster, 60.0)
@@ -79,3 +91,40 @@ async def test_invalid_windows_are_refused(geth_cluster: GethCluster, tmp_path: 
     """A window of zero seconds is refused before anything is measured."""
     with pytest.raises(ValueError, match="windows"):
         await run_calibration(geth_cluster, idle_s=0.0, path=tmp_path / "c.json")
+
+
+@pytest.mark.slow
+async def test_the_file_keeps_the_inputs_and_the_method(
+    geth_cluster: GethCluster, calibration_run: CalibrationRun
+) -> None:
+    """The written record holds the cluster's inputs and the windows it was measured with."""
+    record = read_record(calibration_run.path)
+    assert record is not None
+    assert record.inputs == await asyncio.to_thread(cluster_inputs, geth_cluster)
+    assert (record.method.idle_s, record.method.load_s) == (3.0, 3.0)
+    assert record.method.calls == calibration_run.calls
+
+
+@pytest.mark.slow
+async def test_progress_is_reported_through_each_window(calibration_run: CalibrationRun) -> None:
+    """The callback hears every window in order and ends each at its full length."""
+    last: dict[str, tuple[float, float]] = {}
+    for window, done, total in PROGRESS:
+        last[window] = (done, total)
+    assert list(last) == ["idle", "warm-up", "load"]
+    assert all(done == pytest.approx(total) for done, total in last.values())
+
+
+@pytest.mark.slow
+async def test_a_record_of_this_cluster_is_reused_without_measuring(
+    geth_cluster: GethCluster, calibration_run: CalibrationRun
+) -> None:
+    """`ensure_calibration` on a record of the same inputs returns it at once, file untouched."""
+    before = calibration_run.path.stat().st_mtime_ns
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    ensured = await ensure_calibration(geth_cluster, calibration_run.path)
+    assert not ensured.measured_now
+    assert ensured.record.calibration == calibration_run.calibration
+    assert loop.time() - started < 2.0
+    assert calibration_run.path.stat().st_mtime_ns == before

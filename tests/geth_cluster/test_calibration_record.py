@@ -1,0 +1,135 @@
+"""The calibration record: its file round-trips, and the rule that reuses or re-measures it."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from balancer import Calibration
+from ethgw_wire.settings import ClusterSettings
+from geth_cluster.calibrate import EnsuredCalibration
+from geth_cluster.calibration_record import (
+    CalibrationInputs,
+    CalibrationMethod,
+    CalibrationRecord,
+    current_inputs,
+    geth_version,
+    read_record,
+    why_measure,
+)
+from geth_cluster.toolchain import geth_binary
+
+INPUTS = CalibrationInputs(
+    nodes=3,
+    node_cpu_cores={"node-1": 1.0, "node-2": 1.0, "node-3": 1.0},
+    node_memory_budget_mb=1024.0,
+    geth_cache_mb=128,
+    runtime="process",
+    host_cores=2,
+    host_memory_mb=7936,
+    geth_version="1.13.15-stable",
+)
+METHOD = CalibrationMethod(
+    measured_at="2026-12-06T10:00:00+00:00",
+    idle_s=10.0,
+    warmup_s=3.0,
+    load_s=10.0,
+    sample_interval_s=1.0,
+    alpha=0.5,
+    concurrency=4,
+    probe="eth_call burner",
+    calls=120,
+)
+RECORD = CalibrationRecord(Calibration(0.055, 0.52), INPUTS, METHOD)
+
+
+def test_the_same_inputs_reuse_the_stored_bounds() -> None:
+    """Inputs equal to the stored ones: nothing to measure."""
+    assert why_measure(RECORD, dataclasses.replace(INPUTS)) is None
+
+
+def test_without_a_record_the_bounds_are_measured() -> None:
+    """No stored record: measure."""
+    assert why_measure(None, INPUTS) == "no stored calibration with its inputs"
+
+
+def test_another_node_count_is_measured_again() -> None:
+    """Four pool nodes instead of three: measure again, naming the change."""
+    four = dataclasses.replace(INPUTS, nodes=4, node_cpu_cores={**INPUTS.node_cpu_cores, "n4": 1})
+    reason = why_measure(RECORD, four)
+    assert "nodes 3 -> 4" in str(reason)
+
+
+def test_other_cores_per_node_are_measured_again() -> None:
+    """Half a core per node instead of one: measure again."""
+    halves = {name: 0.5 for name in INPUTS.node_cpu_cores}
+    reason = why_measure(RECORD, dataclasses.replace(INPUTS, node_cpu_cores=halves))
+    assert str(reason).startswith("changed: node_cpu_cores")
+
+
+def test_another_geth_version_is_measured_again() -> None:
+    """A new geth: measure again."""
+    newer = dataclasses.replace(INPUTS, geth_version="1.14.0-stable")
+    reason = why_measure(RECORD, newer)
+    assert reason == "changed: geth_version '1.13.15-stable' -> '1.14.0-stable'"
+
+
+def test_another_host_is_measured_again() -> None:
+    """Fewer host cores (the same shape on a smaller machine): measure again."""
+    assert why_measure(RECORD, dataclasses.replace(INPUTS, host_cores=1)) is not None
+
+
+def test_the_record_round_trips_through_its_file(tmp_path: Path) -> None:
+    """A record written as JSON reads back equal, bounds, inputs and method."""
+    path = tmp_path / "calibration.json"
+    path.write_text(RECORD.to_json())
+    assert read_record(path) == RECORD
+
+
+def test_bounds_only_readers_still_read_the_record() -> None:
+    """`Calibration.from_json` (the manager's and the providers' reader) takes the record."""
+    assert Calibration.from_json(RECORD.to_json()) == Calibration(0.055, 0.52)
+
+
+def test_a_bounds_only_file_is_not_reused(tmp_path: Path) -> None:
+    """A file with the two bounds and no inputs gives no record, so it is measured again."""
+    path = tmp_path / "calibration.json"
+    path.write_text(Calibration(0.05, 0.5).to_json())
+    assert read_record(path) is None
+
+
+def test_a_missing_file_gives_no_record(tmp_path: Path) -> None:
+    """No file: no record."""
+    assert read_record(tmp_path / "calibration.json") is None
+
+
+def test_current_inputs_describe_the_pool_and_this_machine(tmp_path: Path) -> None:
+    """Pool nodes, their cores, the runtime, the cores this process may use, geth's version."""
+    settings = ClusterSettings(state_dir=tmp_path, nodes=2, node_cpu_cores_by_node={"node-1": 0.25})
+    inputs = current_inputs(settings, "docker", geth_binary())
+    assert inputs.nodes == 2
+    assert inputs.node_cpu_cores == {"node-1": 0.25, "node-2": 1.0}
+    assert inputs.runtime == "docker"
+    assert inputs.host_cores == len(os.sched_getaffinity(0))
+    assert inputs.geth_version.startswith("1.")
+
+
+def test_a_missing_geth_has_an_unknown_version(tmp_path: Path) -> None:
+    """Without the binary (the compose runtime's image geth) the version is "unknown"."""
+    assert geth_version(tmp_path / "geth") == "unknown"
+
+
+def test_a_reused_calibration_says_when_it_was_measured(tmp_path: Path) -> None:
+    """The start-up line of reused bounds gives them and the day they were measured."""
+    ensured = EnsuredCalibration(RECORD, tmp_path, measured_now=False, reason=None)
+    assert ensured.describe() == (
+        "Dis_avemin=0.0550 Dis_avemax=0.5200: reused, measured on 2026-12-06"
+    )
+
+
+def test_a_new_calibration_says_why_it_was_measured(tmp_path: Path) -> None:
+    """The start-up line of fresh bounds says they were measured now, and why."""
+    reason = "changed: nodes 2 -> 3"
+    ensured = EnsuredCalibration(RECORD, tmp_path, measured_now=True, reason=reason)
+    assert ensured.describe().endswith(f": measured now ({reason})")
