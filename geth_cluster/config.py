@@ -37,7 +37,8 @@ class ManagerSettings(BaseSettings):
     publish: bool = True  # False: operator view only, nothing sent to Kafka
     # How long an operator's cordon/uncordon waits for Kafka to acknowledge the new state.
     publish_timeout_s: float = Field(default=5.0, gt=0.0)
-    # Written by `ethgw calibrate`; without one the two bounds below are used.
+    # The calibration record (`ethgw calibrate`, or `ethgw up`'s reuse-or-measure step, which
+    # gives the manager and the providers the same file); without one, the two bounds below.
     calibration_file: Path | None = lbh_setting("calibration_file", None)
     dis_avemin: float = lbh_setting("dis_avemin", DEFAULT_DIS_AVEMIN)
     dis_avemax: float = lbh_setting("dis_avemax", DEFAULT_DIS_AVEMAX)
