@@ -29,7 +29,7 @@ from ethgw_wire.node_reports import EventKind, Lifecycle, NodeReport
 from geth_cluster.config import ManagerSettings
 from geth_cluster.crash_policy import CrashHistory, GiveUp, Restart
 from geth_cluster.recycler import EventLog, RecycledPool, clear_mark, resync, run_to_end
-from geth_cluster.snapshot import DownReason, NodeView, Snapshot
+from geth_cluster.snapshot import DownReason, NodeSnapshot, Snapshot
 
 log = logging.getLogger("ethgw.manager")
 
@@ -166,7 +166,7 @@ class Healer:
             await self._events.record(node, EventKind.RESTART_FAILED, REASON_CRASHED, repr(error))
 
 
-def _is_dead(view: NodeView) -> bool:
+def _is_dead(view: NodeSnapshot) -> bool:
     """Dead and nobody's: no process, no restart under way (the lifecycle would say so), and
     not cordoned (a cordoned node is the operator's, or a crash loop given up on)."""
     return (

@@ -46,7 +46,7 @@ from geth_cluster.node_rpc import ChainPosition, chain_position
 from geth_cluster.recycler import EventLog, EventSink, KafkaEventSink, Recycler
 from geth_cluster.runtimes.base import Sampler
 from geth_cluster.smoothing import Ewma
-from geth_cluster.snapshot import DownReason, NodeView, Snapshot
+from geth_cluster.snapshot import DownReason, NodeSnapshot, Snapshot
 from geth_cluster.stats import ProcessSampler, ResourceSample
 
 log = logging.getLogger("ethgw.manager")
@@ -552,7 +552,7 @@ class ClusterManager:
     def snapshot(self) -> Snapshot:
         """The operator view: every pool node with zone and distance, LBH and the bounds."""
         nodes = tuple(
-            NodeView(
+            NodeSnapshot(
                 node_id=name,
                 lifecycle=self._lifecycle(track),
                 zone=self._zones.get(name, Zone.DOWN),

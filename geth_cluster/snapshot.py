@@ -27,8 +27,8 @@ class DownReason(StrEnum):
 
 
 @dataclass(frozen=True)
-class NodeView:
-    """One pool node in the operator view: its published state plus zone and distance."""
+class NodeSnapshot:
+    """One pool node as of the last tick: its published state plus zone and distance."""
 
     node_id: str
     lifecycle: Lifecycle
@@ -51,7 +51,7 @@ class NodeView:
 class Snapshot:
     """The cluster as of the last tick: every pool node, LBH and the bounds it was judged by."""
 
-    nodes: tuple[NodeView, ...]
+    nodes: tuple[NodeSnapshot, ...]
     lbh: float  # over the nodes not DOWN (lbh-spec.md section 4)
     paused: bool  # LBH < 0: the schedulers pause dispatching
     dis_avemin: float

@@ -13,7 +13,7 @@ import httpx
 
 from devstack.sandbox import Sandbox
 from ethgw_wire.messages import ResultMessage, TaskStatus
-from geth_cluster.snapshot import NodeView
+from geth_cluster.snapshot import NodeSnapshot
 from loadtests.steady import (
     Chain,
     LoadVerdict,
@@ -230,7 +230,7 @@ class NodeWatch:
     def __init__(self, sandbox: Sandbox, node_id: str) -> None:
         self._sandbox = sandbox
         self._node_id = node_id
-        self.seen: list[tuple[float, NodeView]] = []
+        self.seen: list[tuple[float, NodeSnapshot]] = []
         self._task = asyncio.create_task(self._sample())
 
     async def _sample(self) -> None:
@@ -245,10 +245,10 @@ class NodeWatch:
     def stop(self) -> None:
         self._task.cancel()
 
-    def first(self, wanted: Callable[[NodeView], bool], since: float = 0.0) -> float | None:
+    def first(self, wanted: Callable[[NodeSnapshot], bool], since: float = 0.0) -> float | None:
         return next((at for at, node in self.seen if at >= since and wanted(node)), None)
 
-    async def until(self, wanted: Callable[[NodeView], bool], timeout_s: float) -> float:
+    async def until(self, wanted: Callable[[NodeSnapshot], bool], timeout_s: float) -> float:
         """When the node was first seen as `wanted` from now on."""
         since = time.time()
         deadline = since + timeout_s
@@ -259,7 +259,7 @@ class NodeWatch:
             await asyncio.sleep(0.25)
         raise TimeoutError(f"{self._node_id} not as wanted within {timeout_s:.0f} s")
 
-    def spans(self, wanted: Callable[[NodeView], bool]) -> list[tuple[float, float]]:
+    def spans(self, wanted: Callable[[NodeSnapshot], bool]) -> list[tuple[float, float]]:
         """Each run of consecutive samples that were `wanted`: (first, last) sample times."""
         runs: list[tuple[float, float]] = []
         start: float | None = None
