@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import signal
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -267,11 +268,23 @@ def stop_running_up(path: Path, timeout_s: float = UP_STOP_S) -> bool:
         process.terminate()
     except (OSError, ValueError, psutil.Error):
         return False
-    try:
-        process.wait(timeout_s)
-    except psutil.TimeoutExpired:
+    if not _ended_within(process, timeout_s):
         log.warning("ethgw up still running after %.0fs: stopping the rest", timeout_s)
     return True
+
+
+def _ended_within(process: psutil.Process, timeout_s: float) -> bool:
+    """Whether `process` ended within `timeout_s`. Ended includes a zombie: `ethgw up` is
+    not our child, and its parent (a shell, a test) may not have reaped it yet."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.2)
+    return False
 
 
 async def stop_all() -> None:
