@@ -22,7 +22,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -244,16 +244,11 @@ def up_pid_path() -> Path:
     return default_state_dir() / "up.pid"
 
 
-@contextlib.contextmanager
-def _announced(path: Path) -> Iterator[None]:
-    """`path` names this process while the block runs."""
+def _announce(path: Path) -> None:
+    """`path` names this process: its pid and its start time."""
     me = psutil.Process()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"{me.pid} {me.create_time()}\n")
-    try:
-        yield
-    finally:
-        path.unlink(missing_ok=True)
 
 
 def stop_running_up(path: Path, timeout_s: float = UP_STOP_S) -> bool:
@@ -351,9 +346,8 @@ async def run_stack(
     manager: asyncio.Task[None] | None = None
     broker = KafkaBroker(kafka_settings)
     supervisor: Supervisor | None = None
-    announced = contextlib.ExitStack()
     try:
-        announced.enter_context(_announced(up_pid_path()))
+        _announce(up_pid_path())
         log.info("starting kafka bootstrap=%s", kafka_settings.bootstrap_servers)
         broker = await start_kafka(kafka_settings)
         log.info("starting cluster nodes=%d runtime=%s", shape.nodes, cluster.runtime.name)
@@ -397,7 +391,7 @@ async def run_stack(
         await cluster.down()
         await cluster.aclose()
         await asyncio.to_thread(broker.stop)
-        announced.close()
+        up_pid_path().unlink(missing_ok=True)
         log.info("stopped")
 
 
