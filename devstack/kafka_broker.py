@@ -261,6 +261,11 @@ class KafkaBroker:
         """Whether the pid file names a live broker process of this state folder."""
         return self.pid() is not None
 
+    def exit_code(self) -> int | None:
+        """How the broker this object started ended (-9: SIGKILL); None while it runs, and
+        for a broker another process started (its exit status is not ours to read)."""
+        return None if self._proc is None else self._proc.poll()
+
     def pid(self) -> int | None:
         """The pid of this state folder's running broker, or None."""
         if self._proc is not None:

@@ -1,19 +1,29 @@
 """The stack's Python services as child processes, each with a log file and a pid
-file (so `ethgw down` can stop what a crashed `ethgw up` left behind)."""
+file (so `ethgw down` can stop what a crashed `ethgw up` left behind), and the
+`Supervisor` that starts a dead one again (`devstack.restart_policy` says when)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, Protocol
 
 import httpx
 import psutil
+
+from devstack.kafka_broker import KafkaBroker
+from devstack.restart_policy import Restart, RestartHistory, RestartPolicy
+
+log = logging.getLogger("ethgw.stack")
 
 
 class ServiceProcess:
@@ -82,10 +92,193 @@ class ServiceProcess:
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    @property
+    def exit_code(self) -> int | None:
+        """How the latest start ended (-9: SIGKILL); None while it runs or before a start."""
+        return None if self._process is None else self._process.poll()
+
     async def stop(self, timeout_s: float = 20.0) -> None:
         if self._process is not None:
             await asyncio.to_thread(_terminate, self._process, timeout_s)
         self.pid_path.unlink(missing_ok=True)
+
+
+class BrokerProcess:
+    """The Kafka broker as a process the supervisor watches and starts again."""
+
+    name = "kafka"
+
+    def __init__(self, broker: KafkaBroker) -> None:
+        self.broker = broker
+
+    @property
+    def alive(self) -> bool:
+        return self.broker.is_running()
+
+    @property
+    def exit_code(self) -> int | None:
+        return self.broker.exit_code()
+
+    async def start(self) -> None:
+        """Start the broker and wait until it serves (its topics and data are on disk)."""
+        await asyncio.to_thread(self.broker.start)
+
+
+class Supervised(Protocol):
+    """A process the supervisor can watch and start again."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def alive(self) -> bool: ...
+
+    @property
+    def exit_code(self) -> int | None: ...
+
+    async def start(self) -> None: ...
+
+
+Phase = Literal["up", "waiting", "starting"]
+
+
+@dataclass
+class _Watch:
+    """What the supervisor knows of one process."""
+
+    process: Supervised
+    started_at: float
+    history: RestartHistory = field(default_factory=RestartHistory)
+    phase: Phase = "up"
+    crash_loop: bool = False
+    next_start_at: float = 0.0
+
+
+class Supervisor:
+    """Starts again every process of `processes` that dies, as compose's `restart:
+    unless-stopped` would, until `stop()`: one watching task per process.
+
+    `stop()` comes before the stack stops its processes, so nothing being stopped is started
+    again; a start under way is finished first, so no process is left without an owner."""
+
+    def __init__(
+        self,
+        processes: Sequence[Supervised],
+        policy: RestartPolicy | None = None,
+        *,
+        poll_s: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._policy = policy or RestartPolicy()
+        self._poll_s = poll_s
+        self._clock = clock
+        self._watches = [_Watch(p, clock()) for p in processes]
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        """Watch every process from now on (each is running: the stack has started it)."""
+        for watch in self._watches:
+            watch.started_at = self._clock()
+            self._tasks.append(
+                asyncio.create_task(self._supervise(watch), name=f"supervise-{watch.process.name}")
+            )
+
+    async def stop(self) -> None:
+        """No more restarts; returns once every watching task has ended."""
+        self._stopping.set()
+        await asyncio.gather(*self._tasks)
+        self._tasks = []
+
+    def restarts(self, name: str) -> int:
+        """How many times the process called `name` was started again."""
+        return next(w.history.restarts for w in self._watches if w.process.name == name)
+
+    def status(self) -> list[str]:
+        """A short phrase per process that was restarted or is not up, for the status line."""
+        now = self._clock()
+        return [_describe(w, now) for w in self._watches if w.history.restarts or not _up(w)]
+
+    async def _supervise(self, watch: _Watch) -> None:
+        process = watch.process
+        while await self._until_exit(process):
+            now = self._clock()
+            watch.history, restart = self._policy.on_exit(
+                watch.history, now - watch.started_at, now
+            )
+            exit_code = process.exit_code
+            _log_exit(process.name, exit_code, now - watch.started_at, restart, self._policy)
+            watch.phase, watch.crash_loop = "waiting", restart.crash_loop
+            watch.next_start_at = now + restart.backoff_s
+            if await self._stopped_within(restart.backoff_s):
+                return
+            watch.phase = "starting"
+            try:
+                await process.start()
+            except Exception as error:  # a failed start is one more exit, with its backoff
+                log.warning("service restart failed name=%s error=%r", process.name, error)
+            else:
+                log.info(
+                    "service restarted name=%s exit=%s restarts=%d backoff_s=%.1f",
+                    process.name,
+                    exit_code,
+                    restart.restarts,
+                    restart.backoff_s,
+                )
+            watch.phase, watch.started_at = "up", self._clock()
+
+    async def _until_exit(self, process: Supervised) -> bool:
+        """Until the process has exited (True) or the supervisor is told to stop (False)."""
+        while process.alive:
+            if await self._stopped_within(self._poll_s):
+                return False
+        return not self._stopping.is_set()
+
+    async def _stopped_within(self, seconds: float) -> bool:
+        """Wait `seconds`, or less if `stop()` comes; whether it came."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        return self._stopping.is_set()
+
+
+def _log_exit(
+    name: str, exit_code: int | None, uptime_s: float, restart: Restart, policy: RestartPolicy
+) -> None:
+    if restart.crash_loop:
+        # Loud on every exit while it lasts; the process is still started again, at the cap.
+        log.error(
+            "service crash-looping name=%s exit=%s exits=%d window_s=%.0f backoff_s=%.1f",
+            name,
+            exit_code,
+            restart.recent_exits,
+            policy.loop_window_s,
+            restart.backoff_s,
+        )
+        return
+    log.warning(
+        "service exited name=%s exit=%s uptime_s=%.1f backoff_s=%.1f",
+        name,
+        exit_code,
+        uptime_s,
+        restart.backoff_s,
+    )
+
+
+def _up(watch: _Watch) -> bool:
+    return watch.phase == "up" and watch.process.alive
+
+
+def _describe(watch: _Watch, now: float) -> str:
+    """`provider-1 up (restarts 1)`, `kafka down (restarts 2, next in 4s)`, and the like."""
+    name, restarts = watch.process.name, watch.history.restarts
+    loop = ", crash-looping" if watch.crash_loop else ""
+    if watch.phase == "waiting":
+        state = "CRASH-LOOP" if watch.crash_loop else "down"
+        return f"{name} {state} (restarts {restarts}, next in {watch.next_start_at - now:.0f}s)"
+    if watch.phase == "starting":
+        return f"{name} starting (restarts {restarts}{loop})"
+    state = "up" if watch.process.alive else "down"
+    return f"{name} {state} (restarts {restarts}{loop})"
 
 
 def _terminate(process: subprocess.Popen[bytes], timeout_s: float) -> None:

@@ -3,7 +3,10 @@ platform token, and the services (gateway, providers, read and write instances).
 
 `run_stack` is what `make up` runs in the foreground: it starts every part in
 dependency order, prints the endpoints and the admin key, shows a progress line
-while it runs and stops the parts in reverse order on Ctrl-C or SIGTERM.
+while it runs and stops the parts in reverse order on Ctrl-C or SIGTERM. While it runs,
+a `Supervisor` starts again any service, or the Kafka broker, that dies (compose's
+`restart: unless-stopped`); `ethgw down` asks it to stop (SIGTERM) before it stops what is
+left, so nothing it stops is started again.
 
 It is also the one builder of a stack's parts (`Shape`, `ServicePorts`, `build_services`,
 `make_cluster`): the sandbox (`devstack.sandbox`) builds its stack with them, on free ports and
@@ -19,14 +22,17 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import psutil
+
 from devstack.kafka_broker import KafkaBroker
 from devstack.platform_setup import ensure_platform
-from devstack.processes import ServiceProcess, stop_leftovers
+from devstack.processes import BrokerProcess, ServiceProcess, Supervisor, stop_leftovers
 from ethgw_wire.settings import (
     ClusterSettings,
     KafkaSettings,
@@ -57,6 +63,9 @@ PROVIDER_OFFSET = 200
 MANAGER_STOP_S = 15.0
 # The variable the manager and the providers read their bounds file from (`lbh_setting`).
 CALIBRATION_FILE_ENV = "ETHGW_LBH_CALIBRATION_FILE"
+# `ethgw down` waits this long for a running `ethgw up` to stop everything in order (the
+# services' drains, the manager's 15 s, the nodes, Kafka's clean shutdown).
+UP_STOP_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -244,8 +253,54 @@ async def start_kafka(settings: KafkaSettings) -> KafkaBroker:
     return broker
 
 
+def up_pid_path() -> Path:
+    """Names the running `ethgw up` (pid and start time), so `ethgw down` can ask it to stop."""
+    return default_state_dir() / "up.pid"
+
+
+def _announce(path: Path) -> None:
+    """`path` names this process: its pid and its start time."""
+    me = psutil.Process()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{me.pid} {me.create_time()}\n")
+
+
+def stop_running_up(path: Path, timeout_s: float = UP_STOP_S) -> bool:
+    """SIGTERM to the `ethgw up` that `path` names, then wait for its orderly stop: its
+    supervisor must not start again what `ethgw down` stops. False when none runs."""
+    try:
+        pid, created = path.read_text().split()
+        process = psutil.Process(int(pid))
+        # The start time guards against a recycled pid.
+        if abs(process.create_time() - float(created)) > 0.01:
+            return False
+        process.terminate()
+    except (OSError, ValueError, psutil.Error):
+        return False
+    if not _ended_within(process, timeout_s):
+        log.warning("ethgw up still running after %.0fs: stopping the rest", timeout_s)
+    return True
+
+
+def _ended_within(process: psutil.Process, timeout_s: float) -> bool:
+    """Whether `process` ended within `timeout_s`. Ended includes a zombie: `ethgw up` is
+    not our child, and its parent (a shell, a test) may not have reaped it yet."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.2)
+    return False
+
+
 async def stop_all() -> None:
-    """Stop services, the cluster, then Kafka; each is a no-op when not running."""
+    """Stop a running `ethgw up`, then services, the cluster and Kafka it left; each is a
+    no-op when not running."""
+    if await asyncio.to_thread(stop_running_up, up_pid_path()):
+        log.info("ethgw up stopped")
     stopped = await asyncio.to_thread(stop_leftovers, run_dir())
     log.info("services stopped count=%d", stopped)
     cluster = make_cluster(known_nodes(), known_runtime())
@@ -315,9 +370,12 @@ async def run_stack(
     services = _services(shape, port_base, calibration_file)
     manager_stop = asyncio.Event()
     manager: asyncio.Task[None] | None = None
+    broker = KafkaBroker(kafka_settings)
+    supervisor: Supervisor | None = None
     try:
+        _announce(up_pid_path())
         log.info("starting kafka bootstrap=%s", kafka_settings.bootstrap_servers)
-        await start_kafka(kafka_settings)
+        broker = await start_kafka(kafka_settings)
         log.info("starting cluster nodes=%d runtime=%s", shape.nodes, cluster.runtime.name)
         await ensure_runtime_ready(cluster)
         await cluster.up()
@@ -341,25 +399,18 @@ async def run_stack(
         )
         await _start_services(services)
         _print_endpoints(kafka_settings, cluster, services, port_base)
+        supervisor = Supervisor([BrokerProcess(broker), *services])
+        supervisor.start()
         while not stop.is_set():
             if manager.done():
                 raise RuntimeError("the cluster manager stopped; see the log above")
-            dead = [s.name for s in services if not s.alive]
-            if len(dead) == len(services):
-                # `ethgw down` from another shell stops the services and Kafka under us.
-                log.warning("every service has stopped (ethgw down?): stopping the rest")
-                break
-            heads = await cluster.heads()
-            print(
-                "blocks: "
-                + "  ".join(f"{n}={h if h is not None else '-'}" for n, h in heads.items())
-                + (f"  DEAD: {', '.join(dead)}" if dead else ""),
-                flush=True,
-            )
+            print(_status_line(await cluster.heads(), supervisor), flush=True)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), status_every_s)
     finally:
         log.info("stopping")
+        if supervisor is not None:
+            await supervisor.stop()
         for service in reversed(services):
             await service.stop()
         manager_stop.set()
@@ -367,7 +418,8 @@ async def run_stack(
             await _stop_manager(manager, MANAGER_STOP_S)
         await cluster.down()
         await cluster.aclose()
-        await asyncio.to_thread(KafkaBroker(kafka_settings).stop)
+        await asyncio.to_thread(broker.stop)
+        up_pid_path().unlink(missing_ok=True)
         log.info("stopped")
 
 
@@ -375,6 +427,12 @@ def _show_progress(window: str, done_s: float, total_s: float) -> None:
     """The calibration's progress: one line rewritten in place on a terminal."""
     end = "\r" if sys.stdout.isatty() else "\n"
     print(f"calibrating: {window} {done_s:.0f}/{total_s:.0f} s   ", end=end, flush=True)
+
+
+def _status_line(heads: Mapping[str, int | None], supervisor: Supervisor) -> str:
+    """Each node's head, then each process that was restarted or is down."""
+    blocks = "  ".join(f"{n}={h if h is not None else '-'}" for n, h in heads.items())
+    return "  ".join(["blocks: " + blocks, *supervisor.status()])
 
 
 async def _stop_manager(manager: asyncio.Task[None], timeout_s: float) -> None:

@@ -1,16 +1,23 @@
-"""`ethgw down` from another shell ends a running `ethgw up` too, instead of leaving it
-waiting for a cluster manager whose Kafka is gone."""
+"""`ethgw up` on one stack for the whole module: it starts a killed provider again, and
+`ethgw down` from another shell ends it, instead of leaving it waiting for a cluster manager
+whose Kafka is gone."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
+from gateway.keys import read_admin_key
 from loadtests.systems import free_ports, wait_http
 from service_kit.paths import REPO_ROOT
 
@@ -18,6 +25,25 @@ from service_kit.paths import REPO_ROOT
 # stop after `down` is bounded by the manager's 15 s.
 START_TIMEOUT_S = 300.0
 EXIT_TIMEOUT_S = 60.0
+# A killed provider: 1 s of backoff, its start, then the consumer group's rebalance.
+BACK_TIMEOUT_S = 90.0
+
+
+@dataclass
+class Up:
+    """A running `ethgw up` and where to find its parts."""
+
+    process: subprocess.Popen[bytes]
+    env: dict[str, str]
+    log: Path
+    state: Path
+    gateway: str
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def pid_of(self, service: str) -> int:
+        return int((self.state / "run" / f"{service}.pid").read_text())
 
 
 def _ethgw(*args: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -33,22 +59,78 @@ def _ethgw(*args: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes
         )
 
 
-async def test_down_ends_a_running_up(tmp_path: Path) -> None:
-    """After `ethgw down`, the `ethgw up` that started the stack exits on its own."""
+@pytest.fixture(scope="module")
+async def up(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Up]:
+    """`ethgw up --nodes 1` on free ports; `ethgw down` afterwards if a test left it running."""
+    root = tmp_path_factory.mktemp("up")
     ports = free_ports()
-    env = {**os.environ, **ports.env(), "ETHGW_STATE_DIR": str(tmp_path / "state")}
-    log = tmp_path / "up.log"
-    up = _ethgw("up", "--nodes", "1", "--port-base", str(ports.gateway), env=env, log=log)
+    env = {**os.environ, **ports.env(), "ETHGW_STATE_DIR": str(root / "state")}
+    log = root / "up.log"
+    process = _ethgw("up", "--nodes", "1", "--port-base", str(ports.gateway), env=env, log=log)
+    stack = Up(process, env, log, root / "state", f"http://127.0.0.1:{ports.gateway}")
     try:
-        await wait_http(f"http://127.0.0.1:{ports.gateway}/healthz", START_TIMEOUT_S, up, log)
-        down = _ethgw("down", env=env, log=tmp_path / "down.log")
-        assert await asyncio.to_thread(down.wait, EXIT_TIMEOUT_S) == 0
-        try:
-            code = await asyncio.to_thread(up.wait, EXIT_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"`ethgw up` still runs {EXIT_TIMEOUT_S:.0f}s after `ethgw down`")
-        assert code == 0, log.read_text()[-2000:]
+        await wait_http(f"{stack.gateway}/readyz", START_TIMEOUT_S, process, log)
+        # Printed once every service is healthy, just before the supervision starts.
+        await _until_in_output(stack, "ethgw stack is up", START_TIMEOUT_S)
+        yield stack
     finally:
-        if up.poll() is None:
-            up.kill()
-            up.wait(10)
+        # A no-op when a test already stopped it; else what a failed test left running.
+        down = _ethgw("down", env=env, log=root / "down.log")
+        await asyncio.to_thread(down.wait, EXIT_TIMEOUT_S * 2)
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+async def _until_in_output(stack: Up, text: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while text not in stack.output():
+        if stack.process.poll() is not None:
+            pytest.fail(f"`ethgw up` exited before {text!r}; see {stack.log}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {text!r} in `ethgw up`'s output; see {stack.log}")
+        await asyncio.sleep(0.5)
+
+
+async def _read_completes(stack: Up, key: str, timeout_s: float) -> None:
+    """A read through the whole pipeline (gateway, read service, Kafka, the provider) answers
+    200 within `timeout_s`; a 202 (the service's own wait ran out) is asked again."""
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient(timeout=40.0, trust_env=False) as client:
+        while True:
+            response = await client.get(
+                f"{stack.gateway}/api/v1/conn/blockNum", headers={"X-API-Key": key}
+            )
+            if response.status_code == 200:
+                assert "block_number" in response.text, response.text
+                return
+            if time.monotonic() > deadline:
+                pytest.fail(f"reads still answer {response.status_code}: {response.text}")
+
+
+async def test_a_killed_provider_is_started_again_logged_and_shown(up: Up) -> None:
+    """kill -9 of the only provider: `up` starts it again, logs and shows the restart, and
+    tasks complete again."""
+    key = read_admin_key(up.state)
+    assert key is not None
+    await _read_completes(up, key, 60.0)
+    killed = up.pid_of("provider-1")
+    os.kill(killed, signal.SIGKILL)
+    line = "service restarted name=provider-1 exit=-9 restarts=1 backoff_s=1.0"
+    await _until_in_output(up, line, BACK_TIMEOUT_S)
+    assert up.pid_of("provider-1") != killed
+    await _read_completes(up, key, BACK_TIMEOUT_S)
+    await _until_in_output(up, "provider-1 up (restarts 1)", 30.0)
+
+
+async def test_down_ends_a_running_up(up: Up) -> None:
+    """After `ethgw down`, the `ethgw up` that started the stack exits on its own."""
+    down = _ethgw("down", env=up.env, log=up.log.with_name("down.log"))
+    assert await asyncio.to_thread(down.wait, EXIT_TIMEOUT_S) == 0
+    try:
+        code = await asyncio.to_thread(up.process.wait, EXIT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"`ethgw up` still runs {EXIT_TIMEOUT_S:.0f}s after `ethgw down`")
+    assert code == 0, up.output()[-2000:]
+    # Its supervisor stops first: nothing `up` stops is taken for a crash.
+    assert "service exited" not in up.output().split("ethgw.stack stopping")[-1]
