@@ -34,7 +34,9 @@ async def create_reply_topic(settings: KafkaSettings, name: str) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     await admin.start()
     try:
-        topic = NewTopic(name, num_partitions=1, replication_factor=1, topic_configs=REPLY_TOPIC_CONFIG)
+        topic = NewTopic(
+            name, num_partitions=1, replication_factor=1, topic_configs=REPLY_TOPIC_CONFIG
+        )
         response = await admin.create_topics([topic])
         for topic_name, code, *_ in response.topic_errors:
             if code not in (0, _TOPIC_ALREADY_EXISTS):

@@ -156,11 +156,19 @@ class ResultStore:
         """Wait until every record written before this call is mirrored (bounded)."""
         ends = await consumer.end_offsets(self._partitions)
         deadline = time.monotonic() + SYNC_TIMEOUT_S
-        while self._consumer is consumer:
-            behind = [tp for tp, end in ends.items() if await consumer.position(tp) < end]
-            if not behind:
-                return
+        while await self._behind(consumer, ends):
             if time.monotonic() > deadline:
                 log.warning("results mirror behind after %.0fs", SYNC_TIMEOUT_S)
                 return
             await asyncio.sleep(0.01)
+
+    def _mirrors(self, consumer: object) -> bool:
+        return consumer is self._consumer
+
+    async def _behind(self, consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+        if not self._mirrors(consumer):
+            return False  # stopped meanwhile
+        for tp, end in ends.items():
+            if await consumer.position(tp) < end:
+                return True
+        return False
