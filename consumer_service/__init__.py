@@ -18,16 +18,18 @@ from consumer_service.app import create_service_app
 from consumer_service.config import ConsumerServiceSettings
 from consumer_service.errors import add_error_handlers
 from consumer_service.jsonrpc import JsonRpcMethods, jsonrpc_router
+from consumer_service.result_store import RESULT_RETENTION_S, ResultStore
 from consumer_service.routes import run_endpoint
 from consumer_service.schemas import JsonRpcCall
 from consumer_service.state import ServiceState, TaskRunner
-from consumer_service.task_client import RESULT_RETENTION_S, TaskClient
+from consumer_service.task_client import TaskClient
 
 __all__ = [
     "RESULT_RETENTION_S",
     "ConsumerServiceSettings",
     "JsonRpcCall",
     "JsonRpcMethods",
+    "ResultStore",
     "ServiceState",
     "TaskClient",
     "TaskRunner",

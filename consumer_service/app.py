@@ -58,7 +58,7 @@ async def _service_state(settings: ConsumerServiceSettings) -> AsyncIterator[Ser
     kafka = KafkaSettings()
     async with AsyncExitStack() as stack:
         producer = await stack.enter_async_context(kafka_producer(kafka))
-        tasks = TaskClient(kafka, producer)
+        tasks = TaskClient(kafka, producer, instance_id=settings.instance_id)
         await tasks.start()
         stack.push_async_callback(tasks.stop)
         nodes = CompactedTable(kafka, kafka.topic_node_states, NodeReport, producer)

@@ -66,7 +66,7 @@ async def task_status(task_id: str, request: Request, state: ServiceStateDep) ->
             request_id=request_id,
         )
         return envelope_response(refusal, request_id)
-    known = state.tasks.lookup(task_id)
+    known = await state.tasks.lookup(task_id)
     if known is None:
         unknown = error_envelope(
             404, "not_found", f"no task {task_id}", field="task_id", request_id=request_id

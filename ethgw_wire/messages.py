@@ -1,4 +1,8 @@
-"""The task and result messages on Kafka (wire format version 1, JSON)."""
+"""The task and result messages on Kafka (wire format version 1, JSON).
+
+`reply_to` is an optional field of version 1: a reader that does not know it ignores it
+(extra="ignore"), and a message without it is answered on the shared results topic only.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +33,8 @@ class TaskMessage(BaseModel):
     account: str | None = None
     request_id: str | None = None
     enqueued_at: float = Field(default_factory=time.time)
+    # The topic the waiting service instance reads its results from.
+    reply_to: str | None = Field(default=None, max_length=249)
 
 
 class TaskStatus(StrEnum):
@@ -71,6 +77,7 @@ class ResultMessage(BaseModel):
     request_id: str | None = None
     timings: Timings = Field(default_factory=Timings)
     finished_at: float = Field(default_factory=time.time)
+    reply_to: str | None = None  # the task's: where the result is also published
 
     @property
     def done(self) -> bool:

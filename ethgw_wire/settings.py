@@ -25,6 +25,8 @@ class KafkaSettings(BaseSettings):
     topic_read: str = "ethgw.tasks.read"
     topic_write: str = "ethgw.tasks.write"
     topic_results: str = "ethgw.results"
+    # A service instance's own reply topic is this prefix and its instance id.
+    topic_replies_prefix: str = "ethgw.replies."
     topic_node_states: str = "ethgw.node-states"
     topic_events: str = "ethgw.events"
     # Provider-side durable tables (compacted: the latest value per key is kept).
@@ -36,6 +38,9 @@ class KafkaSettings(BaseSettings):
     @property
     def bootstrap_servers(self) -> str:
         return f"{self.host}:{self.port}"
+
+    def reply_topic(self, instance_id: str) -> str:
+        return f"{self.topic_replies_prefix}{instance_id}"
 
     def topic_partitions(self) -> dict[str, int]:
         """Every topic the platform uses, with its partition count."""

@@ -215,7 +215,7 @@ async def read_hops(kafka: KafkaSettings, requests: int, warmup: int = 30) -> li
         await tasks.start()
         try:
             for n in range(warmup + requests):
-                task = new_task("chain.block_number", {})
+                task = tasks.addressed(new_task("chain.block_number", {}))
                 await publish(producer, tasks.topic_for(task), task, key=task.account)
                 acked_at = time.time()
                 result = await tasks.wait(task.task_id, 30)

@@ -3,7 +3,7 @@
 1. The resident memory (RSS) of every Python service process (gateway, providers, read and
    write instances) has not grown by more than `max_growth` over `minutes` of load after
    the warm-up. The warm-up lasts until every instance's window of recent results
-   (consumer_service.task_client.RESULT_RETENTION_S) is full: a bounded cache filling is no leak.
+   (consumer_service.result_store.RESULT_RETENTION_S) is full: a bounded cache filling is no leak.
 2. Every task a service accepted has its result.
 
 `ethgw soak --minutes 10` (`make soak`) runs it on ports and a state folder of its own, with
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import psutil
 
-from consumer_service.task_client import RESULT_RETENTION_S
+from consumer_service.result_store import RESULT_RETENTION_S
 from devstack.sandbox import Sandbox, open_sandbox
 from loadtests.steady import Call, ResultsLedger, SteadyLoad
 

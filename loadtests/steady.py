@@ -27,7 +27,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ethgw_wire.kafka import decode
-from ethgw_wire.messages import ResultMessage, TaskStatus
+from ethgw_wire.messages import ResultMessage, TaskMessage, TaskStatus
 from ethgw_wire.settings import KafkaSettings
 
 # A connection refused means nothing was sent: retry for this long (a gateway restart).
@@ -209,7 +209,14 @@ class Seen:
 
 
 class ResultsLedger:
-    """Every record of the results topic since its start, by task id."""
+    """Every task on the task topics and every record of the results topic since their
+    start, by task id.
+
+    A task on a task topic is an accepted task: a service answers (200, or 202 with the
+    id) only after Kafka acknowledged it, and writes an ACCEPTED record only when its
+    wait runs out. So the ledger counts the tasks themselves, which covers every
+    accepted task, whether or not an ACCEPTED record was written for it.
+    """
 
     def __init__(self, settings: KafkaSettings) -> None:
         self._settings = settings
@@ -226,9 +233,14 @@ class ResultsLedger:
 
     async def start(self) -> None:
         await self._consumer.start()
-        topic = self._settings.topic_results
-        # The broker made the topic with this count (KafkaBroker.ensure_topics).
-        partitions = [TopicPartition(topic, n) for n in range(self._settings.result_partitions)]
+        settings = self._settings
+        # The broker made the topics with these counts (KafkaBroker.ensure_topics).
+        counts = {
+            settings.topic_results: settings.result_partitions,
+            settings.topic_read: settings.task_partitions,
+            settings.topic_write: settings.task_partitions,
+        }
+        partitions = [TopicPartition(t, n) for t, count in counts.items() for n in range(count)]
         self._consumer.assign(partitions)
         await self._consumer.seek_to_beginning(*partitions)
         self._reader = asyncio.create_task(self._read(), name="results-ledger")
@@ -242,16 +254,32 @@ class ResultsLedger:
 
     async def _read(self) -> None:
         async for record in self._consumer:
-            try:
-                result = decode(ResultMessage, record.value)
-            except ValueError:
-                continue
             at = record.timestamp / 1000
-            if result.status is TaskStatus.ACCEPTED:
-                self.accepted.setdefault(result.task_id, at)
-                self._operations[result.task_id] = result.operation
+            if record.topic == self._settings.topic_results:
+                self._take_result(record.value, at)
             else:
-                self.finals[result.task_id].append(Seen(result, at))
+                self._take_task(record.value, at)
+
+    def _take_task(self, raw: bytes | None, at: float) -> None:
+        try:
+            task = decode(TaskMessage, raw)
+        except ValueError:
+            return  # a malformed task is not an accepted one
+        self._accept(task.task_id, task.operation, at)
+
+    def _take_result(self, raw: bytes | None, at: float) -> None:
+        try:
+            result = decode(ResultMessage, raw)
+        except ValueError:
+            return
+        if result.status is TaskStatus.ACCEPTED:
+            self._accept(result.task_id, result.operation, at)
+        else:
+            self.finals[result.task_id].append(Seen(result, at))
+
+    def _accept(self, task_id: str, operation: str, at: float) -> None:
+        self.accepted.setdefault(task_id, at)
+        self._operations.setdefault(task_id, operation)
 
     def operation(self, task_id: str) -> str | None:
         return self._operations.get(task_id)

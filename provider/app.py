@@ -33,7 +33,7 @@ from provider.journal_pruning import JournalPruner
 from provider.nodes import NodeView
 from provider.nonces import NonceTracker
 from provider.rebroadcast import Rebroadcaster
-from provider.task_stream import KafkaResultSink, KafkaTaskSource
+from provider.task_stream import KafkaResultSink, KafkaTaskSource, reply_producer
 from provider.transactions import JournalRecord, TransactionSender
 from service_kit.keyfiles import ChainAccount, load_account
 
@@ -166,9 +166,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 heartbeat_interval_ms=settings.heartbeat_interval_ms,
             )
         )
+        replies = await stack.enter_async_context(reply_producer(kafka))
         dispatcher = Dispatcher(
             KafkaTaskSource(consumer),
-            KafkaResultSink(producer, kafka.topic_results),
+            KafkaResultSink(producer, kafka.topic_results, replies, kafka.topic_replies_prefix),
             strategy,
             nodes,
             clients.get,

@@ -308,6 +308,7 @@ class Dispatcher:
             node=node,
             provider=self._settings.provider_id,
             request_id=message.request_id,
+            reply_to=message.reply_to,
         )
 
     async def _publish(self, result: ResultMessage) -> None:

@@ -8,14 +8,25 @@ result sink publishes one result and returns once it is durable.
 from __future__ import annotations
 
 import asyncio
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from functools import partial
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 
-from ethgw_wire.kafka import publish
+from ethgw_wire.kafka import encode, kafka_producer
 from ethgw_wire.messages import ResultMessage
+from ethgw_wire.settings import KafkaSettings
+
+log = logging.getLogger("ethgw.provider")
+
+# How long a reply may take before it is given up: the result is on the shared topic
+# already, so a reply that does not make it only sends its waiter there.
+REPLY_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -73,14 +84,78 @@ class KafkaTaskSource(TaskSource):
 
 
 class KafkaResultSink(ResultSink):
-    """The results topic, keyed by task id (so one task's records stay in order)."""
+    """The shared results topic, keyed by task id (so one task's records stay in order),
+    and the reply topic the task named, read by the instance that waits for it.
 
-    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
+    The shared record is the durable one (GET /tasks/{id}, the fault ledger, a wait that
+    ran out): publish() returns once it is acknowledged. The reply only spares the waiter
+    a read of the shared topic, so it is not waited for, and goes through a producer of
+    its own (see `reply_producer`): a reply topic that is gone (its instance stopped)
+    costs a logged line, never a result.
+    """
+
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        topic: str,
+        replies: AIOKafkaProducer | None = None,
+        reply_prefix: str = "",
+    ) -> None:
         self._producer = producer
         self._topic = topic
+        self._replies = replies
+        self._reply_prefix = reply_prefix
+        self._pending: set[asyncio.Task[None]] = set()
 
     async def publish(self, result: ResultMessage) -> None:
-        await publish(self._producer, self._topic, result, key=result.task_id)
+        value, key = encode(result), result.task_id.encode()
+        if self._replies is not None and self._is_reply_topic(result.reply_to):
+            await self._reply(self._replies, str(result.reply_to), value, key)
+        await (await self._producer.send(self._topic, value, key=key))
+
+    def _is_reply_topic(self, topic: str | None) -> bool:
+        # A task names its reply topic; only reply topics are written, whatever it names.
+        return bool(topic) and str(topic).startswith(self._reply_prefix)
+
+    async def _reply(self, replies: AIOKafkaProducer, topic: str, value: bytes, key: bytes) -> None:
+        """Queue the reply; its acknowledgement is not waited for. A send to a topic whose
+        metadata is known does not yield to the loop, so the reply leaves first."""
+        if replies.client.cluster.partitions_for_topic(topic) is None:
+            # Learning a new topic's partitions takes a metadata request: not on this path.
+            later = asyncio.create_task(_reply_later(replies, topic, value, key))
+            self._pending.add(later)
+            later.add_done_callback(self._pending.discard)
+            return
+        try:
+            sent = await replies.send(topic, value, key=key)
+        except KafkaError as exc:
+            log.info("reply not published topic=%s error=%r", topic, exc)
+            return
+        sent.add_done_callback(partial(_log_failed_reply, topic))
+
+
+def reply_producer(settings: KafkaSettings) -> AbstractAsyncContextManager[AIOKafkaProducer]:
+    """The producer of replies. Not idempotent: an idempotent producer retries a batch
+    forever, and one for a deleted reply topic would then never let the producer stop.
+    Here a batch that cannot be delivered expires after REPLY_TIMEOUT_S."""
+    return kafka_producer(
+        settings,
+        acks=1,
+        enable_idempotence=False,
+        request_timeout_ms=int(REPLY_TIMEOUT_S * 1000),
+    )
+
+
+async def _reply_later(replies: AIOKafkaProducer, topic: str, value: bytes, key: bytes) -> None:
+    try:
+        await (await replies.send(topic, value, key=key))
+    except KafkaError as exc:
+        log.info("reply not published topic=%s error=%r", topic, exc)
+
+
+def _log_failed_reply(topic: str, sent: asyncio.Future[object]) -> None:
+    if not sent.cancelled() and sent.exception() is not None:
+        log.info("reply not published topic=%s error=%r", topic, sent.exception())
 
 
 class MemoryTaskSource(TaskSource):

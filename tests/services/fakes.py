@@ -38,7 +38,7 @@ class FakeTasks:
             error=self.error,
         )
 
-    def lookup(self, task_id: str) -> ResultMessage | None:
+    async def lookup(self, task_id: str) -> ResultMessage | None:
         return self.known.get(task_id)
 
 

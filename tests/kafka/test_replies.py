@@ -1,0 +1,228 @@
+"""Replies on a real broker: a result reaches the instance that waits for it and no other,
+any instance finds a task on the shared results topic, and ACCEPTED is written only when a
+wait runs out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from consumer_service.task_client import TaskClient
+from devstack.kafka_broker import KafkaBroker
+from ethgw_wire.kafka import decode, kafka_producer
+from ethgw_wire.messages import ResultMessage, TaskMessage, TaskStatus
+from ethgw_wire.operations import new_task
+from ethgw_wire.settings import KafkaSettings
+from provider.task_stream import REPLY_TIMEOUT_S, KafkaResultSink, reply_producer
+
+pytestmark = pytest.mark.slow
+
+
+@pytest_asyncio.fixture
+async def settings(kafka_broker: KafkaBroker) -> KafkaSettings:
+    """Task and results topics and a reply prefix of this test's own."""
+    name = f"replies-{uuid.uuid4().hex[:8]}"
+    isolated = kafka_broker.settings.model_copy(
+        update={
+            "topic_read": f"{name}.read",
+            "topic_write": f"{name}.write",
+            "topic_results": f"{name}.results",
+            "topic_replies_prefix": f"{name}.replies.",
+            "task_partitions": 2,
+            "result_partitions": 2,
+        }
+    )
+    admin = AIOKafkaAdminClient(bootstrap_servers=isolated.bootstrap_servers)
+    await admin.start()
+    try:
+        names = [isolated.topic_read, isolated.topic_write, isolated.topic_results]
+        await admin.create_topics([NewTopic(n, 2, 1) for n in names])
+    finally:
+        await admin.close()
+    return isolated
+
+
+@contextlib.asynccontextmanager
+async def client(settings: KafkaSettings, instance_id: str) -> AsyncIterator[TaskClient]:
+    async with kafka_producer(settings) as producer:
+        tasks = TaskClient(settings, producer, instance_id=instance_id)
+        await tasks.start()
+        try:
+            yield tasks
+        finally:
+            await tasks.stop()
+
+
+@contextlib.asynccontextmanager
+async def sink(settings: KafkaSettings) -> AsyncIterator[KafkaResultSink]:
+    """The provider's result sink, as the provider builds it."""
+    async with kafka_producer(settings) as producer, reply_producer(settings) as replies:
+        yield KafkaResultSink(
+            producer, settings.topic_results, replies, settings.topic_replies_prefix
+        )
+
+
+def succeeded(task: TaskMessage, reply_to: str | None) -> ResultMessage:
+    return ResultMessage(
+        task_id=task.task_id,
+        operation=task.operation,
+        status=TaskStatus.SUCCEEDED,
+        data={"block_number": 7},
+        reply_to=reply_to,
+    )
+
+
+@contextlib.asynccontextmanager
+async def stand_in_provider(settings: KafkaSettings) -> AsyncIterator[None]:
+    """Answers every read task with a result addressed as the task asks."""
+
+    async def answer(consumer: AIOKafkaConsumer, results: KafkaResultSink) -> None:
+        async for record in consumer:
+            task = decode(TaskMessage, record.value)
+            await results.publish(succeeded(task, task.reply_to))
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers, group_id=None, fetch_max_wait_ms=100
+    )
+    await consumer.start()
+    consumer.assign([TopicPartition(settings.topic_read, p) for p in range(2)])
+    await consumer.seek_to_beginning()
+    try:
+        async with sink(settings) as results:
+            running = asyncio.create_task(answer(consumer, results))
+            try:
+                yield
+            finally:
+                running.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await running
+    finally:
+        await consumer.stop()
+
+
+async def records_of(settings: KafkaSettings, topic: str) -> list[bytes]:
+    """Every record of a topic so far."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None)
+    await consumer.start()
+    try:
+        async with kafka_producer(settings) as producer:
+            partitions = [TopicPartition(topic, p) for p in await producer.partitions_for(topic)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning()
+        ends = await consumer.end_offsets(partitions)
+        values: list[bytes] = []
+        for tp, end in ends.items():
+            while await consumer.position(tp) < end:
+                batches = await consumer.getmany(tp, timeout_ms=1000)
+                values += [r.value for records in batches.values() for r in records]
+        return values
+    finally:
+        await consumer.stop()
+
+
+def statuses(values: list[bytes], task_id: str) -> list[TaskStatus]:
+    results = [decode(ResultMessage, v) for v in values]
+    return [r.status for r in results if r.task_id == task_id]
+
+
+async def test_a_result_reaches_the_instance_that_waits(settings: KafkaSettings) -> None:
+    """run() gets its result through its own reply topic."""
+    async with stand_in_provider(settings), client(settings, "a") as a:
+        result = await a.run(new_task("chain.block_number", {}), 10.0)
+    assert result is not None
+    assert result.status is TaskStatus.SUCCEEDED
+
+
+async def test_another_instance_receives_no_reply(settings: KafkaSettings) -> None:
+    """Only the waiting instance's reply topic holds the result."""
+    async with stand_in_provider(settings), client(settings, "a") as a, client(settings, "b"):
+        await a.run(new_task("chain.block_number", {}), 10.0)
+        other = await records_of(settings, settings.reply_topic("b"))
+        own = await records_of(settings, settings.reply_topic("a"))
+    assert (len(own), len(other)) == (1, 0)
+
+
+async def test_any_instance_finds_a_finished_task(settings: KafkaSettings) -> None:
+    """A task run by one instance is found by another, on the shared results topic."""
+    async with stand_in_provider(settings), client(settings, "a") as a, client(settings, "b") as b:
+        task = new_task("chain.block_number", {})
+        await a.run(task, 10.0)
+        found = await b.lookup(task.task_id)
+    assert found is not None
+    assert found.status is TaskStatus.SUCCEEDED
+
+
+async def test_an_answered_task_writes_no_accepted_record(settings: KafkaSettings) -> None:
+    """A wait that gets its result leaves only the result on the shared topic."""
+    async with stand_in_provider(settings), client(settings, "a") as a:
+        task = new_task("chain.block_number", {})
+        await a.run(task, 10.0)
+    shared = await records_of(settings, settings.topic_results)
+    assert statuses(shared, task.task_id) == [TaskStatus.SUCCEEDED]
+
+
+async def test_a_wait_that_runs_out_records_the_task_as_accepted(settings: KafkaSettings) -> None:
+    """With no result in time, the task is on the shared topic as ACCEPTED for any instance."""
+    async with client(settings, "a") as a, client(settings, "b") as b:
+        task = new_task("chain.block_number", {})
+        assert await a.run(task, 0.2) is None
+        found = await b.lookup(task.task_id)
+    assert found is not None
+    assert found.status is TaskStatus.ACCEPTED
+
+
+async def test_a_result_without_reply_to_is_found_by_a_wait(settings: KafkaSettings) -> None:
+    """A result that names no reply topic (an older provider's) still ends a wait."""
+    async with client(settings, "a") as a, sink(settings) as results:
+        task = new_task("chain.block_number", {})
+        await a.submit(task)
+        await results.publish(succeeded(task, None))
+        result = await a.wait(task.task_id, 0.5)
+    assert result is not None
+    assert result.status is TaskStatus.SUCCEEDED
+
+
+async def test_only_reply_topics_are_written(settings: KafkaSettings) -> None:
+    """A reply_to that is not a reply topic is not written to; the shared record is."""
+    task = new_task("chain.block_number", {})
+    async with sink(settings) as results:
+        await results.publish(succeeded(task, settings.topic_read))
+        await asyncio.sleep(0.5)
+    assert await records_of(settings, settings.topic_read) == []
+    assert statuses(await records_of(settings, settings.topic_results), task.task_id) == [
+        TaskStatus.SUCCEEDED
+    ]
+
+
+async def test_stopping_a_client_deletes_its_reply_topic(settings: KafkaSettings) -> None:
+    """A client's reply topic lives as long as the client."""
+    async with client(settings, "gone"):
+        pass
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        topics = await admin.list_topics()
+    finally:
+        await admin.close()
+    assert settings.reply_topic("gone") not in topics
+
+
+async def test_a_reply_to_a_deleted_topic_holds_nothing_up(settings: KafkaSettings) -> None:
+    """A result for an instance that stopped is published, and the provider still stops."""
+    first, second = new_task("chain.block_number", {}), new_task("chain.block_number", {})
+    async with asyncio.timeout(REPLY_TIMEOUT_S + 10.0):
+        async with sink(settings) as results:
+            async with client(settings, "a") as a:
+                await a.submit(first)
+                await results.publish(succeeded(first, a.reply_topic))
+                assert await a.wait(first.task_id, 5.0) is not None  # the sink knows the topic
+            await results.publish(succeeded(second, settings.reply_topic("a")))
+    shared = await records_of(settings, settings.topic_results)
+    assert statuses(shared, second.task_id) == [TaskStatus.SUCCEEDED]
