@@ -113,9 +113,11 @@ def build_services(
     runs: Path,
     env: Mapping[str, str] | None = None,
     gateway_env: Mapping[str, str] | None = None,
+    manager_url: str | None = None,
 ) -> Services:
     """The services of `shape` on `ports`, logging under `runs`. `env` reaches every service
-    (for example a state folder and a broker of their own); `gateway_env` the gateway alone."""
+    (for example a state folder and a broker of their own); `gateway_env` the gateway alone;
+    `manager_url` the providers, which then forward their strategy's recycle requests."""
     common = dict(env or {})
     ttl_s = shape.registry_ttl_s
     gateway = {
@@ -135,6 +137,7 @@ def build_services(
                 "ETHGW_PROVIDER_HTTP_PORT": str(port),
                 "ETHGW_PROVIDER_PROVIDER_ID": f"provider-{i + 1}",
                 "ETHGW_PROVIDER_STRATEGY": shape.strategy,
+                **({} if manager_url is None else {"ETHGW_PROVIDER_MANAGER_URL": manager_url}),
             },
         )
         for i, port in enumerate(ports.providers)
@@ -260,7 +263,10 @@ def _services(shape: Shape, port_base: int = GATEWAY_PORT) -> list[ServiceProces
             [f"http://127.0.0.1:{port}" for port in ports.providers]
         ),
     }
-    return build_services(shape, ports, run_dir(), gateway_env=gateway_env).in_start_order()
+    services = build_services(
+        shape, ports, run_dir(), gateway_env=gateway_env, manager_url=manager_url
+    )
+    return services.in_start_order()
 
 
 async def run_stack(

@@ -79,3 +79,9 @@ def test_the_sandbox_shape_keeps_the_sandbox_defaults() -> None:
         )
         == SANDBOX_SHAPE
     )
+
+
+def test_without_a_manager_url_the_providers_get_none(tmp_path: Path) -> None:
+    """The builder passes no manager URL unless asked: the sandbox's providers keep None."""
+    services = build_services(ONE_EACH, PORTS, tmp_path).in_start_order()
+    assert not [s.name for s in services if "ETHGW_PROVIDER_MANAGER_URL" in s._env]
