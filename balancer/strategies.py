@@ -23,7 +23,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from balancer.adaptive import LBHAdaptive
+from balancer.adaptive import AdaptiveSettings, LBHAdaptive
 from balancer.calibration import Calibration
 from balancer.lbh import DEFAULT_DELTA, LBHScheduler, check_node_ids
 from balancer.plan import Plan, Strategy
@@ -185,6 +185,7 @@ def make_strategy(
     seed: int = 0,
     node_id: str | None = None,
     recycle: bool = False,
+    adaptive: AdaptiveSettings | None = None,
 ) -> Strategy:
     """The strategy called `name` (one of STRATEGY_NAMES), ValueError for any other name.
 
@@ -197,12 +198,13 @@ def make_strategy(
     node_id: single (default None: the routable node of lowest id).
     recycle: baselines report zone III nodes in Plan.recycle (default False; LBH and
         lbh_adaptive always do).
+    adaptive: lbh_adaptive's rules (default None: `AdaptiveSettings()`).
     """
     calibration = Calibration(dis_avemin, dis_avemax)
     if name == "lbh":
         return LBHScheduler.from_calibration(calibration, delta, task_memory_mb)
     if name == "lbh_adaptive":
-        return LBHAdaptive(dis_avemin, dis_avemax, delta, task_memory_mb)
+        return LBHAdaptive(dis_avemin, dis_avemax, delta, task_memory_mb, adaptive)
     if name == "round_robin":
         return _RoundRobin(calibration, recycle=recycle)
     if name == "random":

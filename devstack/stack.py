@@ -132,11 +132,13 @@ def build_services(
     env: Mapping[str, str] | None = None,
     gateway_env: Mapping[str, str] | None = None,
     calibration_file: Path | None = None,
+    manager_url: str | None = None,
 ) -> Services:
     """The services of `shape` on `ports`, logging under `runs`. `env` reaches every service
     (for example a state folder and a broker of their own); `gateway_env` the gateway alone.
     `calibration_file`: the LBH bounds file the providers read, the one the stack's manager
-    is given (`manager_settings`); None leaves them on the configured bounds."""
+    is given (`manager_settings`); None leaves them on the configured bounds. `manager_url`:
+    the providers forward their strategy's recycle requests there."""
     common = dict(env or {})
     bounds = {} if calibration_file is None else {CALIBRATION_FILE_ENV: str(calibration_file)}
     ttl_s = shape.registry_ttl_s
@@ -158,6 +160,7 @@ def build_services(
                 "ETHGW_PROVIDER_PROVIDER_ID": f"provider-{i + 1}",
                 "ETHGW_PROVIDER_STRATEGY": shape.strategy,
                 **bounds,
+                **({} if manager_url is None else {"ETHGW_PROVIDER_MANAGER_URL": manager_url}),
             },
         )
         for i, port in enumerate(ports.providers)
@@ -348,7 +351,12 @@ def _services(
         "ETHGW_GATEWAY_PROVIDER_URLS": json.dumps(provider_urls(ports)),
     }
     built = build_services(
-        shape, ports, run_dir(), gateway_env=gateway_env, calibration_file=calibration_file
+        shape,
+        ports,
+        run_dir(),
+        gateway_env=gateway_env,
+        calibration_file=calibration_file,
+        manager_url=manager_url,
     )
     return built.in_start_order()
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from balancer import STRATEGY_NAMES
 from devstack.interrupt import run_stoppable
 from loadtests.interference import CgroupCpuCap, slow_down
 from loadtests.report import (
@@ -51,7 +52,8 @@ from loadtests.sampler import ResourceSample, ResourceSampler, ZoneSample
 from loadtests.systems import System, ethgw_system, monolith_system
 from service_kit.paths import REPO_ROOT
 
-ALL_SYSTEMS = ("monolith", "lbh", "round_robin", "least_inflight", "p2c")
+# Every system a cell may run: the monolith, or ethgw with any strategy `ethgw up` accepts.
+ALL_SYSTEMS = ("monolith", *STRATEGY_NAMES)
 SLOW_NODE = "node-1"
 # An idle-to-busy Geth service node here uses 2-10% of a core (the Python pipeline is
 # the bottleneck), so the cap must be below that to slow the node's answers at all.
@@ -71,7 +73,7 @@ class Profile:
 
 
 FULL = Profile(
-    systems=ALL_SYSTEMS,
+    systems=("monolith", "lbh", "round_robin", "least_inflight", "p2c"),
     nodes=(3, 5, 8),
     users=(200, 600, 1000, 1200),
     requests=3000,
@@ -440,7 +442,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--nodes", type=_csv_ints, help="node counts, e.g. 3,5,8")
     parser.add_argument("--users", type=_csv_ints, help="user counts, e.g. 200,600")
     parser.add_argument("--requests", type=int, help="the fixed request count of a cell")
-    parser.add_argument("--slow-node", help="strategies of the heterogeneous scenario ('' none)")
+    parser.add_argument(
+        "--slow-node",
+        help=f"strategies of the heterogeneous scenario, of {','.join(STRATEGY_NAMES)} ('' none)",
+    )
     parser.add_argument("--slow-node-users", type=int, help="users of the heterogeneous cells")
     parser.add_argument("--cell-timeout", type=float, help="seconds before a cell is unfinished")
     parser.add_argument("--micro", action="store_true", help="the two micro-benchmarks only")
@@ -466,6 +471,9 @@ def profile_from(args: argparse.Namespace) -> Profile:
     slow = base.slow_node_strategies
     if args.slow_node is not None:
         slow = tuple(s for s in args.slow_node.split(",") if s)
+    unknown = set(slow) - set(STRATEGY_NAMES)
+    if unknown:
+        raise SystemExit(f"ethgw bench: unknown slow-node strategies {sorted(unknown)}")
     return Profile(
         systems=systems,
         nodes=args.nodes or base.nodes,

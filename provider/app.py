@@ -18,7 +18,7 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from balancer import Calibration, make_strategy
+from balancer import AdaptiveSettings, Calibration, make_strategy
 from ethgw_wire.artifacts import load_artifact
 from ethgw_wire.kafka import kafka_consumer, kafka_producer
 from ethgw_wire.node_reports import NodeReport
@@ -33,6 +33,7 @@ from provider.journal_pruning import JournalPruner
 from provider.nodes import NodeView
 from provider.nonces import NonceTracker
 from provider.rebroadcast import Rebroadcaster
+from provider.recycle_requests import RecycleRequests
 from provider.task_stream import KafkaResultSink, KafkaTaskSource, reply_producer
 from provider.transactions import JournalRecord, TransactionSender
 from service_kit.keyfiles import ChainAccount, load_account
@@ -116,6 +117,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         dis_avemin=calibration.dis_avemin,
         dis_avemax=calibration.dis_avemax,
         delta=settings.delta,
+        # One pause setting for the provider's valve and lbh_adaptive's own.
+        adaptive=AdaptiveSettings(max_pause_s=settings.max_pause_s),
     )
     async with AsyncExitStack() as stack:
         producer = await stack.enter_async_context(kafka_producer(kafka))
@@ -127,6 +130,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             stack.push_async_callback(table.stop)
         clients = NodeClients(settings.rpc_timeout_s)
         stack.push_async_callback(clients.close)
+        recycle_requests = RecycleRequests(settings.manager_url, settings.recycle_cooldown_s)
+        stack.push_async_callback(recycle_requests.close)
         accounts = AccountBook(keystores, settings.keystore_scrypt_n, _platform_signers(settings))
         nodes = NodeView(reports, settings.node_stale_s)
         rebroadcaster = Rebroadcaster(
@@ -176,6 +181,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             handlers.table,
             JournalPruner(journal),
             settings,
+            recycle_requests,
         )
         rebalance.dispatcher = dispatcher
         stop = asyncio.Event()

@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from balancer import DEFAULT_DELTA, STRATEGY_NAMES
+from balancer import DEFAULT_COOLDOWN_S, DEFAULT_DELTA, STRATEGY_NAMES
 from ethgw_wire.operations import RPC_READ_METHODS
 from ethgw_wire.settings import DEFAULT_DIS_AVEMAX, DEFAULT_DIS_AVEMIN, lbh_setting
 from service_kit.paths import default_state_dir
@@ -38,6 +38,10 @@ class ProviderSettings(BaseSettings):
     delta: float = DEFAULT_DELTA
     max_pause_s: float = 5.0
     node_stale_s: float = 15.0  # a node report older than this counts as DOWN
+    # The cluster manager's API: a strategy's request to recycle a node goes there (None: the
+    # request is only counted and logged). One request per node per cool-down.
+    manager_url: str | None = None
+    recycle_cooldown_s: float = Field(default=DEFAULT_COOLDOWN_S, ge=0.0)
 
     # The round loop.
     max_outstanding: int = Field(default=512, ge=1)  # held + running tasks per provider

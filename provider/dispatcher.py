@@ -12,14 +12,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter as Tally
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from aiokafka import TopicPartition
 from pydantic import ValidationError
 
-from balancer import NodeState, Plan, Strategy, Task, Zone, forced_reads
+from balancer import Decision, NodeState, Plan, Strategy, Task, Zone, forced_reads
 from ethgw_wire.messages import ErrorInfo, ResultMessage, TaskMessage, TaskStatus, Timings
 from ethgw_wire.operations import Operation, Params, UnknownOperationError, get_operation
 from provider import metrics
@@ -33,14 +33,37 @@ from provider.errors import (
     UnknownOperationTaskError,
 )
 from provider.handlers import Handler, Job
+from provider.inflight import InflightBook
 from provider.journal_pruning import JournalPruner
 from provider.nodes import NodeView
 from provider.offsets import OffsetBook
+from provider.recycle_requests import RecycleRequests
 from provider.task_stream import ResultSink, TaskRecord, TaskSource
 
 log = logging.getLogger("ethgw.provider")
 
 _ZONE_CODE = {Zone.I: 1, Zone.II: 2, Zone.III: 3, Zone.DOWN: 0}
+
+
+@runtime_checkable
+class ClockedStrategy(Protocol):
+    """A strategy that plans with a clock and keeps its own state between rounds (lbh_adaptive).
+
+    Its decision carries its own safety valve's assignments and the node it wants recycled,
+    so the dispatcher applies the decision as it is, with no valve of its own.
+    """
+
+    def decide(
+        self,
+        nodes: Sequence[NodeState],
+        tasks: Sequence[Task],
+        *,
+        now: float,
+        sampled_inflight: Mapping[str, int],
+    ) -> Decision:
+        """Place one round's tasks at `now`; `sampled_inflight`: each node's in-flight count
+        when its report was sampled."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -73,18 +96,22 @@ class Dispatcher:
         handlers: Mapping[str, Handler],
         pruner: JournalPruner,
         settings: ProviderSettings,
+        recycle_requests: RecycleRequests | None = None,
     ) -> None:
         self._pruner = pruner
         self._tasks = tasks
         self._results = results
         self._strategy = strategy
+        # Checked once here: a clocked strategy's rounds go through `decide`, the others' `plan`.
+        self._clocked = strategy if isinstance(strategy, ClockedStrategy) else None
+        self._recycle_requests = recycle_requests or RecycleRequests(None, 0.0)
         self._nodes = nodes
         self._node_client = node_client  # by RPC URL
         self._handlers = handlers  # by operation name
         self._settings = settings
         self._pending: list[Pending] = []
         self._running: dict[str, tuple[Pending, asyncio.Task[None]]] = {}
-        self._inflight: Tally[str] = Tally()
+        self._inflight = InflightBook(keep_s=settings.node_stale_s)
         self._offsets = OffsetBook()
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._paused_since: float | None = None
@@ -160,24 +187,57 @@ class Dispatcher:
 
     def _round(self) -> int:
         now = time.time()
-        states = self._nodes.states(self._inflight, now)
+        states = self._nodes.states(self._inflight.counts, now)
         tasks = [p.as_task() for p in self._pending]
-        plan = self._strategy.plan(states, tasks)
-        self.last_plan = plan
-        self.rounds += 1
-        assignments = plan.assignments
-        if plan.paused:
-            assignments = self._safety_valve(states, tasks, now)
+        if self._clocked is not None:
+            assignments = self._decide(self._clocked, states, tasks, now)
         else:
-            self._paused_since = None
-        self._export(plan)
+            assignments = self._plan(states, tasks, now)
         by_id = {p.message.task_id: p for p in self._pending}
         for task_id, node_id in assignments:
             pending = by_id.pop(task_id)
-            self._start(pending, node_id)
+            self._start(pending, node_id, now)
         self._pending = [p for p in self._pending if p.message.task_id in by_id]
         metrics.HELD.set(len(self._pending))
         return len(assignments)
+
+    def _plan(
+        self, states: list[NodeState], tasks: list[Task], now: float
+    ) -> list[tuple[str, str]]:
+        """A round of a strategy without a clock, with lbh-spec's safety valve around it."""
+        plan = self._strategy.plan(states, tasks)
+        self._planned(plan, now)
+        return self._safety_valve(states, tasks, now) if plan.paused else plan.assignments
+
+    def _decide(
+        self, strategy: ClockedStrategy, states: list[NodeState], tasks: list[Task], now: float
+    ) -> list[tuple[str, str]]:
+        """A round of a clocked strategy: its decision (its valve's reads included) as it is."""
+        sampled = self._inflight.at_samples(self._sample_times(states))
+        decision = strategy.decide(states, tasks, now=now, sampled_inflight=sampled)
+        self._planned(decision.plan, now)
+        metrics.FORCED.inc(len(decision.forced))
+        if decision.recycle_now is not None:
+            self._recycle_requests.request(decision.recycle_now, now, decision.plan.lbh)
+        return decision.plan.assignments
+
+    def _sample_times(self, states: list[NodeState]) -> list[tuple[str, float]]:
+        """(node id, sampled_at) of each node's report, for the in-flight count at its sample."""
+        reports = ((s.node_id, self._nodes.report(s.node_id)) for s in states)
+        return [(node_id, report.sampled_at) for node_id, report in reports if report is not None]
+
+    def _planned(self, plan: Plan, now: float) -> None:
+        """Keep and export the round's plan, and account for a pause."""
+        self.last_plan = plan
+        self.rounds += 1
+        self._export(plan)
+        if not plan.paused:
+            self._paused_since = None
+            return
+        if self._paused_since is None:
+            self._paused_since = now
+            log.info("dispatch paused lbh=%.3f", plan.lbh)
+        metrics.PAUSED_SECONDS.inc(self._settings.idle_round_s)
 
     def _safety_valve(
         self,
@@ -186,11 +246,8 @@ class Dispatcher:
         now: float,
     ) -> list[tuple[str, str]]:
         """While paused, nothing moves, until max_pause has passed: then reads go out."""
-        if self._paused_since is None:
-            self._paused_since = now
-            log.info("dispatch paused lbh=%.3f", self.last_plan.lbh if self.last_plan else 0.0)
-        metrics.PAUSED_SECONDS.inc(self._settings.idle_round_s)
-        if now - self._paused_since < self._settings.max_pause_s:
+        since = now if self._paused_since is None else self._paused_since
+        if now - since < self._settings.max_pause_s:
             return []
         forced = forced_reads(states, tasks)
         metrics.FORCED.inc(len(forced))
@@ -202,9 +259,8 @@ class Dispatcher:
             metrics.NODE_ZONE.labels(node_id).set(_ZONE_CODE[zone])
             metrics.NODE_DISTANCE.labels(node_id).set(plan.distances.get(node_id, 0.0))
 
-    def _start(self, pending: Pending, node_id: str) -> None:
-        self._inflight[node_id] += 1
-        metrics.INFLIGHT.labels(node_id).set(self._inflight[node_id])
+    def _start(self, pending: Pending, node_id: str, now: float) -> None:
+        metrics.INFLIGHT.labels(node_id).set(self._inflight.started(node_id, now))
         task = asyncio.create_task(self._execute(pending, node_id))
         self._running[pending.message.task_id] = (pending, task)
 
@@ -225,8 +281,8 @@ class Dispatcher:
             error = ErrorInfo(code="internal", message=f"{type(exc).__name__}: {exc}")
             result = self._result(message, TaskStatus.FAILED, error=error, node=node_id)
         finally:
-            self._inflight[node_id] -= 1
-            metrics.INFLIGHT.labels(node_id).set(self._inflight[node_id])
+            count = self._inflight.finished(node_id, time.time())
+            metrics.INFLIGHT.labels(node_id).set(count)
         finished = time.time()
         result = result.model_copy(
             update={
@@ -286,7 +342,7 @@ class Dispatcher:
         """Leave out the node that failed for a while; the next best one to try, if any."""
         self._nodes.suspect(failed, time.time())
         metrics.RETRIES.labels(failed).inc()
-        return self._nodes.nearest(self._inflight, time.time(), exclude=tried)
+        return self._nodes.nearest(self._inflight.counts, time.time(), exclude=tried)
 
     # -- results and offsets ---------------------------------------------------------
 

@@ -23,6 +23,11 @@ LBH = Gauge("ethgw_provider_lbh", "The cluster's health as this provider last pl
 HELD = Gauge("ethgw_provider_held_tasks", "Tasks waiting for a node")
 PAUSED_SECONDS = Counter("ethgw_provider_paused_seconds_total", "Time dispatching was paused")
 FORCED = Counter("ethgw_provider_forced_dispatches_total", "Reads sent by the safety valve")
+RECYCLE_REQUESTS = Counter(
+    "ethgw_provider_recycle_requests_total",
+    "Nodes the strategy named to recycle (lbh_adaptive's way out of the memory-creep deadlock)",
+    ["node"],
+)
 RETRIES = Counter("ethgw_provider_node_retries_total", "Tasks retried on another node", ["node"])
 MALFORMED = Counter("ethgw_provider_malformed_records_total", "Records that are no task")
 UNCONFIRMED = Gauge(

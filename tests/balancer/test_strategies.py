@@ -9,7 +9,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from balancer import STRATEGY_NAMES, LBHScheduler, NodeState, Plan, Task, TaskClass, make_strategy
+from balancer import (
+    STRATEGY_NAMES,
+    AdaptiveSettings,
+    LBHAdaptive,
+    LBHScheduler,
+    NodeState,
+    Plan,
+    Task,
+    TaskClass,
+    make_strategy,
+)
 from balancer.strategies import _Baseline
 
 from .generators import node_lists, task_lists
@@ -185,3 +195,12 @@ def test_baseline_base_class_needs_a_choice():
     """The shared frame alone does not know how to choose."""
     with pytest.raises(NotImplementedError):
         _Baseline(LBHScheduler(0.2, 1.0).calibration).plan(_nodes(1), _tasks(1))
+
+
+def test_make_strategy_hands_lbh_adaptive_its_settings() -> None:
+    """`adaptive=` reaches lbh_adaptive's policy (a caller's pause setting, for example)."""
+    strategy = make_strategy(
+        "lbh_adaptive", dis_avemin=0.1, dis_avemax=1.0, adaptive=AdaptiveSettings(max_pause_s=2.0)
+    )
+    assert isinstance(strategy, LBHAdaptive)
+    assert strategy.policy.settings.max_pause_s == 2.0

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ethgw.cli import format_status, main
+from ethgw.cli import build_parser, format_status, main
 from gateway.keys import KeyRing, keys_path
 from geth_cluster.cluster import NodeStatus
 
@@ -40,3 +40,10 @@ def test_keys_create_prints_a_key_the_gateway_accepts(
     found = ring.verify(key)
     assert found is not None
     assert found.role == "admin"
+
+
+def test_up_accepts_every_strategy_and_keeps_lbh_by_default() -> None:
+    """`ethgw up --strategy lbh_adaptive` parses; with no --strategy the default stays lbh."""
+    parser = build_parser()
+    assert parser.parse_args(["up", "--strategy", "lbh_adaptive"]).strategy == "lbh_adaptive"
+    assert parser.parse_args(["up"]).strategy == "lbh"

@@ -153,3 +153,9 @@ async def test_the_stacks_manager_and_provider_use_the_stored_bounds(
         await wait_for_log(provider, marker, timeout_s=60.0)
     finally:
         await provider.stop()
+
+
+def test_without_a_manager_url_the_providers_get_none(tmp_path: Path) -> None:
+    """The builder passes no manager URL unless asked: the sandbox's providers keep None."""
+    services = build_services(ONE_EACH, PORTS, tmp_path).in_start_order()
+    assert not [s.name for s in services if "ETHGW_PROVIDER_MANAGER_URL" in s._env]

@@ -31,3 +31,14 @@ def test_default_ports_are_unchanged() -> None:
         "http://127.0.0.1:8100/healthz",
         "http://127.0.0.1:8150/healthz",
     ]
+
+
+def test_up_gives_the_providers_the_managers_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ethgw up`'s providers know the cluster manager, so recycle requests reach it."""
+    monkeypatch.delenv("ETHGW_GATEWAY_MANAGER_URL", raising=False)
+    monkeypatch.setenv("ETHGW_MANAGER_API_PORT", "9762")
+    services = stack._services(stack.Shape(readers=1, writers=1, providers=2), 9100)
+    providers = [s for s in services if s.module == "provider"]
+    assert [p._env["ETHGW_PROVIDER_MANAGER_URL"] for p in providers] == [
+        "http://127.0.0.1:9762"
+    ] * 2

@@ -4,12 +4,13 @@ dispatching, failing over and committing (the real Kafka path runs in tests/pipe
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from typing import Any
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, Generic, TypeVar
 
 from aiokafka import TopicPartition
 
-from balancer import NodeState, Plan, Task
+from balancer import NodeState, Plan, Strategy, Task
 from ethgw_wire.kafka import encode
 from ethgw_wire.messages import ResultMessage, TaskMessage, TaskStatus
 from ethgw_wire.node_reports import NodeReport
@@ -21,6 +22,7 @@ from provider.dispatcher import Dispatcher
 from provider.handlers import Handler, Job
 from provider.journal_pruning import JournalPruner
 from provider.nodes import NodeView
+from provider.recycle_requests import RecycleRequests
 from provider.task_stream import MemoryResultSink, MemoryTaskSource
 from provider.transactions import JournalRecord
 from tests.provider.fake_node import FakeNode
@@ -50,14 +52,25 @@ class ScriptedStrategy:
         return Plan(assignments, held, [], {}, lbh, self.paused)
 
 
-class World:
+S = TypeVar("S", bound=Strategy)
+
+
+async def until(done: Callable[[], bool]) -> None:
+    """Wait until `done()` holds; fail after TIMEOUT_S."""
+    async with asyncio.timeout(TIMEOUT_S):
+        while not done():  # noqa: ASYNC110 (what makes it true runs in other tasks)
+            await asyncio.sleep(0.01)
+
+
+class World(Generic[S]):
     """A dispatcher over in-memory parts, and what it published and committed."""
 
     def __init__(
         self,
-        strategy: ScriptedStrategy,
+        strategy: S,
         handlers: dict[str, Handler],
         publish_s: float = 0.0,
+        recycle_requests: RecycleRequests | None = None,
         **knobs: Any,
     ) -> None:
         self.log: list[tuple[str, object]] = []
@@ -79,31 +92,41 @@ class World:
             handlers,
             JournalPruner(journal),
             settings,
+            recycle_requests,
         )
 
     @staticmethod
     def _node_client(url: str) -> NodeClient:
         return FakeNode(url)
 
-    async def add_node(self, node_id: str, load: float = 0.1) -> None:
-        report = NodeReport(node_id=node_id, rpc_url=f"http://{node_id}", memory=load, cpu=load)
+    async def add_node(self, node_id: str, load: float = 0.1, **fields: Any) -> None:
+        """Report the node (memory and CPU at `load` unless `fields` say otherwise), sampled now."""
+        report = NodeReport(
+            node_id=node_id,
+            rpc_url=f"http://{node_id}",
+            **{"memory": load, "cpu": load, **fields},
+        )
         await self.reports.put(node_id, report)
 
     def submit(self, task: TaskMessage, partition: TopicPartition = READS) -> TaskMessage:
         self.tasks.add(partition, encode(task))
         return task
 
-    async def run_until(self, done: Callable[[], bool]) -> None:
-        """Run the loop until `done()` holds (or fail after TIMEOUT_S), then stop it."""
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """The loop runs in its own task inside the block, and is stopped at its end."""
         stop = asyncio.Event()
         loop = asyncio.create_task(self.dispatcher.run(stop))
         try:
-            async with asyncio.timeout(TIMEOUT_S):
-                while not done():  # noqa: ASYNC110 (the loop runs in its own task)
-                    await asyncio.sleep(0.01)
+            yield
         finally:
             stop.set()
             await loop
+
+    async def run_until(self, done: Callable[[], bool]) -> None:
+        """Run the loop until `done()` holds (or fail after TIMEOUT_S), then stop it."""
+        async with self.running():
+            await until(done)
 
     def result_of(self, task: TaskMessage) -> ResultMessage | None:
         found = [r for r in self.results.results if r.task_id == task.task_id]
