@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Collection, Sequence
@@ -420,6 +421,49 @@ async def run_micro(out: Path, reads: int, write_s: float) -> str:
     return text
 
 
+async def run_micro_against(out: Path, other: Path, rounds: int, reads: int, write_s: float) -> str:
+    """The micro-benchmarks of this checkout and `other` side by side: `rounds` rounds,
+    each starting a fresh stack of one checkout then of the other, so drift in the
+    machine's load falls on both alike. The measuring code is this checkout's."""
+    from ethgw_wire.settings import ClusterSettings
+    from loadtests import micro
+
+    capacity = micro.chain_capacity(ClusterSettings())
+    checkouts = {"this checkout": REPO_ROOT, "the other checkout": other}
+    parts = [f"# ethgw micro-benchmarks, two checkouts side by side\n\nMachine: {machine_text()}."]
+    for round_ in range(1, rounds + 1):
+        for label, root in checkouts.items():
+            heading = f"## {label} ({_commit_of(root)}), round {round_}, {_load_text()}"
+            print(f"[micro] {heading}", flush=True)
+            state = out / f"state-{round_}-{len(parts)}"
+            try:
+                async with ethgw_system(state, out / "logs", 3, "lbh", checkout=root) as running:
+                    rpc_url = running.node_rpc["node-1"]
+                    latency = await micro.read_latency(running, rpc_url, reads)
+                    throughput = await micro.read_throughput(running, rpc_url)
+                    writes = [await micro.gateway_writes(running, rpc_url, write_s, 32, capacity)]
+            finally:
+                await asyncio.to_thread(shutil.rmtree, state, True)
+            tables = (micro.format_latency(latency), micro.format_throughput(throughput),
+                      micro.format_writes(writes))  # fmt: skip
+            text = "\n\n".join((heading, *tables))
+            print(text, flush=True)
+            parts.append(text)
+    markdown = "\n\n".join(parts) + "\n"
+    await asyncio.to_thread((out / "micro-side-by-side.md").write_text, markdown)
+    return markdown
+
+
+def _commit_of(root: Path) -> str:
+    found = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                           capture_output=True, text=True, check=False)  # fmt: skip
+    return found.stdout.strip() or "not a git checkout"
+
+
+def _load_text() -> str:
+    return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
 def _remove_states(out: Path) -> None:
     """The chains and Kafka logs of the run: large, and no figure is in them. The
     services' logs (gateway, providers, read and write instances) are kept in logs/.
@@ -451,6 +495,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--micro", action="store_true", help="the two micro-benchmarks only")
     parser.add_argument("--micro-reads", type=int, default=1000, help="reads per path")
     parser.add_argument("--micro-write-s", type=float, default=20.0, help="seconds of writes")
+    parser.add_argument(
+        "--micro-against",
+        type=Path,
+        help="with --micro: another checkout (e.g. a git worktree of an older commit), "
+        "measured side by side with this one in interleaved rounds",
+    )
+    parser.add_argument(
+        "--micro-rounds", type=int, default=2, help="with --micro-against: rounds (2)"
+    )
     parser.add_argument("--out", type=Path, help="results folder (default results/<time>)")
     parser.add_argument(
         "--resume",
@@ -503,7 +556,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = (args.out or REPO_ROOT / "results" / f"bench-{stamp}").resolve()
     (out / "logs").mkdir(parents=True, exist_ok=True)
     try:
-        if args.micro:
+        if args.micro and args.micro_against is not None:
+            run_stoppable(
+                run_micro_against(
+                    out,
+                    args.micro_against.resolve(),
+                    args.micro_rounds,
+                    args.micro_reads,
+                    args.micro_write_s,
+                )
+            )
+        elif args.micro:
             run_stoppable(run_micro(out, args.micro_reads, args.micro_write_s))
         else:
             run_stoppable(run_bench(profile, _profile_name(args), out, args.resume))

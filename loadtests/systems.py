@@ -155,13 +155,15 @@ async def wait_http(url: str, timeout_s: float, process: subprocess.Popen[bytes]
     raise TimeoutError(f"{url} not ready after {timeout_s:.0f}s; see {log}")
 
 
-def _spawn(args: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
+def _spawn(
+    args: list[str], env: Mapping[str, str], log: Path, cwd: Path = REPO_ROOT
+) -> subprocess.Popen[bytes]:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         return subprocess.Popen(
             args,
             env={**os.environ, **env},
-            cwd=REPO_ROOT,
+            cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -187,8 +189,12 @@ async def ethgw_system(
     strategy: str,
     node_cpu_cores: Mapping[str, float] | None = None,
     start_timeout_s: float = 300.0,
+    checkout: Path = REPO_ROOT,
 ) -> AsyncIterator[System]:
-    """`ethgw up` with the benchmark's ports and state; stopped (SIGTERM) afterwards."""
+    """`ethgw up` with the benchmark's ports and state; stopped (SIGTERM) afterwards.
+
+    `checkout`: the source tree the stack runs from (`python -m` in that folder imports
+    its packages first), so two commits can be measured by the same measuring code."""
     ports = free_ports()
     env = {
         **ports.env(),
@@ -201,7 +207,7 @@ async def ethgw_system(
     log = log_dir / f"stack-{strategy}-n{nodes}.log"
     args = [sys.executable, "-m", "ethgw.cli", "up", "--nodes", str(nodes),
             "--strategy", strategy, "--port-base", str(ports.gateway)]  # fmt: skip
-    process = _spawn(args, env, log)
+    process = _spawn(args, env, log, cwd=checkout)
     try:
         url = f"http://127.0.0.1:{ports.gateway}"
         await wait_http(url + "/healthz", start_timeout_s, process, log)
