@@ -15,11 +15,12 @@ import logging
 import time
 from collections import OrderedDict
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
-from ethgw_wire.kafka import FETCH_MAX_WAIT_MS, decode
+from ethgw_wire.kafka import decode
 from ethgw_wire.messages import ResultMessage
 from ethgw_wire.settings import KafkaSettings
+from ethgw_wire.topic_reader import TopicReader, partitions_of
 
 log = logging.getLogger("ethgw.tasks")
 
@@ -48,9 +49,8 @@ class ResultStore:
         self._idle_s = idle_s
         # task id -> (done, when mirrored, the record's JSON)
         self._latest: OrderedDict[str, tuple[bool, float, bytes]] = OrderedDict()
-        self._consumer: AIOKafkaConsumer | None = None
-        self._partitions: list[TopicPartition] = []
-        self._reader: asyncio.Task[None] | None = None
+        self._reader: TopicReader | None = None
+        self._idle_watch: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._asked_at = 0.0
 
@@ -62,11 +62,11 @@ class ResultStore:
         """The latest status of a task (ACCEPTED, or its result) as the topic has it now."""
         self._asked_at = time.monotonic()
         async with self._lock:
-            if self._consumer is None:
+            if self._reader is None:
                 await self._start()
-            consumer = self._consumer
-        if consumer is not None:
-            await self._catch_up(consumer)
+            reader = self._reader
+        if reader is not None and not await reader.caught_up(SYNC_TIMEOUT_S):
+            log.warning("results mirror behind after %.0fs", SYNC_TIMEOUT_S)
         known = self._latest.get(task_id)
         return None if known is None else decode(ResultMessage, known[2])
 
@@ -75,52 +75,35 @@ class ResultStore:
             await self._close()
 
     async def _start(self) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.bootstrap_servers,
-            group_id=None,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        reader = TopicReader(
+            self._settings, lambda record: self._take(record.value), name="task-results"
         )
-        await consumer.start()
-        topic = self._settings.topic_results
-        # The producer's partitions_for waits for metadata; the consumer's
-        # partitions_for_topic only reads what it already happens to have.
-        numbers = await self._producer.partitions_for(topic)
-        partitions = [TopicPartition(topic, n) for n in sorted(numbers)]
-        consumer.assign(partitions)
-        since_ms = int((time.time() - self._history_s) * 1000)
-        starts = await consumer.offsets_for_times({tp: since_ms for tp in partitions})
-        ends = await consumer.end_offsets(partitions)
-        for tp in partitions:
-            found = starts.get(tp)
-            consumer.seek(tp, found.offset if found is not None else ends[tp])
-        self._consumer, self._partitions = consumer, partitions
-        self._reader = asyncio.create_task(self._read(consumer), name="task-results")
+        partitions = await partitions_of(self._producer, self._settings.topic_results)
+        await reader.start(partitions, since=time.time() - self._history_s)
+        self._reader = reader
+        self._idle_watch = asyncio.create_task(self._stop_when_idle(), name="results-idle")
         log.info("results mirror started partitions=%d", len(partitions))
 
-    async def _close(self) -> None:
-        reader, consumer = self._reader, self._consumer
-        self._reader, self._consumer = None, None
-        if reader is not None and reader is not asyncio.current_task():
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
-        if consumer is not None:
-            await consumer.stop()
-        self._latest.clear()
-
-    async def _read(self, consumer: AIOKafkaConsumer) -> None:
+    async def _stop_when_idle(self) -> None:
         while True:
-            batches = await consumer.getmany(timeout_ms=1000)
-            for records in batches.values():
-                for record in records:
-                    self._take(record.value)
+            await asyncio.sleep(min(1.0, self._idle_s))
             if time.monotonic() - self._asked_at > self._idle_s:
                 async with self._lock:
                     if time.monotonic() - self._asked_at > self._idle_s:
                         log.info("results mirror stopped idle_s=%.0f", self._idle_s)
                         await self._close()
                         return
+
+    async def _close(self) -> None:
+        reader, watch = self._reader, self._idle_watch
+        self._reader, self._idle_watch = None, None
+        if watch is not None and watch is not asyncio.current_task():
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
+        if reader is not None:
+            await reader.stop()
+        self._latest.clear()
 
     def _take(self, raw: bytes | None) -> None:
         try:
@@ -151,24 +134,3 @@ class ResultStore:
         """What the mirror holds now, without reading the topic."""
         known = self._latest.get(task_id)
         return None if known is None else decode(ResultMessage, known[2])
-
-    async def _catch_up(self, consumer: AIOKafkaConsumer) -> None:
-        """Wait until every record written before this call is mirrored (bounded)."""
-        ends = await consumer.end_offsets(self._partitions)
-        deadline = time.monotonic() + SYNC_TIMEOUT_S
-        while await self._behind(consumer, ends):
-            if time.monotonic() > deadline:
-                log.warning("results mirror behind after %.0fs", SYNC_TIMEOUT_S)
-                return
-            await asyncio.sleep(0.01)
-
-    def _mirrors(self, consumer: object) -> bool:
-        return consumer is self._consumer
-
-    async def _behind(self, consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
-        if not self._mirrors(consumer):
-            return False  # stopped meanwhile
-        for tp, end in ends.items():
-            if await consumer.position(tp) < end:
-                return True
-        return False

@@ -16,19 +16,20 @@ the client was given.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import time
 import uuid
 from collections import OrderedDict
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from consumer_service.reply_topic import create_reply_topic, delete_reply_topic
 from consumer_service.result_store import RESULT_RETENTION_S, ResultStore
-from ethgw_wire.kafka import FETCH_MAX_WAIT_MS, decode, publish
+from ethgw_wire.kafka import decode, publish
 from ethgw_wire.messages import ResultMessage, TaskMessage, TaskStatus
 from ethgw_wire.operations import get_operation
 from ethgw_wire.settings import KafkaSettings
+from ethgw_wire.topic_reader import Record, TopicReader, partitions_of
 
 log = logging.getLogger("ethgw.tasks")
 
@@ -53,13 +54,7 @@ class TaskClient:
         self._store = ResultStore(settings, producer, history_s=history_s, cache_size=cache_size)
         self._replies: OrderedDict[str, bytes] = OrderedDict()
         self._waiters: dict[str, list[asyncio.Future[ResultMessage]]] = {}
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers,
-            group_id=None,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-        )
-        self._reader: asyncio.Task[None] | None = None
+        self._reader = TopicReader(settings, self._take_reply, name="task-replies")
 
     @property
     def store(self) -> ResultStore:
@@ -69,36 +64,26 @@ class TaskClient:
         """Create the reply topic and read it from its end: replies to an earlier run
         under the same id have no waiter here."""
         await create_reply_topic(self._settings, self.reply_topic)
-        await self._consumer.start()
-        await self._producer.partitions_for(self.reply_topic)  # until its leader is known
-        partition = TopicPartition(self.reply_topic, 0)
-        self._consumer.assign([partition])
-        ends = await self._consumer.end_offsets([partition])
-        self._consumer.seek(partition, ends[partition])
-        self._reader = asyncio.create_task(self._read(), name="task-replies")
+        partitions = await partitions_of(self._producer, self.reply_topic)
+        await self._reader.start(partitions, since=time.time())
 
     async def stop(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-        await self._consumer.stop()
+        await self._reader.stop()
         await self._store.stop()
         for futures in self._waiters.values():
             for future in futures:
                 future.cancel()
         await delete_reply_topic(self._settings, self.reply_topic)
 
-    async def _read(self) -> None:
-        async for record in self._consumer:
-            try:
-                result = decode(ResultMessage, record.value)
-            except ValueError:
-                continue
-            self._keep_reply(result.task_id, record.value or b"")
-            for future in self._waiters.pop(result.task_id, []):
-                if not future.done():
-                    future.set_result(result)
+    def _take_reply(self, record: Record) -> None:
+        try:
+            result = decode(ResultMessage, record.value)
+        except ValueError:
+            return
+        self._keep_reply(result.task_id, record.value or b"")
+        for future in self._waiters.pop(result.task_id, []):
+            if not future.done():
+                future.set_result(result)
 
     def _keep_reply(self, task_id: str, raw: bytes) -> None:
         self._replies[task_id] = raw

@@ -16,11 +16,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import Generic, TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from pydantic import BaseModel, ValidationError
 
-from ethgw_wire.kafka import FETCH_MAX_WAIT_MS, decode, encode
+from ethgw_wire.kafka import decode, encode
 from ethgw_wire.settings import KafkaSettings
+from ethgw_wire.topic_reader import Record, TopicReader, partitions_of
 
 log = logging.getLogger("ethgw.kafka.table")
 
@@ -76,8 +77,8 @@ class TopicMirror(ABC, Generic[M]):
 
 
 class CompactedTable(TopicMirror[M]):
-    """A compacted Kafka topic mirrored by a consumer of all its partitions; writes
-    go through the producer it was given."""
+    """A compacted Kafka topic mirrored from its beginning; writes go through the
+    producer it was given."""
 
     def __init__(
         self, settings: KafkaSettings, topic: str, model: type[M], producer: AIOKafkaProducer
@@ -85,63 +86,33 @@ class CompactedTable(TopicMirror[M]):
         super().__init__(topic)
         self._model = model
         self._producer = producer
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-        )
-        self._partitions: list[TopicPartition] = []
-        self._reader: asyncio.Task[None] | None = None
+        self._reader = TopicReader(settings, self._take, name=f"table:{topic}")
 
     async def start(self) -> None:
-        await self._consumer.start()
-        # The producer's partitions_for waits for metadata; the consumer's
-        # partitions_for_topic only reads what it already happens to have.
-        numbers = await self._producer.partitions_for(self.topic)
-        self._partitions = [TopicPartition(self.topic, p) for p in sorted(numbers)]
-        self._consumer.assign(self._partitions)
-        await self._consumer.seek_to_beginning(*self._partitions)
-        self._reader = asyncio.create_task(self._read(), name=f"table:{self.topic}")
+        await self._reader.start(await partitions_of(self._producer, self.topic))
 
     async def stop(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-        await self._consumer.stop()
+        await self._reader.stop()
 
-    async def _read(self) -> None:
-        async for record in self._consumer:
-            key = record.key.decode() if record.key else ""
-            if record.value is None:
-                self._data.pop(key, None)
-            else:
-                try:
-                    self._data[key] = decode(self._model, record.value)
-                except ValidationError as exc:
-                    log.warning(
-                        "table record skipped topic=%s key=%s error=%s",
-                        self.topic,
-                        key,
-                        exc.errors()[0]["msg"],
-                    )
-            self._changed.set()
+    def _take(self, record: Record) -> None:
+        key = record.key.decode() if record.key else ""
+        if record.value is None:
+            self._data.pop(key, None)
+        else:
+            try:
+                self._data[key] = decode(self._model, record.value)
+            except ValidationError as exc:
+                log.warning(
+                    "table record skipped topic=%s key=%s error=%s",
+                    self.topic,
+                    key,
+                    exc.errors()[0]["msg"],
+                )
+        self._changed.set()
 
     async def sync(self, timeout_s: float = 10.0) -> None:
-        ends = await self._consumer.end_offsets(self._partitions)
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while not await self._reached(ends):
-            if asyncio.get_running_loop().time() > deadline:
-                raise TableSyncTimeoutError(f"{self.topic} not in sync after {timeout_s}s")
-            await asyncio.sleep(0.01)
-
-    async def _reached(self, ends: dict[TopicPartition, int]) -> bool:
-        for tp, end in ends.items():
-            if await self._consumer.position(tp) < end:
-                return False
-        return True
+        if not await self._reader.caught_up(timeout_s):
+            raise TableSyncTimeoutError(f"{self.topic} not in sync after {timeout_s}s")
 
     async def put(self, key: str, value: M) -> None:
         await self._producer.send_and_wait(self.topic, encode(value), key=key.encode())

@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from ethgw_wire.kafka import decode
 from ethgw_wire.messages import ResultMessage, TaskMessage, TaskStatus
 from ethgw_wire.settings import KafkaSettings
+from ethgw_wire.topic_reader import Record, TopicReader
 
 # A connection refused means nothing was sent: retry for this long (a gateway restart).
 CONNECT_RETRY_S = 30.0
@@ -223,16 +224,9 @@ class ResultsLedger:
         self.accepted: dict[str, float] = {}  # task id -> when the service accepted it
         self._operations: dict[str, str] = {}
         self.finals: dict[str, list[Seen]] = defaultdict(list)
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers,
-            group_id=None,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=100,
-        )
-        self._reader: asyncio.Task[None] | None = None
+        self._reader = TopicReader(settings, self._take, name="results-ledger")
 
     async def start(self) -> None:
-        await self._consumer.start()
         settings = self._settings
         # The broker made the topics with these counts (KafkaBroker.ensure_topics).
         counts = {
@@ -241,24 +235,17 @@ class ResultsLedger:
             settings.topic_write: settings.task_partitions,
         }
         partitions = [TopicPartition(t, n) for t, count in counts.items() for n in range(count)]
-        self._consumer.assign(partitions)
-        await self._consumer.seek_to_beginning(*partitions)
-        self._reader = asyncio.create_task(self._read(), name="results-ledger")
+        await self._reader.start(partitions)
 
     async def stop(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-        await self._consumer.stop()
+        await self._reader.stop()
 
-    async def _read(self) -> None:
-        async for record in self._consumer:
-            at = record.timestamp / 1000
-            if record.topic == self._settings.topic_results:
-                self._take_result(record.value, at)
-            else:
-                self._take_task(record.value, at)
+    def _take(self, record: Record) -> None:
+        at = record.timestamp / 1000
+        if record.topic == self._settings.topic_results:
+            self._take_result(record.value, at)
+        else:
+            self._take_task(record.value, at)
 
     def _take_task(self, raw: bytes | None, at: float) -> None:
         try:
