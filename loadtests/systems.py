@@ -199,6 +199,8 @@ async def ethgw_system(
     env = {
         **ports.env(),
         "ETHGW_STATE_DIR": str(state_dir),
+        # Its own broker's files, whatever broker the calling shell names.
+        "ETHGW_KAFKA_STATE_DIR": str(state_dir / "kafka"),
         # One key drives every simulated user: the per-key limits must not be the bottleneck.
         "ETHGW_GATEWAY_ADMIN_RATE_PER_S": "1000000",
         "ETHGW_GATEWAY_ADMIN_BURST": "1000000",

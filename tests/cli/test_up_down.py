@@ -64,7 +64,11 @@ async def up(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Up]:
     """`ethgw up --nodes 1` on free ports; `ethgw down` afterwards if a test left it running."""
     root = tmp_path_factory.mktemp("up")
     ports = free_ports()
-    env = {**os.environ, **ports.env(), "ETHGW_STATE_DIR": str(root / "state")}
+    # Nothing of the test session's own stack (its broker's ETHGW_KAFKA_*) may leak in:
+    # this `up` must start, and stop, a broker of its own.
+    inherited = {k: v for k, v in os.environ.items()
+                 if not k.startswith("ETHGW_") or k == "ETHGW_TOOLS_DIR"}  # fmt: skip
+    env = {**inherited, **ports.env(), "ETHGW_STATE_DIR": str(root / "state")}
     log = root / "up.log"
     process = _ethgw("up", "--nodes", "1", "--port-base", str(ports.gateway), env=env, log=log)
     stack = Up(process, env, log, root / "state", f"http://127.0.0.1:{ports.gateway}")
