@@ -317,13 +317,7 @@ _OPERATIONS = [
     _read("conn.connect", "/conn/connect", "Connectivity of a node", ConnectResult),
     _read("chain.block_number", "/conn/blockNum", "Chain height", BlockNumberResult),
     _read("chain.gas_price", "/conn/gasPrice", "Current gas price (wei)", GasPriceResult),
-    _read(
-        "chain.coinbase",
-        "/conn/coinbase",
-        "The main (coinbase) account",
-        CoinbaseResult,
-        errors=(PlatformNotReadyError,),
-    ),
+    _read("chain.coinbase", "/conn/coinbase", "The main (coinbase) account", CoinbaseResult),
     _read("node.accounts", "/conn/accounts", "The node's own accounts", NodeAccountsResult),
     _read("accounts.list", "/admin/list", "Every platform account", AccountsResult),
     _read(

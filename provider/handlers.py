@@ -41,6 +41,7 @@ from ethgw_wire.operations import (
 from ethgw_wire.platform_record import PlatformRecord, load_platform
 from provider.accounts import AccountBook
 from provider.chain import IndexingError, NodeClient, to_json
+from provider.clique import sealer_of
 from provider.errors import (
     MethodNotAllowedError,
     NotFoundError,
@@ -158,9 +159,10 @@ class Handlers:
         return {"gas_price": int(await job.node.request("eth_gasPrice", []), 16)}
 
     async def chain_coinbase(self, job: Job) -> dict[str, Any]:
-        # Service nodes do not seal, so they have no etherbase: the chain's
-        # coinbase is its Clique signer.
-        return {"coinbase": self.platform().sealer_address}
+        # Service nodes do not seal, so they have no etherbase: the chain's coinbase is
+        # its Clique signer, recovered from the seal of the node's latest block.
+        block = await job.node.request("eth_getBlockByNumber", ["latest", False])
+        return {"coinbase": sealer_of(block)}
 
     async def node_accounts(self, job: Job) -> dict[str, Any]:
         return {"node": job.node_id, "accounts": await job.node.request("eth_accounts", [])}
