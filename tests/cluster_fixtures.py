@@ -50,12 +50,18 @@ def cluster_settings(state_dir: Path, nodes: int = 2) -> ClusterSettings:
 
 @pytest_asyncio.fixture(scope="session")
 async def geth_cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[GethCluster]:
-    """A running sealer and two service nodes, stopped after the session."""
+    """A running sealer and two service nodes, stopped after the session.
+
+    Tests stop and start its nodes themselves, so a manager made on it does not heal them
+    unless the test asks (tests/geth_cluster/test_healer.py): otherwise a manager of an
+    earlier test, still running, restarts a node a later test has stopped on purpose."""
     settings = cluster_settings(tmp_path_factory.mktemp("cluster"))
     cluster = GethCluster(settings, LocalProcessRuntime(geth_binary()))
-    try:
-        await cluster.up()
-        yield cluster
-    finally:
-        await cluster.down()
-        await cluster.aclose()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("ETHGW_MANAGER_HEAL", "false")
+        try:
+            await cluster.up()
+            yield cluster
+        finally:
+            await cluster.down()
+            await cluster.aclose()

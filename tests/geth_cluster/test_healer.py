@@ -30,6 +30,7 @@ def healing(**overrides: Any) -> ManagerSettings:
         "sample_interval_s": 0.25,
         "rpc_timeout_s": 0.25,
         "recycle": False,
+        "heal": True,
         "heal_backoff_s": 0.5,
     }
     options.update(overrides)
