@@ -99,7 +99,7 @@ class ServiceProcess:
 
     async def stop(self, timeout_s: float = 20.0) -> None:
         if self._process is not None:
-            await asyncio.to_thread(_terminate, self._process, timeout_s)
+            await asyncio.to_thread(terminate, self._process, timeout_s)
         self.pid_path.unlink(missing_ok=True)
 
 
@@ -281,7 +281,8 @@ def _describe(watch: _Watch, now: float) -> str:
     return f"{name} {state} (restarts {restarts}{loop})"
 
 
-def _terminate(process: subprocess.Popen[bytes], timeout_s: float) -> None:
+def terminate(process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """SIGTERM, then SIGKILL after `timeout_s`; blocking (call it from a thread)."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:

@@ -26,6 +26,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from consumer_service import add_error_handlers, request_id_of
 from ethgw_wire.artifacts import load_artifact
+from ethgw_wire.errors import TaskError
 from ethgw_wire.http_api import (
     ENDPOINTS,
     REQUEST_ID_HEADER,
@@ -39,7 +40,6 @@ from ethgw_wire.operations import ADMIN_SIGNER, FAUCET_SIGNER, RPC_READ_METHODS,
 from ethgw_wire.topic_mirror import MemoryTable
 from provider.accounts import AccountBook, KeystoreRecord
 from provider.chain import NodeClients, NodeUnreachableError
-from provider.errors import TaskError
 from provider.handlers import Handlers, Job
 from provider.nonces import NonceTracker
 from provider.transactions import JournalRecord, TransactionSender

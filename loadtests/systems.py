@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from devstack.processes import terminate
 from ethgw_wire.http_api import API_KEY_HEADER
 from ethgw_wire.settings import ClusterSettings, PlatformSettings
 from service_kit.paths import REPO_ROOT
@@ -171,16 +171,6 @@ def _spawn(
         )
 
 
-def _stop(process: subprocess.Popen[bytes], timeout_s: float) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-
-
 @contextlib.asynccontextmanager
 async def ethgw_system(
     state_dir: Path,
@@ -232,7 +222,7 @@ async def ethgw_system(
             kafka_port=ports.kafka,
         )
     finally:
-        await asyncio.to_thread(_stop, process, 120.0)
+        await asyncio.to_thread(terminate, process, 120.0)
 
 
 async def _wait_registered(url: str, key: str, timeout_s: float) -> None:
@@ -299,6 +289,6 @@ async def monolith_system(
         )  # fmt: skip
     finally:
         if process is not None:
-            await asyncio.to_thread(_stop, process, 30.0)
+            await asyncio.to_thread(terminate, process, 30.0)
         await cluster.down()
         await cluster.aclose()

@@ -16,8 +16,8 @@ from typing import Any
 from eth_account import Account
 from pydantic import BaseModel, ConfigDict, Field
 
+from ethgw_wire.errors import AccountLockedError, UnknownAccountError, WrongPasswordError
 from ethgw_wire.topic_mirror import TopicMirror
-from provider.errors import AccountLockedError, UnknownAccountError, WrongPasswordError
 from service_kit.keyfiles import ChainAccount
 
 

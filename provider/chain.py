@@ -21,7 +21,7 @@ from web3.providers.async_base import AsyncJSONBaseProvider
 from web3.types import RPCEndpoint, RPCResponse
 
 from ethgw_wire.artifacts import ContractArtifact, decode_custom_error
-from provider.errors import InsufficientFundsError, NodeRefusedError, RevertedError, TaskError
+from ethgw_wire.errors import InsufficientFundsError, NodeRefusedError, RevertedError, TaskError
 
 
 class KeepAliveProvider(AsyncJSONBaseProvider):

@@ -20,18 +20,18 @@ from aiokafka import TopicPartition
 from pydantic import ValidationError
 
 from balancer import Decision, NodeState, Plan, Strategy, Task, Zone, forced_reads
-from ethgw_wire.messages import ErrorInfo, ResultMessage, TaskMessage, TaskStatus, Timings
-from ethgw_wire.operations import Operation, Params, UnknownOperationError, get_operation
-from provider import metrics
-from provider.chain import NodeClient, NodeUnreachableError
-from provider.config import ProviderSettings
-from provider.errors import (
+from ethgw_wire.errors import (
     InvalidParamsError,
     NodeBehindError,
     NodeUnavailableError,
     TaskError,
     UnknownOperationTaskError,
 )
+from ethgw_wire.messages import ErrorInfo, ResultMessage, TaskMessage, TaskStatus, Timings
+from ethgw_wire.operations import Operation, Params, UnknownOperationError, get_operation
+from provider import metrics
+from provider.chain import NodeClient, NodeUnreachableError
+from provider.config import ProviderSettings
 from provider.handlers import Handler, Job
 from provider.inflight import InflightBook
 from provider.journal_pruning import JournalPruner

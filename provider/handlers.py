@@ -13,6 +13,12 @@ from web3 import Web3
 from web3.contract import Contract
 
 from ethgw_wire.artifacts import ContractArtifact, constructor_data
+from ethgw_wire.errors import (
+    MethodNotAllowedError,
+    NotFoundError,
+    PlatformNotReadyError,
+    TaskError,
+)
 from ethgw_wire.operations import (
     ADMIN_SIGNER,
     FAUCET_SIGNER,
@@ -42,12 +48,6 @@ from ethgw_wire.platform_record import PlatformRecord, load_platform
 from provider.accounts import AccountBook
 from provider.chain import IndexingError, NodeClient, to_json
 from provider.clique import sealer_of
-from provider.errors import (
-    MethodNotAllowedError,
-    NotFoundError,
-    PlatformNotReadyError,
-    TaskError,
-)
 from provider.transactions import (
     Sent,
     TransactionSender,

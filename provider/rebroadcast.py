@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
+from ethgw_wire.errors import TaskError
 from provider import metrics
 from provider.chain import (
     AlreadyKnownError,
@@ -26,7 +27,6 @@ from provider.chain import (
     NodeUnreachableError,
     NonceTooLowError,
 )
-from provider.errors import TaskError
 from provider.transactions import JournalRecord
 
 log = logging.getLogger("ethgw.provider.rebroadcast")

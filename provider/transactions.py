@@ -20,6 +20,7 @@ from eth_account import Account
 from eth_utils.crypto import keccak
 from pydantic import BaseModel, ConfigDict, Field
 
+from ethgw_wire.errors import NodeBehindError, ReceiptTimeoutError, RevertedError, TaskError
 from ethgw_wire.topic_mirror import TopicMirror
 from provider.accounts import AccountBook
 from provider.chain import (
@@ -29,7 +30,6 @@ from provider.chain import (
     NonceTooLowError,
     ReplacementUnderpricedError,
 )
-from provider.errors import NodeBehindError, ReceiptTimeoutError, RevertedError, TaskError
 from provider.nonces import NonceTracker
 
 log = logging.getLogger("ethgw.provider.tx")

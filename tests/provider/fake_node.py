@@ -10,8 +10,8 @@ from eth_account import Account
 from eth_utils.crypto import keccak
 
 from ethgw_wire.artifacts import ContractArtifact
+from ethgw_wire.errors import NodeRefusedError, TaskError
 from provider.chain import NodeClient
-from provider.errors import NodeRefusedError, TaskError
 
 CHAIN_ID = 1337
 GAS_PRICE_WEI = 10**9

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI, Request
 
+from ethgw_wire.errors import InsufficientFundsError, NodeRefusedError, RevertedError
 from provider.chain import (
     AlreadyKnownError,
     IndexingError,
@@ -19,7 +20,6 @@ from provider.chain import (
     NodeUnreachableError,
     NonceTooLowError,
 )
-from provider.errors import InsufficientFundsError, NodeRefusedError, RevertedError
 from service_kit.ports import free_port
 from service_kit.serving import draining_server
 

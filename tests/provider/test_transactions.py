@@ -10,11 +10,11 @@ from typing import Any, cast
 import pytest
 from eth_account import Account
 
+from ethgw_wire.errors import InsufficientFundsError, TaskError
 from ethgw_wire.operations import ADMIN_SIGNER
 from ethgw_wire.topic_mirror import MemoryTable
 from provider.accounts import AccountBook
 from provider.chain import AlreadyKnownError, NonceTooLowError
-from provider.errors import InsufficientFundsError, TaskError
 from provider.nonces import NonceTracker
 from provider.transactions import JournalRecord, TransactionSender
 from service_kit.keyfiles import ChainAccount
