@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -448,3 +448,24 @@ async def stack(
     finally:
         for process in reversed(processes):
             process.stop()
+
+
+@contextlib.asynccontextmanager
+async def fresh_states(
+    pipeline: IsolatedPipeline, reports: Callable[[], list[NodeReport]], every_s: float = 1.0
+) -> AsyncIterator[None]:
+    """Publish `reports()` to the pipeline's node states now and every `every_s` while the
+    block runs, so its provider never sees a report older than node_stale_s."""
+
+    async def feed() -> None:
+        while True:
+            await pipeline.publish_states(reports())
+            await asyncio.sleep(every_s)
+
+    feeder = asyncio.create_task(feed())
+    try:
+        yield
+    finally:
+        feeder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await feeder

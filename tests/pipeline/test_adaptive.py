@@ -4,7 +4,6 @@ writes all succeed, and the writes reach the chain."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from ethgw_wire.messages import TaskStatus
 from ethgw_wire.operations import new_task
 from geth_cluster.cluster import GethCluster
 from tests.pipeline.test_operations import ok
-from tests.pipeline_fixtures import IsolatedPipeline, idle_reports, task_client_for
+from tests.pipeline_fixtures import IsolatedPipeline, fresh_states, idle_reports, task_client_for
 
 pytestmark = pytest.mark.slow
 
@@ -42,22 +41,13 @@ async def adaptive(
         ETHGW_PROVIDER_STRATEGY="lbh_adaptive",
     )
     await pipeline.create_topics()
-    feeder = asyncio.create_task(_publish_every_second(pipeline, geth_cluster))
     try:
-        await pipeline.start_provider("p")
-        async with task_client_for(pipeline.settings) as client:
-            yield pipeline, client
+        async with fresh_states(pipeline, lambda: idle_reports(geth_cluster)):
+            await pipeline.start_provider("p")
+            async with task_client_for(pipeline.settings) as client:
+                yield pipeline, client
     finally:
-        feeder.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await feeder
         pipeline.stop()
-
-
-async def _publish_every_second(pipeline: IsolatedPipeline, cluster: GethCluster) -> None:
-    while True:
-        await pipeline.publish_states(idle_reports(cluster))
-        await asyncio.sleep(1.0)
 
 
 async def test_a_mixed_burst_runs_with_no_failure(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,7 +16,13 @@ from ethgw_wire.operations import new_task
 from ethgw_wire.platform_record import PlatformRecord
 from geth_cluster.cluster import GethCluster
 from tests.pipeline.test_operations import ok
-from tests.pipeline_fixtures import IsolatedPipeline, idle_reports, run_task, task_client_for
+from tests.pipeline_fixtures import (
+    IsolatedPipeline,
+    fresh_states,
+    idle_reports,
+    run_task,
+    task_client_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -39,24 +44,14 @@ async def pair(
         write_partitions=1,
     )
     await pipeline.create_topics()
-    await pipeline.publish_states(idle_reports(geth_cluster))
-    feeder = asyncio.create_task(_keep_fresh(pipeline, geth_cluster))
     try:
-        await pipeline.start_provider("a")
-        await pipeline.start_provider("b")
-        async with task_client_for(pipeline.settings) as client:
-            yield pipeline, client
+        async with fresh_states(pipeline, lambda: idle_reports(geth_cluster), every_s=2.0):
+            await pipeline.start_provider("a")
+            await pipeline.start_provider("b")
+            async with task_client_for(pipeline.settings) as client:
+                yield pipeline, client
     finally:
-        feeder.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await feeder
         pipeline.stop()
-
-
-async def _keep_fresh(pipeline: IsolatedPipeline, cluster: GethCluster) -> None:
-    while True:
-        await asyncio.sleep(2.0)
-        await pipeline.publish_states(idle_reports(cluster))
 
 
 async def test_two_providers_share_the_reads(pair: tuple[IsolatedPipeline, TaskClient]) -> None:

@@ -20,7 +20,7 @@ from geth_cluster.node_rpc import block_number
 from geth_cluster.toolchain import geth_binary
 from service_kit.ports import free_port
 from tests.pipeline.test_operations import ok
-from tests.pipeline_fixtures import IsolatedPipeline, idle_reports, task_client_for
+from tests.pipeline_fixtures import IsolatedPipeline, fresh_states, idle_reports, task_client_for
 
 pytestmark = pytest.mark.slow
 
@@ -54,23 +54,12 @@ async def zoned(
     try:
         # Fresh states until the provider is ready: on a loaded machine its start can take
         # longer than the age at which a node report counts as stale (node_stale_s).
-        feeder = asyncio.create_task(_publish_every_second(pipeline, geth_cluster))
-        try:
+        async with fresh_states(pipeline, lambda: states(geth_cluster, ZONE_I, ZONE_II)):
             await pipeline.start_provider("p")
-        finally:
-            feeder.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await feeder  # its producer is closed before the tests begin
         async with task_client_for(pipeline.settings) as client:
             yield pipeline, client
     finally:
         pipeline.stop()
-
-
-async def _publish_every_second(pipeline: IsolatedPipeline, cluster: GethCluster) -> None:
-    while True:
-        await pipeline.publish_states(states(cluster, ZONE_I, ZONE_II))
-        await asyncio.sleep(1.0)
 
 
 async def test_reads_go_to_zone_two_and_writes_to_zone_one(
