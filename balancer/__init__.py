@@ -19,6 +19,7 @@ from balancer.calibration import (
     Calibration,
     calibrate,
     mean_distance,
+    task_memory_from_json,
     validate_bounds,
 )
 from balancer.lbh import DEFAULT_DELTA, LBHScheduler, forced_reads
@@ -56,5 +57,6 @@ __all__ = [
     "forced_reads",
     "make_strategy",
     "mean_distance",
+    "task_memory_from_json",
     "validate_bounds",
 ]

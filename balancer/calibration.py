@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from balancer.tasks import TaskClass
+
 MAX_DISTANCE = math.sqrt(2.0)
 """The largest distance in the unit state plane: a node at (1, 1)."""
 
@@ -94,6 +96,39 @@ class Calibration:
         if not isinstance(data, dict):
             raise ValueError("calibration JSON must be an object")
         return cls.from_dict(data)
+
+
+TASK_MEMORY_FIELD = "task_memory_mb"
+"""The calibration JSON's field of each task class's memory need in MB (lbh-spec.md section 6)."""
+
+
+def task_memory_from_json(text: str) -> dict[TaskClass, float] | None:
+    """The memory need per task class a calibration file holds, None when it holds none.
+
+    ValueError, naming the class, for an unknown class or a figure that is not a finite
+    number >= 0; a class the file leaves out needs 0 MB (the scheduler's rule).
+    """
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"calibration is not valid JSON: {error}") from None
+    figures = data.get(TASK_MEMORY_FIELD) if isinstance(data, dict) else None
+    if figures is None:
+        return None
+    if not isinstance(figures, dict):
+        raise ValueError(f"{TASK_MEMORY_FIELD} must be an object of class name to MB")
+    table: dict[TaskClass, float] = {}
+    for name, value in figures.items():
+        try:
+            cls = TaskClass(name)
+        except ValueError:
+            raise ValueError(f"{TASK_MEMORY_FIELD}: unknown task class {name!r}") from None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{TASK_MEMORY_FIELD}[{name}] must be a number, got {value!r}")
+        if not (math.isfinite(value) and value >= 0.0):
+            raise ValueError(f"{TASK_MEMORY_FIELD}[{name}] must be finite and >= 0, got {value}")
+        table[cls] = float(value)
+    return table
 
 
 def mean_distance(samples: Iterable[tuple[float, float]]) -> float:

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
@@ -18,7 +18,7 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from balancer import AdaptiveSettings, Calibration, make_strategy
+from balancer import AdaptiveSettings, Calibration, TaskClass, make_strategy, task_memory_from_json
 from ethgw_wire.artifacts import load_artifact
 from ethgw_wire.kafka import kafka_consumer, kafka_producer
 from ethgw_wire.node_reports import NodeReport
@@ -106,6 +106,20 @@ def _calibration(settings: ProviderSettings) -> Calibration:
     return calibration
 
 
+def _task_memory(settings: ProviderSettings) -> Mapping[TaskClass, float]:
+    """Each class's memory need: the calibration file's measured figures, else the setting,
+    else none (every class needs 0 MB)."""
+    path = settings.calibration_file
+    measured = None
+    if path is not None and path.exists():
+        measured = task_memory_from_json(path.read_text())
+    table = measured if measured is not None else settings.task_memory_mb or {}
+    source = "file" if measured is not None else "setting" if table else "none"
+    figures = ",".join(f"{cls.value}:{table.get(cls, 0.0):g}" for cls in TaskClass)
+    log.info("task memory in use mb=%s source=%s", figures, source)
+    return table
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = ProviderSettings()
@@ -117,6 +131,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         dis_avemin=calibration.dis_avemin,
         dis_avemax=calibration.dis_avemax,
         delta=settings.delta,
+        task_memory_mb=_task_memory(settings),
         # One pause setting for the provider's valve and lbh_adaptive's own.
         adaptive=AdaptiveSettings(max_pause_s=settings.max_pause_s),
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from balancer import DEFAULT_COOLDOWN_S, DEFAULT_DELTA, STRATEGY_NAMES
+from balancer import DEFAULT_COOLDOWN_S, DEFAULT_DELTA, STRATEGY_NAMES, TaskClass
 from ethgw_wire.operations import RPC_READ_METHODS
 from ethgw_wire.settings import DEFAULT_DIS_AVEMAX, DEFAULT_DIS_AVEMIN, lbh_setting
 from service_kit.paths import default_state_dir
@@ -36,6 +36,11 @@ class ProviderSettings(BaseSettings):
     dis_avemax: float = lbh_setting("dis_avemax", DEFAULT_DIS_AVEMAX)
     calibration_file: Path | None = lbh_setting("calibration_file", None)
     delta: float = DEFAULT_DELTA
+    # Each task class's memory need in MB for the capacity rule (lbh-spec.md section 6), as a
+    # JSON object ({"RT": 0.5, ...}); the calibration file's measured figures win over it. None
+    # and no figures in the file: no class needs memory, so only a node over its budget is
+    # refused.
+    task_memory_mb: dict[TaskClass, float] | None = None
     max_pause_s: float = 5.0
     node_stale_s: float = 15.0  # a node report older than this counts as DOWN
     # The cluster manager's API: a strategy's request to recycle a node goes there (None: the

@@ -469,3 +469,35 @@ async def fresh_states(
         feeder.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await feeder
+
+
+class SteeredStates:
+    """Node states a test changes while `fresh_states(pipeline, steered.current)` republishes
+    them. `apply` returns once the new states are on the topic after every older publication,
+    so a feeder's publication of the old states, in flight when they changed, cannot land last.
+    """
+
+    def __init__(self, reports: list[NodeReport]) -> None:
+        self._reports = reports
+        self._generation = 0
+        self._fed_generations: list[int] = []
+        self._fed = asyncio.Event()
+
+    def current(self) -> list[NodeReport]:
+        """The reports to publish now (the feeder's callable)."""
+        self._fed_generations.append(self._generation)
+        self._fed.set()
+        return self._reports
+
+    async def apply(self, reports: list[NodeReport], settle_s: float = 0.5) -> None:
+        """Publish `reports` through the feeder; back once they are the topic's latest and the
+        provider had `settle_s` to read them."""
+        self._generation += 1
+        self._reports = reports
+        generation = self._generation
+        # The feeder publishes one list at a time: the second list it takes after the change
+        # is taken only once the first, already the new one, is on the topic.
+        while sum(fed >= generation for fed in self._fed_generations) < 2:
+            self._fed.clear()
+            await self._fed.wait()
+        await asyncio.sleep(settle_s)
