@@ -11,6 +11,9 @@ figures the manager will compare against them. The result goes through
 `balancer.calibrate` (which validates it) and is written as the calibration file, with the
 inputs it holds for and how it was measured (`calibration_record`).
 
+Between the two windows, each task class's memory need is measured (`task_memory`, lbh-spec.md
+section 6) and stored in the same record, where the providers read it.
+
 `ensure_calibration` is `ethgw up`'s step: it reuses the stored bounds when their inputs are the
 current ones, and measures otherwise.
 
@@ -47,6 +50,7 @@ from geth_cluster.cluster import GethCluster
 from geth_cluster.layout import NodeSpec, pool_specs
 from geth_cluster.node_rpc import rpc_call
 from geth_cluster.smoothing import Ewma
+from geth_cluster.task_memory import TaskMemoryMeasurement, measure_task_memory
 from geth_cluster.toolchain import geth_binary
 
 log = logging.getLogger("ethgw.calibrate")
@@ -74,6 +78,12 @@ class CalibrationRun:
     calls: int  # burner eth_calls completed during the load
 
     @property
+    def task_memory(self) -> TaskMemoryMeasurement:
+        """Each class's memory need, measured between the two windows."""
+        assert self.record.task_memory is not None  # run_calibration always measures it
+        return self.record.task_memory
+
+    @property
     def calibration(self) -> Calibration:
         return self.record.calibration
 
@@ -97,12 +107,15 @@ async def run_calibration(
     concurrency: int = 4,
     path: Path | None = None,
     progress: Progress | None = None,
+    task_burst_s: float = 3.0,
+    task_concurrency: int = 8,
 ) -> CalibrationRun:
     """Measure both bounds on the pool nodes of the running `cluster` and write the file.
 
     idle_s: the idle window (spec default 10 s). load_s: the saturated window, which starts
     after `warmup_s` of load (the EWMA and the nodes' CPU rising are not counted).
-    concurrency: busy loops per pool node. path: where the record goes, by default
+    concurrency: busy loops per pool node. task_burst_s, task_concurrency: each task class's
+    burst, between the windows (`measure_task_memory`). path: where the record goes, by default
     `default_calibration_file()`. progress: called after every sample. Raises ValueError when
     the bounds break 0 <= Dis_avemin < Dis_avemax <= sqrt(2) (nothing is written then),
     ClusterError when a node is not running.
@@ -118,6 +131,7 @@ async def run_calibration(
     log.info("calibration idle window s=%.1f nodes=%d", idle_s, len(specs))
     idle = await sample.window("idle", idle_s, sample_interval_s)
     log.info("calibration idle mean_d=%.4f samples=%d", mean_distance(idle), len(idle))
+    task_memory = await _measure_task_memory(cluster, task_burst_s, task_concurrency, progress)
     calls = 0
     async with httpx.AsyncClient(timeout=30.0) as http:
         stop = asyncio.Event()
@@ -156,7 +170,7 @@ async def run_calibration(
     method = CalibrationMethod(
         measured_at, idle_s, warmup_s, load_s, sample_interval_s, alpha, concurrency, PROBE, calls
     )
-    record = CalibrationRecord(calibrate(idle, saturated), inputs, method)
+    record = CalibrationRecord(calibrate(idle, saturated), inputs, method, task_memory)
     _write_atomically(target, record.to_json())
     log.info(
         "calibration written path=%s dis_avemin=%.4f dis_avemax=%.4f",
@@ -165,6 +179,17 @@ async def run_calibration(
         record.calibration.dis_avemax,
     )
     return CalibrationRun(record, target, idle, saturated, calls)
+
+
+async def _measure_task_memory(
+    cluster: GethCluster, burst_s: float, concurrency: int, progress: Progress | None
+) -> TaskMemoryMeasurement:
+    log.info("calibration task memory burst_s=%.1f concurrency=%d", burst_s, concurrency)
+    measured = await measure_task_memory(
+        cluster, concurrency=concurrency, burst_s=burst_s, progress=progress
+    )
+    log.info("calibration task memory %s", measured.describe())
+    return measured
 
 
 def cluster_inputs(cluster: GethCluster) -> CalibrationInputs:
@@ -189,14 +214,17 @@ class EnsuredCalibration:
             if self.measured_now
             else f"reused, measured on {self.record.method.measured_on}"
         )
-        return f"Dis_avemin={bounds.dis_avemin:.4f} Dis_avemax={bounds.dis_avemax:.4f}: {how}"
+        needs = "" if self.record.task_memory is None else f"; {self.record.task_memory.describe()}"
+        return (
+            f"Dis_avemin={bounds.dis_avemin:.4f} Dis_avemax={bounds.dis_avemax:.4f}{needs}: {how}"
+        )
 
 
 async def ensure_calibration(
     cluster: GethCluster, path: Path | None = None, progress: Progress | None = None
 ) -> EnsuredCalibration:
     """The stored record at `path` when its inputs are the cluster's and the machine's now;
-    otherwise a new measurement (`run_calibration`'s defaults, about 23 s) written there."""
+    otherwise a new measurement (`run_calibration`'s defaults, about 35 s) written there."""
     target = path if path is not None else default_calibration_file()
     stored = await asyncio.to_thread(read_record, target)
     reason = why_measure(stored, await asyncio.to_thread(cluster_inputs, cluster))

@@ -3,8 +3,10 @@
 A distance is a node's usage against its allotment, so the bounds hold only for the shape and
 the machine they were measured on: how many pool nodes, their cores and memory budget, geth's
 cache, the runtime, the host's cores and memory, geth's version. The file keeps those inputs and
-how the bounds were measured beside the two bounds; readers that want only the bounds
-(`Calibration.from_json`: the manager, the providers) ignore the rest.
+how the bounds were measured beside the two bounds, and each task class's memory need
+(`task_memory_mb`, with how it was measured). The manager reads only the bounds
+(`Calibration.from_json`); the providers read the bounds and `task_memory_mb`
+(`balancer.task_memory_from_json`).
 
 `why_measure` is the reuse rule `ethgw up` applies: pure, so it is tested without a cluster.
 `current_inputs` reads the machine.
@@ -26,6 +28,7 @@ import psutil
 from balancer import Calibration
 from ethgw_wire.settings import ClusterSettings
 from geth_cluster.layout import pool_specs
+from geth_cluster.task_memory import TaskMemoryMeasurement
 
 log = logging.getLogger("ethgw.calibrate")
 
@@ -67,15 +70,19 @@ class CalibrationMethod:
 
 @dataclass(frozen=True)
 class CalibrationRecord:
-    """The bounds, their inputs and their method: the calibration file's content."""
+    """The bounds, their inputs and their method, and the classes' memory needs: the
+    calibration file's content. `task_memory` is None in a record written before the needs
+    were measured."""
 
     calibration: Calibration
     inputs: CalibrationInputs
     method: CalibrationMethod
+    task_memory: TaskMemoryMeasurement | None = None
 
     def to_json(self) -> str:
         data = {**self.calibration.to_dict(), "inputs": asdict(self.inputs)}
         data["method"] = asdict(self.method)
+        data.update(_task_memory_fields(self.task_memory))
         return json.dumps(data, indent=2) + "\n"
 
     @classmethod
@@ -88,7 +95,27 @@ class CalibrationRecord:
             method = CalibrationMethod(**_known(CalibrationMethod, data["method"]))
         except (KeyError, TypeError) as error:
             raise ValueError(f"calibration without its inputs or method: {error}") from None
-        return cls(calibration, inputs, method)
+        return cls(calibration, inputs, method, _task_memory_of(data))
+
+
+def _task_memory_fields(measured: TaskMemoryMeasurement | None) -> dict[str, Any]:
+    """`task_memory_mb` (what the providers read) and `task_memory_method` (the rest)."""
+    if measured is None:
+        return {}
+    method = asdict(measured)
+    return {"task_memory_mb": method.pop("need_mb"), "task_memory_method": method}
+
+
+def _task_memory_of(data: dict[str, Any]) -> TaskMemoryMeasurement | None:
+    """The measured needs of a record's JSON; None when it has none, ValueError when they
+    are there without how they were measured."""
+    if "task_memory_mb" not in data:
+        return None
+    try:
+        method = _known(TaskMemoryMeasurement, data["task_memory_method"])
+        return TaskMemoryMeasurement(need_mb=dict(data["task_memory_mb"]), **method)
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"task memory figures without their method: {error}") from None
 
 
 def _known(kind: type, data: Any) -> dict[str, Any]:
@@ -103,6 +130,8 @@ def why_measure(stored: CalibrationRecord | None, current: CalibrationInputs) ->
     """None when the stored bounds hold for `current`; else why they must be measured again."""
     if stored is None:
         return "no stored calibration with its inputs"
+    if stored.task_memory is None:
+        return "no stored task memory figures"
     changed = [
         f"{f.name} {getattr(stored.inputs, f.name)!r} -> {getattr(current, f.name)!r}"
         for f in fields(CalibrationInputs)
