@@ -109,7 +109,10 @@ async def calibrate(args: argparse.Namespace) -> None:
 
     cluster = stack.make_cluster(stack.known_nodes(), stack.known_runtime())
     try:
-        print(f"measuring idle for {args.idle_s:.0f}s, then saturated for {args.load_s:.0f}s")
+        print(
+            f"measuring idle for {args.idle_s:.0f}s, each task class's memory need, "
+            f"then saturated for {args.load_s:.0f}s"
+        )
         run = await run_calibration(cluster, idle_s=args.idle_s, load_s=args.load_s)
     finally:
         await cluster.aclose()
@@ -117,6 +120,7 @@ async def calibrate(args: argparse.Namespace) -> None:
     print(
         f"Dis_avemin={run.calibration.dis_avemin:.4f} (idle mean d) "
         f"Dis_avemax={run.calibration.dis_avemax:.4f} (saturated mean d) -> {run.path}\n"
+        f"  task memory {run.task_memory.describe()}\n"
         f"  for {inputs.nodes} pool nodes on {inputs.runtime}, host {inputs.host_cores} cores "
         f"{inputs.host_memory_mb} MB, geth {inputs.geth_version}; `ethgw up` reuses it while "
         "these stay the same"

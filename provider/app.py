@@ -106,7 +106,7 @@ def _calibration(settings: ProviderSettings) -> Calibration:
     return calibration
 
 
-def _task_memory(settings: ProviderSettings) -> Mapping[TaskClass, float]:
+def task_memory_needs(settings: ProviderSettings) -> Mapping[TaskClass, float]:
     """Each class's memory need: the calibration file's measured figures, else the setting,
     else none (every class needs 0 MB)."""
     path = settings.calibration_file
@@ -131,7 +131,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         dis_avemin=calibration.dis_avemin,
         dis_avemax=calibration.dis_avemax,
         delta=settings.delta,
-        task_memory_mb=_task_memory(settings),
+        task_memory_mb=task_memory_needs(settings),
         # One pause setting for the provider's valve and lbh_adaptive's own.
         adaptive=AdaptiveSettings(max_pause_s=settings.max_pause_s),
     )

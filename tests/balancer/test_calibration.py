@@ -13,8 +13,10 @@ from balancer import (
     DEFAULT_DIS_AVEMAX,
     Calibration,
     LBHScheduler,
+    TaskClass,
     calibrate,
     mean_distance,
+    task_memory_from_json,
 )
 
 
@@ -109,3 +111,32 @@ def test_calibration_accepts_exactly_the_valid_bounds(low, high):
     else:
         with pytest.raises(ValueError, match="dis_ave"):
             Calibration(low, high)
+
+
+def test_task_memory_is_read_from_a_calibration_file() -> None:
+    """The per-class needs of a calibration's JSON, as TaskClass -> MB."""
+    text = json.dumps({"version": 1, "dis_avemin": 0.1, "dis_avemax": 1.0,
+                       "task_memory_mb": {"RT": 0.5, "MCT": 2}})  # fmt: skip
+    assert task_memory_from_json(text) == {TaskClass.RT: 0.5, TaskClass.MCT: 2.0}
+
+
+def test_a_calibration_without_task_memory_has_none() -> None:
+    """A file of bounds only holds no needs (None, not an empty table)."""
+    assert task_memory_from_json(Calibration(0.1, 1.0).to_json()) is None
+
+
+@pytest.mark.parametrize(
+    ("figures", "names"),
+    [
+        ({"XT": 1.0}, "unknown task class 'XT'"),
+        ({"RT": -1.0}, r"task_memory_mb\[RT\] must be finite and >= 0"),
+        ({"DT": "big"}, r"task_memory_mb\[DT\] must be a number"),
+        ({"MAT": True}, r"task_memory_mb\[MAT\] must be a number"),
+        ([1.0], "task_memory_mb must be an object"),
+    ],
+)
+def test_hostile_task_memory_is_refused_naming_the_class(figures: object, names: str) -> None:
+    """An unknown class, a negative or non-numeric figure: ValueError naming the entry."""
+    text = json.dumps({"task_memory_mb": figures})
+    with pytest.raises(ValueError, match=names):
+        task_memory_from_json(text)

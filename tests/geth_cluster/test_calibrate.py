@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from pathlib import Path
 
 import httpx
 import pytest
 import pytest_asyncio
 
-from balancer import Calibration
+from balancer import Calibration, TaskClass, task_memory_from_json
+from ethgw_wire.artifacts import load_artifact
 from geth_cluster.calibrate import (
     BURN_CODE,
     BURN_GAS,
@@ -22,6 +24,7 @@ from geth_cluster.calibration_record import read_record
 from geth_cluster.cluster import GethCluster
 from geth_cluster.layout import pool_specs
 from geth_cluster.node_rpc import rpc_call
+from geth_cluster.task_memory import Probes, need_per_task
 from tests.geth_cluster.test_manager import wait_following
 
 PROGRESS: list[tuple[str, float, float]] = []
@@ -31,7 +34,8 @@ PROGRESS: list[tuple[str, float, float]] = []
 async def calibration_run(
     geth_cluster: GethCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> CalibrationRun:
-    """One calibration of the session cluster: 3 s idle, 1 s warm-up, 3 s saturated."""
+    """One calibration of the session cluster: 3 s idle, 1 s bursts per task class, 1 s
+    warm-up, 3 s saturated."""
     await wait_following(geth_cluster)
     try:
         return await run_calibration(
@@ -42,6 +46,8 @@ async def calibration_run(
             sample_interval_s=0.5,
             path=tmp_path_factory.mktemp("calibrate") / "state" / "calibration.json",
             progress=lambda *step: PROGRESS.append(step),
+            task_burst_s=1.0,
+            task_concurrency=4,
         )
     finally:
         await wait_following(geth_cluster, 60.0)
@@ -111,7 +117,7 @@ async def test_progress_is_reported_through_each_window(calibration_run: Calibra
     last: dict[str, tuple[float, float]] = {}
     for window, done, total in PROGRESS:
         last[window] = (done, total)
-    assert list(last) == ["idle", "warm-up", "load"]
+    assert list(last) == ["idle", "task RT", "task MAT", "task MCT", "task DT", "warm-up", "load"]
     assert all(done == pytest.approx(total) for done, total in last.values())
 
 
@@ -128,3 +134,42 @@ async def test_a_record_of_this_cluster_is_reused_without_measuring(
     assert ensured.record.calibration == calibration_run.calibration
     assert loop.time() - started < 2.0
     assert calibration_run.path.stat().st_mtime_ns == before
+
+
+@pytest.mark.slow
+async def test_every_task_class_has_a_measured_memory_need(
+    calibration_run: CalibrationRun,
+) -> None:
+    """Each class's need is a finite figure >= 0, from a burst whose probes the nodes answered."""
+    measured = calibration_run.task_memory
+    assert set(measured.table()) == set(TaskClass)
+    assert all(math.isfinite(mb) and mb >= 0.0 for mb in measured.need_mb.values())
+    assert all(calls > 0 for calls in measured.calls.values())
+    assert measured.concurrency == 4
+
+
+@pytest.mark.slow
+async def test_the_needs_reach_the_file_the_providers_read(
+    calibration_run: CalibrationRun,
+) -> None:
+    """The calibration file holds the needs as the providers read them."""
+    text = calibration_run.path.read_text()
+    assert task_memory_from_json(text) == calibration_run.task_memory.table()
+
+
+@pytest.mark.slow
+async def test_each_probe_is_answered_by_a_node(geth_cluster: GethCluster) -> None:
+    """Every class's probe calls (the state-overridden token call included) succeed on a node."""
+    probes = Probes(geth_cluster.accounts.faucet.address, load_artifact("PlatformToken"))
+    url = pool_specs(geth_cluster.settings)[0].rpc_url
+    async with httpx.AsyncClient(timeout=30.0) as http:
+        for cls in TaskClass:
+            for method, params in probes.calls(cls):
+                await rpc_call(http, url, method, params)
+        publish_gas = await rpc_call(http, url, *probes.calls(TaskClass.MCT)[-1])
+    assert int(publish_gas, 16) > 50_000  # the token's publishProject ran, storage writes and all
+
+
+def test_need_per_task_is_the_mean_growth_over_the_concurrency() -> None:
+    """(peak - baseline) per node, averaged, over the concurrency; a shrinking node counts 0."""
+    assert need_per_task([50.0, 60.0], [58.0, 56.0], concurrency=4) == 1.0

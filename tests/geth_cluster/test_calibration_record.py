@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
 
-from balancer import Calibration
+from balancer import Calibration, TaskClass, task_memory_from_json
 from ethgw_wire.settings import ClusterSettings
 from geth_cluster.calibrate import EnsuredCalibration
 from geth_cluster.calibration_record import (
@@ -18,6 +19,7 @@ from geth_cluster.calibration_record import (
     read_record,
     why_measure,
 )
+from geth_cluster.task_memory import TaskMemoryMeasurement
 from geth_cluster.toolchain import geth_binary
 
 INPUTS = CalibrationInputs(
@@ -41,7 +43,16 @@ METHOD = CalibrationMethod(
     probe="eth_call burner",
     calls=120,
 )
-RECORD = CalibrationRecord(Calibration(0.055, 0.52), INPUTS, METHOD)
+TASK_MEMORY = TaskMemoryMeasurement(
+    need_mb={"RT": 0.31, "DT": 1.21, "MAT": 0.58, "MCT": 1.19},
+    baseline_mb=[53.1, 54.5],
+    peak_mb={"RT": [55.6, 56.7], "DT": [62.8, 63.1], "MAT": [57.7, 60.1], "MCT": [62.6, 63.8]},
+    concurrency=8,
+    burst_s=3.0,
+    interval_s=0.5,
+    calls={"RT": 466, "DT": 1015, "MAT": 392, "MCT": 893},
+)
+RECORD = CalibrationRecord(Calibration(0.055, 0.52), INPUTS, METHOD, TASK_MEMORY)
 
 
 def test_the_same_inputs_reuse_the_stored_bounds() -> None:
@@ -87,6 +98,40 @@ def test_the_record_round_trips_through_its_file(tmp_path: Path) -> None:
     assert read_record(path) == RECORD
 
 
+def test_a_record_without_task_memory_figures_is_measured_again() -> None:
+    """A record written before the classes' memory needs were measured is not reused."""
+    older = dataclasses.replace(RECORD, task_memory=None)
+    assert why_measure(older, INPUTS) == "no stored task memory figures"
+
+
+def test_a_record_without_task_memory_reads_back_without_it(tmp_path: Path) -> None:
+    """An older record (no task_memory_mb) still reads, with task_memory None."""
+    path = tmp_path / "calibration.json"
+    path.write_text(dataclasses.replace(RECORD, task_memory=None).to_json())
+    record = read_record(path)
+    assert record is not None
+    assert record.task_memory is None
+
+
+def test_task_memory_figures_without_their_method_are_refused(tmp_path: Path) -> None:
+    """task_memory_mb without task_memory_method is a damaged record: measured again."""
+    path = tmp_path / "calibration.json"
+    data = json.loads(RECORD.to_json())
+    del data["task_memory_method"]
+    path.write_text(json.dumps(data))
+    assert read_record(path) is None
+
+
+def test_the_providers_read_the_needs_from_the_record() -> None:
+    """`task_memory_from_json` (the providers' reader) finds each class's need in the record."""
+    assert task_memory_from_json(RECORD.to_json()) == {
+        TaskClass.RT: 0.31,
+        TaskClass.DT: 1.21,
+        TaskClass.MAT: 0.58,
+        TaskClass.MCT: 1.19,
+    }
+
+
 def test_bounds_only_readers_still_read_the_record() -> None:
     """`Calibration.from_json` (the manager's and the providers' reader) takes the record."""
     assert Calibration.from_json(RECORD.to_json()) == Calibration(0.055, 0.52)
@@ -124,7 +169,8 @@ def test_a_reused_calibration_says_when_it_was_measured(tmp_path: Path) -> None:
     """The start-up line of reused bounds gives them and the day they were measured."""
     ensured = EnsuredCalibration(RECORD, tmp_path, measured_now=False, reason=None)
     assert ensured.describe() == (
-        "Dis_avemin=0.0550 Dis_avemax=0.5200: reused, measured on 2026-12-06"
+        "Dis_avemin=0.0550 Dis_avemax=0.5200; RT=0.31 DT=1.21 MAT=0.58 MCT=1.19 MB per task: "
+        "reused, measured on 2026-12-06"
     )
 
 
