@@ -6,7 +6,9 @@ import uuid
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
+from ethgw_wire.callers import CALLER_HEADER, Caller
 from ethgw_wire.http_api import (
     API_PREFIX,
     REQUEST_ID_HEADER,
@@ -21,6 +23,32 @@ def request_id_of(request: Request) -> str:
     """The caller's request id (cut to 64 characters), or a new one."""
     given = request.headers.get(REQUEST_ID_HEADER, "")
     return given[:64] if given else uuid.uuid4().hex
+
+
+class InvalidCallerError(ValueError):
+    """The caller header is there but names no API key (it did not come from the gateway)."""
+
+
+def caller_of(request: Request) -> Caller | None:
+    """The API key the gateway stamped on the request; None when no gateway forwarded it
+    (a tool or test calling the service itself). Raises InvalidCallerError when malformed:
+    such a request must not run as the platform."""
+    value = request.headers.get(CALLER_HEADER)
+    if value is None:
+        return None
+    try:
+        return Caller.from_header(value)
+    except ValidationError:
+        raise InvalidCallerError(
+            f"{CALLER_HEADER} must be user:<key id> or admin:<key id>"
+        ) from None
+
+
+def invalid_caller_response(error: InvalidCallerError, request_id: str) -> JSONResponse:
+    refusal = error_envelope(
+        422, "invalid_params", str(error), field=CALLER_HEADER, request_id=request_id
+    )
+    return envelope_response(refusal, request_id)
 
 
 def envelope_response(envelope: Envelope, request_id: str | None) -> JSONResponse:

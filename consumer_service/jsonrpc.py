@@ -14,13 +14,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from consumer_service.answers import request_id_of
+from consumer_service.answers import InvalidCallerError, caller_of, request_id_of
 from consumer_service.schemas import JsonRpcCall
 from consumer_service.state import ServiceState, ServiceStateDep
+from ethgw_wire.callers import Caller
 from ethgw_wire.http_api import API_PREFIX
 from ethgw_wire.messages import TaskMessage, TaskStatus
 from ethgw_wire.rpc_params import InvalidRpcParamsError
 
+INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
@@ -59,13 +61,21 @@ def jsonrpc_router(methods: JsonRpcMethods) -> APIRouter:
 
     @router.post("/rpc", summary="One JSON-RPC 2.0 call")
     async def rpc(call: JsonRpcCall, request: Request, state: ServiceStateDep) -> JSONResponse:
-        return await _answer(methods, call, request_id_of(request), state)
+        try:
+            caller = caller_of(request)
+        except InvalidCallerError as error:
+            return JSONResponse(rpc_error(call.id, INVALID_REQUEST, str(error)))
+        return await _answer(methods, call, request_id_of(request), state, caller)
 
     return router
 
 
 async def _answer(
-    methods: JsonRpcMethods, call: JsonRpcCall, request_id: str, state: ServiceState
+    methods: JsonRpcMethods,
+    call: JsonRpcCall,
+    request_id: str,
+    state: ServiceState,
+    caller: Caller | None,
 ) -> JSONResponse:
     try:
         task = methods.task_for(call, request_id)
@@ -76,6 +86,7 @@ async def _answer(
     if task is None:
         message = f"method {call.method} is not available here"
         return JSONResponse(rpc_error(call.id, METHOD_NOT_FOUND, message))
+    task = task.model_copy(update={"caller": caller})
     result = await state.tasks.run(task, state.settings.wait_timeout_s)
     if result is None:
         return JSONResponse(rpc_error(call.id, SERVER_ERROR, f"timed out; task {task.task_id}"))

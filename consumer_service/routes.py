@@ -10,7 +10,14 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from pydantic import ValidationError
 
-from consumer_service.answers import envelope_response, request_id_of, result_response
+from consumer_service.answers import (
+    InvalidCallerError,
+    caller_of,
+    envelope_response,
+    invalid_caller_response,
+    request_id_of,
+    result_response,
+)
 from consumer_service.schemas import TaskIdPath
 from consumer_service.state import ServiceStateDep, service_state
 from ethgw_wire.http_api import API_PREFIX, Endpoint, Envelope, Service, error_envelope
@@ -31,11 +38,16 @@ async def run_endpoint(endpoint: Endpoint, params: Params, request: Request) -> 
     202 when the wait runs out."""
     state = service_state(request)
     request_id = request_id_of(request)
+    try:
+        caller = caller_of(request)
+    except InvalidCallerError as error:
+        return invalid_caller_response(error, request_id)
     task = TaskMessage(
         operation=endpoint.operation_name,
         params=params.model_dump(mode="json", by_alias=True, exclude_none=True),
         account=endpoint.operation.ordering_key(params),
         request_id=request_id,
+        caller=caller,
     )
     started = time.perf_counter()
     result = await state.tasks.run(task, state.settings.wait_timeout_s)

@@ -97,6 +97,30 @@ class UnknownAccountError(TaskError):
     http_status = 404
 
 
+class NotAccountOwnerError(TaskError):
+    """The account belongs to another API key: only its creator or an admin key may
+    unlock it, spend from it or see it listed."""
+
+    code = "not_account_owner"
+    http_status = 403
+
+
+class AccountQuotaError(TaskError):
+    """The API key has made as many accounts as it may (ETHGW_PROVIDER_ACCOUNTS_PER_KEY)."""
+
+    code = "account_quota_exceeded"
+    http_status = 403
+
+
+class UnlockThrottledError(TaskError):
+    """Too many failed unlocks of this account, or by this API key, lately: no password
+    is tried until the oldest failure is out of the window."""
+
+    code = "unlock_throttled"
+    http_status = 429
+    retriable = True
+
+
 class RevertedError(TaskError):
     """The transaction would revert (or did): the contract refused it."""
 

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ethgw_wire.callers import Caller
+
 WIRE_VERSION: Literal[1] = 1
 
 
@@ -35,6 +37,8 @@ class TaskMessage(BaseModel):
     enqueued_at: float = Field(default_factory=time.time)
     # The topic the waiting service instance reads its results from.
     reply_to: str | None = Field(default=None, max_length=249)
+    # The API key it runs for (the gateway's stamp); None: the platform itself.
+    caller: Caller | None = None
 
 
 class TaskStatus(StrEnum):

@@ -23,15 +23,18 @@ from ethgw_wire.artifacts import check_abi, constructor_data
 from ethgw_wire.errors import (
     COMMON_ERRORS,
     AccountLockedError,
+    AccountQuotaError,
     InsufficientFundsError,
     MethodNotAllowedError,
     NodeBehindError,
+    NotAccountOwnerError,
     NotFoundError,
     PlatformNotReadyError,
     ReceiptTimeoutError,
     RevertedError,
     TaskError,
     UnknownAccountError,
+    UnlockThrottledError,
     WrongPasswordError,
 )
 from ethgw_wire.fields import (
@@ -301,8 +304,10 @@ def _read(
 # What the reads of the token contract may answer; blocks and transactions may be absent.
 _TOKEN_READ = (PlatformNotReadyError, RevertedError)
 _LOOKUP = (NotFoundError,)
-# What a signed transaction may answer: the signer's state, the node's refusal, the wait.
+# What a signed transaction may answer: the signer's owner and state, the node's refusal,
+# the wait.
 _SIGNED = (
+    NotAccountOwnerError,
     UnknownAccountError,
     AccountLockedError,
     RevertedError,
@@ -319,7 +324,12 @@ _OPERATIONS = [
     _read("chain.gas_price", "/conn/gasPrice", "Current gas price (wei)", GasPriceResult),
     _read("chain.coinbase", "/conn/coinbase", "The main (coinbase) account", CoinbaseResult),
     _read("node.accounts", "/conn/accounts", "The node's own accounts", NodeAccountsResult),
-    _read("accounts.list", "/admin/list", "Every platform account", AccountsResult),
+    _read(
+        "accounts.list",
+        "/admin/list",
+        "The platform accounts of the calling key (an admin key: every one)",
+        AccountsResult,
+    ),
     _read(
         "eth.balance",
         "/eth/balance",
@@ -422,7 +432,7 @@ _OPERATIONS = [
         AccountCreatedResult,
         "/admin/new",
         signer_key=FAUCET_SIGNER,
-        errors=(InsufficientFundsError, ReceiptTimeoutError),
+        errors=(AccountQuotaError, InsufficientFundsError, ReceiptTimeoutError),
     ),
     Operation(
         "account.unlock",
@@ -432,7 +442,12 @@ _OPERATIONS = [
         UnlockResult,
         "/admin/unlock",
         signer_field="address",
-        errors=(UnknownAccountError, WrongPasswordError),
+        errors=(
+            NotAccountOwnerError,
+            UnlockThrottledError,
+            UnknownAccountError,
+            WrongPasswordError,
+        ),
     ),
     Operation(
         "token.mint",

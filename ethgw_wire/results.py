@@ -95,8 +95,10 @@ class PurchasesResult(Result):
 
 class AccountCreatedResult(Result):
     address: str
+    # What the faucet sent it: less than the usual funding, or 0 and no transaction, once
+    # the calling key's faucet budget is spent (ETHGW_PROVIDER_FAUCET_WEI_PER_KEY).
     funded_wei: int
-    funding_tx: str
+    funding_tx: str | None
 
 
 class UnlockResult(Result):

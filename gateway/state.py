@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from ethgw_wire.callers import CALLER_HEADER, Caller
 from ethgw_wire.http_api import REQUEST_ID_HEADER
 from gateway.breaker import CircuitBreaker
 from gateway.config import GatewaySettings
@@ -97,9 +98,14 @@ def get_request_id(request: Request) -> str:
 
 
 def forward_headers(request: Request) -> dict[str, str]:
-    """What a service needs of the client's headers: the request id and the body's type.
-    Never the API key: the services trust the gateway, not the key."""
+    """What a service needs of the request: the request id, the body's type and who calls
+    (the key id and role of the API key the gateway verified, which the provider checks
+    account ownership with). Never the API key itself, and never a client's own caller
+    header: only headers named here are forwarded."""
     headers = {REQUEST_ID_HEADER: get_request_id(request), "accept": "application/json"}
+    caller = get_caller(request)
+    if caller is not None:
+        headers[CALLER_HEADER] = Caller(key_id=caller.key_id, role=caller.role.value).header_value()
     content_type = request.headers.get("content-type")
     if content_type:
         headers["content-type"] = content_type

@@ -147,7 +147,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stack.push_async_callback(clients.close)
         recycle_requests = RecycleRequests(settings.manager_url, settings.recycle_cooldown_s)
         stack.push_async_callback(recycle_requests.close)
-        accounts = AccountBook(keystores, settings.keystore_scrypt_n, _platform_signers(settings))
+        accounts = AccountBook(
+            keystores,
+            settings.keystore_scrypt_n,
+            _platform_signers(settings),
+            settings.account_limits(),
+        )
         nodes = NodeView(reports, settings.node_stale_s)
         rebroadcaster = Rebroadcaster(
             lambda: _healthiest_client(nodes, clients),

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from balancer import DEFAULT_COOLDOWN_S, DEFAULT_DELTA, STRATEGY_NAMES, TaskClass
 from ethgw_wire.operations import RPC_READ_METHODS
 from ethgw_wire.settings import DEFAULT_DIS_AVEMAX, DEFAULT_DIS_AVEMIN, lbh_setting
+from provider.accounts import AccountLimits
 from service_kit.paths import default_state_dir
 
 
@@ -62,6 +63,15 @@ class ProviderSettings(BaseSettings):
     gas_margin: float = 1.25  # estimate x margin
     funding_wei: int = 10**18  # gas money a new account gets from the faucet
     keystore_scrypt_n: int = 2**14
+    # What one user API key may do with accounts (admin keys have no quota): how many it
+    # may make, how much ether the faucet sends them in all (funding_wei each, until this
+    # is spent; later accounts get none), and how many failed unlocks of one account, or
+    # by one key, are tried per window (per provider) before the next ones are refused.
+    accounts_per_key: int = Field(default=20, ge=0)
+    faucet_wei_per_key: int = Field(default=5 * 10**18, ge=0)
+    unlock_failures_per_account: int = Field(default=5, ge=1)
+    unlock_failures_per_key: int = Field(default=20, ge=1)
+    unlock_failure_window_s: float = Field(default=60.0, gt=0.0)
     # A sent transaction not mined after this is sent again (a node may have lost it).
     rebroadcast_after_s: float = Field(default=6.0, gt=0.0)
     rebroadcast_interval_s: float = Field(default=2.0, gt=0.0)
@@ -72,6 +82,15 @@ class ProviderSettings(BaseSettings):
     # Where the chain's own accounts and the platform record live.
     accounts_dir: Path = Field(default_factory=lambda: default_state_dir() / "cluster" / "accounts")
     platform_file: Path = Field(default_factory=lambda: default_state_dir() / "platform.json")
+
+    def account_limits(self) -> AccountLimits:
+        return AccountLimits(
+            accounts_per_key=self.accounts_per_key,
+            faucet_wei_per_key=self.faucet_wei_per_key,
+            unlock_failures_per_account=self.unlock_failures_per_account,
+            unlock_failures_per_key=self.unlock_failures_per_key,
+            unlock_failure_window_s=self.unlock_failure_window_s,
+        )
 
     def validate_strategy(self) -> None:
         if self.strategy not in STRATEGY_NAMES:

@@ -316,7 +316,10 @@ class Dispatcher:
             url = self._nodes.url(node_id)
             if url is None:
                 break
-            job = Job(pending.message.task_id, pending.params, self._node_client(url), node_id)
+            message = pending.message
+            job = Job(
+                message.task_id, pending.params, self._node_client(url), node_id, message.caller
+            )
             try:
                 return await self._handlers[pending.operation.name](job), node_id
             except NodeUnreachableError as exc:

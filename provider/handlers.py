@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from web3 import Web3
 from web3.contract import Contract
 
 from ethgw_wire.artifacts import ContractArtifact, constructor_data
+from ethgw_wire.callers import Caller
 from ethgw_wire.errors import (
     MethodNotAllowedError,
     NotFoundError,
@@ -31,6 +33,7 @@ from ethgw_wire.operations import (
     CreateAccountParams,
     DeployParams,
     MintParams,
+    Operation,
     PageParams,
     Params,
     ProjectParams,
@@ -68,6 +71,7 @@ class Job:
     params: Params
     node: NodeClient
     node_id: str
+    caller: Caller | None = None  # the API key it runs for; None: the platform
 
 
 Handler = Callable[[Job], Awaitable[Any]]
@@ -96,10 +100,29 @@ class Handlers:
         self._rpc_read_methods = frozenset(rpc_read_methods)
         self._platform: PlatformRecord | None = None
         self._encoder: Contract | None = None
-        # Each operation runs the method named after it (Operation.handler_name).
+        # Each operation runs the method named after it (Operation.handler_name), behind
+        # the owner check of the account it signs with.
         self.table: dict[str, Handler] = {
-            name: getattr(self, operation.handler_name) for name, operation in OPERATIONS.items()
+            name: self._owner_checked(operation, getattr(self, operation.handler_name))
+            for name, operation in OPERATIONS.items()
         }
+
+    def _owner_checked(self, operation: Operation, handler: Handler) -> Handler:
+        """The handler, refusing first (before any scrypt run or node call) a caller that
+        does not own the account the operation names as its signer."""
+        field = operation.signer_field
+        if field is None:
+            return handler
+        spelled = operation.params.model_fields[field].alias or field
+
+        @functools.wraps(handler)
+        async def checked(job: Job) -> Any:
+            signer = getattr(job.params, field)
+            if signer is not None:
+                self._accounts.check_use(str(signer), job.caller, spelled)
+            return await handler(job)
+
+        return checked
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -168,7 +191,7 @@ class Handlers:
         return {"node": job.node_id, "accounts": await job.node.request("eth_accounts", [])}
 
     async def accounts_list(self, job: Job) -> dict[str, Any]:
-        return {"accounts": self._accounts.addresses()}
+        return {"accounts": self._accounts.addresses(job.caller)}
 
     async def eth_balance(self, job: Job) -> dict[str, Any]:
         params = _as(job, AddressParams)
@@ -275,22 +298,31 @@ class Handlers:
 
     async def account_create(self, job: Job) -> dict[str, Any]:
         params = _as(job, CreateAccountParams)
-        address = self._accounts.created_by(job.task_id) or await self._accounts.create(
-            params.password, job.task_id
+        record = self._accounts.created_by(job.task_id) or await self._accounts.create(
+            params.password, self._funding_wei, job.task_id, job.caller
         )
+        answer: dict[str, Any] = {
+            "address": record.address,
+            "funded_wei": record.funded_wei,
+            "funding_tx": None,
+        }
+        if record.funded_wei == 0:
+            return answer  # the key's faucet budget is spent
         # Gas money, so the account can transact at once; waited for on purpose.
         funding = await self._sender.send(
             job.node,
             step_key(job.task_id, "fund"),
             FAUCET,
-            {"to": address, "value": self._funding_wei},
+            {"to": record.address, "value": record.funded_wei},
         )
         await wait_receipt(job.node, funding.tx_hash, self._receipt_timeout_s)
-        return {"address": address, "funded_wei": self._funding_wei, "funding_tx": funding.tx_hash}
+        return {**answer, "funding_tx": funding.tx_hash}
 
     async def account_unlock(self, job: Job) -> dict[str, Any]:
         params = _as(job, UnlockParams)
-        until = await self._accounts.unlock(params.address, params.password, params.duration_s)
+        until = await self._accounts.unlock(
+            params.address, params.password, params.duration_s, job.caller
+        )
         return {"address": params.address, "unlocked_until": until}
 
     async def token_mint(self, job: Job) -> dict[str, Any]:

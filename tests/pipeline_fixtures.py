@@ -188,6 +188,17 @@ def provider_env(cluster: GethCluster, platform_file: Path, **extra: str) -> dic
     return env
 
 
+# What a user key may do with accounts on the session provider: small enough for a test to
+# reach each limit with a few accounts. Admin keys and tasks without a caller have none.
+SESSION_ACCOUNT_LIMITS = {
+    "ETHGW_PROVIDER_ACCOUNTS_PER_KEY": "3",
+    "ETHGW_PROVIDER_FAUCET_WEI_PER_KEY": str(2 * 10**18),  # two accounts' funding
+    "ETHGW_PROVIDER_UNLOCK_FAILURES_PER_ACCOUNT": "2",
+    "ETHGW_PROVIDER_UNLOCK_FAILURES_PER_KEY": "3",
+    "ETHGW_PROVIDER_UNLOCK_FAILURE_WINDOW_S": "600",
+}
+
+
 @pytest.fixture(scope="session")
 def provider_log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("provider-logs")
@@ -208,8 +219,10 @@ async def provider(
     platform_file: Path,
     provider_log_dir: Path,
 ) -> AsyncIterator[ProviderProcess]:
-    """One provider of the default group, running for the session."""
-    process = ProviderProcess(provider_env(geth_cluster, platform_file), provider_log_dir, "p1")
+    """One provider of the default group, running for the session, with small account
+    limits for user keys (tests/front_door/test_accounts.py reaches them)."""
+    env = provider_env(geth_cluster, platform_file, **SESSION_ACCOUNT_LIMITS)
+    process = ProviderProcess(env, provider_log_dir, "p1")
     async with running(process):
         yield process
 
@@ -355,10 +368,23 @@ class Stack:
     writers: list[ServerProcess]
     admin_key: str
     user_key: str
+    state_dir: Path  # the gateway's: where more keys are made
 
     @property
     def api(self) -> str:
         return f"{self.gateway.url}/api/v1"
+
+    async def new_user_key(self, name: str) -> str:
+        """A new user key, once the gateway accepts it (it reloads its keys every 2 s)."""
+        from gateway.keys import create_key
+
+        key = create_key(self.state_dir, name, "user")
+        async with httpx.AsyncClient(base_url=self.api, headers={"X-API-Key": key}) as client:
+            for _ in range(100):
+                if (await client.get("/conn/blockNum")).status_code != 401:
+                    return key
+                await asyncio.sleep(0.1)
+        raise TimeoutError(f"the gateway did not take the key {name}")
 
 
 def cluster_env(cluster: GethCluster) -> dict[str, str]:
@@ -444,7 +470,7 @@ async def stack(
         for process in [*readers, *writers]:
             await process.wait_ready()
         await gateway.wait_ready(path="/readyz")
-        yield Stack(gateway, readers, writers, admin_key, user_key)
+        yield Stack(gateway, readers, writers, admin_key, user_key, state)
     finally:
         for process in reversed(processes):
             process.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from ethgw_wire.callers import CALLER_HEADER
 from ethgw_wire.http_api import REQUEST_ID_HEADER
 from gateway.breaker import BreakerState
 from tests.gateway.conftest import Fakes, Gateway, StartGateway
@@ -245,6 +246,32 @@ async def test_api_key_is_not_forwarded(wired: Gateway, fakes: Fakes) -> None:
         await client.get("/api/v1/conn/blockNum")
     seen = next(s for f in (fakes.read_a, fakes.read_b) for s in f.seen)
     assert "x-api-key" not in seen.headers
+
+
+async def test_the_callers_key_id_and_role_are_forwarded(wired: Gateway, fakes: Fakes) -> None:
+    """Each forwarded request names the key id and role the gateway verified, for the
+    provider's account ownership: a user key on a write, an admin key on a read."""
+    async with wired.client("user") as user, wired.client("admin") as admin:
+        await user.post("/api/v1/token/transfer", json=TRANSFER)
+        await admin.get("/api/v1/admin/list")
+    wrote = next(s for f in (fakes.write_a, fakes.write_b) for s in f.seen)
+    read = next(s for f in (fakes.read_a, fakes.read_b) for s in f.seen)
+    user_key = wired.state.keyring.verify(wired.user_key)
+    admin_key = wired.state.keyring.verify(wired.admin_key)
+    assert user_key is not None
+    assert admin_key is not None
+    assert wrote.headers[CALLER_HEADER.lower()] == f"user:{user_key.key_id}"
+    assert read.headers[CALLER_HEADER.lower()] == f"admin:{admin_key.key_id}"
+
+
+async def test_a_clients_own_caller_header_is_never_forwarded(wired: Gateway, fakes: Fakes) -> None:
+    """A user key that sends the caller header naming an admin is forwarded as itself."""
+    async with wired.client("user") as client:
+        await client.post(
+            "/api/v1/token/transfer", json=TRANSFER, headers={CALLER_HEADER: "admin:0123"}
+        )
+    seen = next(s for f in (fakes.write_a, fakes.write_b) for s in f.seen)
+    assert seen.headers[CALLER_HEADER.lower()].startswith("user:")
 
 
 async def test_invalid_query_is_422_naming_the_field_and_nothing_is_forwarded(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from eth_account import Account
 
+from ethgw_wire.callers import CALLER_HEADER, Caller
 from ethgw_wire.messages import ErrorInfo
 from tests.services.fakes import FakeTasks, serving
 from write_service.app import create_app
@@ -63,6 +64,34 @@ async def test_a_failed_write_answers_the_status_of_its_error_code() -> None:
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "account_locked"
     assert response.json()["error"]["retriable"] is True
+
+
+async def test_the_gateways_caller_stamp_goes_into_the_task() -> None:
+    """The caller header the gateway sets is the task's caller, for the provider."""
+    tasks = FakeTasks()
+    body = {"from": "0x" + "22" * 20, "to": "0x" + "33" * 20, "value": 1}
+    async with serving(create_app(WriteServiceSettings()), tasks) as client:
+        await client.post("/api/v1/tx/send", json=body, headers={CALLER_HEADER: "user:0abc"})
+    assert tasks.ran[0].caller == Caller(key_id="0abc", role="user")
+
+
+async def test_a_malformed_caller_stamp_is_refused_before_any_task() -> None:
+    """A caller header that names no key is 422 naming the header, never a platform task."""
+    tasks = FakeTasks()
+    body = {"from": "0x" + "22" * 20, "to": "0x" + "33" * 20, "value": 1}
+    async with serving(create_app(WriteServiceSettings()), tasks) as client:
+        response = await client.post(
+            "/api/v1/tx/send", json=body, headers={CALLER_HEADER: "root:everything"}
+        )
+        rpc = await client.post(
+            "/api/v1/rpc",
+            json={"jsonrpc": "2.0", "id": 1, "method": "eth_sendRawTransaction", "params": []},
+            headers={CALLER_HEADER: "nobody"},
+        )
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == CALLER_HEADER
+    assert rpc.json()["error"]["code"] == -32600
+    assert tasks.ran == []
 
 
 async def test_a_missing_field_is_refused_before_any_task() -> None:
