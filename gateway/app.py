@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import get_args
 
 import httpx
 from fastapi import FastAPI, Security
@@ -21,7 +22,7 @@ from fastapi.security import APIKeyHeader
 from prometheus_client.registry import CollectorRegistry
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ethgw_wire.http_api import API_KEY_HEADER
+from ethgw_wire.http_api import API_KEY_HEADER, Service
 from ethgw_wire.registration import ensure_registry_token
 from ethgw_wire.settings import KafkaSettings
 from gateway import routes_admin, routes_dashboard, routes_ops, routes_registry, routes_rpc
@@ -72,16 +73,29 @@ TAGS = [
 
 
 async def _prune_loop(state: GatewayState) -> None:
-    """Drop instances whose heartbeats stopped (choose() skips them even before)."""
+    """Drop instances whose heartbeats stopped (choose() skips them even before), and say
+    once when a kind starts and stops failing static."""
+    static: set[Service] = set()
     while True:
         await asyncio.sleep(max(0.05, state.registry.ttl_s / 4))
-        for instance in state.registry.expire(time.monotonic()):
+        now = time.monotonic()
+        for instance in state.registry.expire(now):
             log.warning(
                 "instance expired id=%s kind=%s ttl_s=%s",
                 instance.instance_id,
                 instance.kind,
                 state.registry.ttl_s,
             )
+        for kind in get_args(Service):
+            failing = state.registry.failing_static(kind, now)
+            if failing != (kind in static):
+                static.symmetric_difference_update({kind})
+                log.warning(
+                    "every instance silent, routing to them anyway kind=%s"
+                    if failing
+                    else "instances heard again, fail static over kind=%s",
+                    kind,
+                )
 
 
 async def _reload_keys_loop(state: GatewayState) -> None:

@@ -2,6 +2,12 @@
 
 Pure state with the clock passed in; the app runs the pruning loop and the breakers'
 outcomes come from the proxy.
+
+When every instance of a kind has fallen silent at once, the registry fails static: it keeps
+them and routes to them, and their breakers decide. Heartbeats that all stop together say
+more often that the gateway is too busy to take them in time than that every instance died,
+and forgetting them all would turn an overload into an outage. A dead instance still fails
+fast: its calls fail and open its breaker.
 """
 
 from __future__ import annotations
@@ -86,11 +92,28 @@ class Registry:
         return self._instances.pop(instance_id, None)
 
     def expire(self, now: float) -> list[Instance]:
-        """Drop every instance silent for longer than the TTL; returns them."""
-        gone = [i for i in self._instances.values() if i.expired(now, self.ttl_s)]
+        """Drop the instances silent for longer than the TTL, except those of a kind with no
+        live instance left (fail static); returns the dropped ones."""
+        gone = [
+            i
+            for i in self._instances.values()
+            if i.expired(now, self.ttl_s) and self.live(i.kind, now)
+        ]
         for instance in gone:
             del self._instances[instance.instance_id]
         return gone
+
+    def live(self, kind: Service, now: float) -> list[Instance]:
+        """Instances of the kind whose heartbeats are within the TTL."""
+        return [i for i in self.instances(kind) if not i.expired(now, self.ttl_s)]
+
+    def failing_static(self, kind: Service, now: float) -> bool:
+        """Every instance of the kind is silent and the registry routes to them anyway."""
+        return bool(self.instances(kind)) and not self.live(kind, now)
+
+    def _routable(self, kind: Service, now: float) -> list[Instance]:
+        """The live instances of the kind; if none is live, every one still held."""
+        return self.live(kind, now) or self.instances(kind)
 
     def get(self, instance_id: str) -> Instance | None:
         return self._instances.get(instance_id)
@@ -101,21 +124,14 @@ class Registry:
         return sorted(found, key=lambda i: i.instance_id)
 
     def healthy(self, kind: Service, now: float) -> list[Instance]:
-        """Live instances of a kind whose breaker is not open."""
-        return [
-            i
-            for i in self.instances(kind)
-            if not i.expired(now, self.ttl_s) and i.breaker.available(now)
-        ]
+        """Live instances of a kind whose breaker is not open (readiness counts these: an
+        instance routed to only while failing static is not healthy)."""
+        return [i for i in self.live(kind, now) if i.breaker.available(now)]
 
     def choose(self, kind: Service, now: float, exclude: Collection[str] = ()) -> Instance | None:
-        """The next instance of the kind in round-robin order that is live, not excluded
+        """The next instance of the kind in round-robin order that is routable, not excluded
         and whose breaker lets a call through (claiming the half-open trial if so)."""
-        live = [
-            i
-            for i in self.instances(kind)
-            if i.instance_id not in exclude and not i.expired(now, self.ttl_s)
-        ]
+        live = [i for i in self._routable(kind, now) if i.instance_id not in exclude]
         if not live:
             return None
         start = self._turn[kind]
@@ -129,9 +145,5 @@ class Registry:
     def retry_after(self, kind: Service, now: float) -> float | None:
         """Seconds until some instance of the kind may take a call again (None: none
         registered, so the answer depends on a service starting, not on time)."""
-        waits = [
-            i.breaker.seconds_until_trial(now)
-            for i in self.instances(kind)
-            if not i.expired(now, self.ttl_s)
-        ]
+        waits = [i.breaker.seconds_until_trial(now) for i in self._routable(kind, now)]
         return min(waits) if waits else None

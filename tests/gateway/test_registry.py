@@ -61,6 +61,30 @@ def test_expire_drops_silent_instances() -> None:
     assert [i.instance_id for i in registry.instances()] == ["new"]
 
 
+def test_a_kind_whose_every_instance_fell_silent_is_kept() -> None:
+    """expire() keeps the instances of a kind that has no live one left (fail static)."""
+    registry = _registry(ttl_s=10)
+    _add(registry, "a", now=0.0)
+    _add(registry, "b", now=1.0)
+    assert registry.expire(12.0) == []
+    assert registry.failing_static("read", 12.0)
+
+
+def test_failing_static_routes_to_the_silent_instances() -> None:
+    """With every instance of a kind silent, choose() still goes round them."""
+    registry = _registry(ttl_s=10)
+    _add(registry, "a", now=0.0)
+    _add(registry, "b", now=1.0)
+    assert _picks(registry, "read", 2, now=12.0) == ["a", "b"]
+
+
+def test_silent_instances_do_not_count_as_healthy() -> None:
+    """An instance routed to only while failing static is not healthy (readiness says so)."""
+    registry = _registry(ttl_s=10)
+    _add(registry, "a", now=0.0)
+    assert registry.healthy("read", 12.0) == []
+
+
 def test_heartbeat_extends_the_ttl() -> None:
     """A heartbeat within the TTL keeps the instance live for another TTL."""
     registry = _registry(ttl_s=10)

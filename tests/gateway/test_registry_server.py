@@ -18,15 +18,26 @@ def _client(url: str, token: str, fake_url: str, instance_id: str = "read-a") ->
 async def test_silent_instance_expires_after_the_ttl(
     start_gateway: StartGateway, fakes: Fakes
 ) -> None:
-    """An instance that stops heartbeating is dropped after the TTL: reads get 503."""
+    """An instance that stops heartbeating while another of its kind beats is dropped."""
     gateway = await start_gateway(registry_ttl_s=0.6)
     await gateway.register(fakes.read_a)
-    async with gateway.client() as client:
-        assert (await client.get("/api/v1/conn/blockNum")).status_code == 200
+    client = _client(gateway.url, gateway.token, fakes.read_b.url, instance_id="read-b")
+    async with client.running(ttl_s=30):
         await asyncio.sleep(1.0)
+        assert [i.instance_id for i in gateway.state.registry.instances()] == ["read-b"]
+
+
+async def test_when_every_instance_falls_silent_the_gateway_still_routes_to_them(
+    start_gateway: StartGateway, fakes: Fakes
+) -> None:
+    """Fail static: the last instances of a kind are kept and still answer reads."""
+    gateway = await start_gateway(registry_ttl_s=0.6)
+    await gateway.register(fakes.read_a)
+    await asyncio.sleep(1.0)
+    async with gateway.client() as client:
         answer = await client.get("/api/v1/conn/blockNum")
-    assert answer.status_code == 503
-    assert gateway.state.registry.instances() == []
+    assert answer.status_code == 200
+    assert [i.instance_id for i in gateway.state.registry.instances()] == ["read-a"]
 
 
 async def test_client_heartbeats_keep_the_instance_registered(
