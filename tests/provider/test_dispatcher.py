@@ -71,6 +71,7 @@ class World(Generic[S]):
         handlers: dict[str, Handler],
         publish_s: float = 0.0,
         recycle_requests: RecycleRequests | None = None,
+        max_result_bytes: int = 512 * 1024,
         **knobs: Any,
     ) -> None:
         self.log: list[tuple[str, object]] = []
@@ -93,6 +94,7 @@ class World(Generic[S]):
             JournalPruner(journal),
             settings,
             recycle_requests,
+            max_result_bytes=max_result_bytes,
         )
 
     @staticmethod
