@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from ethgw_wire.http_api import REQUEST_ID_HEADER
 from gateway.breaker import CircuitBreaker
 from gateway.config import GatewaySettings
+from gateway.heavy_calls import HeavyCallSlots
 from gateway.inflight import InflightProbe
 from gateway.instance_registry import Registry
 from gateway.jsonrpc import Allowlist
@@ -30,6 +31,7 @@ class GatewayState:
     keyring: KeyRing
     limiter: RateLimiter
     allowlist: Allowlist
+    heavy_calls: HeavyCallSlots
     registry_token: str = ""
     traffic: TrafficMeter = field(default_factory=TrafficMeter)
     upstreams_: Upstreams | None = field(default=None, repr=False)
@@ -53,6 +55,7 @@ class GatewayState:
                 }
             ),
             allowlist=Allowlist(settings.rpc_read_methods),
+            heavy_calls=HeavyCallSlots(settings.heavy_calls_per_key),
         )
 
     @property

@@ -72,11 +72,12 @@ class World(Generic[S]):
         publish_s: float = 0.0,
         recycle_requests: RecycleRequests | None = None,
         max_result_bytes: int = 512 * 1024,
+        results: MemoryResultSink | None = None,
         **knobs: Any,
     ) -> None:
-        self.log: list[tuple[str, object]] = []
+        self.log: list[tuple[str, object]] = [] if results is None else results.log
         self.tasks = MemoryTaskSource(self.log)
-        self.results = MemoryResultSink(self.log, delay_s=publish_s)
+        self.results = results or MemoryResultSink(self.log, delay_s=publish_s)
         self.reports: MemoryTable[NodeReport] = MemoryTable("node-states")
         self.strategy = strategy
         settings = ProviderSettings(
