@@ -21,7 +21,7 @@ from consumer_service.jsonrpc import JsonRpcMethods, jsonrpc_router
 from consumer_service.result_store import RESULT_RETENTION_S, ResultStore
 from consumer_service.routes import run_endpoint
 from consumer_service.schemas import JsonRpcCall
-from consumer_service.state import ServiceState, TaskRunner
+from consumer_service.state import NodeReports, ServiceState, TaskRunner
 from consumer_service.task_client import TaskClient
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "ConsumerServiceSettings",
     "JsonRpcCall",
     "JsonRpcMethods",
+    "NodeReports",
     "ResultStore",
     "ServiceState",
     "TaskClient",

@@ -16,8 +16,9 @@ from pydantic import ValidationError
 
 from consumer_service.answers import InvalidCallerError, caller_of, request_id_of
 from consumer_service.schemas import JsonRpcCall
-from consumer_service.state import ServiceState, ServiceStateDep
+from consumer_service.state import NodeReports, ServiceState, ServiceStateDep
 from ethgw_wire.callers import Caller
+from ethgw_wire.errors import rpc_code_of
 from ethgw_wire.http_api import API_PREFIX
 from ethgw_wire.messages import TaskMessage, TaskStatus
 from ethgw_wire.rpc_params import InvalidRpcParamsError
@@ -33,9 +34,12 @@ RPC_PATH = f"{API_PREFIX}/rpc"
 class JsonRpcMethods(Protocol):
     """The JSON-RPC methods one service takes."""
 
-    def task_for(self, call: JsonRpcCall, request_id: str) -> TaskMessage | None:
+    def task_for(
+        self, call: JsonRpcCall, request_id: str, nodes: NodeReports
+    ) -> TaskMessage | None:
         """The task behind a call, or None when this service does not take the method;
-        raises InvalidRpcParamsError or ValidationError when its params do not fit."""
+        raises InvalidRpcParamsError or ValidationError when its params do not fit (or ask
+        more than a call may; `nodes` say where the chain's head is)."""
         ...
 
     def result_of(self, data: Any) -> Any:
@@ -78,7 +82,7 @@ async def _answer(
     caller: Caller | None,
 ) -> JSONResponse:
     try:
-        task = methods.task_for(call, request_id)
+        task = methods.task_for(call, request_id, state.nodes)
     except InvalidRpcParamsError as error:
         return JSONResponse(rpc_error(call.id, INVALID_PARAMS, f"invalid params: {error}"))
     except ValidationError as error:
@@ -91,7 +95,10 @@ async def _answer(
     if result is None:
         return JSONResponse(rpc_error(call.id, SERVER_ERROR, f"timed out; task {task.task_id}"))
     if result.status is not TaskStatus.SUCCEEDED:
-        message = result.error.message if result.error else "failed"
-        return JSONResponse(rpc_error(call.id, SERVER_ERROR, message))
+        if result.error is None:
+            return JSONResponse(rpc_error(call.id, SERVER_ERROR, "failed"))
+        failure = result.error
+        data = {"code": failure.code, "retriable": failure.retriable}
+        return JSONResponse(rpc_error(call.id, rpc_code_of(failure.code), failure.message, data))
     answer = {"jsonrpc": "2.0", "id": call.id, "result": methods.result_of(result.data)}
     return JSONResponse(answer)

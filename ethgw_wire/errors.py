@@ -1,7 +1,8 @@
 """Every way a task can fail, declared once: one class per failure.
 
 Each class carries the stable code a client acts on, the HTTP status the services
-answer it with, and whether retrying the same request may succeed. The provider
+answer it with, its JSON-RPC error code on /rpc, and whether retrying the same request
+may succeed. The provider
 raises these; the services only read the declarations (`http_status_of`).
 """
 
@@ -12,6 +13,8 @@ from typing import Any, ClassVar
 from ethgw_wire.messages import ErrorInfo
 
 UNKNOWN_CODE_STATUS = 500
+SERVER_ERROR_RPC_CODE = -32000  # JSON-RPC 2.0: an implementation-defined server error
+LIMIT_EXCEEDED_RPC_CODE = -32005  # EIP-1474: the request exceeds a defined limit
 
 
 class TaskError(Exception):
@@ -19,6 +22,7 @@ class TaskError(Exception):
 
     code: ClassVar[str] = "task_failed"
     http_status: ClassVar[int] = 500
+    rpc_code: ClassVar[int] = SERVER_ERROR_RPC_CODE
     retriable: ClassVar[bool] = False
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
@@ -52,6 +56,12 @@ def http_status_of(code: str) -> int:
     """The HTTP status a failed task's code answers with (an unknown code is a 500)."""
     error = ERRORS.get(code)
     return UNKNOWN_CODE_STATUS if error is None else error.http_status
+
+
+def rpc_code_of(code: str) -> int:
+    """The JSON-RPC error code a failed task's code answers with on /rpc."""
+    error = ERRORS.get(code)
+    return SERVER_ERROR_RPC_CODE if error is None else error.rpc_code
 
 
 class InvalidParamsError(TaskError):
@@ -171,6 +181,15 @@ class MethodNotAllowedError(TaskError):
 
     code = "method_not_allowed"
     http_status = 403
+
+
+class ResultTooLargeError(TaskError):
+    """The result is larger than a result may be on Kafka: ask for less (a narrower block
+    range, a call that returns less)."""
+
+    code = "result_too_large"
+    http_status = 422
+    rpc_code = LIMIT_EXCEEDED_RPC_CODE
 
 
 class PlatformNotReadyError(TaskError):

@@ -9,7 +9,12 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
 from pydantic import BaseModel
 
 from ethgw_wire.settings import KafkaSettings
@@ -23,6 +28,14 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 # than 100 ms but cost 4x the broker CPU (docs/kafka.md).
 FETCH_MAX_WAIT_MS = 100
 LINGER_MS = 0
+
+
+# Errors about a record itself: sending the same record again can never succeed.
+RECORD_REFUSED: tuple[type[Exception], ...] = (
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
 
 
 def encode(message: BaseModel) -> bytes:
@@ -70,6 +83,7 @@ async def kafka_producer(
         "acks": "all",
         "enable_idempotence": True,
         "linger_ms": LINGER_MS,
+        "max_request_size": settings.max_message_bytes,
     }
     options.update(overrides)
     producer = AIOKafkaProducer(**options)

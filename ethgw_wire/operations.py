@@ -31,6 +31,7 @@ from ethgw_wire.errors import (
     NotFoundError,
     PlatformNotReadyError,
     ReceiptTimeoutError,
+    ResultTooLargeError,
     RevertedError,
     TaskError,
     UnknownAccountError,
@@ -81,6 +82,11 @@ RPC_READ_METHODS: tuple[str, ...] = (
     "net_peerCount", "net_listening", "web3_clientVersion",
 )  # fmt: skip
 RPC_SEND_RAW = "eth_sendRawTransaction"
+# Reads whose cost the caller chooses (gas, a block range, a block count): the gateway
+# bounds how many of them one key runs at once.
+RPC_HEAVY_METHODS: tuple[str, ...] = (
+    "eth_call", "eth_estimateGas", "eth_getLogs", "eth_feeHistory",
+)  # fmt: skip
 
 # The key that orders a write: its signer. Owner-only token operations are
 # signed by the platform admin and account creation spends the faucet's gas
@@ -410,7 +416,7 @@ _OPERATIONS = [
         "A JSON-RPC read passed through to a node",
         Any,
         RpcCallParams,
-        (MethodNotAllowedError,),
+        (MethodNotAllowedError, ResultTooLargeError),
     ),
     # writes (thesis table 4.1)
     Operation(

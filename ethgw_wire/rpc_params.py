@@ -185,3 +185,80 @@ def raw_transaction_sender(params: Sequence[Any]) -> tuple[str, str]:
         reason = f"{type(error).__name__}: {error}"
         raise InvalidRpcParamsError(f"{where} is not a signed transaction ({reason})") from None
     return raw.lower(), str(sender)
+
+
+# -- what a call may cost: the block range of eth_getLogs, the gas of a call ---------------
+
+_LATEST_TAGS = frozenset({"latest", "pending", "safe", "finalized"})
+
+
+@dataclass(frozen=True)
+class CallCaps:
+    """How much one read call may ask of a node (the read service's settings)."""
+
+    logs_max_blocks: int  # blocks one eth_getLogs may span
+    call_max_gas: int  # gas one eth_call or eth_estimateGas may burn
+
+
+def capped_params(method: str, params: list[Any], caps: CallCaps, head: int | None) -> list[Any]:
+    """The params of a call whose shape check_params accepted, within `caps`: a call that
+    asks for more raises InvalidRpcParamsError naming the param and the cap; a call that
+    gives no gas gets the cap (a node would give it its own, larger one). `head`: the
+    chain's latest block as the node reports say, None when not known."""
+    if method == "eth_getLogs":
+        _check_log_range(params[0], caps.logs_max_blocks, head)
+    elif method in ("eth_call", "eth_estimateGas"):
+        return [_capped_gas(params[0], caps.call_max_gas), *params[1:]]
+    return params
+
+
+def _capped_gas(transaction: dict[str, Any], cap: int) -> dict[str, Any]:
+    where = "params[0] (transaction)"
+    gas = transaction.get("gas")
+    if gas is None:
+        return {**transaction, "gas": hex(cap)}
+    try:
+        _quantity(gas)
+    except ValueError as error:
+        raise InvalidRpcParamsError(f"{where} gas {error}") from None
+    if int(gas, 16) > cap:
+        raise InvalidRpcParamsError(
+            f"{where} gas {int(gas, 16)} exceeds the cap of {cap} gas per call"
+        )
+    return transaction
+
+
+def _check_log_range(log_filter: dict[str, Any], cap: int, head: int | None) -> None:
+    where = "params[0] (filter)"
+    if log_filter.get("blockHash") is not None:
+        return  # one block
+    first = _block_of(log_filter.get("fromBlock"), "fromBlock")
+    last = _block_of(log_filter.get("toBlock"), "toBlock")
+    if first is None and last is None:
+        return  # the head alone, whatever it is
+    start, end = (head if first is None else first), (head if last is None else last)
+    if start is None or end is None:
+        raise InvalidRpcParamsError(
+            f"{where} spans a range that cannot be checked against the cap of {cap} blocks"
+            " while the chain's head is not known; give fromBlock and toBlock as numbers"
+        )
+    if end - start + 1 > cap:
+        raise InvalidRpcParamsError(
+            f"{where} spans {end - start + 1} blocks ({start} to {end});"
+            f" the cap is {cap} blocks per eth_getLogs"
+        )
+
+
+def _block_of(value: Any, name: str) -> int | None:
+    """A filter bound as a block number; None when it names the chain's head (a tag, or
+    left out). "earliest" is block 0."""
+    if value is None or (isinstance(value, str) and value in _LATEST_TAGS):
+        return None
+    if value == "earliest":
+        return 0
+    if isinstance(value, str) and _QUANTITY.match(value):
+        return int(value, 16)
+    raise InvalidRpcParamsError(
+        f"params[0] (filter) {name} must be a 0x-prefixed hex block number or one of"
+        f" {sorted(_BLOCK_TAGS)}"
+    )

@@ -5,10 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service_kit.paths import default_state_dir
+
+# What a record batch adds to one record's value: the batch and record headers and the key
+# (a task id), with room to spare.
+RECORD_OVERHEAD_BYTES = 1024
 
 
 class KafkaSettings(BaseSettings):
@@ -34,6 +38,23 @@ class KafkaSettings(BaseSettings):
     topic_tx_journal: str = "ethgw.tx-journal"  # signed raw transactions by task id
     task_partitions: int = 6
     result_partitions: int = 6
+    # The largest record the broker takes (its message.max.bytes) and a producer sends
+    # (max_request_size): a larger one is refused for good, however often it is sent.
+    max_message_bytes: int = Field(default=1_048_576, ge=64 * 1024)
+    # The largest result record a provider publishes. A larger result becomes a failed
+    # result_too_large one, so a client is told at once instead of a task that can never
+    # be published. Kept below max_message_bytes by the record's own overhead.
+    max_result_bytes: int = Field(default=512 * 1024, ge=16 * 1024)
+
+    @model_validator(mode="after")
+    def _result_fits_a_message(self) -> KafkaSettings:
+        room = self.max_message_bytes - RECORD_OVERHEAD_BYTES
+        if self.max_result_bytes > room:
+            raise ValueError(
+                f"max_result_bytes ({self.max_result_bytes}) must leave {RECORD_OVERHEAD_BYTES}"
+                f" bytes below max_message_bytes ({self.max_message_bytes})"
+            )
+        return self
 
     @property
     def bootstrap_servers(self) -> str:

@@ -50,6 +50,10 @@ class GatewaySettings(BaseSettings):
     admin_rate_per_s: float = Field(default=500.0, gt=0.0)
     admin_burst: int = Field(default=1000, ge=1)
 
+    # Heavy JSON-RPC calls (ethgw_wire.operations.RPC_HEAVY_METHODS) one key may run at
+    # once; the next is refused with 429 / -32005 while the other keys go on.
+    heavy_calls_per_key: int = Field(default=4, ge=1)
+
     body_limit_bytes: int = Field(default=256 * 1024, ge=1024)
     rpc_batch_limit: int = Field(default=50, ge=1)
     # What /rpc forwards to read instances (the services check the same list): the

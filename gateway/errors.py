@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
@@ -81,6 +81,21 @@ class RateLimitedError(GatewayError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": retry_after(self.retry_after_s)}
+
+
+class HeavyCallsLimitedError(GatewayError):
+    """The key already runs as many heavy JSON-RPC calls (eth_call, eth_getLogs, ...) as a
+    key may at once."""
+
+    status = 429
+    code = "heavy_calls_limited"
+    retriable = True
+    HEADERS: ClassVar[dict[str, str]] = {
+        "Retry-After": "1"
+    }  # a heavy call takes well under a second on a sane node
+
+    def headers(self) -> dict[str, str]:
+        return dict(self.HEADERS)
 
 
 class BodyTooLargeError(StarletteHTTPException):

@@ -35,6 +35,11 @@ NO_INSTANCE = Counter(
     "ethgw_gateway_no_instance_total", "Requests refused with 503: no healthy instance", ["kind"]
 )
 RATE_LIMITED = Counter("ethgw_gateway_rate_limited_total", "Requests refused with 429", ["role"])
+HEAVY_REFUSED = Counter(
+    "ethgw_gateway_heavy_calls_refused_total",
+    "JSON-RPC heavy calls refused: their key already ran its limit of them",
+    ["method"],
+)
 MANAGER_FAILURES = Counter(
     "ethgw_gateway_manager_failures_total", "Calls to the cluster manager that failed", ["reason"]
 )

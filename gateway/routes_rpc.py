@@ -9,26 +9,35 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from ethgw_wire.http_api import API_PREFIX
-from gateway.errors import BodyTooLargeError, GatewayError
+from ethgw_wire.operations import RPC_HEAVY_METHODS
+from gateway.errors import BodyTooLargeError, GatewayError, HeavyCallsLimitedError
 from gateway.jsonrpc import (
     INVALID_REQUEST,
     LIMIT_EXCEEDED,
     SERVER_ERROR,
     RpcCall,
     RpcFailure,
+    RpcItem,
     RpcRequestError,
     parse_request,
     rpc_error,
     upstream_response,
 )
+from gateway.keys import ApiKey
+from gateway.metrics import HEAVY_REFUSED
 from gateway.state import GatewayState, forward_headers, get_caller, get_state
+
+log = logging.getLogger("ethgw.gateway")
+HEAVY_METHODS = frozenset(RPC_HEAVY_METHODS)
 
 router = APIRouter(tags=["json-rpc"])
 
@@ -57,7 +66,12 @@ _OPENAPI: dict[str, Any] = {
         "200": {
             "description": "A JSON-RPC response object, or an array of them for a batch",
             "content": {"application/json": {"schema": {}}},
-        }
+        },
+        "429": {
+            "description": "One call refused: its key already runs its limit of heavy calls"
+            " (eth_call, eth_getLogs, ...), a JSON-RPC error -32005",
+            "content": {"application/json": {"schema": {}}},
+        },
     },
 }
 
@@ -84,11 +98,66 @@ async def rpc(request: Request) -> Response:
     except RpcRequestError as error:
         return _json(error.response)
     _charge_batch(state, request, len(parsed.items))
-    responses = await asyncio.gather(*(_answer(state, request, item) for item in parsed.items))
-    answered = [r for item, r in zip(parsed.items, responses, strict=True) if not item.notification]
+    admission = _admit_heavy(state, get_caller(request), parsed.items)
+    try:
+        responses = await asyncio.gather(
+            *(_answer(state, request, item) for item in admission.items)
+        )
+    finally:
+        admission.release(state)
+    pairs = zip(admission.items, responses, strict=True)
+    answered = [response for item, response in pairs if not item.notification]
     if not answered:
         return Response(status_code=204)  # only notifications: JSON-RPC returns nothing
+    if not parsed.batch and admission.refused:
+        # One call, refused: the HTTP status says so too (a batch mixes answers: 200).
+        return _json(answered[0], HeavyCallsLimitedError.status, HeavyCallsLimitedError.HEADERS)
     return _json(answered if parsed.batch else answered[0])
+
+
+@dataclass
+class _Admission:
+    """A request's items once its heavy calls took their key's slots (or were refused)."""
+
+    items: list[RpcItem]
+    key_id: str = ""
+    taken: int = 0
+    refused: int = 0
+
+    def release(self, state: GatewayState) -> None:
+        for _ in range(self.taken):
+            state.heavy_calls.release(self.key_id)
+        self.taken = 0
+
+
+def _admit_heavy(state: GatewayState, caller: ApiKey | None, items: list[RpcItem]) -> _Admission:
+    """Each heavy call takes one of its key's slots, in the request's order; a call that
+    finds none left is answered with the refusal instead."""
+    if caller is None:
+        return _Admission(items)
+    admission = _Admission([], caller.key_id)
+    for item in items:
+        if not isinstance(item, RpcCall) or item.method not in HEAVY_METHODS:
+            admission.items.append(item)
+        elif state.heavy_calls.take(caller.key_id):
+            admission.taken += 1
+            admission.items.append(item)
+        else:
+            admission.refused += 1
+            admission.items.append(_heavy_refusal(state, caller, item))
+    return admission
+
+
+def _heavy_refusal(state: GatewayState, caller: ApiKey, call: RpcCall) -> RpcFailure:
+    limit = state.heavy_calls.per_key
+    error = HeavyCallsLimitedError(
+        f"too many heavy calls at once: this API key already runs {limit}"
+        f" ({', '.join(RPC_HEAVY_METHODS)}), the limit per key; retry once one has finished"
+    )
+    HEAVY_REFUSED.labels(call.method).inc()
+    log.info("heavy call refused key_id=%s method=%s limit=%d", caller.key_id, call.method, limit)
+    data = {"status": error.status, "code": error.code, "retriable": error.retriable}
+    return RpcFailure(rpc_error(call.id, LIMIT_EXCEEDED, error.reason, data), call.notification)
 
 
 def _charge_batch(state: GatewayState, request: Request, calls: int) -> None:

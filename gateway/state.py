@@ -11,6 +11,7 @@ from ethgw_wire.callers import CALLER_HEADER, Caller
 from ethgw_wire.http_api import REQUEST_ID_HEADER
 from gateway.breaker import CircuitBreaker
 from gateway.config import GatewaySettings
+from gateway.heavy_calls import HeavyCallSlots
 from gateway.inflight import InflightProbe
 from gateway.instance_registry import Registry
 from gateway.jsonrpc import Allowlist
@@ -31,6 +32,7 @@ class GatewayState:
     keyring: KeyRing
     limiter: RateLimiter
     allowlist: Allowlist
+    heavy_calls: HeavyCallSlots
     registry_token: str = ""
     traffic: TrafficMeter = field(default_factory=TrafficMeter)
     upstreams_: Upstreams | None = field(default=None, repr=False)
@@ -54,6 +56,7 @@ class GatewayState:
                 }
             ),
             allowlist=Allowlist(settings.rpc_read_methods),
+            heavy_calls=HeavyCallSlots(settings.heavy_calls_per_key),
         )
 
     @property

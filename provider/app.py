@@ -202,6 +202,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             JournalPruner(journal),
             settings,
             recycle_requests,
+            max_result_bytes=kafka.max_result_bytes,
         )
         rebalance.dispatcher = dispatcher
         stop = asyncio.Event()

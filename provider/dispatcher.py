@@ -24,9 +24,11 @@ from ethgw_wire.errors import (
     InvalidParamsError,
     NodeBehindError,
     NodeUnavailableError,
+    ResultTooLargeError,
     TaskError,
     UnknownOperationTaskError,
 )
+from ethgw_wire.kafka import RECORD_REFUSED, encode
 from ethgw_wire.messages import ErrorInfo, ResultMessage, TaskMessage, TaskStatus, Timings
 from ethgw_wire.operations import Operation, Params, UnknownOperationError, get_operation
 from provider import metrics
@@ -97,8 +99,11 @@ class Dispatcher:
         pruner: JournalPruner,
         settings: ProviderSettings,
         recycle_requests: RecycleRequests | None = None,
+        *,
+        max_result_bytes: int,
     ) -> None:
         self._pruner = pruner
+        self._max_result_bytes = max_result_bytes  # KafkaSettings.max_result_bytes
         self._tasks = tasks
         self._results = results
         self._strategy = strategy
@@ -291,6 +296,7 @@ class Dispatcher:
                 )
             }
         )
+        result = self._bounded(result)
         metrics.QUEUE_WAIT.observe(result.timings.queued_s)
         metrics.EXECUTION.labels(pending.operation.task_class.value).observe(
             result.timings.executed_s
@@ -370,13 +376,47 @@ class Dispatcher:
             reply_to=message.reply_to,
         )
 
+    def _bounded(self, result: ResultMessage) -> ResultMessage:
+        """The result, or a failed result_too_large one in its place when its record would
+        pass max_result_bytes: Kafka would refuse it, however often it was sent."""
+        size = len(encode(result))
+        if size <= self._max_result_bytes:
+            return result
+        reason = (
+            f"the result is {size} bytes, over the limit of {self._max_result_bytes} bytes;"
+            " ask for less (a narrower block range, a call that returns less)"
+        )
+        return self._too_large(result, reason, size)
+
+    def _too_large(self, result: ResultMessage, reason: str, size: int) -> ResultMessage:
+        log.warning(
+            "result too large task=%s operation=%s bytes=%d node=%s",
+            result.task_id,
+            result.operation,
+            size,
+            result.node,
+        )
+        metrics.RESULTS_TOO_LARGE.inc()
+        error = ResultTooLargeError(reason).info()
+        update = {"status": TaskStatus.FAILED, "data": None, "error": error}
+        return result.model_copy(update=update)
+
     async def _publish(self, result: ResultMessage) -> None:
-        """Publish, retrying while Kafka is away: a result is never given up."""
+        """Publish, retrying while Kafka is away: a result is never given up. A record Kafka
+        refuses for what it is (too large) is replaced by its failure, sent once."""
         delay = 0.2
+        refused = False
         while True:
             try:
                 await self._results.publish(result)
                 return
+            except RECORD_REFUSED as exc:
+                if refused:
+                    log.error("result refused by kafka task=%s error=%r", result.task_id, exc)
+                    return
+                refused = True
+                reason = f"Kafka refused the result ({type(exc).__name__}); ask for less"
+                result = self._too_large(result, reason, len(encode(result)))
             except Exception as exc:
                 log.warning(
                     "result not published task=%s error=%r retry_s=%.1f", result.task_id, exc, delay

@@ -42,3 +42,7 @@ JOURNAL_RECORDS = Gauge(
 JOURNAL_PRUNED = Counter(
     "ethgw_provider_journal_pruned_total", "Journal records dropped once their task was committed"
 )
+RESULTS_TOO_LARGE = Counter(
+    "ethgw_provider_results_too_large_total",
+    "Results over the bound (or refused by Kafka) answered as result_too_large instead",
+)

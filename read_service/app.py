@@ -10,4 +10,5 @@ from read_service.routes import read_routers
 
 
 def create_app(settings: ReadServiceSettings | None = None) -> FastAPI:
-    return create_service_app("read", settings or ReadServiceSettings(), read_routers())
+    settings = settings or ReadServiceSettings()
+    return create_service_app("read", settings, read_routers(settings))

@@ -6,25 +6,41 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from consumer_service import JsonRpcCall, jsonrpc_router, run_endpoint
+from consumer_service import JsonRpcCall, NodeReports, jsonrpc_router, run_endpoint
 from ethgw_wire.http_api import build_router, endpoints_of
 from ethgw_wire.messages import TaskMessage
 from ethgw_wire.operations import RPC_READ_METHODS, new_task
-from ethgw_wire.rpc_params import check_params
+from ethgw_wire.rpc_params import CallCaps, capped_params, check_params
+from read_service.config import ReadServiceSettings
 
 
 class ReadRpcMethods:
-    """The node's read methods, passed through as they are; the node's answer is the result."""
+    """The node's read methods, passed through within the caps; the node's answer is the
+    result."""
 
-    def task_for(self, call: JsonRpcCall, request_id: str) -> TaskMessage | None:
+    def __init__(self, caps: CallCaps) -> None:
+        self._caps = caps
+
+    def task_for(
+        self, call: JsonRpcCall, request_id: str, nodes: NodeReports
+    ) -> TaskMessage | None:
         if call.method not in RPC_READ_METHODS:
             return None
-        check_params(call.method, call.params)  # InvalidRpcParamsError: -32602, no task
-        return new_task("rpc.call", {"method": call.method, "params": call.params}, request_id)
+        # InvalidRpcParamsError from either: -32602, no task.
+        check_params(call.method, call.params)
+        params = capped_params(call.method, call.params, self._caps, chain_head(nodes))
+        return new_task("rpc.call", {"method": call.method, "params": params}, request_id)
 
     def result_of(self, data: Any) -> Any:
         return data
 
 
-def read_routers() -> list[APIRouter]:
-    return [build_router(endpoints_of("read"), run_endpoint), jsonrpc_router(ReadRpcMethods())]
+def chain_head(nodes: NodeReports) -> int | None:
+    """The highest block a node reports, None when no report says."""
+    blocks = [report.block for _, report in nodes.items() if report.block is not None]
+    return max(blocks, default=None)
+
+
+def read_routers(settings: ReadServiceSettings) -> list[APIRouter]:
+    caps = CallCaps(settings.logs_max_blocks, settings.call_max_gas)
+    return [build_router(endpoints_of("read"), run_endpoint), jsonrpc_router(ReadRpcMethods(caps))]

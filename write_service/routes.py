@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from consumer_service import JsonRpcCall, jsonrpc_router, run_endpoint
+from consumer_service import JsonRpcCall, NodeReports, jsonrpc_router, run_endpoint
 from ethgw_wire.http_api import build_router, endpoints_of
 from ethgw_wire.messages import TaskMessage
 from ethgw_wire.operations import RPC_SEND_RAW, RawTransactionParams
@@ -19,7 +19,9 @@ from ethgw_wire.rpc_params import raw_transaction_sender
 class WriteRpcMethods:
     """eth_sendRawTransaction with its one signed transaction; its result is the hash."""
 
-    def task_for(self, call: JsonRpcCall, request_id: str) -> TaskMessage | None:
+    def task_for(
+        self, call: JsonRpcCall, request_id: str, nodes: NodeReports
+    ) -> TaskMessage | None:
         if call.method != RPC_SEND_RAW:
             return None
         # Decoded once here, refusing what is no signed transaction (InvalidRpcParamsError),

@@ -9,6 +9,7 @@ import os
 import string
 import subprocess
 import sys
+import time
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from eth_account import Account
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -28,7 +30,7 @@ from ethgw_wire.messages import TaskMessage
 from ethgw_wire.operations import RPC_READ_METHODS, RPC_SEND_RAW
 from ethgw_wire.settings import KafkaSettings
 from geth_cluster.cluster import GethCluster
-from tests.pipeline_fixtures import ServerProcess, Stack
+from tests.pipeline_fixtures import ProviderProcess, ServerProcess, Stack
 
 pytestmark = pytest.mark.slow
 
@@ -425,3 +427,162 @@ async def test_a_batch_of_empty_raw_transactions_turns_off_no_write(
         assert {e["code"] for e in errors} == {-32602}, errors[:3]
         assert all("params[0] (signed_transaction) is empty" in e["message"] for e in errors)
         await assert_every_instance_serves(client, stack, geth_cluster)
+
+
+# -- heavy calls: a result too large for Kafka, a wide eth_getLogs, a key's flood ------------
+
+# Runtime code that returns 1.1 MB of zeros: PUSH3 1100000, PUSH1 0, RETURN (~2.4M gas of
+# memory, within the call gas cap). Hex-encoded, the result is 2.2 MB: over the 1 MiB a
+# Kafka record may be, so before the bound it could never be published.
+HUGE_RETURN_CODE = "0x" + "62" + f"{1_100_000:06x}" + "6000" + "f3"
+HUGE_CONTRACT = "0x" + "5a" * 20
+HEAVY_LIMIT = 4  # GatewaySettings.heavy_calls_per_key, the session gateway's
+PROVIDER_GROUP = "ethgw-providers"  # the session provider's (ProviderSettings.group_id)
+PROMPT_S = 10.0  # the answer came after the services' 30 s wait before the bound
+
+
+def _huge_call(call_id: int = 1) -> dict[str, Any]:
+    params = [{"to": HUGE_CONTRACT}, "latest", {HUGE_CONTRACT: {"code": HUGE_RETURN_CODE}}]
+    return {"jsonrpc": "2.0", "id": call_id, "method": "eth_call", "params": params}
+
+
+async def task_record(
+    settings: KafkaSettings, start: dict[TopicPartition, int], request_id: str
+) -> tuple[TopicPartition, int, str]:
+    """Where the task of `request_id` sits on the task topics (after the `start` offsets),
+    and its task id."""
+    end = await end_offsets(settings)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        wanted = [tp for tp in end if end[tp] > start.get(tp, 0)]
+        consumer.assign(wanted)
+        for tp in wanted:
+            consumer.seek(tp, start.get(tp, 0))
+        async with asyncio.timeout(60):
+            while [tp for tp in wanted if await consumer.position(tp) < end[tp]]:
+                for tp, records in (await consumer.getmany(timeout_ms=500)).items():
+                    for record in records:
+                        task = TaskMessage.model_validate_json(record.value)
+                        if task.request_id == request_id:
+                            return tp, record.offset, task.task_id
+    finally:
+        await consumer.stop()
+    raise AssertionError(f"no task of request {request_id} on the task topics")
+
+
+async def committed_offset(settings: KafkaSettings, tp: TopicPartition) -> int:
+    """The providers' committed offset of one task partition (-1: none)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(PROVIDER_GROUP, partitions=[tp])
+    finally:
+        await admin.close()
+    found = offsets.get(tp)
+    return -1 if found is None else found.offset
+
+
+async def test_an_eth_call_returning_1_1_mb_is_refused_promptly_and_its_task_ends(
+    stack: Stack, provider: ProviderProcess
+) -> None:
+    """The issue's attack: an eth_call whose state override returns 1.1 MB answers -32005
+    result_too_large within PROMPT_S, its task's offset commits (it cannot come back after
+    a restart), the provider never retries its publication, and serves the next call."""
+    settings_ = KafkaSettings()
+    before = await end_offsets(settings_)
+    request_id = "heavy-result-1"
+    async with httpx.AsyncClient(timeout=60, headers={API_KEY_HEADER: stack.user_key}) as client:
+        started = time.monotonic()
+        answer = await client.post(
+            f"{stack.gateway.url}/rpc", json=_huge_call(), headers={REQUEST_ID_HEADER: request_id}
+        )
+        elapsed = time.monotonic() - started
+        after = await client.post(
+            f"{stack.gateway.url}/rpc",
+            json={"jsonrpc": "2.0", "id": 2, "method": "eth_blockNumber", "params": []},
+        )
+    print(f"1.1 MB eth_call answered in {elapsed:.2f} s: {answer.text[:300]}")
+    error = answer.json()["error"]
+    assert error["code"] == -32005
+    assert error["data"]["code"] == "result_too_large"
+    assert "over the limit of 524288 bytes" in error["message"]
+    assert elapsed < PROMPT_S
+    assert int(after.json()["result"], 16) > 0
+    tp, offset, task_id = await task_record(settings_, before, request_id)
+    async with asyncio.timeout(15):
+        while await committed_offset(settings_, tp) <= offset:  # noqa: ASYNC110 (another process)
+            await asyncio.sleep(0.5)
+    assert f"result not published task={task_id}" not in provider.log()
+    assert f"result too large task={task_id}" in provider.log()
+
+
+async def test_a_wide_get_logs_and_a_call_over_the_gas_cap_are_refused_before_any_task(
+    stack: Stack,
+) -> None:
+    """eth_getLogs over 100,000 blocks and an eth_call asking 1e9 gas: -32602 naming the
+    param and the cap, and no task on Kafka."""
+    settings_ = KafkaSettings()
+    before = await end_offsets(settings_)
+    wide = {"fromBlock": "0x0", "toBlock": hex(100_000), "address": HUGE_CONTRACT}
+    calls = [
+        {"jsonrpc": "2.0", "id": 1, "method": "eth_getLogs", "params": [wide]},
+        {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "eth_call",
+            "params": [{"to": HUGE_CONTRACT, "gas": hex(10**9)}, "latest"],
+        },
+    ]
+    async with httpx.AsyncClient(timeout=60, headers={API_KEY_HEADER: stack.user_key}) as client:
+        answer = await client.post(
+            f"{stack.gateway.url}/rpc", json=calls, headers={REQUEST_ID_HEADER: "heavy-wide-1"}
+        )
+    logs, gas = (item["error"] for item in answer.json())
+    assert logs["code"] == gas["code"] == -32602
+    assert "params[0] (filter) spans 100001 blocks" in logs["message"]
+    assert "the cap is 2000 blocks per eth_getLogs" in logs["message"]
+    assert "params[0] (transaction) gas 1000000000 exceeds the cap" in gas["message"]
+    if await end_offsets(settings_) != before:  # tasks of something else: none may be ours
+        tasks = await tasks_since(settings_, before)
+        assert [t for t in tasks if t.request_id == "heavy-wide-1"] == []
+
+
+async def test_a_key_over_its_heavy_limit_is_refused_while_another_key_is_served(
+    stack: Stack,
+) -> None:
+    """A user key's batch of HEAVY_LIMIT + 2 eth_call: HEAVY_LIMIT answered, 2 refused with
+    -32005 heavy_calls_limited; another key's eth_call sent meanwhile is answered."""
+    burst = [
+        {
+            "jsonrpc": "2.0",
+            "id": n,
+            "method": "eth_call",
+            "params": [{"to": HUGE_CONTRACT}, "latest", {HUGE_CONTRACT: {"code": "0x00"}}],
+        }
+        for n in range(HEAVY_LIMIT + 2)
+    ]
+    other = {
+        "jsonrpc": "2.0",
+        "id": 9,
+        "method": "eth_call",
+        "params": [{"to": HUGE_CONTRACT}, "latest"],
+    }
+    async with httpx.AsyncClient(timeout=60) as client:
+        flood, served = await asyncio.gather(
+            client.post(
+                f"{stack.gateway.url}/rpc", json=burst, headers={API_KEY_HEADER: stack.user_key}
+            ),
+            client.post(
+                f"{stack.gateway.url}/rpc", json=other, headers={API_KEY_HEADER: stack.admin_key}
+            ),
+        )
+    answers = flood.json()
+    refused = [a for a in answers if "error" in a]
+    assert [a["result"] for a in answers if "result" in a] == ["0x"] * HEAVY_LIMIT
+    assert [a["id"] for a in refused] == [HEAVY_LIMIT, HEAVY_LIMIT + 1]
+    assert {a["error"]["code"] for a in refused} == {-32005}
+    assert {a["error"]["data"]["code"] for a in refused} == {"heavy_calls_limited"}
+    assert served.json()["result"] == "0x"

@@ -71,11 +71,13 @@ class World(Generic[S]):
         handlers: dict[str, Handler],
         publish_s: float = 0.0,
         recycle_requests: RecycleRequests | None = None,
+        max_result_bytes: int = 512 * 1024,
+        results: MemoryResultSink | None = None,
         **knobs: Any,
     ) -> None:
-        self.log: list[tuple[str, object]] = []
+        self.log: list[tuple[str, object]] = [] if results is None else results.log
         self.tasks = MemoryTaskSource(self.log)
-        self.results = MemoryResultSink(self.log, delay_s=publish_s)
+        self.results = results or MemoryResultSink(self.log, delay_s=publish_s)
         self.reports: MemoryTable[NodeReport] = MemoryTable("node-states")
         self.strategy = strategy
         settings = ProviderSettings(
@@ -93,6 +95,7 @@ class World(Generic[S]):
             JournalPruner(journal),
             settings,
             recycle_requests,
+            max_result_bytes=max_result_bytes,
         )
 
     @staticmethod
