@@ -26,7 +26,7 @@ from balancer.lbh import DEFAULT_DELTA, LBHScheduler, forced_reads
 from balancer.plan import Plan, Strategy
 from balancer.recycle import DEFAULT_COOLDOWN_S, DEFAULT_RESTART_AFTER, RecyclePolicy, RecycleState
 from balancer.state import NodeState, Zone, distance
-from balancer.strategies import STRATEGY_NAMES, make_strategy
+from balancer.strategies import DEFAULT_STRATEGY, STRATEGY_NAMES, make_strategy
 from balancer.tasks import Task, TaskClass
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_DIS_AVEMAX",
     "DEFAULT_HEADROOM_MB",
     "DEFAULT_RESTART_AFTER",
+    "DEFAULT_STRATEGY",
     "MAX_DISTANCE",
     "STRATEGY_NAMES",
     "AdaptivePolicy",

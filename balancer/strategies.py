@@ -33,6 +33,9 @@ from balancer.tasks import Task, TaskClass, dispatch_order
 STRATEGY_NAMES = ("lbh", "lbh_adaptive", "round_robin", "random", "least_inflight", "p2c", "single")
 """Every name `make_strategy` accepts."""
 
+DEFAULT_STRATEGY = "lbh"
+"""The strategy a stack runs when none is named (docs/balancer.md says why)."""
+
 
 class _Baseline:
     """Shared frame: zone reading, dispatch order, routable nodes; subclasses choose nodes."""

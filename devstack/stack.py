@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 import psutil
 
+from balancer import DEFAULT_STRATEGY
 from devstack.kafka_broker import KafkaBroker
 from devstack.platform_setup import ensure_platform
 from devstack.processes import BrokerProcess, ServiceProcess, Supervisor, stop_leftovers
@@ -76,7 +77,7 @@ class Shape:
     providers: int = 1
     readers: int = 2
     writers: int = 2
-    strategy: str = "lbh"
+    strategy: str = DEFAULT_STRATEGY
     runtime: Literal["process", "docker"] | None = None  # None: ETHGW_CLUSTER_RUNTIME
     registry_ttl_s: float | None = None  # None: the services' own default
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from balancer import STRATEGY_NAMES
+from balancer import DEFAULT_STRATEGY, STRATEGY_NAMES
 from devstack import stack
 from devstack.interrupt import run_stoppable
 from devstack.kafka_broker import KafkaBroker, KafkaBrokerError
@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--providers", type=int, default=1)
     run.add_argument("--readers", type=int, default=2)
     run.add_argument("--writers", type=int, default=2)
-    run.add_argument("--strategy", default="lbh", choices=sorted(STRATEGY_NAMES))
+    run.add_argument("--strategy", default=DEFAULT_STRATEGY, choices=sorted(STRATEGY_NAMES))
     _add_runtime_option(run)
     run.add_argument(
         "--port-base",

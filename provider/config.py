@@ -9,7 +9,13 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from balancer import DEFAULT_COOLDOWN_S, DEFAULT_DELTA, STRATEGY_NAMES, TaskClass
+from balancer import (
+    DEFAULT_COOLDOWN_S,
+    DEFAULT_DELTA,
+    DEFAULT_STRATEGY,
+    STRATEGY_NAMES,
+    TaskClass,
+)
 from ethgw_wire.operations import RPC_READ_METHODS
 from ethgw_wire.settings import DEFAULT_DIS_AVEMAX, DEFAULT_DIS_AVEMIN, lbh_setting
 from provider.accounts import AccountLimits
@@ -32,7 +38,7 @@ class ProviderSettings(BaseSettings):
     http_port: int = 8200
 
     # Scheduling (lbh-spec.md): the strategy, its calibration and the safety valve.
-    strategy: str = "lbh"
+    strategy: str = DEFAULT_STRATEGY
     dis_avemin: float = lbh_setting("dis_avemin", DEFAULT_DIS_AVEMIN)
     dis_avemax: float = lbh_setting("dis_avemax", DEFAULT_DIS_AVEMAX)
     calibration_file: Path | None = lbh_setting("calibration_file", None)

@@ -274,10 +274,11 @@ class Dispatcher:
     async def _execute(self, pending: Pending, node_id: str) -> None:
         message = pending.message
         started = time.time()
+        node_done = self._release_once(node_id)
         try:
             async with self._slots:
                 started = time.time()
-                data, used = await self._on_nodes(pending, node_id)
+                data, used = await self._on_nodes(pending, node_id, node_done)
             result = self._result(message, TaskStatus.SUCCEEDED, data=data, node=used)
         except TaskError as exc:
             result = self._result(message, TaskStatus.FAILED, error=exc.info(), node=node_id)
@@ -286,8 +287,7 @@ class Dispatcher:
             error = ErrorInfo(code="internal", message=f"{type(exc).__name__}: {exc}")
             result = self._result(message, TaskStatus.FAILED, error=error, node=node_id)
         finally:
-            count = self._inflight.finished(node_id, time.time())
-            metrics.INFLIGHT.labels(node_id).set(count)
+            node_done()
         finished = time.time()
         result = result.model_copy(
             update={
@@ -308,7 +308,21 @@ class Dispatcher:
         self._pruner.finished(pending.tp, pending.offset, message.task_id)
         self._running.pop(message.task_id, None)
 
-    async def _on_nodes(self, pending: Pending, first: str) -> tuple[object, str]:
+    def _release_once(self, node_id: str) -> Callable[[], None]:
+        """Ends a task's count in flight on its node: at the first call, later calls do nothing."""
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                metrics.INFLIGHT.labels(node_id).set(self._inflight.finished(node_id, time.time()))
+
+        return release
+
+    async def _on_nodes(
+        self, pending: Pending, first: str, node_done: Callable[[], None]
+    ) -> tuple[object, str]:
         """Run on the chosen node; if it does not answer, on the next best (bounded).
 
         Retrying a write is safe: its signed bytes are in the journal, so the
@@ -323,9 +337,8 @@ class Dispatcher:
             if url is None:
                 break
             message = pending.message
-            job = Job(
-                message.task_id, pending.params, self._node_client(url), node_id, message.caller
-            )
+            client = self._node_client(url)
+            job = Job(message.task_id, pending.params, client, node_id, message.caller, node_done)
             try:
                 return await self._handlers[pending.operation.name](job), node_id
             except NodeUnreachableError as exc:
@@ -462,3 +475,8 @@ class Dispatcher:
     @property
     def running(self) -> int:
         return len(self._running)
+
+    @property
+    def inflight(self) -> Mapping[str, int]:
+        """Tasks counted in flight per node: started there, node work not yet done."""
+        return self._inflight.counts

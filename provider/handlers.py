@@ -63,15 +63,26 @@ ADMIN = ADMIN_SIGNER
 FAUCET = FAUCET_SIGNER
 
 
+def _no_release() -> None:
+    """A job run outside a dispatcher has no in-flight count to release."""
+
+
 @dataclass(frozen=True)
 class Job:
-    """One task as a handler sees it: validated parameters and the chosen node."""
+    """One task as a handler sees it: validated parameters and the chosen node.
+
+    `node_done` is called when the node's share of the work is over and only the chain is
+    awaited (a receipt): the task then stops counting as in flight on its node, since a
+    strategy that balances on in-flight counts would otherwise take a node waiting for the
+    next block for a busy one.
+    """
 
     task_id: str
     params: Params
     node: NodeClient
     node_id: str
     caller: Caller | None = None  # the API key it runs for; None: the platform
+    node_done: Callable[[], None] = _no_release
 
 
 Handler = Callable[[Job], Awaitable[Any]]
@@ -154,9 +165,14 @@ class Handlers:
     async def _answer(self, job: Job, sent: Sent) -> dict[str, Any]:
         params = job.params
         if isinstance(params, WriteOptions) and params.wait_receipt:
-            receipt = await wait_receipt(job.node, sent.tx_hash, self._receipt_timeout_s)
+            receipt = await self._mined(job, sent.tx_hash)
             return {**receipt_summary(receipt), "from": sent.sender, "nonce": sent.nonce}
         return {"tx_hash": sent.tx_hash, "from": sent.sender, "nonce": sent.nonce, "status": "sent"}
+
+    async def _mined(self, job: Job, tx_hash: str) -> Any:
+        """The receipt of a transaction the job sent; the node's work ended with the send."""
+        job.node_done()
+        return await wait_receipt(job.node, tx_hash, self._receipt_timeout_s)
 
     async def _token_call(self, job: Job, signer: str, function: str, *args: Any) -> dict[str, Any]:
         data = self._token_encoder().encode_abi(function, args=list(args))
@@ -315,7 +331,7 @@ class Handlers:
             FAUCET,
             {"to": record.address, "value": record.funded_wei},
         )
-        await wait_receipt(job.node, funding.tx_hash, self._receipt_timeout_s)
+        await self._mined(job, funding.tx_hash)
         return {**answer, "funding_tx": funding.tx_hash}
 
     async def account_unlock(self, job: Job) -> dict[str, Any]:

@@ -247,3 +247,42 @@ async def test_the_safety_valve_sends_reads_out_after_max_pause() -> None:
     assert waited >= 0.2
     assert world.result_of(write) is None
     assert world.dispatcher.held == 1
+
+
+async def test_a_task_awaiting_only_the_chain_no_longer_counts_in_flight_on_its_node() -> None:
+    """After a handler says its node work is done (a receipt is awaited), the node's count drops."""
+    mined = asyncio.Event()
+
+    async def send_then_await_receipt(job: Job) -> dict[str, Any]:
+        job.node_done()
+        await mined.wait()
+        return {"status": 1}
+
+    world = World(ScriptedStrategy(), {"chain.block_number": send_then_await_receipt})
+    await world.add_node("node-1")
+    task = world.submit(new_task("chain.block_number", {}))
+    async with world.running():
+        await until(lambda: world.dispatcher.running == 1)
+        assert world.dispatcher.inflight["node-1"] == 0
+        mined.set()
+        await until(lambda: world.result_of(task) is not None)
+    assert world.dispatcher.inflight["node-1"] == 0
+
+
+async def test_a_task_counts_in_flight_on_its_node_until_its_node_work_is_done() -> None:
+    """A running task whose handler has not released its node is counted on that node."""
+    answered = asyncio.Event()
+
+    async def slow_read(job: Job) -> dict[str, Any]:
+        await answered.wait()
+        return await _block_number(job)
+
+    world = World(ScriptedStrategy(), {"chain.block_number": slow_read})
+    await world.add_node("node-1")
+    task = world.submit(new_task("chain.block_number", {}))
+    async with world.running():
+        await until(lambda: world.dispatcher.running == 1)
+        assert world.dispatcher.inflight["node-1"] == 1
+        answered.set()
+        await until(lambda: world.result_of(task) is not None)
+    assert world.dispatcher.inflight["node-1"] == 0
