@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service_kit.paths import default_state_dir
+
+# A TCP port a component listens on, or the first of a block of them.
+Port = Annotated[int, Field(ge=1, le=65535)]
 
 
 class KafkaSettings(BaseSettings):
@@ -17,8 +20,8 @@ class KafkaSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ETHGW_KAFKA_", extra="ignore")
 
     host: str = "127.0.0.1"
-    port: int = 9092
-    controller_port: int = 9093
+    port: Port = 9092
+    controller_port: Port = 9093
     heap_mb: int = 512
     state_dir: Path = Field(default_factory=lambda: default_state_dir() / "kafka")
 
@@ -69,9 +72,9 @@ class ClusterSettings(BaseSettings):
     chain_id: int = 4242
     block_period: int = Field(default=1, ge=1)
     gas_limit: int = 30_000_000
-    p2p_port_base: int = 30303
-    rpc_port_base: int = 8545
-    authrpc_port_base: int = 8651
+    p2p_port_base: Port = 30303
+    rpc_port_base: Port = 8545
+    authrpc_port_base: Port = 8651
     # What LBH measures a node against (lbh-spec.md section 1).
     node_memory_budget_mb: float = 1024.0
     node_cpu_cores: float = 1.0
