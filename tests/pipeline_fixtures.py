@@ -355,6 +355,7 @@ class Stack:
     writers: list[ServerProcess]
     admin_key: str
     user_key: str
+    state_dir: Path  # the gateway's: its keys file is <state_dir>/gateway/api-keys.json
 
     @property
     def api(self) -> str:
@@ -444,7 +445,7 @@ async def stack(
         for process in [*readers, *writers]:
             await process.wait_ready()
         await gateway.wait_ready(path="/readyz")
-        yield Stack(gateway, readers, writers, admin_key, user_key)
+        yield Stack(gateway, readers, writers, admin_key, user_key, state)
     finally:
         for process in reversed(processes):
             process.stop()
