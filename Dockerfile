@@ -19,9 +19,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     ETHGW_STATE_DIR=/state
 WORKDIR /app
 # The runtime lock only (no benchmark, test or lint tools), first, so a code change does not
-# reinstall the dependencies.
+# reinstall the dependencies. Every file must match one of the lock's hashes.
 COPY requirements.lock ./
-RUN pip install --no-cache-dir -r requirements.lock
+RUN pip install --no-cache-dir --require-hashes -r requirements.lock
 COPY ethgw_wire/ ethgw_wire/
 COPY service_kit/ service_kit/
 COPY consumer_service/ consumer_service/

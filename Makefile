@@ -26,10 +26,12 @@ lint: bootstrap
 
 # Re-pins both locks after a change to pyproject.toml's lists; versions already pinned stay
 # (uv prefers the output file's pins). The dev lock is constrained by the runtime lock, so a
-# package pinned in both has one version.
+# package pinned in both has one version. Each pin carries the hashes of its files on PyPI:
+# the bootstrap and the Dockerfile install with --require-hashes.
 lock: bootstrap
-	$(VENV)/uv pip compile -q pyproject.toml --python-version 3.11 -o requirements.lock
-	$(VENV)/uv pip compile -q pyproject.toml --extra dev --python-version 3.11 \
+	$(VENV)/uv pip compile -q pyproject.toml --python-version 3.11 --generate-hashes \
+		-o requirements.lock
+	$(VENV)/uv pip compile -q pyproject.toml --extra dev --python-version 3.11 --generate-hashes \
 		-c requirements.lock -o requirements-dev.lock
 
 # -- the dashboard's browser tests need Debian's chromium (installed when missing) --

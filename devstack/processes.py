@@ -26,6 +26,10 @@ from devstack.restart_policy import Restart, RestartHistory, RestartPolicy
 log = logging.getLogger("ethgw.stack")
 
 
+class StackError(RuntimeError):
+    """A part of the stack exited or never became healthy; the message says where its log is."""
+
+
 class ServiceProcess:
     def __init__(
         self, name: str, module: str, env: Mapping[str, str], health_url: str, run_dir: Path
@@ -61,12 +65,12 @@ class ServiceProcess:
         async with httpx.AsyncClient(timeout=2) as client:
             while asyncio.get_running_loop().time() < deadline:
                 if self._process is not None and self._process.poll() is not None:
-                    raise RuntimeError(f"{self.name} exited; see {self.log_path}")
+                    raise StackError(f"{self.name} exited; see {self.log_path}")
                 with contextlib.suppress(httpx.HTTPError):
                     if (await client.get(self.health_url)).status_code == 200:
                         return
                 await asyncio.sleep(0.3)
-        raise TimeoutError(f"{self.name} not healthy after {timeout_s:.0f}s; see {self.log_path}")
+        raise StackError(f"{self.name} not healthy after {timeout_s:.0f}s; see {self.log_path}")
 
     @property
     def pid(self) -> int | None:

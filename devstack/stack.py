@@ -31,15 +31,23 @@ from typing import Any, Literal
 import psutil
 
 from balancer import DEFAULT_STRATEGY
+from devstack.interrupt import interruption
 from devstack.kafka_broker import KafkaBroker
 from devstack.platform_setup import ensure_platform
-from devstack.processes import BrokerProcess, ServiceProcess, Supervisor, stop_leftovers
+from devstack.processes import (
+    BrokerProcess,
+    ServiceProcess,
+    StackError,
+    Supervisor,
+    stop_leftovers,
+)
 from ethgw_wire.settings import (
     ClusterSettings,
     KafkaSettings,
     PlatformSettings,
     default_calibration_file,
 )
+from gateway.config import GatewaySettings
 from geth_cluster.api import serve_api
 from geth_cluster.calibrate import ensure_calibration
 from geth_cluster.cluster import GethCluster
@@ -49,18 +57,18 @@ from geth_cluster.runtimes import make_runtime, remembered_runtime
 from geth_cluster.runtimes.docker import DockerRuntime
 from geth_cluster.toolchain import geth_binary
 from service_kit.paths import default_state_dir
-from service_kit.ports import free_port
+from service_kit.ports import ensure_port_free, free_port
 
 log = logging.getLogger("ethgw.stack")
 
-# The services' ports (each instance takes the next one). Each service's own port setting moves
-# its block, so a second stack can run beside one on the defaults.
-GATEWAY_PORT = int(os.environ.get("ETHGW_GATEWAY_PORT", 8000))
 # The other services' ports, as offsets from the gateway's (`ethgw up --port-base`
 # moves them all, so a second stack, e.g. the benchmark's, runs beside the first).
 READ_OFFSET = 100
 WRITE_OFFSET = 150
 PROVIDER_OFFSET = 200
+# Each kind's block of ports holds this many instances before it meets the next block.
+MAX_INSTANCES = WRITE_OFFSET - READ_OFFSET
+MAX_PORT_BASE = 65535 - PROVIDER_OFFSET - MAX_INSTANCES
 MANAGER_STOP_S = 15.0
 # The variable the manager and the providers read their bounds file from (`lbh_setting`).
 CALIBRATION_FILE_ENV = "ETHGW_LBH_CALIBRATION_FILE"
@@ -100,6 +108,15 @@ class ServicePorts:
             tuple(base + READ_OFFSET + i for i in range(shape.readers)),
             tuple(base + WRITE_OFFSET + i for i in range(shape.writers)),
         )
+
+    def by_service(self) -> dict[str, int]:
+        """Each instance's port, under the name `build_services` gives it."""
+        return {
+            "gateway": self.gateway,
+            **{f"provider-{i + 1}": port for i, port in enumerate(self.providers)},
+            **{f"read-{i + 1}": port for i, port in enumerate(self.readers)},
+            **{f"write-{i + 1}": port for i, port in enumerate(self.writers)},
+        }
 
     @classmethod
     def free(cls, shape: Shape) -> ServicePorts:
@@ -320,6 +337,14 @@ async def stop_all() -> None:
     await asyncio.to_thread(KafkaBroker(KafkaSettings()).stop)
 
 
+def ensure_ports_free(ports: ServicePorts, manager_port: int) -> None:
+    """Refuse to start when a port the stack's services or manager would listen on is
+    taken, before anything is started (PortInUseError names the port and its setting)."""
+    for name, port in ports.by_service().items():
+        ensure_port_free(port, f"{name}, from --port-base {ports.gateway}")
+    ensure_port_free(manager_port, "ETHGW_MANAGER_API_PORT")
+
+
 def provider_urls(ports: ServicePorts) -> list[str]:
     """The providers' base URLs: the gateway's in-flight column and the manager's drain read
     their /metrics."""
@@ -339,11 +364,17 @@ def manager_settings(
     return ManagerSettings(**overrides)
 
 
+def default_port_base() -> int:
+    """The gateway's configured port (ETHGW_GATEWAY_PORT, else 8000): `ethgw up`'s base."""
+    return GatewaySettings().port
+
+
 def _services(
-    shape: Shape, port_base: int = GATEWAY_PORT, calibration_file: Path | None = None
+    shape: Shape, port_base: int | None = None, calibration_file: Path | None = None
 ) -> list[ServiceProcess]:
-    """`ethgw up`'s services in start order, on the ports that follow `port_base`."""
-    ports = ServicePorts.from_base(shape, port_base)
+    """`ethgw up`'s services in start order, on the ports that follow `port_base` (None:
+    `default_port_base()`)."""
+    ports = ServicePorts.from_base(shape, port_base or default_port_base())
     manager_url = os.environ.get(
         "ETHGW_GATEWAY_MANAGER_URL", f"http://127.0.0.1:{ManagerSettings().api_port}"
     )
@@ -363,20 +394,32 @@ def _services(
 
 
 async def run_stack(
-    shape: Shape, port_base: int = GATEWAY_PORT, status_every_s: float = 5.0
+    shape: Shape, port_base: int | None = None, status_every_s: float = 5.0
 ) -> None:
-    """Start everything, report until interrupted, then stop in reverse order.
+    """Start everything, report until interrupted, then stop in reverse order and raise
+    the interruption (`devstack.interrupt`: Terminated after SIGTERM, KeyboardInterrupt
+    after Ctrl-C).
 
-    The gateway listens on `port_base`; the other services follow it."""
+    The gateway listens on `port_base` (None: `default_port_base()`); the other services
+    follow it."""
+    port_base = port_base or default_port_base()
     stop = asyncio.Event()
+    stopped_by: list[signal.Signals] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        stopped_by.append(sig)
+        stop.set()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     kafka_settings = KafkaSettings()
     cluster = make_cluster(shape.nodes, shape.runtime)
     # One file for the manager and every provider: the bounds measured for this shape.
     calibration_file = default_calibration_file()
     services = _services(shape, port_base, calibration_file)
+    ports = ServicePorts.from_base(shape, port_base)
+    ensure_ports_free(ports, ManagerSettings().api_port)
     manager_stop = asyncio.Event()
     manager: asyncio.Task[None] | None = None
     broker = KafkaBroker(kafka_settings)
@@ -394,7 +437,7 @@ async def run_stack(
             serve_api(
                 cluster,
                 kafka_settings,
-                manager_settings(ServicePorts.from_base(shape, port_base), calibration_file),
+                manager_settings(ports, calibration_file),
                 manager_stop,
             )
         )
@@ -412,7 +455,7 @@ async def run_stack(
         supervisor.start()
         while not stop.is_set():
             if manager.done():
-                raise RuntimeError("the cluster manager stopped; see the log above")
+                raise StackError("the cluster manager stopped; see the log above")
             print(_status_line(await cluster.heads(), supervisor), flush=True)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), status_every_s)
@@ -430,6 +473,8 @@ async def run_stack(
         await asyncio.to_thread(broker.stop)
         up_pid_path().unlink(missing_ok=True)
         log.info("stopped")
+    if stopped_by:
+        raise interruption(stopped_by[0])
 
 
 def _show_progress(window: str, done_s: float, total_s: float) -> None:

@@ -6,22 +6,31 @@ import argparse
 import asyncio
 import dataclasses
 import sys
+import tomllib
 from collections.abc import Callable, Coroutine, Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from balancer import DEFAULT_STRATEGY, STRATEGY_NAMES
 from devstack import stack
-from devstack.interrupt import run_stoppable
-from devstack.kafka_broker import KafkaBroker, KafkaBrokerError
+from devstack.interrupt import exit_status, run_stoppable
+from devstack.kafka_broker import KafkaBroker
+from ethgw.arguments import bounded, like_setting
+from ethgw.failures import USER_ERRORS, report
+from ethgw.key_commands import add_key_commands
 from ethgw_wire.settings import ClusterSettings, KafkaSettings
 from geth_cluster.cluster import NodeStatus
-from geth_cluster.errors import ClusterError
 from service_kit.logs import configure_logging
-from service_kit.paths import default_state_dir
-from service_kit.ports import PortInUseError
+from service_kit.paths import REPO_ROOT
 
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, None]]
+# Commands with parsers of their own, imported only when run (they load heavy modules).
+DELEGATED = {
+    "sim": "compare the strategies on the simulated cluster (python -m balancer.sim)",
+    "bench": "the load benchmark matrix, --quick for a small one (python -m loadtests.bench)",
+}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def format_status(rows: Sequence[NodeStatus]) -> str:
@@ -138,13 +147,6 @@ async def soak(args: argparse.Namespace) -> None:
         raise SystemExit(1)
 
 
-async def keys_create(args: argparse.Namespace) -> None:
-    from gateway.keys import create_key
-
-    key = create_key(default_state_dir(), args.name, args.role)
-    print(key)  # shown once: only its hash is kept
-
-
 def _add_runtime_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--runtime",
@@ -155,84 +157,36 @@ def _add_runtime_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def version() -> str:
+    """The installed distribution's version, else the checkout's pyproject.toml's."""
+    try:
+        return metadata.version("ethgw")
+    except metadata.PackageNotFoundError:
+        with (REPO_ROOT / "pyproject.toml").open("rb") as project:
+            return str(tomllib.load(project)["project"]["version"])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ethgw", description=__doc__)
-    parser.add_argument("--log-level", default="INFO")
-    commands = parser.add_subparsers(dest="command", required=True)
-    default_nodes = ClusterSettings().nodes
-
-    run = commands.add_parser("up", help="run the whole local stack until Ctrl-C")
-    run.add_argument("--nodes", type=int, default=default_nodes)
-    run.add_argument("--providers", type=int, default=1)
-    run.add_argument("--readers", type=int, default=2)
-    run.add_argument("--writers", type=int, default=2)
-    run.add_argument("--strategy", default=DEFAULT_STRATEGY, choices=sorted(STRATEGY_NAMES))
-    _add_runtime_option(run)
-    run.add_argument(
-        "--port-base",
-        type=int,
-        default=stack.GATEWAY_PORT,
-        help="the gateway's port; the read, write and provider ports are offsets from it",
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        help="the lowest level of the log lines on stderr (default: INFO; sim and bench "
+        "print only warnings unless it is given)",
     )
-    run.set_defaults(handler=up)
-    commands.add_parser("down", help="stop a stack left running").set_defaults(handler=down)
-
-    cluster = commands.add_parser("cluster", help="the local Geth private network")
-    actions = cluster.add_subparsers(dest="action", required=True)
-    cluster_start = actions.add_parser("up", help="start a sealer and N service nodes")
-    cluster_start.add_argument("--nodes", type=int, default=default_nodes)
-    _add_runtime_option(cluster_start)
-    cluster_start.set_defaults(handler=cluster_up)
-    actions.add_parser("down", help="stop every node (chain data is kept)").set_defaults(
-        handler=cluster_down
-    )
-    actions.add_parser("status", help="a table of the nodes").set_defaults(handler=cluster_status)
-    restart = actions.add_parser("restart", help="restart one node and wait for it")
-    restart.add_argument("node")
-    restart.set_defaults(handler=cluster_restart)
-
-    measure = commands.add_parser(
-        "calibrate", help="measure Dis_avemin (idle) and Dis_avemax (saturated) on the cluster"
-    )
-    measure.add_argument("--idle-s", type=float, default=10.0)
-    measure.add_argument("--load-s", type=float, default=10.0)
-    measure.set_defaults(handler=calibrate)
-
-    keys = commands.add_parser("keys", help="the gateway's API keys")
-    key_actions = keys.add_subparsers(dest="action", required=True)
-    create = key_actions.add_parser("create", help="make a key and print it once")
-    create.add_argument("--name", required=True)
-    create.add_argument("--role", choices=["user", "admin"], default="user")
-    create.set_defaults(handler=keys_create)
-
-    soaking = commands.add_parser(
-        "soak", help="steady load on a stack of its own; checks memory growth and lost tasks"
-    )
-    soaking.add_argument("--minutes", type=float, default=10.0, help="of load after the warm-up")
-    soaking.add_argument(
-        "--warmup-s",
-        type=float,
-        default=None,
-        help="load before the memory baseline (default: until the result window is full)",
-    )
-    soaking.add_argument("--progress-s", type=float, default=30.0)
-    soaking.add_argument("--max-growth", type=float, default=0.10, help="allowed RSS growth")
-    soaking.add_argument("--root", type=Path, default=None, help="keep the stack's files here")
-    soaking.set_defaults(handler=soak)
-
-    commands.add_parser(
-        "sim",
-        help="compare the strategies on the simulated cluster (python -m balancer.sim)",
-        add_help=False,
-    ).set_defaults(handler=None)
-    commands.add_parser(
-        "bench",
-        help="the load benchmark matrix, --quick for a small one (python -m loadtests.bench)",
-        add_help=False,
-    ).set_defaults(handler=None)
-
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_stack_commands(commands)
+    _add_cluster_commands(commands)
+    _add_calibrate_command(commands)
+    add_key_commands(commands)
+    _add_soak_command(commands)
+    for name, summary in DELEGATED.items():
+        # Their options are theirs: `ethgw sim --help` prints them.
+        commands.add_parser(name, help=summary, add_help=False).set_defaults(handler=None)
     kafka = commands.add_parser("kafka", help="the local Kafka broker")
-    kafka_actions = kafka.add_subparsers(dest="action", required=True)
+    kafka_actions = kafka.add_subparsers(dest="action", required=True, metavar="ACTION")
     kafka_actions.add_parser("up", help="start the broker, create topics").set_defaults(
         handler=kafka_up
     )
@@ -240,27 +194,133 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_nodes_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--nodes",
+        type=like_setting(ClusterSettings, "nodes"),
+        default=ClusterSettings().nodes,
+        help="service nodes beside the sealer (default: ETHGW_CLUSTER_NODES, else 3)",
+    )
+
+
+def _add_stack_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = commands.add_parser("up", help="run the whole local stack until Ctrl-C or SIGTERM")
+    _add_nodes_option(run)
+    count = bounded(int, 1, stack.MAX_INSTANCES)
+    run.add_argument("--providers", type=count, default=1, help="provider processes (1)")
+    run.add_argument("--readers", type=count, default=2, help="read service instances (2)")
+    run.add_argument("--writers", type=count, default=2, help="write service instances (2)")
+    run.add_argument(
+        "--strategy",
+        default=DEFAULT_STRATEGY,
+        choices=sorted(STRATEGY_NAMES),
+        help=f"how the providers pick a node (default: {DEFAULT_STRATEGY})",
+    )
+    _add_runtime_option(run)
+    run.add_argument(
+        "--port-base",
+        type=bounded(int, 1, stack.MAX_PORT_BASE),
+        default=None,
+        help="the gateway's port; the read, write and provider ports are offsets from it "
+        f"(+{stack.READ_OFFSET}, +{stack.WRITE_OFFSET}, +{stack.PROVIDER_OFFSET}; "
+        "default: ETHGW_GATEWAY_PORT, else 8000)",
+    )
+    run.set_defaults(handler=up)
+    commands.add_parser("down", help="stop a stack left running").set_defaults(handler=down)
+
+
+def _add_cluster_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    cluster = commands.add_parser("cluster", help="the local Geth private network")
+    actions = cluster.add_subparsers(dest="action", required=True, metavar="ACTION")
+    cluster_start = actions.add_parser("up", help="start a sealer and N service nodes")
+    _add_nodes_option(cluster_start)
+    _add_runtime_option(cluster_start)
+    cluster_start.set_defaults(handler=cluster_up)
+    actions.add_parser("down", help="stop every node (chain data is kept)").set_defaults(
+        handler=cluster_down
+    )
+    actions.add_parser("status", help="a table of the nodes").set_defaults(handler=cluster_status)
+    restart = actions.add_parser("restart", help="restart one node and wait for it")
+    restart.add_argument("node", help="the node's name, e.g. node-2 (`ethgw cluster status`)")
+    restart.set_defaults(handler=cluster_restart)
+
+
+def _add_calibrate_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    measure = commands.add_parser(
+        "calibrate", help="measure Dis_avemin (idle) and Dis_avemax (saturated) on the cluster"
+    )
+    seconds = bounded(float, 1.0)
+    measure.add_argument(
+        "--idle-s", type=seconds, default=10.0, help="seconds of the idle window (10)"
+    )
+    measure.add_argument(
+        "--load-s", type=seconds, default=10.0, help="seconds of the saturated window (10)"
+    )
+    measure.set_defaults(handler=calibrate)
+
+
+def _add_soak_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    soaking = commands.add_parser(
+        "soak", help="steady load on a stack of its own; checks memory growth and lost tasks"
+    )
+    positive = bounded(float, 0.01)
+    soaking.add_argument(
+        "--minutes", type=positive, default=10.0, help="of load after the warm-up (10)"
+    )
+    soaking.add_argument(
+        "--warmup-s",
+        type=bounded(float, 0.0),
+        default=None,
+        help="load before the memory baseline (default: until the result window is full)",
+    )
+    soaking.add_argument(
+        "--progress-s", type=positive, default=30.0, help="seconds between progress lines (30)"
+    )
+    soaking.add_argument(
+        "--max-growth",
+        type=bounded(float, 0.0),
+        default=0.10,
+        help="allowed RSS growth, as a fraction of the baseline (0.10)",
+    )
+    soaking.add_argument("--root", type=Path, default=None, help="keep the stack's files here")
+    soaking.set_defaults(handler=soak)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["sim"]:
+    """Run the command; a user's mistake ends with one line on stderr and exit 1, an
+    interruption with 130 (Ctrl-C) or 143 (SIGTERM) once what it started is stopped."""
+    try:
+        return _run(list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt as interrupt:
+        return exit_status(interrupt)
+    except USER_ERRORS as error:
+        report(error)
+        return 1
+
+
+def _run(argv: list[str]) -> int:
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command in DELEGATED:
+        if args.log_level is not None:
+            configure_logging(args.log_level)
+        return _delegate(args.command, rest)
+    configure_logging(args.log_level or "INFO")
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    handler: Handler = args.handler
+    run_stoppable(handler(args))
+    return 0
+
+
+def _delegate(command: str, argv: list[str]) -> int:
+    if command == "sim":
         from balancer.sim.__main__ import main as simulate
 
-        return simulate(argv[1:])
-    if argv[:1] == ["bench"]:
-        from loadtests.bench import main as bench
+        return simulate(argv)
+    from loadtests.bench import main as bench
 
-        return bench(argv[1:])
-    args = build_parser().parse_args(argv)
-    configure_logging(args.log_level)
-    handler: Handler = args.handler
-    try:
-        run_stoppable(handler(args))
-    except (ClusterError, PortInUseError, KafkaBrokerError) as exc:
-        print(f"ethgw: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    return 0
+    return bench(argv)
 
 
 if __name__ == "__main__":

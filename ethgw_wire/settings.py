@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -14,6 +14,9 @@ from service_kit.paths import default_state_dir
 # (a task id), with room to spare.
 RECORD_OVERHEAD_BYTES = 1024
 
+# A TCP port a component listens on, or the first of a block of them.
+Port = Annotated[int, Field(ge=1, le=65535)]
+
 
 class KafkaSettings(BaseSettings):
     """The broker and the topic names every service agrees on."""
@@ -21,8 +24,8 @@ class KafkaSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ETHGW_KAFKA_", extra="ignore")
 
     host: str = "127.0.0.1"
-    port: int = 9092
-    controller_port: int = 9093
+    port: Port = 9092
+    controller_port: Port = 9093
     heap_mb: int = 512
     state_dir: Path = Field(default_factory=lambda: default_state_dir() / "kafka")
 
@@ -90,9 +93,9 @@ class ClusterSettings(BaseSettings):
     chain_id: int = 4242
     block_period: int = Field(default=1, ge=1)
     gas_limit: int = 30_000_000
-    p2p_port_base: int = 30303
-    rpc_port_base: int = 8545
-    authrpc_port_base: int = 8651
+    p2p_port_base: Port = 30303
+    rpc_port_base: Port = 8545
+    authrpc_port_base: Port = 8651
     # What LBH measures a node against (lbh-spec.md section 1).
     node_memory_budget_mb: float = 1024.0
     node_cpu_cores: float = 1.0

@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ethgw_wire.operations import RPC_READ_METHODS
+from ethgw_wire.settings import Port
 from service_kit.paths import default_state_dir
 
 
@@ -17,7 +18,7 @@ class GatewaySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ETHGW_GATEWAY_", extra="ignore")
 
     host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
+    port: Port = 8000
     # The platform's state folder; the gateway's own files are in <state_dir>/gateway.
     state_dir: Path = Field(default_factory=default_state_dir)
 

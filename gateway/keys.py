@@ -115,14 +115,24 @@ def create_key(state_dir: Path, name: str, role: Role | str) -> str:
     return plaintext
 
 
-def revoke_keys(state_dir: Path, name_or_id: str) -> int:
-    """Remove the keys with this name or key id; returns how many were removed."""
+def matching_keys(keys: list[ApiKey], name_or_id: str) -> list[ApiKey]:
+    """The keys named `name_or_id`, or whose key id it is."""
+    return [k for k in keys if name_or_id in (k.name, k.key_id)]
+
+
+def revoke_keys(state_dir: Path, name_or_id: str) -> list[ApiKey]:
+    """Remove the keys with this name or key id, and return them. A running gateway stops
+    accepting them at its next reload of the file (`keys_reload_s`). When one of them is
+    the key of `admin.key`, that file goes too: it would print a key that opens nothing."""
     with _locked(state_dir) as path:
         keys = load_keys(path)
-        kept = [k for k in keys if name_or_id not in (k.name, k.key_id)]
-        if len(kept) != len(keys):
-            _save_keys(path, kept)
-        return len(keys) - len(kept)
+        revoked = matching_keys(keys, name_or_id)
+        if revoked:
+            _save_keys(path, [k for k in keys if k not in revoked])
+        admin_key = read_admin_key(state_dir)
+        if admin_key is not None and hash_key(admin_key) in {k.sha256 for k in revoked}:
+            admin_key_path(state_dir).unlink()
+        return revoked
 
 
 def ensure_admin_key(state_dir: Path) -> bool:
@@ -158,7 +168,7 @@ class KeyRing:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._by_hash: dict[str, ApiKey] = {}
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, int, int] | None = None
 
     def __len__(self) -> int:
         return len(self._by_hash)
@@ -173,15 +183,17 @@ class KeyRing:
             return None
         return self._by_hash.get(hash_key(plaintext))
 
-    def _file_stamp(self) -> tuple[int, int] | None:
+    def _file_stamp(self) -> tuple[int, int, int] | None:
         try:
             stat = self.path.stat()
         except FileNotFoundError:
             return None
-        return (stat.st_mtime_ns, stat.st_size)
+        # Each save renames a new file over the old one: a new inode even when a revoke and
+        # a create within one mtime tick leave the size unchanged.
+        return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
     def reload_if_changed(self) -> bool:
-        """Re-read the file when its mtime or size changed; True when it did. A file that
+        """Re-read the file when its inode, mtime or size changed; True when it did. A file that
         fails to parse keeps the keys loaded before (and raises KeyFileError)."""
         stamp = self._file_stamp()
         if stamp == self._stamp:

@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from balancer import Calibration
 from balancer.recycle import DEFAULT_COOLDOWN_S, DEFAULT_RESTART_AFTER
-from ethgw_wire.settings import DEFAULT_DIS_AVEMAX, DEFAULT_DIS_AVEMIN, lbh_setting
+from ethgw_wire.settings import DEFAULT_DIS_AVEMAX, DEFAULT_DIS_AVEMIN, Port, lbh_setting
 from geth_cluster.crash_policy import CrashPolicy
 from geth_cluster.errors import ClusterError
 
@@ -71,7 +71,7 @@ class ManagerSettings(BaseSettings):
     # LBH of the last ticks GET /lbh lists (the dashboard's chart): 10 minutes at 1 s.
     lbh_history_ticks: int = Field(default=600, ge=1)
     api_host: str = "127.0.0.1"
-    api_port: int = Field(default=8700, ge=1, le=65535)
+    api_port: Port = 8700
 
     @model_validator(mode="after")
     def _check(self) -> ManagerSettings:

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from balancer import STRATEGY_NAMES
-from devstack.interrupt import run_stoppable
+from devstack.interrupt import exit_status, run_stoppable
 from loadtests.interference import CgroupCpuCap, slow_down
 from loadtests.report import (
     Cell,
@@ -570,9 +570,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_stoppable(run_micro(out, args.micro_reads, args.micro_write_s))
         else:
             run_stoppable(run_bench(profile, _profile_name(args), out, args.resume))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         print(f"interrupted; partial results in {out}", file=sys.stderr)
-        return 130
+        return exit_status(interrupt)
     return 0
 
 

@@ -61,12 +61,13 @@ mkdir -p "$CACHE" "$ROOT/.tools/bin"
 # and dev extras. Both locks and the install recipe are part of the stamp: changing either
 # lock, or how we install, reinstalls.
 lock_stamp="$( (cat "$ROOT/requirements.lock" "$ROOT/requirements-dev.lock" "$ROOT/pyproject.toml"
-  echo "editable=compat") | sha256sum | cut -c1-16)"
+  echo "editable=compat require-hashes") | sha256sum | cut -c1-16)"
 if [ "$(cat "$ROOT/.venv/.ethgw-stamp" 2>/dev/null)" != "$lock_stamp" ]; then
   [ -x "$ROOT/.venv/bin/python" ] || python3 -m venv "$ROOT/.venv"
   "$ROOT/.venv/bin/python" -m pip install -q --disable-pip-version-check "uv==$UV_VERSION"
   say "installing Python dependencies from requirements-dev.lock"
-  "$ROOT/.venv/bin/uv" pip install -q --python "$ROOT/.venv/bin/python" \
+  # Every file must match a hash of the lock: a changed file on the index stops the install.
+  "$ROOT/.venv/bin/uv" pip install -q --python "$ROOT/.venv/bin/python" --require-hashes \
     -r "$ROOT/requirements-dev.lock"
   # compat mode is a plain path entry: packages added later are importable at once.
   "$ROOT/.venv/bin/uv" pip install -q --python "$ROOT/.venv/bin/python" --no-deps \

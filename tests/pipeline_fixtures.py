@@ -368,7 +368,7 @@ class Stack:
     writers: list[ServerProcess]
     admin_key: str
     user_key: str
-    state_dir: Path  # the gateway's: where more keys are made
+    state_dir: Path  # the gateway's: its keys file is <state_dir>/gateway/api-keys.json
 
     @property
     def api(self) -> str:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
+import json
+import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from balancer.sim.__main__ import _parser as sim_parser
 from ethgw.cli import build_parser, format_status, main
-from gateway.keys import KeyRing, keys_path
+from gateway.keys import KeyRing, create_key, hash_key, keys_path
 from geth_cluster.cluster import NodeStatus
+from loadtests.bench import build_parser as bench_parser
+from service_kit.paths import REPO_ROOT
 
 
 def test_status_table_shows_every_column() -> None:
@@ -47,3 +54,83 @@ def test_up_accepts_every_strategy_and_keeps_lbh_by_default() -> None:
     parser = build_parser()
     assert parser.parse_args(["up", "--strategy", "lbh_adaptive"]).strategy == "lbh_adaptive"
     assert parser.parse_args(["up"]).strategy == "lbh"
+
+
+def _options(parser: argparse.ArgumentParser, path: str) -> Iterator[tuple[str, str | None]]:
+    """(`command option`, its help) for every argument and subcommand under `parser`."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                yield f"{path} {choice.dest}", choice.help
+            for name, sub in action.choices.items():
+                yield from _options(sub, f"{path} {name}")
+        else:
+            yield f"{path} {'/'.join(action.option_strings) or action.dest}", action.help
+
+
+def test_every_option_of_every_command_has_help() -> None:
+    """Each option, argument and subcommand of `ethgw` (with sim's and bench's) has help."""
+    parsers = {"ethgw": build_parser(), "ethgw sim": sim_parser(), "ethgw bench": bench_parser()}
+    found = [item for path, parser in parsers.items() for item in _options(parser, path)]
+    assert len(found) > 60  # the walk reached the subcommands
+    assert not [name for name, text in found if not text or not text.strip()]
+
+
+def test_the_walk_finds_an_option_without_help() -> None:
+    """The walk above reports an option added without help (it can fail)."""
+    parser = build_parser()
+    parser.add_argument("--undocumented")
+    assert ("ethgw --undocumented", None) in list(_options(parser, "ethgw"))
+
+
+def test_version_prints_the_distributions_version(capsys: pytest.CaptureFixture[str]) -> None:
+    """`ethgw --version` prints `ethgw X.Y.Z`, the version of pyproject.toml, and exits 0."""
+    declared = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"ethgw {declared}\n"
+
+
+def test_keys_list_shows_ids_names_and_roles_never_hashes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ethgw keys list` has a row per key with its id, name and role, and no hash."""
+    monkeypatch.setenv("ETHGW_STATE_DIR", str(tmp_path))
+    user = create_key(tmp_path, "app", "user")
+    admin = create_key(tmp_path, "ops", "admin")
+    assert main(["keys", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["key_id", "name", "role"]
+    assert [line.split()[:3] for line in lines[1:]] == [
+        [hash_key(user)[:12], "app", "user"],
+        [hash_key(admin)[:12], "ops", "admin"],
+    ]
+    assert hash_key(user) not in "\n".join(lines)
+
+
+def test_keys_list_json_has_no_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ethgw keys list --json` lists id, name, role and creation time of each key."""
+    monkeypatch.setenv("ETHGW_STATE_DIR", str(tmp_path))
+    create_key(tmp_path, "app", "user")
+    assert main(["keys", "list", "--json"]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)
+    assert sorted(listed) == ["created_at", "key_id", "name", "role"]
+
+
+def test_keys_revoke_all_removes_every_key_of_the_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ethgw keys revoke app --all` revokes both keys named app and says so, one line each."""
+    monkeypatch.setenv("ETHGW_STATE_DIR", str(tmp_path))
+    create_key(tmp_path, "app", "user")
+    create_key(tmp_path, "app", "user")
+    kept = create_key(tmp_path, "ops", "admin")
+    assert main(["keys", "revoke", "app", "--all"]) == 0
+    assert capsys.readouterr().out.count("revoked ") == 2
+    ring = KeyRing(keys_path(tmp_path))
+    ring.reload_if_changed()
+    assert len(ring) == 1
+    assert ring.verify(kept) is not None

@@ -13,7 +13,7 @@ from service_kit.paths import REPO_ROOT
 # A command whose main coroutine "holds a server" until it is told to stop.
 COMMAND = """
 import asyncio
-from devstack.interrupt import run_stoppable
+from devstack.interrupt import exit_status, run_stoppable
 
 async def main() -> None:
     try:
@@ -25,12 +25,13 @@ async def main() -> None:
 
 try:
     run_stoppable(main())
-except KeyboardInterrupt:
+except KeyboardInterrupt as interrupt:
     print("interrupted", flush=True)
+    raise SystemExit(exit_status(interrupt))
 """
 
 
-def _signalled_output(sig: signal.Signals) -> str:
+def _signalled(sig: signal.Signals) -> tuple[str, int]:
     child = subprocess.Popen(
         [sys.executable, "-c", COMMAND],
         cwd=REPO_ROOT,
@@ -43,7 +44,7 @@ def _signalled_output(sig: signal.Signals) -> str:
     assert child.stdout.readline() == "ready\n"
     child.send_signal(sig)
     output, _ = child.communicate(timeout=20)
-    return output
+    return output, child.returncode
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
@@ -51,4 +52,13 @@ def test_the_main_coroutine_finishes_its_stop_then_the_command_says_interrupted(
     sig: signal.Signals,
 ) -> None:
     """SIGTERM and Ctrl-C both cancel the main coroutine: its finally runs to the end."""
-    assert _signalled_output(sig) == "stopped what it started\ninterrupted\n"
+    output, _ = _signalled(sig)
+    assert output == "stopped what it started\ninterrupted\n"
+
+
+@pytest.mark.parametrize(
+    ("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["sigterm", "ctrl-c"]
+)
+def test_the_exit_code_is_128_plus_the_signal(sig: signal.Signals, code: int) -> None:
+    """After its orderly stop the command exits 143 on SIGTERM and 130 on Ctrl-C."""
+    assert _signalled(sig)[1] == code

@@ -128,13 +128,15 @@ async def test_a_killed_provider_is_started_again_logged_and_shown(up: Up) -> No
 
 
 async def test_down_ends_a_running_up(up: Up) -> None:
-    """After `ethgw down`, the `ethgw up` that started the stack exits on its own."""
+    """After `ethgw down` (a SIGTERM to it), the `ethgw up` that started the stack stops
+    everything and exits 143, as a command ended by SIGTERM, with no traceback."""
     down = _ethgw("down", env=up.env, log=up.log.with_name("down.log"))
     assert await asyncio.to_thread(down.wait, EXIT_TIMEOUT_S) == 0
     try:
         code = await asyncio.to_thread(up.process.wait, EXIT_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         pytest.fail(f"`ethgw up` still runs {EXIT_TIMEOUT_S:.0f}s after `ethgw down`")
-    assert code == 0, up.output()[-2000:]
+    assert code == 143, up.output()[-2000:]
+    assert "Traceback" not in up.output().split("ethgw.stack stopping")[-1]
     # Its supervisor stops first: nothing `up` stops is taken for a crash.
     assert "service exited" not in up.output().split("ethgw.stack stopping")[-1]

@@ -1,7 +1,8 @@
 """The service image installs the runtime lock, and what it ships needs nothing more.
 
 requirements.lock pins `[project] dependencies` (the Dockerfile installs it);
-requirements-dev.lock pins them with the bench and dev extras (`make` installs it)."""
+requirements-dev.lock pins them with the bench and dev extras (`make` installs it). Both
+carry hashes, and both installs require them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import re
 import subprocess
 import sys
 import tomllib
+from pathlib import Path
+
+import pytest
 
 from service_kit.paths import REPO_ROOT
 
@@ -44,6 +48,9 @@ NOT_SHIPPED = (
 )
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", re.M)
 REQUIREMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*")
+# One pin and what follows it up to the next pin: its hashes and its "# via" comments.
+PIN_ENTRY = re.compile(r"^[A-Za-z0-9][^\n]*==.*?(?=^[A-Za-z0-9]|\Z)", re.M | re.S)
+HASH = re.compile(r"--hash=sha256:[0-9a-f]{64}")
 
 
 def _normal(name: str) -> str:
@@ -65,7 +72,7 @@ def test_the_dockerfile_installs_the_runtime_lock_alone() -> None:
     """The image's one pip install reads requirements.lock, never the dev lock."""
     dockerfile = (REPO_ROOT / "Dockerfile").read_text()
     installs = re.findall(r"^RUN pip install .*$", dockerfile, re.M)
-    assert installs == ["RUN pip install --no-cache-dir -r requirements.lock"]
+    assert installs == ["RUN pip install --no-cache-dir --require-hashes -r requirements.lock"]
     assert "requirements-dev.lock" not in dockerfile
 
 
@@ -86,6 +93,23 @@ def test_the_dev_lock_pins_the_runtime_lock_at_the_same_versions() -> None:
     runtime, dev = pins(RUNTIME_LOCK.read_text()), pins(DEV_LOCK.read_text())
     differing = {name: (v, dev.get(name)) for name, v in runtime.items() if dev.get(name) != v}
     assert not differing, f"runtime pin -> dev pin (run `make lock`): {differing}"
+
+
+@pytest.mark.parametrize("lock", [RUNTIME_LOCK, DEV_LOCK], ids=lambda path: path.name)
+def test_every_pin_of_a_lock_carries_a_hash(lock: Path) -> None:
+    """Each pinned distribution lists the sha256 of its files (`make lock` generates them)."""
+    entries = PIN_ENTRY.findall(lock.read_text())
+    assert len(entries) == len(pins(lock.read_text()))
+    unhashed = [entry.split()[0] for entry in entries if not HASH.search(entry)]
+    assert not unhashed, f"pins without --hash (run `make lock`): {unhashed}"
+
+
+def test_the_bootstrap_installs_the_dev_lock_requiring_hashes() -> None:
+    """`make bootstrap` installs requirements-dev.lock with --require-hashes."""
+    bootstrap = (REPO_ROOT / "scripts" / "bootstrap.sh").read_text()
+    before_lock = bootstrap.split('-r "$ROOT/requirements-dev.lock"')[0]
+    install = before_lock.rsplit("pip install", 1)[-1]
+    assert "--require-hashes" in install
 
 
 def test_the_dev_lock_pins_the_bench_and_lint_tools() -> None:

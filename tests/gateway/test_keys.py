@@ -88,7 +88,7 @@ def test_revoke_removes_by_name(tmp_path: Path) -> None:
     plaintext = create_key(tmp_path, "alice", "user")
     ring = KeyRing(keys_path(tmp_path))
     ring.reload_if_changed()
-    assert revoke_keys(tmp_path, "alice") == 1
+    assert [k.name for k in revoke_keys(tmp_path, "alice")] == ["alice"]
     assert ring.reload_if_changed()
     assert ring.verify(plaintext) is None
 
@@ -110,3 +110,30 @@ def test_registry_token_is_made_once_and_private(tmp_path: Path) -> None:
     assert len(token) >= 32
     assert ensure_registry_token(tmp_path) == token
     assert _mode(registry_token_path(tmp_path)) == 0o600
+
+
+def test_revoke_by_key_id_keeps_the_other_keys_of_that_name(tmp_path: Path) -> None:
+    """Revoking one key id removes that key alone, even when another key has its name."""
+    first = create_key(tmp_path, "app", "user")
+    second = create_key(tmp_path, "app", "user")
+    revoked = revoke_keys(tmp_path, hash_key(first)[:12])
+    assert [k.sha256 for k in revoked] == [hash_key(first)]
+    assert [k.sha256 for k in load_keys(keys_path(tmp_path))] == [hash_key(second)]
+
+
+def test_revoke_of_an_unknown_name_changes_nothing(tmp_path: Path) -> None:
+    """A name or id no key has revokes nothing and leaves the file as it was."""
+    create_key(tmp_path, "alice", "user")
+    before = keys_path(tmp_path).read_text()
+    assert revoke_keys(tmp_path, "bob") == []
+    assert keys_path(tmp_path).read_text() == before
+
+
+def test_revoking_the_first_admin_key_removes_its_plaintext_file(tmp_path: Path) -> None:
+    """admin.key goes with the key it holds, so `ethgw up` never prints a dead key."""
+    ensure_admin_key(tmp_path)
+    create_key(tmp_path, "ops", "admin")
+    revoke_keys(tmp_path, "ops")
+    assert admin_key_path(tmp_path).exists()
+    revoke_keys(tmp_path, "admin")
+    assert not admin_key_path(tmp_path).exists()
