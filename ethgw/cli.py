@@ -17,6 +17,7 @@ from devstack.kafka_broker import KafkaBroker, KafkaBrokerError
 from ethgw_wire.settings import ClusterSettings, KafkaSettings
 from geth_cluster.cluster import NodeStatus
 from geth_cluster.errors import ClusterError
+from loadtests.overload import StackNotRunningError
 from service_kit.logs import configure_logging
 from service_kit.paths import default_state_dir
 from service_kit.ports import PortInUseError
@@ -134,6 +135,23 @@ async def soak(args: argparse.Namespace) -> None:
         raise SystemExit(1)
 
 
+async def demo_overload(args: argparse.Namespace) -> None:
+    from loadtests.overload import OverloadPlan, report_lines, stage_overload, up_endpoints
+
+    endpoints = await up_endpoints(args.port_base, args.providers)
+    plan = OverloadPlan(
+        node=args.node,
+        burn_loops=args.loops,
+        warmup_s=args.warmup_s,
+        timeout_s=args.timeout_s,
+        mix_users=args.users,
+    )
+    report = await stage_overload(endpoints, plan, lambda line: print(line, flush=True), args.out)
+    print("\n".join(report_lines(report)), flush=True)
+    if not report.ok:
+        raise SystemExit(1)
+
+
 async def keys_create(args: argparse.Namespace) -> None:
     from gateway.keys import create_key
 
@@ -201,6 +219,28 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--role", choices=["user", "admin"], default="user")
     create.set_defaults(handler=keys_create)
 
+    demo = commands.add_parser("demo", help="stage the scheduler's behaviours on a running stack")
+    demos = demo.add_subparsers(dest="demo", required=True)
+    overload = demos.add_parser(
+        "overload",
+        help="load through the gateway, then one node saturated by direct eth_calls: its zones, "
+        "its recycling and the gateway's answers (exit 1 if it never reached zone III or never "
+        "came back)",
+    )
+    overload.add_argument("--node", default="node-2", help="the node to saturate")
+    overload.add_argument("--loops", type=int, default=16, help="eth_call loops aimed at it")
+    overload.add_argument("--users", type=int, default=50, help="Locust users of the 5.1 mix")
+    overload.add_argument("--warmup-s", type=float, default=45.0, help="load before the overload")
+    overload.add_argument(
+        "--timeout-s", type=float, default=180.0, help="for the node to be back in service"
+    )
+    overload.add_argument("--port-base", type=int, default=stack.GATEWAY_PORT)
+    overload.add_argument("--providers", type=int, default=1, help="as given to `ethgw up`")
+    overload.add_argument(
+        "--out", type=Path, default=Path("results/demo"), help="the mix's log and counts"
+    )
+    overload.set_defaults(handler=demo_overload)
+
     soaking = commands.add_parser(
         "soak", help="steady load on a stack of its own; checks memory growth and lost tasks"
     )
@@ -251,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         run_stoppable(handler(args))
-    except (ClusterError, PortInUseError, KafkaBrokerError) as exc:
+    except (ClusterError, PortInUseError, KafkaBrokerError, StackNotRunningError) as exc:
         print(f"ethgw: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -9,6 +9,7 @@ import pytest
 from ethgw.cli import build_parser, format_status, main
 from gateway.keys import KeyRing, keys_path
 from geth_cluster.cluster import NodeStatus
+from service_kit.ports import free_port
 
 
 def test_status_table_shows_every_column() -> None:
@@ -47,3 +48,13 @@ def test_up_accepts_every_strategy_and_keeps_lbh_by_default() -> None:
     parser = build_parser()
     assert parser.parse_args(["up", "--strategy", "lbh_adaptive"]).strategy == "lbh_adaptive"
     assert parser.parse_args(["up"]).strategy == "lbh"
+
+
+def test_demo_overload_without_a_stack_exits_1_and_says_to_start_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ethgw demo overload` with no stack answering stops at once, naming what to run."""
+    monkeypatch.setenv("ETHGW_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("ETHGW_MANAGER_API_PORT", str(free_port()))
+    assert main(["demo", "overload", "--port-base", str(free_port())]) == 1
+    assert "start the stack with `ethgw up`" in capsys.readouterr().err
