@@ -5,9 +5,10 @@ Against a running stack (`ethgw up`), the demo:
 1. runs a steady load through the gateway (`loadtests.steady.SteadyLoad`: reads and mints,
    counted as the gateway answered them), and, when asked, the thesis's table 5.1 mix in
    Locust beside it;
-2. after a warm-up, saturates one node directly, as a runaway indexer would: many busy loops of
-   heavy `eth_call`s sent to its RPC port, past the gateway. The loops stop when the node's
-   connections are cut (its restart), which is what clears a runaway client;
+2. after a warm-up, saturates one node directly, as a runaway indexer would: many loops of
+   heavy `eth_call`s (each holds 4 MB of EVM memory while it burns CPU) sent to its RPC port,
+   past the gateway. The loops stop when the node's connections are cut (its restart), which
+   is what clears a runaway client;
 3. watches the cluster manager's `/nodes` and `/events` every second, printing a line with each
    node's zone, until the saturated node is back in service (UP, zone I or II) or a timeout;
 4. reports the zone occupancy per node (from the manager's samples) and per task class (from
@@ -39,7 +40,6 @@ from devstack.stack import ServicePorts, Shape, known_nodes, provider_urls
 from ethgw_wire.provider_metrics import Placement, dispatched_by_placement
 from ethgw_wire.settings import ClusterSettings
 from gateway.keys import read_admin_key
-from geth_cluster.calibrate import BURN_GAS
 from geth_cluster.config import ManagerSettings
 from geth_cluster.errors import NodeUnreachableError, RpcError
 from geth_cluster.layout import pool_specs
@@ -48,10 +48,13 @@ from loadtests.sampler import ZoneSample
 from loadtests.steady import Call, SteadyLoad
 from service_kit.paths import REPO_ROOT, default_state_dir
 
-# The calibration's count-down (geth_cluster.calibrate.BURN_CODE) from 0xfffff instead of
-# 0xffff: 16 times the EVM work per call, so each call keeps a geth thread busy for long and
-# the burn depends little on how much CPU the demo itself gets.
-LONG_BURN_CODE = "0x620fffff5b600190038060045700"
+# One runaway call: it touches the EVM memory at 4 MB (MSTORE at 0x3fffe0), then counts down
+# from 0x7ffff. Each call holds 4 MB of geth's heap while it burns CPU, so a node under many of
+# them grows in memory as well as in CPU: its distance rises even when the host leaves it little
+# CPU (a shared host, where the calibration's CPU-only probe measured its saturated distance).
+# About 47.6M gas: 33.95M for the memory, 13.6M for the loop.
+RUNAWAY_CALL_CODE = "0x6001623fffe0526207ffff5b6001900380600b5700"
+RUNAWAY_CALL_GAS = 50_000_000  # geth's default RPC gas cap (--rpc.gascap)
 BACK_ZONES = ("I", "II")  # a node back in service: UP and in one of these zones
 RECYCLE_REASON = "zone3"
 
@@ -125,8 +128,8 @@ async def _answers(url: str) -> bool:
 
 @dataclass
 class Burner:
-    """Busy loops of heavy eth_calls against one node's RPC, until stopped or until the node
-    cuts their connections (its restart)."""
+    """Loops of runaway eth_calls (RUNAWAY_CALL_CODE) against one node's RPC, until stopped or
+    until the node cuts their connections (its restart)."""
 
     url: str
     loops: int
@@ -140,7 +143,7 @@ class Burner:
             await asyncio.gather(*(self._loop(http, stop) for _ in range(self.loops)))
 
     async def _loop(self, http: httpx.AsyncClient, stop: asyncio.Event) -> None:
-        call = [{"data": LONG_BURN_CODE, "gas": hex(BURN_GAS)}, "latest"]
+        call = [{"data": RUNAWAY_CALL_CODE, "gas": hex(RUNAWAY_CALL_GAS)}, "latest"]
         while not stop.is_set():
             try:
                 await rpc_call(http, self.url, "eth_call", call)
