@@ -166,6 +166,7 @@ class ZoneWatch:
     started: float
     samples: list[ZoneSample] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    bounds: tuple[float, float] | None = None  # the manager's (Dis_avemin, Dis_avemax)
 
     async def run(self, stop: asyncio.Event, interval_s: float = 1.0) -> None:
         async with httpx.AsyncClient(
@@ -179,6 +180,7 @@ class ZoneWatch:
 
     async def _read(self, http: httpx.AsyncClient) -> None:
         snapshot = (await http.get("/nodes")).json()
+        self.bounds = (float(snapshot["dis_avemin"]), float(snapshot["dis_avemax"]))
         now = round(time.time() - self.started, 2)
         for node in snapshot["nodes"]:
             self.samples.append(
@@ -347,6 +349,7 @@ class OverloadReport:
     dispatched_during: Counter[Placement]  # from the overload to the end
     burner: Burner
     mix: dict[str, int]
+    bounds: tuple[float, float] | None  # the manager's (Dis_avemin, Dis_avemax)
 
     @property
     def reached_zone3(self) -> bool:
@@ -503,6 +506,7 @@ def _report(
         dispatched_during=+during,
         burner=burner,
         mix=mix,
+        bounds=watch.bounds,
     )
 
 
@@ -541,7 +545,13 @@ def verdict(report: OverloadReport) -> str:
 def _episode_lines(report: OverloadReport) -> list[str]:
     node, start, burner = report.plan.node, report.overload_at, report.burner
     recycled = "(recycled by the manager, reason zone3)" if report.recycled else "(not recycled)"
+    bounds = (
+        "unknown"
+        if report.bounds is None
+        else f"Dis_avemin={report.bounds[0]:.4f} Dis_avemax={report.bounds[1]:.4f}"
+    )
     lines = [
+        f"the manager's bounds: {bounds}",
         f"overload of {node} from t={start:.1f}s: {burner.calls} heavy eth_calls answered, "
         f"{burner.errors} stopped by geth's call time limit, {burner.cut} loops cut by the restart",
         f"  zone III seen    {_at(report.zone3_at, start)}",

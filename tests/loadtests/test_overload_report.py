@@ -5,11 +5,16 @@ from __future__ import annotations
 from collections import Counter
 
 from loadtests.overload import (
+    Burner,
+    OverloadPlan,
+    OverloadReport,
     back_in_service_s,
     by_class_and_zone,
     first_zone3_s,
     occupancy,
+    report_lines,
     timeline,
+    verdict,
 )
 from loadtests.sampler import ZoneSample
 
@@ -65,3 +70,40 @@ def test_dispatches_are_summed_per_class_over_the_nodes_of_each_zone() -> None:
     counts = Counter({("node-1", "I", "MCT"): 3, ("node-2", "I", "MCT"): 2,
                       ("node-2", "II", "RT"): 5, ("node-1", "I", "RT"): 0})  # fmt: skip
     assert by_class_and_zone(counts) == {"MCT": Counter({"I": 5}), "RT": Counter({"II": 5})}
+
+
+def report(zone3_at: float | None, back_at: float | None) -> OverloadReport:
+    return OverloadReport(
+        plan=OverloadPlan(node="node-2"),
+        overload_at=2.0,
+        zone3_at=zone3_at,
+        draining_at=None,
+        restarting_at=None if back_at is None else back_at - 1,
+        up_at=None,
+        back_at=back_at,
+        ended_at=9.0,
+        samples=SAMPLES,
+        events=[],
+        calls=[],
+        dispatched_before=Counter(),
+        dispatched_during=Counter(),
+        burner=Burner("http://node-2", 1),
+        mix={},
+        bounds=(0.05, 0.22),
+    )
+
+
+def test_the_verdict_fails_a_node_that_never_reached_zone_iii_or_never_came_back() -> None:
+    """ok only with zone III seen and the node back; otherwise the verdict names what failed."""
+    assert verdict(report(3.0, 7.0)) == "ok"
+    assert verdict(report(None, None)) == "FAILED: node-2 never reached zone III"
+    assert verdict(report(3.0, None)) == "FAILED: node-2 never came back in service"
+    assert not report(3.0, None).ok
+
+
+def test_the_report_names_the_bounds_and_the_time_back_in_service() -> None:
+    """The closing report says the manager's bounds and the seconds from overload to back."""
+    lines = report_lines(report(3.0, 7.0))
+    assert "the manager's bounds: Dis_avemin=0.0500 Dis_avemax=0.2200" in lines
+    assert "time from overload to node-2 back in service: 5.0s" in lines
+    assert lines[-1] == "verdict: ok"
