@@ -17,7 +17,7 @@ from devstack import stack
 from devstack.interrupt import exit_status, run_stoppable
 from devstack.kafka_broker import KafkaBroker
 from ethgw.arguments import bounded, like_setting
-from ethgw.failures import USER_ERRORS, report
+from ethgw.failures import USER_ERRORS, UserError, report
 from ethgw.key_commands import add_key_commands
 from ethgw_wire.settings import ClusterSettings, KafkaSettings
 from geth_cluster.cluster import NodeStatus
@@ -147,6 +147,33 @@ async def soak(args: argparse.Namespace) -> None:
         raise SystemExit(1)
 
 
+async def demo_overload(args: argparse.Namespace) -> None:
+    from loadtests.overload import (
+        OverloadPlan,
+        StackNotRunningError,
+        report_lines,
+        stage_overload,
+        up_endpoints,
+    )
+
+    try:
+        port_base = args.port_base or stack.default_port_base()
+        endpoints = await up_endpoints(port_base, args.providers)
+    except StackNotRunningError as error:
+        raise UserError(str(error)) from error
+    plan = OverloadPlan(
+        node=args.node,
+        burn_loops=args.loops,
+        warmup_s=args.warmup_s,
+        timeout_s=args.timeout_s,
+        mix_users=args.users,
+    )
+    report = await stage_overload(endpoints, plan, lambda line: print(line, flush=True), args.out)
+    print("\n".join(report_lines(report)), flush=True)
+    if not report.ok:
+        raise SystemExit(1)
+
+
 def _add_runtime_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--runtime",
@@ -181,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cluster_commands(commands)
     _add_calibrate_command(commands)
     add_key_commands(commands)
+    _add_demo_command(commands)
     _add_soak_command(commands)
     for name, summary in DELEGATED.items():
         # Their options are theirs: `ethgw sim --help` prints them.
@@ -227,6 +255,47 @@ def _add_stack_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     )
     run.set_defaults(handler=up)
     commands.add_parser("down", help="stop a stack left running").set_defaults(handler=down)
+
+
+def _add_demo_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = commands.add_parser("demo", help="stage the scheduler's behaviours on a running stack")
+    demos = demo.add_subparsers(dest="demo", required=True, metavar="DEMO")
+    overload = demos.add_parser(
+        "overload",
+        help="load through the gateway, then one node saturated by direct eth_calls: its zones, "
+        "its recycling and the gateway's answers (exit 1 if it never reached zone III or never "
+        "came back)",
+    )
+    overload.add_argument("--node", default="node-2", help="the node to saturate (node-2)")
+    overload.add_argument(
+        "--loops", type=bounded(int, 1, 256), default=16, help="eth_call loops aimed at it (16)"
+    )
+    overload.add_argument(
+        "--users", type=bounded(int, 0, 10_000), default=50, help="Locust users of the 5.1 mix (50)"
+    )
+    overload.add_argument(
+        "--warmup-s", type=float, default=45.0, help="seconds of load before the overload (45)"
+    )
+    overload.add_argument(
+        "--timeout-s", type=float, default=180.0, help="for the node to be back in service (180)"
+    )
+    overload.add_argument(
+        "--port-base",
+        type=bounded(int, 1, stack.MAX_PORT_BASE),
+        default=None,
+        help="the running stack's gateway port, as given to `ethgw up` (default: "
+        "ETHGW_GATEWAY_PORT, else 8000)",
+    )
+    overload.add_argument(
+        "--providers",
+        type=bounded(int, 1, stack.MAX_INSTANCES),
+        default=1,
+        help="as given to `ethgw up` (1)",
+    )
+    overload.add_argument(
+        "--out", type=Path, default=Path("results/demo"), help="the mix's log and counts"
+    )
+    overload.set_defaults(handler=demo_overload)
 
 
 def _add_cluster_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -1,8 +1,13 @@
-"""What the providers' /metrics pages say that other services read: tasks in flight per node.
+"""What the providers' /metrics pages say that others read: tasks in flight per node, and
+tasks dispatched per node, zone and class.
 
 Each provider exports `ethgw_provider_inflight{node}` (tasks dispatched to the node and not
 finished). The gateway's dashboard sums it over the providers; the cluster manager waits for a
 draining node's sum to reach 0 before restarting it.
+
+Each provider also counts `ethgw_provider_dispatched_total{node,zone,task_class}`: every task it
+sent to a node, with the zone the node was in by the round's plan and the task's class. The
+overload demo (`ethgw demo overload`) reads it to show which zones took which classes.
 """
 
 from __future__ import annotations
@@ -10,6 +15,10 @@ from __future__ import annotations
 from prometheus_client.parser import text_string_to_metric_families
 
 INFLIGHT_METRIC = "ethgw_provider_inflight"
+DISPATCHED_METRIC = "ethgw_provider_dispatched"  # a counter: exported with the suffix _total
+
+Placement = tuple[str, str, str]
+"""(node, zone, task class) of dispatched tasks."""
 
 
 def inflight_by_node(metrics_text: str) -> dict[str, int]:
@@ -24,4 +33,22 @@ def inflight_by_node(metrics_text: str) -> dict[str, int]:
             node = sample.labels.get("node")
             if node:
                 found[node] = found.get(node, 0) + round(sample.value)
+    return found
+
+
+def dispatched_by_placement(metrics_text: str) -> dict[Placement, int]:
+    """`ethgw_provider_dispatched_total` of one provider's /metrics page, by (node, zone,
+    task class).
+
+    Raises ValueError for a page that is not Prometheus text."""
+    found: dict[Placement, int] = {}
+    for family in text_string_to_metric_families(metrics_text):
+        if family.name != DISPATCHED_METRIC:
+            continue
+        for sample in family.samples:
+            if not sample.name.endswith("_total"):
+                continue  # the family's _created timestamps
+            labels = sample.labels
+            key = (labels["node"], labels["zone"], labels["task_class"])
+            found[key] = found.get(key, 0) + round(sample.value)
     return found

@@ -199,8 +199,11 @@ class Dispatcher:
         else:
             assignments = self._plan(states, tasks, now)
         by_id = {p.message.task_id: p for p in self._pending}
+        zones = self.last_plan.zones if self.last_plan is not None else {}
         for task_id, node_id in assignments:
             pending = by_id.pop(task_id)
+            zone = zones.get(node_id, Zone.DOWN)
+            metrics.DISPATCHED.labels(node_id, zone.value, pending.operation.task_class.value).inc()
             self._start(pending, node_id, now)
         self._pending = [p for p in self._pending if p.message.task_id in by_id]
         metrics.HELD.set(len(self._pending))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from ethgw_wire.provider_metrics import DISPATCHED_METRIC
+
 TASKS = Counter("ethgw_provider_tasks_total", "Tasks finished", ["operation", "status"])
 QUEUE_WAIT = Histogram(
     "ethgw_provider_queue_wait_seconds",
@@ -17,6 +19,11 @@ EXECUTION = Histogram(
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 INFLIGHT = Gauge("ethgw_provider_inflight", "Tasks dispatched and not finished", ["node"])
+DISPATCHED = Counter(
+    DISPATCHED_METRIC,
+    "Tasks sent to a node, by the node's zone in the round's plan and the task's class",
+    ["node", "zone", "task_class"],
+)
 NODE_ZONE = Gauge("ethgw_provider_node_zone", "Zone of the node: 1, 2, 3, 0 = down", ["node"])
 NODE_DISTANCE = Gauge("ethgw_provider_node_distance", "d of the node", ["node"])
 LBH = Gauge("ethgw_provider_lbh", "The cluster's health as this provider last planned")

@@ -16,6 +16,7 @@ from gateway.keys import KeyRing, create_key, hash_key, keys_path
 from geth_cluster.cluster import NodeStatus
 from loadtests.bench import build_parser as bench_parser
 from service_kit.paths import REPO_ROOT
+from service_kit.ports import free_port
 
 
 def test_status_table_shows_every_column() -> None:
@@ -134,3 +135,13 @@ def test_keys_revoke_all_removes_every_key_of_the_name(
     ring.reload_if_changed()
     assert len(ring) == 1
     assert ring.verify(kept) is not None
+
+
+def test_demo_overload_without_a_stack_exits_1_and_says_to_start_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ethgw demo overload` with no stack answering stops at once, naming what to run."""
+    monkeypatch.setenv("ETHGW_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("ETHGW_MANAGER_API_PORT", str(free_port()))
+    assert main(["demo", "overload", "--port-base", str(free_port())]) == 1
+    assert "start the stack with `ethgw up`" in capsys.readouterr().err

@@ -9,12 +9,14 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from aiokafka import TopicPartition
+from prometheus_client import REGISTRY, generate_latest
 
-from balancer import NodeState, Plan, Strategy, Task
+from balancer import LBHScheduler, NodeState, Plan, Strategy, Task
 from ethgw_wire.kafka import encode
 from ethgw_wire.messages import ResultMessage, TaskMessage, TaskStatus
 from ethgw_wire.node_reports import NodeReport
 from ethgw_wire.operations import new_task
+from ethgw_wire.provider_metrics import dispatched_by_placement
 from ethgw_wire.topic_mirror import MemoryTable
 from provider.chain import NodeClient, NodeUnreachableError
 from provider.config import ProviderSettings
@@ -286,3 +288,42 @@ async def test_a_task_counts_in_flight_on_its_node_until_its_node_work_is_done()
         answered.set()
         await until(lambda: world.result_of(task) is not None)
     assert world.dispatcher.inflight["node-1"] == 0
+
+
+async def _unlocked(job: Job) -> dict[str, Any]:
+    return {"unlocked": True, "node": job.node_id}
+
+
+def _dispatched(node: str, zone: str, task_class: str) -> float:
+    labels = {"node": node, "zone": zone, "task_class": task_class}
+    return REGISTRY.get_sample_value("ethgw_provider_dispatched_total", labels) or 0.0
+
+
+async def test_each_dispatch_is_counted_by_the_nodes_zone_and_the_tasks_class() -> None:
+    """A read sent to the zone II node and a write sent to the zone I node each add one to
+    ethgw_provider_dispatched_total with that node, its zone and the task's class."""
+    handlers: dict[str, Handler] = {**READ_HANDLERS, "account.unlock": _unlocked}
+    world = World(LBHScheduler(dis_avemin=0.2, dis_avemax=1.0, delta=0.0), handlers)
+    await world.add_node("node-a", load=0.1)  # d 0.14: zone I
+    await world.add_node("node-b", load=0.5)  # d 0.71: zone II
+    before = {
+        ("node-b", "II", "RT"): _dispatched("node-b", "II", "RT"),
+        ("node-a", "I", "MAT"): _dispatched("node-a", "I", "MAT"),
+    }
+    read = world.submit(new_task("chain.block_number", {}))
+    unlock = {"address": "0x" + "11" * 20, "password": "a long password"}
+    write = world.submit(new_task("account.unlock", unlock), WRITES)
+    await world.run_until(lambda: None not in (world.result_of(read), world.result_of(write)))
+    after = {key: _dispatched(*key) for key in before}
+    assert {key: after[key] - before[key] for key in before} == {key: 1.0 for key in before}
+
+
+async def test_the_dispatch_counts_read_back_from_the_metrics_page() -> None:
+    """dispatched_by_placement reads the counter's (node, zone, class) counts off /metrics."""
+    world = World(LBHScheduler(dis_avemin=0.2, dis_avemax=1.0), READ_HANDLERS)
+    await world.add_node("node-c", load=0.5)  # zone II, where reads go first
+    await world.add_node("node-d", load=0.1)  # zone I: keeps LBH >= 0
+    read = world.submit(new_task("chain.block_number", {}))
+    await world.run_until(lambda: world.result_of(read) is not None)
+    counts = dispatched_by_placement(generate_latest(REGISTRY).decode())
+    assert counts[("node-c", "II", "RT")] == _dispatched("node-c", "II", "RT") >= 1
