@@ -300,8 +300,9 @@ class Dispatcher:
             }
         )
         result = self._bounded(result)
-        metrics.QUEUE_WAIT.observe(result.timings.queued_s)
-        metrics.EXECUTION.labels(pending.operation.task_class.value).observe(
+        task_class = pending.operation.task_class.value
+        metrics.QUEUE_WAIT.labels(task_class).observe(result.timings.queued_s)
+        metrics.EXECUTION.labels(task_class, result.node or node_id).observe(
             result.timings.executed_s
         )
         metrics.TASKS.labels(message.operation, result.status.value).inc()

@@ -10,12 +10,13 @@ TASKS = Counter("ethgw_provider_tasks_total", "Tasks finished", ["operation", "s
 QUEUE_WAIT = Histogram(
     "ethgw_provider_queue_wait_seconds",
     "From enqueue to the start of execution",
+    ["task_class"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 EXECUTION = Histogram(
     "ethgw_provider_execution_seconds",
-    "Execution on the node (receipt wait included)",
-    ["task_class"],
+    "Execution on the node (receipt wait included), by the node that ran it",
+    ["task_class", "node"],
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 INFLIGHT = Gauge("ethgw_provider_inflight", "Tasks dispatched and not finished", ["node"])

@@ -178,8 +178,8 @@ async def test_provider_exports_its_metrics(zoned: tuple[IsolatedPipeline, TaskC
         text = (await http.get(f"http://127.0.0.1:{pipeline.providers[0].port}/metrics")).text
     for name in (
         'ethgw_provider_tasks_total{operation="chain.block_number",status="succeeded"}',
-        "ethgw_provider_queue_wait_seconds_bucket",
-        "ethgw_provider_execution_seconds_bucket",
+        'ethgw_provider_queue_wait_seconds_count{task_class="RT"}',
+        'ethgw_provider_execution_seconds_count{node="node-',  # by node and class
         'ethgw_provider_inflight{node="node-1"}',
         'ethgw_provider_node_zone{node="node-1"}',
         "ethgw_provider_lbh",
