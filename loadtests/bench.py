@@ -297,6 +297,7 @@ def machine_text() -> str:
 
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (
+        f"commit {checkout_text(REPO_ROOT)}; "
         f"{platform.node()}: {psutil.cpu_count()} cores, "
         f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}, "
         f"load average at the start {load}"
@@ -458,6 +459,17 @@ def _commit_of(root: Path) -> str:
     found = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
                            capture_output=True, text=True, check=False)  # fmt: skip
     return found.stdout.strip() or "not a git checkout"
+
+
+def checkout_text(root: Path) -> str:
+    """The commit measured, and whether the checkout differed from it: a figure names both."""
+    changed = subprocess.run(
+        ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return _commit_of(root) + (" with uncommitted changes" if changed else "")
 
 
 def _load_text() -> str:

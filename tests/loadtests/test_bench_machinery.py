@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -19,7 +20,7 @@ import pytest_asyncio
 from ethgw_wire.http_api import ENDPOINTS
 from ethgw_wire.messages import Timings
 from geth_cluster.cluster import GethCluster
-from loadtests.bench import QUICK, plan_cells
+from loadtests.bench import QUICK, checkout_text, machine_text, plan_cells
 from loadtests.envelope import outcome
 from loadtests.interference import CgroupCpuCap
 from loadtests.micro import hop_seconds
@@ -284,3 +285,26 @@ def test_a_reads_hops_come_from_both_clocks() -> None:
     timings = Timings(queued_s=0.003, executed_s=0.002)
     hops = hop_seconds(100.0, 100.002, timings, 100.008)
     assert hops == pytest.approx((0.002, 0.001, 0.002, 0.003, 0.008))
+
+
+def test_the_machine_line_names_the_commit_measured() -> None:
+    """Every bench's machine line starts with the checkout's commit, so a figure names it."""
+    commit = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert machine_text().startswith(f"commit {commit}")
+
+
+def test_a_checkout_with_changes_says_so(tmp_path: Path) -> None:
+    """A checkout whose tracked files differ from its commit is named as such."""
+    run = functools.partial(subprocess.run, check=True, capture_output=True, cwd=tmp_path)
+    run(["git", "init", "-q"])
+    (tmp_path / "f").write_text("a")
+    run(["git", "add", "f"])
+    run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "c"])
+    assert not checkout_text(tmp_path).endswith("with uncommitted changes")
+    (tmp_path / "f").write_text("b")
+    assert checkout_text(tmp_path).endswith("with uncommitted changes")
