@@ -527,3 +527,25 @@ class SteeredStates:
             self._fed.clear()
             await self._fed.wait()
         await asyncio.sleep(settle_s)
+
+
+@contextlib.asynccontextmanager
+async def isolated_provider(
+    name: str,
+    cluster: GethCluster,
+    platform_file: Path,
+    log_dir: Path,
+    initial: list[NodeReport],
+    **env: str,
+) -> AsyncIterator[tuple[IsolatedPipeline, TaskClient, SteeredStates]]:
+    """A provider on topics of its own, its node states steered by the test from `initial`."""
+    pipeline = IsolatedPipeline(name, cluster, platform_file, log_dir, 1, **env)
+    await pipeline.create_topics()
+    steered = SteeredStates(initial)
+    try:
+        async with fresh_states(pipeline, steered.current):
+            await pipeline.start_provider("p")
+            async with task_client_for(pipeline.settings) as client:
+                yield pipeline, client, steered
+    finally:
+        pipeline.stop()

@@ -19,9 +19,8 @@ from tests.pipeline.test_operations import ok
 from tests.pipeline_fixtures import (
     IsolatedPipeline,
     SteeredStates,
-    fresh_states,
     idle_reports,
-    task_client_for,
+    isolated_provider,
 )
 
 pytestmark = pytest.mark.slow
@@ -57,23 +56,16 @@ async def capacity(
     calibration.write_text(
         json.dumps({"version": 1, "dis_avemin": 0.1, "dis_avemax": 1.0, "task_memory_mb": NEED_MB})
     )
-    pipeline = IsolatedPipeline(
+    async with isolated_provider(
         "capacity",
         geth_cluster,
         platform_file,
         provider_log_dir,
+        states(geth_cluster, ROOM_FOR_ALL, ROOM_FOR_ALL),
         ETHGW_LBH_CALIBRATION_FILE=str(calibration),
         ETHGW_PROVIDER_MAX_PAUSE_S="600",
-    )
-    await pipeline.create_topics()
-    steered = SteeredStates(states(geth_cluster, ROOM_FOR_ALL, ROOM_FOR_ALL))
-    try:
-        async with fresh_states(pipeline, steered.current):
-            await pipeline.start_provider("p")
-            async with task_client_for(pipeline.settings) as client:
-                yield pipeline, client, steered
-    finally:
-        pipeline.stop()
+    ) as provider:
+        yield provider
 
 
 async def test_the_provider_plans_with_the_files_task_memory(

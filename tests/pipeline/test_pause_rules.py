@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from consumer_service.task_client import TaskClient
 from devstack.kafka_broker import KafkaBroker
 from ethgw_wire.messages import ResultMessage
 from ethgw_wire.node_reports import NodeReport
@@ -22,10 +19,8 @@ from geth_cluster.cluster import GethCluster
 from tests.pipeline.test_operations import ok
 from tests.pipeline_fixtures import (
     IsolatedPipeline,
-    SteeredStates,
-    fresh_states,
     idle_reports,
-    task_client_for,
+    isolated_provider,
 )
 
 pytestmark = pytest.mark.slow
@@ -47,24 +42,6 @@ def states(
         base[node].model_copy(update={"memory": point[0], "cpu": point[1]})
         for node, point in (("node-1", node1), ("node-2", node2))
     ]
-
-
-@asynccontextmanager
-async def isolated_provider(
-    name: str, cluster: GethCluster, platform_file: Path, log_dir: Path, **env: str
-) -> AsyncIterator[tuple[IsolatedPipeline, TaskClient, SteeredStates]]:
-    """A provider on topics of its own, its node states steered by the test (zones I and II
-    to begin with)."""
-    pipeline = IsolatedPipeline(name, cluster, platform_file, log_dir, 1, **env)
-    await pipeline.create_topics()
-    steered = SteeredStates(states(cluster, ZONE_I, ZONE_II))
-    try:
-        async with fresh_states(pipeline, steered.current):
-            await pipeline.start_provider("p")
-            async with task_client_for(pipeline.settings) as client:
-                yield pipeline, client, steered
-    finally:
-        pipeline.stop()
 
 
 async def held_count(pipeline: IsolatedPipeline) -> int:
@@ -93,6 +70,7 @@ async def test_safety_valve_forces_reads_after_max_pause_and_writes_wait(
         geth_cluster,
         platform_file,
         provider_log_dir,
+        states(geth_cluster, ZONE_I, ZONE_II),
         ETHGW_PROVIDER_MAX_PAUSE_S=str(MAX_PAUSE_S),
     ) as (pipeline, client, steered):
         await steered.apply(states(geth_cluster, NEARER_ZONE_III, FARTHER_ZONE_III))
@@ -143,6 +121,7 @@ async def test_a_mixed_burst_starts_rt_then_dt_then_mat_then_mct(
         geth_cluster,
         platform_file,
         provider_log_dir,
+        states(geth_cluster, ZONE_I, ZONE_II),
         ETHGW_PROVIDER_MAX_PAUSE_S="600",
         ETHGW_PROVIDER_CONCURRENCY="1",
     ) as (pipeline, client, steered):
