@@ -549,3 +549,40 @@ async def isolated_provider(
                 yield pipeline, client, steered
     finally:
         pipeline.stop()
+
+
+async def start_front_door(
+    pipeline: IsolatedPipeline, state: Path, log_dir: Path, name: str, **gateway_env: str
+) -> list[ServerProcess]:
+    """A gateway, then a read and a write instance of the pipeline registered with it (the
+    gateway first); the caller stops them."""
+    gateway = ServerProcess(
+        "gateway",
+        {"ETHGW_GATEWAY_STATE_DIR": str(state), **gateway_env},
+        log_dir,
+        f"{name}-gateway",
+        "ETHGW_GATEWAY_PORT",
+    )
+    gateway.start()
+    processes = [gateway]
+    await gateway.wait_ready(path="/healthz")
+    for kind in ("read", "write"):
+        prefix = f"ETHGW_{kind.upper()}_"
+        instance = ServerProcess(
+            f"{kind}_service",
+            {
+                **pipeline.env,
+                "ETHGW_STATE_DIR": str(state),
+                f"{prefix}INSTANCE_ID": f"{name}-{kind}",
+                f"{prefix}GATEWAY_URL": gateway.url,
+                f"{prefix}REGISTRY_TTL_S": "3",
+            },
+            log_dir,
+            f"{name}-{kind}",
+            f"{prefix}HTTP_PORT",
+        )
+        instance.start()
+        processes.append(instance)
+        await instance.wait_ready()
+    await gateway.wait_ready(path="/readyz")
+    return processes

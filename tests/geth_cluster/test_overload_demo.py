@@ -39,6 +39,7 @@ from tests.pipeline_fixtures import (
     ProviderProcess,
     ServerProcess,
     create_topics,
+    start_front_door,
 )
 
 pytestmark = pytest.mark.slow
@@ -76,42 +77,6 @@ async def manager_serving(
     finally:
         stop.set()
         await serving
-
-
-async def start_front(
-    gateway_env: dict[str, str], pipeline: IsolatedPipeline, state: Path, log_dir: Path
-) -> list[ServerProcess]:
-    """A gateway, then a read and a write instance registered with it."""
-    gateway = ServerProcess(
-        "gateway",
-        {"ETHGW_GATEWAY_STATE_DIR": str(state), **gateway_env},
-        log_dir,
-        "overload-gateway",
-        "ETHGW_GATEWAY_PORT",
-    )
-    gateway.start()
-    processes = [gateway]
-    await gateway.wait_ready(path="/healthz")
-    for kind in ("read", "write"):
-        prefix = f"ETHGW_{kind.upper()}_"
-        instance = ServerProcess(
-            f"{kind}_service",
-            {
-                **pipeline.env,
-                "ETHGW_STATE_DIR": str(state),
-                f"{prefix}INSTANCE_ID": f"overload-{kind}",
-                f"{prefix}GATEWAY_URL": gateway.url,
-                f"{prefix}REGISTRY_TTL_S": "3",
-            },
-            log_dir,
-            f"overload-{kind}",
-            f"{prefix}HTTP_PORT",
-        )
-        instance.start()
-        processes.append(instance)
-        await instance.wait_ready()
-    await gateway.wait_ready(path="/readyz")
-    return processes
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -153,8 +118,8 @@ async def overload_report(
         async with manager_serving(geth_cluster, pipeline, settings) as manager_url:
             provider.start()
             await provider.wait_ready()
-            processes = await start_front(
-                {"ETHGW_GATEWAY_MANAGER_URL": manager_url}, pipeline, work, provider_log_dir
+            processes = await start_front_door(
+                pipeline, work, provider_log_dir, "overload", ETHGW_GATEWAY_MANAGER_URL=manager_url
             )
             endpoints = StackEndpoints(
                 processes[0].url,

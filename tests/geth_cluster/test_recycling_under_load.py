@@ -48,7 +48,12 @@ from tests.geth_cluster.episode_chart import (
     record_nodes,
 )
 from tests.geth_cluster.test_manager import wait_following
-from tests.pipeline_fixtures import IsolatedPipeline, ServerProcess, create_topics
+from tests.pipeline_fixtures import (
+    IsolatedPipeline,
+    ServerProcess,
+    create_topics,
+    start_front_door,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -214,35 +219,16 @@ async def load_stack(
             geth_cluster, kafka, manager_settings(free_port(), bounds)
         ) as manager_url:
             await pipeline.start_provider("p1")
-            gateway = ServerProcess(
-                "gateway",
-                {"ETHGW_GATEWAY_STATE_DIR": str(state), "ETHGW_GATEWAY_MANAGER_URL": manager_url},
-                provider_log_dir,
-                "recycle-gateway",
-                "ETHGW_GATEWAY_PORT",
-            )
-            gateway.start()
-            processes.append(gateway)
-            await gateway.wait_ready(path="/healthz")
-            for kind in ("read", "write"):
-                prefix = f"ETHGW_{kind.upper()}_"
-                instance = ServerProcess(
-                    f"{kind}_service",
-                    {
-                        **pipeline.env,
-                        "ETHGW_STATE_DIR": str(state),
-                        f"{prefix}INSTANCE_ID": f"recycle-{kind}",
-                        f"{prefix}GATEWAY_URL": gateway.url,
-                        f"{prefix}REGISTRY_TTL_S": "3",
-                    },
+            processes.extend(
+                await start_front_door(
+                    pipeline,
+                    state,
                     provider_log_dir,
-                    f"recycle-{kind}",
-                    f"{prefix}HTTP_PORT",
+                    "recycle",
+                    ETHGW_GATEWAY_MANAGER_URL=manager_url,
                 )
-                instance.start()
-                processes.append(instance)
-                await instance.wait_ready()
-            await gateway.wait_ready(path="/readyz")
+            )
+            gateway = processes[0]
             yield LoadStack(
                 gateway.url, manager_url, admin_key, kafka, geth_cluster, bounds, results
             )
