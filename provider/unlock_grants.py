@@ -74,6 +74,9 @@ class UnlockGrants:
         if Account.from_key(key).address != address:
             log.warning("unlock grant refused address=%s reason=key", address)
             return None
+        log.info(
+            "unlock taken from its grant address=%s expires_at=%.0f", address, grant.expires_at
+        )
         return key, grant.expires_at
 
     async def prune(self, now: float) -> int:
