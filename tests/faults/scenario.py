@@ -32,7 +32,8 @@ SETTLE_TIMEOUT_S = 90.0  # every accepted task must have its result within this
 SLOW_S = 2.0  # a call this slow counts as disturbed by the fault
 USER_TOKENS = 100_000  # what the admin mints to each user account before the load
 USER_UNLOCK_S = 3600  # a user account's unlock outlives the scenario
-USER_ACCOUNT_TRIES = 5  # one user key's faucet budget: 5 funded accounts
+USER_ACCOUNTS_PER_KEY = 5  # a user key's faucet budget (5 ether) funds 5 accounts
+USER_ACCOUNT_TRIES = 10
 
 
 @dataclass(frozen=True)
@@ -225,24 +226,35 @@ class Faults:
         )
 
     async def user_accounts(self, on_provider: str, count: int = 2) -> list[UserAccount]:
-        """`count` accounts of a new user API key, funded, given tokens and unlocked, the
-        first of them unlocked on `on_provider` (accounts are made until one is)."""
-        from gateway.keys import create_key
-
-        sandbox = self.sandbox
-        key = create_key(sandbox.root / "state", f"faults-{secrets.token_hex(3)}", "user")
+        """`count` accounts of new user API keys, funded, given tokens and unlocked, the
+        first of them unlocked on `on_provider` (accounts are made until one is: each has
+        an even chance, so 10 tries miss once in a thousand)."""
         made: list[UserAccount] = []
-        async with (
-            httpx.AsyncClient(base_url=sandbox.api, timeout=60.0, trust_env=False) as client,
-        ):
-            await _until_key_taken(client, key)
-            for _ in range(USER_ACCOUNT_TRIES):
+        async with httpx.AsyncClient(
+            base_url=self.sandbox.api, timeout=60.0, trust_env=False
+        ) as client:
+            key = ""
+            for attempt in range(USER_ACCOUNT_TRIES):
+                if attempt % USER_ACCOUNTS_PER_KEY == 0:
+                    key = await self._new_user_key(client)
                 made.append(await self._user_account(client, key))
                 if any(u.unlocked_by == on_provider for u in made) and len(made) >= count:
                     break
         made.sort(key=lambda u: u.unlocked_by != on_provider)
         assert made[0].unlocked_by == on_provider, f"no account unlocked on {on_provider}"
         return made[:count]
+
+    async def _new_user_key(self, client: httpx.AsyncClient) -> str:
+        """A new user API key, once the gateway takes it (it reloads its keys every 2 s)."""
+        from gateway.keys import create_key
+
+        key = create_key(self.sandbox.root / "state", f"faults-{secrets.token_hex(3)}", "user")
+        for _ in range(100):
+            answer = await client.get("/conn/blockNum", headers={"X-API-Key": key})
+            if answer.status_code != 401:
+                return key
+            await asyncio.sleep(0.1)
+        raise TimeoutError("the gateway did not take the new user key")
 
     async def _user_account(self, client: httpx.AsyncClient, key: str) -> UserAccount:
         user = {"X-API-Key": key}
@@ -321,16 +333,6 @@ class Faults:
                 return time.time() - since
             await asyncio.sleep(0.25)
         return None
-
-
-async def _until_key_taken(client: httpx.AsyncClient, key: str) -> None:
-    """Until the gateway accepts a key just written to its keys file (it reloads every 2 s)."""
-    for _ in range(100):
-        answer = await client.get("/conn/blockNum", headers={"X-API-Key": key})
-        if answer.status_code != 401:
-            return
-        await asyncio.sleep(0.1)
-    raise TimeoutError("the gateway did not take the new user key")
 
 
 def _dispatched_at(result: ResultMessage) -> float:
