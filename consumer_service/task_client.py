@@ -11,6 +11,9 @@ The task itself is the proof of acceptance: it is acknowledged on Kafka before a
 instance answers, and every task on Kafka gets a final result. An ACCEPTED record is
 written only when a wait runs out, so that any instance can answer "pending" for the id
 the client was given.
+
+Secret parameters (passwords) never go on Kafka in clear: every task is sealed here, with
+the providers' public key, just before it is published (ethgw_wire/sealing.py).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from consumer_service.result_store import RESULT_RETENTION_S, ResultStore
 from ethgw_wire.kafka import decode, publish
 from ethgw_wire.messages import ResultMessage, TaskMessage, TaskStatus
 from ethgw_wire.operations import get_operation
+from ethgw_wire.sealing import TaskSealer
 from ethgw_wire.settings import KafkaSettings
 from ethgw_wire.topic_reader import Record, TopicReader, partitions_of
 
@@ -47,8 +51,11 @@ class TaskClient:
         instance_id: str | None = None,
         history_s: float = RESULT_RETENTION_S,
         cache_size: int = 100_000,
+        sealer: TaskSealer | None = None,
     ) -> None:
+        """`sealer` None: the one of the platform's sealing folder (SealingSettings)."""
         self._settings = settings
+        self._sealer = sealer if sealer is not None else TaskSealer.of_folder()
         self._producer = producer
         self.reply_topic = settings.reply_topic(instance_id or f"client-{uuid.uuid4().hex[:12]}")
         self._store = ResultStore(settings, producer, history_s=history_s, cache_size=cache_size)
@@ -121,7 +128,8 @@ class TaskClient:
         return result
 
     async def _publish_task(self, task: TaskMessage, topic: str | None = None) -> None:
-        await publish(self._producer, topic or self.topic_for(task), task, key=task.account)
+        sealed = self._sealer.seal_task(task)
+        await publish(self._producer, topic or self.topic_for(task), sealed, key=task.account)
 
     async def _publish_accepted(self, task: TaskMessage) -> None:
         accepted = ResultMessage(

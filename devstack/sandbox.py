@@ -194,6 +194,7 @@ async def open_sandbox(
     ks = kafka.settings
     env = {
         "ETHGW_STATE_DIR": str(state),
+        "ETHGW_SEALING_DIR": str(state / "sealing"),
         "ETHGW_KAFKA_HOST": ks.host,
         "ETHGW_KAFKA_PORT": str(ks.port),
         "ETHGW_KAFKA_CONTROLLER_PORT": str(ks.controller_port),

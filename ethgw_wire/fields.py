@@ -98,4 +98,12 @@ PositiveUint256 = Annotated[int, BeforeValidator(_strict_int), Field(gt=0, le=UI
 # Seconds since 1970 as the token contract stores them (uint64).
 Uint64 = Annotated[int, BeforeValidator(_strict_int), Field(ge=0, le=2**64 - 1)]
 BlockNumber = Annotated[int, BeforeValidator(_strict_int), Field(ge=0, le=2**63 - 1)]
-Password = Annotated[str, Field(min_length=8, max_length=256)]
+
+
+class SecretParam:
+    """Marks a parameter that never travels or rests in clear: it is sealed for the
+    providers before its task goes on Kafka (ethgw_wire/sealing.py)."""
+
+
+SECRET = SecretParam()
+Password = Annotated[str, Field(min_length=8, max_length=256), SECRET]

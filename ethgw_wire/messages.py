@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -39,6 +39,8 @@ class TaskMessage(BaseModel):
     reply_to: str | None = Field(default=None, max_length=249)
     # The API key it runs for (the gateway's stamp); None: the platform itself.
     caller: Caller | None = None
+    # Secret parameters (passwords), by name, sealed for the providers: never in `params`.
+    sealed: dict[str, Annotated[str, Field(max_length=4096)]] = Field(default_factory=dict)
 
 
 class TaskStatus(StrEnum):

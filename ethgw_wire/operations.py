@@ -39,6 +39,7 @@ from ethgw_wire.errors import (
     WrongPasswordError,
 )
 from ethgw_wire.fields import (
+    SECRET,
     Address,
     BlockNumber,
     Bytecode,
@@ -282,6 +283,15 @@ class Operation:
     @property
     def answerable_errors(self) -> tuple[type[TaskError], ...]:
         return COMMON_ERRORS + self.errors
+
+    @property
+    def secret_params(self) -> tuple[str, ...]:
+        """The parameters (as a task spells them) that are sealed on Kafka: the SECRET ones."""
+        return tuple(
+            info.alias or name
+            for name, info in self.params.model_fields.items()
+            if SECRET in info.metadata
+        )
 
     def ordering_key(self, params: Params) -> str | None:
         """The Kafka key of a write: its signer, so one signer's writes stay in order."""

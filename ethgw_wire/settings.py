@@ -39,6 +39,7 @@ class KafkaSettings(BaseSettings):
     # Provider-side durable tables (compacted: the latest value per key is kept).
     topic_accounts: str = "ethgw.accounts"  # encrypted keystores by address
     topic_tx_journal: str = "ethgw.tx-journal"  # signed raw transactions by task id
+    topic_unlock_grants: str = "ethgw.unlock-grants"  # sealed unlocked keys by address
     task_partitions: int = 6
     result_partitions: int = 6
     # The largest record the broker takes (its message.max.bytes) and a producer sends
@@ -76,11 +77,26 @@ class KafkaSettings(BaseSettings):
             self.topic_events: 1,
             self.topic_accounts: 1,
             self.topic_tx_journal: 3,
+            self.topic_unlock_grants: 1,
         }
 
     def compacted_topics(self) -> set[str]:
         """Topics keyed by entity where only the latest value per key matters."""
-        return {self.topic_node_states, self.topic_accounts, self.topic_tx_journal}
+        return {
+            self.topic_node_states,
+            self.topic_accounts,
+            self.topic_tx_journal,
+            self.topic_unlock_grants,
+        }
+
+
+class SealingSettings(BaseSettings):
+    """Where the platform's sealing keys are (ethgw_wire/sealing.py): made once, 0700.
+    Every producer of tasks reads the public key there; the providers the private ones."""
+
+    model_config = SettingsConfigDict(env_prefix="ETHGW_SEALING_", extra="ignore")
+
+    dir: Path = Field(default_factory=lambda: default_state_dir() / "sealing")
 
 
 class ClusterSettings(BaseSettings):

@@ -3,7 +3,9 @@
 `SteadyLoad` runs a few concurrent clients for as long as it is told: readers loop over the
 chain height, the token supply and a balance; writers mint one token at a time to a target
 account (the platform admin signs, so every write shares one nonce sequence, the hardest
-case for ordering and double execution). Each call is one `Call` in `load.calls`.
+case for ordering and double execution); user writers, when given, each transfer one token
+at a time from a user account (unlocked by its own user API key) to a target of its own.
+Each call is one `Call` in `load.calls`.
 
 The client is a careful one, not a forgiving one: it retries only when the connection could
 not be opened (nothing was sent, so nothing can run twice). Every other failure is counted.
@@ -61,6 +63,15 @@ class Call:
         return self.status == 202 and self.task_id is not None
 
 
+@dataclass(frozen=True)
+class UserWriter:
+    """A writer signing with a user account: its API key, the account, where it sends."""
+
+    api_key: str
+    sender: str  # an account of that key, unlocked before the load starts
+    target: str  # a fresh address the sender transfers one token to per call
+
+
 @dataclass
 class SteadyLoad:
     api: str
@@ -70,6 +81,7 @@ class SteadyLoad:
     writers: int = 2
     pause_s: float = 0.05  # between one client's calls
     calls: list[Call] = field(default_factory=list)
+    user_writers: list[UserWriter] = field(default_factory=list)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Every client loops until `stop` is set; returns when all have finished."""
@@ -83,6 +95,7 @@ class SteadyLoad:
         ) as client:
             clients = [self._reader(client, i, stop) for i in range(self.readers)]
             clients += [self._writer(client, stop) for _ in range(self.writers)]
+            clients += [self._user_writer(client, user, stop) for user in self.user_writers]
             await asyncio.gather(*clients)
 
     async def _reader(self, client: httpx.AsyncClient, number: int, stop: asyncio.Event) -> None:
@@ -102,6 +115,15 @@ class SteadyLoad:
         body = {"address": self.target, "value": 1}
         while not stop.is_set():
             await self._call(client, "write", "POST", "/token/add", json=body)
+            await asyncio.sleep(self.pause_s)
+
+    async def _user_writer(
+        self, client: httpx.AsyncClient, user: UserWriter, stop: asyncio.Event
+    ) -> None:
+        body = {"from": user.sender, "to": user.target, "value": 1}
+        headers = {"X-API-Key": user.api_key}
+        while not stop.is_set():
+            await self._call(client, "write", "POST", "/token/transfer", json=body, headers=headers)
             await asyncio.sleep(self.pause_s)
 
     async def _call(
@@ -223,6 +245,7 @@ class ResultsLedger:
         self._settings = settings
         self.accepted: dict[str, float] = {}  # task id -> when the service accepted it
         self._operations: dict[str, str] = {}
+        self._accounts: dict[str, str | None] = {}  # task id -> the signer that orders it
         self.finals: dict[str, list[Seen]] = defaultdict(list)
         self._reader = TopicReader(settings, self._take, name="results-ledger")
 
@@ -253,6 +276,7 @@ class ResultsLedger:
         except ValueError:
             return  # a malformed task is not an accepted one
         self._accept(task.task_id, task.operation, at)
+        self._accounts.setdefault(task.task_id, task.account)
 
     def _take_result(self, raw: bytes | None, at: float) -> None:
         try:
@@ -270,6 +294,10 @@ class ResultsLedger:
 
     def operation(self, task_id: str) -> str | None:
         return self._operations.get(task_id)
+
+    def account(self, task_id: str) -> str | None:
+        """The signer a write task was ordered by (its Kafka key): an address, or admin."""
+        return self._accounts.get(task_id)
 
     def accepted_between(self, start: float, end: float) -> list[str]:
         return [task_id for task_id, at in self.accepted.items() if start <= at < end]

@@ -10,6 +10,10 @@ platform state that survives restarts and that every provider mirrors, so checki
 who may use an account is a lookup in memory, never a round trip. The quotas of a user
 key are counted from the same records; failed unlocks are counted in this provider's
 memory (unlock_throttle.py).
+
+An unlock is also written down as a sealed grant that every provider mirrors
+(unlock_grants.py), so the account's writes sign on whichever provider gets them, after
+a crash or a rebalance, until the unlock expires.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from ethgw_wire.errors import (
     WrongPasswordError,
 )
 from ethgw_wire.topic_mirror import TopicMirror
+from provider.unlock_grants import UnlockGrants
 from provider.unlock_throttle import FailureThrottle
 from service_kit.keyfiles import ChainAccount
 
@@ -80,9 +85,12 @@ class AccountBook:
         scrypt_n: int,
         platform_signers: dict[str, ChainAccount],
         limits: AccountLimits | None = None,
+        grants: UnlockGrants | None = None,
     ) -> None:
-        """`limits` None: no quota and no throttle (the monolith baseline, unit tests)."""
+        """`limits` None: no quota and no throttle (the monolith baseline, unit tests);
+        `grants` None: an unlock lives in this process only (the monolith baseline)."""
         self._table = table
+        self._grants = grants
         self._scrypt_n = scrypt_n
         self._unlocked: dict[str, _Unlocked] = {}
         self._platform_keys = {name: a.private_key() for name, a in platform_signers.items()}
@@ -175,6 +183,8 @@ class AccountBook:
         self._withdraw_failure(address, throttled_key, now)
         expires_at = time.time() + duration_s
         self._unlocked[address] = _Unlocked(bytes(key), expires_at)
+        if self._grants is not None:
+            await self._grants.grant(address, bytes(key), record.owner, expires_at)
         return expires_at
 
     def _refuse_if_throttled(self, address: str, key_id: str | None, now: float) -> None:
@@ -210,12 +220,20 @@ class AccountBook:
         """The signing key of a platform signer name or an unlocked address."""
         if signer in self._platform_keys:
             return self._platform_keys[signer]
+        now = time.time()
         unlocked = self._unlocked.get(signer)
-        if unlocked is None or unlocked.expires_at <= time.time():
+        if unlocked is None or unlocked.expires_at <= now:
             self._unlocked.pop(signer, None)
-            if self._table.get(signer) is None:
+            record = self._table.get(signer)
+            if record is None:
                 raise UnknownAccountError(f"no keystore for {signer}")
-            raise AccountLockedError(f"{signer} is locked: unlock it first")
+            granted = (
+                None if self._grants is None else self._grants.key_of(signer, record.owner, now)
+            )
+            if granted is None:
+                raise AccountLockedError(f"{signer} is locked: unlock it first")
+            unlocked = _Unlocked(*granted)
+            self._unlocked[signer] = unlocked
         return unlocked.key
 
     def address_of(self, signer: str) -> str:

@@ -22,6 +22,7 @@ from balancer import AdaptiveSettings, Calibration, TaskClass, make_strategy, ta
 from ethgw_wire.artifacts import load_artifact
 from ethgw_wire.kafka import kafka_consumer, kafka_producer
 from ethgw_wire.node_reports import NodeReport
+from ethgw_wire.sealing import GrantBox, TaskOpener
 from ethgw_wire.settings import KafkaSettings
 from ethgw_wire.topic_mirror import CompactedTable
 from provider.accounts import AccountBook, KeystoreRecord
@@ -36,6 +37,7 @@ from provider.rebroadcast import Rebroadcaster
 from provider.recycle_requests import RecycleRequests
 from provider.task_stream import KafkaResultSink, KafkaTaskSource, reply_producer
 from provider.transactions import JournalRecord, TransactionSender
+from provider.unlock_grants import UnlockGrant, UnlockGrants
 from service_kit.keyfiles import ChainAccount, load_account
 
 log = logging.getLogger("ethgw.provider")
@@ -50,11 +52,16 @@ class ProviderState:
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     """Partitions going: finish their work first. Partitions coming: catch up the
-    journal and the keystores first, so a redelivered write is recognised."""
+    journal, the keystores and the unlock grants first, so a redelivered write is
+    recognised and an account unlocked on another provider signs here."""
 
     def __init__(
         self,
-        tables: list[CompactedTable[KeystoreRecord] | CompactedTable[JournalRecord]],
+        tables: list[
+            CompactedTable[KeystoreRecord]
+            | CompactedTable[JournalRecord]
+            | CompactedTable[UnlockGrant]
+        ],
         drain_timeout_s: float,
     ) -> None:
         self.dispatcher: Dispatcher | None = None
@@ -140,18 +147,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         keystores = CompactedTable(kafka, kafka.topic_accounts, KeystoreRecord, producer)
         journal = CompactedTable(kafka, kafka.topic_tx_journal, JournalRecord, producer)
         reports = CompactedTable(kafka, kafka.topic_node_states, NodeReport, producer)
-        for table in (keystores, journal, reports):
+        grant_table = CompactedTable(kafka, kafka.topic_unlock_grants, UnlockGrant, producer)
+        for table in (keystores, journal, reports, grant_table):
             await table.start()
             stack.push_async_callback(table.stop)
         clients = NodeClients(settings.rpc_timeout_s)
         stack.push_async_callback(clients.close)
         recycle_requests = RecycleRequests(settings.manager_url, settings.recycle_cooldown_s)
         stack.push_async_callback(recycle_requests.close)
+        grants = UnlockGrants(grant_table, GrantBox.of_folder())
         accounts = AccountBook(
             keystores,
             settings.keystore_scrypt_n,
             _platform_signers(settings),
             settings.account_limits(),
+            grants,
         )
         nodes = NodeView(reports, settings.node_stale_s)
         rebroadcaster = Rebroadcaster(
@@ -178,7 +188,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             settings.funding_wei,
             settings.rpc_read_methods,
         )
-        rebalance = _Rebalance([keystores, journal], settings.receipt_timeout_s)
+        rebalance = _Rebalance([keystores, journal, grant_table], settings.receipt_timeout_s)
         consumer = await stack.enter_async_context(
             kafka_consumer(
                 kafka,
@@ -203,11 +213,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             settings,
             recycle_requests,
             max_result_bytes=kafka.max_result_bytes,
+            opener=TaskOpener.of_folder(),
         )
         rebalance.dispatcher = dispatcher
         stop = asyncio.Event()
         loop_task = asyncio.create_task(dispatcher.run(stop), name="provider-rounds")
         rebroadcast_task = asyncio.create_task(rebroadcaster.run(stop), name="rebroadcast")
+        pruning_task = asyncio.create_task(
+            grants.run_pruning(stop, settings.grant_prune_interval_s), name="grant-pruning"
+        )
         app.state.provider = ProviderState(dispatcher, nodes, loop_task)
         log.info(
             "provider started id=%s strategy=%s group=%s",
@@ -223,6 +237,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await asyncio.wait_for(loop_task, settings.receipt_timeout_s + 5)
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(rebroadcast_task, settings.rpc_timeout_s)
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(pruning_task, settings.rpc_timeout_s)
             log.info("provider stopped id=%s", settings.provider_id)
 
 

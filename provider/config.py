@@ -78,6 +78,8 @@ class ProviderSettings(BaseSettings):
     unlock_failures_per_account: int = Field(default=5, ge=1)
     unlock_failures_per_key: int = Field(default=20, ge=1)
     unlock_failure_window_s: float = Field(default=60.0, gt=0.0)
+    # Unlock grants past their expiry are tombstoned on their topic this often.
+    grant_prune_interval_s: float = Field(default=60.0, gt=0.0)
     # A sent transaction not mined after this is sent again (a node may have lost it).
     rebroadcast_after_s: float = Field(default=6.0, gt=0.0)
     rebroadcast_interval_s: float = Field(default=2.0, gt=0.0)

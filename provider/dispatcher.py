@@ -31,6 +31,7 @@ from ethgw_wire.errors import (
 from ethgw_wire.kafka import RECORD_REFUSED, encode
 from ethgw_wire.messages import ErrorInfo, ResultMessage, TaskMessage, TaskStatus, Timings
 from ethgw_wire.operations import Operation, Params, UnknownOperationError, get_operation
+from ethgw_wire.sealing import TaskOpener
 from provider import metrics
 from provider.chain import NodeClient, NodeUnreachableError
 from provider.config import ProviderSettings
@@ -101,7 +102,11 @@ class Dispatcher:
         recycle_requests: RecycleRequests | None = None,
         *,
         max_result_bytes: int,
+        opener: TaskOpener | None = None,
     ) -> None:
+        """`opener` opens the tasks' sealed secrets and refuses one in clear; None: the
+        parameters are taken as they are (tests of the logic above it)."""
+        self._opener = opener
         self._pruner = pruner
         self._max_result_bytes = max_result_bytes  # KafkaSettings.max_result_bytes
         self._tasks = tasks
@@ -166,7 +171,11 @@ class Dispatcher:
             return
         try:
             operation = get_operation(message.operation)
-            params = operation.params.model_validate(message.params)
+            given = message.params if self._opener is None else self._opener.task_params(message)
+            params = operation.params.model_validate(given)
+        except InvalidParamsError as refused:
+            await self._report_failure(message, tp, record.offset, refused)
+            return
         except UnknownOperationError:
             error: TaskError = UnknownOperationTaskError(
                 f"unknown operation {message.operation!r}", field="operation"

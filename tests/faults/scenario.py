@@ -20,6 +20,7 @@ from loadtests.steady import (
     ResultsLedger,
     Seen,
     SteadyLoad,
+    UserWriter,
     chain_audit,
     judge,
 )
@@ -29,6 +30,19 @@ AFTER_S = 3.0  # load after the stack is whole again
 WHOLE_TIMEOUT_S = 90.0  # the stack must be whole again within this after the fault
 SETTLE_TIMEOUT_S = 90.0  # every accepted task must have its result within this
 SLOW_S = 2.0  # a call this slow counts as disturbed by the fault
+USER_TOKENS = 100_000  # what the admin mints to each user account before the load
+USER_UNLOCK_S = 3600  # a user account's unlock outlives the scenario
+USER_ACCOUNTS_PER_KEY = 5  # a user key's faucet budget (5 ether) funds 5 accounts
+USER_ACCOUNT_TRIES = 10
+
+
+@dataclass(frozen=True)
+class UserAccount:
+    """A user key's account, unlocked before the fault, and the provider that unlocked it."""
+
+    api_key: str
+    address: str
+    unlocked_by: str
 
 
 @dataclass
@@ -43,6 +57,8 @@ class Row:
     whole_s: float | None  # from the fault until the stack had its full shape again
     notes: list[str] = field(default_factory=list)
     deferred_failed: int = 0  # reads answered 202 whose task did not succeed after all
+    account_locked: int = 0  # user writes answered account_locked (their unlock was lost)
+    by_grant: int = 0  # user writes run on a provider other than the one that unlocked
 
     def cells(self) -> list[str]:
         v = self.verdict
@@ -104,14 +120,20 @@ class Faults:
         restore: Callable[[], Awaitable[None]] | None = None,
         *,
         notes: list[str] | None = None,
+        users: list[UserAccount] | None = None,
     ) -> Row:
-        """Load, inject the fault, restore the stack, let the load run on, then judge."""
+        """Load, inject the fault, restore the stack, let the load run on, then judge.
+        `users`: user accounts that write beside the admin, each to a target of its own."""
         sandbox = self.sandbox
         assert sandbox.platform is not None
         signer, token = sandbox.platform.admin_address, sandbox.platform.token_address
         target = "0x" + secrets.token_hex(20)
         nonce_before = await self.chain.wait_mined(signer, 30.0)
-        load = SteadyLoad(sandbox.api, sandbox.admin_key, target)
+        writers = [
+            UserWriter(u.api_key, u.address, "0x" + secrets.token_hex(20)) for u in users or []
+        ]
+        user_nonces = [await self.chain.wait_mined(w.sender, 30.0) for w in writers]
+        load = SteadyLoad(sandbox.api, sandbox.admin_key, target, user_writers=writers)
         stop = asyncio.Event()
         started = time.time()
         running = asyncio.create_task(load.run(stop))
@@ -133,6 +155,21 @@ class Faults:
         audit = await chain_audit(
             self.chain, self.ledger, writes, signer, token, target, nonce_before, 0
         )
+        unmined, twice, unmined_hashes = audit.unmined, audit.executed_twice, audit.unmined_hashes
+        for writer, user_nonce in zip(writers, user_nonces, strict=True):
+            transfers = [
+                t
+                for t in tasks
+                if self.ledger.operation(t) == "token.transfer"
+                and self.ledger.account(t) == writer.sender
+            ]
+            user_audit = await chain_audit(
+                self.chain, self.ledger, transfers, writer.sender, token, writer.target,
+                user_nonce, 0,
+            )  # fmt: skip
+            unmined += user_audit.unmined
+            twice = max(twice, user_audit.executed_twice)
+            unmined_hashes += user_audit.unmined_hashes
         verdict = judge(load.calls)
         disturbed = [
             c
@@ -143,8 +180,8 @@ class Faults:
         row = Row(
             name,
             verdict,
-            lost=len(missing) + audit.unmined,
-            twice=audit.executed_twice,
+            lost=len(missing) + unmined,
+            twice=twice,
             disturbed_s=max(0.0, disturbed_s),
             whole_s=whole_s,
             notes=list(notes or []),
@@ -153,14 +190,92 @@ class Faults:
             final = self.ledger.final(task_id)
             if final is None or final.status is not TaskStatus.SUCCEEDED:
                 row.deferred_failed += 1
-        if missing or audit.unmined:
-            row.notes.append(f"without a result: {len(missing)}; not on chain: {audit.unmined}")
-            row.notes.append(f"unmined: {', '.join(audit.unmined_hashes[:3])}")
+        if users:
+            self._note_user_writes(row, load, users, started)
+        if missing or unmined:
+            row.notes.append(f"without a result: {len(missing)}; not on chain: {unmined}")
+            row.notes.append(f"unmined: {', '.join(unmined_hashes[:3])}")
         if verdict.failures:
             codes = sorted({f"{c.kind} {c.status} {c.code}" for c in verdict.failures})
             row.notes.append("seen: " + ", ".join(codes))
         REPORT.append(row)
         return row
+
+    def _note_user_writes(
+        self, row: Row, load: SteadyLoad, users: list[UserAccount], since: float
+    ) -> None:
+        """Count the user writes refused account_locked and those signed from a grant."""
+        user_calls = [c for c in load.calls if c.path == "/token/transfer"]
+        row.account_locked = sum(1 for c in user_calls if c.code == "account_locked")
+        unlocker = {u.address: u.unlocked_by for u in users}
+        ran = [
+            s.result
+            for s in self.ledger.results_between(since, time.time() + 1)
+            if s.result.operation == "token.transfer" and s.result.status is TaskStatus.SUCCEEDED
+        ]
+        row.by_grant = sum(
+            1
+            for r in ran
+            if r.provider != unlocker.get(str(self.ledger.account(r.task_id)))
+            and self.ledger.account(r.task_id) in unlocker
+        )
+        row.notes.append(
+            f"user writes: {len(user_calls)} from {len(users)} user accounts, "
+            f"{row.by_grant} signed on a provider that did not unlock them, "
+            f"account_locked: {row.account_locked}"
+        )
+
+    async def user_accounts(self, on_provider: str, count: int = 2) -> list[UserAccount]:
+        """`count` accounts of new user API keys, funded, given tokens and unlocked, the
+        first of them unlocked on `on_provider` (accounts are made until one is: each has
+        an even chance, so 10 tries miss once in a thousand)."""
+        made: list[UserAccount] = []
+        async with httpx.AsyncClient(
+            base_url=self.sandbox.api, timeout=60.0, trust_env=False
+        ) as client:
+            key = ""
+            for attempt in range(USER_ACCOUNT_TRIES):
+                if attempt % USER_ACCOUNTS_PER_KEY == 0:
+                    key = await self._new_user_key(client)
+                made.append(await self._user_account(client, key))
+                if any(u.unlocked_by == on_provider for u in made) and len(made) >= count:
+                    break
+        made.sort(key=lambda u: u.unlocked_by != on_provider)
+        assert made[0].unlocked_by == on_provider, f"no account unlocked on {on_provider}"
+        return made[:count]
+
+    async def _new_user_key(self, client: httpx.AsyncClient) -> str:
+        """A new user API key, once the gateway takes it (it reloads its keys every 2 s)."""
+        from gateway.keys import create_key
+
+        key = create_key(self.sandbox.root / "state", f"faults-{secrets.token_hex(3)}", "user")
+        for _ in range(100):
+            answer = await client.get("/conn/blockNum", headers={"X-API-Key": key})
+            if answer.status_code != 401:
+                return key
+            await asyncio.sleep(0.1)
+        raise TimeoutError("the gateway did not take the new user key")
+
+    async def _user_account(self, client: httpx.AsyncClient, key: str) -> UserAccount:
+        user = {"X-API-Key": key}
+        admin = {"X-API-Key": self.sandbox.admin_key}
+        password = secrets.token_hex(8)
+        made = await client.post("/admin/new", json={"password": password}, headers=user)
+        assert made.status_code == 200, made.text
+        address = str(made.json()["data"]["address"])
+        assert made.json()["data"]["funded_wei"] > 0, "the key's faucet budget is spent"
+        mint = {"address": address, "value": USER_TOKENS, "waitReceipt": True}
+        minted = await client.post("/token/add", json=mint, headers=admin)
+        assert minted.status_code == 200, minted.text
+        unlock = {"address": address, "password": password, "durationS": USER_UNLOCK_S}
+        unlocked = await client.post("/admin/unlock", json=unlock, headers=user)
+        assert unlocked.status_code == 200, unlocked.text
+        task_id = str(unlocked.json()["task_id"])
+        await self.ledger.settle([task_id], 30.0)
+        result = self.ledger.final(task_id)
+        assert result is not None
+        assert result.provider is not None
+        return UserAccount(key, address, result.provider)
 
     async def writes_provider(self) -> str:
         """The provider that executes the platform admin's writes (it owns their partition):
@@ -286,4 +401,5 @@ def assert_clean(row: Row) -> None:
     assert v.write_failures == 0, f"writes failed without a retriable error: {row.notes}"
     assert row.lost == 0, "accepted writes lost"
     assert row.twice == 0, "a write executed twice"
+    assert row.account_locked == 0, f"user writes lost their unlock: {row.notes}"
     assert row.whole_s is not None, "the stack did not recover"

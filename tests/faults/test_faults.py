@@ -53,10 +53,12 @@ async def test_killed_geth_node(faults: Faults) -> None:
 
 
 async def test_killed_provider(faults: Faults) -> None:
-    """kill -9 of the provider holding the writes: the other takes over, nothing lost or doubled."""
+    """kill -9 of the provider holding the writes: the other takes over, nothing lost or
+    doubled, and user accounts it unlocked before the kill still sign (no account_locked)."""
     sandbox = faults.sandbox
     owner_name = await faults.writes_provider()
     owner = next(p for p in sandbox.providers if p.name == owner_name)
+    users = await faults.user_accounts(owner_name)
 
     async def inject() -> None:
         await owner.kill()
@@ -66,12 +68,41 @@ async def test_killed_provider(faults: Faults) -> None:
         await sandbox.start_service(owner, PROVIDER_READY)
 
     row = await faults.exercise(
-        f"kill -9 provider (the writes' owner, {owner_name})",
+        f"kill -9 provider (the writes' owner, {owner_name}), user accounts writing",
         inject,
         restore,
         notes=[f"restarted after {DEAD_S:.0f} s"],
+        users=users,
     )
     assert_clean(row)
+    assert row.by_grant > 0, "no user write ran on a provider that had not unlocked it"
+
+
+async def test_rebalance_between_two_providers(faults: Faults) -> None:
+    """One of the two providers leaves the group (SIGTERM) and joins again: the user
+    accounts it unlocked move to the other provider and back, and every write of theirs
+    signs (no account_locked), nothing lost or doubled."""
+    sandbox = faults.sandbox
+    owner_name = await faults.writes_provider()
+    owner = next(p for p in sandbox.providers if p.name == owner_name)
+    users = await faults.user_accounts(owner_name)
+
+    async def inject() -> None:
+        await owner.stop()
+
+    async def restore() -> None:
+        await asyncio.sleep(DEAD_S)
+        await sandbox.start_service(owner, PROVIDER_READY)
+
+    row = await faults.exercise(
+        f"rebalance: {owner_name} leaves and rejoins, user accounts writing",
+        inject,
+        restore,
+        notes=[f"stopped (SIGTERM), started again after {DEAD_S:.0f} s"],
+        users=users,
+    )
+    assert_clean(row)
+    assert row.by_grant > 0, "no user write ran on a provider that had not unlocked it"
 
 
 async def test_restarted_kafka_broker(faults: Faults) -> None:

@@ -586,3 +586,31 @@ async def test_a_key_over_its_heavy_limit_is_refused_while_another_key_is_served
     assert {a["error"]["code"] for a in refused} == {-32005}
     assert {a["error"]["data"]["code"] for a in refused} == {"heavy_calls_limited"}
     assert served.json()["result"] == "0x"
+
+
+# -- passwords on Kafka --------------------------------------------------------------------
+
+
+async def test_passwords_reach_kafka_sealed_never_in_clear(stack: Stack) -> None:
+    """An account made and unlocked through the gateway: both tasks on the write topic
+    hold the password sealed (`sealed`, not `params`), no record holds its bytes, and the
+    unlock works (the provider opened it)."""
+    settings_ = KafkaSettings()
+    before = await end_offsets(settings_)
+    password = f"never-in-clear-{os.urandom(4).hex()}"
+    headers = {API_KEY_HEADER: stack.user_key}
+    async with httpx.AsyncClient(base_url=stack.api, timeout=60, headers=headers) as client:
+        made = await client.post("/admin/new", json={"password": password})
+        assert made.status_code == 200, made.text
+        address = made.json()["data"]["address"]
+        body = {"address": address, "password": password}
+        unlocked = await client.post("/admin/unlock", json=body)
+        assert unlocked.status_code == 200, unlocked.text
+    tasks = await tasks_since(settings_, before)
+    ours = {made.json()["task_id"], unlocked.json()["task_id"]}
+    carried = [t for t in tasks if t.task_id in ours]
+    assert len(carried) == 2
+    for task in carried:
+        assert "password" not in task.params
+        assert set(task.sealed) == {"password"}
+    assert not [t for t in tasks if password in t.model_dump_json()]

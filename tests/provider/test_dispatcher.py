@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from aiokafka import TopicPartition
@@ -17,6 +18,7 @@ from ethgw_wire.messages import ResultMessage, TaskMessage, TaskStatus
 from ethgw_wire.node_reports import NodeReport
 from ethgw_wire.operations import new_task
 from ethgw_wire.provider_metrics import dispatched_by_placement
+from ethgw_wire.sealing import TaskOpener, TaskSealer, ensure_sealing_keys
 from ethgw_wire.topic_mirror import MemoryTable
 from provider.chain import NodeClient, NodeUnreachableError
 from provider.config import ProviderSettings
@@ -75,6 +77,7 @@ class World(Generic[S]):
         recycle_requests: RecycleRequests | None = None,
         max_result_bytes: int = 512 * 1024,
         results: MemoryResultSink | None = None,
+        opener: TaskOpener | None = None,
         **knobs: Any,
     ) -> None:
         self.log: list[tuple[str, object]] = [] if results is None else results.log
@@ -98,6 +101,7 @@ class World(Generic[S]):
             settings,
             recycle_requests,
             max_result_bytes=max_result_bytes,
+            opener=opener,
         )
 
     @staticmethod
@@ -327,3 +331,44 @@ async def test_the_dispatch_counts_read_back_from_the_metrics_page() -> None:
     await world.run_until(lambda: world.result_of(read) is not None)
     counts = dispatched_by_placement(generate_latest(REGISTRY).decode())
     assert counts[("node-c", "II", "RT")] == _dispatched("node-c", "II", "RT") >= 1
+
+
+async def _password_seen(job: Job) -> dict[str, Any]:
+    return {"password": getattr(job.params, "password", None)}
+
+
+async def test_a_sealed_password_reaches_the_handler_opened(tmp_path: Path) -> None:
+    """A task sealed for the providers runs with its password opened."""
+    folder = ensure_sealing_keys(tmp_path / "sealing")
+    handlers: dict[str, Handler] = {**READ_HANDLERS, "account.create": _password_seen}
+    world = World(ScriptedStrategy(), handlers, opener=TaskOpener.of_folder(folder))
+    await world.add_node("node-1")
+    task = TaskSealer.of_folder(folder).seal_task(new_task("account.create", {"password": "p" * 9}))
+    world.submit(task, WRITES)
+    await world.run_until(lambda: world.result_of(task) is not None)
+    result = world.result_of(task)
+    assert result is not None
+    assert result.data == {"password": "p" * 9}
+
+
+async def test_a_password_in_clear_fails_its_task_and_runs_nothing(tmp_path: Path) -> None:
+    """A task carrying its password in clear ends failed, invalid_params on `password`,
+    without its handler running."""
+    folder = ensure_sealing_keys(tmp_path / "sealing")
+    ran: list[Job] = []
+
+    async def create(job: Job) -> dict[str, Any]:
+        ran.append(job)
+        return {}
+
+    handlers: dict[str, Handler] = {**READ_HANDLERS, "account.create": create}
+    world = World(ScriptedStrategy(), handlers, opener=TaskOpener.of_folder(folder))
+    await world.add_node("node-1")
+    task = world.submit(new_task("account.create", {"password": "p" * 9}), WRITES)
+    await world.run_until(lambda: world.result_of(task) is not None)
+    result = world.result_of(task)
+    assert result is not None
+    assert result.status is TaskStatus.FAILED
+    assert result.error is not None
+    assert (result.error.code, result.error.field) == ("invalid_params", "password")
+    assert ran == []
