@@ -14,6 +14,7 @@ import logging
 
 import aiohttp
 
+from ethgw_wire.request_auth import RequestSigner, ensure_request_key
 from provider import metrics
 
 log = logging.getLogger("ethgw.provider")
@@ -26,8 +27,14 @@ _ACCEPTED = frozenset({202, 409})
 class RecycleRequests:
     """Counts, logs and (with a manager URL) forwards the recycle requests of the rounds."""
 
-    def __init__(self, manager_url: str | None, cooldown_s: float) -> None:
+    def __init__(
+        self, manager_url: str | None, cooldown_s: float, signer: RequestSigner | None = None
+    ) -> None:
         self._manager_url = None if manager_url is None else manager_url.rstrip("/")
+        # The manager takes signed calls only; signed with the state folder's key by default.
+        self._signer = signer
+        if signer is None and manager_url is not None:
+            self._signer = RequestSigner(ensure_request_key())
         self._cooldown_s = cooldown_s
         self._asked_at: dict[str, float] = {}
         self._session: aiohttp.ClientSession | None = None
@@ -59,8 +66,9 @@ class RecycleRequests:
 
     async def _post(self, node_id: str) -> None:
         url = f"{self._manager_url}/nodes/{node_id}/restart"
+        headers = {} if self._signer is None else self._signer.headers("POST", url)
         try:
-            async with self._client().post(url) as response:
+            async with self._client().post(url, headers=headers) as response:
                 status = response.status
         except (aiohttp.ClientError, TimeoutError) as exc:
             status, detail = None, repr(exc)
