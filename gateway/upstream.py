@@ -1,5 +1,6 @@
 """Calls to the service instances: choose by round robin, guard with the breakers,
-retry where it is safe, and tell an answer from a failure.
+retry where it is safe, sign each (ethgw_wire.request_auth: the services take nothing
+unsigned), and tell an answer from a failure.
 
 An answer is anything the service said as JSON, whatever its status: a 503 envelope
 saying no node is available, a 500 envelope for an error one request caused, a JSON-RPC

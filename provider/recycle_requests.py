@@ -2,7 +2,8 @@
 
 Every request is counted (`ethgw_provider_recycle_requests_total{node}`) and logged. When the
 provider knows the cluster manager's URL it also asks the manager to restart the node
-(`POST /nodes/{id}/restart`, which drains, restarts and resyncs it), at most once per node
+(`POST /nodes/{id}/restart`, signed as the manager requires: ethgw_wire.request_auth; it
+drains, restarts and resyncs the node), at most once per node
 per cool-down. The manager answers 409 while a restart runs: that request is then done too.
 """
 
