@@ -34,11 +34,12 @@ COPY provider/ provider/
 COPY devstack/ devstack/
 COPY ethgw/ ethgw/
 COPY --from=contracts /src/.tools/contracts .tools/contracts
-# The state volume is born owned by the service user (Docker copies the mount point's owner
-# into an empty named volume). The manager alone runs as root, for the Docker socket.
+# The state's volumes (compose.yaml mounts each part only where it is needed) are born owned
+# by the service user, private (Docker copies the mount point's owner and mode into an empty
+# named volume). The manager alone runs as root, for the Docker socket.
 RUN useradd --system --uid 10001 --home-dir /state ethgw \
-    && mkdir -p /state && chown ethgw /state
+    && mkdir -p /state/auth /state/gateway /state/cluster/accounts /state/platform /state/sealing \
+    && chown -R ethgw /state && chmod -R 0700 /state
 USER ethgw
-VOLUME ["/state"]
 ENTRYPOINT ["python", "-m"]
 CMD ["gateway"]

@@ -19,6 +19,7 @@ from ethgw_wire.http_api import Service
 from ethgw_wire.kafka import kafka_producer
 from ethgw_wire.node_reports import NodeReport
 from ethgw_wire.registration import InstanceRegistration, RegistryClient, ensure_registry_token
+from ethgw_wire.request_auth import SignedRequestsOnly, ensure_request_key
 from ethgw_wire.settings import KafkaSettings
 from ethgw_wire.topic_mirror import CompactedTable
 from service_kit.paths import default_state_dir
@@ -30,7 +31,8 @@ def create_service_app(
     kind: Service, settings: ConsumerServiceSettings, routers: Sequence[APIRouter]
 ) -> FastAPI:
     """The service's app: its own routers first, then the task status route, the
-    operator's routes and the error envelopes."""
+    operator's routes and the error envelopes; only signed calls (the gateway's) pass,
+    but for the operator's health, readiness and metrics."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -49,6 +51,7 @@ def create_service_app(
     app.include_router(task_router)
     app.include_router(operator_router(kind))
     add_error_handlers(app)
+    app.add_middleware(SignedRequestsOnly, key=ensure_request_key())
     return app
 
 

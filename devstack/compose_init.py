@@ -21,16 +21,21 @@ from collections.abc import Sequence
 
 from devstack.kafka_broker import KafkaBroker
 from devstack.platform_setup import ensure_platform
-from ethgw_wire.settings import ClusterSettings, KafkaSettings, PlatformSettings
+from ethgw_wire.sealing import ensure_sealing_keys
+from ethgw_wire.settings import ClusterSettings, KafkaSettings, PlatformSettings, SealingSettings
 from geth_cluster.cluster import GethCluster
 from geth_cluster.layout import NodeSpec
 from geth_cluster.runtimes.local import LocalProcessRuntime
 from geth_cluster.toolchain import geth_binary
+from service_kit.keyfiles import write_private
 from service_kit.logs import configure_logging
 
 log = logging.getLogger("ethgw.compose")
 
 ETHERBASE_FILE = "etherbase"  # in the sealer's folder: the address its command line unlocks
+# In the sealer's folder too: the password of its keystore, so the node containers mount the
+# chain's volume alone, never the platform accounts' (faucet, admin and their passwords).
+SEALER_PASSWORD_FILE = "password"
 
 
 def _cluster() -> GethCluster:
@@ -39,7 +44,8 @@ def _cluster() -> GethCluster:
 
 
 async def write_files(peer_address_base: str) -> None:
-    """Genesis, accounts, node keys, static peers at base + index, the sealer's etherbase."""
+    """Genesis, accounts, node keys, static peers at base + index, the sealer's etherbase
+    and password."""
     base = ipaddress.IPv4Address(peer_address_base)
 
     def peer_host(spec: NodeSpec) -> str:
@@ -50,6 +56,8 @@ async def write_files(peer_address_base: str) -> None:
         cluster.write_node_files(peer_host)
         sealer = cluster.specs[0]
         (sealer.datadir / ETHERBASE_FILE).write_text(cluster.accounts.sealer.address)
+        password = cluster.accounts.sealer.password_path.read_text()
+        write_private(sealer.datadir / SEALER_PASSWORD_FILE, password)
         log.info(
             "compose files written state=%s nodes=%d sealer=%s",
             cluster.settings.state_dir,
@@ -61,7 +69,8 @@ async def write_files(peer_address_base: str) -> None:
 
 
 async def set_up_platform() -> None:
-    """The Kafka topics, then the platform token (deployed once per chain)."""
+    """The sealing keys, the Kafka topics, then the platform token (deployed once per chain)."""
+    ensure_sealing_keys(SealingSettings().dir)
     created = await KafkaBroker(KafkaSettings()).ensure_topics()
     log.info("kafka topics ready created=%d", len(created))
     cluster = _cluster()

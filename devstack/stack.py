@@ -527,7 +527,8 @@ def _print_endpoints(
     print(f"  gateway    http://127.0.0.1:{gateway_port}   (docs: /docs)")
     print(f"  admin key  {key or '(see .state/gateway/admin.key)'}")
     print(f"  dashboard  http://127.0.0.1:{gateway_port}/dashboard   (paste the admin key)")
-    print(f"  manager    http://127.0.0.1:{ManagerSettings().api_port}/nodes")
+    manager_port = ManagerSettings().api_port
+    print(f"  manager    http://127.0.0.1:{manager_port}   (signed calls only: /admin/cluster)")
     print(f"  kafka      {kafka.bootstrap_servers}")
     for spec in cluster.specs:
         print(f"  {spec.name:<10} {spec.rpc_url}")

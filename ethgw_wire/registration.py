@@ -88,7 +88,9 @@ class RegistryTokenError(RuntimeError):
 
 
 def registry_token_path(state_dir: Path) -> Path:
-    return state_dir / "gateway" / "registry.token"
+    # Beside the request key (ServiceAuthSettings), not among the gateway's API keys: a
+    # service instance needs these two secrets and nothing else of the state folder.
+    return state_dir / "auth" / "registry.token"
 
 
 def ensure_registry_token(state_dir: Path) -> str:
@@ -100,7 +102,7 @@ def ensure_registry_token(state_dir: Path) -> str:
     """
     path = registry_token_path(state_dir)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
         write_private(temporary, secrets.token_urlsafe(32))
         try:

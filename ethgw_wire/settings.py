@@ -138,6 +138,22 @@ class ClusterSettings(BaseSettings):
         return self.node_cpu_cores_by_node.get(node, self.node_cpu_cores)
 
 
+class ServiceAuthSettings(BaseSettings):
+    """How the platform's processes authenticate their calls to each other
+    (ethgw_wire.request_auth)."""
+
+    model_config = SettingsConfigDict(env_prefix="ETHGW_AUTH_", extra="ignore")
+
+    # The shared HMAC key (0600, made on first use). Its folder holds only what every
+    # service needs (this key and the registry token), so compose mounts it alone.
+    key_file: Path = Field(default_factory=lambda: default_state_dir() / "auth" / "request.key")
+    # A signed request older or newer than this is refused (clocks of one host or network).
+    max_age_s: float = Field(default=30.0, gt=0)
+    # The largest body a signed app reads to check its signature; the gateway's own limit
+    # (ETHGW_GATEWAY_BODY_LIMIT_BYTES) is far below it.
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+
+
 class PlatformSettings(BaseSettings):
     """The platform token's parameters, used when `ethgw up` deploys it."""
 

@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ethgw_wire.http_api import API_KEY_HEADER, Service
 from ethgw_wire.registration import ensure_registry_token
+from ethgw_wire.request_auth import RequestSigner, SigningAuth, ensure_request_key
 from ethgw_wire.settings import KafkaSettings
 from gateway import routes_admin, routes_dashboard, routes_ops, routes_registry, routes_rpc
 from gateway.config import GatewaySettings
@@ -144,6 +145,7 @@ def _lifespan(
             log.info("admin key created path=%s", admin_key_path(settings.state_dir))
         state.keyring.reload_if_changed()
         state.registry_token = ensure_registry_token(settings.state_dir)
+        signer = RequestSigner(ensure_request_key())
         async with AsyncExitStack() as stack:
             upstream_client = upstream_session(
                 settings.upstream_max_connections,
@@ -155,12 +157,14 @@ def _lifespan(
                 base_url=settings.manager_url,
                 timeout=settings.manager_timeout_s,
                 trust_env=False,
+                auth=SigningAuth(signer),
             )
             stack.push_async_callback(_logged("manager client", manager_client.aclose))
             state.upstreams_ = Upstreams(
                 state.registry,
                 upstream_client,
                 settings.get_retries,
+                signer=signer,
                 startup_grace_s=settings.startup_grace_s,
                 max_connections=settings.upstream_max_connections,
                 pool_timeout_s=settings.upstream_timeout_s,

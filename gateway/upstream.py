@@ -1,5 +1,6 @@
 """Calls to the service instances: choose by round robin, guard with the breakers,
-retry where it is safe, and tell an answer from a failure.
+retry where it is safe, sign each (ethgw_wire.request_auth: the services take nothing
+unsigned), and tell an answer from a failure.
 
 An answer is anything the service said as JSON, whatever its status: a 503 envelope
 saying no node is available, a 500 envelope for an error one request caused, a JSON-RPC
@@ -21,9 +22,12 @@ from dataclasses import dataclass
 
 import aiohttp
 from starlette.responses import Response
+from yarl import URL
 
+from ethgw_wire.callers import CALLER_HEADER
 from ethgw_wire.http_api import Service
 from ethgw_wire.registration import INSTANCE_FAULT_HEADER
+from ethgw_wire.request_auth import RequestSigner
 from gateway.errors import (
     GatewayError,
     NoInstanceError,
@@ -105,12 +109,14 @@ class Upstreams:
         retries: int,
         clock: Callable[[], float] = time.monotonic,
         *,
+        signer: RequestSigner,
         max_connections: int,
         pool_timeout_s: float,
         startup_grace_s: float = 0.0,
     ) -> None:
         self._registry = registry
         self._session = session
+        self._signer = signer
         self._admission = asyncio.Semaphore(max_connections)
         self._pool_timeout_s = pool_timeout_s
         self._retries = retries
@@ -231,7 +237,14 @@ class Upstreams:
     async def _send(
         self, method: str, url: str, content: bytes | None, headers: Mapping[str, str] | None
     ) -> tuple[int, bytes, dict[str, str]]:
-        async with self._session.request(method, url, data=content, headers=headers) as response:
+        caller = None if headers is None else headers.get(CALLER_HEADER)
+        signed = {**(headers or {}), **self._signer.headers(method, url, content, caller)}
+        # encoded=True: sent exactly as signed (the path and the client's query are already
+        # encoded), never re-quoted by yarl.
+        request = self._session.request(
+            method, URL(url, encoded=True), data=content, headers=signed
+        )
+        async with request as response:
             body = await response.read()
             # Lower-case names, as the answer's headers are looked up.
             return response.status, body, {k.lower(): v for k, v in response.headers.items()}

@@ -2,8 +2,9 @@
 and stop sealing, recent events, health, metrics.
 
 `python -m geth_cluster.api` serves it (ETHGW_MANAGER_API_HOST / _API_PORT, loopback by
-default: the endpoints carry no authentication of their own, the gateway's admin routes are
-the way in from outside). The manager lives in the app's lifespan.
+default). Only signed calls pass (ethgw_wire.request_auth: the gateway's admin routes, the
+providers' recycle requests, the platform's tools), but for /healthz and /metrics. The
+manager lives in the app's lifespan.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from balancer import Zone
 from ethgw_wire.node_reports import Lifecycle
+from ethgw_wire.request_auth import SignedRequestsOnly, ensure_request_key
 from ethgw_wire.settings import ClusterSettings, KafkaSettings
 from geth_cluster.cluster import GethCluster
 from geth_cluster.config import ManagerSettings
@@ -248,6 +250,7 @@ def create_app(open_service: ManagerOpener) -> FastAPI:
 
     app = FastAPI(title="ethgw cluster manager", lifespan=lifespan)
     app.include_router(router)
+    app.add_middleware(SignedRequestsOnly, key=ensure_request_key())
     return app
 
 

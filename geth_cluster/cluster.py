@@ -108,8 +108,10 @@ class GethCluster:
         """Genesis, node keys, static peers and the sealer's keystore; no geth needed.
 
         `peer_host` gives the address a node's peers dial it at (default: loopback);
-        compose.yaml's init service passes each container's fixed address.
+        compose.yaml's init service passes each container's fixed address. A node listens for
+        peers on loopback, or on every address of its container when peers dial it there.
         """
+        listen_host = LOOPBACK if peer_host is None else "0.0.0.0"
         self._write_genesis()
         enodes = {
             s.name: enode_url(
@@ -119,7 +121,8 @@ class GethCluster:
         }
         for spec in self.specs:
             peers = [url for name, url in enodes.items() if name != spec.name]
-            (spec.datadir / "config.toml").write_text(_config_toml(peers))
+            listen = f"{listen_host}:{spec.p2p_port}"
+            (spec.datadir / "config.toml").write_text(_config_toml(peers, listen))
         sealer_keystore = self.specs[0].datadir / "keystore" / "sealer.json"
         sealer_keystore.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(self.accounts.sealer.keystore_path, sealer_keystore)
@@ -158,7 +161,8 @@ class GethCluster:
             ("--config", str(spec.datadir / "config.toml")),
             ("--networkid", s.chain_id),
             ("--nodiscover", None),
-            ("--port", spec.p2p_port),
+            # The P2P port is config.toml's ListenAddr, on loopback; no NAT mapping attempts.
+            ("--nat", "none"),
             ("--authrpc.addr", "127.0.0.1"),
             ("--authrpc.port", spec.authrpc_port),
             ("--http", None),
@@ -317,10 +321,11 @@ class GethCluster:
         return NodeStatus(spec.name, pid, spec.rpc_port, block, peers, cpu, memory)
 
 
-def _config_toml(static_nodes: list[str]) -> str:
-    """geth's TOML config holding only the static peers (flags set the rest)."""
+def _config_toml(static_nodes: list[str], listen_addr: str) -> str:
+    """geth's TOML config holding the static peers and the P2P listen address (flags set the
+    rest: geth has no flag for the listen host, and --port would listen on every address)."""
     quoted = ",\n  ".join(json.dumps(url) for url in static_nodes)
-    return f"[Node.P2P]\nStaticNodes = [\n  {quoted}\n]\n"
+    return f"[Node.P2P]\nListenAddr = {json.dumps(listen_addr)}\nStaticNodes = [\n  {quoted}\n]\n"
 
 
 async def _wait_port_free(port: int, setting: str, timeout_s: float = 10.0) -> None:

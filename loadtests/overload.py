@@ -38,6 +38,7 @@ import httpx
 
 from devstack.stack import ServicePorts, Shape, known_nodes, provider_urls
 from ethgw_wire.provider_metrics import Placement, dispatched_by_placement
+from ethgw_wire.request_auth import signing_auth
 from ethgw_wire.settings import ClusterSettings
 from gateway.keys import read_admin_key
 from geth_cluster.config import ManagerSettings
@@ -170,7 +171,7 @@ class ZoneWatch:
 
     async def run(self, stop: asyncio.Event, interval_s: float = 1.0) -> None:
         async with httpx.AsyncClient(
-            base_url=self.manager_url, timeout=2.0, trust_env=False
+            base_url=self.manager_url, timeout=2.0, trust_env=False, auth=signing_auth()
         ) as http:
             while not stop.is_set():
                 with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):

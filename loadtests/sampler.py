@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import httpx
 import psutil
 
+from ethgw_wire.request_auth import signing_auth
 from loadtests.cpu import CpuLedger
 from loadtests.interference import Slowdown
 from loadtests.systems import System
@@ -109,7 +110,8 @@ class ResourceSampler:
         started = time.monotonic()
         self.tick(started)  # primes every process (and applies the slowdown)
         self.cpu.start(self._processes)
-        async with httpx.AsyncClient(timeout=0.5, trust_env=False) as client:
+        # Signed: the manager takes the platform's own calls only (ethgw_wire.request_auth).
+        async with httpx.AsyncClient(timeout=0.5, trust_env=False, auth=signing_auth()) as client:
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.interval_s)

@@ -2,7 +2,8 @@
 
 Every request is counted (`ethgw_provider_recycle_requests_total{node}`) and logged. When the
 provider knows the cluster manager's URL it also asks the manager to restart the node
-(`POST /nodes/{id}/restart`, which drains, restarts and resyncs it), at most once per node
+(`POST /nodes/{id}/restart`, signed as the manager requires: ethgw_wire.request_auth; it
+drains, restarts and resyncs the node), at most once per node
 per cool-down. The manager answers 409 while a restart runs: that request is then done too.
 """
 
@@ -14,6 +15,7 @@ import logging
 
 import aiohttp
 
+from ethgw_wire.request_auth import RequestSigner, ensure_request_key
 from provider import metrics
 
 log = logging.getLogger("ethgw.provider")
@@ -26,8 +28,14 @@ _ACCEPTED = frozenset({202, 409})
 class RecycleRequests:
     """Counts, logs and (with a manager URL) forwards the recycle requests of the rounds."""
 
-    def __init__(self, manager_url: str | None, cooldown_s: float) -> None:
+    def __init__(
+        self, manager_url: str | None, cooldown_s: float, signer: RequestSigner | None = None
+    ) -> None:
         self._manager_url = None if manager_url is None else manager_url.rstrip("/")
+        # The manager takes signed calls only; signed with the state folder's key by default.
+        self._signer = signer
+        if signer is None and manager_url is not None:
+            self._signer = RequestSigner(ensure_request_key())
         self._cooldown_s = cooldown_s
         self._asked_at: dict[str, float] = {}
         self._session: aiohttp.ClientSession | None = None
@@ -59,8 +67,9 @@ class RecycleRequests:
 
     async def _post(self, node_id: str) -> None:
         url = f"{self._manager_url}/nodes/{node_id}/restart"
+        headers = {} if self._signer is None else self._signer.headers("POST", url)
         try:
-            async with self._client().post(url) as response:
+            async with self._client().post(url, headers=headers) as response:
                 status = response.status
         except (aiohttp.ClientError, TimeoutError) as exc:
             status, detail = None, repr(exc)

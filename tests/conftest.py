@@ -8,20 +8,26 @@ import pytest
 
 pytest_plugins = ["tests.cluster_fixtures", "tests.kafka_fixtures", "tests.pipeline_fixtures"]
 
-_SEALING_ROOT: str | None = None
+_TEMPORARY_ROOTS: dict[str, str] = {}  # variable set by the session -> its temporary folder
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """One sealing folder for every process of the session (the test process, the session
-    providers, the services of any state folder), so that what a task client seals a
-    provider opens; a sandbox stack sets its own."""
-    global _SEALING_ROOT
-    if "ETHGW_SEALING_DIR" not in os.environ:
-        _SEALING_ROOT = tempfile.mkdtemp(prefix="ethgw-test-sealing-")
-        os.environ["ETHGW_SEALING_DIR"] = os.path.join(_SEALING_ROOT, "sealing")
+    """One sealing folder and one request key for every process of the session (the test
+    process, the session providers, the services of any state folder), never the repository's
+    own .state ones: what a task client seals a provider opens, and every server a test starts
+    and every client it signs with share the key (ethgw_wire.request_auth). A sandbox stack
+    sets its own."""
+    for variable, name in (
+        ("ETHGW_SEALING_DIR", "sealing"),
+        ("ETHGW_AUTH_KEY_FILE", "request.key"),
+    ):
+        if variable not in os.environ:
+            root = tempfile.mkdtemp(prefix="ethgw-test-")
+            _TEMPORARY_ROOTS[variable] = root
+            os.environ[variable] = os.path.join(root, name)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if _SEALING_ROOT is not None:
-        os.environ.pop("ETHGW_SEALING_DIR", None)
-        shutil.rmtree(_SEALING_ROOT, ignore_errors=True)
+    for variable, root in _TEMPORARY_ROOTS.items():
+        os.environ.pop(variable, None)
+        shutil.rmtree(root, ignore_errors=True)

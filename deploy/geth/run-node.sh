@@ -1,7 +1,8 @@
 #!/bin/sh
 # One Geth node of compose.yaml: `geth init` on the first start, then geth with the ports of
 # geth_cluster.layout (base + index) and the flags of GethCluster.geth_args, except that the
-# RPC listens on the compose network (never published) instead of loopback.
+# RPC and P2P listen on the compose network (never published) instead of loopback.
+# The node mounts the chain's volume only: the sealer's password is in its own folder.
 # NODE_NAME and NODE_INDEX come from compose.yaml; the files from `devstack.compose_init files`.
 set -eu
 DATA="/state/cluster/$NODE_NAME"
@@ -21,7 +22,7 @@ if [ "$NODE_INDEX" = 0 ]; then
   # --allow-insecure-unlock: geth refuses an unlock while HTTP is on; the HTTP API has no
   # personal namespace and is reachable from the compose network only.
   set -- "$@" --mine --miner.etherbase "$ADDRESS" --miner.gaslimit 30000000 \
-    --unlock "$ADDRESS" --password /state/cluster/accounts/sealer.password \
+    --unlock "$ADDRESS" --password "$DATA/password" \
     --allow-insecure-unlock
 fi
 exec geth "$@"

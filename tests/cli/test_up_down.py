@@ -5,8 +5,10 @@ whose Kafka is gone."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from gateway.keys import read_admin_key
@@ -125,6 +128,68 @@ async def test_a_killed_provider_is_started_again_logged_and_shown(up: Up) -> No
     assert up.pid_of("provider-1") != killed
     await _read_completes(up, key, BACK_TIMEOUT_S)
     await _until_in_output(up, "provider-1 up (restarts 1)", 30.0)
+
+
+def _stack_processes(up: Up) -> list[psutil.Process]:
+    """`up` and every process it started: its descendants, and any process whose command
+    line names the stack's state folder (geth, Kafka), in case one left its parent."""
+    root = psutil.Process(up.process.pid)
+    found = {p.pid: p for p in [root, *root.children(recursive=True)]}
+    for process in psutil.process_iter(["cmdline"]):
+        if str(up.state) in " ".join(process.info["cmdline"] or []):
+            found.setdefault(process.pid, process)
+    return list(found.values())
+
+
+def _listening(processes: list[psutil.Process]) -> list[tuple[str, str, int]]:
+    """(process name, address, port) of every TCP listener and every bound UDP socket."""
+    sockets = []
+    for process in processes:
+        try:
+            connections = process.net_connections(kind="inet")
+            name = process.name()
+        except psutil.NoSuchProcess:
+            continue
+        for connection in connections:
+            listening = connection.status == psutil.CONN_LISTEN
+            bound_udp = connection.type == socket.SOCK_DGRAM and not connection.raddr
+            if listening or bound_udp:
+                sockets.append((name, connection.laddr.ip, connection.laddr.port))
+    return sockets
+
+
+def _is_loopback(address: str) -> bool:
+    """127.0.0.0/8 or ::1, and Java's way of writing the first (::ffff:127.0.0.1)."""
+    ip = ipaddress.ip_address(address)
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return (mapped or ip).is_loopback
+
+
+async def test_nothing_of_the_stack_listens_beyond_loopback(up: Up) -> None:
+    """Every socket the stack's processes listen on (gateway, services, providers, manager,
+    Geth's RPC, authrpc and P2P, Kafka's listeners) is bound to a loopback address."""
+    sockets = _listening(_stack_processes(up))
+    ports = {port for _, _, port in sockets}
+    gateway_port = int(up.gateway.rsplit(":", 1)[1])
+    manager_port = int(up.env["ETHGW_MANAGER_API_PORT"])
+    p2p_port = int(up.env["ETHGW_CLUSTER_P2P_PORT_BASE"])
+    kafka_port = int(up.env["ETHGW_KAFKA_PORT"])
+    assert {gateway_port, manager_port, p2p_port, kafka_port} <= ports, sockets
+    beyond = [s for s in sockets if not _is_loopback(s[1])]
+    assert beyond == [], beyond
+
+
+async def test_the_stack_s_manager_takes_the_gateway_s_calls_only(up: Up) -> None:
+    """`up`'s gateway reaches its manager (signed with the stack's key); a direct unsigned
+    call to the manager is 401."""
+    key = read_admin_key(up.state)
+    manager = f"http://127.0.0.1:{up.env['ETHGW_MANAGER_API_PORT']}"
+    async with httpx.AsyncClient(timeout=30.0, trust_env=False) as client:
+        through = await client.get(f"{up.gateway}/admin/cluster", headers={"X-API-Key": key or ""})
+        direct = await client.get(f"{manager}/nodes")
+    assert through.status_code == 200, through.text
+    assert direct.status_code == 401, direct.text
+    assert direct.json()["error"]["code"] == "unauthenticated_call"
 
 
 async def test_down_ends_a_running_up(up: Up) -> None:

@@ -16,6 +16,8 @@ from pydantic_settings import BaseSettings
 from service_kit.paths import REPO_ROOT
 
 COMPOSE_FILE = REPO_ROOT / "compose.yaml"
+# Opt-in: the monitoring ports (compose.yaml publishes the gateway alone).
+MONITORING_FILE = REPO_ROOT / "deploy" / "compose.monitoring.yaml"
 PROMETHEUS_FILE = REPO_ROOT / "deploy" / "prometheus" / "prometheus.yml"
 GRAFANA_DIR = REPO_ROOT / "deploy" / "grafana"
 DASHBOARD_FILE = GRAFANA_DIR / "dashboards" / "ethgw.json"

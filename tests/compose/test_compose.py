@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from pydantic_settings import BaseSettings
 
-from devstack.compose_init import ETHERBASE_FILE, write_files
+from devstack.compose_init import ETHERBASE_FILE, SEALER_PASSWORD_FILE, write_files
 from ethgw_wire.settings import ClusterSettings, KafkaSettings
 from gateway.config import GatewaySettings
 from geth_cluster.config import ManagerSettings
@@ -29,6 +29,7 @@ from tests.compose.compose_file import (
     DASHBOARD_FILE,
     DATASOURCE_FILE,
     METRIC_IN_QUERY,
+    MONITORING_FILE,
     dashboard,
     dashboard_queries,
     environment,
@@ -85,13 +86,16 @@ def long_running() -> dict[str, dict[str, Any]]:
     return {n: s for n, s in ethgw_services().items() if n not in ONE_SHOT}
 
 
-def test_docker_compose_accepts_the_file() -> None:
-    """`docker-compose config` (Debian's, the Compose Specification) validates the file."""
+@pytest.mark.parametrize("overrides", [[], [MONITORING_FILE]], ids=["alone", "monitoring"])
+def test_docker_compose_accepts_the_file(overrides: list[Path]) -> None:
+    """`docker-compose config` (Debian's, the Compose Specification) validates the file, alone
+    and with the opt-in monitoring ports."""
     binary = shutil.which("docker-compose")
     if binary is None:
         pytest.skip("docker-compose is not installed (scripts/bootstrap.sh installs it as root)")
+    files = [arg for path in [COMPOSE_FILE, *overrides] for arg in ("-f", str(path))]
     done = subprocess.run(
-        [binary, "-f", str(COMPOSE_FILE), "config", "-q"],
+        [binary, *files, "config", "-q"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -129,6 +133,82 @@ def test_published_ports_are_unique_and_on_loopback() -> None:
     host_ports = [spec.split(":")[1] for _, spec in published]
     assert len(host_ports) == len(set(host_ports))
     assert all(spec.startswith("127.0.0.1:") for _, spec in published), published
+
+
+def test_only_the_gateway_is_published() -> None:
+    """The gateway is the one way in: no other service publishes a port."""
+    publishing = {name for name, s in services().items() if s.get("ports")}
+    assert publishing == {"gateway"}
+
+
+def test_monitoring_ports_are_opt_in_and_on_loopback() -> None:
+    """The monitoring override publishes Prometheus and Grafana, on loopback only."""
+    extra = load_yaml(MONITORING_FILE)["services"]
+    assert set(extra) == {"prometheus", "grafana"}
+    for name, service in extra.items():
+        assert all(str(p).startswith("127.0.0.1:") for p in service["ports"]), name
+
+
+def state_volumes(service: dict[str, Any]) -> dict[str, str]:
+    """Named volumes a service mounts, by name: their mount point."""
+    mounts = {}
+    for volume in service.get("volumes") or []:
+        source, target = str(volume).split(":")[:2]
+        if not source.startswith(("./", "/")):
+            mounts[source] = target
+    return mounts
+
+
+# What each container may mount of the state (the parts of /state): nothing more.
+STATE_NEEDS = {
+    "init": {"cluster", "accounts"},
+    "platform": {"accounts", "platform", "sealing"},
+    "manager": {"cluster", "accounts", "auth"},
+    "gateway": {"gateway-keys", "auth"},
+    "provider": {"accounts", "platform", "auth", "sealing"},
+    "read_service": {"auth", "sealing"},
+    "write_service": {"auth", "sealing"},
+    "geth": {"cluster"},
+}
+
+
+def role(name: str, service: dict[str, Any]) -> str:
+    if name in geth_services():
+        return "geth"
+    if name in ONE_SHOT:
+        return name
+    module = python_module(service)
+    return "manager" if module == "geth_cluster.api" else module
+
+
+def test_each_container_mounts_only_the_state_it_needs() -> None:
+    """Nobody mounts the whole state folder; the admin key and key hashes reach the gateway
+    alone, the platform accounts never reach a Geth node or a read or write service."""
+    for name, service in {**ethgw_services(), **geth_services()}.items():
+        mounts = state_volumes(service)
+        assert "/state" not in mounts.values(), f"{name} mounts the whole state folder"
+        assert set(mounts) == STATE_NEEDS[role(name, service)], f"{name}: {sorted(mounts)}"
+    gateway_keys = {n for n, s in services().items() if "gateway-keys" in state_volumes(s)}
+    assert gateway_keys == {"gateway"}
+
+
+def test_readers_of_the_accounts_mount_them_read_only() -> None:
+    """Only init and the platform step write accounts; the manager and providers read them."""
+    for name, service in ethgw_services().items():
+        for volume in service.get("volumes") or []:
+            source, target, *options = str(volume).split(":")
+            if source == "accounts" and role(name, service) not in ONE_SHOT:
+                assert options == ["ro"], f"{name} mounts {target} writable"
+
+
+def test_every_state_mount_point_is_made_private_in_the_image() -> None:
+    """Each /state/... mount point of our image's services is made (0700, the service user's)
+    in the Dockerfile, so an empty named volume is born private and writable by the service."""
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    assert "chmod -R 0700 /state" in dockerfile
+    for name, service in ethgw_services().items():
+        for target in state_volumes(service).values():
+            assert target in dockerfile, f"{name}: the image does not make {target}"
 
 
 def test_geth_rpc_and_kafka_stay_on_the_private_network() -> None:
@@ -285,6 +365,14 @@ async def test_init_writes_static_peers_at_the_fixed_addresses(
     etherbase = (tmp_path / "cluster" / "sealer" / ETHERBASE_FILE).read_text()
     assert etherbase.startswith("0x")
     assert len(etherbase) == 42
+    # The node containers mount the chain's volume only: the sealer's password is its own.
+    password = tmp_path / "cluster" / "sealer" / SEALER_PASSWORD_FILE
+    assert (
+        password.read_text() == (tmp_path / "cluster" / "accounts" / "sealer.password").read_text()
+    )
+    assert password.stat().st_mode & 0o777 == 0o600
+    # Peers dial the container's address: geth listens for them beyond its loopback.
+    assert 'ListenAddr = "0.0.0.0:30304"' in node_1
     assert (tmp_path / "cluster" / "genesis.json").is_file()
 
 

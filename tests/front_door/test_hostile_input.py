@@ -28,6 +28,7 @@ from hypothesis.errors import HypothesisDeprecationWarning
 from ethgw_wire.http_api import API_KEY_HEADER, REQUEST_ID_HEADER
 from ethgw_wire.messages import TaskMessage
 from ethgw_wire.operations import RPC_READ_METHODS, RPC_SEND_RAW
+from ethgw_wire.request_auth import signing_auth
 from ethgw_wire.settings import KafkaSettings
 from geth_cluster.cluster import GethCluster
 from tests.pipeline_fixtures import ProviderProcess, ServerProcess, Stack
@@ -335,7 +336,7 @@ async def test_fuzzed_json_rpc_gets_error_objects_and_queues_nothing_invalid(
     print(f"rpc fuzz: {len(sent)} refused bodies, {len(forwarded)} forwarded calls became tasks")
     assert leaked == []
     assert forwarded  # the check can see tasks: the garbage calls made some
-    async with httpx.AsyncClient(timeout=60) as client:
+    async with httpx.AsyncClient(timeout=60, auth=signing_auth()) as client:
         await assert_every_instance_serves(client, stack, geth_cluster)
 
 
@@ -417,7 +418,7 @@ async def test_a_batch_of_empty_raw_transactions_turns_off_no_write(
 ) -> None:
     """A user's batch of eth_sendRawTransaction ["0x"]: -32602 naming the param for each
     call, no breaker counts it, and each write instance still sends a valid transaction."""
-    async with httpx.AsyncClient(timeout=60) as client:
+    async with httpx.AsyncClient(timeout=60, auth=signing_auth()) as client:
         refused = await client.post(
             f"{stack.gateway.url}/rpc",
             json=_call_each(RPC_SEND_RAW, ["0x"], BATCH_LIMIT),

@@ -21,6 +21,7 @@ matplotlib.use("Agg")  # no display: files only
 
 import matplotlib.pyplot as plt  # after the backend is chosen
 
+from ethgw_wire.request_auth import signing_auth
 from service_kit.paths import REPO_ROOT
 
 RESULTS_DIR = REPO_ROOT / "results"
@@ -64,7 +65,7 @@ async def record_nodes(
     manager_url: str, recording: Recording, stop: asyncio.Event, every_s: float = 0.25
 ) -> None:
     """Poll the manager's GET /nodes until `stop` is set."""
-    async with httpx.AsyncClient(base_url=manager_url, timeout=5.0) as client:
+    async with httpx.AsyncClient(base_url=manager_url, timeout=5.0, auth=signing_auth()) as client:
         while not stop.is_set():
             try:
                 snapshot: dict[str, Any] = (await client.get("/nodes")).json()

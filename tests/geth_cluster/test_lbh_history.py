@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from ethgw_wire.request_auth import signing_auth
 from geth_cluster.api import create_app
 from geth_cluster.cluster import GethCluster
 from geth_cluster.manager import ClusterManager
@@ -42,7 +43,9 @@ async def test_api_lists_the_history(geth_cluster: GethCluster) -> None:
     app = create_app(lambda: ClusterManager(geth_cluster, frozen(publish=False)))
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://manager") as client,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app), base_url="http://manager", auth=signing_auth()
+        ) as client,
     ):
         body = (await client.get("/lbh")).json()
     assert body["interval_s"] == FROZEN_INTERVAL_S

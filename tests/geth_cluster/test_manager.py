@@ -27,6 +27,7 @@ from balancer import Calibration, Zone, distance
 from devstack.kafka_broker import KafkaBroker
 from ethgw_wire.kafka import decode, kafka_consumer
 from ethgw_wire.node_reports import Lifecycle, NodeReport
+from ethgw_wire.request_auth import signing_auth
 from ethgw_wire.settings import KafkaSettings
 from geth_cluster.api import create_app, serve_api
 from geth_cluster.cluster import GethCluster
@@ -463,7 +464,9 @@ async def api_client(cluster: GethCluster) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(lambda: ClusterManager(cluster, frozen(publish=False)))
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://manager") as client,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app), base_url="http://manager", auth=signing_auth()
+        ) as client,
     ):
         yield client
 
@@ -538,7 +541,7 @@ async def test_serve_api_answers_over_http_until_its_stop_event_is_set(
     task = asyncio.create_task(serve_api(cluster, KafkaSettings(), settings, stop))
     url = f"http://127.0.0.1:{settings.api_port}/nodes"
     try:
-        async with httpx.AsyncClient() as client, asyncio.timeout(15.0):
+        async with httpx.AsyncClient(auth=signing_auth()) as client, asyncio.timeout(15.0):
             while True:
                 try:
                     response = await client.get(url)

@@ -24,6 +24,7 @@ from balancer import RecycleState, Zone
 from devstack.kafka_broker import KafkaBroker
 from ethgw_wire.kafka import decode, kafka_consumer
 from ethgw_wire.node_reports import ClusterEvent, EventKind, Lifecycle, NodeReport
+from ethgw_wire.request_auth import signing_auth
 from ethgw_wire.settings import KafkaSettings
 from geth_cluster.api import create_app
 from geth_cluster.cluster import GethCluster
@@ -284,7 +285,9 @@ async def api_client(
     app = create_app(lambda: open_manager(cluster, kafka, settings))
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://manager") as client,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app), base_url="http://manager", auth=signing_auth()
+        ) as client,
     ):
         yield client
 

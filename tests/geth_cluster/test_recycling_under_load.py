@@ -32,6 +32,7 @@ from devstack.kafka_broker import KafkaBroker
 from ethgw_wire.kafka import decode, kafka_consumer
 from ethgw_wire.messages import ResultMessage, TaskStatus
 from ethgw_wire.platform_record import PlatformRecord
+from ethgw_wire.request_auth import signing_auth
 from ethgw_wire.settings import KafkaSettings
 from geth_cluster.api import create_app
 from geth_cluster.calibrate import BURN_GAS
@@ -315,7 +316,9 @@ async def burner(url: str) -> AsyncIterator[asyncio.Event]:
 
 
 async def manager_events(stack: LoadStack) -> list[dict[str, Any]]:
-    async with httpx.AsyncClient(base_url=stack.manager_url, timeout=5.0) as http:
+    async with httpx.AsyncClient(
+        base_url=stack.manager_url, timeout=5.0, auth=signing_auth()
+    ) as http:
         events: list[dict[str, Any]] = (await http.get("/events")).json()["events"]
         return events
 

@@ -3,15 +3,24 @@ what is posted, the cool-down, and a 409 taken as done."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 import pytest_asyncio
+import uvicorn
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from prometheus_client import REGISTRY
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
+from ethgw_wire.request_auth import SignedRequestsOnly, ensure_request_key
 from provider.recycle_requests import RecycleRequests
 from service_kit.ports import free_port
 
@@ -134,3 +143,45 @@ async def test_every_request_is_counted_even_without_a_manager() -> None:
     sender.request("node-7", now=101.0, lbh=-0.2)
     await sender.close()
     assert _counted("node-7") == before + 2
+
+
+@contextlib.asynccontextmanager
+async def signed_manager(asked: list[str]) -> AsyncIterator[str]:
+    """A manager's restart route behind the manager's own check (SignedRequestsOnly), served
+    by uvicorn on a local port: what it takes, it records."""
+
+    async def restart(request: Request) -> JSONResponse:
+        asked.append(request.path_params["node_id"])
+        return JSONResponse({"status": "started"}, status_code=202)
+
+    app = Starlette(routes=[Route("/nodes/{node_id}/restart", restart, methods=["POST"])])
+    app.add_middleware(SignedRequestsOnly, key=ensure_request_key())
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
+    serving = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 (uvicorn has no event for it)
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await serving
+
+
+async def test_a_request_is_signed_so_the_real_check_takes_it() -> None:
+    """The manager takes signed calls only: the provider's request passes its check, and an
+    unsigned post of the same route does not."""
+    asked: list[str] = []
+    async with signed_manager(asked) as url:
+        sender = RecycleRequests(url, COOLDOWN_S)
+        try:
+            sender.request("node-5", now=100.0, lbh=-0.2)
+            await sender.join()
+        finally:
+            await sender.close()
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{url}/nodes/node-6/restart") as unsigned,
+        ):
+            assert unsigned.status == 401
+    assert asked == ["node-5"]

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from consumer_service import ConsumerServiceSettings, ServiceState
 from ethgw_wire.messages import ErrorInfo, ResultMessage, TaskMessage, TaskStatus
 from ethgw_wire.node_reports import Lifecycle, NodeReport
+from ethgw_wire.request_auth import signing_auth
 
 
 @dataclass
@@ -68,5 +69,8 @@ async def serving(
     """A client of the app whose state holds the fakes (its Kafka lifespan never runs)."""
     app.state.service = ServiceState(ConsumerServiceSettings(), tasks, nodes or FakeNodes())
     transport = httpx.ASGITransport(app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+    # Signed, as the gateway signs (ethgw_wire.request_auth): the app takes nothing else.
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://service", auth=signing_auth()
+    ) as client:
         yield client

@@ -12,6 +12,7 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from ethgw_wire.request_auth import signing_auth
 from ethgw_wire.settings import KafkaSettings
 from tests.pipeline_fixtures import ServerProcess, service_process
 
@@ -22,7 +23,7 @@ PASSWORD = "correct horse battery"
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=60) as client:
+    async with httpx.AsyncClient(timeout=60, auth=signing_auth()) as client:
         yield client
 
 
