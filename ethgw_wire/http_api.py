@@ -96,6 +96,13 @@ class Endpoint:
         return self.operation.summary
 
     @property
+    def operation_id(self) -> str:
+        """Its OpenAPI operationId, the name a generated client gives its function: the
+        operation's (block_by_number), with _thesis on a deprecated thesis path."""
+        name = self.operation.handler_name
+        return f"{name}_thesis" if self.deprecated else name
+
+    @property
     def path_param(self) -> str | None:
         return path_param_of(self.path)
 
@@ -282,6 +289,7 @@ def build_router(
             methods=[endpoint.method],
             summary=endpoint.summary,
             name=endpoint.operation_name,
+            operation_id=endpoint.operation_id,
             response_model=envelope_of(endpoint.operation),
             responses=documented_answers(endpoint, extra_answers(endpoint)),
             tags=["admin" if endpoint.admin_only else endpoint.service],

@@ -118,7 +118,11 @@ _TASK_ANSWERS: dict[int | str, dict[str, object]] = {
 
 
 @tasks_router.get(
-    "/tasks/{task_id}", response_model=Envelope, name="tasks.status", responses=_TASK_ANSWERS
+    "/tasks/{task_id}",
+    response_model=Envelope,
+    name="tasks.status",
+    operation_id="task_status",
+    responses=_TASK_ANSWERS,
 )
 async def task_status(
     task_id: Annotated[str, Path(pattern=TASK_ID_PATTERN, description="as a 202 answered it")],
