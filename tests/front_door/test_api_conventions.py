@@ -217,19 +217,11 @@ async def test_projects_link_their_next_page(admin: httpx.AsyncClient, market: M
     assert len(page["projects"]) == 1
 
 
-async def test_a_page_of_projects_is_one_batch_of_calls(
+async def test_a_page_of_projects_costs_the_node_as_many_requests_whatever_its_length(
     market: Market, geth_cluster: GethCluster, platform_file: Path
 ) -> None:
-    """projects.list asks the node twice whatever the page's size: the count, then every
-    row in one JSON-RPC batch."""
-    requests = 0
-
-    async def counted(*_: object) -> None:
-        nonlocal requests
-        requests += 1
-
-    tracing = aiohttp.TraceConfig()
-    tracing.on_request_start.append(counted)
+    """projects.list sends the node as many HTTP requests for a page of one project as for
+    a page of every project: the rows go in one JSON-RPC batch, not one eth_call each."""
     handlers = Handlers(
         None,  # type: ignore[arg-type]  # a read uses no accounts
         None,  # type: ignore[arg-type]  # nor a sender
@@ -239,12 +231,27 @@ async def test_a_page_of_projects_is_one_batch_of_calls(
         1,
         (),
     )
-    async with aiohttp.ClientSession(trace_configs=[tracing]) as session:
-        node = Web3NodeClient(geth_cluster.spec("node-1").rpc_url, session)
-        job = Job(task_id="page", params=PageParams(limit=500), node=node, node_id="node-1")
-        page = await handlers.projects_list(job)
-    assert len(page["projects"]) >= 2
-    assert requests == 2
+
+    async def requests_for(limit: int) -> tuple[int, int]:
+        """(HTTP requests sent to the node, projects in the page)."""
+        sent = 0
+
+        async def counted(*_: object) -> None:
+            nonlocal sent
+            sent += 1
+
+        tracing = aiohttp.TraceConfig()
+        tracing.on_request_start.append(counted)
+        async with aiohttp.ClientSession(trace_configs=[tracing]) as session:
+            node = Web3NodeClient(geth_cluster.spec("node-1").rpc_url, session)
+            job = Job(task_id="page", params=PageParams(limit=limit), node=node, node_id="node-1")
+            page = await handlers.projects_list(job)
+        return sent, len(page["projects"])
+
+    one_row, whole = await requests_for(1), await requests_for(500)
+    assert one_row[1] == 1
+    assert whole[1] >= 2
+    assert whole[0] == one_row[0]
 
 
 # -- 202 and 429 on a strict front door ---------------------------------------------------

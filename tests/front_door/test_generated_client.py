@@ -93,14 +93,16 @@ def client_package(stack: Stack) -> Iterator[ModuleType]:
 
 
 @pytest.fixture
-def client(client_package: ModuleType, stack: Stack) -> Any:
-    return client_package.AuthenticatedClient(
+def client(client_package: ModuleType, stack: Stack) -> Iterator[Any]:
+    """The generated client with the admin key, its connections closed after the test."""
+    with client_package.AuthenticatedClient(
         base_url=stack.gateway.url,
         token=stack.admin_key,
         prefix="",
         auth_header_name="X-API-Key",
         timeout=httpx.Timeout(60),
-    )
+    ) as client:
+        yield client
 
 
 def _api(name: str) -> Any:
