@@ -266,6 +266,10 @@ class Answer:
     headers: tuple[str, ...] = ()
 
 
+# What a service instance answers for a fault of its own, whatever the operation
+# (consumer_service/errors.py): its Kafka out of reach, an error no handler took.
+SERVICE_FAULTS = (Answer(503, "kafka_unavailable", ("Retry-After",)), Answer(500, "internal"))
+
 # What the part in front of a router answers too (the gateway: keys, rate limits).
 ExtraAnswers = Callable[[Endpoint], Sequence[Answer]]
 
@@ -319,7 +323,7 @@ def documented_answers(
     answer, with their codes and headers."""
     answers = [Answer(e.http_status, e.code) for e in endpoint.operation.answerable_errors]
     by_status: dict[int, list[Answer]] = {}
-    for answer in [*answers, *extra]:
+    for answer in [*answers, *SERVICE_FAULTS, *extra]:
         by_status.setdefault(answer.status, []).append(answer)
     documented: dict[int | str, dict[str, Any]] = {
         ACCEPTED_STATUS: {
