@@ -10,11 +10,13 @@ from pydantic import ValidationError
 
 from ethgw_wire.callers import CALLER_HEADER, Caller
 from ethgw_wire.http_api import (
-    API_PREFIX,
     REQUEST_ID_HEADER,
     Envelope,
+    accepted_headers,
+    envelope_content,
     error_envelope,
     http_status_of,
+    task_path,
 )
 from ethgw_wire.messages import ResultMessage, TaskStatus
 
@@ -52,11 +54,15 @@ def invalid_caller_response(error: InvalidCallerError, request_id: str) -> JSONR
 
 
 def envelope_response(envelope: Envelope, request_id: str | None) -> JSONResponse:
-    """The envelope as the HTTP answer: its status, and the request id as a header."""
-    headers = {REQUEST_ID_HEADER: request_id} if request_id else None
-    return JSONResponse(
-        envelope.model_dump(mode="json"), status_code=envelope.status, headers=headers
-    )
+    """The envelope as the HTTP answer: its status and the headers it implies (the
+    request id; Location and Retry-After on a 202; Link to a next page)."""
+    headers = {REQUEST_ID_HEADER: request_id} if request_id else {}
+    if envelope.status == 202 and envelope.task_id is not None:
+        headers.update(accepted_headers(envelope.task_id))
+    next_page = envelope.data.get("next") if isinstance(envelope.data, dict) else None
+    if isinstance(next_page, str):
+        headers["Link"] = f'<{next_page}>; rel="next"'
+    return JSONResponse(envelope_content(envelope), status_code=envelope.status, headers=headers)
 
 
 def result_envelope(result: ResultMessage | None, task_id: str, request_id: str) -> Envelope:
@@ -65,7 +71,7 @@ def result_envelope(result: ResultMessage | None, task_id: str, request_id: str)
     if result is None or not result.done:
         return Envelope(
             status=202,
-            message=f"accepted: the result will be at {API_PREFIX}/tasks/{task_id}",
+            message=f"accepted: the result will be at {task_path(task_id)}",
             task_id=task_id,
             request_id=request_id,
         )

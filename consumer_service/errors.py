@@ -17,13 +17,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from consumer_service.answers import envelope_response, request_id_of
 from consumer_service.jsonrpc import INTERNAL_ERROR, RPC_PATH, SERVER_ERROR, rpc_error
-from ethgw_wire.http_api import REQUEST_ID_HEADER, error_envelope
+from ethgw_wire.http_api import (
+    REQUEST_ID_HEADER,
+    envelope_content,
+    error_envelope,
+    http_error_envelope,
+    validation_envelope,
+)
 from ethgw_wire.registration import INSTANCE_FAULT_HEADER
 
 log = logging.getLogger("ethgw.service")
-
-# FastAPI's error locations start with where the value came from; a client knows it.
-_LOCATION_PARTS = ("body", "query", "path", "params")
 
 
 def add_error_handlers(app: FastAPI) -> None:
@@ -36,24 +39,16 @@ def add_error_handlers(app: FastAPI) -> None:
 
 
 async def _invalid_params(request: Request, exc: RequestValidationError) -> JSONResponse:
-    first = exc.errors()[0]
-    location = [str(part) for part in first.get("loc", ()) if part not in _LOCATION_PARTS]
-    field = ".".join(location) or None
-    reason = f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
     request_id = request_id_of(request)
-    return envelope_response(
-        error_envelope(422, "invalid_params", reason, field=field, request_id=request_id),
-        request_id,
-    )
+    return envelope_response(validation_envelope(exc.errors(), request_id), request_id)
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     request_id = request_id_of(request)
-    code = "not_found" if exc.status_code == 404 else "http_error"
-    return envelope_response(
-        error_envelope(exc.status_code, code, str(exc.detail), request_id=request_id),
-        request_id,
+    envelope = http_error_envelope(
+        exc.status_code, str(exc.detail), request.method, request.url.path, request_id
     )
+    return envelope_response(envelope, request_id)
 
 
 class CatchAll:
@@ -112,7 +107,7 @@ async def _answer_error(error: Exception, path: str, request_id: str, send: Send
         envelope = error_envelope(
             status, code, reason, request_id=request_id, retriable=status == 503
         )
-        document = envelope.model_dump(mode="json")
+        document = envelope_content(envelope)
     body = json.dumps(document).encode()
     raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
     raw_headers.append((b"content-length", str(len(body)).encode()))

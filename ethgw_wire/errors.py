@@ -201,4 +201,9 @@ class PlatformNotReadyError(TaskError):
 
 
 # What any operation may answer, whatever it does: bad input, no node, a node's refusal.
-COMMON_ERRORS: tuple[type[TaskError], ...] = (InvalidParamsError, NodeUnavailableError, TaskError)
+COMMON_ERRORS: tuple[type[TaskError], ...] = (
+    InvalidParamsError,
+    NodeUnavailableError,
+    NodeRefusedError,
+    TaskError,
+)

@@ -54,6 +54,7 @@ from ethgw_wire.messages import TaskMessage
 from ethgw_wire.results import (
     AccountCreatedResult,
     AccountsResult,
+    Block,
     BlockNumberResult,
     BlockTxCountResult,
     BuyResult,
@@ -65,8 +66,10 @@ from ethgw_wire.results import (
     ProjectsResult,
     PublishResult,
     PurchasesResult,
+    Receipt,
     TokenBalanceResult,
     TokenTotalResult,
+    Transaction,
     TransactionResult,
     UnlockResult,
 )
@@ -127,11 +130,11 @@ class TxHashParams(Params):
 
 
 class PageParams(Params):
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=2**63 - 1)
     limit: int = Field(default=50, ge=1, le=500)
 
 
-class ProjectParams(Params):
+class PurchasesParams(PageParams):
     project_id: Uint256
 
 
@@ -229,8 +232,15 @@ class RpcCallParams(Params):
 
 Service = Literal["read", "write"]
 
-# A parameter carried in a route's path, e.g. /projects/{projectId}/purchases.
-_PATH_PARAM = re.compile(r"\{(\w+)\}")
+# A parameter carried in a route's path, e.g. /projects/{projectId}/purchases, or with a
+# Starlette convertor that tells two routes of one shape apart: /blocks/{blockNumber:uint}.
+_PATH_PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
+
+
+def path_param_of(path: str | None) -> str | None:
+    """The parameter a route's path carries, if it has one."""
+    found = _PATH_PARAM.search(path or "")
+    return None if found is None else found.group(1)
 
 
 @dataclass(frozen=True)
@@ -247,6 +257,9 @@ class Operation:
     result: Any
     # The REST route under the API prefix (the thesis's path); None: JSON-RPC only.
     path: str | None
+    # Resource-style routes of the same operation (e.g. /transactions/{txHash}); when an
+    # operation has some, its thesis path stays and is marked deprecated.
+    aliases: tuple[str, ...] = ()
     # The parameter naming the signing account (orders the account's writes),
     # or a fixed signer key (ADMIN_SIGNER, FAUCET_SIGNER); None for reads.
     signer_field: str | None = None
@@ -272,8 +285,7 @@ class Operation:
     @property
     def path_param(self) -> str | None:
         """The parameter carried in the path, if the path has one."""
-        found = _PATH_PARAM.search(self.path or "")
-        return None if found is None else found.group(1)
+        return path_param_of(self.path)
 
     @property
     def handler_name(self) -> str:
@@ -313,8 +325,11 @@ def _read(
     result: Any,
     params: type[Params] = NoParams,
     errors: tuple[type[TaskError], ...] = (),
+    aliases: tuple[str, ...] = (),
 ) -> Operation:
-    return Operation(name, summary, TaskClass.RT, params, result, path, errors=errors)
+    return Operation(
+        name, summary, TaskClass.RT, params, result, path, aliases=aliases, errors=errors
+    )
 
 
 # What the reads of the token contract may answer; blocks and transactions may be absent.
@@ -345,6 +360,7 @@ _OPERATIONS = [
         "/admin/list",
         "The platform accounts of the calling key (an admin key: every one)",
         AccountsResult,
+        aliases=("/accounts",),
     ),
     _read(
         "eth.balance",
@@ -368,17 +384,19 @@ _OPERATIONS = [
         "block.by_hash",
         "/tx/blockhash",
         "A block by its hash",
-        dict[str, Any],
+        Block,
         BlockHashParams,
         _LOOKUP,
+        aliases=("/blocks/{blockHash:hash32}",),
     ),
     _read(
         "block.by_number",
         "/tx/blocknumber",
         "A block by its number",
-        dict[str, Any],
+        Block,
         BlockNumberParams,
         _LOOKUP,
+        aliases=("/blocks/{blockNumber:uint}",),
     ),
     _read(
         "block.tx_count",
@@ -387,22 +405,25 @@ _OPERATIONS = [
         BlockTxCountResult,
         BlockNumberParams,
         _LOOKUP,
+        aliases=("/blocks/{blockNumber:uint}/transactionCount",),
     ),
     _read(
         "tx.by_hash",
         "/tx/txhash",
         "A transaction by its hash",
-        dict[str, Any],
+        Transaction,
         TxHashParams,
         _LOOKUP,
+        aliases=("/transactions/{txHash}",),
     ),
     _read(
         "tx.receipt",
         "/tx/receipt",
         "A transaction's receipt",
-        dict[str, Any],
+        Receipt,
         TxHashParams,
         _LOOKUP,
+        aliases=("/transactions/{txHash}/receipt",),
     ),
     _read(
         "projects.list",
@@ -415,9 +436,9 @@ _OPERATIONS = [
     _read(
         "projects.purchases",
         "/projects/{projectId}/purchases",
-        "The purchases of a project",
+        "The purchases of a project, paged",
         PurchasesResult,
-        ProjectParams,
+        PurchasesParams,
         _TOKEN_READ,
     ),
     _read(
@@ -447,6 +468,7 @@ _OPERATIONS = [
         CreateAccountParams,
         AccountCreatedResult,
         "/admin/new",
+        aliases=("/accounts",),
         signer_key=FAUCET_SIGNER,
         errors=(AccountQuotaError, InsufficientFundsError, ReceiptTimeoutError),
     ),
@@ -457,6 +479,7 @@ _OPERATIONS = [
         UnlockParams,
         UnlockResult,
         "/admin/unlock",
+        aliases=("/accounts/{address}/unlock",),
         signer_field="address",
         errors=(
             NotAccountOwnerError,
@@ -535,6 +558,7 @@ _OPERATIONS = [
         SendEtherParams,
         TransactionResult,
         "/tx/send",
+        aliases=("/transactions",),
         signer_field="from_address",
         errors=_SIGNED,
     ),

@@ -2,7 +2,9 @@
 
 These models document the API (OpenAPI shows them in each route's envelope) and let
 tests check a handler's answer; the services pass the data through as it came.
-Blocks, transactions and receipts are the node's own JSON objects and have no model.
+Blocks, transactions and receipts are the node's own JSON-RPC objects: their models name
+the members every Ethereum node answers (quantities as 0x-hex strings, as JSON-RPC has
+them) and let the others through.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
 
 
 class Result(BaseModel):
@@ -74,10 +77,17 @@ class Project(Result):
     price: int
 
 
-class ProjectsResult(Result):
+class Page(Result):
+    """A page of a list: where it starts, how long it may be, how many there are, and the
+    path of the next page (None on the last)."""
+
     total: int
     offset: int
     limit: int
+    next: str | None = None
+
+
+class ProjectsResult(Page):
     projects: list[Project]
 
 
@@ -88,7 +98,7 @@ class Purchase(Result):
     time: int
 
 
-class PurchasesResult(Result):
+class PurchasesResult(Page):
     project_id: int
     purchases: list[Purchase]
 
@@ -125,3 +135,64 @@ class PublishResult(TransactionResult):
 
 class BuyResult(TransactionResult):
     purchase_id: int | None = None  # known once mined
+
+
+# -- the node's own objects -----------------------------------------------------------
+
+
+class NodeObject(BaseModel):
+    """A JSON-RPC object as the node answered it: camelCase members, quantities as 0x-hex
+    strings; members a node adds beyond the named ones pass through."""
+
+    model_config = ConfigDict(
+        extra="allow", frozen=True, alias_generator=to_camel, populate_by_name=True
+    )
+
+
+class Block(NodeObject):
+    """A block, its transactions as hashes (eth_getBlockByNumber/Hash with full=false)."""
+
+    number: str
+    hash: str
+    parent_hash: str
+    timestamp: str
+    miner: str
+    gas_limit: str
+    gas_used: str
+    transactions: list[str]
+
+
+class Transaction(NodeObject):
+    """A transaction (eth_getTransactionByHash); block members are null while pending."""
+
+    hash: str
+    nonce: str
+    block_hash: str | None
+    block_number: str | None
+    transaction_index: str | None
+    from_address: str = Field(alias="from")
+    to: str | None
+    value: str
+    gas: str
+    input: str
+
+
+class Log(NodeObject):
+    address: str
+    topics: list[str]
+    data: str
+    log_index: str
+
+
+class Receipt(NodeObject):
+    """A mined transaction's receipt (eth_getTransactionReceipt); status 0x1 succeeded."""
+
+    transaction_hash: str
+    block_hash: str
+    block_number: str
+    from_address: str = Field(alias="from")
+    to: str | None
+    status: str
+    gas_used: str
+    contract_address: str | None
+    logs: list[Log]

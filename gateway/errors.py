@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ethgw_wire.http_api import Envelope, error_envelope
+from ethgw_wire.http_api import (
+    API_KEY_HEADER,
+    Answer,
+    Envelope,
+    envelope_content,
+    error_envelope,
+    http_error_envelope,
+    validation_envelope,
+)
 
 
 class GatewayError(Exception):
@@ -23,6 +30,8 @@ class GatewayError(Exception):
     status = 500
     code = "internal"
     retriable = False
+    # The headers headers() gives, by name (ethgw_wire.http_api.HEADERS), for OpenAPI.
+    header_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, reason: str, *, field: str | None = None) -> None:
         super().__init__(reason)
@@ -32,18 +41,35 @@ class GatewayError(Exception):
     def headers(self) -> dict[str, str]:
         return {}
 
+    @classmethod
+    def answer(cls) -> Answer:
+        """How OpenAPI documents it."""
+        return Answer(cls.status, cls.code, cls.header_names)
 
-class MissingApiKeyError(GatewayError):
-    """The request carries no API key."""
+
+# RFC 9110 section 11.6.1: a 401 names the scheme the client should use.
+WWW_AUTHENTICATE = f'ApiKey realm="ethgw", header="{API_KEY_HEADER}"'
+
+
+class UnauthenticatedError(GatewayError):
+    """Base of the 401s of a missing or unknown API key: they say how to authenticate."""
 
     status = 401
+    header_names = ("WWW-Authenticate",)
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": WWW_AUTHENTICATE}
+
+
+class MissingApiKeyError(UnauthenticatedError):
+    """The request carries no API key."""
+
     code = "missing_api_key"
 
 
-class InvalidApiKeyError(GatewayError):
+class InvalidApiKeyError(UnauthenticatedError):
     """The API key is not one the gateway knows."""
 
-    status = 401
     code = "invalid_api_key"
 
 
@@ -69,18 +95,20 @@ class UnknownInstanceError(GatewayError):
 
 
 class RateLimitedError(GatewayError):
-    """The key has used up its rate limit for now."""
+    """The key has used up its rate limit for now; `quota` are the RateLimit headers."""
 
     status = 429
     code = "rate_limited"
     retriable = True
+    header_names = ("Retry-After", "RateLimit-Policy", "RateLimit")
 
-    def __init__(self, reason: str, retry_after_s: float) -> None:
+    def __init__(self, reason: str, retry_after_s: float, quota: dict[str, str]) -> None:
         super().__init__(reason)
         self.retry_after_s = retry_after_s
+        self.quota = quota
 
     def headers(self) -> dict[str, str]:
-        return {"Retry-After": retry_after(self.retry_after_s)}
+        return {"Retry-After": retry_after(self.retry_after_s), **self.quota}
 
 
 class HeavyCallsLimitedError(GatewayError):
@@ -90,6 +118,7 @@ class HeavyCallsLimitedError(GatewayError):
     status = 429
     code = "heavy_calls_limited"
     retriable = True
+    header_names = ("Retry-After",)
     HEADERS: ClassVar[dict[str, str]] = {
         "Retry-After": "1"
     }  # a heavy call takes well under a second on a sane node
@@ -116,6 +145,7 @@ class NoInstanceError(GatewayError):
     status = 503
     code = "service_unavailable"
     retriable = True
+    header_names = ("Retry-After",)
 
     def __init__(self, reason: str, retry_after_s: float | None) -> None:
         super().__init__(reason)
@@ -191,11 +221,7 @@ def request_id_of(request: Request) -> str | None:
 
 
 def envelope_response(envelope: Envelope, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(
-        envelope.model_dump(mode="json", exclude_none=True),
-        status_code=envelope.status,
-        headers=headers,
-    )
+    return JSONResponse(envelope_content(envelope), status_code=envelope.status, headers=headers)
 
 
 def gateway_error_envelope(error: GatewayError, request_id: str | None) -> Envelope:
@@ -210,33 +236,7 @@ def gateway_error_envelope(error: GatewayError, request_id: str | None) -> Envel
 
 
 def envelope_bytes(envelope: Envelope) -> bytes:
-    return json.dumps(envelope.model_dump(mode="json", exclude_none=True)).encode()
-
-
-def field_of(location: Sequence[Any]) -> str | None:
-    """The field a validation error names: its location without the part of the request
-    it came in (body, query, path), dotted when nested, e.g. "address" or "abi.0"."""
-    parts = [str(p) for p in location]
-    if parts and parts[0] in ("body", "query", "path", "header"):
-        parts = parts[1:]
-    return ".".join(parts) or None
-
-
-def validation_envelope(errors: Sequence[Any], request_id: str | None) -> Envelope:
-    """422 naming the first bad field and why; `errors` lists every one of them."""
-    details: list[dict[str, str | None]] = []
-    for error in errors:
-        location = error.get("loc", ())
-        field = field_of(location)
-        if error.get("type") == "json_invalid":
-            field = "body"
-        details.append({"field": field, "reason": str(error.get("msg", "invalid"))})
-    first = details[0] if details else {"field": None, "reason": "invalid input"}
-    field, reason = first["field"], first["reason"] or "invalid"
-    envelope = error_envelope(422, "invalid_params", reason, field=field, request_id=request_id)
-    envelope.message = f"{field}: {reason}" if field else reason
-    # Envelope allows extra members: every failing field, not only the first.
-    return Envelope.model_validate({**envelope.model_dump(), "errors": details})
+    return json.dumps(envelope_content(envelope)).encode()
 
 
 async def validation_error_handler(request: Request, error: Exception) -> Response:
@@ -244,24 +244,14 @@ async def validation_error_handler(request: Request, error: Exception) -> Respon
     return envelope_response(validation_envelope(error.errors(), request_id_of(request)))
 
 
-_HTTP_CODES = {
-    400: "bad_request",
-    404: "not_found",
-    405: "http_method_not_allowed",
-    413: "body_too_large",
-}
-
-
 async def http_error_handler(request: Request, error: Exception) -> Response:
     assert isinstance(error, StarletteHTTPException)
-    status = error.status_code
-    reason = str(error.detail)
-    if status == 404 and reason == "Not Found":
-        reason = f"no route {request.method} {request.url.path} (see /docs)"
-    elif status == 405:
-        reason = f"method {request.method} is not allowed on {request.url.path}"
-    envelope = error_envelope(
-        status, _HTTP_CODES.get(status, f"http_{status}"), reason, request_id=request_id_of(request)
+    envelope = http_error_envelope(
+        error.status_code,
+        str(error.detail),
+        request.method,
+        request.url.path,
+        request_id_of(request),
     )
     return envelope_response(envelope, dict(error.headers or {}))
 

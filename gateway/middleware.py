@@ -145,6 +145,8 @@ class GatewayMiddleware:
                 status = message["status"]
                 response_headers = MutableHeaders(scope=message)
                 response_headers[REQUEST_ID_HEADER] = request_id
+                for name, value in scope["state"].get("quota", {}).items():
+                    response_headers.setdefault(name, value)
             await send(message)
 
         try:
@@ -216,11 +218,14 @@ class GatewayMiddleware:
         if access is Access.ADMIN and key.role is not Role.ADMIN:
             log.info("request refused route=%s reason=forbidden key_id=%s", template, key.key_id)
             return ForbiddenError("this endpoint needs an admin API key")
-        wait = self.state.limiter.take(key.key_id, key.role, time.monotonic())
+        now = time.monotonic()
+        wait = self.state.limiter.take(key.key_id, key.role, now)
+        # Every keyed answer says what is left of the key's quota; a 429 too.
+        quota = scope["state"]["quota"] = self.state.limiter.headers(key.key_id, key.role, now)
         if wait > 0:
             RATE_LIMITED.labels(key.role).inc()
             return RateLimitedError(
-                f"rate limit of this API key exceeded; retry in {wait:.2f} s", wait
+                f"rate limit of this API key exceeded; retry in {wait:.2f} s", wait, quota
             )
         return self._check_length(headers)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 
@@ -71,6 +72,21 @@ class RateLimiter:
 
     def charge(self, key_id: str, role: str, now: float, cost: float) -> None:
         self._bucket(key_id, role, now).charge(now, cost)
+
+    def headers(self, key_id: str, role: str, now: float) -> dict[str, str]:
+        """The key's quota as the IETF RateLimit fields (draft-ietf-httpapi-ratelimit-headers):
+        the policy is the role's bucket (q requests, refilled in w seconds), the state what
+        is left (r requests, t seconds until the next one)."""
+        bucket = self._bucket(key_id, role, now)
+        bucket.take(now, cost=0.0)  # refill to now, take nothing
+        limit = bucket.limit
+        remaining = max(0, math.floor(bucket.tokens))
+        wait_s = 0.0 if remaining else (1.0 - bucket.tokens) / limit.rate_per_s
+        window_s = max(1, math.ceil(limit.burst / limit.rate_per_s))
+        return {
+            "RateLimit-Policy": f'"{role}";q={limit.burst};w={window_s}',
+            "RateLimit": f'"{role}";r={remaining};t={math.ceil(wait_s)}',
+        }
 
     def forget(self, keep: set[str]) -> None:
         """Drop the buckets of keys no longer known (revoked), so memory stays bounded."""

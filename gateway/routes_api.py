@@ -8,13 +8,34 @@ again with the same schema.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
 
-from ethgw_wire.http_api import API_PREFIX, ENDPOINTS, Endpoint, Envelope, build_router
+from ethgw_wire.http_api import (
+    ACCEPTED_STATUS,
+    API_PREFIX,
+    ENDPOINTS,
+    Answer,
+    Endpoint,
+    Envelope,
+    ErrorEnvelope,
+    build_router,
+    headers_doc,
+)
 from ethgw_wire.operations import Params
+from gateway.errors import (
+    ForbiddenError,
+    InvalidApiKeyError,
+    MissingApiKeyError,
+    NoInstanceError,
+    RateLimitedError,
+    UpstreamFailedError,
+    UpstreamTimeoutError,
+)
 from gateway.state import forward_headers, get_state
+from gateway.upstream import GatewayBusyError
 
 TASK_ID_PATTERN = r"^[0-9a-f]{32}$"  # new_task_id(): uuid4 hex, as the services check
 
@@ -35,15 +56,74 @@ async def _proxy(endpoint: Endpoint, params: Params, request: Request) -> Respon
     return answer.to_response()
 
 
+# What the gateway answers itself in front of any proxied route: the key's refusals, the
+# rate limit, and the services out of reach.
+_GATEWAY_ANSWERS = tuple(
+    error.answer()
+    for error in (
+        MissingApiKeyError,
+        InvalidApiKeyError,
+        RateLimitedError,
+        NoInstanceError,
+        GatewayBusyError,
+        UpstreamFailedError,
+        UpstreamTimeoutError,
+    )
+)
+_BODY_TOO_LARGE = Answer(413, "body_too_large")
+
+
+def gateway_answers(endpoint: Endpoint) -> Sequence[Answer]:
+    """The gateway's own answers on an operation's route, for its OpenAPI entry."""
+    answers = list(_GATEWAY_ANSWERS)
+    if endpoint.admin_only:
+        answers.append(ForbiddenError.answer())
+    if endpoint.method == "POST":
+        answers.append(_BODY_TOO_LARGE)
+    return answers
+
+
 def api_router() -> APIRouter:
     """Every operation's REST route, proxied (reads to read, writes to write)."""
-    return build_router(ENDPOINTS, _proxy)
+    return build_router(ENDPOINTS, _proxy, gateway_answers)
 
 
 tasks_router = APIRouter(prefix=API_PREFIX, tags=["tasks"])
 
 
-@tasks_router.get("/tasks/{task_id}", response_model=Envelope, name="tasks.status")
+_TASK_ANSWERS: dict[int | str, dict[str, object]] = {
+    ACCEPTED_STATUS: {
+        "model": Envelope,
+        "description": "Still running",
+        "headers": headers_doc(("Location", "Retry-After")),
+    },
+    401: {
+        "model": ErrorEnvelope,
+        "description": "Error codes: missing_api_key, invalid_api_key",
+        "headers": headers_doc(("WWW-Authenticate",)),
+    },
+    404: {"model": ErrorEnvelope, "description": "Error codes: not_found (no such task)"},
+    422: {"model": ErrorEnvelope, "description": "Error codes: invalid_params"},
+    429: {
+        "model": ErrorEnvelope,
+        "description": "Error codes: rate_limited",
+        "headers": headers_doc(("Retry-After", "RateLimit-Policy", "RateLimit")),
+    },
+    503: {
+        "model": ErrorEnvelope,
+        "description": "Error codes: service_unavailable",
+        "headers": headers_doc(("Retry-After",)),
+    },
+}
+
+
+@tasks_router.get(
+    "/tasks/{task_id}",
+    response_model=Envelope,
+    name="tasks.status",
+    operation_id="task_status",
+    responses=_TASK_ANSWERS,
+)
 async def task_status(
     task_id: Annotated[str, Path(pattern=TASK_ID_PATTERN, description="as a 202 answered it")],
     request: Request,

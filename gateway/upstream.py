@@ -46,7 +46,7 @@ UPSTREAM_KEEP_ALIVE_S = 30.0
 
 _FAULT_HEADER = INSTANCE_FAULT_HEADER.lower()
 # Response headers of a service that mean something to the client.
-_PASSED_BACK = ("content-type", "retry-after", "location")
+_PASSED_BACK = ("content-type", "retry-after", "location", "link")
 
 
 @dataclass(frozen=True)

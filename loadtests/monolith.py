@@ -33,6 +33,7 @@ from ethgw_wire.http_api import (
     Endpoint,
     Envelope,
     build_router,
+    envelope_content,
     error_envelope,
     http_status_of,
 )
@@ -148,7 +149,7 @@ def create_app(settings: MonolithSettings) -> FastAPI:
         request_id = request_id_of(request)
         envelope = await monolith.run(endpoint, params, request_id)
         return JSONResponse(
-            envelope.model_dump(mode="json"),
+            envelope_content(envelope),
             status_code=envelope.status,
             headers={REQUEST_ID_HEADER: request_id},
         )

@@ -10,7 +10,7 @@ import contextlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from eth_utils.address import to_checksum_address
@@ -41,7 +41,21 @@ class KeepAliveProvider(AsyncJSONBaseProvider):
         self._session = session
 
     async def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
-        body = self.encode_rpc_request(method, params)
+        return cast(RPCResponse, await self._post(self.encode_rpc_request(method, params)))
+
+    async def make_batch_request(
+        self, requests: list[tuple[RPCEndpoint, Any]]
+    ) -> list[RPCResponse] | RPCResponse:
+        """One HTTP request carrying a JSON-RPC batch; the answers in the requests' order
+        (a node may answer a batch in any order), or the one error a refused batch gets."""
+        answer = await self._post(self.encode_batch_rpc_request(requests))
+        if not isinstance(answer, list):
+            return cast(RPCResponse, answer)
+        return sorted(
+            cast(list[RPCResponse], answer), key=lambda response: int(cast(int, response["id"]))
+        )
+
+    async def _post(self, body: bytes) -> Any:
         async with self._session.post(self.endpoint_uri, data=body, headers=_JSON) as response:
             response.raise_for_status()
             raw = await response.read()
@@ -142,6 +156,20 @@ class NodeClient(ABC):
     ) -> Any:
         """What a view function of the contract at `address` returns."""
 
+    async def call_functions(
+        self,
+        contract: ContractArtifact,
+        address: str,
+        calls: Sequence[tuple[str, Sequence[Any]]],
+    ) -> list[Any]:
+        """What several view functions return, in order; a node client that can batch
+        them asks the node once (a page of rows is one round trip, not one per row)."""
+        return list(
+            await asyncio.gather(
+                *(self.call_function(contract, address, name, args) for name, args in calls)
+            )
+        )
+
     @abstractmethod
     async def event_args(
         self, contract: ContractArtifact, address: str, tx_hash: str, event: str
@@ -190,6 +218,28 @@ class Web3NodeClient(NodeClient):
             raise _unreachable(exc) from None
         except (ContractCustomError, ContractLogicError) as exc:
             raise translate_revert(exc, contract.abi) from None
+
+    async def call_functions(
+        self,
+        contract: ContractArtifact,
+        address: str,
+        calls: Sequence[tuple[str, Sequence[Any]]],
+    ) -> list[Any]:
+        """One JSON-RPC batch of eth_calls, decoded as call_function decodes one."""
+        if not calls:
+            return []
+        bound = self._contract(contract, address)
+        try:
+            async with self.web3.batch_requests() as batch:
+                for name, args in calls:
+                    batch.add(getattr(bound.functions, name)(*args))
+                return list(await batch.async_execute())
+        except _CONNECTION_ERRORS as exc:
+            raise _unreachable(exc) from None
+        except (ContractCustomError, ContractLogicError) as exc:
+            raise translate_revert(exc, contract.abi) from None
+        except Web3RPCError as exc:
+            raise _refusal("eth_call", str(exc)) from None
 
     async def event_args(
         self, contract: ContractArtifact, address: str, tx_hash: str, event: str

@@ -21,6 +21,7 @@ from ethgw_wire.errors import (
     PlatformNotReadyError,
     TaskError,
 )
+from ethgw_wire.http_api import API_PREFIX
 from ethgw_wire.operations import (
     ADMIN_SIGNER,
     FAUCET_SIGNER,
@@ -36,8 +37,8 @@ from ethgw_wire.operations import (
     Operation,
     PageParams,
     Params,
-    ProjectParams,
     PublishParams,
+    PurchasesParams,
     RawTransactionParams,
     RpcCallParams,
     SendEtherParams,
@@ -259,11 +260,16 @@ class Handlers:
                 await asyncio.sleep(0.25)
         raise TaskError("the node is still indexing transactions; try again")
 
+    async def _views(self, job: Job, calls: list[tuple[str, tuple[Any, ...]]]) -> list[Any]:
+        """Several view calls of the token in one JSON-RPC batch."""
+        address = self.platform().token_address
+        return await job.node.call_functions(self._token, address, calls)
+
     async def projects_list(self, job: Job) -> dict[str, Any]:
         params = _as(job, PageParams)
         count = int(await self._view(job, "projectCount"))
         ids = range(params.offset + 1, min(count, params.offset + params.limit) + 1)
-        rows = await asyncio.gather(*(self._view(job, "projects", i) for i in ids))
+        rows = await self._views(job, [("projects", (i,)) for i in ids])
         projects = [
             {
                 "id": i,
@@ -275,24 +281,20 @@ class Handlers:
             }
             for i, r in zip(ids, rows, strict=True)
         ]
-        return {
-            "total": count,
-            "offset": params.offset,
-            "limit": params.limit,
-            "projects": projects,
-        }
+        page = _page("/projects", params, count)
+        return {**page, "projects": projects}
 
     async def projects_purchases(self, job: Job) -> dict[str, Any]:
-        params = _as(job, ProjectParams)
+        params = _as(job, PurchasesParams)
         count = int(await self._view(job, "purchaseCount", params.project_id))
-        rows = await asyncio.gather(
-            *(self._view(job, "purchaseOf", params.project_id, i) for i in range(count))
-        )
+        indexes = range(params.offset, min(count, params.offset + params.limit))
+        rows = await self._views(job, [("purchaseOf", (params.project_id, i)) for i in indexes])
         purchases = [
             {"purchase_id": int(r[0]), "buyer": r[1], "price": int(r[2]), "time": int(r[3])}
             for r in rows
         ]
-        return {"project_id": params.project_id, "purchases": purchases}
+        page = _page(f"/projects/{params.project_id}/purchases", params, count)
+        return {**page, "project_id": params.project_id, "purchases": purchases}
 
     async def rpc_call(self, job: Job) -> Any:
         params = _as(job, RpcCallParams)
@@ -395,6 +397,15 @@ def _as(job: Job, kind: type[P]) -> P:
     if not isinstance(job.params, kind):
         raise TypeError(f"{type(job.params).__name__} is not {kind.__name__}")
     return job.params
+
+
+def _page(path: str, params: PageParams, total: int) -> dict[str, Any]:
+    """Where a page of `total` rows starts and ends, and the path of the next one."""
+    following = params.offset + params.limit
+    next_path = (
+        f"{API_PREFIX}{path}?offset={following}&limit={params.limit}" if following < total else None
+    )
+    return {"total": total, "offset": params.offset, "limit": params.limit, "next": next_path}
 
 
 def _found(value: Any, message: str) -> Any:

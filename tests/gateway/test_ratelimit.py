@@ -54,3 +54,18 @@ def test_limit_refuses_nonsense() -> None:
     """A non-positive rate or a zero burst is an error."""
     with pytest.raises(ValueError, match="rate_per_s"):
         Limit(0, 1)
+
+
+def test_quota_headers_name_the_policy_and_what_is_left() -> None:
+    """RateLimit-Policy gives the burst and its refill window, RateLimit the requests left."""
+    limiter = RateLimiter({"user": Limit(rate_per_s=2, burst=10)})
+    limiter.take("alice", "user", 0.0)
+    headers = limiter.headers("alice", "user", 0.0)
+    assert headers == {"RateLimit-Policy": '"user";q=10;w=5', "RateLimit": '"user";r=9;t=0'}
+
+
+def test_quota_headers_of_an_empty_bucket_say_when_the_next_request_may_go() -> None:
+    """With no token left, RateLimit says r=0 and the whole seconds until one is back."""
+    limiter = RateLimiter({"user": Limit(rate_per_s=0.5, burst=1)})
+    limiter.take("alice", "user", 0.0)
+    assert limiter.headers("alice", "user", 0.0)["RateLimit"] == '"user";r=0;t=2'
