@@ -19,6 +19,7 @@ import pytest_asyncio
 from ethgw_wire.artifacts import load_artifact
 from ethgw_wire.http_api import Envelope, ErrorEnvelope
 from ethgw_wire.operations import PageParams
+from ethgw_wire.request_auth import signing_auth
 from gateway.keys import create_key
 from geth_cluster.cluster import GethCluster
 from provider.chain import Web3NodeClient
@@ -79,7 +80,9 @@ async def test_every_error_has_the_one_envelope_shape(stack: Stack) -> None:
         answers["403 gateway"] = await user.post("/token/add", json={"address": "0x" + "1" * 40})
         answers["422 gateway"] = await user.get("/transactions/0xnothex")
         answers["404 service"] = await user.get(f"/transactions/{unknown_tx}")
-    async with httpx.AsyncClient(base_url=stack.readers[0].url + "/api/v1") as service:
+    # Straight to a read instance, signed as the gateway signs (an unsigned call is a 401).
+    reader = stack.readers[0].url + "/api/v1"
+    async with httpx.AsyncClient(base_url=reader, auth=signing_auth()) as service:
         answers["422 service"] = await service.get("/eth/balance", params={"address": "0x1"})
         answers["404 service route"] = await service.get("/no/such/path")
     for name, response in answers.items():
@@ -97,7 +100,9 @@ async def test_validation_errors_list_every_bad_field_the_same_way(stack: Stack)
     bad = {"address": "0x1"}
     async with httpx.AsyncClient(headers={"X-API-Key": stack.admin_key}) as client:
         at_gateway = (await client.get(f"{stack.api}/eth/balance", params=bad)).json()
-        at_service = await client.get(f"{stack.readers[0].url}/api/v1/eth/balance", params=bad)
+        at_service = await client.get(
+            f"{stack.readers[0].url}/api/v1/eth/balance", params=bad, auth=signing_auth()
+        )
     service_body = at_service.json()
     for body in (at_gateway, service_body):
         assert body["error"]["code"] == "invalid_params"
