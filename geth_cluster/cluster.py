@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from ethgw_wire.settings import ClusterSettings
+from ethgw_wire.settings import ClusterSettings, KeystoreSettings
 from geth_cluster.errors import ClusterError, NodeStartError, UnknownNodeError
 from geth_cluster.genesis import clique_genesis
 from geth_cluster.keys import LOOPBACK, enode_url, ensure_nodekey
@@ -74,9 +74,10 @@ class GethCluster:
         self.settings = settings
         self.runtime = runtime
         self.specs = node_specs(settings)
+        scrypt_n = KeystoreSettings().scrypt_n
         self.accounts = ChainAccounts(
-            sealer=ensure_account(settings.state_dir / "accounts", "sealer"),
-            faucet=ensure_account(settings.state_dir / "accounts", "faucet"),
+            sealer=ensure_account(settings.state_dir / "accounts", "sealer", scrypt_n),
+            faucet=ensure_account(settings.state_dir / "accounts", "faucet", scrypt_n),
         )
         self._http = httpx.AsyncClient(timeout=3.0)
 

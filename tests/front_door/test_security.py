@@ -22,7 +22,7 @@ from ethgw_wire.settings import KafkaSettings
 from geth_cluster.cluster import GethCluster
 from geth_cluster.errors import RpcError
 from geth_cluster.node_rpc import rpc_call
-from tests.pipeline_fixtures import Stack
+from tests.pipeline_fixtures import TEST_SCRYPT_N, Stack
 
 pytestmark = pytest.mark.slow
 
@@ -151,18 +151,23 @@ async def test_no_log_holds_a_password_a_private_key_or_an_api_key(
 
 
 async def test_created_accounts_keystores_are_scrypt(flow: Flow) -> None:
-    """The keystore of an account made through the gateway is a V3 scrypt keystore."""
+    """The keystore of an account made through the gateway is a V3 scrypt keystore at the
+    provider's ETHGW_KEYSTORE_SCRYPT_N (the tests' low cost, set by provider_env)."""
     for keystore in flow.keystores.values():
         assert keystore["version"] == 3
         assert keystore["crypto"]["kdf"] == "scrypt"
-        assert keystore["crypto"]["kdfparams"]["n"] >= 2**14
+        assert keystore["crypto"]["kdfparams"]["n"] == TEST_SCRYPT_N
 
 
-def test_chain_account_keystores_are_scrypt(geth_cluster: GethCluster) -> None:
-    """The sealer's and the faucet's keystore files are scrypt V3 keystores."""
+def test_chain_account_keystores_are_scrypt_at_the_standard_cost(
+    geth_cluster: GethCluster,
+) -> None:
+    """The sealer's and the faucet's keystore files are scrypt V3 keystores at N=2^18 (the
+    session cluster is made with the default settings)."""
     for account in (geth_cluster.accounts.sealer, geth_cluster.accounts.faucet):
         keystore = json.loads(account.keystore_path.read_text())
         assert keystore["crypto"]["kdf"] == "scrypt"
+        assert keystore["crypto"]["kdfparams"]["n"] == 2**18
 
 
 def test_geth_rpc_listens_on_loopback_only(geth_cluster: GethCluster) -> None:
