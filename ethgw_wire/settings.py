@@ -143,7 +143,6 @@ class ClusterSettings(BaseSettings):
     # Per-node exceptions to node_cpu_cores, e.g. {"node-1": 0.25} for a node under a
     # CPU cap (the benchmark's slowed node), so its CPU ratio is against its real share.
     node_cpu_cores_by_node: dict[str, float] = Field(default_factory=dict)
-    sealer_in_pool: bool = False
     geth_cache_mb: int = 128  # geth's --cache; its default of 1 GiB would dwarf the budget
     max_lag: int = Field(default=3, ge=0)  # blocks behind the head before a node is DOWN
     start_timeout_s: float = 90.0
