@@ -38,7 +38,7 @@ def format_status(rows: Sequence[NodeStatus]) -> str:
     lines = [f"{'node':<8} {'pid':>7} {'rpc':>6} {'block':>7} {'peers':>5} {'cpu':>6} {'mem':>6}"]
     for row in rows:
         lines.append(
-            f"{row.name:<8} {_cell(row.pid):>7} {row.rpc_port:>6} {_cell(row.block):>7} "
+            f"{row.name:<8} {_cell(row.pid):>7} {row.rpc_port or 'ipc':>6} {_cell(row.block):>7} "
             f"{_cell(row.peers):>5} {_ratio(row.cpu):>6} {_ratio(row.memory):>6}"
         )
     return "\n".join(lines)

@@ -43,7 +43,7 @@ class NodeStatus:
 
     name: str
     pid: int | None
-    rpc_port: int
+    rpc_port: int | None  # None: the sealer, on its IPC socket only
     block: int | None
     peers: int | None
     cpu: float | None
@@ -317,7 +317,8 @@ class GethCluster:
                 cpu, memory = sample.cpu, sample.memory
             except psutil.Error:
                 pass
-        return NodeStatus(spec.name, pid, spec.rpc_port, block, peers, cpu, memory)
+        rpc_port = None if spec.is_sealer else spec.rpc_port
+        return NodeStatus(spec.name, pid, rpc_port, block, peers, cpu, memory)
 
 
 def _rpc_options(spec: NodeSpec) -> list[tuple[str, str | int | None]]:
