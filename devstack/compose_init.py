@@ -29,6 +29,7 @@ from geth_cluster.runtimes.local import LocalProcessRuntime
 from geth_cluster.toolchain import geth_binary
 from service_kit.keyfiles import write_private
 from service_kit.logs import configure_logging
+from service_kit.paths import keep_state_private
 
 log = logging.getLogger("ethgw.compose")
 
@@ -94,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     files.add_argument("--peer-address-base", required=True, help="the sealer's fixed address")
     steps.add_parser("platform", help="Kafka topics and the platform token")
     args = parser.parse_args(argv)
+    keep_state_private()
     configure_logging()
     if args.step == "files":
         asyncio.run(write_files(args.peer_address_base))

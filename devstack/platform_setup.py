@@ -14,7 +14,7 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from ethgw_wire.artifacts import load_artifact
 from ethgw_wire.platform_record import PlatformRecord, load_platform, save_platform
-from ethgw_wire.settings import PlatformSettings
+from ethgw_wire.settings import KeystoreSettings, PlatformSettings
 from service_kit.keyfiles import ChainAccount, ensure_account
 
 log = logging.getLogger("ethgw.platform")
@@ -38,7 +38,7 @@ async def ensure_platform(
         existing = load_platform(settings.file)
         if existing is not None and await _has_code(w3, existing.token_address):
             return existing
-        admin = ensure_account(accounts_dir, "admin")
+        admin = ensure_account(accounts_dir, "admin", KeystoreSettings().scrypt_n)
         await _fund(w3, faucet, admin.address, settings.admin_funding_eth * WEI_PER_ETH)
         address, block = await _deploy_token(w3, admin, settings)
         record = PlatformRecord(

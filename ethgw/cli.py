@@ -22,7 +22,7 @@ from ethgw.key_commands import add_key_commands
 from ethgw_wire.settings import ClusterSettings, KafkaSettings
 from geth_cluster.cluster import NodeStatus
 from service_kit.logs import configure_logging
-from service_kit.paths import REPO_ROOT
+from service_kit.paths import REPO_ROOT, keep_state_private
 
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, None]]
 # Commands with parsers of their own, imported only when run (they load heavy modules).
@@ -38,7 +38,7 @@ def format_status(rows: Sequence[NodeStatus]) -> str:
     lines = [f"{'node':<8} {'pid':>7} {'rpc':>6} {'block':>7} {'peers':>5} {'cpu':>6} {'mem':>6}"]
     for row in rows:
         lines.append(
-            f"{row.name:<8} {_cell(row.pid):>7} {row.rpc_port:>6} {_cell(row.block):>7} "
+            f"{row.name:<8} {_cell(row.pid):>7} {row.rpc_port or 'ipc':>6} {_cell(row.block):>7} "
             f"{_cell(row.peers):>5} {_ratio(row.cpu):>6} {_ratio(row.memory):>6}"
         )
     return "\n".join(lines)
@@ -358,6 +358,8 @@ def _add_soak_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; a user's mistake ends with one line on stderr and exit 1, an
     interruption with 130 (Ctrl-C) or 143 (SIGTERM) once what it started is stopped."""
+    if argv is None:  # the command itself (a test calling main passes its arguments)
+        keep_state_private()  # and so every process the command starts
     try:
         return _run(list(sys.argv[1:] if argv is None else argv))
     except KeyboardInterrupt as interrupt:

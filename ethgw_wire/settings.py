@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -99,6 +100,30 @@ class SealingSettings(BaseSettings):
     dir: Path = Field(default_factory=lambda: default_state_dir() / "sealing")
 
 
+class KeystoreSettings(BaseSettings):
+    """How every keystore the platform writes is encrypted: the chain's accounts (files)
+    and the accounts made through the API (the accounts topic)."""
+
+    model_config = SettingsConfigDict(env_prefix="ETHGW_KEYSTORE_", extra="ignore")
+
+    # scrypt's cost N: geth's standard 2^18 (its "light" 2^12 is for tests). Tests and
+    # benchmarks that make many accounts set a lower one; a keystore keeps its own N, so
+    # it is decrypted at the cost it was written with.
+    scrypt_n: int = Field(default=2**18, ge=2)
+    # scrypt runs at once in one process (each holds a core and 128 * 8 * N bytes: 256 MiB
+    # at 2^18); None: one per core.
+    scrypt_slots: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _n_is_a_power_of_two(self) -> KeystoreSettings:
+        if self.scrypt_n & (self.scrypt_n - 1):
+            raise ValueError(f"scrypt_n ({self.scrypt_n}) must be a power of two")
+        return self
+
+    def slots(self) -> int:
+        return self.scrypt_slots or len(os.sched_getaffinity(0))
+
+
 class ClusterSettings(BaseSettings):
     """Shape of the local Geth private network: one sealer plus N service nodes."""
 
@@ -118,7 +143,6 @@ class ClusterSettings(BaseSettings):
     # Per-node exceptions to node_cpu_cores, e.g. {"node-1": 0.25} for a node under a
     # CPU cap (the benchmark's slowed node), so its CPU ratio is against its real share.
     node_cpu_cores_by_node: dict[str, float] = Field(default_factory=dict)
-    sealer_in_pool: bool = False
     geth_cache_mb: int = 128  # geth's --cache; its default of 1 GiB would dwarf the budget
     max_lag: int = Field(default=3, ge=0)  # blocks behind the head before a node is DOWN
     start_timeout_s: float = 90.0

@@ -332,7 +332,9 @@ async def serve_api(
 def main() -> None:
     """`python -m geth_cluster.api`: the manager and its operator API, until Ctrl-C."""
     from service_kit.logs import configure_logging
+    from service_kit.paths import keep_state_private
 
+    keep_state_private()
     configure_logging()
     settings = ManagerSettings()
     app = create_app(local_opener(manager_settings=settings))

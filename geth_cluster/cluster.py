@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from ethgw_wire.settings import ClusterSettings
+from ethgw_wire.settings import ClusterSettings, KeystoreSettings
 from geth_cluster.errors import ClusterError, NodeStartError, UnknownNodeError
 from geth_cluster.genesis import clique_genesis
 from geth_cluster.keys import LOOPBACK, enode_url, ensure_nodekey
@@ -27,11 +27,14 @@ from service_kit.ports import PortInUseError, ensure_port_free
 log = logging.getLogger("ethgw.cluster")
 
 WEI_PER_ETH = 10**18
-# The namespaces each node serves on its loopback HTTP RPC. Only the sealer adds `miner`,
-# for the operator's mining start/stop (the cluster manager calls it); the service nodes,
-# which the providers and the gateway's /rpc reach, serve no management namespace at all.
+# The namespaces each service node serves on its loopback HTTP RPC, which the providers and
+# the gateway's /rpc reach: no management namespace at all. The sealer serves no HTTP: its
+# account is unlocked to seal, and over HTTP anyone on the host could send transactions
+# from it (eth_sendTransaction). The manager reaches it on its IPC socket, in a 0700 folder
+# (mining stop/start, heads).
 NODE_HTTP_APIS = "eth,net,web3,txpool"
-SEALER_HTTP_APIS = NODE_HTTP_APIS + ",miner"
+# A Unix socket's path is at most 107 bytes (sun_path, with its NUL).
+MAX_IPC_PATH_BYTES = 107
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,7 @@ class NodeStatus:
 
     name: str
     pid: int | None
-    rpc_port: int
+    rpc_port: int | None  # None: the sealer, on its IPC socket only
     block: int | None
     peers: int | None
     cpu: float | None
@@ -74,9 +77,10 @@ class GethCluster:
         self.settings = settings
         self.runtime = runtime
         self.specs = node_specs(settings)
+        scrypt_n = KeystoreSettings().scrypt_n
         self.accounts = ChainAccounts(
-            sealer=ensure_account(settings.state_dir / "accounts", "sealer"),
-            faucet=ensure_account(settings.state_dir / "accounts", "faucet"),
+            sealer=ensure_account(settings.state_dir / "accounts", "sealer", scrypt_n),
+            faucet=ensure_account(settings.state_dir / "accounts", "faucet", scrypt_n),
         )
         self._http = httpx.AsyncClient(timeout=3.0)
 
@@ -123,10 +127,12 @@ class GethCluster:
             peers = [url for name, url in enodes.items() if name != spec.name]
             listen = f"{listen_host}:{spec.p2p_port}"
             (spec.datadir / "config.toml").write_text(_config_toml(peers, listen))
-        sealer_keystore = self.specs[0].datadir / "keystore" / "sealer.json"
+        sealer = self.specs[0]
+        sealer_keystore = sealer.datadir / "keystore" / "sealer.json"
         sealer_keystore.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(self.accounts.sealer.keystore_path, sealer_keystore)
         sealer_keystore.chmod(0o600)
+        _private_socket_folder(sealer.ipc_path)
 
     def _write_genesis(self) -> None:
         # The genesis is fixed for the life of the state folder: rewriting it
@@ -165,12 +171,8 @@ class GethCluster:
             ("--nat", "none"),
             ("--authrpc.addr", "127.0.0.1"),
             ("--authrpc.port", spec.authrpc_port),
-            ("--http", None),
-            ("--http.addr", "127.0.0.1"),
-            ("--http.port", spec.rpc_port),
-            ("--http.api", SEALER_HTTP_APIS if spec.is_sealer else NODE_HTTP_APIS),
+            *_rpc_options(spec),
             ("--syncmode", "full"),
-            ("--ipcdisable", None),
             ("--cache", s.geth_cache_mb),
             # Room for bursts of one account's writes (the pipeline's 100-transfer test).
             ("--txpool.accountslots", 256),
@@ -185,9 +187,6 @@ class GethCluster:
                 ("--miner.gaslimit", s.gas_limit),
                 ("--unlock", sealer.address),
                 ("--password", str(sealer.password_path)),
-                # Required by geth to unlock while HTTP is on; the HTTP API
-                # exposes no personal namespace and listens on loopback only.
-                ("--allow-insecure-unlock", None),
             ]
         return [str(part) for flag, value in options for part in (flag, value) if part is not None]
 
@@ -232,7 +231,7 @@ class GethCluster:
     # -- sealing -------------------------------------------------------------------
 
     async def set_mining(self, on: bool) -> MiningState:
-        """Start or stop sealing on the sealer (the only node with the miner namespace).
+        """Start or stop sealing on the sealer, over its IPC socket (rpc_url).
 
         Raises NodeUnreachableError or RpcError when the sealer does not do it.
         """
@@ -318,7 +317,33 @@ class GethCluster:
                 cpu, memory = sample.cpu, sample.memory
             except psutil.Error:
                 pass
-        return NodeStatus(spec.name, pid, spec.rpc_port, block, peers, cpu, memory)
+        rpc_port = None if spec.is_sealer else spec.rpc_port
+        return NodeStatus(spec.name, pid, rpc_port, block, peers, cpu, memory)
+
+
+def _rpc_options(spec: NodeSpec) -> list[tuple[str, str | int | None]]:
+    """A service node: HTTP on loopback, no IPC. The sealer: its IPC socket only."""
+    if spec.is_sealer:
+        return [("--ipcpath", str(spec.ipc_path))]
+    return [
+        ("--http", None),
+        ("--http.addr", "127.0.0.1"),
+        ("--http.port", spec.rpc_port),
+        ("--http.api", NODE_HTTP_APIS),
+        ("--ipcdisable", None),
+    ]
+
+
+def _private_socket_folder(socket_path: Path) -> None:
+    """The socket's folder, 0700 whatever the umask: whoever can open the socket can use
+    the sealer's unlocked account."""
+    if len(str(socket_path).encode()) > MAX_IPC_PATH_BYTES:
+        raise NodeStartError(
+            f"the sealer's IPC socket path {socket_path} is over {MAX_IPC_PATH_BYTES} bytes;"
+            " choose a shorter ETHGW_CLUSTER_STATE_DIR"
+        )
+    socket_path.parent.mkdir(parents=True, exist_ok=True)
+    socket_path.parent.chmod(0o700)
 
 
 def _config_toml(static_nodes: list[str], listen_addr: str) -> str:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ethgw_wire.settings import ClusterSettings
+from geth_cluster.node_rpc import ipc_url
 
 SEALER = "sealer"
 
@@ -24,17 +25,28 @@ class NodeSpec:
     rpc_url_template: str = "http://127.0.0.1:{port}"  # ClusterSettings.rpc_url_template
 
     @property
+    def ipc_path(self) -> Path:
+        """The sealer's IPC socket, in a folder of its own (0700): its only RPC endpoint."""
+        return self.datadir / "ipc" / "geth.ipc"
+
+    @property
     def rpc_url(self) -> str:
+        """Where the cluster reaches the node's JSON-RPC: HTTP, or the sealer's IPC socket
+        (its account is unlocked to seal, so it serves no HTTP; node_rpc speaks both)."""
+        if self.is_sealer:
+            return ipc_url(self.ipc_path)
         return self.rpc_url_template.format(name=self.name, port=self.rpc_port)
 
     def port_settings(self) -> list[tuple[int, str]]:
-        """Each port with the setting that chose it, for clear port-conflict errors."""
+        """Each port the node listens on with the setting that chose it, for clear
+        port-conflict errors (the sealer has no HTTP RPC port)."""
         offset = f" + {self.index}" if self.index else ""
-        return [
+        ports = [
             (self.p2p_port, f"ETHGW_CLUSTER_P2P_PORT_BASE{offset}, p2p of {self.name}"),
             (self.rpc_port, f"ETHGW_CLUSTER_RPC_PORT_BASE{offset}, RPC of {self.name}"),
             (self.authrpc_port, f"ETHGW_CLUSTER_AUTHRPC_PORT_BASE{offset}, authrpc of {self.name}"),
         ]
+        return [p for p in ports if not (self.is_sealer and p[0] == self.rpc_port)]
 
 
 def node_specs(settings: ClusterSettings) -> list[NodeSpec]:
@@ -56,5 +68,6 @@ def node_specs(settings: ClusterSettings) -> list[NodeSpec]:
 
 
 def pool_specs(settings: ClusterSettings) -> list[NodeSpec]:
-    """The nodes the scheduler balances over: the service nodes, plus the sealer if set."""
-    return [s for s in node_specs(settings) if settings.sealer_in_pool or not s.is_sealer]
+    """The nodes the scheduler balances over: the service nodes (the sealer, over IPC only,
+    is out of the providers' reach)."""
+    return [s for s in node_specs(settings) if not s.is_sealer]

@@ -1,9 +1,16 @@
-"""A minimal async JSON-RPC client for the node checks the cluster itself makes."""
+"""A minimal async JSON-RPC client for the node checks the cluster itself makes.
+
+A node's address is an HTTP URL, or `ipc://<socket path>` for the sealer, which serves no
+HTTP at all (its account is unlocked to seal, and geth would let any HTTP caller send
+transactions from it: `ipc_url`)."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,6 +18,15 @@ import httpx
 from geth_cluster.errors import NodeUnreachableError, RpcError
 
 _ids = itertools.count(1)
+
+IPC_SCHEME = "ipc://"
+IPC_TIMEOUT_S = 3.0  # as the cluster's HTTP client
+IPC_MAX_ANSWER_BYTES = 16 * 2**20
+
+
+def ipc_url(socket_path: Path) -> str:
+    """The address of a node served over its IPC socket only."""
+    return f"{IPC_SCHEME}{socket_path}"
 
 
 async def rpc_call(
@@ -22,12 +38,34 @@ async def rpc_call(
 
 
 async def _post(client: httpx.AsyncClient, url: str, payload: Any, what: str) -> Any:
+    if url.startswith(IPC_SCHEME):
+        return await _ipc_exchange(url.removeprefix(IPC_SCHEME), payload, what)
     try:
         response = await client.post(url, json=payload)
         response.raise_for_status()
     except httpx.HTTPError as exc:
         raise NodeUnreachableError(f"{url} did not answer {what}: {exc!r}") from None
     return response.json()
+
+
+async def _ipc_exchange(socket_path: str, payload: Any, what: str) -> Any:
+    """One request on a connection of its own: geth answers each JSON value it reads with
+    one JSON value and a newline."""
+    try:
+        async with asyncio.timeout(IPC_TIMEOUT_S):
+            reader, writer = await asyncio.open_unix_connection(
+                socket_path, limit=IPC_MAX_ANSWER_BYTES
+            )
+            try:
+                writer.write(json.dumps(payload).encode() + b"\n")
+                await writer.drain()
+                line = await reader.readline()
+            finally:
+                writer.close()
+                await writer.wait_closed()
+        return json.loads(line)
+    except (OSError, TimeoutError, ValueError, asyncio.LimitOverrunError) as exc:
+        raise NodeUnreachableError(f"ipc://{socket_path} did not answer {what}: {exc!r}") from None
 
 
 def _result(answer: dict[str, Any]) -> Any:

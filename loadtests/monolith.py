@@ -38,13 +38,14 @@ from ethgw_wire.http_api import (
     http_status_of,
 )
 from ethgw_wire.operations import ADMIN_SIGNER, FAUCET_SIGNER, RPC_READ_METHODS, Params
+from ethgw_wire.settings import KeystoreSettings
 from ethgw_wire.topic_mirror import MemoryTable
 from provider.accounts import AccountBook, KeystoreRecord
 from provider.chain import NodeClients, NodeUnreachableError
 from provider.handlers import Handlers, Job
 from provider.nonces import NonceTracker
 from provider.transactions import JournalRecord, TransactionSender
-from service_kit.keyfiles import ChainAccount, load_account
+from service_kit.keyfiles import ChainAccount, Scrypt, load_account
 from service_kit.paths import default_state_dir
 from service_kit.serving import serve
 
@@ -66,7 +67,6 @@ class MonolithSettings(BaseSettings):
     rpc_timeout_s: float = 10.0
     receipt_timeout_s: float = 60.0
     funding_wei: int = 10**18
-    keystore_scrypt_n: int = 2**14
     gas_price_wei: int | None = None
     gas_margin: float = 1.25
     accounts_dir: Path = Field(default_factory=lambda: default_state_dir() / "cluster" / "accounts")
@@ -112,8 +112,11 @@ def _platform_signers(accounts_dir: Path) -> dict[str, ChainAccount]:
 def build_monolith(settings: MonolithSettings) -> Monolith:
     keystores: MemoryTable[KeystoreRecord] = MemoryTable("accounts")
     journal: MemoryTable[JournalRecord] = MemoryTable("journal")
+    keystore = KeystoreSettings()
     accounts = AccountBook(
-        keystores, settings.keystore_scrypt_n, _platform_signers(settings.accounts_dir)
+        keystores,
+        Scrypt(keystore.scrypt_n, keystore.slots()),
+        _platform_signers(settings.accounts_dir),
     )
     sender = TransactionSender(
         accounts, NonceTracker(), journal, settings.gas_price_wei, settings.gas_margin

@@ -32,6 +32,8 @@ from ethgw_wire.kafka import decode
 from ethgw_wire.messages import ResultMessage, TaskMessage, TaskStatus
 from ethgw_wire.settings import KafkaSettings
 from ethgw_wire.topic_reader import Record, TopicReader
+from geth_cluster.errors import RpcError
+from geth_cluster.node_rpc import rpc_call
 
 # A connection refused means nothing was sent: retry for this long (a gateway restart).
 CONNECT_RETRY_S = 30.0
@@ -328,22 +330,21 @@ BALANCE_OF = "0x70a08231"  # balanceOf(address)
 
 
 class Chain:
-    """Plain JSON-RPC to one node: what the audit needs, nothing through the platform."""
+    """Plain JSON-RPC to one node (HTTP, or the sealer's IPC socket): what the audit needs,
+    nothing through the platform."""
 
     def __init__(self, rpc_url: str) -> None:
-        self._client = httpx.AsyncClient(base_url=rpc_url, timeout=10.0, trust_env=False)
+        self._url = rpc_url
+        self._client = httpx.AsyncClient(timeout=10.0, trust_env=False)
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
     async def call(self, method: str, *params: Any) -> Any:
-        response = await self._client.post(
-            "", json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
-        )
-        body = response.json()
-        if "error" in body:
-            raise RuntimeError(f"{method}: {body['error']}")
-        return body["result"]
+        try:
+            return await rpc_call(self._client, self._url, method, list(params))
+        except RpcError as error:
+            raise RuntimeError(f"{method}: {error}") from None
 
     async def nonce(self, address: str, block: str = "latest") -> int:
         return int(await self.call("eth_getTransactionCount", address, block), 16)

@@ -31,6 +31,11 @@ from service_kit.paths import REPO_ROOT
 from service_kit.ports import is_port_free
 
 PORT_SPAN = 400  # ports a system takes from its base (see Ports)
+# The scrypt cost of the accounts a benchmark makes and unlocks (ETHGW_KEYSTORE_SCRYPT_N).
+# Not the standard 2^18: the mix's creates and unlocks (10% of its calls) would each hold a
+# core for half a second, so scrypt, not the pipeline, would be what the benchmark measures;
+# 2^14 is also the cost every figure in docs/benchmarks.md was measured at.
+BENCH_SCRYPT_N = {"ETHGW_KEYSTORE_SCRYPT_N": str(2**14)}
 
 
 @dataclass(frozen=True)
@@ -195,6 +200,7 @@ async def ethgw_system(
         "ETHGW_GATEWAY_ADMIN_RATE_PER_S": "1000000",
         "ETHGW_GATEWAY_ADMIN_BURST": "1000000",
         "ETHGW_CLUSTER_NODE_CPU_CORES_BY_NODE": json.dumps(dict(node_cpu_cores or {})),
+        **BENCH_SCRYPT_N,
     }
     log = log_dir / f"stack-{strategy}-n{nodes}.log"
     args = [sys.executable, "-m", "ethgw.cli", "up", "--nodes", str(nodes),
@@ -278,6 +284,7 @@ async def monolith_system(
             "ETHGW_MONOLITH_HTTP_PORT": str(ports.monolith),
             "ETHGW_MONOLITH_ACCOUNTS_DIR": str(settings.state_dir / "accounts"),
             "ETHGW_MONOLITH_PLATFORM_FILE": str(platform_file),
+            **BENCH_SCRYPT_N,
         }
         log = log_dir / "monolith.log"
         process = _spawn([sys.executable, "-m", "loadtests.monolith"], env, log)

@@ -39,7 +39,7 @@ from ethgw_wire.errors import (
 from ethgw_wire.topic_mirror import TopicMirror
 from provider.unlock_grants import UnlockGrants
 from provider.unlock_throttle import FailureThrottle
-from service_kit.keyfiles import ChainAccount
+from service_kit.keyfiles import ChainAccount, Scrypt
 
 
 class KeystoreRecord(BaseModel):
@@ -82,16 +82,17 @@ class AccountBook:
     def __init__(
         self,
         table: TopicMirror[KeystoreRecord],
-        scrypt_n: int,
+        scrypt: Scrypt,
         platform_signers: dict[str, ChainAccount],
         limits: AccountLimits | None = None,
         grants: UnlockGrants | None = None,
     ) -> None:
         """`limits` None: no quota and no throttle (the monolith baseline, unit tests);
-        `grants` None: an unlock lives in this process only (the monolith baseline)."""
+        `grants` None: an unlock lives in this process only (the monolith baseline).
+        Decrypts the platform signers' keystores: blocking, so build it in a thread."""
         self._table = table
         self._grants = grants
-        self._scrypt_n = scrypt_n
+        self.scrypt = scrypt
         self._unlocked: dict[str, _Unlocked] = {}
         self._platform_keys = {name: a.private_key() for name, a in platform_signers.items()}
         self.platform_addresses = {name: a.address for name, a in platform_signers.items()}
@@ -144,11 +145,9 @@ class AccountBook:
     async def _create(
         self, password: str, task_id: str | None, owner: str | None, funding_wei: int
     ) -> KeystoreRecord:
-        """scrypt runs in a thread, off the event loop."""
+        """scrypt runs in a thread, off the event loop, in one of the bounded slots."""
         account = Account.create()
-        keystore = await asyncio.to_thread(
-            Account.encrypt, account.key, password, kdf="scrypt", iterations=self._scrypt_n
-        )
+        keystore = await self.scrypt.encrypt(account.key, password)
         record = KeystoreRecord(
             address=account.address,
             keystore=keystore,
@@ -175,16 +174,16 @@ class AccountBook:
         self._refuse_if_throttled(address, throttled_key, now)
         self._count_failure(address, throttled_key, now)
         try:
-            key = await asyncio.to_thread(Account.decrypt, record.keystore, password)
+            key = await self.scrypt.decrypt(record.keystore, password)
         except ValueError:
             raise WrongPasswordError(
                 "the password does not unlock this account", field="password"
             ) from None
         self._withdraw_failure(address, throttled_key, now)
         expires_at = time.time() + duration_s
-        self._unlocked[address] = _Unlocked(bytes(key), expires_at)
+        self._unlocked[address] = _Unlocked(key, expires_at)
         if self._grants is not None:
-            await self._grants.grant(address, bytes(key), record.owner, expires_at)
+            await self._grants.grant(address, key, record.owner, expires_at)
         return expires_at
 
     def _refuse_if_throttled(self, address: str, key_id: str | None, now: float) -> None:

@@ -23,7 +23,7 @@ from ethgw_wire.artifacts import load_artifact
 from ethgw_wire.kafka import kafka_consumer, kafka_producer
 from ethgw_wire.node_reports import NodeReport
 from ethgw_wire.sealing import GrantBox, TaskOpener
-from ethgw_wire.settings import KafkaSettings
+from ethgw_wire.settings import KafkaSettings, KeystoreSettings
 from ethgw_wire.topic_mirror import CompactedTable
 from provider.accounts import AccountBook, KeystoreRecord
 from provider.chain import NodeClient, NodeClients
@@ -38,7 +38,7 @@ from provider.recycle_requests import RecycleRequests
 from provider.task_stream import KafkaResultSink, KafkaTaskSource, reply_producer
 from provider.transactions import JournalRecord, TransactionSender
 from provider.unlock_grants import UnlockGrant, UnlockGrants
-from service_kit.keyfiles import ChainAccount, load_account
+from service_kit.keyfiles import ChainAccount, Scrypt, load_account
 
 log = logging.getLogger("ethgw.provider")
 
@@ -156,9 +156,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         recycle_requests = RecycleRequests(settings.manager_url, settings.recycle_cooldown_s)
         stack.push_async_callback(recycle_requests.close)
         grants = UnlockGrants(grant_table, GrantBox.of_folder())
-        accounts = AccountBook(
+        keystore = KeystoreSettings()
+        # In a thread: it decrypts the platform signers' keystores (scrypt).
+        accounts = await asyncio.to_thread(
+            AccountBook,
             keystores,
-            settings.keystore_scrypt_n,
+            Scrypt(keystore.scrypt_n, keystore.slots()),
             _platform_signers(settings),
             settings.account_limits(),
             grants,

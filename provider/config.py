@@ -68,7 +68,6 @@ class ProviderSettings(BaseSettings):
     gas_price_wei: int | None = None  # None: ask the node (eth_gasPrice)
     gas_margin: float = 1.25  # estimate x margin
     funding_wei: int = 10**18  # gas money a new account gets from the faucet
-    keystore_scrypt_n: int = 2**14
     # What one user API key may do with accounts (admin keys have no quota): how many it
     # may make, how much ether the faucet sends them in all (funding_wei each, until this
     # is spent; later accounts get none), and how many failed unlocks of one account, or

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service_kit.logs import configure_logging
+from service_kit.paths import keep_state_private
 
 # How long an idle client connection stays open. uvicorn's default, 5 s, is shorter than
 # the keep-alive of the clients' pools (the gateway's: gateway.upstream's
@@ -117,7 +118,9 @@ def draining_server(
 
 
 def serve(app: FastAPI, host: str, port: int, keep_alive_s: int = KEEP_ALIVE_S) -> None:
-    """Structured logs (ours, not uvicorn's), no access log, a drain on SIGTERM."""
+    """Structured logs (ours, not uvicorn's), no access log, a drain on SIGTERM; what the
+    service writes is its user's only."""
+    keep_state_private()
     configure_logging()
     soft = raise_open_files_limit()
     log.info("open files limit=%s", "unlimited" if soft == resource.RLIM_INFINITY else soft)

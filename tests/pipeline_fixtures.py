@@ -178,8 +178,14 @@ class ProviderProcess(ServerProcess):
         )
 
 
+# The scrypt cost of the accounts the tests make through a provider (hundreds in a run):
+# geth's light 2^12, not the standard 2^18 (half a second of a core each).
+TEST_SCRYPT_N = 2**12
+
+
 def provider_env(cluster: GethCluster, platform_file: Path, **extra: str) -> dict[str, str]:
     env = {
+        "ETHGW_KEYSTORE_SCRYPT_N": str(TEST_SCRYPT_N),
         "ETHGW_KAFKA_TOPIC_NODE_STATES": PIPELINE_NODE_STATES,
         "ETHGW_PROVIDER_ACCOUNTS_DIR": str(cluster.settings.state_dir / "accounts"),
         "ETHGW_PROVIDER_PLATFORM_FILE": str(platform_file),

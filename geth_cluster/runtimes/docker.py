@@ -4,7 +4,8 @@ Each node is one container of the locally built image (`docker_image.py`):
 
 - host networking, so the geth arguments (loopback ports) are those of the process runtime;
 - the node's datadir bind-mounted at the same path, read-write, and every other file the
-  arguments name (genesis, the sealer's password file) read-only at its own path;
+  arguments name (genesis, the sealer's password file) read-only at its own path; geth runs
+  as the calling user, so the sealer's IPC socket (in its datadir) is the manager's to open;
 - a memory limit of `node_memory_budget_mb` (swap included) and `cpu_cores_of(node)` CPUs, the
   figures LBH measures the node against;
 - named `ethgw-<hash of the state folder>-<node>`, so two clusters (two test sessions) never
@@ -24,6 +25,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -277,6 +279,9 @@ class DockerRuntime(NodeRuntime):
         memory = int(self._settings.node_memory_budget_mb * _MB)
         return {
             "network_mode": "host",
+            # geth as the user that owns the state folder (0700, its files 0600): it reads
+            # the sealer's password and keystore and makes the IPC socket the manager opens.
+            "user": f"{os.getuid()}:{os.getgid()}",
             "volumes": bind_mounts(spec.datadir, geth_args),
             "mem_limit": memory,
             "memswap_limit": memory,  # no swap: over the budget is over

@@ -20,17 +20,20 @@ from service_kit.ports import free_port
 
 
 def test_status_table_shows_every_column() -> None:
-    """The status table has node, pid, rpc, block, peers, cpu and mem, '-' when unknown."""
+    """The status table has node, pid, rpc, block, peers, cpu and mem, '-' when unknown;
+    the sealer's rpc is its IPC socket."""
     table = format_status(
         [
+            NodeStatus("sealer", 122, None, 40, 2, 0.01, 0.1),
             NodeStatus("node-1", 123, 8546, 40, 2, 0.1234, 0.5),
             NodeStatus("node-2", None, 8547, None, None, None, None),
         ]
     )
     lines = table.splitlines()
     assert lines[0].split() == ["node", "pid", "rpc", "block", "peers", "cpu", "mem"]
-    assert lines[1].split() == ["node-1", "123", "8546", "40", "2", "0.123", "0.500"]
-    assert lines[2].split() == ["node-2", "-", "8547", "-", "-", "-", "-"]
+    assert lines[1].split() == ["sealer", "122", "ipc", "40", "2", "0.010", "0.100"]
+    assert lines[2].split() == ["node-1", "123", "8546", "40", "2", "0.123", "0.500"]
+    assert lines[3].split() == ["node-2", "-", "8547", "-", "-", "-", "-"]
 
 
 def test_keys_create_prints_a_key_the_gateway_accepts(

@@ -72,6 +72,8 @@ async def up(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Up]:
     inherited = {k: v for k, v in os.environ.items()
                  if not k.startswith("ETHGW_") or k == "ETHGW_TOOLS_DIR"}  # fmt: skip
     env = {**inherited, **ports.env(), "ETHGW_STATE_DIR": str(root / "state")}
+    # A folder of the state made before, with the test session's wider umask: `up` closes it.
+    (root / "state" / "from-before").mkdir(parents=True, mode=0o755)
     log = root / "up.log"
     process = _ethgw("up", "--nodes", "1", "--port-base", str(ports.gateway), env=env, log=log)
     stack = Up(process, env, log, root / "state", f"http://127.0.0.1:{ports.gateway}")
@@ -190,6 +192,21 @@ async def test_the_stack_s_manager_takes_the_gateway_s_calls_only(up: Up) -> Non
     assert through.status_code == 200, through.text
     assert direct.status_code == 401, direct.text
     assert direct.json()["error"]["code"] == "unauthenticated_call"
+
+
+async def test_everything_up_made_in_the_state_folder_is_its_users_only(up: Up) -> None:
+    """Every folder under the state folder (those made before `up` too) is 0700 and every
+    file 0600 or narrower: keys, keystores, passwords, tokens, chain and broker data, logs."""
+    key = read_admin_key(up.state)
+    assert key is not None
+    await _read_completes(up, key, 60.0)  # every part has written its files
+    opened = [
+        f"{oct(path.lstat().st_mode & 0o777)} {path.relative_to(up.state)}"
+        for path in [up.state, *up.state.rglob("*")]
+        if not path.is_symlink() and path.lstat().st_mode & 0o077
+    ]
+    assert opened == []
+    assert (up.state / "gateway" / "admin.key").stat().st_mode & 0o777 == 0o600
 
 
 async def test_down_ends_a_running_up(up: Up) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 
 import httpx
@@ -106,6 +107,21 @@ async def test_containers_carry_the_cluster_limits_and_labels(cluster: GethClust
     assert host["NetworkMode"] == "host"
     assert attrs["Config"]["Labels"][LABEL_CLUSTER] == runtime.cluster_id
     assert attrs["Config"]["Image"] == image_tag(geth_binary())
+
+
+async def test_the_sealer_container_answers_on_its_ipc_socket_as_the_calling_user(
+    cluster: GethCluster,
+) -> None:
+    """The sealer's container runs geth as this process's user and serves no HTTP: the
+    manager's calls reach it on the IPC socket in its bind-mounted datadir."""
+    sealer = cluster.spec("sealer")
+    attrs = await docker_runtime(cluster).inspect(sealer)
+    assert attrs["Config"]["User"] == f"{os.getuid()}:{os.getgid()}"
+    assert "--http" not in attrs["Args"]
+    assert sealer.ipc_path.stat().st_uid == os.getuid()
+    state = await cluster.mining_state()
+    assert state.mining
+    assert state.block > 0
 
 
 async def test_a_nodes_own_cpu_figure_is_its_containers_cap(cluster: GethCluster) -> None:

@@ -22,7 +22,7 @@ from ethgw_wire.settings import KafkaSettings
 from geth_cluster.cluster import GethCluster
 from geth_cluster.errors import RpcError
 from geth_cluster.node_rpc import rpc_call
-from tests.pipeline_fixtures import Stack
+from tests.pipeline_fixtures import TEST_SCRYPT_N, Stack
 
 pytestmark = pytest.mark.slow
 
@@ -151,22 +151,28 @@ async def test_no_log_holds_a_password_a_private_key_or_an_api_key(
 
 
 async def test_created_accounts_keystores_are_scrypt(flow: Flow) -> None:
-    """The keystore of an account made through the gateway is a V3 scrypt keystore."""
+    """The keystore of an account made through the gateway is a V3 scrypt keystore at the
+    provider's ETHGW_KEYSTORE_SCRYPT_N (the tests' low cost, set by provider_env)."""
     for keystore in flow.keystores.values():
         assert keystore["version"] == 3
         assert keystore["crypto"]["kdf"] == "scrypt"
-        assert keystore["crypto"]["kdfparams"]["n"] >= 2**14
+        assert keystore["crypto"]["kdfparams"]["n"] == TEST_SCRYPT_N
 
 
-def test_chain_account_keystores_are_scrypt(geth_cluster: GethCluster) -> None:
-    """The sealer's and the faucet's keystore files are scrypt V3 keystores."""
+def test_chain_account_keystores_are_scrypt_at_the_standard_cost(
+    geth_cluster: GethCluster,
+) -> None:
+    """The sealer's and the faucet's keystore files are scrypt V3 keystores at N=2^18 (the
+    session cluster is made with the default settings)."""
     for account in (geth_cluster.accounts.sealer, geth_cluster.accounts.faucet):
         keystore = json.loads(account.keystore_path.read_text())
         assert keystore["crypto"]["kdf"] == "scrypt"
+        assert keystore["crypto"]["kdfparams"]["n"] == 2**18
 
 
 def test_geth_rpc_listens_on_loopback_only(geth_cluster: GethCluster) -> None:
-    """Every geth process's HTTP RPC and auth RPC sockets listen on loopback only."""
+    """Every geth process's HTTP RPC and auth RPC sockets listen on loopback only (the
+    sealer has no HTTP RPC)."""
     checked = 0
     for spec in geth_cluster.specs:
         pid = geth_cluster.runtime.pid(spec)
@@ -177,7 +183,39 @@ def test_geth_rpc_listens_on_loopback_only(geth_cluster: GethCluster) -> None:
             if connection.laddr.port in (spec.rpc_port, spec.authrpc_port):
                 assert connection.laddr.ip in LOOPBACK, (spec.name, connection.laddr)
                 checked += 1
-    assert checked >= 2 * len(geth_cluster.specs)
+    assert checked >= 2 * len(geth_cluster.specs) - 1
+
+
+async def test_the_sealers_unlocked_account_cannot_send_over_http(
+    geth_cluster: GethCluster,
+) -> None:
+    """eth_sendTransaction from the sealer's account, on every TCP port any geth of the
+    cluster listens on, gets no transaction hash; its account is unlocked, over its IPC
+    socket only, in a folder of its user's (0700)."""
+    sealer = geth_cluster.spec("sealer")
+    address = geth_cluster.accounts.sealer.address
+    send = {"jsonrpc": "2.0", "id": 1, "method": "eth_sendTransaction"}
+    send["params"] = [{"from": address, "to": address, "value": "0x1"}]
+    answers: dict[str, str] = {}
+    async with httpx.AsyncClient(timeout=5, trust_env=False) as client:
+        for spec in geth_cluster.specs:
+            pid = geth_cluster.runtime.pid(spec)
+            assert pid is not None, spec.name
+            for connection in psutil.Process(pid).net_connections(kind="tcp"):
+                if connection.status != psutil.CONN_LISTEN:
+                    continue
+                url = f"http://127.0.0.1:{connection.laddr.port}"
+                try:
+                    answers[f"{spec.name} {url}"] = (await client.post(url, json=send)).text
+                except httpx.HTTPError as error:
+                    answers[f"{spec.name} {url}"] = repr(error)
+        sent = {where: answer for where, answer in answers.items() if '"result"' in answer}
+        assert sent == {}
+        assert len(answers) >= 2 * len(geth_cluster.specs)  # p2p and auth RPC at least
+        accounts = await rpc_call(client, sealer.rpc_url, "eth_accounts")
+        assert address.lower() in [a.lower() for a in accounts]
+    assert sealer.ipc_path.parent.stat().st_mode & 0o777 == 0o700
+    assert sealer.ipc_path.stat().st_mode & 0o777 == 0o600
 
 
 async def test_management_namespaces_are_refused_at_rpc(stack: Stack) -> None:

@@ -16,6 +16,7 @@ from ethgw_wire.errors import (
 )
 from ethgw_wire.topic_mirror import MemoryTable
 from provider.accounts import AccountBook, AccountLimits, KeystoreRecord
+from service_kit.keyfiles import Scrypt
 
 ALICE = Caller(key_id="a11ce0000000", role="user")
 BOB = Caller(key_id="b0b000000000", role="user")
@@ -33,7 +34,7 @@ LIMITS = AccountLimits(
 
 def book() -> AccountBook:
     table: MemoryTable[KeystoreRecord] = MemoryTable("accounts")
-    return AccountBook(table, 2, {}, LIMITS)
+    return AccountBook(table, Scrypt(2, 4), {}, LIMITS)
 
 
 async def test_an_account_is_owned_by_the_key_that_made_it() -> None:
@@ -145,3 +146,14 @@ async def test_a_right_password_clears_the_accounts_failures() -> None:
     with pytest.raises(WrongPasswordError):
         await accounts.unlock(address, "wrong password", 60, ADMIN)
     assert await accounts.unlock(address, PASSWORD, 60, ADMIN) > 0
+
+
+async def test_a_burst_of_unlocks_runs_scrypt_in_the_books_slots_only() -> None:
+    """30 unlocks at once (no throttle: attempts in flight count as failures): every one
+    succeeds, never more than the book's two scrypt slots run at once."""
+    table: MemoryTable[KeystoreRecord] = MemoryTable("accounts")
+    accounts = AccountBook(table, Scrypt(2**10, 2), {})
+    address = (await accounts.create(PASSWORD, ETHER, caller=ADMIN)).address
+    unlocks = [accounts.unlock(address, PASSWORD, 60, ADMIN) for _ in range(30)]
+    assert all(expiry > 0 for expiry in await asyncio.gather(*unlocks))
+    assert accounts.scrypt.peak == 2

@@ -17,7 +17,7 @@ from provider.accounts import AccountBook
 from provider.chain import AlreadyKnownError, NonceTooLowError
 from provider.nonces import NonceTracker
 from provider.transactions import JournalRecord, TransactionSender
-from service_kit.keyfiles import ChainAccount
+from service_kit.keyfiles import ChainAccount, Scrypt
 from tests.provider.fake_node import FakeNode
 
 RECIPIENT = "0x" + "22" * 20
@@ -38,7 +38,7 @@ def _sender() -> tuple[TransactionSender, MemoryTable[JournalRecord]]:
     account = Account.create()
     signer = _Signer(account.address, bytes(account.key))
     signers = {ADMIN_SIGNER: cast(ChainAccount, signer)}
-    accounts = AccountBook(MemoryTable("accounts"), 2, signers)
+    accounts = AccountBook(MemoryTable("accounts"), Scrypt(2, 4), signers)
     journal: MemoryTable[JournalRecord] = MemoryTable("journal")
     return TransactionSender(accounts, NonceTracker(), journal, None, 1.25), journal
 

@@ -16,6 +16,7 @@ from ethgw_wire.sealing import GrantBox, ensure_sealing_keys
 from ethgw_wire.topic_mirror import MemoryTable
 from provider.accounts import AccountBook, KeystoreRecord
 from provider.unlock_grants import UnlockGrant, UnlockGrants
+from service_kit.keyfiles import Scrypt
 
 ALICE = Caller(key_id="a11ce0000000", role="user")
 BOB = Caller(key_id="b0b000000000", role="user")
@@ -32,7 +33,7 @@ class Platform:
 
     def provider(self, box: GrantBox | None = None) -> AccountBook:
         grants = UnlockGrants(self.grants, box or self.box)
-        return AccountBook(self.keystores, 2, {}, None, grants)
+        return AccountBook(self.keystores, Scrypt(2, 4), {}, None, grants)
 
 
 @pytest.fixture
