@@ -52,12 +52,19 @@ def _bytecode(value: str) -> str:
     return value
 
 
+FLOAT_EXACT_INTEGERS = 2**53
+
+
 def _strict_int(value: object) -> object:
-    """Integers, or strings of decimal digits (JSON clients lose precision past 2**53)."""
+    """Integers, or strings of decimal digits (JSON clients lose precision past 2**53). A
+    number with a zero fraction (5.0) is an integer, as JSON Schema says, while a float
+    holds it exactly; past 2**53 it may have lost digits, so it is refused."""
     if isinstance(value, bool):
         raise ValueError("must be an integer, not a boolean")
     if isinstance(value, float):
-        raise ValueError("must be an integer")
+        if value.is_integer() and abs(value) <= FLOAT_EXACT_INTEGERS:
+            return int(value)
+        raise ValueError("must be an integer (past 2**53, send its digits, not a float)")
     if isinstance(value, str) and not re.fullmatch(r"-?[0-9]{1,80}", value):
         raise ValueError("must be an integer (decimal digits)")
     return value
@@ -93,11 +100,13 @@ Bytecode = Annotated[
         maxLength=2 + 2 * MAX_BYTECODE_BYTES,
     ),
 ]
-Uint256 = Annotated[int, BeforeValidator(_strict_int), Field(ge=0, le=UINT256_MAX)]
-PositiveUint256 = Annotated[int, BeforeValidator(_strict_int), Field(gt=0, le=UINT256_MAX)]
+# The bounds come before the validator: after it, pydantic writes them into the JSON schema
+# as "gt"/"le", which no client (nor schemathesis) reads as bounds.
+Uint256 = Annotated[int, Field(ge=0, le=UINT256_MAX), BeforeValidator(_strict_int)]
+PositiveUint256 = Annotated[int, Field(gt=0, le=UINT256_MAX), BeforeValidator(_strict_int)]
 # Seconds since 1970 as the token contract stores them (uint64).
-Uint64 = Annotated[int, BeforeValidator(_strict_int), Field(ge=0, le=2**64 - 1)]
-BlockNumber = Annotated[int, BeforeValidator(_strict_int), Field(ge=0, le=2**63 - 1)]
+Uint64 = Annotated[int, Field(ge=0, le=2**64 - 1), BeforeValidator(_strict_int)]
+BlockNumber = Annotated[int, Field(ge=0, le=2**63 - 1), BeforeValidator(_strict_int)]
 
 
 class SecretParam:

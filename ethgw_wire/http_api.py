@@ -238,7 +238,9 @@ def http_error_envelope(
     elif status == 405:
         reason = f"method {method} is not allowed on {path}"
     code = HTTP_ERROR_CODES.get(status, f"http_{status}")
-    return error_envelope(status, code, reason, request_id=request_id)
+    # A router's only 400: a body it cannot read as JSON at all (not UTF-8, for one).
+    field = "body" if status == UNREADABLE_BODY.status else None
+    return error_envelope(status, code, reason, field=field, request_id=request_id)
 
 
 def accepted_headers(task_id: str) -> dict[str, str]:
@@ -269,6 +271,8 @@ class Answer:
 # What a service instance answers for a fault of its own, whatever the operation
 # (consumer_service/errors.py): its Kafka out of reach, an error no handler took.
 SERVICE_FAULTS = (Answer(503, "kafka_unavailable", ("Retry-After",)), Answer(500, "internal"))
+# What a router answers for a body it cannot read as JSON at all (http_error_envelope).
+UNREADABLE_BODY = Answer(400, HTTP_ERROR_CODES[400])
 
 # What the part in front of a router answers too (the gateway: keys, rate limits).
 ExtraAnswers = Callable[[Endpoint], Sequence[Answer]]
@@ -323,6 +327,8 @@ def documented_answers(
     answer, with their codes and headers."""
     answers = [Answer(e.http_status, e.code) for e in endpoint.operation.answerable_errors]
     by_status: dict[int, list[Answer]] = {}
+    if endpoint.method == "POST":
+        answers.append(UNREADABLE_BODY)
     for answer in [*answers, *SERVICE_FAULTS, *extra]:
         by_status.setdefault(answer.status, []).append(answer)
     documented: dict[int | str, dict[str, Any]] = {

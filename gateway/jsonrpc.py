@@ -162,19 +162,23 @@ def check_call(obj: Any, allowlist: Allowlist) -> RpcItem:
     def failure(code: int, message: str) -> RpcFailure:
         return RpcFailure(rpc_error(call_id, code, message), notification)
 
+    def invalid(message: str) -> RpcFailure:
+        # Not a Request object, so no notification either: JSON-RPC 2.0 answers it (id
+        # null when it has none), as its spec's example of an invalid Request shows.
+        return RpcFailure(rpc_error(call_id, INVALID_REQUEST, message), notification=False)
+
     if obj.get("jsonrpc") != "2.0":
-        return failure(INVALID_REQUEST, 'invalid request: "jsonrpc" must be "2.0"')
+        return invalid('invalid request: "jsonrpc" must be "2.0"')
     method = obj.get("method")
     if not isinstance(method, str) or not 0 < len(method) <= MAX_METHOD_LENGTH:
-        return failure(
-            INVALID_REQUEST,
-            f'invalid request: "method" must be a string of 1-{MAX_METHOD_LENGTH} characters',
+        return invalid(
+            f'invalid request: "method" must be a string of 1-{MAX_METHOD_LENGTH} characters'
         )
     params = obj.get("params", [])
     if isinstance(params, dict):
         return failure(INVALID_PARAMS, "invalid params: only positional (array) params")
     if not isinstance(params, list):
-        return failure(INVALID_REQUEST, 'invalid request: "params" must be an array')
+        return invalid('invalid request: "params" must be an array')
     if len(params) > MAX_PARAMS:
         return failure(INVALID_PARAMS, f"invalid params: at most {MAX_PARAMS} params")
     kind = allowlist.kind_of(method)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
+from typing import Any
+
 from ethgw_wire.http_api import ENDPOINTS
 from tests.gateway.conftest import Fakes, Gateway, StartGateway
 
@@ -28,6 +32,38 @@ async def test_openapi_shows_parameters_of_an_operation(gateway: Gateway) -> Non
     balance = paths["/api/v1/token/balance"]["get"]["parameters"]
     assert [p["name"] for p in balance if p["in"] == "query"] == ["address"]
     assert "requestBody" in paths["/api/v1/token/transfer"]["post"]
+
+
+async def _document(gateway: Gateway) -> dict[str, Any]:
+    async with gateway.client(None) as client:
+        document: dict[str, Any] = (await client.get("/openapi.json")).json()
+    return document
+
+
+async def test_openapi_bounds_are_json_schema_keywords(gateway: Gateway) -> None:
+    """A bounded number says so with minimum/exclusiveMinimum/maximum: no pydantic-only
+    gt/ge/lt/le, which clients and schemathesis ignore (value 0 passed for a positive)."""
+    schemas = (await _document(gateway))["components"]["schemas"]
+    assert not re.search(r'"(gt|ge|lt|le)": ', json.dumps(schemas))
+    assert schemas["TransferParams"]["properties"]["value"]["exclusiveMinimum"] == 0
+
+
+async def test_a_body_that_is_not_utf8_json_is_a_documented_400_naming_the_body(
+    gateway: Gateway,
+) -> None:
+    """A POST whose body cannot be read as JSON at all gets 400 bad_request naming the
+    field `body`, and every operation with a body documents that 400."""
+    async with gateway.client("admin") as client:
+        answer = await client.post(
+            "/api/v1/token/add", content=b"\xff\x1d", headers={"content-type": "application/json"}
+        )
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert (error["code"], error["field"]) == ("bad_request", "body")
+    paths = (await _document(gateway))["paths"]
+    for endpoint in ENDPOINTS:
+        if endpoint.method == "POST":
+            assert "400" in paths[endpoint.full_path]["post"]["responses"], endpoint.full_path
 
 
 async def test_metrics_count_requests_by_route_and_status(wired: Gateway) -> None:

@@ -157,6 +157,17 @@ def test_call_without_id_is_a_notification() -> None:
     assert item.notification
 
 
+def test_an_invalid_request_without_id_is_answered_not_taken_for_a_notification() -> None:
+    """{} and other objects without id that are no Request (no "jsonrpc": "2.0", no method)
+    get -32600 with id null: only a valid Request without id is a notification."""
+    for obj in ({}, {"jsonrpc": "2.0"}, {"method": "eth_blockNumber"}):
+        item = check_call(obj, ALLOW)
+        assert isinstance(item, RpcFailure)
+        assert not item.notification
+        assert _error(item)["code"] == INVALID_REQUEST
+        assert item.response["id"] is None
+
+
 def test_upstream_response_gets_the_callers_id() -> None:
     """The service's JSON-RPC answer is returned under the caller's id."""
     call = RpcCall("abc", "eth_blockNumber", [], "read", False)
