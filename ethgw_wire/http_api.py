@@ -147,7 +147,7 @@ class ErrorDetail(BaseModel):
 class FieldProblem(BaseModel):
     """One bad field of a request refused as invalid_params."""
 
-    field: str | None
+    field: str | None = None  # left out of the answer when None, so it is optional
     reason: str
 
 
@@ -199,6 +199,8 @@ def field_of(location: Sequence[Any]) -> str | None:
     """The field a validation error names: its location without the part of the request
     it came in (body, query, path), dotted when nested, e.g. "address" or "abi.0"."""
     parts = [str(p) for p in location]
+    if parts == ["body"]:
+        return "body"  # the body as a whole: missing, or not an object
     if parts and parts[0] in ("body", "query", "path", "header"):
         parts = parts[1:]
     return ".".join(parts) or None
@@ -326,11 +328,9 @@ def documented_answers(
     (with Location and Retry-After), and each status its operation's errors and `extra`
     answer, with their codes and headers."""
     answers = [Answer(e.http_status, e.code) for e in endpoint.operation.answerable_errors]
-    by_status: dict[int, list[Answer]] = {}
     if endpoint.method == "POST":
         answers.append(UNREADABLE_BODY)
-    for answer in [*answers, *SERVICE_FAULTS, *extra]:
-        by_status.setdefault(answer.status, []).append(answer)
+    answers += [*SERVICE_FAULTS, *extra]
     documented: dict[int | str, dict[str, Any]] = {
         ACCEPTED_STATUS: {
             "model": Envelope,
@@ -338,6 +338,17 @@ def documented_answers(
             "headers": headers_doc(("Location", "Retry-After")),
         }
     }
+    documented.update(error_answers_doc(answers))
+    return documented
+
+
+def error_answers_doc(answers: Sequence[Answer]) -> dict[int | str, dict[str, Any]]:
+    """A route's `responses` for its error answers: one ErrorEnvelope per status, with
+    its codes and headers."""
+    by_status: dict[int, list[Answer]] = {}
+    for answer in answers:
+        by_status.setdefault(answer.status, []).append(answer)
+    documented: dict[int | str, dict[str, Any]] = {}
     for status, listed in sorted(by_status.items()):
         codes = list(dict.fromkeys(a.code for a in listed))
         headers = list(dict.fromkeys(h for a in listed for h in a.headers))

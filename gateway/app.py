@@ -240,4 +240,5 @@ def create_app(
     app.add_exception_handler(GatewayError, gateway_error_handler)
     table = RouteTable([router for router, _ in routers])
     app.add_middleware(GatewayMiddleware, state=state, routes=table)
+    app.state.methods_at = table.methods_at  # a 405's Allow (gateway/errors.py)
     return app

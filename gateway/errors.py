@@ -12,8 +12,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ethgw_wire.errors import InvalidParamsError
 from ethgw_wire.http_api import (
     API_KEY_HEADER,
+    HTTP_ERROR_CODES,
     Answer,
     Envelope,
     envelope_content,
@@ -208,6 +210,33 @@ class UnknownNodeError(GatewayError):
     code = "not_found"
 
 
+# -- what the gateway's own routes answer besides success, for OpenAPI -------------------
+
+INVALID_INPUT = Answer(InvalidParamsError.http_status, InvalidParamsError.code)
+BODY_TOO_LARGE = Answer(413, HTTP_ERROR_CODES[413])
+INTERNAL = GatewayError.answer()
+# A route behind an API key: no key, an unknown one, its rate limit; a crash.
+KEYED_ANSWERS = (
+    MissingApiKeyError.answer(),
+    InvalidApiKeyError.answer(),
+    RateLimitedError.answer(),
+    INTERNAL,
+)
+# An admin route: a user key is refused too.
+ADMIN_ANSWERS = (*KEYED_ANSWERS, ForbiddenError.answer())
+# An admin route that asks the cluster manager: it may be out of reach, slow or failing.
+MANAGER_ANSWERS = (
+    *ADMIN_ANSWERS,
+    ManagerUnavailableError.answer(),
+    ManagerTimeoutError.answer(),
+    ManagerFailedError.answer(),
+)
+# A mining action: its action checked, or not offered by the manager.
+MINING_ANSWERS = (*MANAGER_ANSWERS, INVALID_INPUT, BODY_TOO_LARGE, NotOfferedError.answer())
+# A node action: its node id checked, the node unknown, or the action not offered.
+NODE_ACTION_ANSWERS = (*MINING_ANSWERS, UnknownNodeError.answer())
+
+
 def retry_after(seconds: float) -> str:
     """A Retry-After value: whole seconds, at least 1 (the header has no fractions)."""
     return str(max(1, math.ceil(seconds)))
@@ -253,7 +282,11 @@ async def http_error_handler(request: Request, error: Exception) -> Response:
         request.url.path,
         request_id_of(request),
     )
-    return envelope_response(envelope, dict(error.headers or {}))
+    headers = dict(error.headers or {})
+    methods_at = getattr(request.app.state, "methods_at", None)
+    if error.status_code == 405 and methods_at is not None:
+        headers["Allow"] = ", ".join(methods_at(request.url.path))
+    return envelope_response(envelope, headers)
 
 
 async def gateway_error_handler(request: Request, error: Exception) -> Response:

@@ -106,6 +106,13 @@ class RouteTable:
         self._cache[(method, path)] = found
         return found
 
+    def methods_at(self, path: str) -> list[str]:
+        """Every method some route serves at this path, for a 405's Allow (Starlette's
+        names only the first matching route's, so GET and POST on two routes of one
+        path said `Allow: GET`)."""
+        methods = {m for regex, ms, _, _ in self._entries if regex.match(path) for m in ms}
+        return sorted(methods)
+
     def _match(self, method: str, path: str) -> tuple[str, Access]:
         partial: tuple[str, Access] | None = None
         for regex, methods, template, access in self._entries:

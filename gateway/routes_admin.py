@@ -9,8 +9,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path
 
-from ethgw_wire.http_api import Envelope
-from gateway.errors import ManagerFailedError
+from ethgw_wire.http_api import Envelope, error_answers_doc
+from gateway.errors import (
+    ADMIN_ANSWERS,
+    MANAGER_ANSWERS,
+    MINING_ANSWERS,
+    NODE_ACTION_ANSWERS,
+    ManagerFailedError,
+)
 from gateway.manager_client import MiningAction, NodeAction
 from gateway.schemas import ClusterView, InstanceView
 from gateway.state import CallerDep, RequestIdDep, StateDep
@@ -28,7 +34,12 @@ def _ok(message: str, data: Any, request_id: str) -> Envelope:
     return Envelope(status=200, message=message, data=data, request_id=request_id)
 
 
-@router.get("/cluster", response_model=Envelope, response_model_exclude_none=True)
+@router.get(
+    "/cluster",
+    response_model=Envelope,
+    response_model_exclude_none=True,
+    responses=error_answers_doc(MANAGER_ANSWERS),
+)
 async def cluster(state: StateDep, request_id: RequestIdDep) -> Envelope:
     """Per node: zone, distance, CPU, memory, in-flight (when reported), status; LBH and
     Dis_ave, as of the cluster manager's last tick."""
@@ -55,7 +66,11 @@ async def _node_action(
     return _ok(f"{action} {node_id}: done", data, request_id)
 
 
-@router.post("/nodes/{node_id}/restart", response_model=Envelope)
+@router.post(
+    "/nodes/{node_id}/restart",
+    response_model=Envelope,
+    responses=error_answers_doc(NODE_ACTION_ANSWERS),
+)
 async def restart_node(
     node_id: NodeId, state: StateDep, caller: CallerDep, request_id: RequestIdDep
 ) -> Envelope:
@@ -63,7 +78,11 @@ async def restart_node(
     return await _node_action(state, caller, request_id, node_id, "restart")
 
 
-@router.post("/nodes/{node_id}/cordon", response_model=Envelope)
+@router.post(
+    "/nodes/{node_id}/cordon",
+    response_model=Envelope,
+    responses=error_answers_doc(NODE_ACTION_ANSWERS),
+)
 async def cordon_node(
     node_id: NodeId, state: StateDep, caller: CallerDep, request_id: RequestIdDep
 ) -> Envelope:
@@ -71,7 +90,11 @@ async def cordon_node(
     return await _node_action(state, caller, request_id, node_id, "cordon")
 
 
-@router.post("/nodes/{node_id}/uncordon", response_model=Envelope)
+@router.post(
+    "/nodes/{node_id}/uncordon",
+    response_model=Envelope,
+    responses=error_answers_doc(NODE_ACTION_ANSWERS),
+)
 async def uncordon_node(
     node_id: NodeId, state: StateDep, caller: CallerDep, request_id: RequestIdDep
 ) -> Envelope:
@@ -79,7 +102,9 @@ async def uncordon_node(
     return await _node_action(state, caller, request_id, node_id, "uncordon")
 
 
-@router.post("/mining/{action}", response_model=Envelope)
+@router.post(
+    "/mining/{action}", response_model=Envelope, responses=error_answers_doc(MINING_ANSWERS)
+)
 async def mining(
     action: Literal["start", "stop"], state: StateDep, caller: CallerDep, request_id: RequestIdDep
 ) -> Envelope:
@@ -95,7 +120,7 @@ async def mining(
     return _ok(f"mining {action}: done", data, request_id)
 
 
-@router.get("/instances", response_model=Envelope)
+@router.get("/instances", response_model=Envelope, responses=error_answers_doc(ADMIN_ANSWERS))
 async def instances(state: StateDep, request_id: RequestIdDep) -> Envelope:
     """The registered service instances with their breaker state and TTL."""
     now = time.monotonic()

@@ -17,15 +17,18 @@ from ethgw_wire.http_api import (
     ACCEPTED_STATUS,
     API_PREFIX,
     ENDPOINTS,
+    HTTP_ERROR_CODES,
     Answer,
     Endpoint,
     Envelope,
-    ErrorEnvelope,
     build_router,
+    error_answers_doc,
     headers_doc,
 )
 from ethgw_wire.operations import Params
 from gateway.errors import (
+    INTERNAL,
+    INVALID_INPUT,
     ForbiddenError,
     InvalidApiKeyError,
     MissingApiKeyError,
@@ -91,29 +94,17 @@ def api_router() -> APIRouter:
 tasks_router = APIRouter(prefix=API_PREFIX, tags=["tasks"])
 
 
+# A task's status: still running, unknown, or the gateway's own answers (no task is
+# posted, so no 413).
 _TASK_ANSWERS: dict[int | str, dict[str, object]] = {
     ACCEPTED_STATUS: {
         "model": Envelope,
         "description": "Still running",
         "headers": headers_doc(("Location", "Retry-After")),
     },
-    401: {
-        "model": ErrorEnvelope,
-        "description": "Error codes: missing_api_key, invalid_api_key",
-        "headers": headers_doc(("WWW-Authenticate",)),
-    },
-    404: {"model": ErrorEnvelope, "description": "Error codes: not_found (no such task)"},
-    422: {"model": ErrorEnvelope, "description": "Error codes: invalid_params"},
-    429: {
-        "model": ErrorEnvelope,
-        "description": "Error codes: rate_limited",
-        "headers": headers_doc(("Retry-After", "RateLimit-Policy", "RateLimit")),
-    },
-    503: {
-        "model": ErrorEnvelope,
-        "description": "Error codes: service_unavailable",
-        "headers": headers_doc(("Retry-After",)),
-    },
+    **error_answers_doc(
+        [*_GATEWAY_ANSWERS, INTERNAL, INVALID_INPUT, Answer(404, HTTP_ERROR_CODES[404])]
+    ),
 }
 
 

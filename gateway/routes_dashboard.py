@@ -14,8 +14,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from fastapi.responses import Response
 
-from ethgw_wire.http_api import Envelope
+from ethgw_wire.http_api import Envelope, error_answers_doc
 from gateway.dashboard import dashboard_view
+from gateway.errors import ADMIN_ANSWERS
 from gateway.state import RequestIdDep, StateDep
 
 DASHBOARD_PATH = "/dashboard"
@@ -63,7 +64,12 @@ async def asset(asset: AssetName) -> Response:
     return Response(_ASSETS[asset], media_type=_ASSET_TYPES[asset], headers=_PAGE_HEADERS)
 
 
-@data_router.get("/dashboard", response_model=Envelope, response_model_exclude_none=True)
+@data_router.get(
+    "/dashboard",
+    response_model=Envelope,
+    response_model_exclude_none=True,
+    responses=error_answers_doc(ADMIN_ANSWERS),
+)
 async def dashboard_data(state: StateDep, request_id: RequestIdDep) -> Envelope:
     """Everything the dashboard draws: the cluster (zones, distances, life cycles), LBH over
     the recent ticks with the paused periods, recent events (restarts, cordons, pauses), the

@@ -19,7 +19,12 @@ from fastapi.responses import JSONResponse
 
 from ethgw_wire.http_api import API_PREFIX
 from ethgw_wire.operations import RPC_HEAVY_METHODS
-from gateway.errors import BodyTooLargeError, GatewayError, HeavyCallsLimitedError
+from gateway.errors import (
+    KEYED_ANSWERS,
+    BodyTooLargeError,
+    GatewayError,
+    HeavyCallsLimitedError,
+)
 from gateway.jsonrpc import (
     INVALID_REQUEST,
     LIMIT_EXCEEDED,
@@ -67,13 +72,30 @@ _OPENAPI: dict[str, Any] = {
             "description": "A JSON-RPC response object, or an array of them for a batch",
             "content": {"application/json": {"schema": {}}},
         },
+        "204": {"description": "Only notifications (calls without id): nothing to answer"},
+        "413": {
+            "description": "The body exceeds the gateway's limit, a JSON-RPC error -32600",
+            "content": {"application/json": {"schema": {}}},
+        },
         "429": {
             "description": "One call refused: its key already runs its limit of heavy calls"
-            " (eth_call, eth_getLogs, ...), a JSON-RPC error -32005",
+            " (eth_call, eth_getLogs, ...), a JSON-RPC error -32005; or the key's rate limit,"
+            " a JSON-RPC error whose error.data.code is rate_limited",
             "content": {"application/json": {"schema": {}}},
         },
     },
 }
+# What the gateway answers in front of /rpc (no key, an unknown one, a crash), which it
+# renders as JSON-RPC errors there too, the envelope's code in error.data.code.
+for _status in sorted({a.status for a in KEYED_ANSWERS}):
+    _codes = ", ".join(a.code for a in KEYED_ANSWERS if a.status == _status)
+    _OPENAPI["responses"].setdefault(
+        str(_status),
+        {
+            "description": f"A JSON-RPC error, error.data.code: {_codes}",
+            "content": {"application/json": {"schema": {}}},
+        },
+    )
 
 
 def _json(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -40,6 +40,23 @@ async def _document(gateway: Gateway) -> dict[str, Any]:
     return document
 
 
+async def test_openapi_lists_what_the_gateway_answers_on_its_own_routes(gateway: Gateway) -> None:
+    """Every keyed route lists 401, 429 and 500, every admin route 403, a node action its
+    unknown node (404) and a manager that does not offer it (501), /rpc its answer to
+    notifications only (204) and a body over the limit (413)."""
+    paths = (await _document(gateway))["paths"]
+    for path, operations in paths.items():
+        if path in ("/healthz", "/readyz", "/metrics"):
+            continue
+        for method, operation in operations.items():
+            assert {"401", "429", "500"} <= set(operation["responses"]), (method, path)
+            if path.startswith("/admin/"):
+                assert "403" in operation["responses"], (method, path)
+    cordon = paths["/admin/nodes/{node_id}/cordon"]["post"]["responses"]
+    assert {"404", "422", "501", "502", "503", "504"} <= set(cordon)
+    assert {"204", "413"} <= set(paths["/rpc"]["post"]["responses"])
+
+
 async def test_openapi_bounds_are_json_schema_keywords(gateway: Gateway) -> None:
     """A bounded number says so with minimum/exclusiveMinimum/maximum: no pydantic-only
     gt/ge/lt/le, which clients and schemathesis ignore (value 0 passed for a positive)."""
@@ -64,6 +81,25 @@ async def test_a_body_that_is_not_utf8_json_is_a_documented_400_naming_the_body(
     for endpoint in ENDPOINTS:
         if endpoint.method == "POST":
             assert "400" in paths[endpoint.full_path]["post"]["responses"], endpoint.full_path
+
+
+async def test_a_post_without_a_body_is_a_422_naming_the_body(gateway: Gateway) -> None:
+    """A POST of an operation with no body at all gets 422 invalid_params naming the field
+    `body`, in its error and in its list of problems (as the ErrorEnvelope documents)."""
+    async with gateway.client("admin") as client:
+        answer = await client.post("/api/v1/token/add")
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["field"] == "body"
+    assert answer.json()["errors"] == [{"field": "body", "reason": "Field required"}]
+
+
+async def test_a_405_allows_every_method_of_its_path(gateway: Gateway) -> None:
+    """OPTIONS on a path that GET and POST serve on two routes gets 405 with both in
+    Allow, not only the first route's method."""
+    async with gateway.client("admin") as client:
+        answer = await client.options("/api/v1/accounts")
+    assert answer.status_code == 405, answer.text
+    assert answer.headers["allow"] == "GET, POST"
 
 
 async def test_metrics_count_requests_by_route_and_status(wired: Gateway) -> None:
