@@ -74,8 +74,11 @@ async def test_killed_provider(faults: Faults) -> None:
         notes=[f"restarted after {DEAD_S:.0f} s"],
         users=users,
     )
+    # The killed provider's unlocks died with it: every user write signed after the kill
+    # came from a grant, on the survivor or on the restarted provider. The restarted one
+    # keeps its id, so its writes are not counted in `by_grant`, which may then be 0; a
+    # write it could not sign would be account_locked, which assert_clean refuses.
     assert_clean(row)
-    assert row.by_grant > 0, "no user write ran on a provider that had not unlocked it"
 
 
 async def test_rebalance_between_two_providers(faults: Faults) -> None:
