@@ -17,9 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import re
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
@@ -29,7 +27,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from ethgw_wire.http_api import Service
-from service_kit.keyfiles import write_private
+from service_kit.keyfiles import ensure_random_secret
 
 REGISTRY_TOKEN_HEADER = "X-Registry-Token"
 # Set by an instance on an answer that is its own failure (its Kafka is unreachable), not
@@ -94,24 +92,10 @@ def registry_token_path(state_dir: Path) -> Path:
 
 
 def ensure_registry_token(state_dir: Path) -> str:
-    """The registry token of this state folder, made (random, mode 0600) on first use.
-
-    Safe when the gateway and several services start at once: the token is written to a
-    temporary file and linked into place, so exactly one creator wins and everyone reads
-    the winner's token (never a half-written file).
-    """
+    """The registry token of this state folder, made (random, mode 0600) on first use, safely
+    when the gateway and several services start at once (keyfiles.ensure_random_secret)."""
     path = registry_token_path(state_dir)
-    if not path.exists():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-        write_private(temporary, secrets.token_urlsafe(32))
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            pass  # another process won the race; its token is the one
-        finally:
-            temporary.unlink(missing_ok=True)
-    token = path.read_text().strip()
+    token = ensure_random_secret(path)
     if not token:
         raise RegistryTokenError(f"{path} is empty: delete it to make a new token")
     return token

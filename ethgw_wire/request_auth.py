@@ -20,7 +20,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import re
 import secrets
 import time
@@ -34,7 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ethgw_wire.callers import CALLER_HEADER
 from ethgw_wire.http_api import error_envelope
 from ethgw_wire.settings import ServiceAuthSettings
-from service_kit.keyfiles import write_private
+from service_kit.keyfiles import ensure_random_secret
 
 SIGNATURE_HEADER = "X-Ethgw-Signature"
 TIMESTAMP_HEADER = "X-Ethgw-Timestamp"
@@ -57,23 +56,10 @@ class RequestKeyError(RuntimeError):
 
 
 def ensure_request_key(path: Path | None = None) -> bytes:
-    """The platform's request key, made (random, mode 0600) on first use.
-
-    Safe when several processes start at once: written to a temporary file and linked into
-    place, so exactly one creator wins and everyone reads the winner's key.
-    """
+    """The platform's request key, made (random, mode 0600) on first use, safely when several
+    processes start at once (service_kit.keyfiles.ensure_random_secret)."""
     path = path if path is not None else ServiceAuthSettings().key_file
-    if not path.exists():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-        write_private(temporary, secrets.token_urlsafe(32))
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            pass  # another process won the race; its key is the one
-        finally:
-            temporary.unlink(missing_ok=True)
-    key = path.read_text().strip()
+    key = ensure_random_secret(path)
     if not key:
         raise RequestKeyError(f"{path} is empty: delete it to make a new key")
     return key.encode()

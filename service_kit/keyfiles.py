@@ -88,6 +88,27 @@ def write_private(path: Path, text: str) -> None:
         handle.write(text)
 
 
+def ensure_random_secret(path: Path) -> str:
+    """The secret in `path` (stripped; empty if the file is), made random (0600, its folder
+    0700) on first use.
+
+    Safe when several processes start at once: written to a temporary file and linked into
+    place, so exactly one creator wins and everyone reads the winner's (never a half-written
+    file).
+    """
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        write_private(temporary, secrets.token_urlsafe(32))
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another process won the race; its secret is the one
+        finally:
+            temporary.unlink(missing_ok=True)
+    return path.read_text().strip()
+
+
 def ensure_account(accounts_dir: Path, name: str, scrypt_n: int) -> ChainAccount:
     """Load the named account, or create it with a random password on first use, its
     keystore at scrypt cost `scrypt_n` (KeystoreSettings.scrypt_n)."""
