@@ -12,7 +12,8 @@ import asyncio
 
 import pytest
 
-from devstack.sandbox import PROVIDER_READY, kill_node
+from devstack.processes import Supervisor
+from devstack.sandbox import PROVIDER_READY, kill_node, wait_for_log
 from ethgw_wire.node_reports import Lifecycle
 from geth_cluster.snapshot import DownReason
 from tests.faults.scenario import Faults, assert_clean
@@ -23,6 +24,7 @@ DEAD_S = 3.0  # how long a killed part stays dead, under load, before it is star
 LAG_S = 6.0  # how long the cut-off node stays behind once the manager calls it lagging
 PROPAGATION_S = 1.0  # from the manager's verdict to the providers' view, through Kafka
 ROUTED_AGAIN_S = 45.0  # a caught-up node must take a task within this, under the load
+RESTARTED_WITHIN_S = 30.0  # the supervisor's first backoff is 1 s; a start takes a few
 
 
 async def test_baseline_without_a_fault(faults: Faults) -> None:
@@ -106,6 +108,41 @@ async def test_rebalance_between_two_providers(faults: Faults) -> None:
     )
     assert_clean(row)
     assert row.by_grant > 0, "no user write ran on a provider that had not unlocked it"
+
+
+async def test_supervised_restarts(faults: Faults) -> None:
+    """kill -9 of the writes' provider, read-1 and write-1 with nobody starting them by hand:
+    the supervisor of `ethgw up` starts each again once, and nothing is lost or doubled."""
+    sandbox = faults.sandbox
+    owner_name = await faults.writes_provider()
+    owner = next(p for p in sandbox.providers if p.name == owner_name)
+    victims = [owner, sandbox.readers[0], sandbox.writers[0]]
+    supervisor = Supervisor(victims)  # the restart policy `ethgw up` uses
+
+    async def inject() -> None:
+        await asyncio.gather(*(v.kill() for v in victims))
+
+    async def restore() -> None:
+        async with asyncio.timeout(RESTARTED_WITHIN_S):
+            # The supervisor has no event for "started again".
+            while not all(supervisor.restarts(v.name) and v.alive for v in victims):  # noqa: ASYNC110
+                await asyncio.sleep(0.2)
+        await asyncio.gather(*(v.wait_healthy() for v in victims))
+        await wait_for_log(owner, PROVIDER_READY)
+
+    supervisor.start()
+    try:
+        row = await faults.exercise(
+            f"kill -9 {owner_name}, read-1 and write-1; the supervisor starts them again",
+            inject,
+            restore,
+        )
+    finally:
+        await supervisor.stop()
+    restarts = {v.name: supervisor.restarts(v.name) for v in victims}
+    row.notes.append("restarts " + ", ".join(f"{n}: {k}" for n, k in restarts.items()))
+    assert_clean(row)
+    assert set(restarts.values()) == {1}
 
 
 async def test_restarted_kafka_broker(faults: Faults) -> None:
