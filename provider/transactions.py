@@ -130,12 +130,18 @@ class TransactionSender:
                     if attempt == 2:
                         raise TaskError(f"nonce conflict for {sender} persisted") from None
                 except TaskError:
-                    # Refused: no node holds it, so no one may send it again, and a
-                    # record left behind would lift the next owner's nonces past it.
-                    await self._journal.delete([task_id])
                     self._nonces.give_back(sender, record.nonce)
+                    await self._forget_refused(task_id)
                     raise
         raise AssertionError("unreachable")
+
+    async def _forget_refused(self, task_id: str) -> None:
+        """A refused transaction is in no pool: no one may send it again, and its record
+        would lift the next owner's nonces past a nonce no transaction holds."""
+        try:
+            await self._journal.delete([task_id])
+        except Exception as exc:  # Kafka away: the record stays, as after a crash
+            log.warning("refused transaction kept in the journal task=%s error=%r", task_id, exc)
 
     def _sent(self, record: JournalRecord) -> None:
         if self._on_sent is not None:
