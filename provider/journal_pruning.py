@@ -91,6 +91,14 @@ class JournalPruner:
     def waiting(self) -> int:
         return sum(len(entries) for entries in self._finished.values())
 
+    def any_mined(self) -> bool:
+        """Whether a record kept until mined may be tombstoned now."""
+        for key in self._until_mined:
+            record = self._journal.get(key)
+            if record is None or not self._unmined(record.tx_hash):
+                return True
+        return False
+
     @property
     def kept_until_mined(self) -> int:
         return len(self._until_mined)

@@ -88,9 +88,11 @@ async def test_a_settled_record_is_kept_until_its_transaction_is_mined() -> None
     pruner = JournalPruner(journal, unmined=lambda tx_hash: tx_hash in unmined)
     pruner.finished(TP, 5, "t1")
     kept = await pruner.committed({TP: 6})
+    ready_before = pruner.any_mined()
     unmined.clear()
+    ready_after = pruner.any_mined()
     pruned = await pruner.committed({})
-    assert (kept, pruned) == (0, 1)
+    assert (kept, ready_before, ready_after, pruned) == (0, False, True, 1)
     assert journal.get("t1") is None
 
 
