@@ -36,7 +36,7 @@ from provider.nonces import NonceTracker
 from provider.rebroadcast import Rebroadcaster
 from provider.recycle_requests import RecycleRequests
 from provider.task_stream import KafkaResultSink, KafkaTaskSource, reply_producer
-from provider.transactions import JournalRecord, TransactionSender
+from provider.transactions import JournalRecord, TransactionSender, is_journaled
 from provider.unlock_grants import UnlockGrant, UnlockGrants
 from service_kit.keyfiles import ChainAccount, Scrypt, load_account
 
@@ -51,9 +51,12 @@ class ProviderState:
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Partitions going: finish their work first. Partitions coming: catch up the
-    journal, the keystores and the unlock grants first, so a redelivered write is
-    recognised and an account unlocked on another provider signs here."""
+    """Partitions going: finish their work first, then forget every account's nonce (its
+    next owner may sign for it before this provider does again). Partitions coming:
+    catch up the journal, the keystores and the unlock grants first, so a redelivered
+    write is recognised, an account's nonces start above those the journal holds, and an
+    account unlocked on another provider signs here; and watch the journal's unmined
+    transactions, which their sender's previous owner no longer sends again."""
 
     def __init__(
         self,
@@ -62,21 +65,30 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             | CompactedTable[JournalRecord]
             | CompactedTable[UnlockGrant]
         ],
+        journal: CompactedTable[JournalRecord],
+        nonces: NonceTracker,
+        rebroadcaster: Rebroadcaster,
         drain_timeout_s: float,
     ) -> None:
         self.dispatcher: Dispatcher | None = None
         self._tables = tables
+        self._journal = journal
+        self._nonces = nonces
+        self._rebroadcaster = rebroadcaster
         self._drain_timeout_s = drain_timeout_s
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         if self.dispatcher is not None and revoked:
             await self.dispatcher.drain(revoked, self._drain_timeout_s)
             log.info("partitions revoked count=%d", len(revoked))
+        self._nonces.forget_all()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         for table in self._tables:
             await table.sync()
-        log.info("partitions assigned count=%d", len(assigned))
+        records = (record for _, record in self._journal.items())
+        adopted = self._rebroadcaster.adopt(records, time.time())
+        log.info("partitions assigned count=%d unmined_adopted=%d", len(assigned), adopted)
 
 
 def _platform_signers(settings: ProviderSettings) -> dict[str, ChainAccount]:
@@ -173,10 +185,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             interval_s=settings.rebroadcast_interval_s,
             max_watched=settings.rebroadcast_max_watched,
             max_age_s=settings.rebroadcast_max_age_s,
+            journaled=lambda record: is_journaled(journal, record),
         )
+        nonces = NonceTracker()
         sender = TransactionSender(
             accounts,
-            NonceTracker(),
+            nonces,
             journal,
             settings.gas_price_wei,
             settings.gas_margin,
@@ -191,7 +205,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             settings.funding_wei,
             settings.rpc_read_methods,
         )
-        rebalance = _Rebalance([keystores, journal, grant_table], settings.receipt_timeout_s)
+        rebalance = _Rebalance(
+            [keystores, journal, grant_table],
+            journal,
+            nonces,
+            rebroadcaster,
+            settings.receipt_timeout_s,
+        )
         consumer = await stack.enter_async_context(
             kafka_consumer(
                 kafka,
@@ -212,7 +232,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             nodes,
             clients.get,
             handlers.table,
-            JournalPruner(journal),
+            JournalPruner(journal, unmined=rebroadcaster.watching),
             settings,
             recycle_requests,
             max_result_bytes=kafka.max_result_bytes,

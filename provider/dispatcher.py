@@ -452,13 +452,14 @@ class Dispatcher:
 
     async def commit(self) -> None:
         points = self._offsets.to_commit()
-        if not points:
-            return
-        assigned = self._tasks.assignment()
+        assigned = self._tasks.assignment() if points else set()
         points = {tp: offset for tp, offset in points.items() if tp in assigned}
         if points:
             await self._tasks.commit(points)
             self._offsets.committed(points)
+        # Not only after a commit: records kept until their transaction was mined are
+        # tombstoned once it is, even when no task comes any more.
+        if points or self._pruner.any_mined():
             await self._pruner.committed(points)
 
     # -- rebalancing -----------------------------------------------------------------

@@ -8,12 +8,17 @@ write for as long as the provider runs.
 
 Tombstones are written only after the commit succeeded, never before, so a crash in
 between leaves a record behind (kept, harmless) and never loses one still needed.
+
+A settled record whose transaction is not mined yet is kept until it is: the provider
+that gets the partition next reads the sender's latest nonces and the transactions to
+send again from it (transactions.py). A provider that stops or dies before then leaves
+those records behind, as above.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from aiokafka import TopicPartition
 
@@ -25,8 +30,14 @@ log = logging.getLogger("ethgw.provider.journal")
 
 
 class JournalPruner:
-    def __init__(self, journal: TopicMirror[JournalRecord]) -> None:
+    def __init__(
+        self,
+        journal: TopicMirror[JournalRecord],
+        unmined: Callable[[str], bool] = lambda tx_hash: False,
+    ) -> None:
         self._journal = journal
+        self._unmined = unmined  # by tx hash: still waiting for the chain (the rebroadcaster)
+        self._until_mined: list[str] = []  # settled, kept while their transaction is not mined
         # Per partition: (offset, journal keys) of finished tasks, not yet passed by a commit.
         self._finished: dict[TopicPartition, list[tuple[int, list[str]]]] = {}
         self._to_delete: list[str] = []  # settled, tombstones not yet written
@@ -47,8 +58,15 @@ class JournalPruner:
         return keys
 
     async def committed(self, points: dict[TopicPartition, int]) -> int:
-        """Tombstone the records the commit settled (and any a failed try left); how many."""
-        self._to_delete += self.settled(points)
+        """Tombstone the records the commit settled (and any a failed try left, and any
+        kept until mined that are mined now); how many."""
+        waiting, self._until_mined = self._until_mined + self.settled(points), []
+        for key in waiting:
+            record = self._journal.get(key)
+            if record is not None and self._unmined(record.tx_hash):
+                self._until_mined.append(key)
+            else:
+                self._to_delete.append(key)
         if not self._to_delete:
             return 0
         try:
@@ -72,3 +90,15 @@ class JournalPruner:
     @property
     def waiting(self) -> int:
         return sum(len(entries) for entries in self._finished.values())
+
+    def any_mined(self) -> bool:
+        """Whether a record kept until mined may be tombstoned now."""
+        for key in self._until_mined:
+            record = self._journal.get(key)
+            if record is None or not self._unmined(record.tx_hash):
+                return True
+        return False
+
+    @property
+    def kept_until_mined(self) -> int:
+        return len(self._until_mined)

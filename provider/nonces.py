@@ -1,5 +1,6 @@
 """Nonces assigned locally per account, so a burst of one account's writes needs
-no round trip per transaction; resynced from the chain after a nonce error."""
+no round trip per transaction; resynced from the chain after a nonce error, and for
+every account after a rebalance (another provider may have signed for it meanwhile)."""
 
 from __future__ import annotations
 
@@ -32,3 +33,7 @@ class NonceTracker:
     def forget(self, address: str) -> None:
         """Resync from the chain on the next take (after 'nonce too low' and the like)."""
         self._next.pop(address, None)
+
+    def forget_all(self) -> None:
+        """Resync every account on its next take: its partition may have moved."""
+        self._next.clear()

@@ -6,6 +6,10 @@ has answered "sent", and every later nonce of its sender waits behind the gap fo
 The provider still has the signed bytes, so it sends them again through a live node
 until the sender's mined nonce has passed them. A copy a node already holds is answered
 "already known", so this is idempotent.
+
+A provider that leaves (a rebalance, a crash) takes its watch list with it, so one that
+gets partitions also watches every transaction the journal still holds (`adopt`): those
+another provider sent and the chain has not mined yet.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -66,8 +70,12 @@ class Rebroadcaster:
         interval_s: float,
         max_watched: int,
         max_age_s: float,
+        journaled: Callable[[JournalRecord], bool] = lambda record: True,
     ) -> None:
         self._pick_client = pick_client
+        # Whether the journal still holds the record: a refused one is deleted, and one
+        # adopted from another provider is deleted once that provider saw it mined.
+        self._journaled = journaled
         self._after_s = after_s
         self._interval_s = interval_s
         self._max_watched = max_watched
@@ -87,6 +95,18 @@ class Rebroadcaster:
                 self._max_watched,
             )
         metrics.UNCONFIRMED.set(len(self._watched))
+
+    def adopt(self, records: Iterable[JournalRecord], now: float) -> int:
+        """Watch each of `records` not watched yet (taken over from another provider);
+        returns how many were new."""
+        before = len(self._watched)
+        for record in records:
+            self.watch(record, now)
+        return len(self._watched) - before
+
+    def watching(self, tx_hash: str) -> bool:
+        """Whether `tx_hash` is watched: sent, and not yet seen mined (or given up)."""
+        return tx_hash in self._watched
 
     @property
     def watched(self) -> int:
@@ -139,7 +159,7 @@ class Rebroadcaster:
         # In nonce order: the lowest missing one is the gap that holds the others back.
         for watched in sorted(group, key=lambda w: w.record.nonce):
             record = watched.record
-            if record.nonce < mined_nonce:
+            if record.nonce < mined_nonce or not self._journaled(record):
                 self._watched.pop(record.tx_hash, None)
                 mined += 1
             elif now - record.created_at > self._max_age_s:

@@ -5,6 +5,14 @@ compacted topic keyed by task id). A task that comes back after a crash or a
 rebalance finds its record there and re-broadcasts the very same bytes, so the
 chain sees one transaction per task; "already known" and "nonce too low" for
 that same hash count as success.
+
+The journal also keeps a write's record after its task is committed, for as long as its
+transaction is not mined (journal_pruning), and every provider mirrors it. So the
+provider that gets an account's partition after a rebalance or a crash starts the
+account's nonces above every transaction the previous owner signed, even one that has
+not yet reached the node it asks (a nonce signed twice loses one of its two
+transactions, and that write answered with a hash that never lands), and it sends those
+transactions again until they are mined (rebroadcast).
 """
 
 from __future__ import annotations
@@ -123,8 +131,17 @@ class TransactionSender:
                         raise TaskError(f"nonce conflict for {sender} persisted") from None
                 except TaskError:
                     self._nonces.give_back(sender, record.nonce)
+                    await self._forget_refused(task_id)
                     raise
         raise AssertionError("unreachable")
+
+    async def _forget_refused(self, task_id: str) -> None:
+        """A refused transaction is in no pool: no one may send it again, and its record
+        would lift the next owner's nonces past a nonce no transaction holds."""
+        try:
+            await self._journal.delete([task_id])
+        except Exception as exc:  # Kafka away: the record stays, as after a crash
+            log.warning("refused transaction kept in the journal task=%s error=%r", task_id, exc)
 
     def _sent(self, record: JournalRecord) -> None:
         if self._on_sent is not None:
@@ -155,7 +172,8 @@ class TransactionSender:
         gas_price = self._gas_price_wei or int(await node.request("eth_gasPrice", []), 16)
 
         async def pending_count() -> int:
-            return int(await node.request("eth_getTransactionCount", [sender, "pending"]), 16)
+            pending = int(await node.request("eth_getTransactionCount", [sender, "pending"]), 16)
+            return max(pending, next_journaled_nonce(self._journal, sender))
 
         nonce = await self._nonces.take(sender, pending_count)
         unsigned = {k: v for k, v in fields.items() if k != "from"}
@@ -209,6 +227,18 @@ class TransactionSender:
             if await _is_known(node, record.tx_hash):
                 return
             raise _NonceConflictError(exc.message) from None
+
+
+def next_journaled_nonce(journal: TopicMirror[JournalRecord], sender: str) -> int:
+    """The nonce after the highest one the journal holds for `sender` (0: none)."""
+    nonces = [r.nonce for _, r in journal.items() if r.sender == sender and r.nonce >= 0]
+    return max(nonces, default=-1) + 1
+
+
+def is_journaled(journal: TopicMirror[JournalRecord], record: JournalRecord) -> bool:
+    """Whether the journal still holds this very transaction under its task's key."""
+    held = journal.get(record.task_id)
+    return held is not None and held.tx_hash == record.tx_hash
 
 
 class _NonceConflictError(Exception):

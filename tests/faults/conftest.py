@@ -39,4 +39,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     write_report(REPORT, REPORT_PATH)
     terminalreporter.section("fault table")
     terminalreporter.write_line(table(REPORT))
+    for row in REPORT:
+        for line in row.lost_detail:
+            terminalreporter.write_line(f"{row.scenario}: {line}")
     terminalreporter.write_line(f"(also in {REPORT_PATH})")

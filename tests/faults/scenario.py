@@ -24,6 +24,7 @@ from loadtests.steady import (
     chain_audit,
     judge,
 )
+from tests.faults.diagnosis import diagnose
 
 WARM_UP_S = 3.0  # load before the fault
 AFTER_S = 3.0  # load after the stack is whole again
@@ -59,6 +60,7 @@ class Row:
     deferred_failed: int = 0  # reads answered 202 whose task did not succeed after all
     account_locked: int = 0  # user writes answered account_locked (their unlock was lost)
     by_grant: int = 0  # user writes run on a provider other than the one that unlocked
+    lost_detail: list[str] = field(default_factory=list)  # what became of each lost hash
 
     def cells(self) -> list[str]:
         v = self.verdict
@@ -102,7 +104,9 @@ def table(rows: list[Row]) -> str:
 def write_report(rows: list[Row], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    path.write_text(f"# Fault table ({stamp})\n\n{table(rows)}\n")
+    details = [f"- {row.scenario}: {line}" for row in rows for line in row.lost_detail]
+    lost = "\n\nLost writes:\n\n" + "\n".join(details) if details else ""
+    path.write_text(f"# Fault table ({stamp})\n\n{table(rows)}{lost}\n")
 
 
 @dataclass
@@ -129,6 +133,7 @@ class Faults:
         signer, token = sandbox.platform.admin_address, sandbox.platform.token_address
         target = "0x" + secrets.token_hex(20)
         nonce_before = await self.chain.wait_mined(signer, 30.0)
+        first_block = int(await self.chain.call("eth_blockNumber"), 16)
         writers = [
             UserWriter(u.api_key, u.address, "0x" + secrets.token_hex(20)) for u in users or []
         ]
@@ -195,11 +200,25 @@ class Faults:
         if missing or unmined:
             row.notes.append(f"without a result: {len(missing)}; not on chain: {unmined}")
             row.notes.append(f"unmined: {', '.join(unmined_hashes[:3])}")
+            row.lost_detail = await self._diagnose(list(unmined_hashes), first_block)
         if verdict.failures:
             codes = sorted({f"{c.kind} {c.status} {c.code}" for c in verdict.failures})
             row.notes.append("seen: " + ", ".join(codes))
         REPORT.append(row)
         return row
+
+    async def _diagnose(self, lost: list[str], first_block: int) -> list[str]:
+        """One line per lost hash (printed, and kept for the fault table's end)."""
+        nodes = {s.name: Chain(s.rpc_url) for s in self.sandbox.cluster.specs}
+        try:
+            found = await diagnose(lost, self.ledger, self.chain, nodes, first_block)
+        finally:
+            for node in nodes.values():
+                await node.aclose()
+        lines = [f.line() for f in found]
+        for line in lines:
+            print(line)
+        return lines
 
     def _note_user_writes(
         self, row: Row, load: SteadyLoad, users: list[UserAccount], since: float

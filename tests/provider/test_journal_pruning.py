@@ -1,4 +1,5 @@
-"""Which journal records a commit settles (the logic above the real table and producer)."""
+"""Which journal records a commit settles, and which it keeps until mined (the logic
+above the real table and producer)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from typing import Any, cast
 
 from aiokafka import TopicPartition
 
+from ethgw_wire.topic_mirror import MemoryTable
 from provider.journal_pruning import JournalPruner
+from provider.transactions import JournalRecord
 
 TP = TopicPartition("ethgw.tasks.write", 0)
 OTHER = TopicPartition("ethgw.tasks.write", 1)
@@ -68,3 +71,36 @@ def test_dropped_partitions_forget_their_tasks() -> None:
     pruner.finished(TP, 5, "t1")
     pruner.drop([TP])
     assert pruner.waiting == 0
+
+
+def _record(task_id: str) -> JournalRecord:
+    return JournalRecord(
+        task_id=task_id, raw_tx="0x00", tx_hash=f"0x{task_id}", sender="0xabc", nonce=1
+    )
+
+
+async def test_a_settled_record_is_kept_until_its_transaction_is_mined() -> None:
+    """A committed task whose transaction is not mined keeps its record (the partition's
+    next owner reads nonces and rebroadcasts from it), tombstoned at a commit once mined."""
+    journal: MemoryTable[JournalRecord] = MemoryTable("journal")
+    await journal.put("t1", _record("t1"))
+    unmined = {"0xt1"}
+    pruner = JournalPruner(journal, unmined=lambda tx_hash: tx_hash in unmined)
+    pruner.finished(TP, 5, "t1")
+    kept = await pruner.committed({TP: 6})
+    ready_before = pruner.any_mined()
+    unmined.clear()
+    ready_after = pruner.any_mined()
+    pruned = await pruner.committed({})
+    assert (kept, ready_before, ready_after, pruned) == (0, False, True, 1)
+    assert journal.get("t1") is None
+
+
+async def test_a_mined_settled_record_is_tombstoned_at_the_commit() -> None:
+    """A committed task whose transaction is mined loses its record at once."""
+    journal: MemoryTable[JournalRecord] = MemoryTable("journal")
+    await journal.put("t1", _record("t1"))
+    pruner = JournalPruner(journal, unmined=lambda tx_hash: False)
+    pruner.finished(TP, 5, "t1")
+    assert await pruner.committed({TP: 6}) == 1
+    assert pruner.kept_until_mined == 0

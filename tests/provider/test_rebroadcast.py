@@ -16,6 +16,7 @@ from geth_cluster.cluster import GethCluster
 from provider.chain import IndexingError, NodeClient, NodeClients
 from provider.rebroadcast import Rebroadcaster
 from provider.transactions import JournalRecord
+from tests.provider.fake_node import FakeNode
 
 GWEI = 10**9
 AFTER_S = 6.0
@@ -57,6 +58,41 @@ def test_a_client_signed_transaction_without_a_known_nonce_is_not_watched() -> N
     record = _signed(account, 0, 1, account.address).model_copy(update={"nonce": -1})
     rebroadcaster.watch(record, time.time())
     assert rebroadcaster.watched == 0
+
+
+def test_adopted_transactions_are_watched_once() -> None:
+    """Records taken over from the journal join the watch list; one already watched and a
+    client-signed one (no nonce) do not."""
+    rebroadcaster = _rebroadcaster(None)
+    account = Account.create()
+    ours, theirs = (_signed(account, n, 1, account.address) for n in (0, 1))
+    raw = _signed(account, 2, 1, account.address).model_copy(update={"nonce": -1})
+    rebroadcaster.watch(ours, time.time())
+    adopted = rebroadcaster.adopt([ours, theirs, raw], time.time())
+    assert adopted == 1
+    assert rebroadcaster.watching(theirs.tx_hash)
+
+
+async def test_a_record_gone_from_the_journal_is_let_go_unsent() -> None:
+    """A watched transaction whose record left the journal (refused, or settled by the
+    provider that sent it) is forgotten, not sent again."""
+    account = Account.create()
+    gone, kept = (_signed(account, n, 1, account.address) for n in (0, 1))
+    node = FakeNode()
+    rebroadcaster = Rebroadcaster(
+        lambda: node,
+        after_s=AFTER_S,
+        interval_s=1.0,
+        max_watched=10,
+        max_age_s=600.0,
+        journaled=lambda record: record.tx_hash == kept.tx_hash,
+    )
+    now = time.time()
+    rebroadcaster.adopt([gone, kept], now)
+    swept = await rebroadcaster.sweep(now + AFTER_S)
+    assert node.received == [kept.raw_tx]
+    assert (swept.mined, swept.resent) == (1, 1)
+    assert not rebroadcaster.watching(gone.tx_hash)
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -34,13 +34,31 @@ class _Signer:
         return self.key
 
 
-def _sender() -> tuple[TransactionSender, MemoryTable[JournalRecord]]:
-    account = Account.create()
-    signer = _Signer(account.address, bytes(account.key))
+def _sender(
+    journal: MemoryTable[JournalRecord] | None = None, signer: _Signer | None = None
+) -> tuple[TransactionSender, MemoryTable[JournalRecord]]:
+    """A provider's sender; given the journal and signer of another, a second provider."""
+    if signer is None:
+        account = Account.create()
+        signer = _Signer(account.address, bytes(account.key))
     signers = {ADMIN_SIGNER: cast(ChainAccount, signer)}
     accounts = AccountBook(MemoryTable("accounts"), Scrypt(2, 4), signers)
-    journal: MemoryTable[JournalRecord] = MemoryTable("journal")
+    journal = journal if journal is not None else MemoryTable("journal")
     return TransactionSender(accounts, NonceTracker(), journal, None, 1.25), journal
+
+
+class _JournalCheckingNode(FakeNode):
+    """Notes, at each broadcast, whether the journal already held the transaction."""
+
+    def __init__(self, journal: MemoryTable[JournalRecord]) -> None:
+        super().__init__()
+        self.journal = journal
+        self.journaled_first: list[bool] = []
+
+    def _take(self, raw_tx: str) -> str:
+        held = {record.raw_tx for _, record in self.journal.items()}
+        self.journaled_first.append(raw_tx in held)
+        return super()._take(raw_tx)
 
 
 def _transfer(value: int = 1) -> dict[str, Any]:
@@ -60,15 +78,54 @@ async def test_a_retried_task_broadcasts_the_journaled_bytes_again() -> None:
 
 
 async def test_the_transaction_is_journaled_before_it_is_broadcast() -> None:
-    """A node that refuses the broadcast leaves the signed bytes in the journal."""
+    """The node is sent bytes the journal already holds."""
+    sender, journal = _sender()
+    node = _JournalCheckingNode(journal)
+    await sender.send(node, "task-1", ADMIN_SIGNER, _transfer())
+    assert node.journaled_first == [True]
+
+
+async def test_a_refused_transaction_leaves_no_record() -> None:
+    """A transaction no node took is deleted from the journal: no one sends it again,
+    and the next owner of its account does not count its nonce as taken."""
     sender, journal = _sender()
     node = FakeNode()
     node.refusals.append(InsufficientFundsError("eth_sendRawTransaction: insufficient funds"))
     with pytest.raises(InsufficientFundsError):
         await sender.send(node, "task-1", ADMIN_SIGNER, _transfer())
-    record = journal.get("task-1")
-    assert record is not None
+    assert journal.get("task-1") is None
     assert node.received == []
+
+
+def _signer() -> _Signer:
+    account = Account.create()
+    return _Signer(account.address, bytes(account.key))
+
+
+async def test_a_new_owner_signs_above_the_nonces_the_journal_holds() -> None:
+    """Another provider that takes the account over, on a node the previous owner's last
+    transactions have not reached, does not sign their nonces again."""
+    signer = _signer()
+    previous, journal = _sender(signer=signer)
+    for i in range(3):
+        await previous.send(FakeNode("node-3"), f"task-{i}", ADMIN_SIGNER, _transfer())
+    next_owner, _ = _sender(journal, signer)
+    sent = await next_owner.send(FakeNode("node-2"), "task-3", ADMIN_SIGNER, _transfer())
+    assert sent.nonce == 3
+
+
+async def test_a_forgotten_account_resyncs_above_the_journal() -> None:
+    """After forget_all (a rebalance), the next nonce is taken anew, above the journal's."""
+    nonces = NonceTracker()
+    signer = _signer()
+    signers = {ADMIN_SIGNER: cast(ChainAccount, signer)}
+    accounts = AccountBook(MemoryTable("accounts"), Scrypt(2, 4), signers)
+    journal: MemoryTable[JournalRecord] = MemoryTable("journal")
+    sender = TransactionSender(accounts, nonces, journal, None, 1.25)
+    await sender.send(FakeNode("node-1"), "task-0", ADMIN_SIGNER, _transfer())
+    nonces.forget_all()
+    sent = await sender.send(FakeNode("node-2"), "task-1", ADMIN_SIGNER, _transfer())
+    assert sent.nonce == 1
 
 
 async def test_one_signers_writes_take_nonces_in_task_order() -> None:
