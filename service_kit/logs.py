@@ -161,13 +161,31 @@ def _route_structlog_to_stdlib() -> None:
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,
+            structlog.contextvars.merge_contextvars,
             structlog.stdlib.PositionalArgumentsFormatter(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+            _hand_to_stdlib,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+
+
+def _hand_to_stdlib(
+    logger: WrappedLogger, method: str, event_dict: EventDict
+) -> tuple[tuple[EventDict], dict[str, Any]]:
+    """The event as the stdlib record's message, for the formatter; the exception, taken
+    now while it is being handled, both in the event and on the record (caplog sees it)."""
+    exc_info = event_dict.get("exc_info")
+    if exc_info is True:
+        exc_info = event_dict["exc_info"] = sys.exc_info()
+    args, wrapped = structlog.stdlib.ProcessorFormatter.wrap_for_formatter(
+        logger, method, event_dict
+    )
+    kwargs: dict[str, Any] = dict(wrapped)
+    if exc_info:
+        kwargs["exc_info"] = exc_info
+    return args, kwargs
 
 
 def bound_fields(record: logging.LogRecord) -> MutableMapping[str, Any]:
