@@ -4,9 +4,10 @@ the catch-all that answers any other error as JSON too."""
 from __future__ import annotations
 
 import json
-import logging
+import time
 import uuid
 
+import structlog
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -25,8 +26,9 @@ from ethgw_wire.http_api import (
     validation_envelope,
 )
 from ethgw_wire.registration import INSTANCE_FAULT_HEADER
+from service_kit.logs import get_logger
 
-log = logging.getLogger("ethgw.service")
+log = get_logger("ethgw.service")
 
 
 def add_error_handlers(app: FastAPI) -> None:
@@ -70,10 +72,15 @@ class CatchAll:
             await self.app(scope, receive, send)
             return
         started = False
+        status = 500
+        began = time.perf_counter()
+        request_id = _request_id(scope)
+        bound = structlog.contextvars.bind_contextvars(request_id=request_id)
 
         async def watched_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
+            nonlocal started, status
+            if message["type"] == "http.response.start":
+                started, status = True, message["status"]
             await send(message)
 
         try:
@@ -81,14 +88,29 @@ class CatchAll:
         except Exception as error:
             if started:
                 raise  # too late for an answer; the server logs it and cuts the connection
-            request_id = Headers(scope=scope).get(REQUEST_ID_HEADER, "")[:64] or uuid.uuid4().hex
-            log.exception(
-                "unhandled error method=%s path=%s request_id=%s",
-                scope["method"],
-                scope["path"],
-                request_id,
-            )
+            log.exception("unhandled_error", method=scope["method"], path=scope["path"])
             await _answer_error(error, scope["path"], request_id, send)
+        finally:
+            seconds = round(time.perf_counter() - began, 4)
+            log.debug(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                seconds=seconds,
+            )
+            structlog.contextvars.reset_contextvars(**bound)
+
+
+def _request_id(scope: Scope) -> str:
+    """The request id the gateway forwarded (cut to 64 characters); without one, a new id,
+    put in the headers so the routes and the task carry the id the log lines carry."""
+    given = Headers(scope=scope).get(REQUEST_ID_HEADER, "")[:64]
+    if given:
+        return given
+    made = uuid.uuid4().hex
+    scope["headers"] = [*scope["headers"], (REQUEST_ID_HEADER.lower().encode(), made.encode())]
+    return made
 
 
 async def _answer_error(error: Exception, path: str, request_id: str, send: Send) -> None:

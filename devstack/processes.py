@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import signal
 import subprocess
@@ -22,8 +21,9 @@ import psutil
 
 from devstack.kafka_broker import KafkaBroker
 from devstack.restart_policy import Restart, RestartHistory, RestartPolicy
+from service_kit.logs import get_logger
 
-log = logging.getLogger("ethgw.stack")
+log = get_logger("ethgw.stack")
 
 
 class StackError(RuntimeError):
@@ -220,14 +220,14 @@ class Supervisor:
             try:
                 await process.start()
             except Exception as error:  # a failed start is one more exit, with its backoff
-                log.warning("service restart failed name=%s error=%r", process.name, error)
+                log.warning("service_restart_failed", name=process.name, error=repr(error))
             else:
                 log.info(
-                    "service restarted name=%s exit=%s restarts=%d backoff_s=%.1f",
-                    process.name,
-                    exit_code,
-                    restart.restarts,
-                    restart.backoff_s,
+                    "service_restarted",
+                    name=process.name,
+                    exit=exit_code,
+                    restarts=restart.restarts,
+                    backoff_s=round(restart.backoff_s, 1),
                 )
             watch.phase, watch.started_at = "up", self._clock()
 
@@ -251,20 +251,20 @@ def _log_exit(
     if restart.crash_loop:
         # Loud on every exit while it lasts; the process is still started again, at the cap.
         log.error(
-            "service crash-looping name=%s exit=%s exits=%d window_s=%.0f backoff_s=%.1f",
-            name,
-            exit_code,
-            restart.recent_exits,
-            policy.loop_window_s,
-            restart.backoff_s,
+            "service_crash_looping",
+            name=name,
+            exit=exit_code,
+            exits=restart.recent_exits,
+            window_s=round(policy.loop_window_s),
+            backoff_s=round(restart.backoff_s, 1),
         )
         return
     log.warning(
-        "service exited name=%s exit=%s uptime_s=%.1f backoff_s=%.1f",
-        name,
-        exit_code,
-        uptime_s,
-        restart.backoff_s,
+        "service_exited",
+        name=name,
+        exit=exit_code,
+        uptime_s=round(uptime_s, 1),
+        backoff_s=round(restart.backoff_s, 1),
     )
 
 

@@ -376,7 +376,7 @@ def _run(argv: list[str]) -> int:
         if args.log_level is not None:
             configure_logging(args.log_level)
         return _delegate(args.command, rest)
-    configure_logging(args.log_level or "INFO")
+    configure_logging(args.log_level)  # None: ETHGW_LOG_LEVEL, INFO by default
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     handler: Handler = args.handler

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service_kit.logs import LogSettings as LogSettings  # ETHGW_LOG_*: declared in service_kit
 from service_kit.paths import default_state_dir
 
 # What a record batch adds to one record's value: the batch and record headers and the key

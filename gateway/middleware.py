@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import logging
 import re
 import time
 import uuid
@@ -17,6 +16,7 @@ from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
 
+import structlog
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
 from starlette.datastructures import Headers, MutableHeaders
@@ -43,8 +43,9 @@ from gateway.metrics import LATENCY, RATE_LIMITED, REQUESTS
 from gateway.routes_dashboard import ASSET_PATH, DASHBOARD_PATH
 from gateway.state import GatewayState
 from gateway.traffic import is_traffic
+from service_kit.logs import get_logger
 
-log = logging.getLogger("ethgw.gateway")
+log = get_logger("ethgw.gateway")
 
 RPC_PATH = "/rpc"
 # A client's request id is kept when it is short and plain (it goes into logs and
@@ -140,6 +141,7 @@ class GatewayMiddleware:
         if not _REQUEST_ID.match(request_id):
             request_id = uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        bound = structlog.contextvars.bind_contextvars(request_id=request_id)
         path = scope["path"].removeprefix(scope.get("root_path", ""))
         template, access = self.routes.match(scope["method"], path)
         status = 500
@@ -164,19 +166,14 @@ class GatewayMiddleware:
                 await self.app(scope, self._limited(receive), send_with_id)
         except ClientDisconnect:
             # The client went away while sending its body: nobody to answer.
-            log.debug("client disconnected route=%s request_id=%s", template, request_id)
+            log.debug("client_disconnected", route=template)
         except BodyTooLargeError as error:
             # Raised while reading the body outside a route's error handling.
             if response_started:
                 raise
             await self._refuse(error, template, request_id, send_with_id)
         except Exception:
-            log.exception(
-                "unhandled error method=%s route=%s request_id=%s",
-                scope["method"],
-                template,
-                request_id,
-            )
+            log.exception("unhandled_error", method=scope["method"], route=template)
             if response_started:
                 raise
             internal = GatewayError("internal error of the gateway")
@@ -190,13 +187,13 @@ class GatewayMiddleware:
             # Failures are logged where their cause is known (upstream, breaker, manager),
             # bounded per cause; one line per request would flood the log in an outage.
             log.debug(
-                "request method=%s route=%s status=%d request_id=%s seconds=%.4f",
-                scope["method"],
-                template,
-                status,
-                request_id,
-                elapsed,
+                "request",
+                method=scope["method"],
+                route=template,
+                status=status,
+                seconds=round(elapsed, 4),
             )
+            structlog.contextvars.reset_contextvars(**bound)
 
     def _admit(
         self, scope: Scope, headers: Headers, access: Access, template: str
@@ -208,7 +205,7 @@ class GatewayMiddleware:
             offered = headers.get(REGISTRY_TOKEN_HEADER, "")
             token = self.state.registry_token
             if not token or not hmac.compare_digest(offered.encode(), token.encode()):
-                log.info("registry call refused route=%s reason=bad_token", template)
+                log.info("registry_call_refused", route=template, reason="bad_token")
                 return InvalidRegistryTokenError("missing or wrong registry token")
             return self._check_length(headers)
         plaintext = headers.get(API_KEY_HEADER)
@@ -219,11 +216,11 @@ class GatewayMiddleware:
         key = self.state.keyring.verify(plaintext)
         if key is None:
             # The key itself is never logged, not even in part.
-            log.info("request refused route=%s reason=unknown_key", template)
+            log.info("request_refused", route=template, reason="unknown_key")
             return InvalidApiKeyError("the API key is not valid")
         scope["state"]["api_key"] = key
         if access is Access.ADMIN and key.role is not Role.ADMIN:
-            log.info("request refused route=%s reason=forbidden key_id=%s", template, key.key_id)
+            log.info("request_refused", route=template, reason="forbidden", key_id=key.key_id)
             return ForbiddenError("this endpoint needs an admin API key")
         now = time.monotonic()
         wait = self.state.limiter.take(key.key_id, key.role, now)

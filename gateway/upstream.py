@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -37,8 +36,9 @@ from gateway.errors import (
 from gateway.instance_registry import Instance, Registry
 from gateway.jsonrpc import loads
 from gateway.metrics import NO_INSTANCE, RETRIES, UPSTREAM_FAILURES
+from service_kit.logs import get_logger
 
-log = logging.getLogger("ethgw.gateway")
+log = get_logger("ethgw.gateway")
 
 NO_INSTANCE_LOG_S = 10.0
 # Idle pooled connections close before the services' side does (service_kit/serving.py).
@@ -231,7 +231,7 @@ class Upstreams:
         if _FAULT_HEADER in answer_headers:
             return answer, self._failed(instance, "instance_fault", None, status), True
         if breaker.record_success() is not None:
-            log.info("breaker closed instance=%s kind=%s", instance.instance_id, instance.kind)
+            log.info("breaker_closed", instance=instance.instance_id, kind=instance.kind)
         return answer, None, True
 
     async def _send(
@@ -260,19 +260,19 @@ class Upstreams:
         changed = instance.breaker.record_failure(self._clock())
         detail = type(error).__name__ if error is not None else f"http_{status}"
         log.warning(
-            "upstream failed instance=%s kind=%s reason=%s detail=%s failures=%d",
-            instance.instance_id,
-            instance.kind,
-            reason,
-            detail,
-            instance.breaker.failures,
+            "upstream_failed",
+            instance=instance.instance_id,
+            kind=instance.kind,
+            reason=reason,
+            detail=detail,
+            failures=instance.breaker.failures,
         )
         if changed is not None:
             log.warning(
-                "breaker opened instance=%s kind=%s open_s=%s",
-                instance.instance_id,
-                instance.kind,
-                instance.breaker.open_s,
+                "breaker_opened",
+                instance=instance.instance_id,
+                kind=instance.kind,
+                open_s=instance.breaker.open_s,
             )
         if reason == "timeout":
             return UpstreamTimeoutError(f"the {instance.kind} service did not answer in time")
@@ -287,5 +287,5 @@ class Upstreams:
         # Once per kind every NO_INSTANCE_LOG_S: every refused request would flood the log.
         if now - self._no_instance_logged.get(kind, -NO_INSTANCE_LOG_S) >= NO_INSTANCE_LOG_S:
             self._no_instance_logged[kind] = now
-            log.warning("no instance kind=%s reason=%s", kind, reason)
+            log.warning("no_instance", kind=kind, reason=reason)
         return NoInstanceError(reason, wait)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import math
 import signal
 import time
@@ -48,8 +47,9 @@ from geth_cluster.runtimes.base import Sampler
 from geth_cluster.smoothing import Ewma
 from geth_cluster.snapshot import DownReason, NodeSnapshot, Snapshot
 from geth_cluster.stats import ProcessSampler, ResourceSample
+from service_kit.logs import get_logger
 
-log = logging.getLogger("ethgw.manager")
+log = get_logger("ethgw.manager")
 
 RECYCLE_STATES = frozenset({Lifecycle.DRAINING, Lifecycle.RESTARTING, Lifecycle.SYNCING})
 """The states the recycler owns; while one is set it is what the node publishes."""
@@ -492,15 +492,15 @@ class ClusterManager:
         )
         if reason != track.down:
             if reason is None:
-                log.info("node up node=%s block=%s", track.spec.name, block)
+                log.info("node_up", node=track.spec.name, block=block)
             else:
                 log.warning(
-                    "node down node=%s reason=%s block=%s head=%s%s",
-                    track.spec.name,
-                    reason,
-                    block,
-                    self._head,
-                    f" error={outcome.error}" if outcome.error else "",
+                    "node_down",
+                    node=track.spec.name,
+                    reason=reason,
+                    block=block,
+                    head=self._head,
+                    error=outcome.error,
                 )
         track.down = reason
 
@@ -602,7 +602,7 @@ class ClusterManager:
         `reason` None is the operator's cordon; the healer's says `crashloop`."""
         track = self._track(node_id)
         track.cordoned = True
-        log.info("node cordoned node=%s reason=%s", node_id, reason or "operator")
+        log.info("node_cordoned", node=node_id, reason=reason or "operator")
         report = await self._publish_now(track)
         await self.events.record(node_id, EventKind.CORDONED, reason, detail)
         return report
@@ -611,7 +611,7 @@ class ClusterManager:
         """Return a cordoned node to routing (UP when it is healthy); published at once."""
         track = self._track(node_id)
         track.cordoned = False
-        log.info("node uncordoned node=%s", node_id)
+        log.info("node_uncordoned", node=node_id)
         report = await self._publish_now(track)
         await self.events.record(node_id, EventKind.UNCORDONED)
         return report
@@ -624,7 +624,7 @@ class ClusterManager:
             raise ValueError(f"recycle state must be one of {allowed} or None, got {state!r}")
         track = self._track(node_id)
         track.recycling = state
-        log.info("node recycle state node=%s state=%s", node_id, state or "none")
+        log.info("node_recycle_state", node=node_id, state=state or "none")
         return await self._publish_now(track)
 
     async def _publish_now(self, track: _Track) -> NodeReport:

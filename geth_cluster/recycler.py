@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Coroutine
@@ -41,8 +40,9 @@ from geth_cluster.config import ManagerSettings
 from geth_cluster.drain import InflightSource, drain
 from geth_cluster.errors import ClusterError, UnknownNodeError
 from geth_cluster.snapshot import Snapshot
+from service_kit.logs import get_logger
 
-log = logging.getLogger("ethgw.manager")
+log = get_logger("ethgw.manager")
 
 REASON_ZONE3 = "zone3"
 REASON_OPERATOR = "operator"
@@ -100,13 +100,13 @@ class EventLog:
     ) -> ClusterEvent:
         event = ClusterEvent(node=node, kind=kind, reason=reason, detail=detail)
         self._events.append(event)
-        log.info("event node=%s kind=%s reason=%s %s", node, kind, reason or "-", detail)
+        log.info("cluster_event", node=node, kind=str(kind), reason=reason, detail=detail)
         if self.sink is not None:
             try:
                 async with asyncio.timeout(self._timeout_s):
                     await self.sink.send(event)
             except Exception as error:  # the step goes on; the event is in the list and log
-                log.warning("event publish failed node=%s kind=%s error=%r", node, kind, error)
+                log.warning("event_publish_failed", node=node, kind=str(kind), error=repr(error))
         return event
 
 
@@ -251,7 +251,7 @@ class Recycler:
             await self._clear(node)
             raise
         except Exception as error:
-            log.exception("restart failed node=%s reason=%s", node, reason)
+            log.exception("restart_failed", node=node, reason=reason)
             self.failures[(node, reason)] += 1
             await self._clear(node)
             await self._events.record(node, EventKind.RESTART_FAILED, reason, repr(error))
@@ -271,7 +271,7 @@ class Recycler:
         drained = await drain(
             node, self._inflight, bound_s=settings.drain_max_s, settle_s=settings.drain_settle_s
         )
-        log.info("drain ended node=%s %s", node, drained.describe())
+        log.info("drain_ended", node=node, detail=drained.describe())
         return drained.describe()
 
     async def _clear(self, node: str) -> None:

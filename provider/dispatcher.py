@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
+import contextvars
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+import structlog
 from aiokafka import TopicPartition
 from pydantic import ValidationError
 
@@ -42,8 +43,9 @@ from provider.nodes import NodeView
 from provider.offsets import OffsetBook
 from provider.recycle_requests import RecycleRequests
 from provider.task_stream import ResultSink, TaskRecord, TaskSource
+from service_kit.logs import get_logger
 
-log = logging.getLogger("ethgw.provider")
+log = get_logger("ethgw.provider")
 
 _ZONE_CODE = {Zone.I: 1, Zone.II: 2, Zone.III: 3, Zone.DOWN: 0}
 
@@ -137,7 +139,7 @@ class Dispatcher:
             except Exception as exc:
                 # A broker restart or a rebalance mid-commit must not end the loop:
                 # uncommitted work is simply redelivered.
-                log.warning("round failed error=%r", exc)
+                log.warning("round_failed", error=repr(exc))
                 await asyncio.sleep(1.0)
         await self.drain(self._running_partitions(), self._settings.receipt_timeout_s)
 
@@ -166,7 +168,7 @@ class Dispatcher:
             message = TaskMessage.model_validate_json(record.value or b"")
         except ValidationError:
             metrics.MALFORMED.inc()
-            log.warning("malformed task record skipped partition=%s offset=%d", tp, record.offset)
+            log.warning("malformed_task_skipped", partition=str(tp), offset=record.offset)
             self._offsets.finished(tp, record.offset)
             return
         try:
@@ -253,7 +255,7 @@ class Dispatcher:
             return
         if self._paused_since is None:
             self._paused_since = now
-            log.info("dispatch paused lbh=%.3f", plan.lbh)
+            log.info("dispatch_paused", lbh=round(plan.lbh, 3))
         metrics.PAUSED_SECONDS.inc(self._settings.idle_round_s)
 
     def _safety_valve(
@@ -278,7 +280,8 @@ class Dispatcher:
 
     def _start(self, pending: Pending, node_id: str, now: float) -> None:
         metrics.INFLIGHT.labels(node_id).set(self._inflight.started(node_id, now))
-        task = asyncio.create_task(self._execute(pending, node_id))
+        context = _task_context(pending.message)
+        task = asyncio.create_task(self._execute(pending, node_id), context=context)
         self._running[pending.message.task_id] = (pending, task)
 
     # -- execution -----------------------------------------------------------------
@@ -295,7 +298,7 @@ class Dispatcher:
         except TaskError as exc:
             result = self._result(message, TaskStatus.FAILED, error=exc.info(), node=node_id)
         except Exception as exc:
-            log.exception("task crashed task=%s operation=%s", message.task_id, message.operation)
+            log.exception("task_crashed", operation=message.operation)
             error = ErrorInfo(code="internal", message=f"{type(exc).__name__}: {exc}")
             result = self._result(message, TaskStatus.FAILED, error=error, node=node_id)
         finally:
@@ -315,6 +318,14 @@ class Dispatcher:
             result.timings.executed_s
         )
         metrics.TASKS.labels(message.operation, result.status.value).inc()
+        log.debug(
+            "task_done",
+            operation=message.operation,
+            status=result.status.value,
+            node=result.node or node_id,
+            queued_s=round(result.timings.queued_s, 4),
+            executed_s=round(result.timings.executed_s, 4),
+        )
         # The result must reach Kafka before the offset may be committed.
         await asyncio.shield(self._publish(result))
         self._offsets.finished(pending.tp, pending.offset)
@@ -355,18 +366,11 @@ class Dispatcher:
             try:
                 return await self._handlers[pending.operation.name](job), node_id
             except NodeUnreachableError as exc:
-                log.warning(
-                    "node did not answer node=%s task=%s error=%r",
-                    node_id,
-                    pending.message.task_id,
-                    exc,
-                )
+                log.warning("node_did_not_answer", node=node_id, error=repr(exc))
                 node_id = self._move_on(node_id, tried)
             except NodeBehindError as exc:
                 # Nothing was signed yet: the next node may well be at the head.
-                log.warning(
-                    "node behind node=%s task=%s error=%s", node_id, pending.message.task_id, exc
-                )
+                log.warning("node_behind", node=node_id, error=str(exc))
                 behind = exc
                 node_id = self._move_on(node_id, tried)
         if behind is not None:
@@ -416,11 +420,11 @@ class Dispatcher:
 
     def _too_large(self, result: ResultMessage, reason: str, size: int) -> ResultMessage:
         log.warning(
-            "result too large task=%s operation=%s bytes=%d node=%s",
-            result.task_id,
-            result.operation,
-            size,
-            result.node,
+            "result_too_large",
+            task_id=result.task_id,
+            operation=result.operation,
+            bytes=size,
+            node=result.node,
         )
         metrics.RESULTS_TOO_LARGE.inc()
         error = ResultTooLargeError(reason).info()
@@ -438,14 +442,17 @@ class Dispatcher:
                 return
             except RECORD_REFUSED as exc:
                 if refused:
-                    log.error("result refused by kafka task=%s error=%r", result.task_id, exc)
+                    log.error("result_refused_by_kafka", task_id=result.task_id, error=repr(exc))
                     return
                 refused = True
                 reason = f"Kafka refused the result ({type(exc).__name__}); ask for less"
                 result = self._too_large(result, reason, len(encode(result)))
             except Exception as exc:
                 log.warning(
-                    "result not published task=%s error=%r retry_s=%.1f", result.task_id, exc, delay
+                    "result_not_published",
+                    task_id=result.task_id,
+                    error=repr(exc),
+                    retry_s=round(delay, 1),
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -475,7 +482,7 @@ class Dispatcher:
         if running:
             _, late = await asyncio.wait(running, timeout=timeout_s)
             if late:
-                log.warning("drain timed out running=%d", len(late))
+                log.warning("drain_timed_out", running=len(late))
         with contextlib.suppress(Exception):
             await self.commit()
         self._pending = [p for p in self._pending if p.tp not in gone]
@@ -494,3 +501,11 @@ class Dispatcher:
     def inflight(self) -> Mapping[str, int]:
         """Tasks counted in flight per node: started there, node work not yet done."""
         return self._inflight.counts
+
+
+def _task_context(message: TaskMessage) -> contextvars.Context:
+    """The context a task runs in: its id and its request's id on each of its log lines."""
+    context = contextvars.copy_context()
+    ids = {"task_id": message.task_id, "request_id": message.request_id}
+    context.run(structlog.contextvars.bind_contextvars, **{k: v for k, v in ids.items() if v})
+    return context

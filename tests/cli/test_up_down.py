@@ -125,7 +125,7 @@ async def test_a_killed_provider_is_started_again_logged_and_shown(up: Up) -> No
     await _read_completes(up, key, 60.0)
     killed = up.pid_of("provider-1")
     os.kill(killed, signal.SIGKILL)
-    line = "service restarted name=provider-1 exit=-9 restarts=1 backoff_s=1.0"
+    line = "event=service_restarted name=provider-1 exit=-9 restarts=1 backoff_s=1.0"
     await _until_in_output(up, line, BACK_TIMEOUT_S)
     assert up.pid_of("provider-1") != killed
     await _read_completes(up, key, BACK_TIMEOUT_S)
@@ -219,6 +219,6 @@ async def test_down_ends_a_running_up(up: Up) -> None:
     except subprocess.TimeoutExpired:
         pytest.fail(f"`ethgw up` still runs {EXIT_TIMEOUT_S:.0f}s after `ethgw down`")
     assert code == 143, up.output()[-2000:]
-    assert "Traceback" not in up.output().split("ethgw.stack stopping")[-1]
+    assert "Traceback" not in up.output().split("logger=ethgw.stack event=stopping")[-1]
     # Its supervisor stops first: nothing `up` stops is taken for a crash.
-    assert "service exited" not in up.output().split("ethgw.stack stopping")[-1]
+    assert "service_exited" not in up.output().split("logger=ethgw.stack event=stopping")[-1]

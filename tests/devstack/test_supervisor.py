@@ -11,6 +11,7 @@ import pytest
 
 from devstack.processes import Supervisor
 from devstack.restart_policy import RestartPolicy
+from service_kit.logs import bound_fields
 
 FAST = RestartPolicy(backoff_s=0.1, backoff_max_s=0.2, reset_after_s=60.0, loop_exits=3)
 
@@ -64,8 +65,10 @@ async def test_each_restart_is_one_structured_log_line(caplog: pytest.LogCapture
     process.crash()
     await until(lambda: process.alive)
     await supervisor.stop()
-    restarted = [r.getMessage() for r in caplog.records if "restarted" in r.getMessage()]
-    assert restarted == ["service restarted name=provider-1 exit=-9 restarts=1 backoff_s=0.1"]
+    restarted = [bound_fields(r) for r in caplog.records]
+    restarted = [fields for fields in restarted if fields["event"] == "service_restarted"]
+    expected = {"name": "provider-1", "exit": -9, "restarts": 1, "backoff_s": 0.1}
+    assert restarted == [{"event": "service_restarted", **expected}]
 
 
 async def test_the_status_shows_restart_counts_and_leaves_out_quiet_processes() -> None:
@@ -137,6 +140,7 @@ async def test_a_crash_loop_is_logged_as_an_error_and_still_restarted(
         process.crash()
         await until(lambda: process.alive and supervisor.restarts("kafka") == restarts)  # noqa: B023
     await supervisor.stop()
-    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
-    assert errors == ["service crash-looping name=kafka exit=-9 exits=3 window_s=300 backoff_s=0.2"]
+    errors = [bound_fields(r) for r in caplog.records if r.levelno == logging.ERROR]
+    expected = {"name": "kafka", "exit": -9, "exits": 3, "window_s": 300, "backoff_s": 0.2}
+    assert errors == [{"event": "service_crash_looping", **expected}]
     assert supervisor.status() == ["kafka up (restarts 3, crash-looping)"]

@@ -13,6 +13,7 @@ import pytest
 
 from devstack.kafka_broker import KafkaBroker
 from devstack.processes import BrokerProcess, Supervisor
+from service_kit.logs import bound_fields
 from tests.kafka_fixtures import kafka_test_settings
 
 # A restart on 2 shared cores: log recovery after the kill, then the broker's start.
@@ -41,7 +42,8 @@ async def test_a_killed_broker_is_started_again_and_serves(
                 await asyncio.sleep(0.5)
         assert broker.pid() not in (None, killed)
         assert await broker.ensure_topics() == []  # the topics survived: nothing to create
-        assert "service restarted name=kafka exit=-9 restarts=1 backoff_s=1.0" in caplog.text
+        restarted = {"event": "service_restarted", "name": "kafka", "exit": -9, "restarts": 1}
+        assert restarted | {"backoff_s": 1.0} in [bound_fields(r) for r in caplog.records]
     finally:
         await supervisor.stop()
         with contextlib.suppress(Exception):

@@ -13,6 +13,7 @@ from ethgw_wire.http_api import REQUEST_ID_HEADER
 from ethgw_wire.registration import INSTANCE_FAULT_HEADER
 from read_service.app import create_app
 from read_service.config import ReadServiceSettings
+from service_kit.logs import bound_fields
 from tests.services.fakes import FakeTasks, serving
 
 
@@ -48,7 +49,7 @@ async def test_an_unhandled_error_is_logged_once_with_its_traceback(
             await client.get("/api/v1/conn/blockNum", headers={REQUEST_ID_HEADER: "r-2"})
     records = [r for r in caplog.records if r.exc_info]
     assert len(records) == 1
-    assert "request_id=r-2" in records[0].getMessage()
+    assert bound_fields(records[0])["request_id"] == "r-2"
 
 
 async def test_an_unhandled_error_on_rpc_is_a_json_rpc_error_object() -> None:
