@@ -37,7 +37,7 @@ async def test_lag_is_end_offset_minus_committed(
     """5 tasks in a partition, the group committed 2: 3 are waiting."""
     settings = kafka_broker.settings
     read, write = await new_topic(2), await new_topic(1)
-    group = f"lag-{uuid.uuid4().hex[:8]}"
+    group = f"ethgw.test.lag-{uuid.uuid4().hex[:8]}"
     await produce(settings, read, 1, 5)
     await commit(settings, group, {TopicPartition(read, 1): 2})
     probe = LagProbe(settings, group, (read, write))

@@ -36,7 +36,7 @@ async def test_group_member_receives_every_message_and_commits_its_position(
     values = [f"m{i}" for i in range(30)]
     await _produce(kafka_broker, topic, values)
 
-    member = consumer(kafka_broker, topic, group=f"g.{uuid.uuid4().hex[:8]}")
+    member = consumer(kafka_broker, topic, group=f"ethgw.test.g.{uuid.uuid4().hex[:8]}")
     await member.start()
     try:
         records = await receive(member, len(values))
@@ -118,7 +118,7 @@ async def test_round_trip_takes_milliseconds(
     """A produce→consume round trip on the local broker takes milliseconds, not a fetch wait."""
     topic = await new_topic(6)
     sender = producer(kafka_broker)
-    member = consumer(kafka_broker, topic, group=f"g.{uuid.uuid4().hex[:8]}")
+    member = consumer(kafka_broker, topic, group=f"ethgw.test.g.{uuid.uuid4().hex[:8]}")
     await sender.start()
     await member.start()
     try:
