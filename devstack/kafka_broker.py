@@ -56,6 +56,7 @@ import struct
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,7 @@ LOG4J_CONFIG = REPO_ROOT / "build" / "kafka" / "log4j.properties"
 INSTALL_HINT = "apt-get install -y openjdk-17-jdk-headless maven"
 BOOTSTRAP_HINT = "run scripts/bootstrap_kafka.sh (or make bootstrap)"
 
+STORAGE_TOOL = "kafka.tools.StorageTool"
 # A single combined node: the id only has to agree with controller.quorum.voters.
 NODE_ID = 1
 # Kafka error code for a topic that already exists (a concurrent ensure_topics won the race).
@@ -202,7 +204,7 @@ class KafkaBroker:
         self._check_jars()
         self._check_ports_free()
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self._ensure_credentials()
+        self.ensure_credentials()
         self._write_config()
         self._format_storage_once(java)
 
@@ -341,18 +343,26 @@ class KafkaBroker:
         """
         wanted = self.settings.topic_partitions()
         compacted = self.settings.compacted_topics()
+        unreachable = (
+            f"no Kafka broker of this stack answers at {self.settings.bootstrap_servers} "
+            "(start it with `ethgw kafka up`)"
+        )
+        try:
+            options = client_options(self.settings, admin=True)
+        except KafkaCredentialsError as exc:  # never started: no credentials yet
+            raise BrokerUnreachableError(f"{unreachable}: {exc}") from None
         admin = AIOKafkaAdminClient(
-            **client_options(self.settings, admin=True),
-            client_id="ethgw-kafka-admin",
-            request_timeout_ms=int(timeout_s * 1000),
+            **options, client_id="ethgw-kafka-admin", request_timeout_ms=int(timeout_s * 1000)
         )
         try:
             await admin.start()
         except KafkaError as exc:
-            raise BrokerUnreachableError(
-                f"no Kafka broker answers at {self.settings.bootstrap_servers} "
-                f"(start it with `ethgw kafka up`): {exc}"
-            ) from None
+            await admin.close()
+            try:
+                await check_credentials(self.settings, admin=True)
+            except KafkaCredentialsError as refused:
+                raise ForeignBrokerError(str(refused)) from None
+            raise BrokerUnreachableError(f"{unreachable}: {exc}") from None
         try:
             existing = await _partition_counts(admin)
             for name, count in wanted.items():
@@ -427,62 +437,26 @@ class KafkaBroker:
 
     def _check_ours(self) -> None:
         """Raise ForeignBrokerError unless the broker takes this stack's admin credentials."""
+        # start() is synchronous and may be called inside an event loop (tests): the
+        # check runs in a loop of its own thread.
+        with ThreadPoolExecutor(max_workers=1) as thread:
+            checked = thread.submit(asyncio.run, check_credentials(self.settings, admin=True))
         try:
-            asyncio.run(check_credentials(self.settings, admin=True))
+            checked.result()
         except KafkaCredentialsError as exc:
             raise ForeignBrokerError(
                 f"not using the Kafka broker on port {self.settings.port}: {exc}"
             ) from None
 
-    def _ensure_credentials(self) -> None:
+    def ensure_credentials(self) -> None:
         """The admin and platform passwords: random, 0600, made once per state folder."""
         ensure_random_secret(self.settings.admin_password_path)
         ensure_random_secret(self.settings.platform_password_path)
 
     def _write_config(self) -> None:
         s = self.settings
-        props: dict[str, str | int] = {
-            "process.roles": "broker,controller",
-            "node.id": NODE_ID,
-            # Static voters (not KIP-853 bootstrap servers): one node that never changes.
-            "controller.quorum.voters": f"{NODE_ID}@{s.host}:{s.controller_port}",
-            "listeners": f"CLIENT://{s.host}:{s.port},CONTROLLER://{s.host}:{s.controller_port}",
-            "advertised.listeners": f"CLIENT://{s.host}:{s.port}",
-            "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "CLIENT",
-            **sasl_properties(s.admin_username, s.admin_password_path.read_text().strip()),
-            "log.dirs": str(self.data_dir),
-            # One broker: the internal topics' defaults (replication 3) could never be met.
-            "offsets.topic.replication.factor": 1,
-            "transaction.state.log.replication.factor": 1,
-            "transaction.state.log.min.isr": 1,
-            "default.replication.factor": 1,
-            "min.insync.replicas": 1,
-            # Said, not left to the default: the providers bound their results below it.
-            "message.max.bytes": s.max_message_bytes,
-            # Fewer internal partitions than the default 50: faster first group join on a dev box.
-            "offsets.topic.num.partitions": 10,
-            "transaction.state.log.num.partitions": 10,
-            # The default 3 s delay before the first rebalance is pure wait in tests and dev.
-            "group.initial.rebalance.delay.ms": 0,
-            # Topics come from ensure_topics(); a typo in a topic name must fail, not create one.
-            "auto.create.topics.enable": "false",
-            "num.partitions": 1,
-            # Two cores shared with Geth nodes: the defaults (3 network and 8 I/O threads)
-            # oversubscribe them.
-            "num.network.threads": 2,
-            "num.io.threads": 4,
-            "num.recovery.threads.per.data.dir": 1,
-            "background.threads": 4,
-            # The cleaner's default 128 MiB dedupe buffer is a quarter of the default heap.
-            "log.cleaner.dedupe.buffer.size": 16 * 1024 * 1024,
-            # Small segments and a week of retention keep a dev state folder small.
-            "log.segment.bytes": 64 * 1024 * 1024,
-            "log.retention.hours": 168,
-        }
-        text = "# Written by devstack/kafka_broker.py on every start; edit the settings instead.\n"
-        text += "".join(f"{key}={value}\n" for key, value in props.items())
-        write_private(self.config_file, text)
+        props = server_properties(s, listen_host=s.host, log_dirs=self.data_dir)
+        write_private(self.config_file, properties_text(props, "devstack/kafka_broker.py"))
 
     def _format_storage_once(self, java: str) -> None:
         if (self.data_dir / "meta.properties").is_file():
@@ -499,31 +473,15 @@ class KafkaBroker:
         else:
             cluster_id = self._storage_tool(java, "random-uuid").strip()
             self.cluster_id_file.write_text(f"{cluster_id}\n")
-        s = self.settings
-        scram = [
-            (s.admin_username, s.admin_password_path.read_text().strip()),
-            (s.username, s.platform_password_path.read_text().strip()),
-        ]
-        self._storage_tool(
-            java,
-            "format",
-            "--ignore-formatted",
-            "-t",
-            cluster_id,
-            "-c",
-            str(self.config_file),
-            *(arg for user, password in scram for arg in _add_scram(user, password)),
-        )
-        self.sasl_stamp.write_text(f"{SASL_MECHANISM} {' '.join(user for user, _ in scram)}\n")
+        self._storage_tool(java, *format_arguments(self.settings, cluster_id, self.config_file))
+        principals = f"{self.settings.admin_username} {self.settings.username}"
+        self.sasl_stamp.write_text(f"{SASL_MECHANISM} {principals}\n")
         log.info("kafka storage formatted cluster_id=%s data_dir=%s", cluster_id, self.data_dir)
 
     def _storage_tool(self, java: str, *args: str) -> str:
-        # The main class and its arguments (passwords among them) go in a 0600 argument
-        # file, never on the command line, which every user of the host can read.
+        # The arguments (passwords among them) go in a 0600 file, never on the command line.
         argfile = self.state_dir / f".storage-tool.{os.getpid()}.args"
-        write_private(
-            argfile, "".join(f"{_quoted(a)}\n" for a in ("kafka.tools.StorageTool", *args))
-        )
+        write_private(argfile, argument_file_text(STORAGE_TOOL, list(args)))
         cmd = [java, *self._jvm_logging_flags(), "-cp", self._classpath(), f"@{argfile}"]
         try:
             result = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
@@ -598,6 +556,85 @@ class KafkaBroker:
         except OSError:
             return "(no log)"
         return "\n".join(lines[-_LOG_TAIL_LINES:]) or "(empty log)"
+
+
+def server_properties(
+    settings: KafkaSettings, *, listen_host: str, log_dirs: Path
+) -> dict[str, str | int]:
+    """The broker's configuration: one KRaft node, SASL and ACLs, sized for a shared box.
+    It listens on `listen_host` and is reached at the settings' host (compose: every
+    address of its container, and its service name)."""
+    s = settings
+    return {
+        "process.roles": "broker,controller",
+        "node.id": NODE_ID,
+        # Static voters (not KIP-853 bootstrap servers): one node that never changes.
+        "controller.quorum.voters": f"{NODE_ID}@{s.host}:{s.controller_port}",
+        "listeners": (
+            f"CLIENT://{listen_host}:{s.port},CONTROLLER://{listen_host}:{s.controller_port}"
+        ),
+        "advertised.listeners": f"CLIENT://{s.host}:{s.port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "CLIENT",
+        **sasl_properties(s.admin_username, s.admin_password_path.read_text().strip()),
+        "log.dirs": str(log_dirs),
+        # One broker: the internal topics' defaults (replication 3) could never be met.
+        "offsets.topic.replication.factor": 1,
+        "transaction.state.log.replication.factor": 1,
+        "transaction.state.log.min.isr": 1,
+        "default.replication.factor": 1,
+        "min.insync.replicas": 1,
+        # Said, not left to the default: the providers bound their results below it.
+        "message.max.bytes": s.max_message_bytes,
+        # Fewer internal partitions than the default 50: faster first group join on a dev box.
+        "offsets.topic.num.partitions": 10,
+        "transaction.state.log.num.partitions": 10,
+        # The default 3 s delay before the first rebalance is pure wait in tests and dev.
+        "group.initial.rebalance.delay.ms": 0,
+        # Topics come from ensure_topics(); a typo in a topic name must fail, not create one.
+        "auto.create.topics.enable": "false",
+        "num.partitions": 1,
+        # Two cores shared with Geth nodes: the defaults (3 network and 8 I/O threads)
+        # oversubscribe them.
+        "num.network.threads": 2,
+        "num.io.threads": 4,
+        "num.recovery.threads.per.data.dir": 1,
+        "background.threads": 4,
+        # The cleaner's default 128 MiB dedupe buffer is a quarter of the default heap.
+        "log.cleaner.dedupe.buffer.size": 16 * 1024 * 1024,
+        # Small segments and a week of retention keep a dev state folder small.
+        "log.segment.bytes": 64 * 1024 * 1024,
+        "log.retention.hours": 168,
+    }
+
+
+def properties_text(props: Mapping[str, str | int], writer: str) -> str:
+    text = f"# Written by {writer}; edit the settings instead.\n"
+    return text + "".join(f"{key}={value}\n" for key, value in props.items())
+
+
+def format_arguments(settings: KafkaSettings, cluster_id: str, config_file: Path) -> list[str]:
+    """kafka-storage format's arguments: the storage with both principals' SCRAM credentials."""
+    s = settings
+    scram = [
+        (s.admin_username, s.admin_password_path.read_text().strip()),
+        (s.username, s.platform_password_path.read_text().strip()),
+    ]
+    return [
+        "format",
+        "--ignore-formatted",
+        "-t",
+        cluster_id,
+        "-c",
+        str(config_file),
+        *(arg for user, password in scram for arg in _add_scram(user, password)),
+    ]
+
+
+def argument_file_text(main_class: str, arguments: list[str]) -> str:
+    """A java launcher argument file (where # would start a comment): the main class and its
+    arguments, kept off the command line that every user of the host can read."""
+    return "".join(f"{_quoted(arg)}\n" for arg in (main_class, *arguments))
 
 
 def sasl_properties(admin: str, password: str) -> dict[str, str]:

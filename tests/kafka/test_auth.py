@@ -20,7 +20,7 @@ from service_kit.keyfiles import write_private
 def another_stack(broker: KafkaBroker, tmp_path: Path) -> KafkaSettings:
     """This broker's address with the credentials a second stack's first start made."""
     second = KafkaBroker(broker.settings.model_copy(update={"state_dir": tmp_path / "kafka"}))
-    second._ensure_credentials()
+    second.ensure_credentials()
     return second.settings
 
 

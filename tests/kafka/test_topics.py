@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 async def admin(kafka_broker: KafkaBroker) -> AsyncIterator[Any]:
-    client = AIOKafkaAdminClient(**client_options(kafka_broker.settings))
+    client = AIOKafkaAdminClient(**client_options(kafka_broker.settings, admin=True))
     await client.start()
     try:
         yield client
