@@ -39,6 +39,8 @@ COPY --from=contracts /src/.tools/contracts .tools/contracts
 # named volume). The manager alone runs as root, for the Docker socket.
 RUN useradd --system --uid 10001 --home-dir /state ethgw \
     && mkdir -p /state/auth /state/gateway /state/cluster/accounts /state/platform /state/sealing \
+       /state/kafka-config /state/kafka-admin /state/kafka-platform /state/kafka-data \
+       /state/cluster/sealer /state/cluster/node-1 /state/cluster/node-2 /state/cluster/node-3 \
     && chown -R ethgw /state && chmod -R 0700 /state
 USER ethgw
 ENTRYPOINT ["python", "-m"]

@@ -9,6 +9,7 @@ import logging
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
+from ethgw_wire.kafka import client_options
 from ethgw_wire.settings import KafkaSettings
 
 log = logging.getLogger("ethgw.tasks")
@@ -31,7 +32,7 @@ class ReplyTopicError(RuntimeError):
 async def create_reply_topic(settings: KafkaSettings, name: str) -> None:
     """Create the topic (one partition), or keep it when it exists: an instance that
     restarts under the same id reads on from its end."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         topic = NewTopic(
@@ -48,7 +49,7 @@ async def create_reply_topic(settings: KafkaSettings, name: str) -> None:
 async def delete_reply_topic(settings: KafkaSettings, name: str) -> None:
     """Delete the topic; a failure is logged, since the broker's retention bounds what
     is left."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     try:
         await admin.start()
         await admin.delete_topics([name])

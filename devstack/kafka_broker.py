@@ -20,7 +20,11 @@ until ``stop()`` is called (from any process: the pid is in the state folder).
 
 Files in ``settings.state_dir``:
 
-- ``server.properties``: written on every start from the settings;
+- ``server.properties``: written on every start from the settings (0600: it holds the
+  admin principal's password for the broker's own connections);
+- ``credentials/``: the admin and platform principals' passwords, random, 0600, made on the
+  first start (the settings' ``admin_password_file`` and ``password_file`` may move them);
+- ``sasl.formatted``: says the storage was formatted with those principals' SCRAM credentials;
 - ``cluster.id``: the KRaft cluster id, chosen on the first start;
 - ``data/``: ``log.dirs`` and the metadata log, formatted on the first start
   only, so messages and committed offsets survive restarts;
@@ -33,7 +37,8 @@ Prerequisites: ``java`` on PATH and the jars in ``<tools_dir>/kafka``
 Errors are subclasses of ``KafkaBrokerError``: ``JavaNotFoundError``,
 ``KafkaJarsMissingError``, ``PortInUseError``, ``StorageFormatError``,
 ``BrokerExitedError``, ``BrokerStartTimeoutError``, ``BrokerStopError``,
-``BrokerUnreachableError``, ``TopicCreationError``. ``PortInUseError`` is also a
+``BrokerUnreachableError``, ``TopicCreationError``, ``ForeignBrokerError``,
+``UnsecuredStorageError``. ``PortInUseError`` is also a
 ``service_kit.ports.PortInUseError``, so one ``except`` covers a taken port of Kafka and
 of the Geth nodes.
 """
@@ -51,15 +56,24 @@ import struct
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import psutil
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, for_code
+from aiokafka.protocol.admin import CreateAclsRequest
 
+from ethgw_wire.kafka import (
+    SASL_MECHANISM,
+    KafkaCredentialsError,
+    check_credentials,
+    client_options,
+)
 from ethgw_wire.settings import KafkaSettings
 from service_kit import ports
+from service_kit.keyfiles import ensure_random_secret, write_private
 from service_kit.paths import REPO_ROOT, tools_dir
 
 __all__ = [
@@ -67,6 +81,7 @@ __all__ = [
     "BrokerStartTimeoutError",
     "BrokerStopError",
     "BrokerUnreachableError",
+    "ForeignBrokerError",
     "JavaNotFoundError",
     "KafkaBroker",
     "KafkaBrokerError",
@@ -74,6 +89,7 @@ __all__ = [
     "PortInUseError",
     "StorageFormatError",
     "TopicCreationError",
+    "UnsecuredStorageError",
 ]
 
 log = logging.getLogger("ethgw.kafka")
@@ -83,11 +99,25 @@ LOG4J_CONFIG = REPO_ROOT / "build" / "kafka" / "log4j.properties"
 INSTALL_HINT = "apt-get install -y openjdk-17-jdk-headless maven"
 BOOTSTRAP_HINT = "run scripts/bootstrap_kafka.sh (or make bootstrap)"
 
+STORAGE_TOOL = "kafka.tools.StorageTool"
 # A single combined node: the id only has to agree with controller.quorum.voters.
 NODE_ID = 1
 # Kafka error code for a topic that already exists (a concurrent ensure_topics won the race).
 _TOPIC_ALREADY_EXISTS = 36
 _LOG_TAIL_LINES = 30
+
+# Kafka's ACL codes (org.apache.kafka.common.acl and .resource).
+_TOPIC, _GROUP = 2, 3
+_PREFIXED = 4
+_READ, _WRITE, _CREATE, _DELETE, _DESCRIBE, _DESCRIBE_CONFIGS = 3, 4, 5, 6, 8, 10
+_ALLOW = 3
+# What the platform principal may do, on the topics and groups that start with the settings'
+# resource_prefix: produce and consume, create and delete the instances' reply topics, read
+# the topics' partitions and configs, and commit and read its groups' offsets.
+PLATFORM_ACLS: tuple[tuple[int, tuple[int, ...]], ...] = (
+    (_TOPIC, (_READ, _WRITE, _CREATE, _DELETE, _DESCRIBE, _DESCRIBE_CONFIGS)),
+    (_GROUP, (_READ, _DESCRIBE)),
+)
 
 
 class KafkaBrokerError(Exception):
@@ -130,6 +160,14 @@ class TopicCreationError(KafkaBrokerError):
     """The broker refused to create a topic, or its partitions got no leader in time."""
 
 
+class ForeignBrokerError(KafkaBrokerError):
+    """A broker answers on the port but refuses this stack's credentials: another stack's."""
+
+
+class UnsecuredStorageError(KafkaBrokerError):
+    """The storage was formatted before the broker had authentication (no SCRAM users)."""
+
+
 class KafkaBroker:
     """One local KRaft broker (broker and controller in one JVM) described by KafkaSettings."""
 
@@ -149,6 +187,7 @@ class KafkaBroker:
         self.cluster_id_file = self.state_dir / "cluster.id"
         self.log_file = self.state_dir / "broker.log"
         self.pid_file = self.state_dir / "broker.pid"
+        self.sasl_stamp = self.state_dir / "sasl.formatted"
         # Only set in the process that spawned the broker; used to reap it (no zombie).
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -159,11 +198,13 @@ class KafkaBroker:
         if self.is_running():
             log.info("kafka already running pid=%s port=%d", self.pid(), self.settings.port)
             self.wait_ready(timeout_s=timeout_s)
+            self._check_ours()
             return
         java = self._java()
         self._check_jars()
         self._check_ports_free()
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.ensure_credentials()
         self._write_config()
         self._format_storage_once(java)
 
@@ -191,7 +232,8 @@ class KafkaBroker:
         )
         try:
             self.wait_ready(timeout_s=timeout_s)
-        except BrokerStartTimeoutError:
+            self._check_ours()
+        except (BrokerStartTimeoutError, ForeignBrokerError):
             # A half-started broker would hold the ports and the log dir lock.
             self.stop()
             raise
@@ -296,21 +338,31 @@ class KafkaBroker:
         a count that differs from the settings is logged as a warning. The broker's
         consumer-offsets topic is created too (by asking for a group coordinator), so
         the first consumer group joins at once instead of retrying while it appears.
+        Then the platform principal is granted ``PLATFORM_ACLS`` on the topics and groups
+        that start with ``resource_prefix`` (idempotent; the admin principal does all this).
         """
         wanted = self.settings.topic_partitions()
         compacted = self.settings.compacted_topics()
+        unreachable = (
+            f"no Kafka broker of this stack answers at {self.settings.bootstrap_servers} "
+            "(start it with `ethgw kafka up`)"
+        )
+        try:
+            options = client_options(self.settings, admin=True)
+        except KafkaCredentialsError as exc:  # never started: no credentials yet
+            raise BrokerUnreachableError(f"{unreachable}: {exc}") from None
         admin = AIOKafkaAdminClient(
-            bootstrap_servers=self.settings.bootstrap_servers,
-            client_id="ethgw-kafka-admin",
-            request_timeout_ms=int(timeout_s * 1000),
+            **options, client_id="ethgw-kafka-admin", request_timeout_ms=int(timeout_s * 1000)
         )
         try:
             await admin.start()
         except KafkaError as exc:
-            raise BrokerUnreachableError(
-                f"no Kafka broker answers at {self.settings.bootstrap_servers} "
-                f"(start it with `ethgw kafka up`): {exc}"
-            ) from None
+            await admin.close()
+            try:
+                await check_credentials(self.settings, admin=True)
+            except KafkaCredentialsError as refused:
+                raise ForeignBrokerError(str(refused)) from None
+            raise BrokerUnreachableError(f"{unreachable}: {exc}") from None
         try:
             existing = await _partition_counts(admin)
             for name, count in wanted.items():
@@ -349,6 +401,7 @@ class KafkaBroker:
                     )
             if "__consumer_offsets" not in existing:
                 await _warm_group_coordinator(admin, timeout_s)
+            await _grant_platform_acls(admin, self.settings)
         finally:
             await admin.close()
         return created
@@ -376,56 +429,43 @@ class KafkaBroker:
             try:
                 ports.ensure_port_free(port, _env_name(self.settings, field), self.settings.host)
             except ports.PortInUseError as exc:
-                # Re-raised as the Kafka subclass: callers catch either base.
-                raise PortInUseError(str(exc)) from None
+                # Re-raised as the Kafka subclass: callers catch either base. A broker there
+                # is never adopted: its topics are another stack's.
+                raise PortInUseError(
+                    f"{exc} (another stack's Kafka broker? this stack uses only its own)"
+                ) from None
+
+    def _check_ours(self) -> None:
+        """Raise ForeignBrokerError unless the broker takes this stack's admin credentials."""
+        # start() is synchronous and may be called inside an event loop (tests): the
+        # check runs in a loop of its own thread.
+        with ThreadPoolExecutor(max_workers=1) as thread:
+            checked = thread.submit(asyncio.run, check_credentials(self.settings, admin=True))
+        try:
+            checked.result()
+        except KafkaCredentialsError as exc:
+            raise ForeignBrokerError(
+                f"not using the Kafka broker on port {self.settings.port}: {exc}"
+            ) from None
+
+    def ensure_credentials(self) -> None:
+        """The admin and platform passwords: random, 0600, made once per state folder."""
+        ensure_random_secret(self.settings.admin_password_path)
+        ensure_random_secret(self.settings.platform_password_path)
 
     def _write_config(self) -> None:
         s = self.settings
-        props: dict[str, str | int] = {
-            "process.roles": "broker,controller",
-            "node.id": NODE_ID,
-            # Static voters (not KIP-853 bootstrap servers): one node that never changes.
-            "controller.quorum.voters": f"{NODE_ID}@{s.host}:{s.controller_port}",
-            "listeners": f"PLAINTEXT://{s.host}:{s.port},CONTROLLER://{s.host}:{s.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{s.host}:{s.port}",
-            "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            "log.dirs": str(self.data_dir),
-            # One broker: the internal topics' defaults (replication 3) could never be met.
-            "offsets.topic.replication.factor": 1,
-            "transaction.state.log.replication.factor": 1,
-            "transaction.state.log.min.isr": 1,
-            "default.replication.factor": 1,
-            "min.insync.replicas": 1,
-            # Said, not left to the default: the providers bound their results below it.
-            "message.max.bytes": s.max_message_bytes,
-            # Fewer internal partitions than the default 50: faster first group join on a dev box.
-            "offsets.topic.num.partitions": 10,
-            "transaction.state.log.num.partitions": 10,
-            # The default 3 s delay before the first rebalance is pure wait in tests and dev.
-            "group.initial.rebalance.delay.ms": 0,
-            # Topics come from ensure_topics(); a typo in a topic name must fail, not create one.
-            "auto.create.topics.enable": "false",
-            "num.partitions": 1,
-            # Two cores shared with Geth nodes: the defaults (3 network and 8 I/O threads)
-            # oversubscribe them.
-            "num.network.threads": 2,
-            "num.io.threads": 4,
-            "num.recovery.threads.per.data.dir": 1,
-            "background.threads": 4,
-            # The cleaner's default 128 MiB dedupe buffer is a quarter of the default heap.
-            "log.cleaner.dedupe.buffer.size": 16 * 1024 * 1024,
-            # Small segments and a week of retention keep a dev state folder small.
-            "log.segment.bytes": 64 * 1024 * 1024,
-            "log.retention.hours": 168,
-        }
-        text = "# Written by devstack/kafka_broker.py on every start; edit the settings instead.\n"
-        text += "".join(f"{key}={value}\n" for key, value in props.items())
-        self.config_file.write_text(text)
+        props = server_properties(s, listen_host=s.host, log_dirs=self.data_dir)
+        write_private(self.config_file, properties_text(props, "devstack/kafka_broker.py"))
 
     def _format_storage_once(self, java: str) -> None:
         if (self.data_dir / "meta.properties").is_file():
+            if not self.sasl_stamp.is_file():
+                raise UnsecuredStorageError(
+                    f"the Kafka storage in {self.data_dir} was formatted before the broker had"
+                    " authentication and holds no SCRAM users: remove that folder (its"
+                    " messages are lost) and start again"
+                )
             return
         # Keep the cluster id so a wiped data folder is re-formatted into the same cluster.
         if self.cluster_id_file.is_file():
@@ -433,22 +473,20 @@ class KafkaBroker:
         else:
             cluster_id = self._storage_tool(java, "random-uuid").strip()
             self.cluster_id_file.write_text(f"{cluster_id}\n")
-        self._storage_tool(
-            java, "format", "--ignore-formatted", "-t", cluster_id, "-c", str(self.config_file)
-        )
+        self._storage_tool(java, *format_arguments(self.settings, cluster_id, self.config_file))
+        principals = f"{self.settings.admin_username} {self.settings.username}"
+        self.sasl_stamp.write_text(f"{SASL_MECHANISM} {principals}\n")
         log.info("kafka storage formatted cluster_id=%s data_dir=%s", cluster_id, self.data_dir)
 
     def _storage_tool(self, java: str, *args: str) -> str:
-        cmd = [
-            java,
-            *self._jvm_logging_flags(),
-            "-cp",
-            self._classpath(),
-            "kafka.tools.StorageTool",
-        ]
-        result = subprocess.run(
-            [*cmd, *args], capture_output=True, text=True, timeout=60, check=False
-        )
+        # The arguments (passwords among them) go in a 0600 file, never on the command line.
+        argfile = self.state_dir / f".storage-tool.{os.getpid()}.args"
+        write_private(argfile, argument_file_text(STORAGE_TOOL, list(args)))
+        cmd = [java, *self._jvm_logging_flags(), "-cp", self._classpath(), f"@{argfile}"]
+        try:
+            result = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+        finally:
+            argfile.unlink(missing_ok=True)
         if result.returncode != 0:
             output = (result.stdout + result.stderr).strip()
             raise StorageFormatError(
@@ -518,6 +556,140 @@ class KafkaBroker:
         except OSError:
             return "(no log)"
         return "\n".join(lines[-_LOG_TAIL_LINES:]) or "(empty log)"
+
+
+def server_properties(
+    settings: KafkaSettings, *, listen_host: str, log_dirs: Path
+) -> dict[str, str | int]:
+    """The broker's configuration: one KRaft node, SASL and ACLs, sized for a shared box.
+    It listens on `listen_host` and is reached at the settings' host (compose: every
+    address of its container, and its service name)."""
+    s = settings
+    return {
+        "process.roles": "broker,controller",
+        "node.id": NODE_ID,
+        # Static voters (not KIP-853 bootstrap servers): one node that never changes.
+        "controller.quorum.voters": f"{NODE_ID}@{s.host}:{s.controller_port}",
+        "listeners": (
+            f"CLIENT://{listen_host}:{s.port},CONTROLLER://{listen_host}:{s.controller_port}"
+        ),
+        "advertised.listeners": f"CLIENT://{s.host}:{s.port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "CLIENT",
+        **sasl_properties(s.admin_username, s.admin_password_path.read_text().strip()),
+        "log.dirs": str(log_dirs),
+        # One broker: the internal topics' defaults (replication 3) could never be met.
+        "offsets.topic.replication.factor": 1,
+        "transaction.state.log.replication.factor": 1,
+        "transaction.state.log.min.isr": 1,
+        "default.replication.factor": 1,
+        "min.insync.replicas": 1,
+        # Said, not left to the default: the providers bound their results below it.
+        "message.max.bytes": s.max_message_bytes,
+        # Fewer internal partitions than the default 50: faster first group join on a dev box.
+        "offsets.topic.num.partitions": 10,
+        "transaction.state.log.num.partitions": 10,
+        # The default 3 s delay before the first rebalance is pure wait in tests and dev.
+        "group.initial.rebalance.delay.ms": 0,
+        # Topics come from ensure_topics(); a typo in a topic name must fail, not create one.
+        "auto.create.topics.enable": "false",
+        "num.partitions": 1,
+        # Two cores shared with Geth nodes: the defaults (3 network and 8 I/O threads)
+        # oversubscribe them.
+        "num.network.threads": 2,
+        "num.io.threads": 4,
+        "num.recovery.threads.per.data.dir": 1,
+        "background.threads": 4,
+        # The cleaner's default 128 MiB dedupe buffer is a quarter of the default heap.
+        "log.cleaner.dedupe.buffer.size": 16 * 1024 * 1024,
+        # Small segments and a week of retention keep a dev state folder small.
+        "log.segment.bytes": 64 * 1024 * 1024,
+        "log.retention.hours": 168,
+    }
+
+
+def properties_text(props: Mapping[str, str | int], writer: str) -> str:
+    text = f"# Written by {writer}; edit the settings instead.\n"
+    return text + "".join(f"{key}={value}\n" for key, value in props.items())
+
+
+def format_arguments(settings: KafkaSettings, cluster_id: str, config_file: Path) -> list[str]:
+    """kafka-storage format's arguments: the storage with both principals' SCRAM credentials."""
+    s = settings
+    scram = [
+        (s.admin_username, s.admin_password_path.read_text().strip()),
+        (s.username, s.platform_password_path.read_text().strip()),
+    ]
+    return [
+        "format",
+        "--ignore-formatted",
+        "-t",
+        cluster_id,
+        "-c",
+        str(config_file),
+        *(arg for user, password in scram for arg in _add_scram(user, password)),
+    ]
+
+
+def argument_file_text(main_class: str, arguments: list[str]) -> str:
+    """A java launcher argument file (where # would start a comment): the main class and its
+    arguments, kept off the command line that every user of the host can read."""
+    return "".join(f"{_quoted(arg)}\n" for arg in (main_class, *arguments))
+
+
+def sasl_properties(admin: str, password: str) -> dict[str, str]:
+    """The broker's authentication and authorization: SCRAM-SHA-512 on the client listener
+    (SASL_PLAINTEXT: loopback only), PLAIN on the controller listener (KRaft's controller
+    cannot use SCRAM, whose credentials live in the metadata it serves), the admin principal
+    the only super user, and nothing allowed without an ACL."""
+    scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
+    plain = "org.apache.kafka.common.security.plain.PlainLoginModule"
+    return {
+        "listener.security.protocol.map": "CONTROLLER:SASL_PLAINTEXT,CLIENT:SASL_PLAINTEXT",
+        "sasl.enabled.mechanisms": SASL_MECHANISM,
+        "listener.name.client.sasl.enabled.mechanisms": SASL_MECHANISM,
+        "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+        "sasl.mechanism.inter.broker.protocol": SASL_MECHANISM,
+        "sasl.mechanism.controller.protocol": "PLAIN",
+        f"listener.name.client.{SASL_MECHANISM.lower()}.sasl.jaas.config": (
+            f'{scram} required username="{admin}" password="{password}";'
+        ),
+        "listener.name.controller.plain.sasl.jaas.config": (
+            f'{plain} required username="{admin}" password="{password}" user_{admin}="{password}";'
+        ),
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found": "false",
+        "super.users": f"User:{admin}",
+    }
+
+
+def _quoted(argument: str) -> str:
+    """One argument of a java launcher argument file (where # would start a comment)."""
+    escaped = argument.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def _add_scram(user: str, password: str) -> list[str]:
+    return ["--add-scram", f"{SASL_MECHANISM}=[name={user},password={password}]"]
+
+
+async def _grant_platform_acls(admin: AIOKafkaAdminClient, settings: KafkaSettings) -> None:
+    """Allow the platform principal PLATFORM_ACLS (adding a binding that exists is a no-op)."""
+    principal = f"User:{settings.username}"
+    for resource, operations in PLATFORM_ACLS:
+        for operation in operations:
+            request = CreateAclsRequest(
+                resource, settings.resource_prefix, _PREFIXED, principal, "*", operation, _ALLOW
+            )
+            # aiokafka's admin client has no create_acls; its request type is public.
+            response = await admin._send_request(request)
+            for code, message in response.creation_responses:
+                if code != 0:
+                    raise TopicCreationError(
+                        f"granting {principal} ACL operation {operation} failed:"
+                        f" {message or for_code(code).__name__}"
+                    )
+    log.info("kafka acls granted principal=%s prefix=%s", principal, settings.resource_prefix)
 
 
 def _env_name(settings: KafkaSettings, field: str) -> str:

@@ -529,7 +529,10 @@ def _print_endpoints(
     print(f"  dashboard  http://127.0.0.1:{gateway_port}/dashboard   (paste the admin key)")
     manager_port = ManagerSettings().api_port
     print(f"  manager    http://127.0.0.1:{manager_port}   (signed calls only: /admin/cluster)")
-    print(f"  kafka      {kafka.bootstrap_servers}")
+    print(
+        f"  kafka      {kafka.bootstrap_servers}   (SASL/SCRAM-SHA-512, user {kafka.username},"
+        f" password in {kafka.platform_password_path})"
+    )
     for spec in cluster.specs:
         print(f"  {spec.name:<10} {spec.rpc_url}")
     print(f"  logs       {run_dir()}/<service>.log  ({len(services)} services)")

@@ -90,7 +90,10 @@ async def cluster_restart(args: argparse.Namespace) -> None:
 async def kafka_up(args: argparse.Namespace) -> None:
     settings = KafkaSettings()
     await stack.start_kafka(settings)
-    print(f"kafka ready at {settings.bootstrap_servers}")
+    print(
+        f"kafka ready at {settings.bootstrap_servers} (SASL/SCRAM-SHA-512, user"
+        f" {settings.username}, password in {settings.platform_password_path})"
+    )
 
 
 async def kafka_down(args: argparse.Namespace) -> None:

@@ -42,6 +42,17 @@ class KafkaSettings(BaseSettings):
     topic_accounts: str = "ethgw.accounts"  # encrypted keystores by address
     topic_tx_journal: str = "ethgw.tx-journal"  # signed raw transactions by task id
     topic_unlock_grants: str = "ethgw.unlock-grants"  # sealed unlocked keys by address
+    # SASL/SCRAM-SHA-512 on the client listener (docs/kafka.md, "Authentication"). Every
+    # service is the platform principal; its password, made random per stack at the broker's
+    # first start, is in password_file (0600). The admin principal (the broker's super user:
+    # topics and ACLs) has its own file. None: <state_dir>/credentials/<principal>.password.
+    username: str = "ethgw"
+    password_file: Path | None = None
+    admin_username: str = "ethgw-admin"
+    admin_password_file: Path | None = None
+    # Every topic and consumer group of the platform starts with it: the platform principal
+    # may use what starts with it and nothing else (its ACLs are prefixed).
+    resource_prefix: str = "ethgw"
     task_partitions: int = 6
     result_partitions: int = 6
     # The largest record the broker takes (its message.max.bytes) and a producer sends
@@ -61,6 +72,28 @@ class KafkaSettings(BaseSettings):
                 f" bytes below max_message_bytes ({self.max_message_bytes})"
             )
         return self
+
+    @model_validator(mode="after")
+    def _topics_carry_the_prefix(self) -> KafkaSettings:
+        outside = sorted(
+            name
+            for name in [*self.topic_partitions(), self.topic_replies_prefix]
+            if not name.startswith(self.resource_prefix)
+        )
+        if outside:
+            raise ValueError(
+                f"topics {outside} do not start with resource_prefix ({self.resource_prefix!r}):"
+                " the platform principal's ACLs would not cover them"
+            )
+        return self
+
+    @property
+    def platform_password_path(self) -> Path:
+        return self.password_file or self.state_dir / "credentials" / "platform.password"
+
+    @property
+    def admin_password_path(self) -> Path:
+        return self.admin_password_file or self.state_dir / "credentials" / "admin.password"
 
     @property
     def bootstrap_servers(self) -> str:

@@ -16,7 +16,7 @@ from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
-from ethgw_wire.kafka import FETCH_MAX_WAIT_MS
+from ethgw_wire.kafka import FETCH_MAX_WAIT_MS, client_options
 from ethgw_wire.settings import KafkaSettings
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
@@ -41,7 +41,7 @@ class TopicReader:
         self._on_record = on_record
         self._name = name
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers,
+            **client_options(settings),
             group_id=None,
             enable_auto_commit=False,
             fetch_max_wait_ms=fetch_max_wait_ms,

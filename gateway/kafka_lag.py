@@ -25,6 +25,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from ethgw_wire.kafka import client_options
 from ethgw_wire.settings import KafkaSettings
 from gateway.background import BackgroundRefresh
 from gateway.metrics import KAFKA_LAG
@@ -151,12 +152,10 @@ class LagProbe:
 
     async def _clients(self) -> tuple[AIOKafkaConsumer, AIOKafkaAdminClient]:
         if self._consumer is None or self._admin is None:
-            servers = self._kafka.bootstrap_servers
+            options = client_options(self._kafka)
             # No group: this consumer only reads offsets, it never joins the providers.
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=servers, group_id=None, isolation_level="read_committed"
-            )
-            admin = AIOKafkaAdminClient(bootstrap_servers=servers)
+            consumer = AIOKafkaConsumer(**options, group_id=None, isolation_level="read_committed")
+            admin = AIOKafkaAdminClient(**options)
             self._consumer, self._admin = consumer, admin
             await consumer.start()
             await admin.start()

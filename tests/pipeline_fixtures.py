@@ -21,7 +21,7 @@ import pytest_asyncio
 from consumer_service.task_client import TaskClient
 from devstack.kafka_broker import KafkaBroker
 from devstack.platform_setup import ensure_platform
-from ethgw_wire.kafka import kafka_producer, publish
+from ethgw_wire.kafka import client_options, kafka_producer, publish
 from ethgw_wire.messages import ResultMessage
 from ethgw_wire.node_reports import NodeReport
 from ethgw_wire.operations import new_task
@@ -34,13 +34,13 @@ from service_kit.ports import free_port
 IDLE = 0.1  # memory and CPU ratio of a fed node: zone I with the default calibration
 # The session pipeline's node states are fed by the tests, on a topic of their own,
 # so they never mix with what the real cluster manager publishes in its own tests.
-PIPELINE_NODE_STATES = "pipeline.node-states"
+PIPELINE_NODE_STATES = "ethgw.test.pipeline.node-states"
 
 
 async def create_topics(settings: KafkaSettings, partitions: Mapping[str, int]) -> None:
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, count, 1) for name, count in partitions.items()])
@@ -265,10 +265,10 @@ class IsolatedPipeline:
         base = KafkaSettings()
         self.settings = base.model_copy(
             update={
-                "topic_read": f"{name}.read",
-                "topic_write": f"{name}.write",
-                "topic_results": f"{name}.results",
-                "topic_node_states": f"{name}.node-states",
+                "topic_read": f"ethgw.test.{name}.read",
+                "topic_write": f"ethgw.test.{name}.write",
+                "topic_results": f"ethgw.test.{name}.results",
+                "topic_node_states": f"ethgw.test.{name}.node-states",
                 "task_partitions": 2,
                 "result_partitions": 2,
             }
@@ -281,7 +281,7 @@ class IsolatedPipeline:
             ETHGW_KAFKA_TOPIC_WRITE=self.settings.topic_write,
             ETHGW_KAFKA_TOPIC_RESULTS=self.settings.topic_results,
             ETHGW_KAFKA_TOPIC_NODE_STATES=self.settings.topic_node_states,
-            ETHGW_PROVIDER_GROUP_ID=f"{name}-providers",
+            ETHGW_PROVIDER_GROUP_ID=f"ethgw.test.{name}-providers",
             **provider_env_extra,
         )
         self.log_dir = log_dir

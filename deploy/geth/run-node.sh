@@ -4,7 +4,7 @@
 # service node's RPC and P2P listen on the compose network (never published) instead of
 # loopback. The sealer serves no HTTP: its account is unlocked to seal, so its only RPC is
 # its IPC socket in a 0700 folder of the chain's volume, which the manager (root) opens.
-# The node mounts the chain's volume only: the sealer's password is in its own folder.
+# The node mounts its own folder of the chain's volume only (genesis, peers, keys are in it).
 # NODE_NAME and NODE_INDEX come from compose.yaml; the files from `devstack.compose_init files`.
 set -eu
 umask 077
@@ -13,7 +13,7 @@ P2P=$((30303 + NODE_INDEX))
 RPC=$((8545 + NODE_INDEX))
 AUTH=$((8651 + NODE_INDEX))
 if [ ! -d "$DATA/geth/chaindata" ]; then
-  geth init --datadir "$DATA" /state/cluster/genesis.json
+  geth init --datadir "$DATA" "$DATA/genesis.json"
 fi
 set -- --datadir "$DATA" --config "$DATA/config.toml" --networkid "${CHAIN_ID:-4242}" \
   --nodiscover --port "$P2P" --authrpc.addr 127.0.0.1 --authrpc.port "$AUTH" \

@@ -17,7 +17,13 @@ from typing import Any
 import pytest
 from pydantic_settings import BaseSettings
 
-from devstack.compose_init import ETHERBASE_FILE, SEALER_PASSWORD_FILE, write_files
+from devstack.compose_init import (
+    ETHERBASE_FILE,
+    NODE_GENESIS_FILE,
+    SEALER_PASSWORD_FILE,
+    write_files,
+    write_kafka_files,
+)
 from ethgw_wire.settings import ClusterSettings, KafkaSettings
 from gateway.config import GatewaySettings
 from geth_cluster.config import ManagerSettings
@@ -149,33 +155,51 @@ def test_monitoring_ports_are_opt_in_and_on_loopback() -> None:
         assert all(str(p).startswith("127.0.0.1:") for p in service["ports"]), name
 
 
+def mounts(service: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """Each volume a service mounts, short or long syntax: source, target, the rest."""
+    found = []
+    for volume in service.get("volumes") or []:
+        if isinstance(volume, dict):
+            found.append((str(volume["source"]), str(volume["target"]), volume))
+        else:
+            source, target, *options = str(volume).split(":")
+            found.append((source, target, {"read_only": options == ["ro"]}))
+    return found
+
+
 def state_volumes(service: dict[str, Any]) -> dict[str, str]:
     """Named volumes a service mounts, by name: their mount point."""
-    mounts = {}
-    for volume in service.get("volumes") or []:
-        source, target = str(volume).split(":")[:2]
-        if not source.startswith(("./", "/")):
-            mounts[source] = target
-    return mounts
+    return {
+        source: target
+        for source, target, _ in mounts(service)
+        if not source.startswith(("./", "/"))
+    }
 
 
-# What each container may mount of the state (the parts of /state): nothing more.
+def node_volumes() -> set[str]:
+    """One volume per Geth node: its own folder."""
+    return {f"cluster-{name}" for name in geth_services()}
+
+
+# What each container may mount of the state (the parts of /state): nothing more. A Geth
+# node mounts its own folder alone (checked below).
 STATE_NEEDS = {
-    "init": {"cluster", "accounts"},
-    "platform": {"accounts", "platform", "sealing"},
-    "manager": {"cluster", "accounts", "auth"},
-    "gateway": {"gateway-keys", "auth"},
-    "provider": {"accounts", "platform", "auth", "sealing"},
-    "read_service": {"auth", "sealing"},
-    "write_service": {"auth", "sealing"},
-    "geth": {"cluster"},
+    "init": {"cluster", "accounts", "kafka-config", "kafka-admin", "kafka-platform", "kafka-data"},
+    "platform": {"accounts", "platform", "sealing", "kafka-admin"},
+    "manager": {"cluster", "accounts", "auth", "kafka-platform"},
+    "gateway": {"gateway-keys", "auth", "kafka-platform"},
+    "provider": {"accounts", "platform", "auth", "sealing", "kafka-platform"},
+    "read_service": {"auth", "sealing", "kafka-platform"},
+    "write_service": {"auth", "sealing", "kafka-platform"},
+    "geth": set(),
+    "kafka": {"kafka-config", "kafka-data"},
 }
 
 
 def role(name: str, service: dict[str, Any]) -> str:
     if name in geth_services():
         return "geth"
-    if name in ONE_SHOT:
+    if name in ONE_SHOT or name == "kafka":
         return name
     module = python_module(service)
     return "manager" if module == "geth_cluster.api" else module
@@ -184,12 +208,40 @@ def role(name: str, service: dict[str, Any]) -> str:
 def test_each_container_mounts_only_the_state_it_needs() -> None:
     """Nobody mounts the whole state folder; the admin key and key hashes reach the gateway
     alone, the platform accounts never reach a Geth node or a read or write service."""
-    for name, service in {**ethgw_services(), **geth_services()}.items():
-        mounts = state_volumes(service)
-        assert "/state" not in mounts.values(), f"{name} mounts the whole state folder"
-        assert set(mounts) == STATE_NEEDS[role(name, service)], f"{name}: {sorted(mounts)}"
+    kafka = {"kafka": services()["kafka"]}
+    for name, service in {**ethgw_services(), **geth_services(), **kafka}.items():
+        volumes = state_volumes(service)
+        assert "/state" not in volumes.values(), f"{name} mounts the whole state folder"
+        needs = STATE_NEEDS[role(name, service)]
+        if role(name, service) in ("init", "manager"):
+            needs = needs | node_volumes()
+        if role(name, service) == "geth":
+            needs = {f"cluster-{name}"}
+        assert set(volumes) == needs, f"{name}: {sorted(volumes)}"
     gateway_keys = {n for n, s in services().items() if "gateway-keys" in state_volumes(s)}
     assert gateway_keys == {"gateway"}
+
+
+def test_each_geth_node_mounts_only_its_own_folder() -> None:
+    """A node sees its own folder, a volume no other node mounts, never another's data."""
+    for name, service in geth_services().items():
+        assert state_volumes(service) == {f"cluster-{name}": f"/state/cluster/{name}"}
+    for name, service in services().items():
+        for volume in node_volumes() & set(state_volumes(service)):
+            assert name in ("init", "manager", volume.removeprefix("cluster-")), (name, volume)
+
+
+def test_kafka_passwords_reach_only_who_uses_them() -> None:
+    """The admin's password reaches init and the platform step alone; the platform's reaches
+    the services read-only; the broker sees its config, never the password volumes."""
+    by_volume: dict[str, set[str]] = {}
+    for name, service in services().items():
+        for source, _, options in mounts(service):
+            by_volume.setdefault(source, set()).add(name)
+            if source == "kafka-platform" and name not in ONE_SHOT:
+                assert options.get("read_only"), f"{name} mounts the Kafka password writable"
+    assert by_volume["kafka-admin"] == {"init", "platform"}
+    assert by_volume["kafka-config"] == {"init", "kafka"}
 
 
 def test_readers_of_the_accounts_mount_them_read_only() -> None:
@@ -297,12 +349,52 @@ def test_the_manager_adopts_exactly_the_node_containers(service_env: Any) -> Non
     assert selected == set(geth_services())
 
 
-def test_kafka_advertises_the_host_the_services_use(service_env: Any) -> None:
+def broker_files(service_env: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The init step's Kafka files under tmp_path, from init's environment; the config dir."""
+    service_env(services()["init"])
+    for variable in ("STATE_DIR", "PASSWORD_FILE", "ADMIN_PASSWORD_FILE"):
+        name = f"ETHGW_KAFKA_{variable}"
+        monkeypatch.setenv(name, str(tmp_path) + os.environ[name])
+    write_kafka_files()
+    return Path(os.environ["ETHGW_KAFKA_STATE_DIR"])
+
+
+def properties(path: Path) -> dict[str, str]:
+    lines = path.read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def test_kafka_advertises_the_host_the_services_use(
+    service_env: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The broker's advertised listener is the host and port in the services' settings."""
+    config = properties(broker_files(service_env, tmp_path, monkeypatch) / "server.properties")
     service_env(services()["gateway"])
-    kafka = KafkaSettings()
-    advertised = environment(services()["kafka"])["KAFKA_ADVERTISED_LISTENERS"]
-    assert advertised == f"PLAINTEXT://{kafka.bootstrap_servers}"
+    assert config["advertised.listeners"] == f"CLIENT://{KafkaSettings().bootstrap_servers}"
+
+
+def test_the_compose_broker_takes_only_the_platforms_principals(
+    service_env: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compose broker has SASL and ACLs like `ethgw up`'s, its storage is formatted with
+    both principals' SCRAM users, and the passwords are 0600 and off every command line."""
+    folder = broker_files(service_env, tmp_path, monkeypatch)
+    config = properties(folder / "server.properties")
+    assert config["listener.security.protocol.map"] == (
+        "CONTROLLER:SASL_PLAINTEXT,CLIENT:SASL_PLAINTEXT"
+    )
+    assert config["allow.everyone.if.no.acl.found"] == "false"
+    settings = KafkaSettings()
+    format_args = (folder / "format.args").read_text()
+    for user, path in (
+        (settings.admin_username, settings.admin_password_path),
+        (settings.username, settings.platform_password_path),
+    ):
+        assert f"name={user},password={path.read_text().strip()}]" in format_args
+        assert path.stat().st_mode & 0o777 == 0o600
+    script = (REPO_ROOT / "deploy" / "kafka" / "run-broker.sh").read_text()
+    assert '@"$CONFIG/format.args"' in script
+    assert "--add-scram" not in script
 
 
 def test_every_file_mounted_from_the_repo_exists() -> None:
@@ -374,6 +466,9 @@ async def test_init_writes_static_peers_at_the_fixed_addresses(
     # Peers dial the container's address: geth listens for them beyond its loopback.
     assert 'ListenAddr = "0.0.0.0:30304"' in node_1
     assert (tmp_path / "cluster" / "genesis.json").is_file()
+    # Each node container mounts its own folder alone: the genesis is copied into it.
+    genesis = (tmp_path / "cluster" / "genesis.json").read_text()
+    assert (tmp_path / "cluster" / "node-2" / NODE_GENESIS_FILE).read_text() == genesis
 
 
 def test_the_gateway_reads_every_providers_metrics(service_env: Any) -> None:

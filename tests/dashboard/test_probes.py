@@ -46,7 +46,7 @@ async def test_a_scrape_alone_keeps_the_kafka_lag_gauge_fresh(
     kafka_broker: KafkaBroker, tmp_path: Path
 ) -> None:
     """With no dashboard open, scraping /metrics measures the lag: the gauge appears."""
-    group = f"scrape-only-{uuid.uuid4().hex[:8]}"  # a gauge no other test has set
+    group = f"ethgw.test.scrape-only-{uuid.uuid4().hex[:8]}"  # a gauge no other test has set
     settings = GatewaySettings(
         state_dir=tmp_path, manager_url="http://unset", provider_group_id=group
     )

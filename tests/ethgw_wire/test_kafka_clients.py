@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from aiokafka.errors import KafkaConnectionError
 import ethgw_wire.kafka
 from ethgw_wire.kafka import kafka_consumer, kafka_producer
 from ethgw_wire.settings import KafkaSettings
+from service_kit.keyfiles import ensure_random_secret
 from service_kit.ports import free_port
 
 Opener = Callable[[KafkaSettings], AbstractAsyncContextManager[Any]]
@@ -59,15 +61,20 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
     return watching
 
 
-def _nowhere() -> KafkaSettings:
+@pytest.fixture
+def nowhere(tmp_path: Path) -> KafkaSettings:
     """A broker address where nothing listens: every start attempt fails and is retried."""
-    return KafkaSettings(port=free_port())
+    settings = KafkaSettings(port=free_port(), state_dir=tmp_path)
+    ensure_random_secret(settings.platform_password_path)
+    return settings
 
 
 @pytest.mark.parametrize("kind", sorted(OPENERS))
-async def test_a_start_cancelled_while_retrying_stops_the_client(spy: Spy, kind: str) -> None:
+async def test_a_start_cancelled_while_retrying_stops_the_client(
+    spy: Spy, kind: str, nowhere: KafkaSettings
+) -> None:
     """Cancelling a client still trying to reach Kafka (a service told to stop) closes it."""
-    settings = _nowhere()
+    settings = nowhere
 
     async def open_one() -> None:
         async with OPENERS[kind](settings):
@@ -82,10 +89,12 @@ async def test_a_start_cancelled_while_retrying_stops_the_client(spy: Spy, kind:
     assert spy.stopped == spy.made
 
 
-async def test_a_start_out_of_tries_stops_the_client_before_raising(spy: Spy) -> None:
+async def test_a_start_out_of_tries_stops_the_client_before_raising(
+    spy: Spy, nowhere: KafkaSettings
+) -> None:
     """The last failed try raises, and the producer it was starting is stopped first."""
     with pytest.raises(KafkaConnectionError):
-        async with kafka_producer(_nowhere(), tries=2, retry_delay_s=0.05):
+        async with kafka_producer(nowhere, tries=2, retry_delay_s=0.05):
             pass
     assert len(spy.made) == 1
     assert spy.stopped == spy.made

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import HypothesisDeprecationWarning
 
 from ethgw_wire.http_api import API_KEY_HEADER, ENDPOINTS, REQUEST_ID_HEADER
+from ethgw_wire.kafka import client_options
 from ethgw_wire.messages import TaskMessage
 from ethgw_wire.operations import RPC_READ_METHODS, RPC_SEND_RAW
 from ethgw_wire.request_auth import signing_auth
@@ -127,7 +128,7 @@ def exchanges_of(har_path: Path) -> list[Exchange]:
 
 
 async def end_offsets(settings: KafkaSettings) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+    consumer = AIOKafkaConsumer(**client_options(settings))
     await consumer.start()
     try:
         partitions = [
@@ -145,9 +146,7 @@ async def tasks_since(
 ) -> list[TaskMessage]:
     """Every task put on the read and write topics after the `start` offsets."""
     end = await end_offsets(settings)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False
-    )
+    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
     await consumer.start()
     tasks: list[TaskMessage] = []
     try:
@@ -500,9 +499,7 @@ async def task_record(
     """Where the task of `request_id` sits on the task topics (after the `start` offsets),
     and its task id."""
     end = await end_offsets(settings)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False
-    )
+    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
     await consumer.start()
     try:
         wanted = [tp for tp in end if end[tp] > start.get(tp, 0)]
@@ -523,7 +520,7 @@ async def task_record(
 
 async def committed_offset(settings: KafkaSettings, tp: TopicPartition) -> int:
     """The providers' committed offset of one task partition (-1: none)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(PROVIDER_GROUP, partitions=[tp])

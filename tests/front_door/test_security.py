@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from eth_account import Account
 
 from devstack.kafka_broker import KafkaBroker
+from ethgw_wire.kafka import client_options
 from ethgw_wire.settings import KafkaSettings
 from geth_cluster.cluster import GethCluster
 from geth_cluster.errors import RpcError
@@ -49,7 +50,7 @@ async def ok(response: httpx.Response) -> Any:
 
 async def keystores_on_kafka(settings: KafkaSettings, addresses: list[str]) -> dict[str, Any]:
     """The keystores of `addresses` from the compacted accounts topic, read from its start."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+    consumer = AIOKafkaConsumer(**client_options(settings))
     await consumer.start()
     found: dict[str, Any] = {}
     try:

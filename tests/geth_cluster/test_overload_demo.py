@@ -45,7 +45,7 @@ from tests.pipeline_fixtures import (
 pytestmark = pytest.mark.slow
 
 NODE = "node-2"
-EVENTS_TOPIC = "overload.events"
+EVENTS_TOPIC = "ethgw.test.overload.events"
 RECYCLE_STEPS = ["draining", "restarting", "syncing", "up"]
 # A light steady load: on a loaded 2-core host every busy process of the stack takes CPU from
 # the burned node, which must outrun the saturated distance calibrated with every node burned.

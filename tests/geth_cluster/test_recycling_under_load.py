@@ -78,7 +78,7 @@ ROUTING_GRACE_S = 1.0
 EPISODE_TIMEOUT_S = 90.0
 NEVER = math.inf
 RECYCLE_STEPS = ["draining", "restarting", "syncing", "up"]
-EVENTS_TOPIC = "recycle.events"
+EVENTS_TOPIC = "ethgw.test.recycle.events"
 
 
 @dataclass(frozen=True)

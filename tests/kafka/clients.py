@@ -8,12 +8,13 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from devstack.kafka_broker import KafkaBroker
+from ethgw_wire.kafka import client_options
 
 
 def producer(broker: KafkaBroker) -> AIOKafkaProducer:
     """A producer that sends each message at once and waits for the broker's write."""
     return AIOKafkaProducer(
-        bootstrap_servers=broker.settings.bootstrap_servers,
+        **client_options(broker.settings),
         linger_ms=0,  # no batching delay on the request path
         acks="all",  # the restart test needs messages on disk before the broker stops
     )
@@ -23,7 +24,7 @@ def consumer(broker: KafkaBroker, topic: str, group: str) -> AIOKafkaConsumer:
     """A group member that starts at the beginning when the group has no commit yet."""
     return AIOKafkaConsumer(
         topic,
-        bootstrap_servers=broker.settings.bootstrap_servers,
+        **client_options(broker.settings),
         group_id=group,
         enable_auto_commit=False,  # the tests commit exactly what they mean to
         auto_offset_reset="earliest",

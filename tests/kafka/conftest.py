@@ -9,6 +9,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from devstack.kafka_broker import KafkaBroker
+from ethgw_wire.kafka import client_options
 
 TopicFactory = Callable[[int], Awaitable[str]]
 
@@ -26,8 +27,8 @@ def new_topic(kafka_broker: KafkaBroker) -> TopicFactory:
     """Create a topic with a unique name and the given partition count; return its name."""
 
     async def create(partitions: int) -> str:
-        name = f"test.{uuid.uuid4().hex[:12]}"
-        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_broker.settings.bootstrap_servers)
+        name = f"ethgw.test.{uuid.uuid4().hex[:12]}"
+        admin = AIOKafkaAdminClient(**client_options(kafka_broker.settings))
         await admin.start()
         try:
             await admin.create_topics([NewTopic(name, partitions, 1)])

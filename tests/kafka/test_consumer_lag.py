@@ -37,7 +37,7 @@ async def test_lag_is_end_offset_minus_committed(
     """5 tasks in a partition, the group committed 2: 3 are waiting."""
     settings = kafka_broker.settings
     read, write = await new_topic(2), await new_topic(1)
-    group = f"lag-{uuid.uuid4().hex[:8]}"
+    group = f"ethgw.test.lag-{uuid.uuid4().hex[:8]}"
     await produce(settings, read, 1, 5)
     await commit(settings, group, {TopicPartition(read, 1): 2})
     probe = LagProbe(settings, group, (read, write))
@@ -57,7 +57,7 @@ async def test_partition_never_committed_counts_from_its_start(
     settings = kafka_broker.settings
     topic = await new_topic(2)
     await produce(settings, topic, 0, 4)
-    probe = LagProbe(settings, f"lag-{uuid.uuid4().hex[:8]}", (topic,))
+    probe = LagProbe(settings, f"ethgw.test.lag-{uuid.uuid4().hex[:8]}", (topic,))
     try:
         reading = await probe.measure()
     finally:
@@ -84,7 +84,7 @@ async def test_latest_answers_at_once_and_measures_in_the_background(
     settings = kafka_broker.settings
     topic = await new_topic(1)
     await produce(settings, topic, 0, 2)
-    probe = LagProbe(settings, f"lag-{uuid.uuid4().hex[:8]}", (topic,), cache_s=60.0)
+    probe = LagProbe(settings, f"ethgw.test.lag-{uuid.uuid4().hex[:8]}", (topic,), cache_s=60.0)
     try:
         first = probe.latest()
         async with asyncio.timeout(20):

@@ -122,5 +122,6 @@ def test_broker_not_serving_in_time_is_stopped_and_reported(tmp_path: Path) -> N
 async def test_ensure_topics_without_a_broker_says_none_answers(tmp_path: Path) -> None:
     """ensure_topics() with no broker listening names the address it tried."""
     broker = KafkaBroker(kafka_test_settings(tmp_path))
-    with pytest.raises(BrokerUnreachableError, match=r"no Kafka broker answers at 127\.0\.0\.1:"):
+    expected = r"no Kafka broker of this stack answers at 127\.0\.0\.1:"
+    with pytest.raises(BrokerUnreachableError, match=expected):
         await broker.ensure_topics(timeout_s=2)

@@ -36,7 +36,7 @@ async def test_group_member_receives_every_message_and_commits_its_position(
     values = [f"m{i}" for i in range(30)]
     await _produce(kafka_broker, topic, values)
 
-    member = consumer(kafka_broker, topic, group=f"g.{uuid.uuid4().hex[:8]}")
+    member = consumer(kafka_broker, topic, group=f"ethgw.test.g.{uuid.uuid4().hex[:8]}")
     await member.start()
     try:
         records = await receive(member, len(values))
@@ -56,7 +56,7 @@ async def test_later_group_member_starts_at_the_committed_offset(
 ) -> None:
     """A member joining the group later starts at the committed offset, not at the beginning."""
     topic = await new_topic(1)
-    group = f"g.{uuid.uuid4().hex[:8]}"
+    group = f"ethgw.test.g.{uuid.uuid4().hex[:8]}"
     await _produce(kafka_broker, topic, [str(i) for i in range(10)])
     tp = TopicPartition(topic, 0)
 
@@ -84,7 +84,7 @@ async def test_committed_offset_and_unconsumed_messages_survive_a_broker_restart
 ) -> None:
     """After a broker restart the group's committed offset and the unread messages are there."""
     topic = await new_topic(1)
-    group = f"g.{uuid.uuid4().hex[:8]}"
+    group = f"ethgw.test.g.{uuid.uuid4().hex[:8]}"
     await _produce(kafka_broker, topic, [str(i) for i in range(10)])
     tp = TopicPartition(topic, 0)
     first = consumer(kafka_broker, topic, group)
@@ -118,7 +118,7 @@ async def test_round_trip_takes_milliseconds(
     """A produce→consume round trip on the local broker takes milliseconds, not a fetch wait."""
     topic = await new_topic(6)
     sender = producer(kafka_broker)
-    member = consumer(kafka_broker, topic, group=f"g.{uuid.uuid4().hex[:8]}")
+    member = consumer(kafka_broker, topic, group=f"ethgw.test.g.{uuid.uuid4().hex[:8]}")
     await sender.start()
     await member.start()
     try:

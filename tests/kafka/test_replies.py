@@ -16,7 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from consumer_service.task_client import TaskClient
 from devstack.kafka_broker import KafkaBroker
-from ethgw_wire.kafka import decode, kafka_producer
+from ethgw_wire.kafka import client_options, decode, kafka_producer
 from ethgw_wire.messages import ResultMessage, TaskMessage, TaskStatus
 from ethgw_wire.operations import new_task
 from ethgw_wire.settings import KafkaSettings
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 @pytest_asyncio.fixture
 async def settings(kafka_broker: KafkaBroker) -> KafkaSettings:
     """Task and results topics and a reply prefix of this test's own."""
-    name = f"replies-{uuid.uuid4().hex[:8]}"
+    name = f"ethgw.test.replies-{uuid.uuid4().hex[:8]}"
     isolated = kafka_broker.settings.model_copy(
         update={
             "topic_read": f"{name}.read",
@@ -39,7 +39,7 @@ async def settings(kafka_broker: KafkaBroker) -> KafkaSettings:
             "result_partitions": 2,
         }
     )
-    admin = AIOKafkaAdminClient(bootstrap_servers=isolated.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(isolated))
     await admin.start()
     try:
         names = [isolated.topic_read, isolated.topic_write, isolated.topic_results]
@@ -88,9 +88,7 @@ async def stand_in_provider(settings: KafkaSettings) -> AsyncIterator[None]:
             task = decode(TaskMessage, record.value)
             await results.publish(succeeded(task, task.reply_to))
 
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers, group_id=None, fetch_max_wait_ms=100
-    )
+    consumer = AIOKafkaConsumer(**client_options(settings), group_id=None, fetch_max_wait_ms=100)
     await consumer.start()
     consumer.assign([TopicPartition(settings.topic_read, p) for p in range(2)])
     await consumer.seek_to_beginning()
@@ -109,7 +107,7 @@ async def stand_in_provider(settings: KafkaSettings) -> AsyncIterator[None]:
 
 async def records_of(settings: KafkaSettings, topic: str) -> list[bytes]:
     """Every record of a topic so far."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None)
+    consumer = AIOKafkaConsumer(**client_options(settings), group_id=None)
     await consumer.start()
     try:
         async with kafka_producer(settings) as producer:
@@ -205,7 +203,7 @@ async def test_stopping_a_client_deletes_its_reply_topic(settings: KafkaSettings
     """A client's reply topic lives as long as the client."""
     async with client(settings, "gone"):
         pass
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         topics = await admin.list_topics()

@@ -10,13 +10,14 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from devstack.kafka_broker import KafkaBroker
+from ethgw_wire.kafka import client_options
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 async def admin(kafka_broker: KafkaBroker) -> AsyncIterator[Any]:
-    client = AIOKafkaAdminClient(bootstrap_servers=kafka_broker.settings.bootstrap_servers)
+    client = AIOKafkaAdminClient(**client_options(kafka_broker.settings, admin=True))
     await client.start()
     try:
         yield client

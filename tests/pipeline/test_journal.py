@@ -9,6 +9,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from consumer_service.task_client import TaskClient
+from ethgw_wire.kafka import client_options
 from ethgw_wire.operations import new_task
 from ethgw_wire.settings import KafkaSettings
 from tests.pipeline.test_operations import new_unlocked_account, ok
@@ -22,9 +23,7 @@ async def _journal_values(
 ) -> list[bytes | None]:
     """The journal topic's values for `keys`, in order, once `wanted` of them are there."""
     settings = KafkaSettings()
-    reader = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers, group_id=None, enable_auto_commit=False
-    )
+    reader = AIOKafkaConsumer(**client_options(settings), group_id=None, enable_auto_commit=False)
     await reader.start()
     try:
         topic = settings.topic_tx_journal

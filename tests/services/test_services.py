@@ -12,6 +12,7 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from ethgw_wire.kafka import client_options
 from ethgw_wire.request_auth import signing_auth
 from ethgw_wire.settings import KafkaSettings
 from tests.pipeline_fixtures import ServerProcess, service_process
@@ -29,7 +30,7 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 async def _task_count(topic: str) -> int:
     """How many records the topic holds (its end offsets summed)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=KafkaSettings().bootstrap_servers)
+    consumer = AIOKafkaConsumer(**client_options(KafkaSettings()))
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
