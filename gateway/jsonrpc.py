@@ -65,7 +65,15 @@ class RpcFailure:
     notification: bool = False
 
 
-RpcItem = RpcCall | RpcFailure
+@dataclass(frozen=True)
+class RpcAnswer:
+    """A call the gateway answered itself (a batch's eth_blockNumber once its head is pinned)."""
+
+    response: dict[str, Any]
+    notification: bool = False
+
+
+RpcItem = RpcCall | RpcFailure | RpcAnswer
 
 
 class Allowlist:
