@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from ethgw_wire.provider_metrics import DISPATCHED_METRIC
+from ethgw_wire.provider_metrics import CACHE_REQUESTS_METRIC, DISPATCHED_METRIC
 
 TASKS = Counter("ethgw_provider_tasks_total", "Tasks finished", ["operation", "status"])
 QUEUE_WAIT = Histogram(
@@ -55,7 +55,7 @@ RESULTS_TOO_LARGE = Counter(
     "Results over the bound (or refused by Kafka) answered as result_too_large instead",
 )
 CACHE_REQUESTS = Counter(
-    "ethgw_provider_cache_requests_total",
+    CACHE_REQUESTS_METRIC,
     "Reads the read cache was asked (cache: chain_id, block, transaction, receipt, code; and"
     " inflight: identical reads in flight, hit = joined one), by result: hit or miss",
     ["cache", "result"],
