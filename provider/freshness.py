@@ -81,40 +81,49 @@ def required_block(
     """The lowest head a node must have to answer the read: the block of what it names that
     the platform has seen mined, or the client's own lowest block; None when any node will do.
 
-    A block number counts only up to the highest head known: a block nobody has reached is
-    answered "not found" at once rather than waited for."""
-    named = _named_block(params, seen)
-    if named is not None and highest_head is not None and named > highest_head:
-        named = None
+    A block named by its number counts only up to the highest head known: a block nobody has
+    reached is answered "not found" at once rather than waited for."""
+    named = _seen_block(params, seen)
+    number = _block_number(params)
+    if number is not None and highest_head is not None and number <= highest_head:
+        named = number if named is None else max(named, number)
     needs = [block for block in (named, client_min) if block is not None]
     return max(needs, default=None)
 
 
-def _named_block(params: Params, seen: SeenMined) -> int | None:
+def _seen_block(params: Params, seen: SeenMined) -> int | None:
+    """The block of the transaction or block hash the read names, if seen mined."""
     if isinstance(params, TxHashParams):
         return seen.transaction(params.tx_hash)
     if isinstance(params, BlockHashParams):
         return seen.block(params.block_hash)
-    if isinstance(params, BlockNumberParams):
-        return params.block_number
-    if isinstance(params, RpcCallParams):
-        return _named_by_call(params.method, params.params, seen)
+    if not isinstance(params, RpcCallParams):
+        return None
+    first = params.params[0] if params.params else None
+    if params.method in _TX_METHODS and isinstance(first, str):
+        return seen.transaction(first)
+    if params.method in _BLOCK_HASH_METHODS and isinstance(first, str):
+        return seen.block(first)
+    at = _block_param(params)
+    if isinstance(at, str) and at.startswith("0x") and block_number_of(at) is None:
+        return seen.block(at)  # a block hash (EIP-1898)
     return None
 
 
-def _named_by_call(method: str, params: list[Any], seen: SeenMined) -> int | None:
-    first = params[0] if params else None
-    if method in _TX_METHODS and isinstance(first, str):
-        return seen.transaction(first)
-    if method in _BLOCK_HASH_METHODS and isinstance(first, str):
-        return seen.block(first)
-    index = block_param_index(method)
-    if index is None or index >= len(params):
+def _block_number(params: Params) -> int | None:
+    """The block number the read names, if any."""
+    if isinstance(params, BlockNumberParams):
+        return params.block_number
+    if isinstance(params, RpcCallParams):
+        return block_number_of(_block_param(params))
+    return None
+
+
+def _block_param(params: RpcCallParams) -> Any:
+    index = block_param_index(params.method)
+    if index is None or index >= len(params.params):
         return None
-    at = params[index]
-    if isinstance(at, str) and block_number_of(at) is None and at.startswith("0x"):
-        return seen.block(at)  # a block hash (EIP-1898)
-    return block_number_of(at)
+    return params.params[index]
 
 
 def _quantity(value: Any) -> int | None:
