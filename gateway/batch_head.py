@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from ethgw_wire.rpc_params import pin_latest, reads_latest
-from gateway.jsonrpc import RpcAnswer, RpcCall, RpcItem
+from gateway.jsonrpc import PinnedItem, RpcAnswer, RpcCall, RpcItem
 
 
 def reads_of_latest(items: list[RpcItem]) -> int:
@@ -29,18 +29,18 @@ def reads_of_latest(items: list[RpcItem]) -> int:
 
 async def pin_head(
     items: list[RpcItem], ask_head: Callable[[], Awaitable[int | None]]
-) -> tuple[list[RpcItem], int | None]:
+) -> tuple[list[PinnedItem], int | None]:
     """The batch's items with "latest" pinned to one head, and that head; the items as they
     are (and None) when fewer than two read "latest" or the head could not be had."""
     if reads_of_latest(items) < 2:
-        return items, None
+        return list(items), None
     head = await ask_head()
     if head is None:
-        return items, None
+        return list(items), None
     return [_pinned(item, head) for item in items], head
 
 
-def _pinned(item: RpcItem, head: int) -> RpcItem:
+def _pinned(item: RpcItem, head: int) -> PinnedItem:
     if not isinstance(item, RpcCall) or item.kind != "read":
         return item
     if item.method == "eth_blockNumber":

@@ -73,7 +73,9 @@ class RpcAnswer:
     notification: bool = False
 
 
-RpcItem = RpcCall | RpcFailure | RpcAnswer
+RpcItem = RpcCall | RpcFailure
+# An item once a batch's head is pinned: some calls are then answered by the gateway itself.
+PinnedItem = RpcCall | RpcFailure | RpcAnswer
 
 
 class Allowlist:

@@ -30,6 +30,7 @@ from gateway.jsonrpc import (
     INVALID_REQUEST,
     LIMIT_EXCEEDED,
     SERVER_ERROR,
+    PinnedItem,
     RpcAnswer,
     RpcCall,
     RpcFailure,
@@ -192,7 +193,7 @@ def _charge_batch(state: GatewayState, request: Request, calls: int) -> None:
 
 
 async def _answer(
-    state: GatewayState, request: Request, item: RpcItem, pinned: dict[str, str]
+    state: GatewayState, request: Request, item: PinnedItem, pinned: dict[str, str]
 ) -> Any:
     if isinstance(item, RpcFailure | RpcAnswer):
         return item.response
