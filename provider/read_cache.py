@@ -195,17 +195,23 @@ class CachingNodeClient(NodeClient):
         return await self._inner.estimate_gas(tx, abi)
 
     async def call_function(
-        self, contract: ContractArtifact, address: str, function: str, args: Sequence[Any]
+        self,
+        contract: ContractArtifact,
+        address: str,
+        function: str,
+        args: Sequence[Any],
+        block: int | None = None,
     ) -> Any:
-        return await self._inner.call_function(contract, address, function, args)
+        return await self._inner.call_function(contract, address, function, args, block)
 
     async def call_functions(
         self,
         contract: ContractArtifact,
         address: str,
         calls: Sequence[tuple[str, Sequence[Any]]],
+        block: int | None = None,
     ) -> list[Any]:
-        return await self._inner.call_functions(contract, address, calls)
+        return await self._inner.call_functions(contract, address, calls, block)
 
     async def event_args(
         self, contract: ContractArtifact, address: str, tx_hash: str, event: str
