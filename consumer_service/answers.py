@@ -54,9 +54,10 @@ class InvalidMinBlockError(ValueError):
 _MAX_BLOCK = 2**63 - 1
 
 
-def min_block_of(request: Request) -> int | None:
+def min_block_of(request: Request, head: int | None, max_ahead: int) -> int | None:
     """The lowest block the client asks its read's node to have (decimal or 0x hex), None
-    when it asks none. Raises InvalidMinBlockError naming the header when it is no number."""
+    when it asks none. Raises InvalidMinBlockError naming the header when it is no number, or
+    is more than `max_ahead` blocks past the chain's `head` (as the node reports give it)."""
     value = request.headers.get(MIN_BLOCK_HEADER)
     if value is None:
         return None
@@ -68,6 +69,11 @@ def min_block_of(request: Request) -> int | None:
     if not 0 <= number <= _MAX_BLOCK or len(text) > 20:
         raise InvalidMinBlockError(
             f"{MIN_BLOCK_HEADER} must be a block number (decimal or 0x hex), not {value[:40]!r}"
+        )
+    if head is not None and number > head + max_ahead:
+        raise InvalidMinBlockError(
+            f"{MIN_BLOCK_HEADER} {number} is past the chain's head ({head}) by more than"
+            f" {max_ahead} blocks: no node has it; pass the blockNumber a write answered"
         )
     return number
 

@@ -73,7 +73,8 @@ def jsonrpc_router(methods: JsonRpcMethods) -> APIRouter:
     async def rpc(call: JsonRpcCall, request: Request, state: ServiceStateDep) -> JSONResponse:
         try:
             caller = caller_of(request)
-            min_block = min_block_of(request)
+            ahead = state.reads.min_block_max_ahead
+            min_block = min_block_of(request, state.chain_head(), ahead)
         except (InvalidCallerError, InvalidMinBlockError) as error:
             return JSONResponse(rpc_error(call.id, INVALID_REQUEST, str(error)))
         return await _answer(methods, call, request_id_of(request), state, caller, min_block)

@@ -46,7 +46,12 @@ async def run_endpoint(endpoint: Endpoint, params: Params, request: Request) -> 
     except InvalidCallerError as error:
         return invalid_caller_response(error, request_id)
     try:
-        min_block = min_block_of(request) if not endpoint.operation.is_write else None
+        reads = state.reads
+        min_block = (
+            None
+            if endpoint.operation.is_write
+            else min_block_of(request, state.chain_head(), reads.min_block_max_ahead)
+        )
     except InvalidMinBlockError as error:
         return invalid_min_block_response(error, request_id)
     task = TaskMessage(

@@ -141,6 +141,10 @@ class ReadConsistencySettings(BaseSettings):
     # How long a read naming a block no routable node has yet waits for one to reach it,
     # before it runs where the scheduler put it (and may answer not found).
     min_block_wait_s: float = Field(default=5.0, ge=0.0)
+    # A client's lowest block further than this past the highest head the node reports give
+    # is refused at the door (422): no node would reach it within the wait, and a read
+    # waiting for it would hold a provider's execution slot for nothing.
+    min_block_max_ahead: int = Field(default=8, ge=0)
 
 
 class ClusterSettings(BaseSettings):

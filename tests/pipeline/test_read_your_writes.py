@@ -42,6 +42,7 @@ pytestmark = pytest.mark.slow
 __all__ = ["behind_node"]  # the module fixture this module uses, from test_scheduling
 
 ITERATIONS = 12
+MAX_AHEAD = 100_000
 BATCHES = 12
 
 
@@ -99,7 +100,14 @@ async def lagging(
     state = tmp_path_factory.mktemp("ryw-state")
     admin_key = create_key(state, "ryw-admin", "admin")
     async with isolated_provider(
-        "ryw", geth_cluster, platform_file, provider_log_dir, chain.reports()
+        "ryw",
+        geth_cluster,
+        platform_file,
+        provider_log_dir,
+        chain.reports(),
+        # The reports stay at the module's first head on purpose: a lowest block is refused
+        # only past this many blocks beyond it.
+        ETHGW_READS_MIN_BLOCK_MAX_AHEAD=str(MAX_AHEAD),
     ) as (pipeline, client, steered):
         processes: list[ServerProcess] = []
         try:
@@ -202,6 +210,19 @@ async def test_a_min_block_that_is_no_number_is_refused(lagging: Lagging) -> Non
     assert answer.status_code == 422
     assert answer.json()["error"]["field"] == MIN_BLOCK_HEADER
     assert MIN_BLOCK_HEADER in rpc["error"]["message"]
+
+
+async def test_a_min_block_far_past_the_head_is_refused_at_once(lagging: Lagging) -> None:
+    """A lowest block no node can reach within the wait is a 422 naming the header, at once
+    (it would hold a provider's slot for nothing)."""
+    far = lagging.chain.reported_head + MAX_AHEAD + 1
+    started = time.monotonic()
+    async with lagging.http() as http:
+        answer = await http.get("/api/v1/conn/blockNum", headers={MIN_BLOCK_HEADER: str(far)})
+    assert answer.status_code == 422
+    assert answer.json()["error"]["field"] == MIN_BLOCK_HEADER
+    assert "past the chain's head" in answer.json()["error"]["reason"]
+    assert time.monotonic() - started < 5
 
 
 async def test_a_batch_reads_latest_at_one_block(lagging: Lagging) -> None:
