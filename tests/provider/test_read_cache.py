@@ -9,7 +9,9 @@ from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
+from prometheus_client import generate_latest
 
+from ethgw_wire.provider_metrics import cache_requests
 from provider.freshness import SeenMined
 from provider.read_cache import CachingNodeClient, ReadCache
 from tests.provider.fake_node import FakeNode
@@ -219,3 +221,14 @@ async def test_a_cache_of_size_zero_keeps_nothing() -> None:
     client, node, _, _ = _client(capacity=0)
     await _twice(client, "eth_chainId", [])
     assert node.calls == ["eth_chainId"] * 2
+
+
+async def test_the_counts_are_what_the_gateway_reads() -> None:
+    """The provider's cache counter, as its /metrics page shows it, is what the dashboard's
+    parser (ethgw_wire.provider_metrics) reads: a hit and a miss more of the block cache."""
+    before = cache_requests(generate_latest().decode())
+    client, _, _, _ = _client()
+    await _twice(client, "eth_getBlockByHash", [BLOCK_HASH, False])
+    after = cache_requests(generate_latest().decode())
+    for result in ("hit", "miss"):
+        assert after[("block", result)] == before.get(("block", result), 0) + 1
