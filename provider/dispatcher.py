@@ -387,8 +387,8 @@ class Dispatcher:
 
     async def _node_with_block(self, pending: Pending, chosen: str) -> str:
         """For a read that needs a block (read your writes): the chosen node if it has the
-        block, else the nearest that has it, else the first to reach it within the wait;
-        when none does in time, the chosen node. Any other task: the chosen node."""
+        block, else the nearest that has it or first reaches it within the wait; when none
+        does in time, the chosen node. Any other task: the chosen node."""
         if pending.operation.is_write:
             return chosen
         need = required_block(
@@ -399,22 +399,29 @@ class Dispatcher:
         if self._nodes.has(chosen, need, time.time()):
             metrics.MIN_BLOCK_READS.labels("chosen").inc()
             return chosen
-        outcome = "rerouted"
+        found, outcome = await self._first_with_block(need)
+        metrics.MIN_BLOCK_READS.labels(outcome).inc()
+        if found is None:
+            log.warning(
+                "no node has the block task=%s block=%d waited_s=%.1f",
+                pending.message.task_id,
+                need,
+                self._min_block_wait_s,
+            )
+            return chosen
+        return found
+
+    async def _first_with_block(self, need: int) -> tuple[str | None, str]:
+        """The nearest routable node that has block `need`, asking the nodes their head until
+        one has it or the wait ends; and how: "rerouted" (at once), "waited" or "timed_out"."""
         deadline = time.monotonic() + self._min_block_wait_s
+        outcome = "rerouted"
         while True:
-            other = self._nodes.nearest(self._inflight.counts, time.time(), min_head=need)
-            if other is not None:
-                metrics.MIN_BLOCK_READS.labels(outcome).inc()
-                return other
+            found = self._nodes.nearest(self._inflight.counts, time.time(), min_head=need)
+            if found is not None:
+                return found, outcome
             if time.monotonic() >= deadline:
-                log.warning(
-                    "no node has the block task=%s block=%d waited_s=%.1f",
-                    pending.message.task_id,
-                    need,
-                    self._min_block_wait_s,
-                )
-                metrics.MIN_BLOCK_READS.labels("timed_out").inc()
-                return chosen
+                return None, "timed_out"
             # The reports are up to a sample old: ask the nodes their head (the clients
             # note it; identical asks in flight are made once).
             await self._probe_heads()
@@ -423,6 +430,8 @@ class Dispatcher:
                 await asyncio.sleep(_HEAD_POLL_S)
 
     async def _probe_heads(self) -> None:
+        """Ask every routable node its head; the caching clients note the answers."""
+
         async def ask(url: str) -> None:
             with contextlib.suppress(NodeUnreachableError, TaskError):
                 await self._node_client(url).request("eth_blockNumber", [])
