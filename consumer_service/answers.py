@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from ethgw_wire.callers import CALLER_HEADER, Caller
 from ethgw_wire.http_api import (
+    MIN_BLOCK_HEADER,
     REQUEST_ID_HEADER,
     Envelope,
     accepted_headers,
@@ -46,9 +47,47 @@ def caller_of(request: Request) -> Caller | None:
         ) from None
 
 
+class InvalidMinBlockError(ValueError):
+    """The client's lowest block is not a block number."""
+
+
+_MAX_BLOCK = 2**63 - 1
+
+
+def min_block_of(request: Request, head: int | None, max_ahead: int) -> int | None:
+    """The lowest block the client asks its read's node to have (decimal or 0x hex), None
+    when it asks none. Raises InvalidMinBlockError naming the header when it is no number, or
+    is more than `max_ahead` blocks past the chain's `head` (as the node reports give it)."""
+    value = request.headers.get(MIN_BLOCK_HEADER)
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        number = int(text, 16) if text.lower().startswith("0x") else int(text, 10)
+    except ValueError:
+        number = -1
+    if not 0 <= number <= _MAX_BLOCK or len(text) > 20:
+        raise InvalidMinBlockError(
+            f"{MIN_BLOCK_HEADER} must be a block number (decimal or 0x hex), not {value[:40]!r}"
+        )
+    if head is not None and number > head + max_ahead:
+        raise InvalidMinBlockError(
+            f"{MIN_BLOCK_HEADER} {number} is past the chain's head ({head}) by more than"
+            f" {max_ahead} blocks: no node has it; pass the blockNumber a write answered"
+        )
+    return number
+
+
 def invalid_caller_response(error: InvalidCallerError, request_id: str) -> JSONResponse:
     refusal = error_envelope(
         422, "invalid_params", str(error), field=CALLER_HEADER, request_id=request_id
+    )
+    return envelope_response(refusal, request_id)
+
+
+def invalid_min_block_response(error: InvalidMinBlockError, request_id: str) -> JSONResponse:
+    refusal = error_envelope(
+        422, "invalid_params", str(error), field=MIN_BLOCK_HEADER, request_id=request_id
     )
     return envelope_response(refusal, request_id)
 

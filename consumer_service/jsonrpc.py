@@ -14,7 +14,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from consumer_service.answers import InvalidCallerError, caller_of, request_id_of
+from consumer_service.answers import (
+    InvalidCallerError,
+    InvalidMinBlockError,
+    caller_of,
+    min_block_of,
+    request_id_of,
+)
 from consumer_service.schemas import JsonRpcCall
 from consumer_service.state import NodeReports, ServiceState, ServiceStateDep
 from ethgw_wire.callers import Caller
@@ -67,9 +73,11 @@ def jsonrpc_router(methods: JsonRpcMethods) -> APIRouter:
     async def rpc(call: JsonRpcCall, request: Request, state: ServiceStateDep) -> JSONResponse:
         try:
             caller = caller_of(request)
-        except InvalidCallerError as error:
+            ahead = state.reads.min_block_max_ahead
+            min_block = min_block_of(request, state.chain_head(), ahead)
+        except (InvalidCallerError, InvalidMinBlockError) as error:
             return JSONResponse(rpc_error(call.id, INVALID_REQUEST, str(error)))
-        return await _answer(methods, call, request_id_of(request), state, caller)
+        return await _answer(methods, call, request_id_of(request), state, caller, min_block)
 
     return router
 
@@ -80,6 +88,7 @@ async def _answer(
     request_id: str,
     state: ServiceState,
     caller: Caller | None,
+    min_block: int | None = None,
 ) -> JSONResponse:
     try:
         task = methods.task_for(call, request_id, state.nodes)
@@ -90,7 +99,7 @@ async def _answer(
     if task is None:
         message = f"method {call.method} is not available here"
         return JSONResponse(rpc_error(call.id, METHOD_NOT_FOUND, message))
-    task = task.model_copy(update={"caller": caller})
+    task = task.model_copy(update={"caller": caller, "min_block": min_block})
     result = await state.tasks.run(task, state.settings.wait_timeout_s)
     if result is None:
         return JSONResponse(rpc_error(call.id, SERVER_ERROR, f"timed out; task {task.task_id}"))

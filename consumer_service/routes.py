@@ -12,9 +12,12 @@ from pydantic import ValidationError
 
 from consumer_service.answers import (
     InvalidCallerError,
+    InvalidMinBlockError,
     caller_of,
     envelope_response,
     invalid_caller_response,
+    invalid_min_block_response,
+    min_block_of,
     request_id_of,
     result_response,
 )
@@ -42,12 +45,22 @@ async def run_endpoint(endpoint: Endpoint, params: Params, request: Request) -> 
         caller = caller_of(request)
     except InvalidCallerError as error:
         return invalid_caller_response(error, request_id)
+    try:
+        reads = state.reads
+        min_block = (
+            None
+            if endpoint.operation.is_write
+            else min_block_of(request, state.chain_head(), reads.min_block_max_ahead)
+        )
+    except InvalidMinBlockError as error:
+        return invalid_min_block_response(error, request_id)
     task = TaskMessage(
         operation=endpoint.operation_name,
         params=params.model_dump(mode="json", by_alias=True, exclude_none=True),
         account=endpoint.operation.ordering_key(params),
         request_id=request_id,
         caller=caller,
+        min_block=min_block,
     )
     started = time.perf_counter()
     result = await state.tasks.run(task, state.settings.wait_timeout_s)

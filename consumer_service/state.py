@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from consumer_service.config import ConsumerServiceSettings
 from ethgw_wire.messages import ResultMessage, TaskMessage
 from ethgw_wire.node_reports import NodeReport
+from ethgw_wire.settings import ReadConsistencySettings
 
 
 class TaskRunner(Protocol):
@@ -31,6 +32,12 @@ class ServiceState:
     settings: ConsumerServiceSettings
     tasks: TaskRunner
     nodes: NodeReports
+    reads: ReadConsistencySettings = field(default_factory=ReadConsistencySettings)
+
+    def chain_head(self) -> int | None:
+        """The highest block a node report gives, None when none says."""
+        blocks = [report.block for _, report in self.nodes.items() if report.block is not None]
+        return max(blocks, default=None)
 
 
 def service_state(request: Request) -> ServiceState:

@@ -28,6 +28,10 @@ from ethgw_wire.operations import Service as Service
 API_PREFIX = "/api/v1"
 REQUEST_ID_HEADER = "X-Request-ID"
 API_KEY_HEADER = "X-API-Key"
+# A read's lowest block (decimal or 0x hex): it runs on a node that has the block, or waits
+# for one (ETHGW_READS_MIN_BLOCK_WAIT_S). A client passes the blockNumber its write was mined
+# in; the gateway passes the head it pinned a JSON-RPC batch's "latest" to.
+MIN_BLOCK_HEADER = "X-Ethgw-Min-Block"
 
 # What any route may answer besides its data and its operation's errors.
 ACCEPTED_STATUS = 202  # the wait ran out: the task goes on, its result comes later

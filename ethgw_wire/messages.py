@@ -1,7 +1,8 @@
 """The task and result messages on Kafka (wire format version 1, JSON).
 
-`reply_to` is an optional field of version 1: a reader that does not know it ignores it
-(extra="ignore"), and a message without it is answered on the shared results topic only.
+`reply_to` and `min_block` are optional fields of version 1: a reader that does not know one
+ignores it (extra="ignore"). A message without `reply_to` is answered on the shared results
+topic only; one without `min_block` runs on whichever node the scheduler picks.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ class TaskMessage(BaseModel):
     caller: Caller | None = None
     # Secret parameters (passwords), by name, sealed for the providers: never in `params`.
     sealed: dict[str, Annotated[str, Field(max_length=4096)]] = Field(default_factory=dict)
+    # The lowest block the node that runs it must have (read your writes: the block the
+    # client saw its write mined in, or the head a JSON-RPC batch was pinned to).
+    min_block: int | None = Field(default=None, ge=0)
 
 
 class TaskStatus(StrEnum):

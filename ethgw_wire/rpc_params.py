@@ -262,3 +262,63 @@ def _block_of(value: Any, name: str) -> int | None:
         f"params[0] (filter) {name} must be a 0x-prefixed hex block number or one of"
         f" {sorted(_BLOCK_TAGS)}"
     )
+
+
+# -- the block a call reads at: read your writes, one head per batch -----------------------
+
+
+def block_param_index(method: str) -> int | None:
+    """Where `method` takes the block it reads at (a number, a tag or a hash), None when it
+    takes none."""
+    for index, param in enumerate(SIGNATURES.get(method, ())):
+        if param.check in (_block_number, _block_or_hash):
+            return index
+    return None
+
+
+def block_number_of(value: Any) -> int | None:
+    """The block number a block param names, None for a tag, a hash or an EIP-1898 object."""
+    if isinstance(value, str) and _QUANTITY.match(value) and not _HASH32.match(value):
+        return int(value, 16)
+    return None
+
+
+def reads_latest(method: str, params: Sequence[Any]) -> bool:
+    """Whether the call reads at "latest", by name or by leaving its block out."""
+    if method == "eth_blockNumber":
+        return True
+    if method == "eth_getLogs":
+        return bool(params) and isinstance(params[0], dict) and _logs_latest_keys(params[0]) != []
+    index = block_param_index(method)
+    if index is None:
+        return False
+    return index >= len(params) or params[index] == "latest"
+
+
+def pin_latest(method: str, params: Sequence[Any], head: int) -> list[Any]:
+    """The call's params with "latest" (named or left out) replaced by block `head`, so every
+    call of one request reads the same block."""
+    pinned = list(params)
+    if method == "eth_getLogs":
+        if pinned and isinstance(pinned[0], dict):
+            query = dict(pinned[0])
+            for key in _logs_latest_keys(query):
+                query[key] = hex(head)
+            pinned[0] = query
+        return pinned
+    index = block_param_index(method)
+    if index is None:
+        return pinned
+    if index < len(pinned):
+        if pinned[index] == "latest":
+            pinned[index] = hex(head)
+    elif index == len(pinned):
+        pinned.append(hex(head))
+    return pinned
+
+
+def _logs_latest_keys(query: dict[str, Any]) -> list[str]:
+    """The bounds of an eth_getLogs filter that mean "latest" (a filter by block hash has none)."""
+    if "blockHash" in query:
+        return []
+    return [key for key in ("fromBlock", "toBlock") if query.get(key, "latest") == "latest"]

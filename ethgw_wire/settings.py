@@ -158,6 +158,29 @@ class KeystoreSettings(BaseSettings):
         return self.scrypt_slots or len(os.sched_getaffinity(0))
 
 
+class ReadConsistencySettings(BaseSettings):
+    """Read your writes and the providers' cache of answers that cannot change
+    (docs/pipeline.md, "Read your writes, one head, and the read cache")."""
+
+    model_config = SettingsConfigDict(env_prefix="ETHGW_READS_", extra="ignore")
+
+    # Answers kept in a provider's cache of immutable answers (least recently used go first).
+    cache_entries: int = Field(default=4096, ge=0)
+    # Confirmations before a block, a transaction or a receipt found by number counts as
+    # unable to change. Clique with one sealer does not reorganise; the depth covers a
+    # node's own side chain while it catches up.
+    safe_depth: int = Field(default=6, ge=1)
+    # Transactions and block hashes a provider remembers seeing mined, with their block.
+    seen_mined_entries: int = Field(default=100_000, ge=1)
+    # How long a read naming a block no routable node has yet waits for one to reach it,
+    # before it runs where the scheduler put it (and may answer not found).
+    min_block_wait_s: float = Field(default=5.0, ge=0.0)
+    # A client's lowest block further than this past the highest head the node reports give
+    # is refused at the door (422): no node would reach it within the wait, and a read
+    # waiting for it would hold a provider's execution slot for nothing.
+    min_block_max_ahead: int = Field(default=8, ge=0)
+
+
 class ClusterSettings(BaseSettings):
     """Shape of the local Geth private network: one sealer plus N service nodes."""
 

@@ -164,11 +164,16 @@ async def dashboard_view(state: GatewayState) -> dict[str, Any]:
 
 
 def _providers_view(state: GatewayState, inflight: InflightReading | None) -> dict[str, Any]:
-    """Which providers' in-flight counts the table shows."""
+    """Which providers' in-flight counts the table shows, and their read caches' hit ratios."""
     configured = len(state.settings.provider_urls)
     if inflight is None:
-        return {"configured": configured, "answered": None, "failed": []}
-    return {"configured": configured, "answered": inflight.answered, "failed": inflight.failed}
+        return {"configured": configured, "answered": None, "failed": [], "cache": {}}
+    return {
+        "configured": configured,
+        "answered": inflight.answered,
+        "failed": inflight.failed,
+        "cache": inflight.cache_ratios(),
+    }
 
 
 def _traffic_view(traffic: TrafficSummary) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Tasks in flight per node, summed over the providers, for the dashboard's node table.
+"""Tasks in flight per node, summed over the providers, for the dashboard's node table; and,
+from the same pages, the providers' read cache hits and misses.
 
 Only the providers know what they have dispatched and not yet seen finish; each exports it
 as `ethgw_provider_inflight{node}` on its /metrics. The gateway reads those pages (the URLs
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from ethgw_wire.provider_metrics import inflight_by_node
+from ethgw_wire.provider_metrics import cache_requests, inflight_by_node
 from gateway.background import BackgroundRefresh
 
 log = logging.getLogger("ethgw.gateway")
@@ -31,6 +32,20 @@ class InflightReading:
     answered: int = 0
     failed: tuple[str, ...] = ()
     measured_at: float = 0.0
+    # (cache, "hit" or "miss") -> reads, summed over the providers that answered.
+    cache: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def cache_ratios(self) -> dict[str, dict[str, float | int | None]]:
+        """Each cache's hits, misses and hit ratio (None before its first read)."""
+        caches = sorted({cache for cache, _ in self.cache})
+        view: dict[str, dict[str, float | int | None]] = {}
+        for cache in caches:
+            hits = self.cache.get((cache, "hit"), 0)
+            misses = self.cache.get((cache, "miss"), 0)
+            total = hits + misses
+            ratio = round(hits / total, 4) if total else None
+            view[cache] = {"hits": hits, "misses": misses, "hit_ratio": ratio}
+        return view
 
 
 class InflightProbe:
@@ -60,17 +75,21 @@ class InflightProbe:
 
     async def measure(self) -> InflightReading:
         """Read every provider's /metrics now and add up their in-flight counts."""
-        counts = await asyncio.gather(*(self._counts(url) for url in self._urls))
+        pages = await asyncio.gather(*(self._counts(url) for url in self._urls))
         total: dict[str, int] = {}
+        cache: dict[tuple[str, str], int] = {}
         failed: list[str] = []
-        for url, by_node in zip(self._urls, counts, strict=True):
-            if by_node is None:
+        for url, page in zip(self._urls, pages, strict=True):
+            if page is None:
                 failed.append(url)
                 continue
+            by_node, requests = page
             for node, count in by_node.items():
                 total[node] = total.get(node, 0) + count
+            for key, count in requests.items():
+                cache[key] = cache.get(key, 0) + count
         reading = InflightReading(
-            total, len(self._urls) - len(failed), tuple(failed), measured_at=time.time()
+            total, len(self._urls) - len(failed), tuple(failed), time.time(), cache
         )
         self._last = reading
         return reading
@@ -78,12 +97,13 @@ class InflightProbe:
     async def aclose(self) -> None:
         await self._refresh.aclose()
 
-    async def _counts(self, url: str) -> dict[str, int] | None:
-        """One provider's in-flight counts by node; None when it gave no metrics page."""
+    async def _counts(self, url: str) -> tuple[dict[str, int], dict[tuple[str, str], int]] | None:
+        """One provider's in-flight counts by node and its cache reads; None when it gave
+        no metrics page."""
         try:
             response = await self._client.get(f"{url}/metrics")
             response.raise_for_status()
-            return inflight_by_node(response.text)
+            return inflight_by_node(response.text), cache_requests(response.text)
         # ValueError: a page that is not Prometheus text (a wrong URL answering 200) must
         # count as a failed provider, not end the refresh task with an unread exception.
         except (httpx.HTTPError, ValueError) as error:

@@ -65,7 +65,17 @@ class RpcFailure:
     notification: bool = False
 
 
+@dataclass(frozen=True)
+class RpcAnswer:
+    """A call the gateway answered itself (a batch's eth_blockNumber once its head is pinned)."""
+
+    response: dict[str, Any]
+    notification: bool = False
+
+
 RpcItem = RpcCall | RpcFailure
+# An item once a batch's head is pinned: some calls are then answered by the gateway itself.
+PinnedItem = RpcCall | RpcFailure | RpcAnswer
 
 
 class Allowlist:

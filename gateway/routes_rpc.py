@@ -17,8 +17,9 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from ethgw_wire.http_api import API_PREFIX
+from ethgw_wire.http_api import API_PREFIX, MIN_BLOCK_HEADER
 from ethgw_wire.operations import RPC_HEAVY_METHODS
+from gateway.batch_head import pin_head
 from gateway.errors import (
     KEYED_ANSWERS,
     BodyTooLargeError,
@@ -29,6 +30,8 @@ from gateway.jsonrpc import (
     INVALID_REQUEST,
     LIMIT_EXCEEDED,
     SERVER_ERROR,
+    PinnedItem,
+    RpcAnswer,
     RpcCall,
     RpcFailure,
     RpcItem,
@@ -122,12 +125,12 @@ async def rpc(request: Request) -> Response:
     _charge_batch(state, request, len(parsed.items))
     admission = _admit_heavy(state, get_caller(request), parsed.items)
     try:
-        responses = await asyncio.gather(
-            *(_answer(state, request, item) for item in admission.items)
-        )
+        items, head = await pin_head(admission.items, lambda: _ask_head(state, request))
+        pinned = {} if head is None else {MIN_BLOCK_HEADER: str(head)}
+        responses = await asyncio.gather(*(_answer(state, request, item, pinned) for item in items))
     finally:
         admission.release(state)
-    pairs = zip(admission.items, responses, strict=True)
+    pairs = zip(items, responses, strict=True)
     answered = [response for item, response in pairs if not item.notification]
     if not answered:
         return Response(status_code=204)  # only notifications: JSON-RPC returns nothing
@@ -189,13 +192,30 @@ def _charge_batch(state: GatewayState, request: Request, calls: int) -> None:
         state.limiter.charge(caller.key_id, caller.role, time.monotonic(), calls - 1)
 
 
-async def _answer(state: GatewayState, request: Request, item: RpcCall | RpcFailure) -> Any:
-    if isinstance(item, RpcFailure):
+async def _answer(
+    state: GatewayState, request: Request, item: PinnedItem, pinned: dict[str, str]
+) -> Any:
+    if isinstance(item, RpcFailure | RpcAnswer):
         return item.response
-    return await _forward(state, request, item)
+    return await _forward(state, request, item, pinned if item.kind == "read" else {})
 
 
-async def _forward(state: GatewayState, request: Request, call: RpcCall) -> dict[str, Any]:
+async def _ask_head(state: GatewayState, request: Request) -> int | None:
+    """The head a batch's "latest" calls are pinned to: one eth_blockNumber through a read
+    instance; None when it fails (the calls then run unpinned)."""
+    call = RpcCall(id=0, method="eth_blockNumber", params=[], kind="read", notification=False)
+    result = (await _forward(state, request, call)).get("result")
+    if not isinstance(result, str):
+        return None
+    try:
+        return int(result, 16)
+    except ValueError:
+        return None
+
+
+async def _forward(
+    state: GatewayState, request: Request, call: RpcCall, extra: dict[str, str] | None = None
+) -> dict[str, Any]:
     try:
         answer = await state.upstreams.call(
             call.kind,
@@ -203,7 +223,11 @@ async def _forward(state: GatewayState, request: Request, call: RpcCall) -> dict
             f"{API_PREFIX}/rpc",
             idempotent=call.kind == "read",
             content=json.dumps(call.payload()).encode(),
-            headers={**forward_headers(request), "content-type": "application/json"},
+            headers={
+                **forward_headers(request),
+                **(extra or {}),
+                "content-type": "application/json",
+            },
         )
     except GatewayError as error:
         data = {"status": error.status, "code": error.code, "retriable": error.retriable}

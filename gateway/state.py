@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from ethgw_wire.callers import CALLER_HEADER, Caller
-from ethgw_wire.http_api import REQUEST_ID_HEADER
+from ethgw_wire.http_api import MIN_BLOCK_HEADER, REQUEST_ID_HEADER
 from gateway.breaker import CircuitBreaker
 from gateway.config import GatewaySettings
 from gateway.heavy_calls import HeavyCallSlots
@@ -101,14 +101,18 @@ def get_request_id(request: Request) -> str:
 
 
 def forward_headers(request: Request) -> dict[str, str]:
-    """What a service needs of the request: the request id, the body's type and who calls
-    (the key id and role of the API key the gateway verified, which the provider checks
-    account ownership with). Never the API key itself, and never a client's own caller
-    header: only headers named here are forwarded."""
+    """What a service needs of the request: the request id, the body's type, the client's
+    lowest block for its read (X-Ethgw-Min-Block) and who calls (the key id and role of the
+    API key the gateway verified, which the provider checks account ownership with). Never
+    the API key itself, and never a client's own caller header: only headers named here are
+    forwarded."""
     headers = {REQUEST_ID_HEADER: get_request_id(request), "accept": "application/json"}
     caller = get_caller(request)
     if caller is not None:
         headers[CALLER_HEADER] = Caller(key_id=caller.key_id, role=caller.role.value).header_value()
+    min_block = request.headers.get(MIN_BLOCK_HEADER)
+    if min_block is not None:
+        headers[MIN_BLOCK_HEADER] = min_block  # the service checks it
     content_type = request.headers.get("content-type")
     if content_type:
         headers["content-type"] = content_type

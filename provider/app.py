@@ -23,16 +23,18 @@ from ethgw_wire.artifacts import load_artifact
 from ethgw_wire.kafka import kafka_consumer, kafka_producer
 from ethgw_wire.node_reports import NodeReport
 from ethgw_wire.sealing import GrantBox, TaskOpener
-from ethgw_wire.settings import KafkaSettings, KeystoreSettings
+from ethgw_wire.settings import KafkaSettings, KeystoreSettings, ReadConsistencySettings
 from ethgw_wire.topic_mirror import CompactedTable
 from provider.accounts import AccountBook, KeystoreRecord
 from provider.chain import NodeClient, NodeClients
 from provider.config import ProviderSettings
 from provider.dispatcher import Dispatcher
+from provider.freshness import SeenMined
 from provider.handlers import ADMIN, FAUCET, Handlers
 from provider.journal_pruning import JournalPruner
 from provider.nodes import NodeView
 from provider.nonces import NonceTracker
+from provider.read_cache import CachingClients, ReadCache
 from provider.rebroadcast import Rebroadcaster
 from provider.recycle_requests import RecycleRequests
 from provider.task_stream import KafkaResultSink, KafkaTaskSource, reply_producer
@@ -179,6 +181,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             grants,
         )
         nodes = NodeView(reports, settings.node_stale_s)
+        reads = ReadConsistencySettings()
+        seen = SeenMined(reads.seen_mined_entries)
+        cached = CachingClients(
+            clients.get, ReadCache(reads.cache_entries, reads.safe_depth), seen, nodes
+        )
         rebroadcaster = Rebroadcaster(
             lambda: _healthiest_client(nodes, clients),
             after_s=settings.rebroadcast_after_s,
@@ -230,13 +237,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             KafkaResultSink(producer, kafka.topic_results, replies, kafka.topic_replies_prefix),
             strategy,
             nodes,
-            clients.get,
+            cached.get,
             handlers.table,
             JournalPruner(journal, unmined=rebroadcaster.watching),
             settings,
             recycle_requests,
             max_result_bytes=kafka.max_result_bytes,
             opener=TaskOpener.of_folder(),
+            seen=seen,
+            min_block_wait_s=reads.min_block_wait_s,
         )
         rebalance.dispatcher = dispatcher
         stop = asyncio.Event()

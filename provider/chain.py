@@ -13,12 +13,13 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 import aiohttp
+from eth_typing import BlockNumber
 from eth_utils.address import to_checksum_address
 from web3 import AsyncWeb3, Web3
 from web3.contract import AsyncContract
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 from web3.providers.async_base import AsyncJSONBaseProvider
-from web3.types import RPCEndpoint, RPCResponse
+from web3.types import BlockIdentifier, RPCEndpoint, RPCResponse
 
 from ethgw_wire.artifacts import ContractArtifact, decode_custom_error
 from ethgw_wire.errors import InsufficientFundsError, NodeRefusedError, RevertedError, TaskError
@@ -152,21 +153,29 @@ class NodeClient(ABC):
 
     @abstractmethod
     async def call_function(
-        self, contract: ContractArtifact, address: str, function: str, args: Sequence[Any]
+        self,
+        contract: ContractArtifact,
+        address: str,
+        function: str,
+        args: Sequence[Any],
+        block: int | None = None,
     ) -> Any:
-        """What a view function of the contract at `address` returns."""
+        """What a view function of the contract at `address` returns, at `block` (None:
+        "latest")."""
 
     async def call_functions(
         self,
         contract: ContractArtifact,
         address: str,
         calls: Sequence[tuple[str, Sequence[Any]]],
+        block: int | None = None,
     ) -> list[Any]:
-        """What several view functions return, in order; a node client that can batch
-        them asks the node once (a page of rows is one round trip, not one per row)."""
+        """What several view functions return, in order, at `block` (None: "latest"); a node
+        client that can batch them asks the node once (a page of rows is one round trip, not
+        one per row)."""
         return list(
             await asyncio.gather(
-                *(self.call_function(contract, address, name, args) for name, args in calls)
+                *(self.call_function(contract, address, name, args, block) for name, args in calls)
             )
         )
 
@@ -209,11 +218,16 @@ class Web3NodeClient(NodeClient):
             raise translate_revert(exc, abi) from None
 
     async def call_function(
-        self, contract: ContractArtifact, address: str, function: str, args: Sequence[Any]
+        self,
+        contract: ContractArtifact,
+        address: str,
+        function: str,
+        args: Sequence[Any],
+        block: int | None = None,
     ) -> Any:
         bound = self._contract(contract, address)
         try:
-            return await getattr(bound.functions, function)(*args).call()
+            return await getattr(bound.functions, function)(*args).call(block_identifier=_at(block))
         except _CONNECTION_ERRORS as exc:
             raise _unreachable(exc) from None
         except (ContractCustomError, ContractLogicError) as exc:
@@ -224,6 +238,7 @@ class Web3NodeClient(NodeClient):
         contract: ContractArtifact,
         address: str,
         calls: Sequence[tuple[str, Sequence[Any]]],
+        block: int | None = None,
     ) -> list[Any]:
         """One JSON-RPC batch of eth_calls, decoded as call_function decodes one."""
         if not calls:
@@ -232,7 +247,10 @@ class Web3NodeClient(NodeClient):
         try:
             async with self.web3.batch_requests() as batch:
                 for name, args in calls:
-                    batch.add(getattr(bound.functions, name)(*args))
+                    # While batching, call() makes the request's description, not the request.
+                    batch.add(
+                        getattr(bound.functions, name)(*args).call(block_identifier=_at(block))
+                    )
                 return list(await batch.async_execute())
         except _CONNECTION_ERRORS as exc:
             raise _unreachable(exc) from None
@@ -292,6 +310,10 @@ class NodeClients:
             with contextlib.suppress(Exception):
                 await self._session.close()
             self._session = None
+
+
+def _at(block: int | None) -> BlockIdentifier:
+    return "latest" if block is None else BlockNumber(block)
 
 
 def to_json(value: Any) -> Any:

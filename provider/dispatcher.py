@@ -36,6 +36,7 @@ from ethgw_wire.sealing import TaskOpener
 from provider import metrics
 from provider.chain import NodeClient, NodeUnreachableError
 from provider.config import ProviderSettings
+from provider.freshness import SeenMined, required_block
 from provider.handlers import Handler, Job
 from provider.inflight import InflightBook
 from provider.journal_pruning import JournalPruner
@@ -46,6 +47,9 @@ from provider.task_stream import ResultSink, TaskRecord, TaskSource
 from service_kit.logs import get_logger
 
 log = get_logger("ethgw.provider")
+
+# Between two asks of the nodes' heads while a read waits for a block (Clique seals every 1 s).
+_HEAD_POLL_S = 0.1
 
 _ZONE_CODE = {Zone.I: 1, Zone.II: 2, Zone.III: 3, Zone.DOWN: 0}
 
@@ -105,9 +109,15 @@ class Dispatcher:
         *,
         max_result_bytes: int,
         opener: TaskOpener | None = None,
+        seen: SeenMined | None = None,
+        min_block_wait_s: float = 5.0,
     ) -> None:
         """`opener` opens the tasks' sealed secrets and refuses one in clear; None: the
-        parameters are taken as they are (tests of the logic above it)."""
+        parameters are taken as they are (tests of the logic above it). `seen`: the blocks
+        of what the node clients saw mined (read your writes); a read naming one waits up to
+        `min_block_wait_s` for a node that has it."""
+        self._seen = seen or SeenMined(1)
+        self._min_block_wait_s = min_block_wait_s
         self._opener = opener
         self._pruner = pruner
         self._max_result_bytes = max_result_bytes  # KafkaSettings.max_result_bytes
@@ -345,13 +355,15 @@ class Dispatcher:
         return release
 
     async def _on_nodes(
-        self, pending: Pending, first: str, node_done: Callable[[], None]
+        self, pending: Pending, chosen: str, node_done: Callable[[], None]
     ) -> tuple[object, str]:
-        """Run on the chosen node; if it does not answer, on the next best (bounded).
+        """Run on the chosen node (or, for a read that needs a block it lacks, on one that
+        has it); if it does not answer, on the next best (bounded).
 
         Retrying a write is safe: its signed bytes are in the journal, so the
         retry re-broadcasts the same transaction.
         """
+        first = await self._node_with_block(pending, chosen)
         node_id: str | None = first
         tried: list[str] = []
         behind: NodeBehindError | None = None
@@ -376,6 +388,59 @@ class Dispatcher:
         if behind is not None:
             raise behind
         raise NodeUnavailableError(f"no node answered (tried {', '.join(tried) or 'none'})")
+
+    async def _node_with_block(self, pending: Pending, chosen: str) -> str:
+        """For a read that needs a block (read your writes): the chosen node if it has the
+        block, else the nearest that has it or first reaches it within the wait; when none
+        does in time, the chosen node. Any other task: the chosen node."""
+        if pending.operation.is_write:
+            return chosen
+        need = required_block(
+            pending.params, self._seen, self._nodes.highest_head(), pending.message.min_block
+        )
+        if need is None:
+            return chosen
+        if self._nodes.has(chosen, need, time.time()):
+            metrics.MIN_BLOCK_READS.labels("chosen").inc()
+            return chosen
+        found, outcome = await self._first_with_block(need)
+        metrics.MIN_BLOCK_READS.labels(outcome).inc()
+        if found is None:
+            log.warning(
+                "no node has the block task=%s block=%d waited_s=%.1f",
+                pending.message.task_id,
+                need,
+                self._min_block_wait_s,
+            )
+            return chosen
+        return found
+
+    async def _first_with_block(self, need: int) -> tuple[str | None, str]:
+        """The nearest routable node that has block `need`, asking the nodes their head until
+        one has it or the wait ends; and how: "rerouted" (at once), "waited" or "timed_out"."""
+        deadline = time.monotonic() + self._min_block_wait_s
+        outcome = "rerouted"
+        while True:
+            found = self._nodes.nearest(self._inflight.counts, time.time(), min_head=need)
+            if found is not None:
+                return found, outcome
+            if time.monotonic() >= deadline:
+                return None, "timed_out"
+            # The reports are up to a sample old: ask the nodes their head (the clients
+            # note it; identical asks in flight are made once).
+            await self._probe_heads()
+            if self._nodes.nearest(self._inflight.counts, time.time(), min_head=need) is None:
+                outcome = "waited"
+                await asyncio.sleep(_HEAD_POLL_S)
+
+    async def _probe_heads(self) -> None:
+        """Ask every routable node its head; the caching clients note the answers."""
+
+        async def ask(url: str) -> None:
+            with contextlib.suppress(NodeUnreachableError, TaskError):
+                await self._node_client(url).request("eth_blockNumber", [])
+
+        await asyncio.gather(*(ask(url) for url in self._nodes.routable_urls(time.time())))
 
     def _move_on(self, failed: str, tried: list[str]) -> str | None:
         """Leave out the node that failed for a while; the next best one to try, if any."""

@@ -153,9 +153,13 @@ class Handlers:
             self._encoder = Web3().eth.contract(address=address, abi=self._token.web3_abi)
         return self._encoder
 
-    async def _view(self, job: Job, function: str, *args: Any) -> Any:
+    async def _view(self, job: Job, function: str, *args: Any, block: int | None = None) -> Any:
         address = self.platform().token_address
-        return await job.node.call_function(self._token, address, function, args)
+        return await job.node.call_function(self._token, address, function, args, block)
+
+    async def _head(self, job: Job) -> int:
+        """The node's head, so several calls of one operation read the same block."""
+        return int(await job.node.request("eth_blockNumber", []), 16)
 
     async def _write(
         self, job: Job, signer: str, tx: dict[str, Any], abi: list[dict[str, Any]] | None = None
@@ -260,16 +264,21 @@ class Handlers:
                 await asyncio.sleep(0.25)
         raise TaskError("the node is still indexing transactions; try again")
 
-    async def _views(self, job: Job, calls: list[tuple[str, tuple[Any, ...]]]) -> list[Any]:
-        """Several view calls of the token in one JSON-RPC batch."""
+    async def _views(
+        self, job: Job, calls: list[tuple[str, tuple[Any, ...]]], block: int
+    ) -> list[Any]:
+        """Several view calls of the token in one JSON-RPC batch, at one block."""
         address = self.platform().token_address
-        return await job.node.call_functions(self._token, address, calls)
+        return await job.node.call_functions(self._token, address, calls, block)
 
+    # A page reads the count, then the rows: both at one block, so a row published between
+    # the two calls cannot make the page disagree with its total.
     async def projects_list(self, job: Job) -> dict[str, Any]:
         params = _as(job, PageParams)
-        count = int(await self._view(job, "projectCount"))
+        head = await self._head(job)
+        count = int(await self._view(job, "projectCount", block=head))
         ids = range(params.offset + 1, min(count, params.offset + params.limit) + 1)
-        rows = await self._views(job, [("projects", (i,)) for i in ids])
+        rows = await self._views(job, [("projects", (i,)) for i in ids], head)
         projects = [
             {
                 "id": i,
@@ -286,9 +295,11 @@ class Handlers:
 
     async def projects_purchases(self, job: Job) -> dict[str, Any]:
         params = _as(job, PurchasesParams)
-        count = int(await self._view(job, "purchaseCount", params.project_id))
+        head = await self._head(job)
+        count = int(await self._view(job, "purchaseCount", params.project_id, block=head))
         indexes = range(params.offset, min(count, params.offset + params.limit))
-        rows = await self._views(job, [("purchaseOf", (params.project_id, i)) for i in indexes])
+        calls = [("purchaseOf", (params.project_id, i)) for i in indexes]
+        rows = await self._views(job, calls, head)
         purchases = [
             {"purchase_id": int(r[0]), "buyer": r[1], "price": int(r[2]), "time": int(r[3])}
             for r in rows

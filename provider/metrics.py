@@ -54,3 +54,19 @@ RESULTS_TOO_LARGE = Counter(
     "ethgw_provider_results_too_large_total",
     "Results over the bound (or refused by Kafka) answered as result_too_large instead",
 )
+# Spelled out, as ethgw_provider_inflight is, so the Grafana dashboard's check finds it; the
+# gateway reads it by ethgw_wire.provider_metrics.CACHE_REQUESTS_METRIC.
+CACHE_REQUESTS = Counter(
+    "ethgw_provider_cache_requests_total",
+    "Reads the read cache was asked (cache: chain_id, block, transaction, receipt, code; and"
+    " inflight: identical reads in flight, hit = joined one), by result: hit or miss",
+    ["cache", "result"],
+)
+CACHE_ENTRIES = Gauge("ethgw_provider_cache_entries", "Immutable answers in the read cache")
+MIN_BLOCK_READS = Counter(
+    "ethgw_provider_min_block_reads_total",
+    "Reads that needed a node with a given block, by how they got one: on the node the"
+    " scheduler chose (chosen), on another (rerouted), after waiting (waited), or not in time"
+    " (timed_out: run where the scheduler put them)",
+    ["outcome"],
+)

@@ -1,8 +1,10 @@
 """The nodes as the scheduler sees them: the cluster manager's latest reports plus
-this provider's own in-flight counts and its recent connection failures."""
+this provider's own in-flight counts, its recent connection failures and the heads the
+nodes' own answers showed since their last reports."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Mapping
 
 from balancer import NodeState, distance
@@ -18,6 +20,9 @@ class NodeView:
         self._stale_s = stale_s
         self._suspect_s = suspect_s
         self._suspect_until: dict[str, float] = {}
+        # By RPC URL: (block, when) a node's answer showed it has. A report is up to a sample
+        # interval old; a receipt or a block number just read is not. Kept for node_stale_s.
+        self._observed: dict[str, tuple[int, float]] = {}
 
     def states(self, inflight: Mapping[str, int], now: float) -> list[NodeState]:
         """One NodeState per known node, in node-id order; unroutable ones are down."""
@@ -41,13 +46,54 @@ class NodeView:
         return states
 
     def nearest(
-        self, inflight: Mapping[str, int], now: float, exclude: Collection[str] = ()
+        self,
+        inflight: Mapping[str, int],
+        now: float,
+        exclude: Collection[str] = (),
+        min_head: int | None = None,
     ) -> str | None:
-        """The routable node nearest the origin (the least loaded), outside `exclude`."""
-        states = [s for s in self.states(inflight, now) if not s.down and s.node_id not in exclude]
+        """The routable node nearest the origin (the least loaded), outside `exclude`, among
+        those known to have block `min_head` when one is given."""
+        states = [
+            s
+            for s in self.states(inflight, now)
+            if not s.down
+            and s.node_id not in exclude
+            and (min_head is None or self.has(s.node_id, min_head, now))
+        ]
         if not states:
             return None
         return min(states, key=lambda s: (distance(s.memory, s.cpu), s.node_id)).node_id
+
+    def head(self, node_id: str, now: float) -> int | None:
+        """The highest block the node is known to have: its report's, or one its own answers
+        showed since."""
+        report = self._reports.get(node_id)
+        if report is None:
+            return None
+        seen = self._observed.get(report.rpc_url)
+        observed = seen[0] if seen is not None and now - seen[1] <= self._stale_s else None
+        known = [block for block in (report.block, observed) if block is not None]
+        return max(known, default=None)
+
+    def has(self, node_id: str, block: int, now: float) -> bool:
+        head = self.head(node_id, now)
+        return head is not None and head >= block
+
+    def highest_head(self) -> int | None:
+        now = time.time()
+        heads = [self.head(node_id, now) for node_id, _ in self._reports.items()]
+        return max((head for head in heads if head is not None), default=None)
+
+    def observe(self, url: str, block: int) -> None:
+        """The node at `url` answered with block `block` (its head is at least that)."""
+        seen = self._observed.get(url)
+        if seen is None or block >= seen[0]:
+            self._observed[url] = (block, time.time())
+
+    def routable_urls(self, now: float) -> list[str]:
+        urls = (self.url(s.node_id) for s in self.states({}, now) if not s.down)
+        return [url for url in urls if url is not None]
 
     def url(self, node_id: str) -> str | None:
         report = self._reports.get(node_id)

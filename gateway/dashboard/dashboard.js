@@ -117,6 +117,7 @@ function render(data) {
   drawTraffic(data.gateway, data.kafka);
   drawNodes(cluster.nodes);
   $("inflight-note").textContent = inflightNote(data.providers);
+  $("cache-note").textContent = cacheNote(data.providers.cache);
   drawEvents(data.events, data.missing.events);
 }
 
@@ -354,6 +355,18 @@ function inflightNote(providers) {
   if (providers.answered === null) return "in-flight: reading the providers...";
   const failed = providers.failed.length ? `; not answering: ${providers.failed.join(", ")}` : "";
   return `in-flight: tasks dispatched and not finished, summed over ${providers.answered} of ${providers.configured} providers${failed}`;
+}
+
+// The providers' read caches (immutable answers) and reads joined in flight: hit ratio each.
+function cacheNote(caches) {
+  const names = Object.keys(caches || {});
+  if (!names.length) return "read cache: no reads yet";
+  const parts = names.map((name) => {
+    const cache = caches[name];
+    const ratio = cache.hit_ratio === null ? "-" : `${Math.round(cache.hit_ratio * 100)}%`;
+    return `${name} ${ratio} (${cache.hits}/${cache.hits + cache.misses})`;
+  });
+  return `read cache hits: ${parts.join(" · ")}`;
 }
 
 function newRow(body, nodeId) {

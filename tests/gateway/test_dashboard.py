@@ -17,12 +17,15 @@ from tests.gateway.servers import FakeManager, ServerThread
 PROVIDER_METRICS = """\
 # TYPE ethgw_provider_inflight gauge
 ethgw_provider_inflight{node="node-1"} 4.0
+# TYPE ethgw_provider_cache_requests_total counter
+ethgw_provider_cache_requests_total{cache="block",result="hit"} 3.0
+ethgw_provider_cache_requests_total{cache="block",result="miss"} 1.0
 """
 
 
 @pytest.fixture(scope="module")
 def fake_provider() -> Iterator[str]:
-    """A provider's /metrics page with 4 tasks in flight on node-1."""
+    """A provider's /metrics page with 4 tasks in flight on node-1 and 3 block cache hits of 4."""
     app = FastAPI()
 
     @app.get("/metrics")
@@ -144,7 +147,8 @@ async def test_inflight_comes_from_the_providers_metrics(
     fake_provider: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """With a provider URL set, a node the manager gives no in_flight gets the providers' gauge."""
+    """With a provider URL set, a node the manager gives no in_flight gets the providers' gauge,
+    and each read cache's hit ratio is the providers' hits over their reads."""
     monkeypatch.setenv("ETHGW_KAFKA_PORT", str(free_port()))
     gateway = await start_gateway(provider_urls=(fake_provider,))
     async with gateway.client("admin") as admin, asyncio.timeout(20):
@@ -156,4 +160,10 @@ async def test_inflight_comes_from_the_providers_metrics(
         data = (await admin.get("/admin/dashboard")).json()["data"]
     # node-2 keeps the 3 the manager itself reports; node-1 had none, so it gets 4.
     assert [n["in_flight"] for n in data["cluster"]["nodes"]] == [4, 3]
-    assert data["providers"] == {"configured": 1, "answered": 1, "failed": []}
+    block_cache = {"hits": 3, "misses": 1, "hit_ratio": 0.75}
+    assert data["providers"] == {
+        "configured": 1,
+        "answered": 1,
+        "failed": [],
+        "cache": {"block": block_cache},
+    }

@@ -45,7 +45,12 @@ class FakeNode(NodeClient):
         return ESTIMATE
 
     async def call_function(
-        self, contract: ContractArtifact, address: str, function: str, args: Sequence[Any]
+        self,
+        contract: ContractArtifact,
+        address: str,
+        function: str,
+        args: Sequence[Any],
+        block: int | None = None,
     ) -> Any:
         raise NodeRefusedError("eth_call: no contract on this fake")
 
