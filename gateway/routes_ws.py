@@ -239,7 +239,9 @@ def _subscribe(state: GatewayState, session: Session, params: list[Any]) -> str:
             f"invalid params: params[0]: unknown subscription kind {params[0][:64]!r}"
             f" (allowed: {_KINDS})",
         ) from None
-    options = params[1:]
+    options = list(params[1:])
+    while options and options[-1] is None:
+        options.pop()  # an absent option, however the client spells it
     log_filter = None
     if kind is SubscriptionKind.LOGS:
         if len(options) > 1:
