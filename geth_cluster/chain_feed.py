@@ -254,17 +254,23 @@ class KafkaHeadSink:
 
 
 async def last_published(settings: KafkaSettings, timeout_s: float = 10.0) -> ChainHead | None:
-    """The topic's last record, where a restarted feed continues; None when it is empty."""
+    """The topic's last record, where a restarted feed continues; None when it is empty or
+    cannot be read (the feed then starts at the head: the consumers drop a repeat)."""
     partition = TopicPartition(settings.topic_chain_heads, 0)
-    async with kafka_consumer(settings, group_id=None) as consumer:
-        consumer.assign([partition])
-        end = (await consumer.end_offsets([partition]))[partition]
-        if end == 0:
-            return None
-        consumer.seek(partition, end - 1)
-        async with asyncio.timeout(timeout_s):
+    try:
+        async with asyncio.timeout(timeout_s), kafka_consumer(settings, group_id=None) as consumer:
+            consumer.assign([partition])
+            end = (await consumer.end_offsets([partition]))[partition]
+            if end == 0:
+                return None
+            consumer.seek(partition, end - 1)
             record = await consumer.getone(partition)
-    return decode(ChainHead, record.value)
+        return decode(ChainHead, record.value)
+    except Exception as error:  # no topic yet, broker slow: not a reason to stop the manager
+        log.warning(
+            "chain feed could not read the last block topic=%s error=%r", partition.topic, error
+        )
+        return None
 
 
 class ChainFeed:

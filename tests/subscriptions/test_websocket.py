@@ -15,6 +15,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from web3 import AsyncWeb3, WebSocketProvider
+from web3.middleware import ExtraDataToPOAMiddleware
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
@@ -102,12 +103,14 @@ async def test_web3_websocket_provider_gets_consecutive_new_heads(
     stack: Stack, chain_feed: ChainFeed
 ) -> None:
     """web3.py's WebSocketProvider, unchanged, subscribes newHeads and gets consecutive
-    block numbers with their hashes."""
+    block numbers with their hashes (with web3's Clique extraData middleware, as against
+    Geth itself on this chain)."""
     provider = WebSocketProvider(
         ws_url(stack), websocket_kwargs={"extra_headers": {"X-API-Key": stack.user_key}}
     )
     numbers: list[int] = []
     async with AsyncWeb3(provider) as w3:
+        w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
         subscription = await w3.eth.subscribe("newHeads")
         height = await w3.eth.block_number  # other calls share the socket
         async with asyncio.timeout(WAIT_S):
