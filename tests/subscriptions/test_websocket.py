@@ -17,7 +17,7 @@ import pytest_asyncio
 from web3 import AsyncWeb3, WebSocketProvider
 from web3.middleware import ExtraDataToPOAMiddleware
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from ethgw_wire.kafka import kafka_producer
 from ethgw_wire.platform_record import PlatformRecord
@@ -26,7 +26,7 @@ from geth_cluster.chain_feed import ChainFeed
 from geth_cluster.cluster import GethCluster
 from geth_cluster.config import ManagerSettings
 from geth_cluster.manager import ClusterManager, open_chain_feed
-from tests.pipeline_fixtures import Stack
+from tests.pipeline_fixtures import ServerProcess, Stack
 
 pytestmark = pytest.mark.slow
 
@@ -235,3 +235,50 @@ async def test_losing_the_feeds_node_makes_no_gap_and_no_repeat(
     numbers = [int(h["number"], 16) for h in headers]
     assert consecutive(numbers), numbers
     assert all(h["parentHash"] == p["hash"] for p, h in itertools.pairwise(headers))
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def tight_gateway(stack: Stack, provider_log_dir: Any) -> AsyncIterator[ServerProcess]:
+    """A gateway with the session's keys whose sockets may hold one unsent message."""
+    process = ServerProcess(
+        "gateway",
+        {"ETHGW_GATEWAY_STATE_DIR": str(stack.state_dir), "ETHGW_GATEWAY_WS_OUTBOX_MESSAGES": "1"},
+        provider_log_dir,
+        "tight-gateway",
+        "ETHGW_GATEWAY_PORT",
+    )
+    process.start()
+    try:
+        await process.wait_ready(path="/healthz")
+        yield process
+    finally:
+        process.stop()
+
+
+async def flooded_until_closed(url: str, key: str) -> ConnectionClosed:
+    """Send 300 calls at once without reading, then read until the gateway closes."""
+    unsubscribe = {"jsonrpc": "2.0", "method": "eth_unsubscribe", "params": ["0x0"]}
+    try:
+        async with connect(url, additional_headers={"X-API-Key": key}) as ws:
+            for n in range(300):
+                await ws.send(json.dumps({**unsubscribe, "id": n}))
+            async with asyncio.timeout(WAIT_S):
+                while True:
+                    await ws.recv()
+    except ConnectionClosed as closed:
+        return closed
+    raise AssertionError("the gateway never closed the socket")
+
+
+async def test_a_client_that_does_not_keep_up_is_closed_1008(
+    stack: Stack, tight_gateway: ServerProcess
+) -> None:
+    """A client whose answers pile up past its socket's outbox is closed with code 1008, and
+    the gateway counts it."""
+    url = tight_gateway.url.replace("http://", "ws://") + "/rpc"
+    closed = await flooded_until_closed(url, stack.user_key)
+    assert closed.rcvd is not None
+    assert closed.rcvd.code == 1008
+    async with httpx.AsyncClient() as client:
+        metrics = (await client.get(f"{tight_gateway.url}/metrics")).text
+    assert "ethgw_gateway_slow_clients_dropped_total 1.0" in metrics
