@@ -3,7 +3,8 @@ gateway instance reads all of it), each block handed to the subscription hub.
 
 Started on the first subscription that needs blocks, not with the app: a gateway that
 serves no subscription never connects to Kafka. While Kafka cannot be reached it tries
-again every `retry_s`; the subscriptions stay open and get blocks once it is back.
+again every `retry_s`; the subscriptions stay open and, once it is back, get every block
+from the last one read on.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class ChainStream:
         self._on_head = on_head
         self._retry_s = retry_s
         self._task: asyncio.Task[None] | None = None
+        self._last_record_at: float | None = None  # broker time of the last record read
         self.connected = asyncio.Event()
 
     def ensure_started(self) -> None:
@@ -50,6 +52,7 @@ class ChainStream:
                 await task
 
     def _on_record(self, record: Record) -> None:
+        self._last_record_at = record.timestamp / 1000
         try:
             head = decode(ChainHead, record.value)
         except ValidationError as error:
@@ -62,8 +65,10 @@ class ChainStream:
         while True:
             reader = TopicReader(self._settings, self._on_record, name="gateway-chain-heads")
             try:
-                # From the end: a subscription gets the blocks made after it.
-                await reader.start([partition], since=time.time())
+                # From the end: a subscription gets the blocks made after it. After a broker
+                # failure, from the last record read (a repeat the hub drops), so no gap.
+                since = self._last_record_at if self._last_record_at is not None else time.time()
+                await reader.start([partition], since=since)
                 log.info("chain heads stream started topic=%s", partition.topic)
                 self.connected.set()
                 await reader.finished()
