@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -62,7 +63,7 @@ async def test_the_manager_runs_the_feed_when_it_publishes(
     manager_settings = ManagerSettings(
         sample_interval_s=0.5, rpc_timeout_s=0.5, recycle=False, heal=False
     )
-    records = []
+    records: list[Any] = []
     async with (
         open_manager(geth_cluster, settings, manager_settings),
         kafka_consumer(settings, settings.topic_chain_heads, group_id=None) as consumer,

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from eth_account import Account
 from web3 import AsyncWeb3, WebSocketProvider
 from web3.middleware import ExtraDataToPOAMiddleware
 from websockets.asyncio.client import ClientConnection, connect
@@ -181,6 +182,43 @@ async def test_pending_transactions_are_the_callers_own(stack: Stack) -> None:
         assert sent.status_code == 200, sent.text
         assert await notifications(mine, 1) == [sent.json()["data"]["tx_hash"]]
         assert await nothing_within(theirs, 3.0)
+
+
+async def test_a_raw_transaction_sent_on_the_socket_is_announced_to_its_key(
+    stack: Stack, geth_cluster: GethCluster
+) -> None:
+    """eth_sendRawTransaction on the socket goes through the pipeline like POST /rpc, and
+    the key's newPendingTransactions subscription gets the hash it answered."""
+    faucet = geth_cluster.accounts.faucet
+    async with socket(stack, stack.admin_key) as ws:
+        subscribed = await call(ws, "eth_subscribe", ["newPendingTransactions"])
+        nonce = await call(ws, "eth_getTransactionCount", [faucet.address, "pending"], 2)
+        chain_id = await call(ws, "eth_chainId", [], 3)
+        signed = Account.sign_transaction(
+            {
+                "to": "0x" + "15" * 20,  # digits only: no checksum case
+                "value": 1,
+                "gas": 21000,
+                "gasPrice": 2 * 10**9,
+                "nonce": int(nonce["result"], 16),
+                "chainId": int(chain_id["result"], 16),
+            },
+            faucet.private_key(),
+        )
+        raw = "0x" + signed.raw_transaction.hex().removeprefix("0x")
+        await ws.send(
+            json.dumps(
+                {"jsonrpc": "2.0", "id": 4, "method": "eth_sendRawTransaction", "params": [raw]}
+            )
+        )
+        messages: list[dict[str, Any]] = []
+        async with asyncio.timeout(WAIT_S):
+            while len(messages) < 2:
+                messages.append(json.loads(await ws.recv()))
+    [answer] = [m for m in messages if m.get("id") == 4]
+    [notification] = [m for m in messages if m.get("method") == "eth_subscription"]
+    assert notification["params"]["subscription"] == subscribed["result"]
+    assert notification["params"]["result"] == answer["result"]
 
 
 @pytest.mark.parametrize(
