@@ -38,6 +38,9 @@ class KafkaSettings(BaseSettings):
     topic_replies_prefix: str = "ethgw.replies."
     topic_node_states: str = "ethgw.node-states"
     topic_events: str = "ethgw.events"
+    # Each new block's header and logs, in order, keyed by number (ethgw_wire/chain_heads.py):
+    # one partition, so every reader sees the blocks in the order they were published.
+    topic_chain_heads: str = "ethgw.chain-heads"
     # Provider-side durable tables (compacted: the latest value per key is kept).
     topic_accounts: str = "ethgw.accounts"  # encrypted keystores by address
     topic_tx_journal: str = "ethgw.tx-journal"  # signed raw transactions by task id
@@ -110,6 +113,7 @@ class KafkaSettings(BaseSettings):
             self.topic_results: self.result_partitions,
             self.topic_node_states: 1,
             self.topic_events: 1,
+            self.topic_chain_heads: 1,
             self.topic_accounts: 1,
             self.topic_tx_journal: 3,
             self.topic_unlock_grants: 1,

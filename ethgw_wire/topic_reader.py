@@ -77,6 +77,11 @@ class TopicReader:
                 await task
         await self._consumer.stop()
 
+    async def finished(self) -> None:
+        """Wait while the reader reads; raises what ended the reading (a broker error)."""
+        if self._task is not None:
+            await self._task
+
     async def _read(self) -> None:
         async for record in self._consumer:
             self._on_record(record)

@@ -26,7 +26,15 @@ from ethgw_wire.http_api import API_KEY_HEADER, Service
 from ethgw_wire.registration import ensure_registry_token
 from ethgw_wire.request_auth import RequestSigner, SigningAuth, ensure_request_key
 from ethgw_wire.settings import KafkaSettings
-from gateway import routes_admin, routes_dashboard, routes_ops, routes_registry, routes_rpc
+from gateway import (
+    routes_admin,
+    routes_dashboard,
+    routes_ops,
+    routes_registry,
+    routes_rpc,
+    routes_ws,
+)
+from gateway.chain_stream import ChainStream
 from gateway.config import GatewaySettings
 from gateway.errors import (
     GatewayError,
@@ -55,7 +63,9 @@ The single entry point of the Ethereum service platform.
 * **REST API** under `/api/v1`: reads (GET) go to read service instances, writes (POST)
   to write service instances. A request answers 200 with its result, or 202 with a
   `task_id` to ask `GET /api/v1/tasks/{{task_id}}` later.
-* **`/rpc`**: standard Ethereum JSON-RPC 2.0 (single or batch) for web3 clients.
+* **`/rpc`**: standard Ethereum JSON-RPC 2.0 (single or batch) for web3 clients; over a
+  WebSocket (`ws://.../rpc`, key in the header or `?key=`) also `eth_subscribe` to
+  `newHeads`, `logs` and `newPendingTransactions`.
 * **`/admin/...`**: operator endpoints (admin key).
 
 Every answer is an envelope `{{status, message, data, task_id, request_id, error}}` whose
@@ -186,6 +196,8 @@ def _lifespan(
             stack.push_async_callback(_logged("provider client", provider_client.aclose))
             state.inflight_probe_ = InflightProbe(provider_client, settings.provider_urls)
             stack.push_async_callback(_logged("inflight probe", state.inflight_probe_.aclose))
+            state.chain_stream_ = ChainStream(kafka, state.subscriptions.deliver_head)
+            stack.push_async_callback(_logged("chain stream", state.chain_stream_.aclose))
             for name, loop in (("prune", _prune_loop), ("keys", _reload_keys_loop)):
                 task = asyncio.create_task(loop(state), name=f"gateway-{name}")
                 stack.push_async_callback(_logged(name, _cancelling(task)))
@@ -234,6 +246,7 @@ def create_app(
     ]
     for router, dependencies in routers:
         app.include_router(router, dependencies=dependencies)
+    app.include_router(routes_ws.router)  # checks the key itself (the middleware is HTTP's)
 
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)

@@ -61,6 +61,14 @@ class GatewaySettings(BaseSettings):
     # gateway refuses the rest itself, so a denied call never costs a task.
     rpc_read_methods: tuple[str, ...] = RPC_READ_METHODS
 
+    # eth_subscribe over WebSocket at /rpc (docs/gateway.md, "Subscriptions"): the
+    # subscriptions one key may hold across its sockets; the messages a socket may have
+    # waiting to be written (a client that lets more pile up is closed, code 1008); the
+    # calls one socket may have running at once.
+    ws_subscriptions_per_key: int = Field(default=32, ge=1)
+    ws_outbox_messages: int = Field(default=1024, ge=1)
+    ws_calls_in_flight: int = Field(default=16, ge=1)
+
     # The cluster manager's operator API (geth_cluster.api).
     manager_url: str = "http://127.0.0.1:8700"
     manager_timeout_s: float = Field(default=10.0, gt=0.0)

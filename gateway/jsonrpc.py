@@ -23,6 +23,10 @@ SERVER_ERROR = -32000  # an implementation-defined server error (upstream unavai
 LIMIT_EXCEEDED = -32005  # EIP-1474: request exceeds a defined limit (rate, batch size)
 
 SEND_RAW_TRANSACTION = RPC_SEND_RAW
+# Answered by the gateway itself, on a WebSocket only (gateway/routes_ws.py).
+SUBSCRIBE = "eth_subscribe"
+UNSUBSCRIBE = "eth_unsubscribe"
+SUBSCRIPTION_METHODS = frozenset({SUBSCRIBE, UNSUBSCRIBE})
 # The operations a JSON-RPC call becomes: their services are where the calls go.
 _READ_CALL = get_operation("rpc.call")
 _RAW_SEND = get_operation("rpc.send_raw")
@@ -94,6 +98,11 @@ class Allowlist:
 
     @staticmethod
     def denial(method: str) -> str:
+        if method in SUBSCRIPTION_METHODS:
+            return (
+                f"method {method} needs a WebSocket: open ws://<gateway>/rpc with the API key"
+                " and send it alone, not in a batch"
+            )
         namespace = method.split("_", 1)[0]
         if namespace in DENIED_NAMESPACES:
             return (

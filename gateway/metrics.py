@@ -43,6 +43,20 @@ HEAVY_REFUSED = Counter(
 MANAGER_FAILURES = Counter(
     "ethgw_gateway_manager_failures_total", "Calls to the cluster manager that failed", ["reason"]
 )
+SUBSCRIPTIONS_OPEN = Gauge(
+    "ethgw_gateway_subscriptions_open",
+    "eth_subscribe subscriptions open on this gateway's WebSockets, by kind",
+    ["kind"],
+)
+NOTIFICATIONS_SENT = Counter(
+    "ethgw_gateway_notifications_sent_total",
+    "eth_subscription notifications written to WebSockets, by subscription kind",
+    ["kind"],
+)
+SLOW_CLIENTS_DROPPED = Counter(
+    "ethgw_gateway_slow_clients_dropped_total",
+    "WebSockets closed because their queue of unsent messages was full",
+)
 
 # Set by each measurement (gateway/kafka_lag.py), which a scrape or the dashboard starts
 # when the last is stale; so a scrape shows the reading of at most one scrape ago.

@@ -37,8 +37,8 @@ from gateway.errors import (
     UpstreamFailedError,
     UpstreamTimeoutError,
 )
-from gateway.state import forward_headers, get_state
-from gateway.upstream import GatewayBusyError
+from gateway.state import forward_headers, get_caller, get_state
+from gateway.upstream import GatewayBusyError, UpstreamAnswer
 
 TASK_ID_PATTERN = r"^[0-9a-f]{32}$"  # new_task_id(): uuid4 hex, as the services check
 
@@ -56,7 +56,23 @@ async def _proxy(endpoint: Endpoint, params: Params, request: Request) -> Respon
         content=body,
         headers=forward_headers(request),
     )
+    if endpoint.method == "POST" and answer.status == 200:
+        _note_sent(request, answer)
     return answer.to_response()
+
+
+def _note_sent(request: Request, answer: UpstreamAnswer) -> None:
+    """A write answered with its transaction: the key's newPendingTransactions
+    subscriptions hear of it (a write answered 202 is not followed up)."""
+    caller = get_caller(request)
+    try:
+        envelope = answer.json()
+    except ValueError:
+        return
+    data = envelope.get("data") if isinstance(envelope, dict) else None
+    tx_hash = data.get("tx_hash") if isinstance(data, dict) else None
+    if caller is not None and isinstance(tx_hash, str):
+        get_state(request).subscriptions.deliver_pending(caller.key_id, tx_hash)
 
 
 # What the gateway answers itself in front of any proxied route: the key's refusals, the

@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.requests import HTTPConnection
 
 from ethgw_wire.http_api import API_PREFIX, MIN_BLOCK_HEADER
 from ethgw_wire.operations import RPC_HEAVY_METHODS
@@ -29,6 +30,7 @@ from gateway.errors import (
 from gateway.jsonrpc import (
     INVALID_REQUEST,
     LIMIT_EXCEEDED,
+    SEND_RAW_TRANSACTION,
     SERVER_ERROR,
     PinnedItem,
     RpcAnswer,
@@ -118,26 +120,47 @@ async def rpc(request: Request) -> Response:
         body = await request.body()
     except BodyTooLargeError as error:
         return _json(rpc_error(None, INVALID_REQUEST, str(error.detail)), 413)
+    outcome = await answer_rpc(state, request, body)
+    if outcome.content is None:
+        return Response(status_code=204)  # only notifications: JSON-RPC returns nothing
+    return _json(outcome.content, outcome.status, outcome.headers)
+
+
+@dataclass(frozen=True)
+class RpcOutcome:
+    """What a JSON-RPC request body is answered: `content` None when it held only
+    notifications; `status` and `headers` for HTTP."""
+
+    content: Any
+    status: int = 200
+    headers: dict[str, str] | None = None
+
+
+async def answer_rpc(state: GatewayState, conn: HTTPConnection, body: bytes) -> RpcOutcome:
+    """Answer a JSON-RPC body (one call or a batch) as /rpc does, over HTTP or a WebSocket:
+    each allowed call forwarded to a service, the rest answered with their errors."""
     try:
         parsed = parse_request(body, state.allowlist, state.settings.rpc_batch_limit)
     except RpcRequestError as error:
-        return _json(error.response)
-    _charge_batch(state, request, len(parsed.items))
-    admission = _admit_heavy(state, get_caller(request), parsed.items)
+        return RpcOutcome(error.response)
+    _charge_batch(state, conn, len(parsed.items))
+    admission = _admit_heavy(state, get_caller(conn), parsed.items)
     try:
-        items, head = await pin_head(admission.items, lambda: _ask_head(state, request))
+        items, head = await pin_head(admission.items, lambda: _ask_head(state, conn))
         pinned = {} if head is None else {MIN_BLOCK_HEADER: str(head)}
-        responses = await asyncio.gather(*(_answer(state, request, item, pinned) for item in items))
+        responses = await asyncio.gather(*(_answer(state, conn, item, pinned) for item in items))
     finally:
         admission.release(state)
     pairs = zip(items, responses, strict=True)
     answered = [response for item, response in pairs if not item.notification]
     if not answered:
-        return Response(status_code=204)  # only notifications: JSON-RPC returns nothing
+        return RpcOutcome(None)
     if not parsed.batch and admission.refused:
         # One call, refused: the HTTP status says so too (a batch mixes answers: 200).
-        return _json(answered[0], HeavyCallsLimitedError.status, HeavyCallsLimitedError.HEADERS)
-    return _json(answered if parsed.batch else answered[0])
+        return RpcOutcome(
+            answered[0], HeavyCallsLimitedError.status, HeavyCallsLimitedError.HEADERS
+        )
+    return RpcOutcome(answered if parsed.batch else answered[0])
 
 
 @dataclass
@@ -185,26 +208,38 @@ def _heavy_refusal(state: GatewayState, caller: ApiKey, call: RpcCall) -> RpcFai
     return RpcFailure(rpc_error(call.id, LIMIT_EXCEEDED, error.reason, data), call.notification)
 
 
-def _charge_batch(state: GatewayState, request: Request, calls: int) -> None:
-    """A batch costs one token per call; the middleware took the first."""
-    caller = get_caller(request)
+def _charge_batch(state: GatewayState, conn: HTTPConnection, calls: int) -> None:
+    """A batch costs one token per call; the middleware (or the socket) took the first."""
+    caller = get_caller(conn)
     if caller is not None and calls > 1:
         state.limiter.charge(caller.key_id, caller.role, time.monotonic(), calls - 1)
 
 
 async def _answer(
-    state: GatewayState, request: Request, item: PinnedItem, pinned: dict[str, str]
+    state: GatewayState, conn: HTTPConnection, item: PinnedItem, pinned: dict[str, str]
 ) -> Any:
     if isinstance(item, RpcFailure | RpcAnswer):
         return item.response
-    return await _forward(state, request, item, pinned if item.kind == "read" else {})
+    response = await _forward(state, conn, item, pinned if item.kind == "read" else {})
+    _note_sent(state, conn, item, response)
+    return response
 
 
-async def _ask_head(state: GatewayState, request: Request) -> int | None:
+def _note_sent(
+    state: GatewayState, conn: HTTPConnection, call: RpcCall, response: dict[str, Any]
+) -> None:
+    """A transaction this key sent: its newPendingTransactions subscriptions hear of it."""
+    caller = get_caller(conn)
+    tx_hash = response.get("result")
+    if call.method == SEND_RAW_TRANSACTION and caller is not None and isinstance(tx_hash, str):
+        state.subscriptions.deliver_pending(caller.key_id, tx_hash)
+
+
+async def _ask_head(state: GatewayState, conn: HTTPConnection) -> int | None:
     """The head a batch's "latest" calls are pinned to: one eth_blockNumber through a read
     instance; None when it fails (the calls then run unpinned)."""
     call = RpcCall(id=0, method="eth_blockNumber", params=[], kind="read", notification=False)
-    result = (await _forward(state, request, call)).get("result")
+    result = (await _forward(state, conn, call)).get("result")
     if not isinstance(result, str):
         return None
     try:
@@ -214,7 +249,7 @@ async def _ask_head(state: GatewayState, request: Request) -> int | None:
 
 
 async def _forward(
-    state: GatewayState, request: Request, call: RpcCall, extra: dict[str, str] | None = None
+    state: GatewayState, conn: HTTPConnection, call: RpcCall, extra: dict[str, str] | None = None
 ) -> dict[str, Any]:
     try:
         answer = await state.upstreams.call(
@@ -224,7 +259,7 @@ async def _forward(
             idempotent=call.kind == "read",
             content=json.dumps(call.payload()).encode(),
             headers={
-                **forward_headers(request),
+                **forward_headers(conn),
                 **(extra or {}),
                 "content-type": "application/json",
             },

@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
 
 from ethgw_wire.callers import CALLER_HEADER, Caller
 from ethgw_wire.http_api import MIN_BLOCK_HEADER, REQUEST_ID_HEADER
 from gateway.breaker import CircuitBreaker
+from gateway.chain_stream import ChainStream
 from gateway.config import GatewaySettings
 from gateway.heavy_calls import HeavyCallSlots
 from gateway.inflight import InflightProbe
@@ -19,6 +21,7 @@ from gateway.kafka_lag import LagProbe
 from gateway.keys import ApiKey, KeyRing, Role, keys_path
 from gateway.manager_client import ManagerClient
 from gateway.ratelimit import Limit, RateLimiter
+from gateway.subscriptions import SubscriptionHub
 from gateway.traffic import TrafficMeter
 from gateway.upstream import Upstreams
 
@@ -33,12 +36,14 @@ class GatewayState:
     limiter: RateLimiter
     allowlist: Allowlist
     heavy_calls: HeavyCallSlots
+    subscriptions: SubscriptionHub
     registry_token: str = ""
     traffic: TrafficMeter = field(default_factory=TrafficMeter)
     upstreams_: Upstreams | None = field(default=None, repr=False)
     manager_: ManagerClient | None = field(default=None, repr=False)
     lag_probe_: LagProbe | None = field(default=None, repr=False)
     inflight_probe_: InflightProbe | None = field(default=None, repr=False)
+    chain_stream_: ChainStream | None = field(default=None, repr=False)
 
     @classmethod
     def from_settings(cls, settings: GatewaySettings) -> GatewayState:
@@ -57,6 +62,9 @@ class GatewayState:
             ),
             allowlist=Allowlist(settings.rpc_read_methods),
             heavy_calls=HeavyCallSlots(settings.heavy_calls_per_key),
+            subscriptions=SubscriptionHub(
+                settings.ws_subscriptions_per_key, settings.ws_outbox_messages
+            ),
         )
 
     @property
@@ -64,6 +72,12 @@ class GatewayState:
         if self.upstreams_ is None:
             raise RuntimeError("the gateway's lifespan has not started")
         return self.upstreams_
+
+    @property
+    def chain_stream(self) -> ChainStream:
+        if self.chain_stream_ is None:
+            raise RuntimeError("the gateway's lifespan has not started")
+        return self.chain_stream_
 
     @property
     def manager(self) -> ManagerClient:
@@ -89,18 +103,19 @@ def get_state(request: Request) -> GatewayState:
     return state
 
 
-def get_caller(request: Request) -> ApiKey | None:
-    """The API key the middleware accepted for this request (None on public routes)."""
+def get_caller(request: HTTPConnection) -> ApiKey | None:
+    """The API key the middleware (or the WebSocket route) accepted for this request
+    (None on public routes)."""
     caller: ApiKey | None = getattr(request.state, "api_key", None)
     return caller
 
 
-def get_request_id(request: Request) -> str:
+def get_request_id(request: HTTPConnection) -> str:
     request_id: str = request.state.request_id
     return request_id
 
 
-def forward_headers(request: Request) -> dict[str, str]:
+def forward_headers(request: HTTPConnection) -> dict[str, str]:
     """What a service needs of the request: the request id, the body's type, the client's
     lowest block for its read (X-Ethgw-Min-Block) and who calls (the key id and role of the
     API key the gateway verified, which the provider checks account ownership with). Never

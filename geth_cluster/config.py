@@ -67,6 +67,13 @@ class ManagerSettings(BaseSettings):
     heal_backoff_max_s: float = Field(default=60.0, ge=0.0)
     heal_max_restarts: int = Field(default=3, ge=0)
     heal_window_s: float = Field(default=600.0, gt=0.0)
+    # The chain feed (geth_cluster/chain_feed.py): each new block on the chain-heads topic,
+    # read from one readable node, another taking over from the next block when it fails.
+    chain_feed: bool = True  # only when `publish` is on too
+    chain_feed_poll_s: float = Field(default=0.25, gt=0.0)
+    chain_feed_rpc_timeout_s: float = Field(default=2.0, gt=0.0)
+    chain_feed_rest_s: float = Field(default=5.0, ge=0.0)  # a failed source is skipped this long
+    chain_feed_max_backfill: int = Field(default=1024, ge=1)  # blocks caught up after an outage
     events_kept: int = Field(default=200, ge=1)  # recent events GET /events lists
     # LBH of the last ticks GET /lbh lists (the dashboard's chart): 10 minutes at 1 s.
     lbh_history_ticks: int = Field(default=600, ge=1)

@@ -35,6 +35,14 @@ from balancer import Calibration, LBHScheduler, NodeState, RecycleState, Zone
 from ethgw_wire.kafka import encode, kafka_producer
 from ethgw_wire.node_reports import EventKind, Lifecycle, NodeReport
 from ethgw_wire.settings import ClusterSettings, KafkaSettings
+from geth_cluster.chain_feed import (
+    ChainFeed,
+    ChainFollower,
+    KafkaHeadSink,
+    NodeBlockReader,
+    last_published,
+    readable_sources,
+)
 from geth_cluster.cluster import GethCluster
 from geth_cluster.config import ManagerSettings, load_calibration
 from geth_cluster.drain import ProviderInflight
@@ -664,10 +672,12 @@ async def open_manager(
     """A running manager (first tick taken) publishing node states and events to Kafka unless
     `settings.publish` is off, recycling zone III nodes when `settings.recycle` is on; stopped,
     with its last states flushed, on exit. `recycle_state`: the recycle policy's starting memory
-    (for example cool-downs already running)."""
+    (for example cool-downs already running). With `publish` and `chain_feed` on, the chain
+    feed runs beside it (geth_cluster/chain_feed.py)."""
     async with contextlib.AsyncExitStack() as stack:
         sink: ReportSink | None = None
         event_sink: EventSink | None = None
+        producer: Any = None
         if settings.publish:
             # Not idempotent: a node state is the latest value of its key on a compacted topic,
             # so a duplicate is harmless, while aiokafka's idempotent producer stops for good
@@ -681,7 +691,34 @@ async def open_manager(
         running = ClusterManager(
             cluster, settings, sink, event_sink=event_sink, recycle_state=recycle_state
         )
-        yield await stack.enter_async_context(running)
+        manager = await stack.enter_async_context(running)
+        if producer is not None and settings.chain_feed:
+            await stack.enter_async_context(
+                await open_chain_feed(manager, kafka_settings, producer, stack)
+            )
+        yield manager
+
+
+async def open_chain_feed(
+    manager: ClusterManager,
+    kafka_settings: KafkaSettings,
+    producer: Any,
+    stack: contextlib.AsyncExitStack,
+) -> ChainFeed:
+    """The chain feed over the manager's view of the nodes, continuing after the topic's last
+    block, publishing with `producer`; its HTTP client is closed by `stack`."""
+    settings = manager.settings
+    http = httpx.AsyncClient(timeout=settings.chain_feed_rpc_timeout_s, trust_env=False)
+    stack.push_async_callback(http.aclose)
+    follower = ChainFollower(
+        NodeBlockReader(http, settings.chain_feed_rpc_timeout_s),
+        KafkaHeadSink(producer, kafka_settings.topic_chain_heads),
+        lambda: readable_sources(manager.reports().values()),
+        last_published=await last_published(kafka_settings),
+        max_backfill=settings.chain_feed_max_backfill,
+        rest_s=settings.chain_feed_rest_s,
+    )
+    return ChainFeed(follower, settings.chain_feed_poll_s)
 
 
 async def run_manager(
