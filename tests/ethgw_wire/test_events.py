@@ -176,7 +176,7 @@ def test_a_page_stops_at_the_block_where_it_passes_the_event_limit() -> None:
 
 
 def transfer(source: str, to: str) -> TransferEvent:
-    return TransferEvent(**base(), **{"from": source}, to=to, value=1)
+    return TransferEvent.model_validate({**base(), "from": source, "to": to, "value": 1})
 
 
 def purchase(buyer: str, publisher: str) -> ProjectPurchasedEvent:
