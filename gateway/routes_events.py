@@ -47,6 +47,7 @@ from service_kit.serving import DRAIN_SCOPE_KEY, Drain
 log = logging.getLogger("ethgw.gateway")
 
 EVENTS_PATH = "/events"
+EVENTS_ROUTE = API_PREFIX + EVENTS_PATH
 # How soon a client reconnects after the stream ends (the SSE `retry:` field).
 RECONNECT_MS = 2000
 # How often an idle stream looks whether the server is draining.

@@ -339,3 +339,39 @@ async def test_a_key_holds_a_bounded_number_of_streams(stack: Stack) -> None:
         finally:
             for stream in streams:
                 await stream.stop()
+
+
+async def test_a_page_of_events_shows_a_user_key_what_its_stream_does(
+    clients: dict[str, httpx.AsyncClient], market_run: MarketRun
+) -> None:
+    """GET /events/range over the run's blocks, as alice: her mint and transfer, the
+    project, the purchase without its buyer; never the mint to the buyer (the provider
+    applies the same rule as the stream)."""
+    blocks = [m.data["block_number"] for m in market_run.admin]
+    params = {"fromBlock": min(blocks), "toBlock": max(blocks)}
+    page = await ok(await clients["alice"].get("/events/range", params=params))
+    assert page["to_block"] == max(blocks)
+    got = [Message(e["id"], e["kind"], e) for e in page["events"]]
+    one(got, "mint", to=market_run.alices)
+    one(got, "transfer", **{"from": market_run.alices, "to": market_run.buyer})
+    assert one(got, "project_purchased", project_id=market_run.project_id).data["buyer"] is None
+    assert not [m for m in got if m.event == "mint" and m.data["to"] == market_run.buyer]
+    assert [m.id for m in got] == [m.id for m in market_run.alice if m.id in {g.id for g in got}]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"fromBlock": 10, "toBlock": 9}, "toBlock"),
+        ({"fromBlock": 0, "toBlock": 2000}, "toBlock"),
+        ({"fromBlock": -1}, "fromBlock"),
+    ],
+)
+async def test_a_bad_page_range_is_refused_422_naming_the_bound(
+    clients: dict[str, httpx.AsyncClient], params: dict[str, int], field: str
+) -> None:
+    """toBlock before fromBlock or more than 2,000 blocks on, or a negative fromBlock: 422
+    invalid_params naming the bound, before any task."""
+    response = await clients["bob"].get("/events/range", params=params)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == field

@@ -24,6 +24,7 @@ from gateway.event_pages import EventPage, EventSourceError, KeyViewers
 from gateway.keys import ApiKey, Role
 from gateway.routes_events import _Stream, parse_kinds, resume_position
 from gateway.upstream import Upstreams
+from service_kit.serving import Drain
 
 ALICE = "0x" + "a1" * 20
 BOB = "0x" + "b0" * 20
@@ -135,6 +136,24 @@ async def test_an_idle_stream_sends_keep_alive_comments() -> None:
         assert await anext(events) == ": keep-alive\n\n"
     await events.aclose()
     stream.close()
+
+
+async def test_a_stream_ends_once_the_server_drains() -> None:
+    """A live stream ends by itself within a second of the drain's start (the server waits
+    for open answers before it stops)."""
+    streams = streams_of(FakeChain([], head=1), FixedViewers({}))
+    streams.hub.start(1)
+    subscription = await streams.hub.subscribe()
+    drain = Drain()
+    stream = _Stream(streams, ADMIN, subscription, frozenset(EVENT_KIND_NAMES), drain)
+    events = stream.run(None)
+    assert (await anext(events)).startswith("retry:")
+    drain.started = True
+    async with asyncio.timeout(3):
+        rest = [chunk async for chunk in events]
+    stream.close()
+    assert all(chunk.startswith(":") for chunk in rest)
+    assert not streams.hub.wanted  # its subscription is gone
 
 
 async def test_a_user_stream_rereads_its_accounts_for_an_account_made_since() -> None:
