@@ -22,7 +22,8 @@ import pytest_asyncio
 
 from tests.pipeline_fixtures import Stack
 
-pytestmark = pytest.mark.slow
+# The market run (module fixture) is a dozen mined writes: generous on a shared machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 PASSWORD = "events-pass-1"
 WAIT_S = 120.0  # a shared machine: blocks are 1 s, but tasks can queue
