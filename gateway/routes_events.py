@@ -99,8 +99,8 @@ def resume_position(
 _STREAM_ANSWERS: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "Server-Sent Events: each message has `id` (the event id"
-        " `<block>-<logIndex>`), `event` (its kind) and `data` (the event's JSON); comment"
-        " lines keep an idle stream open",
+        " `<block>-<logIndex>`), `event` (its kind) and `data` (the event's JSON, typed as"
+        " the `events` of GET /api/v1/events/range); comment lines keep an idle stream open",
         "content": {"text/event-stream": {"schema": {"type": "string"}}},
     },
     **error_answers_doc(
