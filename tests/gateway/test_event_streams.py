@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 from fastapi.exceptions import RequestValidationError
+from starlette.types import Message
 
 from ethgw_wire.events import EVENT_KIND_NAMES, ChainEvent, EventPosition, MintEvent, Viewer
 from gateway.event_hub import (
@@ -22,7 +23,7 @@ from gateway.event_hub import (
 )
 from gateway.event_pages import EventPage, EventSourceError, KeyViewers
 from gateway.keys import ApiKey, Role
-from gateway.routes_events import _Stream, parse_kinds, resume_position
+from gateway.routes_events import EventStreamResponse, _Stream, parse_kinds, resume_position
 from gateway.upstream import Upstreams
 from service_kit.serving import Drain
 
@@ -154,6 +155,31 @@ async def test_a_stream_ends_once_the_server_drains() -> None:
     stream.close()
     assert all(chunk.startswith(":") for chunk in rest)
     assert not streams.hub.wanted  # its subscription is gone
+
+
+async def test_a_client_that_stops_reading_is_cut_and_its_stream_freed() -> None:
+    """A write that has not drained after write_timeout_s ends the answer unfinished (the
+    server then closes the connection), and the stream's subscription is released."""
+    streams = streams_of(FakeChain([], head=1), FixedViewers({}))
+    streams.hub.start(1)
+    subscription = await streams.hub.subscribe()
+    stream = _Stream(streams, ADMIN, subscription, frozenset(EVENT_KIND_NAMES), None)
+    response = EventStreamResponse(stream, None, write_timeout_s=0.2)
+    sent: list[Message] = []
+
+    async def stuck_send(message: Message) -> None:
+        sent.append(message)
+        if message["type"] == "http.response.body":
+            await asyncio.Event().wait()  # the client's window never opens
+
+    async def no_disconnect() -> Message:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async with asyncio.timeout(3):
+        await response({"type": "http", "asgi": {}}, no_disconnect, stuck_send)
+    assert sent[-1]["more_body"] is True  # never finished
+    assert not streams.hub.wanted
 
 
 async def test_a_user_stream_rereads_its_accounts_for_an_account_made_since() -> None:
