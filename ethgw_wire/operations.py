@@ -61,6 +61,7 @@ from ethgw_wire.results import (
     CoinbaseResult,
     ConnectResult,
     EthBalanceResult,
+    EventRangeResult,
     GasPriceResult,
     NodeAccountsResult,
     ProjectsResult,
@@ -73,6 +74,7 @@ from ethgw_wire.results import (
     TransactionResult,
     UnlockResult,
 )
+from ethgw_wire.rpc_params import LOGS_MAX_BLOCKS
 
 # What the JSON-RPC pass-through may ask of a node: reads only (plus
 # eth_sendRawTransaction, which is a write task of its own).
@@ -136,6 +138,32 @@ class PageParams(Params):
 
 class PurchasesParams(PageParams):
     project_id: Uint256
+
+
+class EventRangeParams(Params):
+    """A block range of platform events: at most LOGS_MAX_BLOCKS blocks; no `toBlock`, up
+    to the head (within the same span)."""
+
+    from_block: BlockNumber
+    to_block: BlockNumber | None = None
+
+    @field_validator("to_block")
+    @classmethod
+    def _range_within_the_cap(cls, to_block: int | None, info: ValidationInfo) -> int | None:
+        from_block = info.data.get("from_block")
+        if to_block is None or from_block is None:
+            return to_block
+        if to_block < from_block:
+            raise ValueError(f"is before fromBlock ({from_block})")
+        if to_block - from_block + 1 > LOGS_MAX_BLOCKS:
+            raise ValueError(f"spans more than {LOGS_MAX_BLOCKS} blocks from fromBlock")
+        return to_block
+
+    @property
+    def last_block(self) -> int:
+        """The last block the range may cover, the head aside."""
+        cap = self.from_block + LOGS_MAX_BLOCKS - 1
+        return cap if self.to_block is None else min(self.to_block, cap)
 
 
 class CreateAccountParams(Params):
@@ -439,6 +467,15 @@ _OPERATIONS = [
         "The purchases of a project, paged",
         PurchasesResult,
         PurchasesParams,
+        _TOKEN_READ,
+    ),
+    _read(
+        "events.range",
+        "/events/range",
+        "The platform events of a block range, as the calling key may see them (one page"
+        " of GET /api/v1/events)",
+        EventRangeResult,
+        EventRangeParams,
         _TOKEN_READ,
     ),
     _read(

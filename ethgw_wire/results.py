@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from ethgw_wire.events import PlatformEvent
+
 
 class Result(BaseModel):
     """Base of every result model: the keys are snake_case, as the handlers write them,
@@ -101,6 +103,18 @@ class Purchase(Result):
 class PurchasesResult(Page):
     project_id: int
     purchases: list[Purchase]
+
+
+class EventRangeResult(Result):
+    """The platform events of a block range, as the calling key may see them: `to_block`
+    is the last block covered (`from_block - 1` when the node has not reached
+    `from_block` yet), which is short of the range asked when the node's head (`head`) or
+    the events per answer stop it; the next page starts at `to_block + 1`."""
+
+    from_block: int
+    to_block: int
+    head: int
+    events: list[PlatformEvent]
 
 
 class AccountCreatedResult(Result):

@@ -191,6 +191,10 @@ def raw_transaction_sender(params: Sequence[Any]) -> tuple[str, str]:
 
 _LATEST_TAGS = frozenset({"latest", "pending", "safe", "finalized"})
 
+# The default of the blocks one eth_getLogs may span (ETHGW_READ_LOGS_MAX_BLOCKS), and the
+# span of one page of platform events (the events.range operation).
+LOGS_MAX_BLOCKS = 2000
+
 
 @dataclass(frozen=True)
 class CallCaps:

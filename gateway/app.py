@@ -29,6 +29,7 @@ from ethgw_wire.settings import KafkaSettings
 from gateway import (
     routes_admin,
     routes_dashboard,
+    routes_events,
     routes_ops,
     routes_registry,
     routes_rpc,
@@ -42,6 +43,7 @@ from gateway.errors import (
     http_error_handler,
     validation_error_handler,
 )
+from gateway.event_hub import PollingTail
 from gateway.inflight import InflightProbe
 from gateway.kafka_lag import LagProbe
 from gateway.keys import KeyFileError, admin_key_path, ensure_admin_key
@@ -66,6 +68,8 @@ The single entry point of the Ethereum service platform.
 * **`/rpc`**: standard Ethereum JSON-RPC 2.0 (single or batch) for web3 clients; over a
   WebSocket (`ws://.../rpc`, key in the header or `?key=`) also `eth_subscribe` to
   `newHeads`, `logs` and `newPendingTransactions`.
+* **`GET /api/v1/events`**: the platform events (projects published and bought, mints,
+  burns, transfers) as Server-Sent Events, resumable with `Last-Event-ID`.
 * **`/admin/...`**: operator endpoints (admin key).
 
 Every answer is an envelope `{{status, message, data, task_id, request_id, error}}` whose
@@ -78,6 +82,7 @@ TAGS = [
     {"name": "admin", "description": "Writes that need an admin key (mint, burn, set, deploy)"},
     {"name": "tasks", "description": "Status and result of a task answered 202"},
     {"name": "json-rpc", "description": "Ethereum JSON-RPC pass-through"},
+    {"name": "events", "description": "The platform events, live (Server-Sent Events)"},
     {"name": "operator", "description": "Cluster and instances (admin key)"},
     {"name": "ops", "description": "Health, readiness and metrics"},
 ]
@@ -201,6 +206,10 @@ def _lifespan(
             for name, loop in (("prune", _prune_loop), ("keys", _reload_keys_loop)):
                 task = asyncio.create_task(loop(state), name=f"gateway-{name}")
                 stack.push_async_callback(_logged(name, _cancelling(task)))
+            # The one live tail of this instance's event streams; idle while none is open.
+            tail = PollingTail(state.events.hub, state.events.pages, settings.events_poll_s)
+            tail_task = asyncio.create_task(tail.run(), name="gateway-event-tail")
+            stack.push_async_callback(_logged("event tail", _cancelling(tail_task)))
             log.info(
                 "gateway started url=%s keys=%d ttl_s=%s manager=%s",
                 settings.url,
@@ -238,6 +247,7 @@ def create_app(
         (api_router(), keyed),
         (tasks_router, keyed),
         (routes_rpc.router, keyed),
+        (routes_events.router, keyed),
         (routes_admin.router, keyed),
         (routes_dashboard.data_router, keyed),
         (routes_dashboard.page_router, []),

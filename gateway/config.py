@@ -89,6 +89,22 @@ class GatewaySettings(BaseSettings):
     # Request rate and latency are over this many finished seconds.
     traffic_window_s: int = Field(default=10, ge=1, le=300)
 
+    # -- the platform event streams (GET /api/v1/events, docs/gateway.md) --
+    # How often the live tail asks for the blocks after the last it read: the chain's block
+    # period (ETHGW_CLUSTER_BLOCK_PERIOD, 1 s by default).
+    events_poll_s: float = Field(default=1.0, gt=0.0)
+    # Streams one key may hold open at once; the next is refused 429 event_streams_limited.
+    events_streams_per_key: int = Field(default=4, ge=1)
+    # A comment line on an idle stream, so proxies and clients keep it open.
+    events_keepalive_s: float = Field(default=15.0, gt=0.0)
+    # Live batches (one per poll) a stream may have waiting; beyond, it is dropped as slow.
+    events_queue_batches: int = Field(default=64, ge=1)
+    # A write to a stream that has not drained after this long drops the stream as slow.
+    events_write_timeout_s: float = Field(default=10.0, gt=0.0)
+    # How long a stream waits for its history page or the live tail's start before it
+    # answers 503 or ends.
+    events_source_timeout_s: float = Field(default=30.0, gt=0.0)
+
     # How often the keys file is checked for keys made by `ethgw` while the gateway runs.
     keys_reload_s: float = Field(default=2.0, gt=0.0)
 

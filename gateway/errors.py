@@ -129,6 +129,30 @@ class HeavyCallsLimitedError(GatewayError):
         return dict(self.HEADERS)
 
 
+class EventStreamsLimitedError(GatewayError):
+    """The key already holds as many event streams open as a key may."""
+
+    status = 429
+    code = "event_streams_limited"
+    retriable = True
+    header_names = ("Retry-After",)
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
+
+
+class EventsUnavailableError(GatewayError):
+    """The platform events could not be read through the read pipeline in time."""
+
+    status = 503
+    code = "events_unavailable"
+    retriable = True
+    header_names = ("Retry-After",)
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
+
+
 class BodyTooLargeError(StarletteHTTPException):
     """The request body exceeds the gateway's limit.
 

@@ -40,6 +40,16 @@ HEAVY_REFUSED = Counter(
     "JSON-RPC heavy calls refused: their key already ran its limit of them",
     ["method"],
 )
+EVENT_STREAMS = Gauge("ethgw_gateway_event_streams", "Event streams open (GET /api/v1/events)")
+EVENTS_SENT = Counter(
+    "ethgw_gateway_events_sent_total", "Platform events sent on the event streams", ["kind"]
+)
+EVENT_STREAMS_DROPPED = Counter(
+    "ethgw_gateway_event_streams_dropped_total",
+    "Event streams the gateway ended: slow (a queue behind the live events, or a write"
+    " that did not drain), source (the events could not be read), shutdown",
+    ["reason"],
+)
 MANAGER_FAILURES = Counter(
     "ethgw_gateway_manager_failures_total", "Calls to the cluster manager that failed", ["reason"]
 )

@@ -41,6 +41,7 @@ from gateway.jsonrpc import INTERNAL_ERROR, INVALID_REQUEST, LIMIT_EXCEEDED, SER
 from gateway.keys import Role
 from gateway.metrics import LATENCY, RATE_LIMITED, REQUESTS
 from gateway.routes_dashboard import ASSET_PATH, DASHBOARD_PATH
+from gateway.routes_events import EVENTS_ROUTE
 from gateway.state import GatewayState
 from gateway.traffic import is_traffic
 from service_kit.logs import get_logger
@@ -181,9 +182,11 @@ class GatewayMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             REQUESTS.labels(template, scope["method"], str(status)).inc()
-            LATENCY.labels(template).observe(elapsed)
-            if is_traffic(template):
-                self.state.traffic.observe(elapsed, status, time.time())
+            # An event stream lasts as long as its client listens: not a request's latency.
+            if template != EVENTS_ROUTE:
+                LATENCY.labels(template).observe(elapsed)
+                if is_traffic(template):
+                    self.state.traffic.observe(elapsed, status, time.time())
             # Failures are logged where their cause is known (upstream, breaker, manager),
             # bounded per cause; one line per request would flood the log in an outage.
             log.debug(

@@ -13,6 +13,8 @@ from ethgw_wire.http_api import MIN_BLOCK_HEADER, REQUEST_ID_HEADER
 from gateway.breaker import CircuitBreaker
 from gateway.chain_stream import ChainStream
 from gateway.config import GatewaySettings
+from gateway.event_hub import EventHub, EventStreams, StreamSlots
+from gateway.event_pages import KeyViewers, PipelineEventPages
 from gateway.heavy_calls import HeavyCallSlots
 from gateway.inflight import InflightProbe
 from gateway.instance_registry import Registry
@@ -44,10 +46,11 @@ class GatewayState:
     lag_probe_: LagProbe | None = field(default=None, repr=False)
     inflight_probe_: InflightProbe | None = field(default=None, repr=False)
     chain_stream_: ChainStream | None = field(default=None, repr=False)
+    events_: EventStreams | None = field(default=None, repr=False)
 
     @classmethod
     def from_settings(cls, settings: GatewaySettings) -> GatewayState:
-        return cls(
+        state = cls(
             settings=settings,
             registry=Registry(
                 settings.registry_ttl_s,
@@ -66,6 +69,16 @@ class GatewayState:
                 settings.ws_subscriptions_per_key, settings.ws_outbox_messages
             ),
         )
+        state.events_ = EventStreams(
+            hub=EventHub(settings.events_queue_batches),
+            pages=PipelineEventPages(lambda: state.upstreams),
+            viewers=KeyViewers(lambda: state.upstreams),
+            slots=StreamSlots(settings.events_streams_per_key),
+            keepalive_s=settings.events_keepalive_s,
+            write_timeout_s=settings.events_write_timeout_s,
+            source_timeout_s=settings.events_source_timeout_s,
+        )
+        return state
 
     @property
     def upstreams(self) -> Upstreams:
@@ -78,6 +91,12 @@ class GatewayState:
         if self.chain_stream_ is None:
             raise RuntimeError("the gateway's lifespan has not started")
         return self.chain_stream_
+
+    @property
+    def events(self) -> EventStreams:
+        if self.events_ is None:
+            raise RuntimeError("the gateway's event streams are not made")
+        return self.events_
 
     @property
     def manager(self) -> ManagerClient:

@@ -21,6 +21,15 @@ from ethgw_wire.errors import (
     PlatformNotReadyError,
     TaskError,
 )
+from ethgw_wire.events import (
+    EVENT_TOPICS,
+    EVERYTHING,
+    Viewer,
+    decode_logs,
+    event_json,
+    page_end,
+    visible_to,
+)
 from ethgw_wire.http_api import API_PREFIX
 from ethgw_wire.operations import (
     ADMIN_SIGNER,
@@ -33,6 +42,7 @@ from ethgw_wire.operations import (
     BuyParams,
     CreateAccountParams,
     DeployParams,
+    EventRangeParams,
     MintParams,
     Operation,
     PageParams,
@@ -306,6 +316,32 @@ class Handlers:
         ]
         page = _page(f"/projects/{params.project_id}/purchases", params, count)
         return {**page, "project_id": params.project_id, "purchases": purchases}
+
+    async def events_range(self, job: Job) -> dict[str, Any]:
+        params = _as(job, EventRangeParams)
+        token = self.platform().token_address
+        head = int(await job.node.request("eth_blockNumber", []), 16)
+        last = min(params.last_block, head)
+        answer: dict[str, Any] = {"from_block": params.from_block, "head": head, "events": []}
+        if last < params.from_block:
+            return {**answer, "to_block": params.from_block - 1}
+        log_filter = {
+            "address": token,
+            "fromBlock": hex(params.from_block),
+            "toBlock": hex(last),
+            "topics": [list(EVENT_TOPICS)],
+        }
+        events = decode_logs(await job.node.request("eth_getLogs", [log_filter]))
+        last = page_end(events, last)
+        viewer = self._viewer(job.caller)
+        shown = [visible_to(e, viewer) for e in events if e.block_number <= last]
+        return {**answer, "to_block": last, "events": [event_json(e) for e in shown if e]}
+
+    def _viewer(self, caller: Caller | None) -> Viewer:
+        """What the caller may see of the platform events: its own accounts' (ethgw_wire.events)."""
+        if caller is None or caller.is_admin:
+            return EVERYTHING
+        return Viewer.of_accounts(self._accounts.addresses(caller))
 
     async def rpc_call(self, job: Job) -> Any:
         params = _as(job, RpcCallParams)

@@ -44,6 +44,11 @@ class Drain:
     started: bool = False
 
 
+# Where CloseWhileDraining puts the Drain in each request's scope: a long answer (an event
+# stream) ends itself once the drain starts, or the server would wait for it forever.
+DRAIN_SCOPE_KEY = "ethgw.drain"
+
+
 class CloseWhileDraining:
     """ASGI wrapper: while draining, every answer says `Connection: close`.
 
@@ -59,6 +64,7 @@ class CloseWhileDraining:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
+        scope[DRAIN_SCOPE_KEY] = self._drain
 
         async def send_closing(message: Message) -> None:
             if message["type"] == "http.response.start" and self._drain.started:
