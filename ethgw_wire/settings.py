@@ -151,6 +151,11 @@ class ClusterSettings(BaseSettings):
     # node_memory_budget_mb and node_cpu_cores (docs/cluster-manager.md, "Docker runtime"), or
     # "compose": existing containers adopted by label (geth_cluster/runtimes/compose.py).
     runtime: Literal["process", "docker", "compose"] = "process"
+    # The process runtime: run each service node in a cgroup of its own limited to its
+    # allotment (cpu_cores_of(node) cores, node_memory_budget_mb), as the docker runtime's
+    # --cpus/--memory do (the benchmark's node-bound scenario). Off: the figures are only
+    # what LBH measures the nodes against.
+    process_node_cgroup: bool = False
     # The compose runtime adopts the containers labelled ethgw.node=<node> and this label.
     compose_selector: str = "ethgw.stack=compose"
     # A node's RPC address as the manager and the providers reach it: {name} and {port}
