@@ -9,7 +9,7 @@ node (the monolith's included) confined to one allotment, as one container per h
 Results go to results/<time>/: cells.csv, resources.csv, summary.md and PNG charts,
 with every process's log under logs/.
 
-    ethgw bench --quick          # a small matrix, under 10 minutes
+    ethgw bench --quick          # a small matrix: six system starts
     ethgw bench                  # the full matrix (hours on a 2-core machine)
     ethgw bench --systems monolith,lbh --nodes 3 --users 200,600 --requests 3000
     ethgw bench --out results/bench-X --resume   # go on: skip the cells finished there
@@ -617,7 +617,7 @@ def _positive(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ethgw bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="the small profile (< 10 min)")
+    parser.add_argument("--quick", action="store_true", help="the small profile (six system starts)")
     parser.add_argument("--systems", help=f"comma-separated, of {','.join(ALL_SYSTEMS)}")
     parser.add_argument("--nodes", type=_csv_ints, help="node counts, e.g. 3,5,8")
     parser.add_argument("--users", type=_csv_ints, help="user counts, e.g. 200,600")
