@@ -617,7 +617,7 @@ def _positive(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ethgw bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="the small profile (six system starts)")
+    parser.add_argument("--quick", action="store_true", help="the small profile (6 starts)")
     parser.add_argument("--systems", help=f"comma-separated, of {','.join(ALL_SYSTEMS)}")
     parser.add_argument("--nodes", type=_csv_ints, help="node counts, e.g. 3,5,8")
     parser.add_argument("--users", type=_csv_ints, help="user counts, e.g. 200,600")
