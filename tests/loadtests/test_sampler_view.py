@@ -39,7 +39,7 @@ async def signed_manager(key: bytes) -> AsyncIterator[str]:
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
     try:
-        while not server.started:
+        while not server.started:  # noqa: ASYNC110 (uvicorn has no event for it)
             await asyncio.sleep(0.05)
         yield f"http://127.0.0.1:{port}"
     finally:
