@@ -373,6 +373,8 @@ def plot_matrix(
         return []
     node_counts = sorted({r.cell.nodes for r in uniform if r.cell.system != "monolith"}) or [1]
     systems = sorted({r.cell.system for r in uniform}, key=lambda s: (s != "monolith", s))
+    # A line per system and allotment: --find-allotment runs one system at several.
+    cores = sorted({r.cell.node_cores for r in uniform})
     written = []
     for metric, title in (
         ("duration_s", "time to finish the fixed request count (s)"),
@@ -382,19 +384,24 @@ def plot_matrix(
         fig, axes = plt.subplots(1, len(node_counts), figsize=(4.2 * len(node_counts), 3.4),
                                  squeeze=False, sharey=True)  # fmt: skip
         for ax, nodes in zip(axes[0], node_counts, strict=True):
-            for system in systems:
+            for system, system_cores in ((s, c) for s in systems for c in cores):
                 points = sorted(
                     (r.cell.users, getattr(r, metric))
                     for r in uniform
-                    if r.cell.system == system and (system == "monolith" or r.cell.nodes == nodes)
+                    if r.cell.system == system
+                    and r.cell.node_cores == system_cores
+                    and (system == "monolith" or r.cell.nodes == nodes)
                 )
                 if points:
                     xs, ys = zip(*points, strict=True)
-                    style = "k--" if system == "monolith" else "-"
-                    ax.plot(xs, ys, style, marker="o", label=system)
+                    style = "k--" if system == "monolith" and len(cores) == 1 else "-"
+                    label = system + (f" {system_cores:g} core" if len(cores) > 1 else "")
+                    ax.plot(xs, ys, style, marker="o", label=label)
             allotted = {r.cell.allotment_text for r in uniform} - {""}
-            suffix = f", each node {', '.join(sorted(allotted))}" if allotted else ""
-            ax.set_title(f"ethgw with {nodes} nodes{suffix}", fontsize=9)
+            # One allotment: named here; several: each line's label names its own.
+            suffix = f", each node {allotted.pop()}" if len(allotted) == 1 else ""
+            shown = f"ethgw with {nodes} nodes" if len(systems) > 1 else systems[0]
+            ax.set_title(shown + suffix, fontsize=9)
             ax.set_xlabel("concurrent users")
             ax.grid(alpha=0.3)
         axes[0][0].set_ylabel(title)
