@@ -212,6 +212,11 @@ class ClusterSettings(BaseSettings):
     # node_memory_budget_mb and node_cpu_cores (docs/cluster-manager.md, "Docker runtime"), or
     # "compose": existing containers adopted by label (geth_cluster/runtimes/compose.py).
     runtime: Literal["process", "docker", "compose"] = "process"
+    # The process runtime: run each service node in a cgroup of its own limited to its
+    # allotment (cpu_cores_of(node) cores, node_memory_budget_mb), as the docker runtime's
+    # --cpus/--memory do (the benchmark's node-bound scenario). Off: the figures are only
+    # what LBH measures the nodes against.
+    process_node_cgroup: bool = False
     # The compose runtime adopts the containers labelled ethgw.node=<node> and this label.
     compose_selector: str = "ethgw.stack=compose"
     # A node's RPC address as the manager and the providers reach it: {name} and {port}
@@ -223,6 +228,11 @@ class ClusterSettings(BaseSettings):
         return self.node_cpu_cores_by_node.get(node, self.node_cpu_cores)
 
 
+def request_key_file(state_dir: Path) -> Path:
+    """Where the request key of the platform running on `state_dir` is, unless told."""
+    return state_dir / "auth" / "request.key"
+
+
 class ServiceAuthSettings(BaseSettings):
     """How the platform's processes authenticate their calls to each other
     (ethgw_wire.request_auth)."""
@@ -231,7 +241,7 @@ class ServiceAuthSettings(BaseSettings):
 
     # The shared HMAC key (0600, made on first use). Its folder holds only what every
     # service needs (this key and the registry token), so compose mounts it alone.
-    key_file: Path = Field(default_factory=lambda: default_state_dir() / "auth" / "request.key")
+    key_file: Path = Field(default_factory=lambda: request_key_file(default_state_dir()))
     # A signed request older or newer than this is refused (clocks of one host or network).
     max_age_s: float = Field(default=30.0, gt=0)
     # The largest body a signed app reads to check its signature; the gateway's own limit

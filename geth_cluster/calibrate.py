@@ -248,7 +248,9 @@ class _Sampling:
         settings = cluster.settings
         self._progress = progress
         self._samplers = [
-            cluster.runtime.sampler(spec, settings.node_memory_budget_mb, settings.node_cpu_cores)
+            cluster.runtime.sampler(
+                spec, settings.node_memory_budget_mb, settings.cpu_cores_of(spec.name)
+            )
             for spec in specs
         ]
         self._memory = [Ewma(alpha) for _ in specs]

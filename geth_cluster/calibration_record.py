@@ -45,6 +45,9 @@ class CalibrationInputs:
     host_cores: int  # the cores this process may run on (os.sched_getaffinity)
     host_memory_mb: int
     geth_version: str
+    # The process runtime's nodes confined to their allotment (ClusterSettings.process_node_cgroup):
+    # a capped node saturates at its cap, an uncapped one at what the host gives it.
+    process_node_cgroup: bool = False
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,7 @@ def current_inputs(settings: ClusterSettings, runtime: str, geth: Path) -> Calib
         host_cores=len(os.sched_getaffinity(0)),
         host_memory_mb=psutil.virtual_memory().total // 2**20,
         geth_version=geth_version(geth),
+        process_node_cgroup=settings.process_node_cgroup and runtime == "process",
     )
 
 

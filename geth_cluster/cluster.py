@@ -310,7 +310,7 @@ class GethCluster:
         if pid is not None:
             try:
                 sampler = self.runtime.sampler(
-                    spec, self.settings.node_memory_budget_mb, self.settings.node_cpu_cores
+                    spec, self.settings.node_memory_budget_mb, self.settings.cpu_cores_of(spec.name)
                 )
                 await asyncio.sleep(0.2)  # CPU is a rate: measure over a short window
                 sample = await asyncio.to_thread(sampler.sample)  # docker's is blocking

@@ -15,6 +15,10 @@ class NodeStartError(ClusterError):
     """A node process exited early or did not become ready in time."""
 
 
+class NodeAllotmentError(ClusterError):
+    """A node meant to run confined to its allotment could not be put in a cgroup."""
+
+
 class NodeUnreachableError(ClusterError):
     """A node's JSON-RPC endpoint did not answer."""
 

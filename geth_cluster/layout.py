@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,6 +10,12 @@ from ethgw_wire.settings import ClusterSettings
 from geth_cluster.node_rpc import ipc_url
 
 SEALER = "sealer"
+
+
+def cluster_id(state_dir: Path) -> str:
+    """A short name of the cluster in `state_dir`: what tells two clusters' containers and
+    cgroups apart on one host (a benchmark beside a test session)."""
+    return hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:10]
 
 
 @dataclass(frozen=True)

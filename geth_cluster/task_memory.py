@@ -135,7 +135,9 @@ async def measure_task_memory(
     specs = pool_specs(cluster.settings)
     settings = cluster.settings
     samplers = [
-        cluster.runtime.sampler(spec, settings.node_memory_budget_mb, settings.node_cpu_cores)
+        cluster.runtime.sampler(
+            spec, settings.node_memory_budget_mb, settings.cpu_cores_of(spec.name)
+        )
         for spec in specs
     ]
     probes = Probes(cluster.accounts.faucet.address, load_artifact("PlatformToken"))

@@ -4,13 +4,16 @@ For each system (the monolith baseline; ethgw with each strategy) and node count
 the system is started once on ports and a state folder of its own; then, for each
 user count, Locust runs the table 5.1 mix until a fixed number of requests is done,
 while the nodes' CPU and memory are sampled. A heterogeneous scenario repeats a cell
-with node-1 under a CPU cap. Results go to results/<time>/: cells.csv,
-resources.csv, summary.md and PNG charts, with every process's log under logs/.
+with node-1 under a CPU cap; the node-bound scenario repeats the matrix with every
+node (the monolith's included) confined to one allotment, as one container per host.
+Results go to results/<time>/: cells.csv, resources.csv, summary.md and PNG charts,
+with every process's log under logs/.
 
-    ethgw bench --quick          # a small matrix, under 10 minutes
+    ethgw bench --quick          # a small matrix: six system starts
     ethgw bench                  # the full matrix (hours on a 2-core machine)
     ethgw bench --systems monolith,lbh --nodes 3 --users 200,600 --requests 3000
     ethgw bench --out results/bench-X --resume   # go on: skip the cells finished there
+    ethgw bench --find-allotment 0.05,0.1,0.2    # the monolith's saturation per allotment
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -31,6 +35,8 @@ from pathlib import Path
 
 from balancer import STRATEGY_NAMES
 from devstack.interrupt import exit_status, run_stoppable
+from geth_cluster.cgroups import Allotment
+from loadtests.allotment import FIND_USERS, allotment_report
 from loadtests.interference import CgroupCpuCap, slow_down
 from loadtests.report import (
     Cell,
@@ -59,6 +65,12 @@ SLOW_NODE = "node-1"
 # An idle-to-busy Geth service node here uses 2-10% of a core (the Python pipeline is
 # the bottleneck), so the cap must be below that to slow the node's answers at all.
 SLOW_NODE_CORES = 0.03
+NODE_BOUND = "node-bound"
+# The node-bound scenario's allotment of every service node (the monolith's included): chosen
+# with `ethgw bench --find-allotment` so that the monolith's one node saturates at about 600
+# users of the table 5.1 mix (docs/benchmarks.md, "The node-bound scenario"). Provisional:
+# measured on a shared machine; the figure of an idle one replaces it.
+NODE_BOUND_ALLOTMENT = Allotment(cores=0.05, memory_mb=1024.0)
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,11 @@ class Profile:
     slow_node_users: int
     slow_node_cores: float
     cell_timeout_s: float  # a cell not done by then is reported unfinished
+    # The node-bound scenario: these systems at the profile's node counts, every node
+    # confined to `allotment` (loadtests.bench.NODE_BOUND_ALLOTMENT unless told).
+    node_bound_systems: tuple[str, ...] = ()
+    node_bound_users: tuple[int, ...] = ()
+    allotment: Allotment = NODE_BOUND_ALLOTMENT
 
 
 FULL = Profile(
@@ -82,9 +99,12 @@ FULL = Profile(
     slow_node_users=600,
     slow_node_cores=SLOW_NODE_CORES,
     cell_timeout_s=900.0,
+    node_bound_systems=("monolith", "lbh", "round_robin", "least_inflight", "p2c"),
+    node_bound_users=(200, 600, 1000, 1200),
 )
-# Each system start costs about a minute here, so the quick profile starts four:
-# the monolith and lbh (uniform), and lbh and round_robin with the slowed node.
+# Each system start costs about a minute here, so the quick profile starts six: the
+# monolith and lbh (uniform), lbh and round_robin with the slowed node, and the monolith
+# and lbh with every node confined (node-bound).
 QUICK = Profile(
     systems=("monolith", "lbh"),
     nodes=(3,),
@@ -94,6 +114,8 @@ QUICK = Profile(
     slow_node_users=50,
     slow_node_cores=SLOW_NODE_CORES,
     cell_timeout_s=150.0,
+    node_bound_systems=("monolith", "lbh"),
+    node_bound_users=(100,),
 )
 
 
@@ -114,7 +136,45 @@ def plan_cells(profile: Profile) -> list[Group]:
         nodes = min(profile.nodes)
         cell = Cell(strategy, nodes, profile.slow_node_users, profile.requests, "slow-node")
         groups.append((strategy, nodes, "slow-node", [cell]))
+    for system in profile.node_bound_systems:
+        for nodes in (1,) if system == "monolith" else profile.nodes:
+            cells = node_bound_cells(system, nodes, profile.node_bound_users, profile)
+            groups.append((system, nodes, NODE_BOUND, cells))
     return groups
+
+
+def node_bound_cells(
+    system: str,
+    nodes: int,
+    users: Sequence[int],
+    profile: Profile,
+    allotment: Allotment | None = None,
+) -> list[Cell]:
+    """A node-bound group's cells, ascending in users, marked with the allotment."""
+    allotted = allotment or profile.allotment
+    return [
+        Cell(system, nodes, u, profile.requests, NODE_BOUND, allotted.cores,
+             allotted.memory_mb or 0.0)
+        for u in sorted(set(users))
+    ]  # fmt: skip
+
+
+def find_allotment_plan(profile: Profile, cores: Sequence[float]) -> list[Group]:
+    """`--find-allotment`: the monolith, node-bound, at each candidate allotment."""
+    memory_mb = profile.allotment.memory_mb
+    return [
+        ("monolith", 1, NODE_BOUND,
+         node_bound_cells("monolith", 1, profile.users, profile, Allotment(c, memory_mb)))
+        for c in sorted(set(cores))
+    ]  # fmt: skip
+
+
+def allotment_of(cells: Sequence[Cell]) -> Allotment | None:
+    """The allotment a group's nodes run confined to (None: not confined)."""
+    cell = cells[0]
+    if not cell.node_cores:
+        return None
+    return Allotment(cell.node_cores, cell.node_memory_mb or None)
 
 
 class Progress:
@@ -188,16 +248,25 @@ def _progress_text(path: Path, cell: Cell) -> str:
 
 @contextlib.asynccontextmanager
 async def started(
-    system: str, nodes: int, scenario: str, profile: Profile, out: Path
+    system: str,
+    nodes: int,
+    scenario: str,
+    profile: Profile,
+    out: Path,
+    allotment: Allotment | None = None,
 ) -> AsyncIterator[System]:
-    """The system of a group, on a state folder shared by the groups of one shape."""
+    """The system of a group, on a state folder shared by the groups of one shape (a
+    confined shape has its own: its calibration is another)."""
     logs = out / "logs"
+    confined = f"-c{allotment.cores:g}" if allotment else ""
     if system == "monolith":
-        async with monolith_system(out / "state-monolith", logs) as running:
+        state = out / f"state-monolith{confined}"
+        async with monolith_system(state, logs, allotment=allotment) as running:
             yield running
         return
     cores = {SLOW_NODE: profile.slow_node_cores} if scenario == "slow-node" else None
-    async with ethgw_system(out / f"state-ethgw-n{nodes}", logs, nodes, system, cores) as running:
+    state = out / f"state-ethgw-n{nodes}{confined}"
+    async with ethgw_system(state, logs, nodes, system, cores, allotment=allotment) as running:
         yield running
 
 
@@ -212,10 +281,14 @@ async def run_group(
     resources: dict[str, list[ResourceSample]],
     zones: dict[str, list[ZoneSample]],
 ) -> list[CellResult]:
-    progress.say(f"starting {system} with {nodes} node(s), scenario {scenario}")
-    pool = fresh_pool(out, system, nodes, scenario)
+    allotment = allotment_of(cells)
+    confined = f", every node confined to {allotment.describe()}" if allotment else ""
+    progress.say(f"starting {system} with {nodes} node(s), scenario {scenario}{confined}")
+    pool = fresh_pool(
+        out, system, nodes, scenario + (f"-c{allotment.cores:g}" if allotment else "")
+    )
     results = []
-    async with started(system, nodes, scenario, profile, out) as running:
+    async with started(system, nodes, scenario, profile, out, allotment) as running:
         for cell in cells:
             slowdown = (
                 slow_down(profile.slow_node_cores, f"ethgw-bench-{SLOW_NODE}")
@@ -316,7 +389,8 @@ def write_outputs(
     write_cells_csv(out / "cells.csv", results)
     write_resources_csv(out / "resources.csv", resources)
     write_zones_csv(out / "zones.csv", zones)
-    charts = plot_matrix(out, results) + plot_slow_node(out, results)
+    charts = plot_matrix(out, results) + plot_matrix(out, results, NODE_BOUND)
+    charts += plot_slow_node(out, results)
     charts += plot_distance(out, zones, SLOW_NODE)
     if not results:
         return
@@ -329,13 +403,29 @@ def write_outputs(
         for r in results
         if r.cell.scenario == "slow-node"
     ]
+    allotments = sorted({r.cell.allotment_text for r in results} - {""})
+    confined = (
+        f"\nNode-bound cells: every service node (the monolith's included) confined to "
+        f"{' / '.join(allotments)} ({_confinement_text()}).\n"
+        if allotments
+        else ""
+    )
     header = (
         f"# ethgw bench, profile {profile_name}, started {started_at}\n\n"
         f"Machine: {machine}.\n"
+        + confined
         + ("\nThe manager's view of the slowed node (share of 1 s samples):\n\n" if slowed else "")
         + "\n".join(slowed)
     )
     write_summary(out / "summary.md", results, header, [str(c) for c in charts])
+
+
+def _confinement_text() -> str:
+    from ethgw_wire.settings import ClusterSettings
+
+    if ClusterSettings().runtime == "docker":
+        return "docker runtime: each container's --cpus and --memory"
+    return "process runtime: a cgroup per node with a CPU quota and memory limit"
 
 
 def earlier_results(
@@ -350,11 +440,16 @@ def earlier_results(
 
 
 async def run_bench(
-    profile: Profile, profile_name: str, out: Path, resume: bool = False
+    profile: Profile,
+    profile_name: str,
+    out: Path,
+    resume: bool = False,
+    plan: Sequence[Group] | None = None,
 ) -> list[CellResult]:
+    """Every group of `plan` (the profile's matrix unless told), its outputs in `out`."""
     results, resources, zones = earlier_results(out) if resume else ([], {}, {})
     finished = {r.cell for r in results if r.finished}
-    groups = groups_to_run(plan_cells(profile), finished)
+    groups = groups_to_run(plan_cells(profile) if plan is None else plan, finished)
     progress = Progress(sum(len(cells) for *_, cells in groups))
     started_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     if resume:
@@ -380,6 +475,21 @@ async def run_bench(
         await asyncio.to_thread(_remove_states, out)
     progress.say(f"done: {out / 'summary.md'}")
     return results
+
+
+async def run_find_allotment(profile: Profile, cores: Sequence[float], out: Path) -> str:
+    """The monolith, node-bound, at each candidate allotment; allotment.md says where each
+    saturates and which one saturates nearest the target."""
+    name = f"find-allotment ({', '.join(f'{c:g}' for c in sorted(set(cores)))} core)"
+    machine = machine_text()  # now: the load average at the start, as it says
+    results = await run_bench(profile, name, out, plan=find_allotment_plan(profile, cores))
+    text = (
+        f"# ethgw bench --find-allotment\n\nMachine: {machine}; "
+        f"{profile.requests} requests per cell.\n\n" + allotment_report(results)
+    )
+    await asyncio.to_thread((out / "allotment.md").write_text, text)
+    print(text, flush=True)
+    return text
 
 
 async def run_micro(out: Path, reads: int, write_s: float) -> str:
@@ -491,9 +601,23 @@ def _csv_ints(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in text.split(",") if x)
 
 
+def _csv_floats(text: str) -> tuple[float, ...]:
+    values = tuple(float(x) for x in text.split(",") if x)
+    if not values or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"positive numbers of cores expected, got {text!r}")
+    return values
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"a positive number expected, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ethgw bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="the small profile (< 10 min)")
+    parser.add_argument("--quick", action="store_true", help="the small profile (6 starts)")
     parser.add_argument("--systems", help=f"comma-separated, of {','.join(ALL_SYSTEMS)}")
     parser.add_argument("--nodes", type=_csv_ints, help="node counts, e.g. 3,5,8")
     parser.add_argument("--users", type=_csv_ints, help="user counts, e.g. 200,600")
@@ -504,6 +628,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--slow-node-users", type=int, help="users of the heterogeneous cells")
     parser.add_argument("--cell-timeout", type=float, help="seconds before a cell is unfinished")
+    parser.add_argument(
+        "--node-bound",
+        help=f"systems of the node-bound scenario, of {','.join(ALL_SYSTEMS)} ('' none)",
+    )
+    parser.add_argument("--node-bound-users", type=_csv_ints, help="users of node-bound cells")
+    parser.add_argument(
+        "--node-cores",
+        type=_positive,
+        help=f"node-bound: CPU cores of every node ({NODE_BOUND_ALLOTMENT.cores:g})",
+    )
+    parser.add_argument(
+        "--node-memory-mb",
+        type=_positive,
+        help=f"node-bound: memory of every node, MB ({NODE_BOUND_ALLOTMENT.memory_mb:g})",
+    )
+    parser.add_argument(
+        "--find-allotment",
+        type=_csv_floats,
+        metavar="CORES,...",
+        help="only the monolith, node-bound, at each of these allotments and --users "
+        f"(default {','.join(map(str, FIND_USERS))}): where its time to finish stops "
+        "scaling, and the allotment that saturates nearest 600 users",
+    )
     parser.add_argument("--micro", action="store_true", help="the two micro-benchmarks only")
     parser.add_argument("--micro-reads", type=int, default=1000, help="reads per path")
     parser.add_argument("--micro-write-s", type=float, default=20.0, help="seconds of writes")
@@ -539,6 +686,15 @@ def profile_from(args: argparse.Namespace) -> Profile:
     unknown = set(slow) - set(STRATEGY_NAMES)
     if unknown:
         raise SystemExit(f"ethgw bench: unknown slow-node strategies {sorted(unknown)}")
+    node_bound = base.node_bound_systems
+    if args.node_bound is not None:
+        node_bound = tuple(s for s in args.node_bound.split(",") if s)
+    unknown = set(node_bound) - set(ALL_SYSTEMS)
+    if unknown:
+        raise SystemExit(f"ethgw bench: unknown node-bound systems {sorted(unknown)}")
+    allotment = Allotment(
+        args.node_cores or base.allotment.cores, args.node_memory_mb or base.allotment.memory_mb
+    )
     return Profile(
         systems=systems,
         nodes=args.nodes or base.nodes,
@@ -548,12 +704,18 @@ def profile_from(args: argparse.Namespace) -> Profile:
         slow_node_users=args.slow_node_users or base.slow_node_users,
         slow_node_cores=base.slow_node_cores,
         cell_timeout_s=args.cell_timeout or base.cell_timeout_s,
+        node_bound_systems=node_bound,
+        node_bound_users=args.node_bound_users or base.node_bound_users,
+        allotment=allotment,
     )
 
 
 def _profile_name(args: argparse.Namespace) -> str:
     name = "quick" if args.quick else "full"
-    overridden = (args.systems, args.nodes, args.users, args.requests, args.slow_node)
+    overridden = (
+        *(args.systems, args.nodes, args.users, args.requests, args.slow_node),
+        *(args.node_bound, args.node_bound_users, args.node_cores, args.node_memory_mb),
+    )
     return name + (" with overrides" if any(v is not None for v in overridden) else "")
 
 
@@ -580,6 +742,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         elif args.micro:
             run_stoppable(run_micro(out, args.micro_reads, args.micro_write_s))
+        elif args.find_allotment is not None:
+            if args.users is None:
+                profile = dataclasses.replace(profile, users=FIND_USERS)
+            run_stoppable(run_find_allotment(profile, args.find_allotment, out))
         else:
             run_stoppable(run_bench(profile, _profile_name(args), out, args.resume))
     except KeyboardInterrupt as interrupt:

@@ -13,13 +13,10 @@ import contextlib
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import psutil
 
-CGROUP_V1_CPU = Path("/sys/fs/cgroup/cpu")
-CGROUP_V2 = Path("/sys/fs/cgroup")
-PERIOD_US = 100_000
+from geth_cluster.cgroups import Allotment, CgroupLimit
 
 
 class Slowdown:
@@ -35,40 +32,22 @@ class Slowdown:
 
 
 class CgroupCpuCap(Slowdown):
-    """The node's processes in a cgroup of their own with a CPU quota."""
+    """The node's processes in a cgroup of their own with a CPU quota (geth_cluster.cgroups,
+    the mechanism the process runtime confines every node with in the node-bound scenario)."""
 
     def __init__(self, cores: float, name: str) -> None:
-        quota = max(1000, int(cores * PERIOD_US))
-        if (CGROUP_V1_CPU / "cpu.cfs_quota_us").exists():
-            self._root = CGROUP_V1_CPU
-            self._group = CGROUP_V1_CPU / name
-            self._group.mkdir(exist_ok=True)
-            (self._group / "cpu.cfs_period_us").write_text(str(PERIOD_US))
-            (self._group / "cpu.cfs_quota_us").write_text(str(quota))
-        else:
-            self._root = CGROUP_V2
-            self._group = CGROUP_V2 / name
-            self._group.mkdir(exist_ok=True)
-            (self._group / "cpu.max").write_text(f"{quota} {PERIOD_US}")
-        self.description = f"CPU cap of {cores:g} core (cgroup {self._group})"
+        self._limit = CgroupLimit(name, Allotment(cores))
+        self.description = f"CPU cap of {cores:g} core (cgroup {self._limit.group})"
 
     def apply(self, pid: int) -> None:
-        (self._group / "cgroup.procs").write_text(str(pid))
+        self._limit.add(pid)
 
     def throttled_periods(self) -> int:
         """How many quota periods the group hit its cap in (cpu.stat nr_throttled)."""
-        for line in (self._group / "cpu.stat").read_text().splitlines():
-            name, _, value = line.partition(" ")
-            if name == "nr_throttled":
-                return int(value)
-        return 0
+        return self._limit.throttled_periods()
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            for line in (self._group / "cgroup.procs").read_text().split():
-                with contextlib.suppress(OSError):
-                    (self._root / "cgroup.procs").write_text(line)
-            self._group.rmdir()
+        self._limit.close()
 
 
 class NoisyNeighbour(Slowdown):

@@ -24,11 +24,23 @@ class Cell:
     nodes: int
     users: int
     requests: int
-    scenario: str = "uniform"  # or "slow-node": node-1 under a CPU cap
+    scenario: str = "uniform"  # "slow-node": node-1 under a CPU cap; "node-bound": every node
+    # The allotment of every service node in the node-bound scenario (0: not confined).
+    node_cores: float = 0.0
+    node_memory_mb: float = 0.0
 
     @property
     def label(self) -> str:
-        return f"{self.scenario}-{self.system}-n{self.nodes}-u{self.users}"
+        label = f"{self.scenario}-{self.system}-n{self.nodes}-u{self.users}"
+        return label + (f"-c{self.node_cores:g}" if self.node_cores else "")
+
+    @property
+    def allotment_text(self) -> str:
+        """'0.1 core, 1024 MB' for a confined cell, '' for the others."""
+        if not self.node_cores:
+            return ""
+        memory = f", {self.node_memory_mb:g} MB" if self.node_memory_mb else ""
+        return f"{self.node_cores:g} core{memory}"
 
 
 @dataclass
@@ -60,7 +72,9 @@ class CellResult:
         row = {k: v for k, v in dataclasses.asdict(self).items() if k not in skipped}
         row["failure_reasons"] = "; ".join(f"{k}: {v}" for k, v in self.failure_reasons.items())
         row.update({f"cpu_ms_{kind}": self.cpu_ms.get(kind, "") for kind in CPU_COLUMNS})
-        return {**dataclasses.asdict(self.cell), **row}
+        cell = dataclasses.asdict(self.cell)
+        allotment = {name: cell.pop(name) for name in ("node_cores", "node_memory_mb")}
+        return {**cell, **row, **allotment}  # the allotment last: older columns keep their place
 
 
 CPU_COLUMNS: tuple[str, ...] = (*CPU_KINDS, "total")
@@ -267,11 +281,14 @@ def markdown_table(results: Sequence[CellResult]) -> str:
         "| " + " | ".join(title for _, title in MD_COLUMNS) + " |",
         "|" + "---|" * len(MD_COLUMNS),
     ]
+    requests_column = [key for key, _ in MD_COLUMNS].index("requests_done")
     for result in results:
         row = result.row()
+        if result.cell.allotment_text:  # the scenario names what every node was given
+            row["scenario"] += f" ({result.cell.allotment_text})"
         cells = [str(row[key]) for key, _ in MD_COLUMNS]
         if not result.finished:
-            cells[4] += f" of {result.cell.requests} (unfinished)"
+            cells[requests_column] += f" of {result.cell.requests} (unfinished)"
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -295,11 +312,39 @@ def cpu_table(results: Sequence[CellResult]) -> str:
     return "\n".join(lines)
 
 
+def time_ratio_table(results: Sequence[CellResult], scenario: str) -> str:
+    """Each ethgw cell's time to finish against the monolith's at the same users and
+    allotment, in one scenario (the node-bound target is read off this table)."""
+    monolith = {
+        (r.cell.users, r.cell.node_cores): r for r in results
+        if r.cell.scenario == scenario and r.cell.system == "monolith" and r.finished
+    }  # fmt: skip
+    lines = [
+        "| system | nodes | users | time to finish s | monolith's s | ratio |",
+        "|---|---|---|---|---|---|",
+    ]
+    for result in results:
+        cell = result.cell
+        if cell.scenario != scenario or cell.system == "monolith":
+            continue
+        base = monolith.get((cell.users, cell.node_cores))
+        ratio = f"{result.duration_s / base.duration_s:.2f}" if base and result.finished else "-"
+        time = f"{result.duration_s:.1f}" if result.finished else "unfinished"
+        base_time = f"{base.duration_s:.1f}" if base else "-"
+        lines.append(
+            f"| {cell.system} | {cell.nodes} | {cell.users} | {time} | {base_time} | {ratio} |"
+        )
+    return "\n".join(lines)
+
+
 def write_summary(
     path: Path, results: Sequence[CellResult], header: str, charts: list[str]
 ) -> None:
     failures = [r for r in results if r.failure_reasons]
     parts = [header, "", markdown_table(results), ""]
+    if any(r.cell.scenario == "node-bound" and r.cell.system != "monolith" for r in results):
+        parts += ["## Node-bound: time to finish against the monolith's", ""]
+        parts += [time_ratio_table(results, "node-bound"), ""]
     if any(r.cpu_ms for r in results):
         parts += ["## CPU per counted request (ms), by process kind", "", cpu_table(results), ""]
     if failures:
@@ -313,7 +358,9 @@ def write_summary(
 # -- charts --------------------------------------------------------------------------
 
 
-def plot_matrix(directory: Path, results: Sequence[CellResult]) -> list[Path]:
+def plot_matrix(
+    directory: Path, results: Sequence[CellResult], scenario: str = "uniform"
+) -> list[Path]:
     """Time to finish, throughput and p99 against users: a panel per node count,
     a line per system (the monolith, one node, is drawn in every panel)."""
     import matplotlib
@@ -321,11 +368,13 @@ def plot_matrix(directory: Path, results: Sequence[CellResult]) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    uniform = [r for r in results if r.cell.scenario == "uniform"]
+    uniform = [r for r in results if r.cell.scenario == scenario]
     if not uniform:
         return []
     node_counts = sorted({r.cell.nodes for r in uniform if r.cell.system != "monolith"}) or [1]
     systems = sorted({r.cell.system for r in uniform}, key=lambda s: (s != "monolith", s))
+    # A line per system and allotment: --find-allotment runs one system at several.
+    cores = sorted({r.cell.node_cores for r in uniform})
     written = []
     for metric, title in (
         ("duration_s", "time to finish the fixed request count (s)"),
@@ -335,23 +384,31 @@ def plot_matrix(directory: Path, results: Sequence[CellResult]) -> list[Path]:
         fig, axes = plt.subplots(1, len(node_counts), figsize=(4.2 * len(node_counts), 3.4),
                                  squeeze=False, sharey=True)  # fmt: skip
         for ax, nodes in zip(axes[0], node_counts, strict=True):
-            for system in systems:
+            for system, system_cores in ((s, c) for s in systems for c in cores):
                 points = sorted(
                     (r.cell.users, getattr(r, metric))
                     for r in uniform
-                    if r.cell.system == system and (system == "monolith" or r.cell.nodes == nodes)
+                    if r.cell.system == system
+                    and r.cell.node_cores == system_cores
+                    and (system == "monolith" or r.cell.nodes == nodes)
                 )
                 if points:
                     xs, ys = zip(*points, strict=True)
-                    style = "k--" if system == "monolith" else "-"
-                    ax.plot(xs, ys, style, marker="o", label=system)
-            ax.set_title(f"ethgw with {nodes} nodes")
+                    style = "k--" if system == "monolith" and len(cores) == 1 else "-"
+                    label = system + (f" {system_cores:g} core" if len(cores) > 1 else "")
+                    ax.plot(xs, ys, style, marker="o", label=label)
+            allotted = {r.cell.allotment_text for r in uniform} - {""}
+            # One allotment: named here; several: each line's label names its own.
+            suffix = f", each node {allotted.pop()}" if len(allotted) == 1 else ""
+            shown = f"ethgw with {nodes} nodes" if len(systems) > 1 else systems[0]
+            ax.set_title(shown + suffix, fontsize=9)
             ax.set_xlabel("concurrent users")
             ax.grid(alpha=0.3)
         axes[0][0].set_ylabel(title)
         axes[0][-1].legend(fontsize=8)
         fig.tight_layout()
-        path = directory / f"matrix-{metric}.png"
+        prefix = "matrix" if scenario == "uniform" else f"matrix-{scenario}"
+        path = directory / f"{prefix}-{metric}.png"
         fig.savefig(path, dpi=80)
         plt.close(fig)
         written.append(path)

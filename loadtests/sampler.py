@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 import httpx
 import psutil
 
-from ethgw_wire.request_auth import signing_auth
+from ethgw_wire.request_auth import ensure_request_key, signing_auth
+from ethgw_wire.settings import request_key_file
 from loadtests.cpu import CpuLedger
 from loadtests.interference import Slowdown
 from loadtests.systems import System
@@ -110,8 +111,12 @@ class ResourceSampler:
         started = time.monotonic()
         self.tick(started)  # primes every process (and applies the slowdown)
         self.cpu.start(self._processes)
-        # Signed: the manager takes the platform's own calls only (ethgw_wire.request_auth).
-        async with httpx.AsyncClient(timeout=0.5, trust_env=False, auth=signing_auth()) as client:
+        # Signed: the manager takes the platform's own calls only (ethgw_wire.request_auth),
+        # with the key of the system's state folder, not this process's own (the bench runs
+        # each system on a state folder of its own: another key, and every view refused).
+        key_file = request_key_file(self.system.state_dir)
+        auth = signing_auth(ensure_request_key(key_file)) if self.system.manager_url else None
+        async with httpx.AsyncClient(timeout=0.5, trust_env=False, auth=auth) as client:
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.interval_s)

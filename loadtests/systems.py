@@ -20,6 +20,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -27,6 +28,7 @@ import psutil
 from devstack.processes import terminate
 from ethgw_wire.http_api import API_KEY_HEADER
 from ethgw_wire.settings import ClusterSettings, PlatformSettings
+from geth_cluster.cgroups import Allotment
 from service_kit.paths import REPO_ROOT
 from service_kit.ports import is_port_free
 
@@ -138,6 +140,14 @@ class System:
         return {series: process for series, process in found.items() if process is not None}
 
 
+def cluster_fields(env: Mapping[str, str]) -> dict[str, Any]:
+    """ClusterSettings' field names of ETHGW_CLUSTER_ variables (one declaration of the
+    allotment's settings, given to `ethgw up` as variables and to the monolith as fields)."""
+    prefix = "ETHGW_CLUSTER_"
+    return {name.removeprefix(prefix).lower(): value for name, value in env.items()
+            if name.startswith(prefix)}  # fmt: skip
+
+
 def _process(pid: int) -> psutil.Process | None:
     try:
         return psutil.Process(pid)
@@ -176,6 +186,21 @@ def _spawn(
         )
 
 
+def allotment_env(allotment: Allotment | None) -> dict[str, str]:
+    """The cluster settings that confine every service node to `allotment`: its figures are
+    what LBH measures the nodes against, and the limits the runtime applies (a cgroup per
+    node in the process runtime, --cpus/--memory in the docker one)."""
+    if allotment is None:
+        return {}
+    env = {
+        "ETHGW_CLUSTER_NODE_CPU_CORES": str(allotment.cores),
+        "ETHGW_CLUSTER_PROCESS_NODE_CGROUP": "true",
+    }
+    if allotment.memory_mb is not None:
+        env["ETHGW_CLUSTER_NODE_MEMORY_BUDGET_MB"] = str(allotment.memory_mb)
+    return env
+
+
 @contextlib.asynccontextmanager
 async def ethgw_system(
     state_dir: Path,
@@ -185,11 +210,13 @@ async def ethgw_system(
     node_cpu_cores: Mapping[str, float] | None = None,
     start_timeout_s: float = 300.0,
     checkout: Path = REPO_ROOT,
+    allotment: Allotment | None = None,
 ) -> AsyncIterator[System]:
     """`ethgw up` with the benchmark's ports and state; stopped (SIGTERM) afterwards.
 
     `checkout`: the source tree the stack runs from (`python -m` in that folder imports
-    its packages first), so two commits can be measured by the same measuring code."""
+    its packages first), so two commits can be measured by the same measuring code.
+    `allotment`: every service node confined to it (allotment_env)."""
     ports = free_ports()
     env = {
         **ports.env(),
@@ -201,6 +228,7 @@ async def ethgw_system(
         "ETHGW_GATEWAY_ADMIN_BURST": "1000000",
         "ETHGW_CLUSTER_NODE_CPU_CORES_BY_NODE": json.dumps(dict(node_cpu_cores or {})),
         **BENCH_SCRYPT_N,
+        **allotment_env(allotment),
     }
     log = log_dir / f"stack-{strategy}-n{nodes}.log"
     args = [sys.executable, "-m", "ethgw.cli", "up", "--nodes", str(nodes),
@@ -249,12 +277,16 @@ async def _wait_registered(url: str, key: str, timeout_s: float) -> None:
 
 @contextlib.asynccontextmanager
 async def monolith_system(
-    state_dir: Path, log_dir: Path, start_timeout_s: float = 300.0
+    state_dir: Path,
+    log_dir: Path,
+    start_timeout_s: float = 300.0,
+    allotment: Allotment | None = None,
 ) -> AsyncIterator[System]:
-    """A sealer, one service node and the monolith in front of that node."""
+    """A sealer, one service node and the monolith in front of that node; with
+    `allotment`, the node confined to it as ethgw's nodes are (allotment_env)."""
     from devstack.platform_setup import ensure_platform
     from geth_cluster.cluster import GethCluster
-    from geth_cluster.runtimes.local import LocalProcessRuntime
+    from geth_cluster.runtimes import make_runtime
     from geth_cluster.toolchain import geth_binary
 
     ports = free_ports()
@@ -264,8 +296,9 @@ async def monolith_system(
         p2p_port_base=ports.p2p,
         rpc_port_base=ports.rpc,
         authrpc_port_base=ports.authrpc,
+        **cluster_fields(allotment_env(allotment)),
     )
-    cluster = GethCluster(settings, LocalProcessRuntime(geth_binary()))
+    cluster = GethCluster(settings, make_runtime(settings, geth_binary()))
     process: subprocess.Popen[bytes] | None = None
     try:
         await cluster.up()

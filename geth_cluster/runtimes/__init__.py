@@ -23,7 +23,14 @@ def make_runtime(settings: ClusterSettings, geth_binary: Path) -> NodeRuntime:
         return DockerRuntime(settings, geth_binary)
     from geth_cluster.runtimes.local import LocalProcessRuntime
 
-    return LocalProcessRuntime(geth_binary)
+    if not settings.process_node_cgroup:
+        return LocalProcessRuntime(geth_binary)
+    from geth_cluster.cgroups import Allotment, cluster_cgroups
+
+    def allotment_of(node: str) -> Allotment:
+        return Allotment(settings.cpu_cores_of(node), settings.node_memory_budget_mb)
+
+    return LocalProcessRuntime(geth_binary, cluster_cgroups(settings.state_dir, allotment_of))
 
 
 def remember_runtime(state_dir: Path, name: str) -> None:

@@ -41,7 +41,7 @@ from docker.models.containers import Container
 
 from ethgw_wire.settings import ClusterSettings
 from geth_cluster.errors import DockerEngineError
-from geth_cluster.layout import NodeSpec
+from geth_cluster.layout import NodeSpec, cluster_id
 from geth_cluster.runtimes.base import NodeRuntime
 from geth_cluster.runtimes.docker_image import ensure_geth_image
 from geth_cluster.stats import ResourceSample, ratio
@@ -55,10 +55,6 @@ LABEL_NODE = "ethgw.node"
 LABEL_CONFIG = "ethgw.config"  # hash of image, arguments and limits
 _MB = 1024 * 1024
 _NS = 1e9
-
-
-def cluster_id(state_dir: Path) -> str:
-    return hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:10]
 
 
 class DockerRuntime(NodeRuntime):

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import psutil
 
-from geth_cluster.errors import ToolMissingError
+from geth_cluster.cgroups import NodeCgroups
+from geth_cluster.errors import NodeAllotmentError, ToolMissingError
 from geth_cluster.layout import NodeSpec
 from geth_cluster.runtimes.base import NodeRuntime
 from geth_cluster.stats import ProcessSampler
@@ -23,16 +24,25 @@ PID_NAME = "geth.pid"
 class LocalProcessRuntime(NodeRuntime):
     """Runs each node as a child process in its own session, so it outlives the
     command that started it (`ethgw cluster up` returns) and a Ctrl-C aimed at
-    the launcher reaches the nodes only through an orderly stop."""
+    the launcher reaches the nodes only through an orderly stop.
+
+    With `cgroups`, each service node runs confined to its allotment, as a container would
+    (ClusterSettings.process_node_cgroup); the sealer, the chain's clock, is left uncapped."""
 
     name = "process"
 
-    def __init__(self, geth_binary: Path) -> None:
+    def __init__(self, geth_binary: Path, cgroups: NodeCgroups | None = None) -> None:
         self._geth = geth_binary
+        self._cgroups = cgroups
         self._children: dict[str, subprocess.Popen[bytes]] = {}
         # How a child of ours ended, for the "exited during start" message: a negative
         # code names the signal that ended it (someone else's stop, the OOM killer).
         self._exit_codes: dict[str, int] = {}
+
+    @property
+    def cgroups(self) -> NodeCgroups | None:
+        """The node cgroups the service nodes run confined in, if any."""
+        return self._cgroups
 
     def _require_geth(self) -> None:
         if not self._geth.is_file():
@@ -58,6 +68,17 @@ class LocalProcessRuntime(NodeRuntime):
         self._children[spec.name] = child
         self._exit_codes.pop(spec.name, None)
         (spec.datadir / PID_NAME).write_text(str(child.pid))
+        if self._cgroups is not None and not spec.is_sealer:
+            try:
+                await asyncio.to_thread(self._cgroups.confine, spec.name, child.pid)
+            except OSError as error:
+                child.kill()  # a node meant to be capped must not serve uncapped
+                await self._reap(spec)
+                (spec.datadir / PID_NAME).unlink(missing_ok=True)
+                raise NodeAllotmentError(
+                    f"{spec.name}: no cgroup for its allotment ({error}); "
+                    "ETHGW_CLUSTER_PROCESS_NODE_CGROUP needs a writable /sys/fs/cgroup"
+                ) from error
 
     def _spawn(self, spec: NodeSpec, geth_args: list[str]) -> subprocess.Popen[bytes]:
         with (spec.datadir / LOG_NAME).open("ab") as log:
@@ -79,6 +100,8 @@ class LocalProcessRuntime(NodeRuntime):
                     await _wait_gone(process, 5.0)
         await self._reap(spec)
         (spec.datadir / PID_NAME).unlink(missing_ok=True)
+        if self._cgroups is not None and not spec.is_sealer:
+            await asyncio.to_thread(self._cgroups.release, spec.name)
 
     async def _reap(self, spec: NodeSpec) -> None:
         """Collect our child (in a thread: wait() blocks), so no Popen outlives it."""

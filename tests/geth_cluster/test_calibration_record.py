@@ -6,10 +6,12 @@ import dataclasses
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 from balancer import Calibration, TaskClass, task_memory_from_json
 from ethgw_wire.settings import ClusterSettings
-from geth_cluster.calibrate import EnsuredCalibration
+from geth_cluster.calibrate import EnsuredCalibration, _Sampling
 from geth_cluster.calibration_record import (
     CalibrationInputs,
     CalibrationMethod,
@@ -19,6 +21,8 @@ from geth_cluster.calibration_record import (
     read_record,
     why_measure,
 )
+from geth_cluster.cluster import GethCluster
+from geth_cluster.layout import NodeSpec, pool_specs
 from geth_cluster.task_memory import TaskMemoryMeasurement
 from geth_cluster.toolchain import geth_binary
 
@@ -89,6 +93,30 @@ def test_another_geth_version_is_measured_again() -> None:
 def test_another_host_is_measured_again() -> None:
     """Fewer host cores (the same shape on a smaller machine): measure again."""
     assert why_measure(RECORD, dataclasses.replace(INPUTS, host_cores=1)) is not None
+
+
+def test_confining_the_nodes_is_measured_again() -> None:
+    """The same shape with its nodes now confined to their cores (node-bound): measure again."""
+    confined = dataclasses.replace(INPUTS, process_node_cgroup=True)
+    assert why_measure(RECORD, confined) == "changed: process_node_cgroup False -> True"
+
+
+def test_a_record_from_before_confinement_reads_as_unconfined(tmp_path: Path) -> None:
+    """A stored record without process_node_cgroup is an unconfined one, still reused."""
+    data = json.loads(RECORD.to_json())
+    del data["inputs"]["process_node_cgroup"]
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps(data))
+    stored = read_record(path)
+    assert stored is not None
+    assert why_measure(stored, INPUTS) is None
+
+
+def test_the_inputs_say_whether_the_process_runtime_confines_its_nodes(tmp_path: Path) -> None:
+    """process_node_cgroup is recorded for the process runtime (the docker one always limits)."""
+    settings = ClusterSettings(state_dir=tmp_path, process_node_cgroup=True)
+    assert current_inputs(settings, "process", tmp_path / "geth").process_node_cgroup
+    assert not current_inputs(settings, "docker", tmp_path / "geth").process_node_cgroup
 
 
 def test_the_record_round_trips_through_its_file(tmp_path: Path) -> None:
@@ -179,3 +207,18 @@ def test_a_new_calibration_says_why_it_was_measured(tmp_path: Path) -> None:
     reason = "changed: nodes 2 -> 3"
     ensured = EnsuredCalibration(RECORD, tmp_path, measured_now=True, reason=reason)
     assert ensured.describe().endswith(f": measured now ({reason})")
+
+
+async def test_calibration_samples_each_node_against_its_own_cores(tmp_path: Path) -> None:
+    """A node with cores of its own (the slowed node, a confined one) is sampled against them,
+    as the manager samples it, not against the cluster-wide figure."""
+    settings = ClusterSettings(state_dir=tmp_path, nodes=2, node_cpu_cores_by_node={"node-1": 0.05})
+    asked: dict[str, float] = {}
+
+    def sampler(spec: NodeSpec, memory_budget_mb: float, cpu_cores: float) -> object:
+        asked[spec.name] = cpu_cores
+        return object()
+
+    cluster = SimpleNamespace(settings=settings, runtime=SimpleNamespace(sampler=sampler))
+    _Sampling(cast(GethCluster, cluster), pool_specs(settings), 0.5, None)
+    assert asked == {"node-1": 0.05, "node-2": 1.0}

@@ -153,7 +153,10 @@ def test_a_resume_with_everything_finished_runs_nothing(tmp_path: Path) -> None:
     cells = [Cell("lbh", 3, users, 5) for users in (10, 20)]
     write_cells_csv(tmp_path / "cells.csv", [_result(cell, 5) for cell in cells])
     argv = ["--systems", "lbh", "--nodes", "3", "--users", "10,20", "--requests", "5"]
-    assert main([*argv, "--slow-node", "", "--out", str(tmp_path), "--resume"]) == 0
+    assert (
+        main([*argv, "--slow-node", "", "--node-bound", "", "--out", str(tmp_path), "--resume"])
+        == 0
+    )
     summary = (tmp_path / "summary.md").read_text()
     assert "| uniform | lbh | 3 | 20 | 5 |" in summary
     assert len(read_cells_csv(tmp_path / "cells.csv")) == 2
