@@ -34,7 +34,7 @@ async def test_a_restarted_feed_continues_after_the_topics_last_block(
     kafka_broker: KafkaBroker,
 ) -> None:
     """last_published is None on an empty topic, then the last block sent."""
-    settings = KafkaSettings(topic_chain_heads="test.chain-heads.restart")
+    settings = KafkaSettings(topic_chain_heads="ethgw.test.chain-heads.restart")
     await create_topics(settings, {settings.topic_chain_heads: 1})
     assert await last_published(settings) is None
     async with kafka_producer(settings) as producer:
@@ -52,9 +52,9 @@ async def test_the_manager_runs_the_feed_when_it_publishes(
     """open_manager with publishing on puts consecutive blocks, keyed by number, on the
     chain-heads topic."""
     settings = KafkaSettings(
-        topic_chain_heads="test.chain-heads.manager",
-        topic_node_states="test.chain-heads.manager.states",
-        topic_events="test.chain-heads.manager.events",
+        topic_chain_heads="ethgw.test.chain-heads.manager",
+        topic_node_states="ethgw.test.chain-heads.manager.states",
+        topic_events="ethgw.test.chain-heads.manager.events",
     )
     await create_topics(
         settings,

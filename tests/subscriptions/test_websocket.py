@@ -54,7 +54,23 @@ async def chain_feed(geth_cluster: GethCluster, stack: Stack) -> AsyncIterator[C
             kafka_producer(kafka, enable_idempotence=False)
         )
         feed = await open_chain_feed(manager, kafka, producer, stack_of_parts)
-        yield await stack_of_parts.enter_async_context(feed)
+        running = await stack_of_parts.enter_async_context(feed)
+        await caught_up(running, geth_cluster.spec("node-1").rpc_url)
+        yield running
+
+
+async def caught_up(feed: ChainFeed, rpc_url: str) -> None:
+    """Until the feed has published the head: an earlier stack's feed may have left the
+    topic hundreds of blocks behind, and the feed fills that gap first."""
+    async with httpx.AsyncClient(timeout=5.0, trust_env=False) as client, asyncio.timeout(300):
+        while True:
+            answer = await client.post(
+                rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber"}
+            )
+            head = int(answer.json()["result"], 16)
+            if feed.follower.last_number is not None and feed.follower.last_number >= head - 1:
+                return
+            await asyncio.sleep(0.5)
 
 
 def ws_url(stack: Stack, query: str = "") -> str:
