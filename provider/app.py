@@ -186,6 +186,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         cached = CachingClients(
             clients.get, ReadCache(reads.cache_entries, reads.safe_depth), seen, nodes
         )
+        stack.push_async_callback(cached.close)
         rebroadcaster = Rebroadcaster(
             lambda: _healthiest_client(nodes, clients),
             after_s=settings.rebroadcast_after_s,

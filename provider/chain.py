@@ -22,7 +22,13 @@ from web3.providers.async_base import AsyncJSONBaseProvider
 from web3.types import BlockIdentifier, RPCEndpoint, RPCResponse
 
 from ethgw_wire.artifacts import ContractArtifact, decode_custom_error
-from ethgw_wire.errors import InsufficientFundsError, NodeRefusedError, RevertedError, TaskError
+from ethgw_wire.errors import (
+    InsufficientFundsError,
+    NodeRefusedError,
+    ReceiptTimeoutError,
+    RevertedError,
+    TaskError,
+)
 
 
 class KeepAliveProvider(AsyncJSONBaseProvider):
@@ -144,6 +150,21 @@ class NodeClient(ABC):
             raise
         except NodeRefusedError as exc:
             raise refused_transaction(exc.message) from None
+
+    async def receipt(self, tx_hash: str, timeout_s: float) -> dict[str, Any]:
+        """The receipt of a sent transaction once mined, asked for every 0.2 s;
+        ReceiptTimeoutError after `timeout_s`. The provider's node clients watch blocks
+        instead (provider/receipts.py)."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while asyncio.get_running_loop().time() < deadline:
+            try:
+                receipt = await self.request("eth_getTransactionReceipt", [tx_hash])
+            except IndexingError:
+                receipt = None
+            if receipt is not None:
+                return dict(receipt)
+            await asyncio.sleep(0.2)
+        raise ReceiptTimeoutError(f"no receipt for {tx_hash} after {timeout_s:.0f}s")
 
     @abstractmethod
     async def estimate_gas(

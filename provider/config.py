@@ -57,7 +57,7 @@ class ProviderSettings(BaseSettings):
 
     # The round loop.
     max_outstanding: int = Field(default=512, ge=1)  # held + running tasks per provider
-    concurrency: int = Field(default=64, ge=1)  # tasks executing at once
+    concurrency: int = Field(default=64, ge=1)  # tasks doing node work at once (not receipt waits)
     poll_timeout_ms: int = 20
     idle_round_s: float = 0.05  # wait between rounds while tasks are held
 

@@ -299,11 +299,12 @@ class Dispatcher:
     async def _execute(self, pending: Pending, node_id: str) -> None:
         message = pending.message
         started = time.time()
-        node_done = self._release_once(node_id)
+        slot = _Slot(self._slots)
+        node_done = self._release_once(node_id, slot.give_back)
         try:
-            async with self._slots:
-                started = time.time()
-                data, used = await self._on_nodes(pending, node_id, node_done)
+            await slot.take()
+            started = time.time()
+            data, used = await self._on_nodes(pending, node_id, node_done)
             result = self._result(message, TaskStatus.SUCCEEDED, data=data, node=used)
         except TaskError as exc:
             result = self._result(message, TaskStatus.FAILED, error=exc.info(), node=node_id)
@@ -342,14 +343,16 @@ class Dispatcher:
         self._pruner.finished(pending.tp, pending.offset, message.task_id)
         self._running.pop(message.task_id, None)
 
-    def _release_once(self, node_id: str) -> Callable[[], None]:
-        """Ends a task's count in flight on its node: at the first call, later calls do nothing."""
+    def _release_once(self, node_id: str, give_back_slot: Callable[[], None]) -> Callable[[], None]:
+        """Ends a task's count in flight on its node and gives its execution slot back: at the
+        first call, later calls do nothing."""
         released = False
 
         def release() -> None:
             nonlocal released
             if not released:
                 released = True
+                give_back_slot()
                 metrics.INFLIGHT.labels(node_id).set(self._inflight.finished(node_id, time.time()))
 
         return release
@@ -566,6 +569,25 @@ class Dispatcher:
     def inflight(self) -> Mapping[str, int]:
         """Tasks counted in flight per node: started there, node work not yet done."""
         return self._inflight.counts
+
+
+class _Slot:
+    """One of the dispatcher's execution slots (`concurrency`), given back once, when the
+    node's work ends: a write waiting for its block holds none, since the receipt watchers
+    wait for all of them at the cost of one scan per block."""
+
+    def __init__(self, slots: asyncio.Semaphore) -> None:
+        self._slots = slots
+        self._held = False
+
+    async def take(self) -> None:
+        await self._slots.acquire()
+        self._held = True
+
+    def give_back(self) -> None:
+        if self._held:
+            self._held = False
+            self._slots.release()
 
 
 def _task_context(message: TaskMessage) -> contextvars.Context:

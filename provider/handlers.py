@@ -67,7 +67,6 @@ from provider.transactions import (
     TransactionSender,
     receipt_summary,
     step_key,
-    wait_receipt,
 )
 
 ADMIN = ADMIN_SIGNER
@@ -187,7 +186,7 @@ class Handlers:
     async def _mined(self, job: Job, tx_hash: str) -> Any:
         """The receipt of a transaction the job sent; the node's work ended with the send."""
         job.node_done()
-        return await wait_receipt(job.node, tx_hash, self._receipt_timeout_s)
+        return await job.node.receipt(tx_hash, self._receipt_timeout_s)
 
     async def _token_call(self, job: Job, signer: str, function: str, *args: Any) -> dict[str, Any]:
         data = self._token_encoder().encode_abi(function, args=list(args))

@@ -24,6 +24,7 @@ from ethgw_wire.rpc_params import block_number_of
 from provider import metrics
 from provider.chain import NodeClient
 from provider.freshness import SeenMined
+from provider.receipts import ReceiptWatcher
 
 # The cache each cacheable method's answers go to (the metrics' `cache` label).
 CACHES: dict[str, str] = {
@@ -170,6 +171,8 @@ class CachingNodeClient(NodeClient):
         self._cache = cache
         self._seen = seen
         self._heads = heads
+        # Through this client: its head reads are coalesced and tell the provider the head.
+        self._receipts = ReceiptWatcher(self)
 
     async def request(self, method: str, params: Sequence[Any]) -> Any:
         async def fetch() -> Any:
@@ -188,6 +191,16 @@ class CachingNodeClient(NodeClient):
             number = self._seen.saw_answer(method, answer)
             if number is not None:
                 self._heads.observe(self._url, number)
+
+    async def close(self) -> None:
+        """Stop the receipt watcher's loop."""
+        await self._receipts.close()
+
+    async def receipt(self, tx_hash: str, timeout_s: float) -> dict[str, Any]:
+        """Found by the node's receipt watcher, one scan of each new block for all waiters."""
+        receipt = await self._receipts.wait(tx_hash, timeout_s)
+        self._observe("eth_getTransactionReceipt", receipt)
+        return receipt
 
     async def estimate_gas(
         self, tx: dict[str, Any], abi: Sequence[dict[str, Any]] | None = None
@@ -241,3 +254,8 @@ class CachingClients:
             client = CachingNodeClient(self._plain(url), url, self._cache, self._seen, self._heads)
             self._clients[url] = client
         return client
+
+    async def close(self) -> None:
+        """Stop every client's receipt watcher (before the plain clients' session closes)."""
+        for client in self._clients.values():
+            await client.close()

@@ -17,7 +17,6 @@ transactions again until they are mined (rebroadcast).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -28,12 +27,11 @@ from eth_account import Account
 from eth_utils.crypto import keccak
 from pydantic import BaseModel, ConfigDict, Field
 
-from ethgw_wire.errors import NodeBehindError, ReceiptTimeoutError, RevertedError, TaskError
+from ethgw_wire.errors import NodeBehindError, RevertedError, TaskError
 from ethgw_wire.topic_mirror import TopicMirror
 from provider.accounts import AccountBook
 from provider.chain import (
     AlreadyKnownError,
-    IndexingError,
     NodeClient,
     NonceTooLowError,
     ReplacementUnderpricedError,
@@ -258,20 +256,6 @@ def intrinsic_gas(data: str | bytes) -> int:
 
 def _keccak_hex(data: bytes) -> str:
     return keccak(data).hex()
-
-
-async def wait_receipt(node: NodeClient, tx_hash: str, timeout_s: float) -> dict[str, Any]:
-    """Poll for the receipt; 'indexing is in progress' means keep waiting."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while asyncio.get_running_loop().time() < deadline:
-        try:
-            receipt = await node.request("eth_getTransactionReceipt", [tx_hash])
-        except IndexingError:
-            receipt = None
-        if receipt is not None:
-            return dict(receipt)
-        await asyncio.sleep(0.2)
-    raise ReceiptTimeoutError(f"no receipt for {tx_hash} after {timeout_s:.0f}s")
 
 
 def receipt_summary(receipt: dict[str, Any]) -> dict[str, Any]:

@@ -275,6 +275,28 @@ async def test_a_task_awaiting_only_the_chain_no_longer_counts_in_flight_on_its_
     assert world.dispatcher.inflight["node-1"] == 0
 
 
+async def test_a_task_awaiting_only_the_chain_holds_no_execution_slot() -> None:
+    """With one slot, a second task runs while the first waits for its block."""
+    mined = asyncio.Event()
+
+    async def send_then_await_receipt(job: Job) -> dict[str, Any]:
+        job.node_done()
+        await mined.wait()
+        return {"status": 1}
+
+    handlers = {"chain.block_number": send_then_await_receipt, "chain.gas_price": _block_number}
+    world = World(ScriptedStrategy(), handlers, concurrency=1)
+    await world.add_node("node-1")
+    waiting = world.submit(new_task("chain.block_number", {}))
+    async with world.running():
+        await until(lambda: world.dispatcher.running == 1)
+        other = world.submit(new_task("chain.gas_price", {}))
+        await until(lambda: world.result_of(other) is not None)
+        assert world.result_of(waiting) is None
+        mined.set()
+        await until(lambda: world.result_of(waiting) is not None)
+
+
 async def test_a_task_counts_in_flight_on_its_node_until_its_node_work_is_done() -> None:
     """A running task whose handler has not released its node is counted on that node."""
     answered = asyncio.Event()
