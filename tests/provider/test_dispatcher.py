@@ -284,7 +284,10 @@ async def test_a_task_awaiting_only_the_chain_holds_no_execution_slot() -> None:
         await mined.wait()
         return {"status": 1}
 
-    handlers = {"chain.block_number": send_then_await_receipt, "chain.gas_price": _block_number}
+    handlers: dict[str, Handler] = {
+        "chain.block_number": send_then_await_receipt,
+        "chain.gas_price": _block_number,
+    }
     world = World(ScriptedStrategy(), handlers, concurrency=1)
     await world.add_node("node-1")
     waiting = world.submit(new_task("chain.block_number", {}))

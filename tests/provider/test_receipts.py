@@ -54,8 +54,9 @@ class ScriptedChain(NodeClient):
             return None
         if method == "eth_getBlockReceipts" and self.block_receipts:
             number = int(params[0], 16)
-            hashes = self.blocks[number] if number < len(self.blocks) else None
-            return None if hashes is None else [self._receipt(h, number) for h in hashes]
+            if number >= len(self.blocks):
+                return None
+            return [self._receipt(h, number) for h in self.blocks[number]]
         raise NodeRefusedError(f"{method}: the method does not exist")
 
     async def estimate_gas(
