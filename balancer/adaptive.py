@@ -4,7 +4,8 @@ A sibling of `LBHScheduler` (which stays as lbh-spec.md says). Per round:
 
 1. d is read live: the sample's d moved by delta per task started or finished since the sample.
 2. Zones and LBH come from that live d.
-3. Tasks go in LBH's dispatch order. Each goes to the node with the fewest live in-flight tasks
+3. Tasks go in LBH's dispatch order (reads first), except that tasks waiting `overdue_s` or
+   more go first, oldest first. Each goes to the node with the fewest live in-flight tasks
    among those with room: memory left after the headroom, and a predicted d that stays within
    Dis_avemax (or fewer than `min_inflight` tasks in flight). Writes avoid zone III nodes and,
    between nodes with as few tasks in flight, take zone I first. There is no cluster-wide
@@ -33,6 +34,7 @@ from balancer.adaptive_rules import (
     lasted,
     live_distance,
     memory_bound,
+    overdue_first,
     ramp_limit,
     room,
     since_while,
@@ -66,6 +68,7 @@ class AdaptiveSettings:
     ramp_per_s: how fast the ceiling rises, tasks per second [8].
     min_inflight: tasks any routable node may have in flight whatever its d says [4].
     valve_per_node: reads the valve may send to one node per round [1].
+    overdue_s: a task waiting this long goes before younger ones, whatever its class [2].
     """
 
     headroom_mb: float = DEFAULT_HEADROOM_MB
@@ -75,9 +78,10 @@ class AdaptiveSettings:
     ramp_per_s: float = 8.0
     min_inflight: int = 4
     valve_per_node: int = 1
+    overdue_s: float = 2.0
 
     def __post_init__(self) -> None:
-        for name in ("headroom_mb", "max_pause_s", "ramp_after_s", "ramp_per_s"):
+        for name in ("headroom_mb", "max_pause_s", "ramp_after_s", "ramp_per_s", "overdue_s"):
             value = float(getattr(self, name))
             if not (math.isfinite(value) and value >= 0.0):
                 raise ValueError(f"{name} must be finite and >= 0, got {value}")
@@ -143,7 +147,7 @@ class AdaptivePolicy:
         stuck = memory_bound(lbh, _health(nodes, [n.memory for n in nodes], self.calibration))
         ramp_from = None if now is None else self._ramp_from(state, now)
         ramp = None if now is None or ramp_from is None else now - ramp_from
-        placed = _Round(self, nodes, live, zones, ramp).place(tasks)
+        placed = _Round(self, nodes, live, zones, ramp).place(tasks, now)
         paused = bool(tasks) and not placed
         forced: list[tuple[int, int]] = []
         recycle_now = None
@@ -275,13 +279,15 @@ class _Round:
             None if n.free_left_mb is None else n.free_left_mb - need_mb,
         )
 
-    def place(self, tasks: Sequence[Task]) -> list[tuple[int, int]]:
-        """(task index, node index) pairs in dispatch order; a held write holds its account's
-        later writes, as in LBH."""
+    def place(self, tasks: Sequence[Task], now: float | None) -> list[tuple[int, int]]:
+        """(task index, node index) pairs, overdue tasks first, then in dispatch order; a held
+        write holds its account's later writes, as in LBH."""
         out: list[tuple[int, int]] = []
         blocked: set[str] = set()
         cal = self._policy.calibration
-        for t in dispatch_order(tasks):
+        ages = [task.enqueued_at for task in tasks]
+        overdue_s = self._policy.settings.overdue_s
+        for t in overdue_first(dispatch_order(tasks), ages, now, overdue_s):
             task = tasks[t]
             if task.account in blocked and task.cls.is_write:
                 continue

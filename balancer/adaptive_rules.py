@@ -3,7 +3,8 @@
 `balancer/adaptive.py` composes them into a strategy. Each rule answers one of the costs the
 simulator found in spec-literal LBH (docs/balancer.md, "Where LBH loses"): memory packed to the
 last megabyte, one-second-old samples, reads sent to the busiest zone, a backlog dumped after a
-pause, a safety valve that ignores memory, and the memory-creep deadlock.
+pause, a safety valve that ignores memory, and the memory-creep deadlock; and, found live,
+writes starved by reads when nodes run out of room.
 """
 
 from __future__ import annotations
@@ -85,6 +86,26 @@ class NodeLoad:
     d_hat: float
     room_left: int
     free_left_mb: float | None
+
+
+def overdue_first(
+    order: Sequence[int], ages: Sequence[float], now: float | None, overdue_s: float
+) -> list[int]:
+    """`order` (LBH's dispatch order: reads first) with the overdue tasks moved to the front,
+    oldest first: those queued at least `overdue_s` before `now` (None: no clock, `order`).
+
+    Reads first costs nothing while nodes have room. Once they run out, it makes writes wait
+    for as long as reads keep coming, and the writes' wait becomes everyone's p99. An
+    account's writes are queued in the order they came, so an overdue write has no younger
+    write of its account ahead of it, and the others keep LBH's account order.
+    """
+    if now is None:
+        return list(order)
+    late = sorted((i for i in order if now - ages[i] >= overdue_s), key=ages.__getitem__)
+    if not late:
+        return list(order)
+    moved = set(late)
+    return late + [i for i in order if i not in moved]
 
 
 def choose(

@@ -126,6 +126,16 @@ def _hot_nodes() -> list[NodeState]:
     return [NodeState("a", 0.8, 1.0, inflight=9), NodeState("b", 0.8, 1.0, inflight=9)]
 
 
+def test_an_overdue_write_takes_the_last_room_before_younger_reads():
+    """When nodes run out of room, a write waiting overdue_s goes before younger reads."""
+    policy = AdaptivePolicy(Calibration(0.3, 1.07), 0.05, DEMAND, AdaptiveSettings(min_inflight=2))
+    busy = [NodeState("a", 1.0, 1.0, inflight=1)]  # room for one more only (the floor of 2)
+    write = Task("w", TaskClass.MCT, "x", enqueued_at=1.0)
+    reads = [Task(f"r{i}", TaskClass.RT, enqueued_at=2.0 + i) for i in range(3)]
+    plan = policy.decide(AdaptiveState(), busy, [*reads, write], 10.0).plan
+    assert plan.assignments == [("w", "a")]
+
+
 def test_valve_opens_after_max_pause_and_spreads_reads():
     """After max_pause of pause the valve sends reads, one per node per round, writes stay."""
     policy, nodes = _policy(), _hot_nodes()

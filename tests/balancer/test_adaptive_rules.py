@@ -16,6 +16,7 @@ from balancer.adaptive_rules import (
     lasted,
     live_distance,
     memory_bound,
+    overdue_first,
     ramp_limit,
     room,
     since_while,
@@ -99,6 +100,53 @@ def test_live_distance_is_the_sample_when_nothing_changed(d, count, delta):
 def test_live_distance_grows_with_the_live_count(d, now, then, delta):
     """More tasks in flight now never means a smaller live d."""
     assert live_distance(d, now + 1, then, delta) >= live_distance(d, now, then, delta)
+
+
+# --- order of placement -----------------------------------------------------------------
+
+_AGES = st.lists(st.sampled_from([0.0, 1.0, 1.5, 2.0, 7.0]), max_size=30)
+_ORDERED_AGES = _AGES.flatmap(
+    lambda ages: st.tuples(st.permutations(range(len(ages))), st.just(ages))
+)
+_OVERDUE_S = st.sampled_from([0.0, 0.5, 2.0, 100.0])
+
+
+@PROPERTY
+@given(_ORDERED_AGES, st.floats(0.0, 10.0), _OVERDUE_S)
+def test_overdue_first_places_every_task_once(ordered, now, overdue_s):
+    """The order is a permutation of the base order's tasks."""
+    order, ages = ordered
+    assert sorted(overdue_first(order, ages, now, overdue_s)) == sorted(order)
+
+
+@PROPERTY
+@given(_ORDERED_AGES, st.floats(0.0, 10.0), _OVERDUE_S)
+def test_overdue_tasks_go_first_oldest_first(ordered, now, overdue_s):
+    """Every task waiting overdue_s or more comes before the others, in age order."""
+    order, ages = ordered
+    placed = overdue_first(order, ages, now, overdue_s)
+    late = [now - ages[i] >= overdue_s for i in placed]
+    assert late == sorted(late, reverse=True)
+    late_ages = [ages[i] for i, is_late in zip(placed, late, strict=True) if is_late]
+    assert late_ages == sorted(late_ages)
+
+
+@PROPERTY
+@given(_ORDERED_AGES, st.floats(0.0, 10.0), _OVERDUE_S)
+def test_tasks_not_overdue_keep_the_base_order(ordered, now, overdue_s):
+    """The tasks that are not overdue keep LBH's dispatch order among themselves."""
+    order, ages = ordered
+    placed = overdue_first(order, ages, now, overdue_s)
+    on_time = [i for i in placed if now - ages[i] < overdue_s]
+    assert on_time == [i for i in order if now - ages[i] < overdue_s]
+
+
+@PROPERTY
+@given(_ORDERED_AGES, _OVERDUE_S)
+def test_without_a_clock_the_base_order_stands(ordered, overdue_s):
+    """No clock, no overdue task: the order is the base order."""
+    order, ages = ordered
+    assert overdue_first(order, ages, None, overdue_s) == list(order)
 
 
 # --- room (admission per node) ----------------------------------------------------------
