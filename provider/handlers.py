@@ -82,9 +82,10 @@ class Job:
     """One task as a handler sees it: validated parameters and the chosen node.
 
     `node_done` is called when the node's share of the work is over and only the chain is
-    awaited (a receipt): the task then stops counting as in flight on its node, since a
-    strategy that balances on in-flight counts would otherwise take a node waiting for the
-    next block for a busy one.
+    awaited (a receipt), or when the work is the provider's own (an account's key derived
+    with scrypt): the task then stops counting as in flight on its node and gives back its
+    execution slot, since a strategy that balances on in-flight counts would otherwise take a
+    node waiting for the next block, or idle, for a busy one.
     """
 
     task_id: str
@@ -362,6 +363,9 @@ class Handlers:
 
     async def account_create(self, job: Job) -> dict[str, Any]:
         params = _as(job, CreateAccountParams)
+        # The keystore is encrypted here (scrypt, seconds under load), not on the node; what
+        # the node does (the funding's send) is one call, too little to hold a slot for.
+        job.node_done()
         record = self._accounts.created_by(job.task_id) or await self._accounts.create(
             params.password, self._funding_wei, job.task_id, job.caller
         )
@@ -384,6 +388,7 @@ class Handlers:
 
     async def account_unlock(self, job: Job) -> dict[str, Any]:
         params = _as(job, UnlockParams)
+        job.node_done()  # the key is derived here (scrypt), not on the node
         until = await self._accounts.unlock(
             params.address, params.password, params.duration_s, job.caller
         )
