@@ -30,7 +30,8 @@ from ethgw_wire.http_api import API_KEY_HEADER
 from ethgw_wire.kafka import kafka_producer, publish
 from ethgw_wire.messages import Timings
 from ethgw_wire.operations import new_task
-from ethgw_wire.settings import ClusterSettings, KafkaSettings
+from ethgw_wire.request_auth import ensure_request_key, signing_auth
+from ethgw_wire.settings import ClusterSettings, KafkaSettings, request_key_file
 from loadtests.cpu import CPU_KINDS, CpuLedger, ms_per_request
 from loadtests.systems import System
 
@@ -70,10 +71,16 @@ async def read_latency(
     read_instance = system.url.rsplit(":", 1)[0] + f":{int(system.url.rsplit(':', 1)[1]) + 100}"
     body = {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}
     headers = {API_KEY_HEADER: system.api_key}
-    async with httpx.AsyncClient(timeout=30, trust_env=False, headers=headers) as client:
+    # An instance takes only what the gateway signed: the bench signs as the gateway does,
+    # with the system's own request key.
+    signed = signing_auth(ensure_request_key(request_key_file(system.state_dir)))
+    async with (
+        httpx.AsyncClient(timeout=30, trust_env=False, headers=headers) as client,
+        httpx.AsyncClient(timeout=30, trust_env=False, auth=signed) as instance,
+    ):
         calls: dict[str, Callable[[], Awaitable[httpx.Response]]] = {
             "direct to node-1 (JSON-RPC)": lambda: client.post(rpc_url, json=body),
-            "read instance (Kafka, provider)": lambda: client.get(
+            "read instance (Kafka, provider)": lambda: instance.get(
                 read_instance + "/api/v1/conn/blockNum"
             ),
             "gateway (the full pipeline)": lambda: client.get(system.url + "/api/v1/conn/blockNum"),
