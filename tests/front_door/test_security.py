@@ -206,14 +206,14 @@ async def test_the_sealers_unlocked_account_cannot_send_over_http(
                 listening.append(f"{spec.name} http://127.0.0.1:{connection.laddr.port}")
     async with httpx.AsyncClient(timeout=5, trust_env=False) as client:
 
-        async def answer(where: str) -> str:
+        async def post(where: str) -> str:
             try:
                 return (await client.post(where.split()[1], json=send)).text
             except httpx.HTTPError as error:
                 return repr(error)
 
         # At once: a P2P port takes the request and never answers, so each waits the timeout.
-        answers = dict(zip(listening, await asyncio.gather(*map(answer, listening)), strict=True))
+        answers = dict(zip(listening, await asyncio.gather(*map(post, listening)), strict=True))
         sent = {where: answer for where, answer in answers.items() if '"result"' in answer}
         assert sent == {}
         assert len(answers) >= 2 * len(geth_cluster.specs)  # p2p and auth RPC at least
