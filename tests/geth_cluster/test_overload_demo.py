@@ -40,7 +40,7 @@ from tests.pipeline_fixtures import (
     ProviderProcess,
     ServerProcess,
     create_topics,
-    start_front_door,
+    start_front_door_beside,
 )
 
 pytestmark = pytest.mark.slow
@@ -116,9 +116,13 @@ async def overload_report(
         )
         async with manager_serving(geth_cluster, pipeline, settings) as manager_url:
             provider.start()
-            await provider.wait_ready()
-            processes = await start_front_door(
-                pipeline, work, provider_log_dir, "overload", ETHGW_GATEWAY_MANAGER_URL=manager_url
+            processes = await start_front_door_beside(
+                provider.wait_ready(),
+                pipeline,
+                work,
+                provider_log_dir,
+                "overload",
+                ETHGW_GATEWAY_MANAGER_URL=manager_url,
             )
             endpoints = StackEndpoints(
                 processes[0].url,
