@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -589,6 +589,29 @@ async def start_front_door(
         )
         instance.start()
         processes.append(instance)
-        await instance.wait_ready()
+    # Started together, as the session stack's instances are: neither waits for the other.
+    await asyncio.gather(*(instance.wait_ready() for instance in processes[1:]))
     await gateway.wait_ready(path="/readyz")
     return processes
+
+
+async def start_front_door_beside(
+    provider_ready: Awaitable[object],
+    pipeline: IsolatedPipeline,
+    state: Path,
+    log_dir: Path,
+    name: str,
+    **gateway_env: str,
+) -> list[ServerProcess]:
+    """`start_front_door` while `provider_ready` (a provider's start) runs: neither waits for
+    the other. Back once both are ready; the caller stops the processes returned."""
+    front_door = asyncio.ensure_future(
+        start_front_door(pipeline, state, log_dir, name, **gateway_env)
+    )
+    try:
+        await provider_ready
+    except BaseException:
+        for process in reversed(await front_door):
+            process.stop()
+        raise
+    return await front_door

@@ -162,25 +162,33 @@ class Market:
 async def market(admin: httpx.AsyncClient) -> Market:
     """Two projects published and the second bought three times."""
     publisher, buyer = await asyncio.gather(new_account(admin), new_account(admin))
-    await ok(
-        await admin.post("/token/add", json={"address": buyer, "value": 900, "waitReceipt": True})
-    )
-    project_id = 0
-    for name in ("Paged Fund A", "Paged Fund B"):
-        published = await ok(
-            await admin.post(
-                "/token/publish",
-                json={
-                    "address": publisher,
-                    "time": 1700000000,
-                    "projectName": name,
-                    "projectHash": "0x" + secrets.token_hex(32),
-                    "price": 10,
-                    "waitReceipt": True,
-                },
+
+    async def publish_both() -> int:
+        """Project A, then project B (one signer, in order); B's id."""
+        project_id = 0
+        for name in ("Paged Fund A", "Paged Fund B"):
+            published = await ok(
+                await admin.post(
+                    "/token/publish",
+                    json={
+                        "address": publisher,
+                        "time": 1700000000,
+                        "projectName": name,
+                        "projectHash": "0x" + secrets.token_hex(32),
+                        "price": 10,
+                        "waitReceipt": True,
+                    },
+                )
             )
-        )
-        project_id = published["project_id"]
+            project_id = published["project_id"]
+        return project_id
+
+    # The buyer's tokens (the admin signs) while the publisher publishes.
+    funded, project_id = await asyncio.gather(
+        admin.post("/token/add", json={"address": buyer, "value": 900, "waitReceipt": True}),
+        publish_both(),
+    )
+    await ok(funded)
     for moment in range(3):
         await ok(
             await admin.post(

@@ -170,11 +170,15 @@ async def market_run(clients: dict[str, httpx.AsyncClient]) -> AsyncIterator[Mar
     for listener in listeners.values():
         await listener.start()
     try:
-        alices = await new_account(alice)
-        publisher, buyer = await asyncio.gather(new_account(admin), new_account(admin))
-        for address, value in ((buyer, 500), (alices, 50)):
+        alices, publisher, buyer = await asyncio.gather(
+            new_account(alice), new_account(admin), new_account(admin)
+        )
+
+        async def mint(address: str, value: int) -> None:
             body = {"address": address, "value": value, "waitReceipt": True}
             await ok(await admin.post("/token/add", json=body))
+
+        await asyncio.gather(mint(buyer, 500), mint(alices, 50))
         published = await ok(
             await admin.post(
                 "/token/publish",

@@ -1,4 +1,5 @@
-"""`ethgw calibrate`'s measurement on the real session cluster, with short windows."""
+"""`ethgw calibrate`'s measurement on the real session cluster, with short windows (the
+session's one calibration, shared with the overload demo: tests/geth_cluster/conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import pytest_asyncio
 
 from balancer import Calibration, TaskClass, task_memory_from_json
 from ethgw_wire.artifacts import load_artifact
@@ -25,32 +25,13 @@ from geth_cluster.cluster import GethCluster
 from geth_cluster.layout import pool_specs
 from geth_cluster.node_rpc import rpc_call
 from geth_cluster.task_memory import Probes, need_per_task
-from tests.geth_cluster.test_manager import wait_following
-
-PROGRESS: list[tuple[str, float, float]] = []
+from tests.geth_cluster.conftest import WINDOWS, SessionCalibration
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def calibration_run(
-    geth_cluster: GethCluster, tmp_path_factory: pytest.TempPathFactory
-) -> CalibrationRun:
-    """One calibration of the session cluster: 3 s idle, 1 s bursts per task class, 1 s
-    warm-up, 3 s saturated."""
-    await wait_following(geth_cluster)
-    try:
-        return await run_calibration(
-            geth_cluster,
-            idle_s=3.0,
-            warmup_s=1.0,
-            load_s=3.0,
-            sample_interval_s=0.5,
-            path=tmp_path_factory.mktemp("calibrate") / "state" / "calibration.json",
-            progress=lambda *step: PROGRESS.append(step),
-            task_burst_s=1.0,
-            task_concurrency=4,
-        )
-    finally:
-        await wait_following(geth_cluster, 60.0)
+@pytest.fixture
+def calibration_run(session_calibration: SessionCalibration) -> CalibrationRun:
+    """The session cluster's one calibration (tests/geth_cluster/conftest.py: WINDOWS)."""
+    return session_calibration.run
 
 
 @pytest.mark.slow
@@ -86,10 +67,10 @@ async def test_calibration_file_is_written_and_valid(calibration_run: Calibratio
 async def test_samples_cover_every_pool_node_in_each_window(
     geth_cluster: GethCluster, calibration_run: CalibrationRun
 ) -> None:
-    """Each window holds one sample per pool node per interval (3 s / 0.5 s = 6 intervals)."""
+    """Each window holds one sample per pool node per interval (4 s and 5 s, 1 s apart)."""
     nodes = len(pool_specs(geth_cluster.settings))
-    assert len(calibration_run.idle) == 6 * nodes
-    assert len(calibration_run.saturated) == 6 * nodes
+    assert len(calibration_run.idle) == 4 * nodes
+    assert len(calibration_run.saturated) == 5 * nodes
 
 
 @pytest.mark.slow
@@ -107,15 +88,17 @@ async def test_the_file_keeps_the_inputs_and_the_method(
     record = read_record(calibration_run.path)
     assert record is not None
     assert record.inputs == await asyncio.to_thread(cluster_inputs, geth_cluster)
-    assert (record.method.idle_s, record.method.load_s) == (3.0, 3.0)
+    assert (record.method.idle_s, record.method.load_s) == (WINDOWS.idle_s, WINDOWS.load_s)
     assert record.method.calls == calibration_run.calls
 
 
 @pytest.mark.slow
-async def test_progress_is_reported_through_each_window(calibration_run: CalibrationRun) -> None:
+async def test_progress_is_reported_through_each_window(
+    session_calibration: SessionCalibration,
+) -> None:
     """The callback hears every window in order and ends each at its full length."""
     last: dict[str, tuple[float, float]] = {}
-    for window, done, total in PROGRESS:
+    for window, done, total in session_calibration.progress:
         last[window] = (done, total)
     assert list(last) == ["idle", "task RT", "task MAT", "task MCT", "task DT", "warm-up", "load"]
     assert all(done == pytest.approx(total) for done, total in last.values())
@@ -145,7 +128,7 @@ async def test_every_task_class_has_a_measured_memory_need(
     assert set(measured.table()) == set(TaskClass)
     assert all(math.isfinite(mb) and mb >= 0.0 for mb in measured.need_mb.values())
     assert all(calls > 0 for calls in measured.calls.values())
-    assert measured.concurrency == 4
+    assert measured.concurrency == WINDOWS.task_concurrency
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """The core of `ethgw demo overload` on real servers: a node saturated by direct heavy eth_calls
 is seen in zone III and recycled by a manager on its default settings, with bounds calibrated
-as `ethgw up` calibrates them (shorter windows), while reads and writes through the gateway
+as `ethgw up` calibrates them (shorter windows: the session's one calibration, shared with
+tests/geth_cluster/test_calibrate.py), while reads and writes through the gateway
 keep succeeding.
 
 The stack: the session's Geth cluster (a sealer and two pool nodes) and Kafka broker, a
@@ -20,7 +21,6 @@ import pytest_asyncio
 
 from devstack.kafka_broker import KafkaBroker
 from geth_cluster.api import serve_api
-from geth_cluster.calibrate import run_calibration
 from geth_cluster.cluster import GethCluster
 from geth_cluster.config import ManagerSettings
 from loadtests.overload import (
@@ -31,6 +31,7 @@ from loadtests.overload import (
     stage_overload,
 )
 from service_kit.ports import free_port
+from tests.geth_cluster.conftest import SessionCalibration
 from tests.geth_cluster.episode_chart import RESULTS_DIR
 from tests.geth_cluster.test_manager import wait_following
 from tests.geth_cluster.test_recycling_under_load import answers, poll_until
@@ -39,7 +40,7 @@ from tests.pipeline_fixtures import (
     ProviderProcess,
     ServerProcess,
     create_topics,
-    start_front_door,
+    start_front_door_beside,
 )
 
 pytestmark = pytest.mark.slow
@@ -83,6 +84,7 @@ async def manager_serving(
 async def overload_report(
     geth_cluster: GethCluster,
     kafka_broker: KafkaBroker,
+    session_calibration: SessionCalibration,
     platform_file: Path,
     provider_log_dir: Path,
     tmp_path_factory: pytest.TempPathFactory,
@@ -91,10 +93,7 @@ async def overload_report(
     from gateway.keys import create_key
 
     work = tmp_path_factory.mktemp("overload")
-    await wait_following(geth_cluster, 60.0)
-    calibration = await run_calibration(
-        geth_cluster, idle_s=4.0, warmup_s=2.0, load_s=5.0, path=work / "calibration.json"
-    )
+    calibration = session_calibration.run
     await wait_following(geth_cluster, 60.0)
     pipeline = IsolatedPipeline(
         "overload",
@@ -117,9 +116,13 @@ async def overload_report(
         )
         async with manager_serving(geth_cluster, pipeline, settings) as manager_url:
             provider.start()
-            await provider.wait_ready()
-            processes = await start_front_door(
-                pipeline, work, provider_log_dir, "overload", ETHGW_GATEWAY_MANAGER_URL=manager_url
+            processes = await start_front_door_beside(
+                provider.wait_ready(),
+                pipeline,
+                work,
+                provider_log_dir,
+                "overload",
+                ETHGW_GATEWAY_MANAGER_URL=manager_url,
             )
             endpoints = StackEndpoints(
                 processes[0].url,

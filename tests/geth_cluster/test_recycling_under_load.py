@@ -53,7 +53,7 @@ from tests.pipeline_fixtures import (
     IsolatedPipeline,
     ServerProcess,
     create_topics,
-    start_front_door,
+    start_front_door_beside,
 )
 
 pytestmark = pytest.mark.slow
@@ -219,9 +219,9 @@ async def load_stack(
         async with manager_api(
             geth_cluster, kafka, manager_settings(free_port(), bounds)
         ) as manager_url:
-            await pipeline.start_provider("p1")
             processes.extend(
-                await start_front_door(
+                await start_front_door_beside(
+                    pipeline.start_provider("p1"),
                     pipeline,
                     state,
                     provider_log_dir,

@@ -46,8 +46,9 @@ async def pair(
     await pipeline.create_topics()
     try:
         async with fresh_states(pipeline, lambda: idle_reports(geth_cluster), every_s=2.0):
-            await pipeline.start_provider("a")
-            await pipeline.start_provider("b")
+            # Both join at once: each is ready once its partitions of one group generation
+            # are assigned, as when the second joins after the first.
+            await asyncio.gather(pipeline.start_provider("a"), pipeline.start_provider("b"))
             async with task_client_for(pipeline.settings) as client:
                 yield pipeline, client
     finally:
