@@ -5,10 +5,11 @@ A sibling of `LBHScheduler` (which stays as lbh-spec.md says). Per round:
 1. d is read live: the sample's d moved by delta per task started or finished since the sample.
 2. Zones and LBH come from that live d.
 3. Tasks go in LBH's dispatch order (reads first), except that tasks waiting `overdue_s` or
-   more go first, oldest first. Each goes to the node with the fewest live in-flight tasks
-   among those with room: memory left after the headroom, and a predicted d that stays within
+   more go first, oldest first. Each goes to the node of lowest expected wait, (live in flight
+   + 1) x its recent service time (the fewest in flight when no service time is known), among
+   those with room: memory left after the headroom, and a predicted d that stays within
    Dis_avemax (or fewer than `min_inflight` tasks in flight). Writes avoid zone III nodes and,
-   between nodes with as few tasks in flight, take zone I first. There is no cluster-wide
+   between nodes of as low a cost, take zone I first. There is no cluster-wide
    pause: a loaded node stops taking work and the others go on.
 4. A round that sends nothing while tasks wait is a pause. After a pause of `ramp_after_s` or
    more, each node's in-flight count is capped by a ceiling that rises with time (the ramp).
@@ -54,6 +55,7 @@ whose memory has crept refuse work long before they are in danger."""
 
 _NO_MEMORY_DEMAND: Mapping[TaskClass, float] = MappingProxyType({})
 _NO_SAMPLE_COUNTS: Mapping[str, int] = MappingProxyType({})
+_NO_SERVICE_TIMES: Mapping[str, float] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,25 +138,27 @@ class AdaptivePolicy:
         tasks: Sequence[Task],
         now: float | None,
         sampled_inflight: Mapping[str, int] = _NO_SAMPLE_COUNTS,
+        service_s: Mapping[str, float] = _NO_SERVICE_TIMES,
     ) -> Decision:
         """Place one round's tasks. `now` is the caller's clock in seconds (any origin); None
         turns off the rules that need time (ramp, valve, deadlock exit) and keeps `state`.
         `sampled_inflight` is each node's in-flight count when its sample was taken (a node
-        missing there is taken as sampled now)."""
+        missing there is taken as sampled now). `service_s` is each node's recent service time
+        in seconds (a node missing there has no data yet; see `choose`)."""
         ids = check_node_ids(nodes)
         live = self._live_distances(nodes, sampled_inflight)
         zones, lbh = self._zones(nodes, live), _health(nodes, live, self.calibration)
         stuck = memory_bound(lbh, _health(nodes, [n.memory for n in nodes], self.calibration))
         ramp_from = None if now is None else self._ramp_from(state, now)
         ramp = None if now is None or ramp_from is None else now - ramp_from
-        placed = _Round(self, nodes, live, zones, ramp).place(tasks, now)
+        placed = _Round(self, nodes, live, zones, ramp, service_s).place(tasks, now)
         paused = bool(tasks) and not placed
         forced: list[tuple[int, int]] = []
         recycle_now = None
         if now is not None:
             state = self._next_state(state, paused, stuck, ramp_from, now)
             if paused and lasted(state.paused_since, now, self.settings.max_pause_s):
-                forced = _Round(self, nodes, live, zones, None).valve(tasks)
+                forced = _Round(self, nodes, live, zones, None, service_s).valve(tasks)
             recycle_now = deadlock_exit(
                 dict(zip(ids, zones, strict=True)),
                 dict(zip(ids, live, strict=True)),
@@ -248,6 +252,7 @@ class _Round:
         live: Sequence[float],
         zones: Sequence[Zone],
         since_resume_s: float | None,
+        service_s: Mapping[str, float],
     ) -> None:
         s = policy.settings
         self._policy = policy
@@ -267,7 +272,16 @@ class _Round:
             if ceiling is not None:
                 room_left = min(room_left, max(0, ceiling - node.inflight))
             free = usable_free_mb(node.free_memory_mb, s.headroom_mb)
-            self._loads.append(NodeLoad(node.node_id, node.inflight, live[i], room_left, free))
+            self._loads.append(
+                NodeLoad(
+                    node.node_id,
+                    node.inflight,
+                    live[i],
+                    room_left,
+                    free,
+                    service_s.get(node.node_id),
+                )
+            )
 
     def _give(self, k: int, need_mb: float) -> None:
         n = self._loads[k]
@@ -277,6 +291,7 @@ class _Round:
             n.d_hat + self._policy.delta,
             n.room_left - 1,
             None if n.free_left_mb is None else n.free_left_mb - need_mb,
+            n.service_s,
         )
 
     def place(self, tasks: Sequence[Task], now: float | None) -> list[tuple[int, int]]:
@@ -323,9 +338,9 @@ class _Round:
 class LBHAdaptive:
     """The `lbh_adaptive` strategy: an AdaptivePolicy and the state it carries between rounds.
 
-    `decide(nodes, tasks, now=..., sampled_inflight=...)` is the full interface. `plan(nodes,
-    tasks)` answers the Strategy protocol without a clock: the rules that need time (ramp,
-    valve, deadlock exit) are then off.
+    `decide(nodes, tasks, now=..., sampled_inflight=..., service_s=...)` is the full
+    interface. `plan(nodes, tasks)` answers the Strategy protocol without a clock: the rules
+    that need time (ramp, valve, deadlock exit) are then off.
     """
 
     name = "lbh_adaptive"
@@ -370,8 +385,10 @@ class LBHAdaptive:
         *,
         now: float | None = None,
         sampled_inflight: Mapping[str, int] = _NO_SAMPLE_COUNTS,
+        service_s: Mapping[str, float] = _NO_SERVICE_TIMES,
     ) -> Decision:
-        """One round at `now`; the state moves on to the decision's."""
-        decision = self._policy.decide(self._state, nodes, tasks, now, sampled_inflight)
+        """One round at `now`; the state moves on to the decision's. `service_s`: each node's
+        recent service time (see `AdaptivePolicy.decide`)."""
+        decision = self._policy.decide(self._state, nodes, tasks, now, sampled_inflight, service_s)
         self._state = decision.state
         return decision

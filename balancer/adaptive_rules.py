@@ -79,6 +79,7 @@ class NodeLoad:
     d_hat: live d plus delta per task this round gave it.
     room_left: tasks it may still take this round; free_left_mb: usable memory left (None:
     unknown).
+    service_s: its recent service time, an EWMA of what its tasks took (None: no data yet).
     """
 
     node_id: str
@@ -86,6 +87,64 @@ class NodeLoad:
     d_hat: float
     room_left: int
     free_left_mb: float | None
+    service_s: float | None = None
+
+
+DEFAULT_SERVICE_DECAY_S = 10.0
+"""Time constant of the service-time EWMA (Finagle's default): a figure this old weighs 1/e."""
+
+
+def decayed_mean(
+    previous: float | None, sample_s: float, elapsed_s: float, decay_s: float
+) -> float:
+    """The peak EWMA of service times after one more sample, `elapsed_s` after the last one.
+
+    As in peak-EWMA balancers (Finagle, Linkerd): a sample above the figure replaces it, so a
+    node that slows down is seen at once; one below it pulls it down with the weight
+    1 - exp(-elapsed_s / decay_s), so a node's figure follows its last `decay_s` seconds
+    however many tasks it served. No figure yet (None) or `decay_s` 0: the sample.
+    """
+    if previous is None or decay_s <= 0.0 or sample_s > previous:
+        return sample_s
+    keep = math.exp(-max(0.0, elapsed_s) / decay_s)
+    return keep * previous + (1.0 - keep) * sample_s
+
+
+def aged_service(
+    figures: Mapping[str, float], seen_at: Mapping[str, float], now: float, decay_s: float
+) -> dict[str, float]:
+    """The figures as of `now`: each drifts toward the cheapest one with the time since its
+    last sample (weight exp(-age / decay_s) on what it has above the cheapest).
+
+    A node judged slow gets few tasks, so its figure is rarely refreshed: without this, one
+    slow spell (a noisy neighbour, a node about to be recycled) would keep it shunned long
+    after it passed. Peak-EWMA balancers decay their figure on read for the same reason.
+    """
+    if not figures:
+        return {}
+    cheapest = min(figures.values())
+    out = {}
+    for node, figure in figures.items():
+        age = max(0.0, now - seen_at.get(node, now))
+        keep = math.exp(-age / decay_s) if decay_s > 0.0 else 0.0
+        out[node] = cheapest + (figure - cheapest) * keep
+    return out
+
+
+def service_estimates(service_s: Sequence[float | None]) -> list[float]:
+    """The service time to cost each node with: its own figure, or for a node with no data
+    yet the cheapest known one (so a new node is tried, not shunned); 1.0 for all when no node
+    has data (the cost is then the in-flight rule)."""
+    known = [s for s in service_s if s is not None]
+    if not known:
+        return [1.0] * len(service_s)
+    cheapest = min(known)
+    return [cheapest if s is None else s for s in service_s]
+
+
+def latency_cost(inflight: int, service_s: float) -> float:
+    """What a new task is expected to wait on a node: (in flight + 1) x its service time."""
+    return (inflight + 1) * service_s
 
 
 def overdue_first(
@@ -113,21 +172,26 @@ def choose(
 ) -> int | None:
     """Index in `loads` of the node for one task, or None if none may take it.
 
-    Balancing is on the live in-flight count, across zones, as least-connections does; ties go
-    to the lower id (a d up to a second old is a worse tie-breaker than a fixed order, the
-    simulator says). Zones still keep writes off loaded nodes: a write goes to a node in
+    Balancing is on the expected wait, across zones, as peak-EWMA balancers do: the lowest
+    `latency_cost` (live in flight + 1, times the node's recent service time), then the fewest
+    in flight, then the lower id (a d up to a second old is a worse tie-breaker than a fixed
+    order, the simulator says). With equal service times, or none known, that is
+    least-connections. Zones still keep writes off loaded nodes: a write goes to a node in
     predicted zone III (d_hat > Dis_avemax) only if no other node may take it, and between
-    nodes with as few tasks in flight, to zone I (d_hat <= Dis_ave) first.
+    nodes of as low a cost, to zone I (d_hat <= Dis_ave) first.
     """
     eligible = [i for i, n in enumerate(loads) if n.room_left > 0 and fits(n.free_left_mb, need_mb)]
     if not eligible:
         return None
+    service = service_estimates([n.service_s for n in loads])
+
+    def cost(i: int) -> tuple[float, int]:
+        return latency_cost(loads[i].inflight, service[i]), loads[i].inflight
+
     if not is_write:
-        return min(eligible, key=lambda i: (loads[i].inflight, loads[i].node_id))
+        return min(eligible, key=lambda i: (cost(i), loads[i].node_id))
     eligible = [i for i in eligible if loads[i].d_hat <= dis_avemax] or eligible
-    return min(
-        eligible, key=lambda i: (loads[i].inflight, loads[i].d_hat > dis_ave, loads[i].node_id)
-    )
+    return min(eligible, key=lambda i: (cost(i), loads[i].d_hat > dis_ave, loads[i].node_id))
 
 
 def valve_choice(

@@ -43,6 +43,7 @@ from provider.journal_pruning import JournalPruner
 from provider.nodes import NodeView
 from provider.offsets import OffsetBook
 from provider.recycle_requests import RecycleRequests
+from provider.service_times import ServiceTimes
 from provider.task_stream import ResultSink, TaskRecord, TaskSource
 from service_kit.logs import get_logger
 
@@ -69,9 +70,10 @@ class ClockedStrategy(Protocol):
         *,
         now: float,
         sampled_inflight: Mapping[str, int],
+        service_s: Mapping[str, float],
     ) -> Decision:
         """Place one round's tasks at `now`; `sampled_inflight`: each node's in-flight count
-        when its report was sampled."""
+        when its report was sampled; `service_s`: each node's recent service time (seconds)."""
         ...
 
 
@@ -134,6 +136,7 @@ class Dispatcher:
         self._pending: list[Pending] = []
         self._running: dict[str, tuple[Pending, asyncio.Task[None]]] = {}
         self._inflight = InflightBook(keep_s=settings.node_stale_s)
+        self._service = ServiceTimes()
         self._offsets = OffsetBook()
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._paused_since: float | None = None
@@ -243,7 +246,9 @@ class Dispatcher:
     ) -> list[tuple[str, str]]:
         """A round of a clocked strategy: its decision (its valve's reads included) as it is."""
         sampled = self._inflight.at_samples(self._sample_times(states))
-        decision = strategy.decide(states, tasks, now=now, sampled_inflight=sampled)
+        decision = strategy.decide(
+            states, tasks, now=now, sampled_inflight=sampled, service_s=self._service.at(now)
+        )
         self._planned(decision.plan, now)
         metrics.FORCED.inc(len(decision.forced))
         if decision.recycle_now is not None:
@@ -300,7 +305,7 @@ class Dispatcher:
         message = pending.message
         started = time.time()
         slot = _Slot(self._slots)
-        node_done = self._release_once(node_id, slot.give_back)
+        node_done = self._release_once(node_id, slot)
         try:
             await slot.take()
             started = time.time()
@@ -343,17 +348,20 @@ class Dispatcher:
         self._pruner.finished(pending.tp, pending.offset, message.task_id)
         self._running.pop(message.task_id, None)
 
-    def _release_once(self, node_id: str, give_back_slot: Callable[[], None]) -> Callable[[], None]:
-        """Ends a task's count in flight on its node and gives its execution slot back: at the
-        first call, later calls do nothing."""
+    def _release_once(self, node_id: str, slot: _Slot) -> Callable[[], None]:
+        """Ends a task's count in flight on its node, notes its service time there (if it got
+        a slot) and gives its execution slot back: at the first call, later calls do nothing."""
         released = False
 
         def release() -> None:
             nonlocal released
             if not released:
                 released = True
-                give_back_slot()
-                metrics.INFLIGHT.labels(node_id).set(self._inflight.finished(node_id, time.time()))
+                now = time.time()
+                if slot.taken_at is not None:
+                    self._service.observe(node_id, now - slot.taken_at, now)
+                slot.give_back()
+                metrics.INFLIGHT.labels(node_id).set(self._inflight.finished(node_id, now))
 
         return release
 
@@ -565,6 +573,10 @@ class Dispatcher:
     def running(self) -> int:
         return len(self._running)
 
+    def service_s(self, now: float) -> Mapping[str, float]:
+        """Each node's recent service time in seconds at `now`, as a clocked strategy gets it."""
+        return self._service.at(now)
+
     @property
     def inflight(self) -> Mapping[str, int]:
         """Tasks counted in flight per node: started there, node work not yet done."""
@@ -579,10 +591,12 @@ class _Slot:
     def __init__(self, slots: asyncio.Semaphore) -> None:
         self._slots = slots
         self._held = False
+        self.taken_at: float | None = None  # when the slot was taken (None: not yet)
 
     async def take(self) -> None:
         await self._slots.acquire()
         self._held = True
+        self.taken_at = time.time()
 
     def give_back(self) -> None:
         if self._held:

@@ -9,7 +9,9 @@ The dispatcher is the provider of architecture.md: every `round_s` it hands the 
 wait (in Kafka, in the real system). It applies the pause's safety valve. The sampler reads
 every node each `sample_s`, smooths with an EWMA, and, for runs with recycling, feeds the zones
 to RecyclePolicy; a named node drains, restarts and resyncs while it is DOWN. A node that runs
-out of memory is killed and restarts the same way; the calls it held are re-queued.
+out of memory is killed and restarts the same way; the calls it held are re-queued. For
+lbh_adaptive it keeps what the provider keeps: each node's peak EWMA of its calls' service
+times (from the send to the end of the call), aged as the provider ages it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from balancer.adaptive import LBHAdaptive
+from balancer.adaptive_rules import DEFAULT_SERVICE_DECAY_S, aged_service, decayed_mean
 from balancer.calibration import Calibration, calibrate
 from balancer.lbh import LBHScheduler, forced_reads
 from balancer.plan import Strategy
@@ -241,6 +244,10 @@ class _Run:
         ]
         self.adaptive = self.strategy if isinstance(self.strategy, LBHAdaptive) else None
         self.sampled_inflight = {n.node_id: 0 for n in self.nodes}  # at each node's last sample
+        # What the provider sees of each node's speed: the EWMA of its calls' service times.
+        self.sent_at: dict[str, float] = {}  # task id -> when its call went to its node
+        self.service_s: dict[str, float] = {}
+        self.service_seen_at: dict[str, float] = {}
         self.smoothed: list[tuple[float, float] | None] = [None] * c.nodes
         self.resident_mb = [n.resident_mb for n in self.nodes]  # at the last sample
         self.cpu_mark = [0.0] * c.nodes
@@ -317,6 +324,7 @@ class _Run:
         node = self.nodes[i]
         node.add(call, now)
         self.first_sent.setdefault(call.task.task_id, now)
+        self.sent_at[call.task.task_id] = now
         self.demand_mb[i] += TASK_MEMORY_MB[call.task.cls]
         if node.out_of_memory():
             self._crash(now, i)
@@ -330,6 +338,7 @@ class _Run:
         for call in node.finish(now):
             self.demand_mb[i] -= TASK_MEMORY_MB[call.task.cls]
             self.latencies.append(now - call.task.enqueued_at)
+            self._observe_service(node.node_id, now - self.sent_at.pop(call.task.task_id), now)
             self.last_finish = now
             self.done_in_second += 1
         if not node.jobs:
@@ -340,6 +349,14 @@ class _Run:
             self._restart(now, i)
         else:
             self._schedule(i)
+
+    def _observe_service(self, node_id: str, took_s: float, now: float) -> None:
+        """Fold one call's service time into its node's EWMA, as the provider does."""
+        elapsed = now - self.service_seen_at.get(node_id, now)
+        previous = self.service_s.get(node_id)
+        decay = DEFAULT_SERVICE_DECAY_S
+        self.service_s[node_id] = decayed_mean(previous, took_s, elapsed, decay)
+        self.service_seen_at[node_id] = now
 
     def _crash(self, now: float, i: int) -> None:
         self.crashes += 1
@@ -473,7 +490,13 @@ class _Run:
         node to recycle, which goes through the recycling policy's one-at-a-time rule."""
         assert self.adaptive is not None
         decision = self.adaptive.decide(
-            states, tasks, now=now, sampled_inflight=self.sampled_inflight
+            states,
+            tasks,
+            now=now,
+            sampled_inflight=self.sampled_inflight,
+            service_s=aged_service(
+                self.service_s, self.service_seen_at, now, DEFAULT_SERVICE_DECAY_S
+            ),
         )
         self._track_pause(now, decision.plan.paused)
         self.forced += len(decision.forced)

@@ -213,6 +213,35 @@ def test_a_task_started_since_the_sample_counts_against_the_node():
     assert decision.plan.distances["a"] > decision.plan.distances["b"]
 
 
+def _idle_pair() -> list[NodeState]:
+    return [NodeState("a", 0.3, 0.1, inflight=1), NodeState("b", 0.3, 0.1, inflight=1)]
+
+
+def _reads(count: int) -> list[Task]:
+    return [Task(f"r{i}", TaskClass.RT) for i in range(count)]
+
+
+def test_with_no_service_times_the_choice_is_the_in_flight_rule():
+    """No service_s (the default): tasks alternate between two equally loaded nodes."""
+    plan = _policy().decide(AdaptiveState(), _idle_pair(), _reads(4), 0.0).plan
+    assert [node for _, node in plan.assignments] == ["a", "b", "a", "b"]
+
+
+def test_a_node_seen_three_times_slower_waits_until_the_other_costs_as_much():
+    """Service times 0.375 s and 0.125 s, one task in flight each: the slow node's cost is
+    0.75, so the fast one takes tasks until its own (in flight + 1) x 0.125 reaches it."""
+    service = {"a": 0.375, "b": 0.125}
+    plan = _policy().decide(AdaptiveState(), _idle_pair(), _reads(6), 0.0, {}, service).plan
+    assert [node for _, node in plan.assignments] == ["b", "b", "b", "b", "a", "b"]
+
+
+def test_strategy_passes_service_times_to_its_policy():
+    """LBHAdaptive.decide(service_s=...) reaches the choice."""
+    strategy = LBHAdaptive(0.3, 1.07)
+    decision = strategy.decide(_idle_pair(), _reads(1), now=0.0, service_s={"a": 2.0, "b": 0.1})
+    assert decision.plan.assignments == [("r0", "b")]
+
+
 def test_factory_builds_lbh_adaptive_with_its_settings():
     """make_strategy("lbh_adaptive") is an LBHAdaptive with the given delta and demand."""
     strategy = make_strategy(

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
-from hypothesis import given, settings
+import pytest
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from balancer import Zone
 from balancer.adaptive_rules import (
     NodeLoad,
+    aged_service,
     choose,
     deadlock_exit,
+    decayed_mean,
     fits,
     lasted,
+    latency_cost,
     live_distance,
     memory_bound,
     overdue_first,
     ramp_limit,
     room,
+    service_estimates,
     since_while,
     usable_free_mb,
     valve_choice,
@@ -47,6 +53,16 @@ def _loads(draw: st.DrawFn, min_size: int = 0) -> list[NodeLoad]:
         )
         for node_id in ids
     ]
+
+
+_SERVICE = st.sampled_from([0.0, 0.01, 0.03, 0.2, 1.0])
+
+
+@st.composite
+def _timed_loads(draw: st.DrawFn, min_size: int = 0, known: bool = False) -> list[NodeLoad]:
+    """Loads with service times: every one known if `known`, else some missing."""
+    service = _SERVICE if known else st.one_of(st.none(), _SERVICE)
+    return [replace(n, service_s=draw(service)) for n in draw(_loads(min_size))]
 
 
 @st.composite
@@ -241,7 +257,8 @@ def _eligible(loads: list[NodeLoad], need: float) -> list[NodeLoad]:
 @PROPERTY
 @given(_loads(), st.sampled_from([0.0, 4.0, 16.0]))
 def test_reads_go_to_the_fewest_in_flight_across_zones(loads, need):
-    """A read goes to the eligible node of fewest live in-flight tasks, whatever its zone."""
+    """With no service time known, a read goes to the eligible node of fewest live in-flight
+    tasks, whatever its zone."""
     k = choose(loads, need, False, AVE, HIGH)
     if k is not None:
         best = min((n.inflight, n.node_id) for n in _eligible(loads, need))
@@ -261,7 +278,8 @@ def test_writes_stay_out_of_zone_iii_when_another_node_may_take_them(loads, need
 @PROPERTY
 @given(_loads(), st.sampled_from([0.0, 4.0, 16.0]))
 def test_writes_go_to_the_fewest_in_flight_zone_i_first(loads, need):
-    """Outside zone III a write takes the fewest in flight, and on a tie a zone I node."""
+    """With no service time known, outside zone III a write takes the fewest in flight, and on
+    a tie a zone I node."""
     k = choose(loads, need, True, AVE, HIGH)
     outside = [n for n in _eligible(loads, need) if n.d_hat <= HIGH]
     if k is not None and outside:
@@ -269,6 +287,199 @@ def test_writes_go_to_the_fewest_in_flight_zone_i_first(loads, need):
         assert loads[k].inflight == fewest
         if any(n.inflight == fewest and n.d_hat <= AVE for n in outside):
             assert loads[k].d_hat <= AVE
+
+
+# --- latency-aware choice --------------------------------------------------------------
+
+
+def _cost(load: NodeLoad, service: float) -> tuple[float, int]:
+    return latency_cost(load.inflight, service), load.inflight
+
+
+@PROPERTY
+@given(_timed_loads(), st.sampled_from([0.0, 4.0, 16.0]), st.booleans())
+def test_timed_choice_has_room_and_memory_and_refuses_only_when_nothing_fits(loads, need, write):
+    """Service times change which node, never whether: room and memory rule as before."""
+    k = choose(loads, need, write, AVE, HIGH)
+    assert (k is None) == (not _eligible(loads, need))
+    if k is not None:
+        assert loads[k].room_left > 0
+        assert fits(loads[k].free_left_mb, need)
+
+
+@PROPERTY
+@given(_loads(), st.sampled_from([0.0, 4.0, 16.0]), st.booleans(), _SERVICE)
+def test_equal_service_times_are_the_in_flight_rule(loads, need, is_write, service):
+    """With one service time for every node, the choice is the one with none known."""
+    timed = [replace(n, service_s=service) for n in loads]
+    assert choose(timed, need, is_write, AVE, HIGH) == choose(loads, need, is_write, AVE, HIGH)
+
+
+@PROPERTY
+@given(_timed_loads(), st.sampled_from([0.0, 4.0, 16.0]))
+def test_reads_go_to_the_lowest_expected_wait(loads, need):
+    """A read goes to the eligible node of lowest (in flight + 1) x service time, then fewest
+    in flight, then lowest id: a slower node gets nothing while another's cost is lower."""
+    k = choose(loads, need, False, AVE, HIGH)
+    service = service_estimates([n.service_s for n in loads])
+    eligible = [i for i, n in enumerate(loads) if n in _eligible(loads, need)]
+    if k is not None:
+        best = min((_cost(loads[i], service[i]), loads[i].node_id) for i in eligible)
+        assert (_cost(loads[k], service[k]), loads[k].node_id) == best
+
+
+@PROPERTY
+@given(_timed_loads(), st.sampled_from([0.0, 4.0, 16.0]))
+def test_writes_go_to_the_lowest_expected_wait_outside_zone_iii_zone_i_first(loads, need):
+    """Outside zone III a write takes the lowest cost, and on a tie a zone I node."""
+    k = choose(loads, need, True, AVE, HIGH)
+    service = service_estimates([n.service_s for n in loads])
+    eligible = [i for i, n in enumerate(loads) if n in _eligible(loads, need)]
+    outside = [i for i in eligible if loads[i].d_hat <= HIGH]
+    if k is not None and outside:
+        assert loads[k].d_hat <= HIGH
+        cheapest = min(_cost(loads[i], service[i]) for i in outside)
+        assert _cost(loads[k], service[k]) == cheapest
+        if any(_cost(loads[i], service[i]) == cheapest and loads[i].d_hat <= AVE for i in outside):
+            assert loads[k].d_hat <= AVE
+
+
+@PROPERTY
+@given(
+    _timed_loads(min_size=2, known=True),
+    st.booleans(),
+    st.integers(1, 5),
+    st.sampled_from([1.5, 3.0, 10.0]),
+)
+def test_a_slower_or_busier_other_node_never_changes_the_choice(loads, is_write, more, factor):
+    """Raising another node's in-flight count or service time keeps the chosen node chosen."""
+    k = choose(loads, 0.0, is_write, AVE, HIGH)
+    assume(k is not None)
+    for j, other in enumerate(loads):
+        if j == k:
+            continue
+        for changed in (
+            replace(other, inflight=other.inflight + more),
+            replace(other, service_s=(other.service_s or 0.01) * factor),
+        ):
+            worse = [changed if i == j else n for i, n in enumerate(loads)]
+            assert choose(worse, 0.0, is_write, AVE, HIGH) == k
+
+
+@PROPERTY
+@given(_timed_loads(min_size=2, known=True), st.booleans(), st.sampled_from([0.1, 0.5, 0.9]))
+def test_a_faster_chosen_node_stays_chosen(loads, is_write, factor):
+    """Lowering the chosen node's service time keeps it chosen."""
+    k = choose(loads, 0.0, is_write, AVE, HIGH)
+    assume(k is not None)
+    faster = [
+        replace(n, service_s=(n.service_s or 0.0) * factor) if i == k else n
+        for i, n in enumerate(loads)
+    ]
+    assert choose(faster, 0.0, is_write, AVE, HIGH) == k
+
+
+def test_a_node_k_times_slower_waits_until_the_other_costs_as_much():
+    """Node B, 3 times slower than A, gets a read only once A's cost reaches B's (A with 2 in
+    flight: 3 x 0.125 = 1 x 0.375), and then on the tie for having fewer in flight."""
+
+    def loads(a_inflight: int) -> list[NodeLoad]:
+        return [
+            NodeLoad("A", a_inflight, 0.2, 9, None, 0.125),
+            NodeLoad("B", 0, 0.2, 9, None, 0.375),
+        ]
+
+    picks = [loads(n)[choose(loads(n), 0.0, False, AVE, HIGH) or 0].node_id for n in range(5)]
+    assert picks == ["A", "A", "B", "B", "B"]
+
+
+@PROPERTY
+@given(st.lists(st.one_of(st.none(), _SERVICE), max_size=8))
+def test_a_node_without_data_takes_the_cheapest_known_figure(service):
+    """Known figures stand, missing ones take the cheapest known, and with none known all
+    are equal (the cost is then the in-flight rule)."""
+    estimates = service_estimates(service)
+    known = [s for s in service if s is not None]
+    for given_s, estimate in zip(service, estimates, strict=True):
+        if given_s is not None:
+            assert estimate == given_s
+        else:
+            assert estimate == (min(known) if known else 1.0)
+
+
+@PROPERTY
+@given(st.integers(0, 40), st.integers(0, 40), st.floats(0.0, 10.0), st.floats(0.0, 10.0))
+def test_latency_cost_grows_with_in_flight_and_service_time(n1, n2, s1, s2):
+    """More in flight or a longer service time never costs less."""
+    assert latency_cost(min(n1, n2), s1) <= latency_cost(max(n1, n2), s1)
+    assert latency_cost(n1, min(s1, s2)) <= latency_cost(n1, max(s1, s2))
+
+
+_SECONDS = st.floats(0.0, 100.0)
+
+
+@PROPERTY
+@given(_SECONDS, _SECONDS, st.floats(0.0, 60.0), st.floats(0.1, 30.0))
+def test_the_ewma_lies_between_its_old_figure_and_the_sample(old, sample, elapsed, decay):
+    """A new figure is a weighted mean of the old one and the sample."""
+    new = decayed_mean(old, sample, elapsed, decay)
+    assert min(old, sample) - 1e-9 <= new <= max(old, sample) + 1e-9
+
+
+@PROPERTY
+@given(_SECONDS, _SECONDS, st.floats(0.0, 60.0), st.floats(0.0, 60.0), st.floats(0.1, 30.0))
+def test_the_longer_since_the_last_sample_the_more_the_new_one_weighs(old, sample, t1, t2, decay):
+    """An older figure is forgotten more: the result is nearer the sample."""
+    near = decayed_mean(old, sample, max(t1, t2), decay)
+    far = decayed_mean(old, sample, min(t1, t2), decay)
+    assert abs(near - sample) <= abs(far - sample) + 1e-9
+
+
+@PROPERTY
+@given(_SECONDS, _SECONDS, st.floats(0.0, 60.0), st.floats(0.1, 30.0))
+def test_a_slower_sample_replaces_the_figure_at_once(old, sample, elapsed, decay):
+    """The peak: a sample above the figure is the new figure, whenever it comes."""
+    assume(sample > old)
+    assert decayed_mean(old, sample, elapsed, decay) == sample
+
+
+_FIGURES = st.dictionaries(st.sampled_from("ABCDE"), st.floats(0.0, 10.0), min_size=1)
+
+
+@PROPERTY
+@given(_FIGURES, st.floats(0.0, 100.0), st.floats(0.0, 100.0), st.floats(0.1, 30.0))
+def test_an_aged_figure_lies_between_the_cheapest_and_its_own(figures, seen, now, decay):
+    """Read with no new sample, a figure never exceeds its own nor falls below the cheapest."""
+    aged = aged_service(figures, dict.fromkeys(figures, seen), now, decay)
+    cheapest = min(figures.values())
+    assert aged.keys() == figures.keys()
+    for node, figure in figures.items():
+        assert cheapest - 1e-9 <= aged[node] <= figure + 1e-9
+
+
+@PROPERTY
+@given(_FIGURES, st.floats(0.0, 50.0), st.floats(0.0, 50.0), st.floats(0.1, 30.0))
+def test_the_longer_unheard_the_nearer_the_cheapest(figures, t1, t2, decay):
+    """A figure read later, with no new sample, is no farther from the cheapest."""
+    seen = dict.fromkeys(figures, 0.0)
+    early = aged_service(figures, seen, min(t1, t2), decay)
+    late = aged_service(figures, seen, max(t1, t2), decay)
+    for node in figures:
+        assert late[node] <= early[node] + 1e-9
+
+
+@PROPERTY
+@given(_FIGURES, st.floats(0.0, 100.0), st.floats(0.1, 30.0))
+def test_a_figure_read_when_sampled_is_as_it_is(figures, now, decay):
+    """No time since the last sample: the figures are the book's."""
+    assert aged_service(figures, dict.fromkeys(figures, now), now, decay) == pytest.approx(figures)
+
+
+@PROPERTY
+@given(_SECONDS, st.floats(0.0, 60.0), st.floats(0.0, 30.0))
+def test_the_first_sample_is_the_figure(sample, elapsed, decay):
+    """With no figure yet, the sample is taken as it is."""
+    assert decayed_mean(None, sample, elapsed, decay) == sample
 
 
 # --- safety valve -----------------------------------------------------------------------

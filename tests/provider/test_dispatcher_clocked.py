@@ -39,6 +39,7 @@ class RecordingClocked:
     def __init__(self, budget: int) -> None:
         self.budget = budget
         self.calls: list[tuple[float, dict[str, int], dict[str, int]]] = []
+        self.service: list[dict[str, float]] = []  # service_s of each call
         self.planned = 0
 
     def plan(self, nodes: Sequence[NodeState], tasks: Sequence[Task]) -> Plan:
@@ -52,8 +53,10 @@ class RecordingClocked:
         *,
         now: float,
         sampled_inflight: Mapping[str, int],
+        service_s: Mapping[str, float],
     ) -> Decision:
         self.calls.append((now, dict(sampled_inflight), {n.node_id: n.inflight for n in nodes}))
+        self.service.append(dict(service_s))
         sent = [(t.task_id, "node-1") for t in tasks[: self.budget]]
         self.budget -= len(sent)
         paused = bool(tasks) and not sent
@@ -118,6 +121,62 @@ async def test_sampled_inflight_is_the_count_when_the_report_was_sampled() -> No
     after_sample = world.strategy.calls[-1]
     assert (before_sample[1], before_sample[2]) == ({"node-1": 0}, {"node-1": 2})
     assert after_sample[1] == {"node-1": 2}
+
+
+async def test_a_clocked_strategy_gets_no_service_time_before_a_task_ends() -> None:
+    """Until a task has finished on a node, that node has no service time in the rounds."""
+    gate = Gate()
+    world = World(RecordingClocked(budget=1), gate.handlers)
+    await world.add_node("node-1")
+    for _ in range(2):  # one runs (held at the gate), the other keeps the rounds going
+        world.submit(new_task("chain.block_number", {}))
+    async with world.running():
+        await until(lambda: len(gate.calls) == 1 and len(world.strategy.calls) >= 3)
+        before = list(world.strategy.service)
+        gate.released.set()
+    assert before
+    assert all(service == {} for service in before)
+
+
+async def test_service_time_is_the_nodes_share_not_the_receipt_wait() -> None:
+    """A node's service time runs from the slot to node_done: the wait after it is left out."""
+    node_s, after_s = 0.2, 0.6
+
+    async def write_like(job: Job) -> dict[str, Any]:
+        await asyncio.sleep(node_s)  # the node's work
+        job.node_done()
+        await asyncio.sleep(after_s)  # the receipt wait, on no node
+        return {"block_number": 7, "node": job.node_id}
+
+    world = World(RecordingClocked(budget=1), {"chain.block_number": write_like})
+    await world.add_node("node-1")
+    first = world.submit(new_task("chain.block_number", {}))
+    world.submit(new_task("chain.block_number", {}))  # held: keeps the rounds going
+    await world.run_until(lambda: world.result_of(first) is not None)
+    seen = world.dispatcher.service_s(time.time())["node-1"]
+    assert node_s <= seen < node_s + after_s / 2
+    assert world.strategy.service[-1] == {"node-1": seen}
+
+
+async def test_lbh_adaptive_sends_a_task_to_the_faster_node_at_equal_load() -> None:
+    """Two idle nodes, one of them seen slower: the next task goes to the faster one."""
+    took = {"node-1": 0.3, "node-2": 0.02}
+
+    async def by_node(job: Job) -> dict[str, Any]:
+        await asyncio.sleep(took[job.node_id])
+        return {"block_number": 7, "node": job.node_id}
+
+    world = World(LBHAdaptive(0.1, 1.0), {"chain.block_number": by_node})
+    for node_id in ("node-1", "node-2"):
+        await world.add_node(node_id)
+    warm_up = [world.submit(new_task("chain.block_number", {})) for _ in range(2)]
+    await world.run_until(lambda: all(world.result_of(t) is not None for t in warm_up))
+    assert sorted(world.dispatcher.service_s(time.time())) == ["node-1", "node-2"]  # one each
+    task = world.submit(new_task("chain.block_number", {}))
+    await world.run_until(lambda: world.result_of(task) is not None)
+    result = world.result_of(task)
+    assert result is not None
+    assert result.node == "node-2"
 
 
 async def test_a_clocked_strategys_pause_gets_no_valve_from_the_dispatcher() -> None:
