@@ -8,16 +8,17 @@ from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import aiohttp
 import pytest
 import pytest_asyncio
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from ethgw_wire.artifacts import ContractArtifact
 from ethgw_wire.errors import NodeRefusedError, ReceiptTimeoutError
 from geth_cluster.cluster import GethCluster
-from provider.chain import NodeClient, NodeClients, NodeUnreachableError
+from provider.chain import NodeUnreachableError, Web3NodeClient
 from provider.receipts import MAX_BLOCKS_PER_SCAN, ReceiptWatcher
+from tests.provider.fake_node import FakeNode
 
 POLL_S = 0.01
 
@@ -26,10 +27,11 @@ def _hash(i: int) -> str:
     return "0x" + f"{i:064x}"
 
 
-class ScriptedChain(NodeClient):
+class ScriptedChain(FakeNode):
     """A node whose blocks the test mines; it counts the calls it answers."""
 
     def __init__(self, *, block_receipts: bool = True) -> None:
+        super().__init__()
         self.blocks: list[list[str]] = [[]]  # block number -> the tx hashes mined in it
         self.calls: Counter[str] = Counter()
         self.block_receipts = block_receipts
@@ -58,26 +60,6 @@ class ScriptedChain(NodeClient):
                 return None
             return [self._receipt(h, number) for h in self.blocks[number]]
         raise NodeRefusedError(f"{method}: the method does not exist")
-
-    async def estimate_gas(
-        self, tx: dict[str, Any], abi: Sequence[dict[str, Any]] | None = None
-    ) -> int:
-        raise NotImplementedError
-
-    async def call_function(
-        self,
-        contract: ContractArtifact,
-        address: str,
-        function: str,
-        args: Sequence[Any],
-        block: int | None = None,
-    ) -> Any:
-        raise NotImplementedError
-
-    async def event_args(
-        self, contract: ContractArtifact, address: str, tx_hash: str, event: str
-    ) -> list[dict[str, Any]]:
-        raise NotImplementedError
 
 
 async def _waiting(watcher: ReceiptWatcher, count: int) -> None:
@@ -178,45 +160,22 @@ async def test_two_waits_for_one_transaction_both_get_it() -> None:
 # -- on a real node ---------------------------------------------------------------------
 
 
-class CountingClient(NodeClient):
+class CountingClient(Web3NodeClient):
     """A real node client that counts the calls made through it."""
 
-    def __init__(self, inner: NodeClient) -> None:
-        self.inner = inner
+    def __init__(self, url: str, session: aiohttp.ClientSession) -> None:
+        super().__init__(url, session)
         self.calls: Counter[str] = Counter()
 
     async def request(self, method: str, params: Sequence[Any]) -> Any:
         self.calls[method] += 1
-        return await self.inner.request(method, params)
-
-    async def estimate_gas(
-        self, tx: dict[str, Any], abi: Sequence[dict[str, Any]] | None = None
-    ) -> int:
-        return await self.inner.estimate_gas(tx, abi)
-
-    async def call_function(
-        self,
-        contract: ContractArtifact,
-        address: str,
-        function: str,
-        args: Sequence[Any],
-        block: int | None = None,
-    ) -> Any:
-        return await self.inner.call_function(contract, address, function, args, block)
-
-    async def event_args(
-        self, contract: ContractArtifact, address: str, tx_hash: str, event: str
-    ) -> list[dict[str, Any]]:
-        return await self.inner.event_args(contract, address, tx_hash, event)
+        return await super().request(method, params)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def real_node(geth_cluster: GethCluster) -> AsyncIterator[CountingClient]:
-    clients = NodeClients(10.0)
-    try:
-        yield CountingClient(clients.get(geth_cluster.spec("node-1").rpc_url))
-    finally:
-        await clients.close()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10.0)) as session:
+        yield CountingClient(geth_cluster.spec("node-1").rpc_url, session)
 
 
 @pytest.mark.asyncio(loop_scope="session")
