@@ -7,8 +7,9 @@ once per poll whatever the number of waiters, and reads each new block's receipt
 call (`eth_getBlockReceipts`), handing each to the transaction that waits for it.
 
 No receipt can slip between the two: a waiter is registered before its transaction is
-looked up once by hash, and the watcher's scan starts at the head read before that lookup.
-A block the lookup missed is therefore one the scan reads.
+looked up once by hash, and the scan goes on from a head read before that lookup (the
+running scan's, or one read by the first waiter). A block the lookup missed is therefore
+one the scan reads.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ class ReceiptWatcher:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(key, []).append(future)
         try:
-            self._scan_from(await self._head())
+            if self._scanned is None:  # no scan under way: it starts at the head read now
+                self._scanned = await self._head()
             found = await self._lookup(key)
             if found is not None:
                 return found
@@ -123,12 +125,6 @@ class ReceiptWatcher:
 
     async def _head(self) -> int:
         return int(await self._node.request("eth_blockNumber", []), 16)
-
-    def _scan_from(self, head: int) -> None:
-        """A new waiter's transaction is in a block up to `head` (its lookup finds it) or
-        in one the scan reads."""
-        if self._scanned is None or head < self._scanned:
-            self._scanned = head
 
     async def _lookup(self, key: str) -> dict[str, Any] | None:
         try:
