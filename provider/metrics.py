@@ -38,6 +38,19 @@ RECYCLE_REQUESTS = Counter(
 )
 RETRIES = Counter("ethgw_provider_node_retries_total", "Tasks retried on another node", ["node"])
 MALFORMED = Counter("ethgw_provider_malformed_records_total", "Records that are no task")
+_TURN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+ACCOUNT_TURN_WAIT = Histogram(
+    "ethgw_provider_account_turn_wait_seconds",
+    "A write's wait for its signing account's turn (one write of an account signs at a time)",
+    ["signer"],
+    buckets=_TURN_BUCKETS,
+)
+ACCOUNT_TURN_HOLD = Histogram(
+    "ethgw_provider_account_turn_hold_seconds",
+    "A write's turn on its signing account: nonce, signature, journal write and broadcast",
+    ["signer"],
+    buckets=_TURN_BUCKETS,
+)
 UNCONFIRMED = Gauge(
     "ethgw_provider_unconfirmed_transactions", "Sent transactions not yet seen mined"
 )

@@ -27,7 +27,8 @@ from eth_account import Account
 from eth_utils.crypto import keccak
 from pydantic import BaseModel, ConfigDict, Field
 
-from ethgw_wire.errors import NodeBehindError, RevertedError, TaskError
+from ethgw_wire.errors import NodeBehindError, NodeUnavailableError, RevertedError, TaskError
+from ethgw_wire.operations import ADMIN_SIGNER, FAUCET_SIGNER
 from ethgw_wire.topic_mirror import TopicMirror
 from provider.accounts import AccountBook
 from provider.chain import (
@@ -36,6 +37,7 @@ from provider.chain import (
     NonceTooLowError,
     ReplacementUnderpricedError,
 )
+from provider.metrics import ACCOUNT_TURN_HOLD, ACCOUNT_TURN_WAIT
 from provider.nonces import NonceTracker
 
 log = logging.getLogger("ethgw.provider.tx")
@@ -113,24 +115,54 @@ class TransactionSender:
             return Sent(known.tx_hash, known.sender, known.nonce, rebroadcast=True)
         key = self._accounts.key_for(signer)
         sender = self._accounts.address_of(signer)
+        fields = {"from": sender, "value": 0, **tx}
+        # Known before the account's turn, so the turn lasts only the node calls that must
+        # see the account's earlier writes (the nonce's, a contract call's estimate).
+        gas_price = self._gas_price_wei or int(await node.request("eth_gasPrice", []), 16)
+        gas = fields.pop("gas", None) or await self._gas_before_turn(node, fields, abi)
+        waiting_since = time.monotonic()
         # The lock is FIFO, so one account's writes get their nonces in task order.
         async with self._nonces.lock(sender):
-            for attempt in (1, 2):
-                record = await self._sign(node, task_id, sender, key, tx, abi)
-                try:
-                    await self._broadcast(node, record)
-                    self._sent(record)
-                    return Sent(record.tx_hash, sender, record.nonce, rebroadcast=False)
-                except _NonceConflictError:
-                    # Another transaction took the nonce (an earlier owner of this
-                    # account's partition, a raw send): resync and sign again once.
-                    self._nonces.forget(sender)
-                    if attempt == 2:
-                        raise TaskError(f"nonce conflict for {sender} persisted") from None
-                except TaskError:
-                    self._nonces.give_back(sender, record.nonce)
-                    await self._forget_refused(task_id)
-                    raise
+            turn_started = time.monotonic()
+            ACCOUNT_TURN_WAIT.labels(signer_kind(signer)).observe(turn_started - waiting_since)
+            try:
+                return await self._sign_and_broadcast(
+                    node, task_id, sender, key, fields, abi, gas, gas_price
+                )
+            finally:
+                held = time.monotonic() - turn_started
+                ACCOUNT_TURN_HOLD.labels(signer_kind(signer)).observe(held)
+
+    async def _sign_and_broadcast(
+        self,
+        node: NodeClient,
+        task_id: str,
+        sender: str,
+        key: bytes,
+        fields: dict[str, Any],
+        abi: list[dict[str, Any]] | None,
+        gas: int | None,
+        gas_price: int,
+    ) -> Sent:
+        """In the account's turn: the nonce, the signature, the journal, the broadcast."""
+        if gas is None:
+            gas = await self._estimate(node, fields, abi)
+        for attempt in (1, 2):
+            record = await self._sign(node, task_id, sender, key, fields, gas, gas_price)
+            try:
+                await self._broadcast(node, record)
+                self._sent(record)
+                return Sent(record.tx_hash, sender, record.nonce, rebroadcast=False)
+            except _NonceConflictError:
+                # Another transaction took the nonce (an earlier owner of this
+                # account's partition, a raw send): resync and sign again once.
+                self._nonces.forget(sender)
+                if attempt == 2:
+                    raise TaskError(f"nonce conflict for {sender} persisted") from None
+            except TaskError:
+                self._nonces.give_back(sender, record.nonce)
+                await self._forget_refused(task_id)
+                raise
         raise AssertionError("unreachable")
 
     async def _forget_refused(self, task_id: str) -> None:
@@ -156,19 +188,35 @@ class TransactionSender:
         await self._broadcast(node, record)
         return Sent(tx_hash, sender, -1, rebroadcast=False)
 
+    async def _gas_before_turn(
+        self, node: NodeClient, fields: dict[str, Any], abi: list[dict[str, Any]] | None
+    ) -> int | None:
+        """The gas of a transfer or a contract creation; None for a contract call.
+
+        A call is estimated in the account's turn, against the pending state the account's
+        earlier writes leave (mint, then publish). A creation's gas is its constructor's,
+        which a write of the same account rarely changes; one that fails here (say, it calls
+        a contract an earlier write is creating) is estimated again in the turn.
+        """
+        if fields.get("to"):
+            return None if fields.get("data") else PLAIN_TRANSFER_GAS
+        try:
+            return await self._estimate(node, fields, abi)
+        except NodeUnavailableError:
+            raise  # it would fail again, holding the account's turn
+        except TaskError:
+            return None
+
     async def _sign(
         self,
         node: NodeClient,
         task_id: str,
         sender: str,
         key: bytes,
-        tx: dict[str, Any],
-        abi: list[dict[str, Any]] | None,
+        fields: dict[str, Any],
+        gas: int,
+        gas_price: int,
     ) -> JournalRecord:
-        fields = {"from": sender, "value": 0, **tx}
-        gas = fields.pop("gas", None) or await self._estimate(node, fields, abi)
-        gas_price = self._gas_price_wei or int(await node.request("eth_gasPrice", []), 16)
-
         async def pending_count() -> int:
             pending = int(await node.request("eth_getTransactionCount", [sender, "pending"]), 16)
             return max(pending, next_journaled_nonce(self._journal, sender))
@@ -192,8 +240,6 @@ class TransactionSender:
     async def _estimate(
         self, node: NodeClient, fields: dict[str, Any], abi: list[dict[str, Any]] | None
     ) -> int:
-        if not fields.get("data") and fields.get("to"):
-            return PLAIN_TRANSFER_GAS
         estimate = await node.estimate_gas(fields, abi)
         is_call = abi is not None and bool(fields.get("to"))
         if is_call and await self._runs_no_code(node, fields, estimate):
@@ -225,6 +271,11 @@ class TransactionSender:
             if await _is_known(node, record.tx_hash):
                 return
             raise _NonceConflictError(exc.message) from None
+
+
+def signer_kind(signer: str) -> str:
+    """A signer as a metric label: a platform account by name, or "user" (a bounded set)."""
+    return signer if signer in (ADMIN_SIGNER, FAUCET_SIGNER) else "user"
 
 
 def next_journaled_nonce(journal: TopicMirror[JournalRecord], sender: str) -> int:

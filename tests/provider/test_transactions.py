@@ -4,13 +4,20 @@ and broadcasts (the real chain path runs in tests/pipeline)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import pytest
 from eth_account import Account
+from prometheus_client import REGISTRY
 
-from ethgw_wire.errors import InsufficientFundsError, TaskError
+from ethgw_wire.errors import (
+    InsufficientFundsError,
+    NodeUnavailableError,
+    RevertedError,
+    TaskError,
+)
 from ethgw_wire.operations import ADMIN_SIGNER
 from ethgw_wire.topic_mirror import MemoryTable
 from provider.accounts import AccountBook
@@ -169,3 +176,116 @@ async def test_a_refused_transaction_gives_its_nonce_back() -> None:
         await sender.send(node, "task-1", ADMIN_SIGNER, _transfer())
     sent = await sender.send(node, "task-2", ADMIN_SIGNER, _transfer())
     assert sent.nonce == 0
+
+
+class _TurnWatchingNode(FakeNode):
+    """Holds every broadcast until `release` is set, and notes what each estimate saw."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.broadcasts_seen_by_estimates: list[int] = []
+        self.gas_price_reads = 0
+        self.estimate_refusals: list[TaskError] = []
+
+    async def request(self, method: str, params: Sequence[Any]) -> Any:
+        if method == "eth_gasPrice":
+            self.gas_price_reads += 1
+        if method == "eth_sendRawTransaction":
+            await self.release.wait()
+        return await super().request(method, params)
+
+    async def estimate_gas(
+        self, tx: dict[str, Any], abi: Sequence[dict[str, Any]] | None = None
+    ) -> int:
+        self.broadcasts_seen_by_estimates.append(len(self.received))
+        if self.estimate_refusals:
+            raise self.estimate_refusals.pop(0)
+        return await super().estimate_gas(tx, abi)
+
+
+def _creation() -> dict[str, Any]:
+    return {"data": "0x6080604052"}
+
+
+def _call() -> dict[str, Any]:
+    return {"to": RECIPIENT, "data": "0xa9059cbb"}
+
+
+async def _settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+async def test_a_contract_creation_is_estimated_before_the_accounts_turn() -> None:
+    """A creation's estimate runs while an earlier write of its account holds the turn."""
+    sender, _ = _sender()
+    node = _TurnWatchingNode()
+    first = asyncio.create_task(sender.send(node, "task-1", ADMIN_SIGNER, _transfer()))
+    second = asyncio.create_task(sender.send(node, "task-2", ADMIN_SIGNER, _creation()))
+    await _settle()
+    assert node.broadcasts_seen_by_estimates == [0]
+    node.release.set()
+    await asyncio.gather(first, second)
+
+
+async def test_a_contract_call_is_estimated_after_the_accounts_earlier_writes_went_out() -> None:
+    """A call's estimate sees the pending state the account's earlier write left."""
+    sender, _ = _sender()
+    node = _TurnWatchingNode()
+    first = asyncio.create_task(sender.send(node, "task-1", ADMIN_SIGNER, _creation()))
+    second = asyncio.create_task(sender.send(node, "task-2", ADMIN_SIGNER, _call()))
+    await _settle()
+    node.release.set()
+    await asyncio.gather(first, second)
+    assert node.broadcasts_seen_by_estimates == [0, 1]
+
+
+async def test_a_creation_refused_before_its_turn_is_estimated_again_in_it() -> None:
+    """A creation whose early estimate fails (it may need an earlier write) is estimated in turn."""
+    sender, journal = _sender()
+    node = _TurnWatchingNode()
+    node.release.set()
+    node.estimate_refusals.append(RevertedError("the contract refused: no token yet"))
+    await sender.send(node, "task-1", ADMIN_SIGNER, _creation())
+    record = journal.get("task-1")
+    assert record is not None
+    assert len(node.broadcasts_seen_by_estimates) == 2
+
+
+async def test_an_unreachable_node_fails_the_write_before_its_turn() -> None:
+    """A node that cannot be reached is not asked again while the account's turn is held."""
+    sender, journal = _sender()
+    node = _TurnWatchingNode()
+    node.release.set()
+    node.estimate_refusals.append(NodeUnavailableError("node-1 is unreachable"))
+    with pytest.raises(NodeUnavailableError):
+        await sender.send(node, "task-1", ADMIN_SIGNER, _creation())
+    assert len(node.broadcasts_seen_by_estimates) == 1
+    assert journal.get("task-1") is None
+
+
+async def test_the_gas_price_is_read_before_the_accounts_turn() -> None:
+    """A write waiting for its account's turn already holds its gas price."""
+    sender, _ = _sender()
+    node = _TurnWatchingNode()
+    first = asyncio.create_task(sender.send(node, "task-1", ADMIN_SIGNER, _transfer()))
+    second = asyncio.create_task(sender.send(node, "task-2", ADMIN_SIGNER, _transfer()))
+    await _settle()
+    assert node.gas_price_reads == 2
+    node.release.set()
+    await asyncio.gather(first, second)
+
+
+async def test_each_turn_on_a_platform_account_is_measured() -> None:
+    """The wait for and the length of the admin account's turn are observed once per write."""
+
+    def turns() -> float:
+        labels = {"signer": ADMIN_SIGNER}
+        count = REGISTRY.get_sample_value("ethgw_provider_account_turn_hold_seconds_count", labels)
+        return count or 0.0
+
+    sender, _ = _sender()
+    before = turns()
+    await sender.send(FakeNode(), "task-1", ADMIN_SIGNER, _transfer())
+    assert turns() == before + 1
