@@ -41,6 +41,12 @@ MIX: tuple[MixEntry, ...] = (
     MixEntry("deploy_contract", 5, "POST", "/contract/deploy", "deploy a smart contract"),
 )
 
+# Requests that wait their turn on one platform-wide resource, whatever node serves them:
+# a deploy on the admin account's turn, an account creation on the faucet's turn and the
+# provider's scrypt slots, an unlock on the scrypt slots (docs/benchmarks.md, "The platform
+# accounts' turn"). The other requests' latency is what the node choice moves.
+PLATFORM_QUEUED = frozenset({"deploy_contract", "create_account", "unlock"})
+
 SETUP_PREFIX = "setup "
 """Requests a simulated user makes before its first task (its own account, a first
 mined transaction) are named with this prefix and left out of the fixed request count."""

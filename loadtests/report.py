@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from loadtests.cpu import CPU_KINDS, ms_per_request
+from loadtests.mix import PLATFORM_QUEUED
 from loadtests.sampler import ResourceSample, ZoneSample
 
 
@@ -66,6 +68,8 @@ class CellResult:
     accounts_reused: int = 0  # taken from the group's account pool instead
     # CPU milliseconds per counted request, by process kind (loadtests.cpu) and in total.
     cpu_ms: dict[str, float] = field(default_factory=dict)
+    # The p99 of the requests the node choice serves (the mix less PLATFORM_QUEUED).
+    p99_node_served_ms: float = float("nan")
 
     def row(self) -> dict[str, Any]:
         skipped = ("cell", "cpu_ms")
@@ -104,6 +108,8 @@ def cell_result(
         if latencies.size
         else (float("nan"),) * 3
     )
+    node_served = [s[2] for s in samples if s[1] not in PLATFORM_QUEUED]
+    p99_node_served = float(np.percentile(node_served, 99)) if node_served else float("nan")
     nodes = [r for r in resources if r.kind == "node"]
     cpu = np.array([r.cpu_percent for r in nodes], dtype=float)
     rss = np.array([r.rss_mb for r in nodes], dtype=float)
@@ -117,6 +123,7 @@ def cell_result(
         p50_ms=round(p50, 1),
         p95_ms=round(p95, 1),
         p99_ms=round(p99, 1),
+        p99_node_served_ms=round(p99_node_served, 1),
         failures=len(failed),
         restarts=restarts,
         setup_requests=int(summary.get("setup_requests", 0)),
@@ -337,6 +344,46 @@ def time_ratio_table(results: Sequence[CellResult], scenario: str) -> str:
     return "\n".join(lines)
 
 
+BASELINES = ("round_robin", "least_inflight", "p2c")
+
+
+def slowed_node_table(results: Sequence[CellResult]) -> str:
+    """Each strategy's p99 in the slowed-node cells against round robin's and against the
+    best baseline's at the same nodes and users, over all requests and over those the node
+    choice serves (issues #16 and #20 read their targets off this table)."""
+    cells = [r for r in results if r.cell.scenario == "slow-node" and r.finished]
+    lines = [
+        "| system | nodes | users | p99 ms | / round_robin's | / best baseline's "
+        "| p99 ms, node-served requests | / round_robin's | / best baseline's |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for result in cells:
+        peers = [
+            r
+            for r in cells
+            if (r.cell.nodes, r.cell.users) == (result.cell.nodes, result.cell.users)
+        ]
+        figures = []
+        for figure in ("p99_ms", "p99_node_served_ms"):
+            own = getattr(result, figure)
+            baselines = {
+                r.cell.system: getattr(r, figure) for r in peers if r.cell.system in BASELINES
+            }
+            best = min(baselines.values(), default=float("nan"))
+            figures += [f"{own:.0f}", _ratio(own, baselines.get("round_robin")), _ratio(own, best)]
+        cell = result.cell
+        lines.append(
+            f"| {cell.system} | {cell.nodes} | {cell.users} | " + " | ".join(figures) + " |"
+        )
+    return "\n".join(lines)
+
+
+def _ratio(value: float, base: float | None) -> str:
+    if base is None or not math.isfinite(base) or base <= 0 or not math.isfinite(value):
+        return "-"
+    return f"{value / base:.2f}"
+
+
 def write_summary(
     path: Path, results: Sequence[CellResult], header: str, charts: list[str]
 ) -> None:
@@ -345,6 +392,8 @@ def write_summary(
     if any(r.cell.scenario == "node-bound" and r.cell.system != "monolith" for r in results):
         parts += ["## Node-bound: time to finish against the monolith's", ""]
         parts += [time_ratio_table(results, "node-bound"), ""]
+    if any(r.cell.scenario == "slow-node" for r in results):
+        parts += ["## Slowed node: p99 against the baselines", "", slowed_node_table(results), ""]
     if any(r.cpu_ms for r in results):
         parts += ["## CPU per counted request (ms), by process kind", "", cpu_table(results), ""]
     if failures:
