@@ -116,13 +116,16 @@ class TransactionSender:
         key = self._accounts.key_for(signer)
         sender = self._accounts.address_of(signer)
         fields = {"from": sender, "value": 0, **tx}
-        # Known before the account's turn, so the turn lasts only the node calls that must
-        # see the account's earlier writes (the nonce's, a contract call's estimate).
-        gas_price = self._gas_price_wei or int(await node.request("eth_gasPrice", []), 16)
-        gas = fields.pop("gas", None) or await self._gas_before_turn(node, fields, abi)
+        # The place in line is taken before anything is awaited, so one account's writes
+        # get their nonces in task order.
         waiting_since = time.monotonic()
-        # The lock is FIFO, so one account's writes get their nonces in task order.
-        async with self._nonces.lock(sender):
+        turn = self._nonces.turn(sender)
+        try:
+            # Read while waiting, so the turn lasts only the node calls that must see the
+            # account's earlier writes (the nonce's, a contract call's estimate).
+            gas_price = self._gas_price_wei or int(await node.request("eth_gasPrice", []), 16)
+            gas = fields.pop("gas", None) or await self._gas_before_turn(node, fields, abi)
+            await turn.wait()
             turn_started = time.monotonic()
             ACCOUNT_TURN_WAIT.labels(signer_kind(signer)).observe(turn_started - waiting_since)
             try:
@@ -132,6 +135,8 @@ class TransactionSender:
             finally:
                 held = time.monotonic() - turn_started
                 ACCOUNT_TURN_HOLD.labels(signer_kind(signer)).observe(held)
+        finally:
+            turn.end()
 
     async def _sign_and_broadcast(
         self,

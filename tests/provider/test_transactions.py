@@ -289,3 +289,53 @@ async def test_each_turn_on_a_platform_account_is_measured() -> None:
     before = turns()
     await sender.send(FakeNode(), "task-1", ADMIN_SIGNER, _transfer())
     assert turns() == before + 1
+
+
+class _LaterAnswersFirst(FakeNode):
+    """Answers the gas price of each write sooner than that of the write before it."""
+
+    def __init__(self, writes: int) -> None:
+        super().__init__()
+        self.delays = [0.01 * (writes - i) for i in range(writes)]
+
+    async def request(self, method: str, params: Sequence[Any]) -> Any:
+        if method == "eth_gasPrice":
+            await asyncio.sleep(self.delays.pop(0))
+        return await super().request(method, params)
+
+
+async def test_writes_keep_task_order_whatever_order_their_nodes_answer_in() -> None:
+    """A write's place in line is taken before it reads anything: nonces follow task order."""
+    sender, _ = _sender()
+    node = _LaterAnswersFirst(4)
+    sends = [sender.send(node, f"task-{i}", ADMIN_SIGNER, _transfer(i + 1)) for i in range(4)]
+    sent = await asyncio.gather(*sends)
+    assert [s.nonce for s in sent] == [0, 1, 2, 3]
+
+
+async def test_a_write_that_fails_before_its_turn_gives_its_place_up() -> None:
+    """The write behind one whose node cannot be reached still gets its turn."""
+    sender, _ = _sender()
+    node = _TurnWatchingNode()
+    node.release.set()
+    node.estimate_refusals.append(NodeUnavailableError("node-1 is unreachable"))
+    failing = sender.send(node, "task-1", ADMIN_SIGNER, _creation())
+    behind = sender.send(node, "task-2", ADMIN_SIGNER, _transfer())
+    outcomes = await asyncio.gather(failing, behind, return_exceptions=True)
+    assert isinstance(outcomes[0], NodeUnavailableError)
+    assert not isinstance(outcomes[1], BaseException)
+    assert outcomes[1].nonce == 0
+
+
+async def test_a_write_cancelled_while_waiting_leaves_the_line_moving() -> None:
+    """A write cancelled in line (its task gave up) does not hold up the writes behind it."""
+    sender, _ = _sender()
+    node = _TurnWatchingNode()
+    first = asyncio.create_task(sender.send(node, "task-1", ADMIN_SIGNER, _transfer()))
+    second = asyncio.create_task(sender.send(node, "task-2", ADMIN_SIGNER, _transfer()))
+    third = asyncio.create_task(sender.send(node, "task-3", ADMIN_SIGNER, _transfer()))
+    await _settle()
+    second.cancel()
+    node.release.set()
+    done = await asyncio.wait_for(asyncio.gather(first, third), 5)
+    assert [s.nonce for s in done] == [0, 1]
