@@ -42,6 +42,7 @@ from geth_cluster.manager import (
     open_manager,
     run_manager,
 )
+from geth_cluster.node_rpc import ChainPosition, chain_position
 from geth_cluster.snapshot import DownReason
 from service_kit.ports import PortInUseError, free_port
 
@@ -144,14 +145,29 @@ async def wait_following(cluster: GethCluster, timeout_s: float = 30.0) -> None:
 
 async def still_following(cluster: GethCluster) -> bool:
     """Whether the cluster is as wait_following last left it: the same processes (a restarted
-    node may fall behind again, see wait_following), the sealer sealing, and every node at
-    the sealer's head. A block landing between the reads only costs a wait_following."""
+    node may fall behind again, see wait_following), the sealer sealing, every node at one
+    head and every service node's pending state past it (a node that caught up by a sync
+    keeps a stale one until its next new head, and a manager's first tick calls it DOWN).
+    A block landing between the reads only costs a wait_following."""
     if _FOLLOWING.get(cluster) != _processes(cluster):
         return False
     if not (await cluster.mining_state()).mining:
         return False
-    heads = set((await cluster.heads()).values())
-    return None not in heads and len(heads) == 1
+    async with httpx.AsyncClient(timeout=3.0) as client:
+        answers = await asyncio.gather(
+            *(chain_position(client, spec.rpc_url) for spec in cluster.specs),
+            return_exceptions=True,
+        )
+    positions = [a for a in answers if isinstance(a, ChainPosition)]
+    if len(positions) < len(answers):  # a node that does not answer is not following
+        return False
+    heads = {position.head for position in positions}
+    stale = any(
+        position.pending_is_stale
+        for spec, position in zip(cluster.specs, positions, strict=True)
+        if not spec.is_sealer
+    )
+    return len(heads) == 1 and not stale
 
 
 async def ensure_following(cluster: GethCluster, timeout_s: float = 30.0) -> None:
