@@ -3,9 +3,11 @@ never a traceback, and before anything is started."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -51,12 +53,27 @@ def _assert_one_clear_line(done: subprocess.CompletedProcess[str], expected: str
     assert expected in stderr.strip().splitlines()[-1], stderr
 
 
-@pytest.mark.parametrize(("args", "settings", "expected"), MISTAKES.values(), ids=MISTAKES)
+@pytest.fixture(scope="module")
+def mistakes_made(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Each mistake of MISTAKES made once, in a state folder of its own. Side by side, one per
+    core: an `ethgw` spends its seconds importing, on one core, and the mistakes share nothing."""
+
+    def make(name: str) -> subprocess.CompletedProcess[str]:
+        args, settings, _ = MISTAKES[name]
+        return ethgw(*args, env=clean_env(tmp_path_factory.mktemp("mistake"), **settings))
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        return dict(zip(MISTAKES, pool.map(make, MISTAKES), strict=True))
+
+
+@pytest.mark.parametrize("mistake", MISTAKES)
 def test_a_mistake_ends_with_one_line_and_a_non_zero_code(
-    args: list[str], settings: dict[str, str], expected: str, tmp_path: Path
+    mistake: str, mistakes_made: dict[str, subprocess.CompletedProcess[str]]
 ) -> None:
     """Each mistake: exit code 1 or 2, no traceback, stderr's last line says what is wrong."""
-    _assert_one_clear_line(ethgw(*args, env=clean_env(tmp_path, **settings)), expected)
+    _assert_one_clear_line(mistakes_made[mistake], MISTAKES[mistake][2])
 
 
 def test_a_mistake_starts_nothing(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from tests.dashboard.conftest import (
     quiet_manager,
     screenshot,
 )
-from tests.geth_cluster.test_manager import wait_following
+from tests.geth_cluster.test_manager import ensure_following, wait_following
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +41,7 @@ RESTART_WAIT_MS = 120_000  # drain, geth restart (about 11 s), resync, on a load
 async def dashboard(
     geth_cluster: GethCluster, kafka_broker: KafkaBroker, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Dashboard]:
-    await wait_following(geth_cluster)
+    await ensure_following(geth_cluster)
     state_dir: Path = tmp_path_factory.mktemp("dashboard-state")
     async with dashboard_stack(
         geth_cluster, kafka_broker.settings, quiet_manager(), state_dir

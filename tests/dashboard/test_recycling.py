@@ -27,7 +27,7 @@ from tests.dashboard.conftest import (
     quiet_manager,
     screenshot,
 )
-from tests.geth_cluster.test_manager import wait_following
+from tests.geth_cluster.test_manager import ensure_following, wait_following
 
 pytestmark = pytest.mark.slow
 
@@ -53,7 +53,7 @@ async def idle_distance(cluster: GethCluster) -> float:
 async def recycling(
     geth_cluster: GethCluster, kafka_broker: KafkaBroker, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Dashboard]:
-    await wait_following(geth_cluster)
+    await ensure_following(geth_cluster)
     lowest = await idle_distance(geth_cluster)
     settings = quiet_manager(
         dis_avemin=0.2 * lowest,

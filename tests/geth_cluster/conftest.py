@@ -11,7 +11,7 @@ import pytest_asyncio
 
 from geth_cluster.calibrate import CalibrationRun, run_calibration
 from geth_cluster.cluster import GethCluster
-from tests.geth_cluster.test_manager import wait_following
+from tests.geth_cluster.test_manager import ensure_following
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ async def session_calibration(
 ) -> SessionCalibration:
     """The session cluster calibrated once (WINDOWS), its record in a folder of its own."""
     progress: list[tuple[str, float, float]] = []
-    await wait_following(geth_cluster, 60.0)
+    await ensure_following(geth_cluster, 60.0)
     try:
         run = await run_calibration(
             geth_cluster,
@@ -58,5 +58,5 @@ async def session_calibration(
             task_concurrency=WINDOWS.task_concurrency,
         )
     finally:
-        await wait_following(geth_cluster, 60.0)
+        await ensure_following(geth_cluster, 60.0)
     return SessionCalibration(run, progress)

@@ -15,7 +15,7 @@ from geth_cluster.cluster import GethCluster
 from geth_cluster.config import ManagerSettings
 from geth_cluster.drain import Drained, ProviderInflight, drain
 from geth_cluster.manager import ClusterManager
-from tests.geth_cluster.test_manager import wait_following
+from tests.geth_cluster.test_manager import ensure_following, wait_following
 from tests.pipeline_fixtures import ProviderProcess, run_task
 
 NODE = "node-1"
@@ -151,7 +151,7 @@ class FakeProvider:
 async def test_restart_waits_for_the_nodes_tasks_in_flight(geth_cluster: GethCluster) -> None:
     """A restart of node-2 while a provider reports 2 tasks on it for 1.5 s stays DRAINING
     until they are done, not for the fixed drain_s, and says so in its restarting event."""
-    await wait_following(geth_cluster)
+    await ensure_following(geth_cluster)
     fake = FakeProvider("node-2", held=2, hold_s=1.5)
     async with fake.serving() as url:
         settings = ManagerSettings(

@@ -18,7 +18,7 @@ from devstack.sandbox import kill_node
 from ethgw_wire.node_reports import EventKind
 from geth_cluster.cluster import GethCluster
 from geth_cluster.config import ManagerSettings
-from tests.geth_cluster.test_manager import restore, wait_following
+from tests.geth_cluster.test_manager import ensure_following, restore
 from tests.geth_cluster.test_recycler import api_client, events_topic, read_events_until
 
 NODE = "node-2"
@@ -52,7 +52,7 @@ async def listed_up(client: httpx.AsyncClient, node: str, timeout_s: float) -> d
 @pytest.fixture
 async def cluster(geth_cluster: GethCluster) -> GethCluster:
     """The session cluster once every node follows the head."""
-    await wait_following(geth_cluster)
+    await ensure_following(geth_cluster)
     return geth_cluster
 
 

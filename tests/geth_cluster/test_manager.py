@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from geth_cluster.manager import (
     open_manager,
     run_manager,
 )
+from geth_cluster.node_rpc import ChainPosition, chain_position
 from geth_cluster.snapshot import DownReason
 from service_kit.ports import PortInUseError, free_port
 
@@ -112,6 +114,16 @@ async def manager(
         yield running
 
 
+# The processes of each cluster's nodes when wait_following last saw all of them follow.
+_FOLLOWING: weakref.WeakKeyDictionary[GethCluster, dict[str, int | None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _processes(cluster: GethCluster) -> dict[str, int | None]:
+    return {spec.name: cluster.runtime.pid(spec) for spec in cluster.specs}
+
+
 async def wait_following(cluster: GethCluster, timeout_s: float = 30.0) -> None:
     """Until every node has imported a block sealed after this call.
 
@@ -119,13 +131,50 @@ async def wait_following(cluster: GethCluster, timeout_s: float = 30.0) -> None:
     forced-sync cycle may delay: `start_node` can return while the node is near the head and
     the node then falls behind for a few seconds, which the manager rightly calls DOWN.
     """
+    processes = _processes(cluster)
     heads = await cluster.heads()
     target = max(h for h in heads.values() if h is not None) + 1
     async with asyncio.timeout(timeout_s):
         while True:
             if all(h is not None and h >= target for h in (await cluster.heads()).values()):
-                return
+                break
             await asyncio.sleep(0.25)
+    if _processes(cluster) == processes:
+        _FOLLOWING[cluster] = processes
+
+
+async def still_following(cluster: GethCluster) -> bool:
+    """Whether the cluster is as wait_following last left it: the same processes (a restarted
+    node may fall behind again, see wait_following), the sealer sealing, every node at one
+    head and every service node's pending state past it (a node that caught up by a sync
+    keeps a stale one until its next new head, and a manager's first tick calls it DOWN).
+    A block landing between the reads only costs a wait_following."""
+    if _FOLLOWING.get(cluster) != _processes(cluster):
+        return False
+    if not (await cluster.mining_state()).mining:
+        return False
+    async with httpx.AsyncClient(timeout=3.0) as client:
+        answers = await asyncio.gather(
+            *(chain_position(client, spec.rpc_url) for spec in cluster.specs),
+            return_exceptions=True,
+        )
+    positions = [a for a in answers if isinstance(a, ChainPosition)]
+    if len(positions) < len(answers):  # a node that does not answer is not following
+        return False
+    heads = {position.head for position in positions}
+    stale = any(
+        position.pending_is_stale
+        for spec, position in zip(cluster.specs, positions, strict=True)
+        if not spec.is_sealer
+    )
+    return len(heads) == 1 and not stale
+
+
+async def ensure_following(cluster: GethCluster, timeout_s: float = 30.0) -> None:
+    """wait_following, unless the cluster still follows since the last one (about a block
+    period saved for each test that disturbed nothing)."""
+    if not await still_following(cluster):
+        await wait_following(cluster, timeout_s)
 
 
 async def restore(cluster: GethCluster, name: str) -> None:
@@ -139,7 +188,7 @@ async def restore(cluster: GethCluster, name: str) -> None:
 async def cluster(geth_cluster: GethCluster) -> GethCluster:
     """The session cluster once every node follows the head (an earlier test may have
     restarted one that is still waiting for its first sync)."""
-    await wait_following(geth_cluster)
+    await ensure_following(geth_cluster)
     return geth_cluster
 
 
@@ -349,6 +398,7 @@ async def test_node_whose_rpc_freezes_is_down_and_up_when_it_answers_again(
         finally:
             os.kill(pid, signal.SIGCONT)
         await states.next(is_("node-1", Lifecycle.UP), 20.0)
+    await wait_following(cluster)  # the resumed process is the one the next test finds
     assert reason is DownReason.RPC
     assert down.block is None
     assert down.free_memory_mb is not None  # the process is still sampled

@@ -33,7 +33,7 @@ from loadtests.overload import (
 from service_kit.ports import free_port
 from tests.geth_cluster.conftest import SessionCalibration
 from tests.geth_cluster.episode_chart import RESULTS_DIR
-from tests.geth_cluster.test_manager import wait_following
+from tests.geth_cluster.test_manager import ensure_following, wait_following
 from tests.geth_cluster.test_recycling_under_load import answers, poll_until
 from tests.pipeline_fixtures import (
     IsolatedPipeline,
@@ -94,7 +94,7 @@ async def overload_report(
 
     work = tmp_path_factory.mktemp("overload")
     calibration = session_calibration.run
-    await wait_following(geth_cluster, 60.0)
+    await ensure_following(geth_cluster, 60.0)
     pipeline = IsolatedPipeline(
         "overload",
         geth_cluster,

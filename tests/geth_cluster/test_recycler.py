@@ -31,7 +31,7 @@ from geth_cluster.cluster import GethCluster
 from geth_cluster.config import ManagerSettings
 from geth_cluster.errors import NodeStartError
 from geth_cluster.manager import ClusterManager, open_manager
-from tests.geth_cluster.test_manager import node_states, wait_following
+from tests.geth_cluster.test_manager import ensure_following, node_states, wait_following
 
 RECYCLE_STEPS = [EventKind.DRAINING, EventKind.RESTARTING, EventKind.SYNCING, EventKind.UP]
 NEVER = math.inf  # a cool-down that never ends: keeps the policy off a node
@@ -92,7 +92,7 @@ def field(event: ClusterEvent, name: str) -> int:
 @pytest.fixture
 async def cluster(geth_cluster: GethCluster) -> GethCluster:
     """The session cluster once every node follows the head."""
-    await wait_following(geth_cluster)
+    await ensure_following(geth_cluster)
     return geth_cluster
 
 
@@ -113,7 +113,7 @@ class Episode:
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def zone3_episode(geth_cluster: GethCluster, kafka_broker: KafkaBroker) -> Episode:
     """node-1 recycled for zone III by a manager that keeps node-2 in cool-down."""
-    await wait_following(geth_cluster)
+    await ensure_following(geth_cluster)
     spec = geth_cluster.spec("node-1")
     pid_before = geth_cluster.runtime.pid(spec)
     lifecycles: list[Lifecycle] = []

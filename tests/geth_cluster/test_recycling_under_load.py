@@ -48,7 +48,7 @@ from tests.geth_cluster.episode_chart import (
     event_log_lines,
     record_nodes,
 )
-from tests.geth_cluster.test_manager import wait_following
+from tests.geth_cluster.test_manager import ensure_following, wait_following
 from tests.pipeline_fixtures import (
     IsolatedPipeline,
     ServerProcess,
@@ -201,9 +201,9 @@ async def load_stack(
     by a real manager with this module's bounds (`kafka_broker`: the topics' env is set)."""
     from gateway.keys import create_key
 
-    await wait_following(geth_cluster, 60.0)
+    await ensure_following(geth_cluster, 60.0)
     bounds = await measure_bounds(geth_cluster)
-    await wait_following(geth_cluster, 60.0)
+    await ensure_following(geth_cluster, 60.0)
     pipeline = IsolatedPipeline(
         "recycle", geth_cluster, platform_file, provider_log_dir, 1, **bounds.env()
     )
