@@ -309,6 +309,7 @@ async def run_group(
 ) -> list[CellResult]:
     allotment = allotment_of(cells)
     confined = f", every node confined to {allotment.describe()}" if allotment else ""
+    confined += f"; users {pacing_text(cells[0].think_s)}" if cells[0].think_s else ""
     progress.say(f"starting {system} with {nodes} node(s), scenario {scenario}{confined}")
     pool = fresh_pool(
         out, system, nodes, scenario + (f"-c{allotment.cores:g}" if allotment else "")
@@ -697,8 +698,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=_csv_floats,
         metavar="CORES,...",
         help="only the monolith, node-bound, at each of these allotments and --users "
-        f"(default {','.join(map(str, FIND_USERS))}): where its time to finish stops "
-        "scaling, and the allotment that saturates nearest 600 users",
+        f"(default {','.join(map(str, FIND_USERS))}), its users paced at --think-s: where "
+        "its time to finish stops falling, and the allotment that saturates nearest 600 "
+        "users (or why none is chosen)",
     )
     parser.add_argument("--micro", action="store_true", help="the two micro-benchmarks only")
     parser.add_argument("--micro-reads", type=int, default=1000, help="reads per path")
