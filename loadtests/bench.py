@@ -309,7 +309,7 @@ async def run_group(
 ) -> list[CellResult]:
     allotment = allotment_of(cells)
     confined = f", every node confined to {allotment.describe()}" if allotment else ""
-    confined += f"; users {pacing_text(cells[0].think_s)}" if cells[0].think_s else ""
+    confined += f"; users {how_paced(cells[0].think_s)}" if cells[0].think_s else ""
     progress.say(f"starting {system} with {nodes} node(s), scenario {scenario}{confined}")
     pool = fresh_pool(
         out, system, nodes, scenario + (f"-c{allotment.cores:g}" if allotment else "")
@@ -435,7 +435,7 @@ def write_outputs(
     confined = (
         f"\nNode-bound cells: every service node (the monolith's included) confined to "
         f"{' / '.join(allotments)} ({_confinement_text()}); their users "
-        f"{' / '.join(pacing_text(t) for t in pacings)}.\n"
+        f"{' / '.join(how_paced(t) for t in pacings)}.\n"
         if allotments
         else ""
     )
@@ -449,7 +449,7 @@ def write_outputs(
     write_summary(out / "summary.md", results, header, [str(c) for c in charts])
 
 
-def pacing_text(think_s: float) -> str:
+def how_paced(think_s: float) -> str:
     """How a cell's users were paced, for a report's header."""
     if not think_s:
         return "closed loop (the next task as soon as an answer is back)"
@@ -521,7 +521,7 @@ async def run_find_allotment(profile: Profile, cores: Sequence[float], out: Path
     results = await run_bench(profile, name, out, plan=find_allotment_plan(profile, cores))
     text = (
         f"# ethgw bench --find-allotment\n\nMachine: {machine}; "
-        f"{profile.requests} requests per cell; users {pacing_text(profile.node_bound_think_s)}."
+        f"{profile.requests} requests per cell; users {how_paced(profile.node_bound_think_s)}."
         "\n\n" + allotment_report(results)
     )
     await asyncio.to_thread((out / "allotment.md").write_text, text)
