@@ -14,6 +14,7 @@ with every process's log under logs/.
     ethgw bench --systems monolith,lbh --nodes 3 --users 200,600 --requests 3000
     ethgw bench --out results/bench-X --resume   # go on: skip the cells finished there
     ethgw bench --find-allotment 0.05,0.1,0.2    # the monolith's saturation per allotment
+    ethgw bench --find-allotment 0.15 --think-s 4  # the same, users paced at a task every 4 s
 """
 
 from __future__ import annotations
@@ -71,6 +72,11 @@ NODE_BOUND = "node-bound"
 # users of the table 5.1 mix (docs/benchmarks.md, "The node-bound scenario"). Provisional:
 # measured on a shared machine; the figure of an idle one replaces it.
 NODE_BOUND_ALLOTMENT = Allotment(cores=0.05, memory_mb=1024.0)
+# The node-bound scenario's users start a task every this many seconds each (loadtests/pacing.py),
+# so N users offer N / NODE_BOUND_THINK_S requests a second and an allotment can saturate at a
+# user count: closed-loop users offer no more load as they grow. Why 5 s: docs/benchmarks.md,
+# "Users with think time".
+NODE_BOUND_THINK_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,8 @@ class Profile:
     node_bound_systems: tuple[str, ...] = ()
     node_bound_users: tuple[int, ...] = ()
     allotment: Allotment = NODE_BOUND_ALLOTMENT
+    # The node-bound users' pacing period (0: closed loop, as the other scenarios' users).
+    node_bound_think_s: float = NODE_BOUND_THINK_S
 
 
 FULL = Profile(
@@ -150,11 +158,12 @@ def node_bound_cells(
     profile: Profile,
     allotment: Allotment | None = None,
 ) -> list[Cell]:
-    """A node-bound group's cells, ascending in users, marked with the allotment."""
+    """A node-bound group's cells, ascending in users, marked with the allotment and the
+    users' pacing."""
     allotted = allotment or profile.allotment
     return [
         Cell(system, nodes, u, profile.requests, NODE_BOUND, allotted.cores,
-             allotted.memory_mb or 0.0)
+             allotted.memory_mb or 0.0, profile.node_bound_think_s)
         for u in sorted(set(users))
     ]  # fmt: skip
 
@@ -190,14 +199,14 @@ class Progress:
         print(f"[bench {self.done}/{self.total} cells, {elapsed:5.0f}s] {text}", flush=True)
 
 
-async def run_locust(
-    system: System, cell: Cell, out: Path, timeout_s: float, progress: Progress, pool: Path
-) -> dict[str, object]:
-    """Locust headless in its own process; returns the locustfile's summary."""
-    summary_file = out / f"{cell.label}.locust.json"
-    progress_file = out / f"{cell.label}.progress.json"
+def locust_command(
+    system: System, cell: Cell, out: Path, timeout_s: float, pool: Path
+) -> list[str]:
+    """The Locust command line of one cell: its users, the fixed request count, the group's
+    account pool, and the users' think time when the cell paces them."""
     spawn_rate = max(20, cell.users // 10)
-    args = [
+    pacing = ["--think-s", str(cell.think_s)] if cell.think_s else []
+    return [
         str(Path(sys.executable).with_name("locust")),
         "-f", str(REPO_ROOT / "loadtests" / "locustfile.py"),
         "--headless", "--only-summary", "--loglevel", "WARNING",
@@ -205,12 +214,21 @@ async def run_locust(
         "--host", system.url,
         "--api-key", system.api_key,
         "--request-count", str(cell.requests),
-        "--summary-file", str(summary_file),
-        "--progress-file", str(progress_file),
+        "--summary-file", str(_summary_file(out, cell)),
+        "--progress-file", str(_progress_file(out, cell)),
         "--account-pool", str(pool),
         "--run-time", f"{int(timeout_s)}s",
         "--stop-timeout", "5",
+        *pacing,
     ]  # fmt: skip
+
+
+async def run_locust(
+    system: System, cell: Cell, out: Path, timeout_s: float, progress: Progress, pool: Path
+) -> dict[str, object]:
+    """Locust headless in its own process; returns the locustfile's summary."""
+    summary_file, progress_file = _summary_file(out, cell), _progress_file(out, cell)
+    args = locust_command(system, cell, out, timeout_s, pool)
     log = out / "logs" / f"{cell.label}.locust.log"
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     with log.open("ab") as output:
@@ -232,6 +250,14 @@ async def run_locust(
     summary_file.unlink()  # the figures go to cells.csv; the raw samples are large
     progress_file.unlink(missing_ok=True)
     return summary
+
+
+def _summary_file(out: Path, cell: Cell) -> Path:
+    return out / f"{cell.label}.locust.json"
+
+
+def _progress_file(out: Path, cell: Cell) -> Path:
+    return out / f"{cell.label}.progress.json"
 
 
 def _progress_text(path: Path, cell: Cell) -> str:
@@ -283,6 +309,7 @@ async def run_group(
 ) -> list[CellResult]:
     allotment = allotment_of(cells)
     confined = f", every node confined to {allotment.describe()}" if allotment else ""
+    confined += f"; users {how_paced(cells[0].think_s)}" if cells[0].think_s else ""
     progress.say(f"starting {system} with {nodes} node(s), scenario {scenario}{confined}")
     pool = fresh_pool(
         out, system, nodes, scenario + (f"-c{allotment.cores:g}" if allotment else "")
@@ -404,9 +431,11 @@ def write_outputs(
         if r.cell.scenario == "slow-node"
     ]
     allotments = sorted({r.cell.allotment_text for r in results} - {""})
+    pacings = sorted({r.cell.think_s for r in results if r.cell.scenario == NODE_BOUND})
     confined = (
         f"\nNode-bound cells: every service node (the monolith's included) confined to "
-        f"{' / '.join(allotments)} ({_confinement_text()}).\n"
+        f"{' / '.join(allotments)} ({_confinement_text()}); their users "
+        f"{' / '.join(how_paced(t) for t in pacings)}.\n"
         if allotments
         else ""
     )
@@ -418,6 +447,13 @@ def write_outputs(
         + "\n".join(slowed)
     )
     write_summary(out / "summary.md", results, header, [str(c) for c in charts])
+
+
+def how_paced(think_s: float) -> str:
+    """How a cell's users were paced, for a report's header."""
+    if not think_s:
+        return "closed loop (the next task as soon as an answer is back)"
+    return f"paced, a task every {think_s:g} s each (N users offer N/{think_s:g} req/s)"
 
 
 def _confinement_text() -> str:
@@ -485,7 +521,8 @@ async def run_find_allotment(profile: Profile, cores: Sequence[float], out: Path
     results = await run_bench(profile, name, out, plan=find_allotment_plan(profile, cores))
     text = (
         f"# ethgw bench --find-allotment\n\nMachine: {machine}; "
-        f"{profile.requests} requests per cell.\n\n" + allotment_report(results)
+        f"{profile.requests} requests per cell; users {how_paced(profile.node_bound_think_s)}."
+        "\n\n" + allotment_report(results)
     )
     await asyncio.to_thread((out / "allotment.md").write_text, text)
     print(text, flush=True)
@@ -608,6 +645,13 @@ def _csv_floats(text: str) -> tuple[float, ...]:
     return values
 
 
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"0 or a positive number expected, got {text!r}")
+    return value
+
+
 def _positive(text: str) -> float:
     value = float(text)
     if value <= 0:
@@ -644,12 +688,19 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"node-bound: memory of every node, MB ({NODE_BOUND_ALLOTMENT.memory_mb:g})",
     )
     parser.add_argument(
+        "--think-s",
+        type=_non_negative,
+        help="node-bound and --find-allotment: each user starts a task every THINK_S s, "
+        f"so N users offer N/THINK_S req/s ({NODE_BOUND_THINK_S:g}; 0: closed loop)",
+    )
+    parser.add_argument(
         "--find-allotment",
         type=_csv_floats,
         metavar="CORES,...",
         help="only the monolith, node-bound, at each of these allotments and --users "
-        f"(default {','.join(map(str, FIND_USERS))}): where its time to finish stops "
-        "scaling, and the allotment that saturates nearest 600 users",
+        f"(default {','.join(map(str, FIND_USERS))}), its users paced at --think-s: where "
+        "its time to finish stops falling, and the allotment that saturates nearest 600 "
+        "users (or why none is chosen)",
     )
     parser.add_argument("--micro", action="store_true", help="the two micro-benchmarks only")
     parser.add_argument("--micro-reads", type=int, default=1000, help="reads per path")
@@ -695,6 +746,7 @@ def profile_from(args: argparse.Namespace) -> Profile:
     allotment = Allotment(
         args.node_cores or base.allotment.cores, args.node_memory_mb or base.allotment.memory_mb
     )
+    think_s = base.node_bound_think_s if args.think_s is None else args.think_s
     return Profile(
         systems=systems,
         nodes=args.nodes or base.nodes,
@@ -707,6 +759,7 @@ def profile_from(args: argparse.Namespace) -> Profile:
         node_bound_systems=node_bound,
         node_bound_users=args.node_bound_users or base.node_bound_users,
         allotment=allotment,
+        node_bound_think_s=think_s,
     )
 
 
@@ -715,6 +768,7 @@ def _profile_name(args: argparse.Namespace) -> str:
     overridden = (
         *(args.systems, args.nodes, args.users, args.requests, args.slow_node),
         *(args.node_bound, args.node_bound_users, args.node_cores, args.node_memory_mb),
+        args.think_s,
     )
     return name + (" with overrides" if any(v is not None for v in overridden) else "")
 

@@ -14,6 +14,8 @@ it draws requests from `loadtests.mix.MIX` by weight: balances of real
 accounts, transactions between real accounts, lookups of the hashes those returned.
 With `--request-count N` the run stops after N task requests (set-up requests are
 named "setup ..." and not counted) and writes every sample to `--summary-file`.
+With `--think-s T` each user starts a task every T s (loadtests/pacing.py) instead of
+the next one as soon as an answer comes back.
 """
 
 from __future__ import annotations
@@ -29,13 +31,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 import gevent
-from locust import FastHttpUser, constant, events
+from locust import FastHttpUser, events
 from locust.env import Environment
 
 from ethgw_wire.artifacts import load_artifact
 from ethgw_wire.http_api import API_KEY_HEADER, API_PREFIX
 from loadtests.envelope import outcome
 from loadtests.mix import CALL_PREFIX, MIX, SETUP_PREFIX
+from loadtests.pacing import Pacing
 from loadtests.pool import AccountPool, PooledAccount
 
 PASSWORD = "bench-user-password"
@@ -71,6 +74,7 @@ KNOWN_ADDRESSES: list[str] = []
 READY = [0]  # users done with their set-up
 POOL: list[AccountPool] = []  # the --account-pool, if given
 CELL_S = [DEFAULT_CELL_S]
+THINK_S = [0.0]  # --think-s: each user's pacing period (0: closed loop)
 
 
 class Recorder:
@@ -115,6 +119,7 @@ class Recorder:
             "deferred": self.deferred,
             "accounts_created": self.accounts_created,
             "accounts_reused": self.accounts_reused,
+            "think_s": THINK_S[0],
             "samples": [list(s) for s in self.samples],
         }
 
@@ -131,6 +136,9 @@ def _arguments(parser: Any) -> None:
     parser.add_argument(
         "--account-pool", default="", help="earlier cells' accounts (JSON lines): reused, extended"
     )
+    parser.add_argument(
+        "--think-s", type=float, default=0.0, help="a task every THINK_S s a user (0: closed loop)"
+    )
 
 
 @events.init.add_listener
@@ -142,6 +150,7 @@ def _init(environment: Environment, **_: Any) -> None:
     pool = getattr(options, "account_pool", "")
     if pool:
         POOL.append(AccountPool(Path(pool)))
+    THINK_S[0] = float(getattr(options, "think_s", 0.0) or 0.0)
     run_time = getattr(options, "run_time", None)  # seconds: Locust parses the timespan
     if run_time:
         CELL_S[0] = float(run_time)
@@ -181,7 +190,6 @@ class PlatformUser(FastHttpUser):
     """One user of the private-equity app, drawing requests from table 5.1."""
 
     abstract = True
-    wait_time = constant(0)  # closed loop, as the thesis's JMeter threads
     network_timeout = 60.0
     connection_timeout = 10.0
     deploy_body: dict[str, Any] | None = None
@@ -196,6 +204,7 @@ class PlatformUser(FastHttpUser):
             self._reuse(pooled)
         KNOWN_ADDRESSES.append(self.address)
         self._wait_for_everyone()
+        self._start_pacing()
 
     def _set_up_new_account(self) -> None:
         """Create, unlock, one transfer waited for until mined; then pooled for later cells."""
@@ -244,6 +253,17 @@ class PlatformUser(FastHttpUser):
             if time.monotonic() > deadline:
                 return
             gevent.sleep(0.2)
+
+    def _start_pacing(self) -> None:
+        """The think time of --think-s: the first task after a random phase of the period,
+        then one every period (none: closed loop, the next task as soon as one ends)."""
+        self.pacing = Pacing(THINK_S[0])
+        gevent.sleep(self.pacing.phase_s(random.random()))
+        self.pacing.start(time.monotonic())
+
+    def wait_time(self) -> float:
+        """Locust's wait after each task: the rest of the user's pacing period."""
+        return self.pacing.wait_s(time.monotonic())
 
     # -- plumbing --------------------------------------------------------------------
 

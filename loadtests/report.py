@@ -15,6 +15,7 @@ import numpy as np
 
 from loadtests.cpu import CPU_KINDS, ms_per_request
 from loadtests.mix import PLATFORM_QUEUED
+from loadtests.pacing import offered_rps
 from loadtests.sampler import ResourceSample, ZoneSample
 
 
@@ -30,11 +31,27 @@ class Cell:
     # The allotment of every service node in the node-bound scenario (0: not confined).
     node_cores: float = 0.0
     node_memory_mb: float = 0.0
+    # Each user's pacing period, the node-bound scenario's (0: closed loop, no think time).
+    think_s: float = 0.0
 
     @property
     def label(self) -> str:
         label = f"{self.scenario}-{self.system}-n{self.nodes}-u{self.users}"
-        return label + (f"-c{self.node_cores:g}" if self.node_cores else "")
+        label += f"-c{self.node_cores:g}" if self.node_cores else ""
+        return label + (f"-t{self.think_s:g}" if self.think_s else "")
+
+    @property
+    def offered_rps(self) -> float | None:
+        """The request rate the paced users offer; None for closed-loop users."""
+        return offered_rps(self.users, self.think_s)
+
+    @property
+    def pacing_text(self) -> str:
+        """'a task every 5 s per user: 120 req/s offered' for paced users, '' for the others."""
+        offered = self.offered_rps
+        if offered is None:
+            return ""
+        return f"a task every {self.think_s:g} s per user: {offered:.0f} req/s offered"
 
     @property
     def allotment_text(self) -> str:
@@ -77,8 +94,9 @@ class CellResult:
         row["failure_reasons"] = "; ".join(f"{k}: {v}" for k, v in self.failure_reasons.items())
         row.update({f"cpu_ms_{kind}": self.cpu_ms.get(kind, "") for kind in CPU_COLUMNS})
         cell = dataclasses.asdict(self.cell)
-        allotment = {name: cell.pop(name) for name in ("node_cores", "node_memory_mb")}
-        return {**cell, **row, **allotment}  # the allotment last: older columns keep their place
+        # The allotment and the pacing last: older columns keep their place.
+        last = {name: cell.pop(name) for name in ("node_cores", "node_memory_mb", "think_s")}
+        return {**cell, **row, **last}
 
 
 CPU_COLUMNS: tuple[str, ...] = (*CPU_KINDS, "total")
@@ -291,8 +309,10 @@ def markdown_table(results: Sequence[CellResult]) -> str:
     requests_column = [key for key, _ in MD_COLUMNS].index("requests_done")
     for result in results:
         row = result.row()
-        if result.cell.allotment_text:  # the scenario names what every node was given
-            row["scenario"] += f" ({result.cell.allotment_text})"
+        # The scenario names what every node was given and how the users were paced.
+        given = "; ".join(t for t in (result.cell.allotment_text, result.cell.pacing_text) if t)
+        if given:
+            row["scenario"] += f" ({given})"
         cells = [str(row[key]) for key, _ in MD_COLUMNS]
         if not result.finished:
             cells[requests_column] += f" of {result.cell.requests} (unfinished)"
@@ -320,10 +340,10 @@ def cpu_table(results: Sequence[CellResult]) -> str:
 
 
 def time_ratio_table(results: Sequence[CellResult], scenario: str) -> str:
-    """Each ethgw cell's time to finish against the monolith's at the same users and
-    allotment, in one scenario (the node-bound target is read off this table)."""
+    """Each ethgw cell's time to finish against the monolith's at the same users, allotment
+    and pacing, in one scenario (the node-bound target is read off this table)."""
     monolith = {
-        (r.cell.users, r.cell.node_cores): r for r in results
+        (r.cell.users, r.cell.node_cores, r.cell.think_s): r for r in results
         if r.cell.scenario == scenario and r.cell.system == "monolith" and r.finished
     }  # fmt: skip
     lines = [
@@ -334,7 +354,7 @@ def time_ratio_table(results: Sequence[CellResult], scenario: str) -> str:
         cell = result.cell
         if cell.scenario != scenario or cell.system == "monolith":
             continue
-        base = monolith.get((cell.users, cell.node_cores))
+        base = monolith.get((cell.users, cell.node_cores, cell.think_s))
         ratio = f"{result.duration_s / base.duration_s:.2f}" if base and result.finished else "-"
         time = f"{result.duration_s:.1f}" if result.finished else "unfinished"
         base_time = f"{base.duration_s:.1f}" if base else "-"

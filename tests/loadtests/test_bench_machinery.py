@@ -210,16 +210,20 @@ async def test_monolith_refuses_bad_input_with_the_envelope(monolith: ServerProc
     assert response.json()["error"]["field"] == "address"
 
 
-def _locust_cell(url: str, users: int, pool: Path, out: Path) -> dict[str, Any]:
-    """One small cell of the locustfile against `url` with the account pool; its summary."""
+def _locust_cell(
+    url: str, users: int, pool: Path, out: Path, requests: int = 20, think_s: float = 0.0
+) -> dict[str, Any]:
+    """One small cell of the locustfile against `url` with the account pool, its users paced
+    at `think_s` (0: closed loop); its summary."""
     summary = out / f"u{users}.json"
     args = [
         str(Path(sys.executable).with_name("locust")),
         "-f", str(REPO_ROOT / "loadtests" / "locustfile.py"),
         "--headless", "--only-summary", "--loglevel", "WARNING",
         "-u", str(users), "-r", str(users), "--host", url,
-        "--request-count", "20", "--summary-file", str(summary),
+        "--request-count", str(requests), "--summary-file", str(summary),
         "--account-pool", str(pool), "--run-time", "240s", "--stop-timeout", "5",
+        "--think-s", str(think_s),
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     done = subprocess.run(args, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
@@ -241,6 +245,22 @@ def test_a_later_cell_reuses_the_pool_and_creates_only_the_difference(
     assert second["setup_requests"] == 2 * 3  # create, unlock, transfer of the new two only
     assert [s for s in second["samples"] if "account_locked" in s[4]] == []
     assert len(read_pool(pool)) == 5
+
+
+@pytest.mark.slow
+def test_paced_users_start_their_tasks_a_think_time_apart(
+    monolith: ServerProcess, tmp_path: Path
+) -> None:
+    """3 users paced at 3 s: 12 counted requests need one user to start 4 tasks, so their
+    starts span at least 9 s, however fast the answers."""
+    think_s, users, requests = 3.0, 3, 12
+    pool = tmp_path / "pool.jsonl"
+    summary = _locust_cell(monolith.url, users, pool, tmp_path, requests, think_s)
+    samples = sorted(summary["samples"], key=lambda s: s[0])[:requests]
+    assert len(samples) == requests
+    starts = [ended - latency_ms / 1000 for ended, _, latency_ms, *_ in samples]
+    least_span = (requests // users - 1) * think_s  # one user's 4 starts, a period apart
+    assert max(starts) - min(starts) >= least_span - 0.2  # a sample's start is end - latency
 
 
 def test_zone_shares_say_where_a_node_was() -> None:

@@ -207,17 +207,93 @@ def test_chosen_allotment_saturates_nearest_600_users() -> None:
     assert choose_cores({0.2: curves[0.2]}) is None
 
 
-def test_find_allotment_report_says_where_each_saturates_and_what_is_chosen() -> None:
-    """allotment.md: time to finish per allotment and users, the saturation points, the choice."""
-    results = [
-        _result("monolith", users, time, cores)
-        for cores, curve in {
-            0.05: [(200, 100.0), (400, 50.0), (600, 34.0), (800, 33.0)],
-            0.2: [(200, 100.0), (400, 50.0), (600, 34.0), (800, 26.0)],
-        }.items()
-        for users, time in curve
-    ]
-    report = allotment_report(results)
-    assert "| 0.05 | 100.0 | 50.0 | 34.0 | 33.0 | 600 users |" in report
-    assert "| 0.2 | 100.0 | 50.0 | 34.0 | 26.0 | not by 800 users |" in report
-    assert "Chosen: 0.05 core per node" in report
+def test_saturation_at_the_first_user_count_is_not_a_choice() -> None:
+    """A row saturated at its first user count may saturate anywhere below it: not chosen,
+    even when that first count is the one nearest 600."""
+    curves = {
+        0.1: [(600, 30.0), (800, 30.0), (1000, 30.0)],  # at or below 600
+        0.3: [(600, 30.0), (800, 22.5), (1000, 22.0)],  # at 800
+    }
+    assert choose_cores(curves) == 0.3
+    assert choose_cores({0.1: curves[0.1]}) is None
+
+
+# Paced at 5 s, 3,000 requests: 40, 80, 120, 160, 200 req/s offered at 200-1000 users.
+OFFERED_TIMES = {200: 75.0, 400: 37.5, 600: 25.0, 800: 18.75, 1000: 15.0}
+
+
+def _paced(users: int, cores: float, capacity_rps: float, think_s: float = 5.0) -> CellResult:
+    """The monolith's cell when its node serves at most `capacity_rps` (think 0: closed loop)."""
+    cell = Cell("monolith", 1, users, 3000, NODE_BOUND, cores, 1024, think_s)
+    offered = users / think_s if think_s else math.inf
+    duration = 3000 / min(offered, capacity_rps)
+    return CellResult(
+        cell, True, 3000, duration, round(3000 / duration, 2), 10.0, 20.0, 30.0,
+        0, 0, 0, 0, 5.0, 6.0, 100.0,
+    )  # fmt: skip
+
+
+def _report(capacities: dict[float, float], think_s: float = 5.0) -> str:
+    return allotment_report(
+        [_paced(u, c, rps, think_s) for c, rps in capacities.items() for u in OFFERED_TIMES]
+    )
+
+
+def test_paced_users_saturate_where_req_s_stops_growing_with_them() -> None:
+    """Paced at 5 s, a node that serves 125 req/s keeps up to 600 users (120 offered) and
+    not at 800 (160 offered): saturated at 600."""
+    results = [_paced(u, 0.15, 125.0) for u in OFFERED_TIMES]
+    curve = [(r.cell.users, r.duration_s) for r in results]
+    assert saturation_users(curve) == 600
+
+
+def test_report_shows_time_req_s_and_the_offered_rate() -> None:
+    """allotment.md: per allotment and users, the time to finish and req/s, under headings
+    that give what the paced users offered; the saturation point last."""
+    report = _report({0.15: 125.0})
+    assert "| node cores | 200 users (40 req/s offered) | 400 users (80 req/s offered) |" in report
+    assert "| 0.15 | 75.0 s, 40 req/s | 37.5 s, 80 req/s | 25.0 s, 120 req/s |" in report
+    assert report.rstrip().splitlines()[-3].endswith("| 24.0 s, 125 req/s | 600 users |")
+
+
+def test_report_chooses_the_allotment_that_saturates_nearest_600_users() -> None:
+    """Of 0.1 core (saturates at 400 users) and 0.15 (at 600), 0.15 is chosen, and said why."""
+    report = _report({0.1: 85.0, 0.15: 125.0})
+    assert "| 35.3 s, 85 req/s | 400 users |" in report
+    assert (
+        "Chosen: 0.15 core per node: the monolith saturates at 600 users, the nearest to 600 "
+        "users of the allotments tried." in report
+    )
+
+
+def test_report_chooses_nothing_when_every_row_saturates_at_the_first_user_count() -> None:
+    """Closed-loop users, as in the run of 15081d8: every allotment flat from 200 users; the
+    report says so, and to pace the users, instead of choosing."""
+    report = _report({0.05: 30.0, 0.15: 125.0, 0.3: 200.0}, think_s=0.0)
+    assert "Chosen" not in report
+    assert "| at or below 200 users (the first count) |" in report
+    assert "No allotment chosen: every one saturates at the first user count" in report
+    assert "pace them (--think-s)" in report
+
+
+def test_report_chooses_nothing_when_paced_rows_all_saturate_at_once() -> None:
+    """Paced users that already overload every allotment at 200 users: larger allotments
+    or a longer think time are what to try."""
+    report = _report({0.01: 10.0, 0.02: 20.0})
+    assert "No allotment chosen: every one saturates at the first user count" in report
+    assert "try larger allotments or a longer think time" in report
+
+
+def test_report_chooses_nothing_when_none_saturates() -> None:
+    """Every allotment keeps up with 1,000 paced users: none is chosen, smaller ones to try."""
+    report = _report({0.3: 250.0, 0.5: 400.0})
+    assert "| not by 1000 users |" in report
+    assert "No allotment chosen: none saturates by 1000 users" in report
+
+
+def test_report_chooses_nothing_between_a_first_count_and_a_beyond_the_range_row() -> None:
+    """One allotment saturated from the first count, the other not by the last: the point
+    lies between them, and the report says to try allotments there."""
+    report = _report({0.01: 10.0, 0.5: 400.0})
+    assert "none saturates inside 200-1000 users" in report
+    assert "try allotments between them" in report
