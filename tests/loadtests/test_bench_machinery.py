@@ -251,9 +251,9 @@ def test_a_later_cell_reuses_the_pool_and_creates_only_the_difference(
 def test_paced_users_start_their_tasks_a_think_time_apart(
     monolith: ServerProcess, tmp_path: Path
 ) -> None:
-    """3 users paced at 3 s: 12 counted requests need one user to start 4 tasks, so their
-    starts span at least 9 s, however fast the answers."""
-    think_s, users, requests = 3.0, 3, 12
+    """2 users paced at 1 s: 6 counted requests need one user to start 3 tasks, so their
+    starts span at least 2 s, however fast the answers."""
+    think_s, users, requests = 1.0, 2, 6
     pool = tmp_path / "pool.jsonl"
     summary = _locust_cell(monolith.url, users, pool, tmp_path, requests, think_s)
     samples = sorted(summary["samples"], key=lambda s: s[0])[:requests]
