@@ -118,6 +118,7 @@ class TransactionSender:
         fields = {"from": sender, "value": 0, **tx}
         # The place in line is taken before anything is awaited, so one account's writes
         # get their nonces in task order.
+        kind = signer_kind(signer)
         waiting_since = time.monotonic()
         turn = self._nonces.turn(sender)
         try:
@@ -127,14 +128,14 @@ class TransactionSender:
             gas = fields.pop("gas", None) or await self._gas_before_turn(node, fields, abi)
             await turn.wait()
             turn_started = time.monotonic()
-            ACCOUNT_TURN_WAIT.labels(signer_kind(signer)).observe(turn_started - waiting_since)
+            ACCOUNT_TURN_WAIT.labels(kind).observe(turn_started - waiting_since)
             try:
                 return await self._sign_and_broadcast(
                     node, task_id, sender, key, fields, abi, gas, gas_price
                 )
             finally:
                 held = time.monotonic() - turn_started
-                ACCOUNT_TURN_HOLD.labels(signer_kind(signer)).observe(held)
+                ACCOUNT_TURN_HOLD.labels(kind).observe(held)
         finally:
             turn.end()
 
