@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from eth_account import Account
@@ -71,6 +71,18 @@ class JournalRecord(BaseModel):
     sender: str
     nonce: int
     created_at: float = Field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class _Draft:
+    """A write of one task, ready to be signed once its account's turn comes."""
+
+    task_id: str
+    sender: str
+    key: bytes = field(repr=False)
+    fields: dict[str, Any]
+    abi: list[dict[str, Any]] | None
+    gas_price: int
 
 
 @dataclass(frozen=True)
@@ -126,35 +138,25 @@ class TransactionSender:
             # account's earlier writes (the nonce's, a contract call's estimate).
             gas_price = self._gas_price_wei or int(await node.request("eth_gasPrice", []), 16)
             gas = fields.pop("gas", None) or await self._gas_before_turn(node, fields, abi)
+            draft = _Draft(task_id, sender, key, fields, abi, gas_price)
             await turn.wait()
             turn_started = time.monotonic()
             ACCOUNT_TURN_WAIT.labels(kind).observe(turn_started - waiting_since)
             try:
-                return await self._sign_and_broadcast(
-                    node, task_id, sender, key, fields, abi, gas, gas_price
-                )
+                return await self._sign_and_broadcast(node, draft, gas)
             finally:
                 held = time.monotonic() - turn_started
                 ACCOUNT_TURN_HOLD.labels(kind).observe(held)
         finally:
             turn.end()
 
-    async def _sign_and_broadcast(
-        self,
-        node: NodeClient,
-        task_id: str,
-        sender: str,
-        key: bytes,
-        fields: dict[str, Any],
-        abi: list[dict[str, Any]] | None,
-        gas: int | None,
-        gas_price: int,
-    ) -> Sent:
+    async def _sign_and_broadcast(self, node: NodeClient, draft: _Draft, gas: int | None) -> Sent:
         """In the account's turn: the nonce, the signature, the journal, the broadcast."""
+        sender = draft.sender
         if gas is None:
-            gas = await self._estimate(node, fields, abi)
+            gas = await self._estimate(node, draft.fields, draft.abi)
         for attempt in (1, 2):
-            record = await self._sign(node, task_id, sender, key, fields, gas, gas_price)
+            record = await self._sign(node, draft, gas)
             try:
                 await self._broadcast(node, record)
                 self._sent(record)
@@ -167,7 +169,7 @@ class TransactionSender:
                     raise TaskError(f"nonce conflict for {sender} persisted") from None
             except TaskError:
                 self._nonces.give_back(sender, record.nonce)
-                await self._forget_refused(task_id)
+                await self._forget_refused(draft.task_id)
                 raise
         raise AssertionError("unreachable")
 
@@ -213,34 +215,27 @@ class TransactionSender:
         except TaskError:
             return None
 
-    async def _sign(
-        self,
-        node: NodeClient,
-        task_id: str,
-        sender: str,
-        key: bytes,
-        fields: dict[str, Any],
-        gas: int,
-        gas_price: int,
-    ) -> JournalRecord:
+    async def _sign(self, node: NodeClient, draft: _Draft, gas: int) -> JournalRecord:
+        sender = draft.sender
+
         async def pending_count() -> int:
             pending = int(await node.request("eth_getTransactionCount", [sender, "pending"]), 16)
             return max(pending, next_journaled_nonce(self._journal, sender))
 
         nonce = await self._nonces.take(sender, pending_count)
-        unsigned = {k: v for k, v in fields.items() if k != "from"}
+        unsigned = {k: v for k, v in draft.fields.items() if k != "from"}
         if self._chain_id is None:
             self._chain_id = int(await node.request("eth_chainId", []), 16)
-        unsigned.update(gas=gas, gasPrice=gas_price, nonce=nonce, chainId=self._chain_id)
-        signed = Account.sign_transaction(unsigned, key)
+        unsigned.update(gas=gas, gasPrice=draft.gas_price, nonce=nonce, chainId=self._chain_id)
+        signed = Account.sign_transaction(unsigned, draft.key)
         record = JournalRecord(
-            task_id=task_id,
+            task_id=draft.task_id,
             raw_tx=signed.raw_transaction.to_0x_hex(),
             tx_hash=signed.hash.to_0x_hex(),
             sender=sender,
             nonce=nonce,
         )
-        await self._journal.put(task_id, record)
+        await self._journal.put(draft.task_id, record)
         return record
 
     async def _estimate(
