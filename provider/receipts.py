@@ -66,6 +66,8 @@ class ReceiptWatcher:
             raise ReceiptTimeoutError(f"no receipt for {tx_hash} after {timeout_s:.0f}s") from None
         finally:
             self._forget(key, future)
+            if not self._waiters and (self._loop is None or self._loop.done()):
+                self._scanned = None  # nobody scans on from it: the next wait reads the head
 
     async def close(self) -> None:
         """Stop the loop (the provider's shutdown)."""

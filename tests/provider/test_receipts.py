@@ -92,6 +92,21 @@ async def test_a_transaction_mined_before_its_wait_is_found_at_once() -> None:
     assert chain.calls["eth_getBlockReceipts"] == 0
 
 
+async def test_a_wait_found_at_once_leaves_no_old_head_to_scan_from() -> None:
+    """A later wait scans from the head it reads, not from a head an earlier found wait read."""
+    chain = ScriptedChain()
+    chain.mine(_hash(1))
+    watcher = ReceiptWatcher(chain, poll_s=POLL_S)
+    await watcher.wait(_hash(1), 1.0)
+    for _ in range(5):
+        chain.mine()
+    wait = asyncio.create_task(watcher.wait(_hash(2), 2.0))
+    await _waiting(watcher, 1)
+    chain.mine(_hash(2))
+    assert (await wait)["blockNumber"] == "0x7"
+    assert chain.calls["eth_getBlockReceipts"] == 1
+
+
 async def test_the_hash_is_matched_whatever_its_case() -> None:
     """A hash given in upper case finds the node's lower-case receipt."""
     chain = ScriptedChain()
