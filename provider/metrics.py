@@ -51,6 +51,13 @@ ACCOUNT_TURN_HOLD = Histogram(
     ["signer"],
     buckets=_TURN_BUCKETS,
 )
+ACCOUNT_TURN_STEP = Histogram(
+    "ethgw_provider_account_turn_step_seconds",
+    "One step of a write's turn on its signing account, by signer and step: estimate (a"
+    " contract call's gas), nonce, sign, journal (the acknowledged write), broadcast",
+    ["signer", "step"],
+    buckets=(0.001, *_TURN_BUCKETS),
+)
 UNCONFIRMED = Gauge(
     "ethgw_provider_unconfirmed_transactions", "Sent transactions not yet seen mined"
 )

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +38,7 @@ from provider.chain import (
     NonceTooLowError,
     ReplacementUnderpricedError,
 )
-from provider.metrics import ACCOUNT_TURN_HOLD, ACCOUNT_TURN_WAIT
+from provider.metrics import ACCOUNT_TURN_HOLD, ACCOUNT_TURN_STEP, ACCOUNT_TURN_WAIT
 from provider.nonces import NonceTracker
 
 log = logging.getLogger("ethgw.provider.tx")
@@ -79,6 +80,7 @@ class _Draft:
 
     task_id: str
     sender: str
+    signer_kind: str  # the metric label of its signer
     key: bytes = field(repr=False)
     fields: dict[str, Any]
     abi: list[dict[str, Any]] | None
@@ -138,7 +140,7 @@ class TransactionSender:
             # account's earlier writes (the nonce's, a contract call's estimate).
             gas_price = self._gas_price_wei or int(await node.request("eth_gasPrice", []), 16)
             gas = fields.pop("gas", None) or await self._gas_before_turn(node, fields, abi)
-            draft = _Draft(task_id, sender, key, fields, abi, gas_price)
+            draft = _Draft(task_id, sender, kind, key, fields, abi, gas_price)
             await turn.wait()
             turn_started = time.monotonic()
             ACCOUNT_TURN_WAIT.labels(kind).observe(turn_started - waiting_since)
@@ -154,11 +156,13 @@ class TransactionSender:
         """In the account's turn: the nonce, the signature, the journal, the broadcast."""
         sender = draft.sender
         if gas is None:
-            gas = await self._estimate(node, draft.fields, draft.abi)
+            with _turn_step(draft, "estimate"):
+                gas = await self._estimate(node, draft.fields, draft.abi)
         for attempt in (1, 2):
             record = await self._sign(node, draft, gas)
             try:
-                await self._broadcast(node, record)
+                with _turn_step(draft, "broadcast"):
+                    await self._broadcast(node, record)
                 self._sent(record)
                 return Sent(record.tx_hash, sender, record.nonce, rebroadcast=False)
             except _NonceConflictError:
@@ -222,12 +226,14 @@ class TransactionSender:
             pending = int(await node.request("eth_getTransactionCount", [sender, "pending"]), 16)
             return max(pending, next_journaled_nonce(self._journal, sender))
 
-        nonce = await self._nonces.take(sender, pending_count)
+        with _turn_step(draft, "nonce"):
+            nonce = await self._nonces.take(sender, pending_count)
         unsigned = {k: v for k, v in draft.fields.items() if k != "from"}
         if self._chain_id is None:
             self._chain_id = int(await node.request("eth_chainId", []), 16)
         unsigned.update(gas=gas, gasPrice=draft.gas_price, nonce=nonce, chainId=self._chain_id)
-        signed = Account.sign_transaction(unsigned, draft.key)
+        with _turn_step(draft, "sign"):
+            signed = Account.sign_transaction(unsigned, draft.key)
         record = JournalRecord(
             task_id=draft.task_id,
             raw_tx=signed.raw_transaction.to_0x_hex(),
@@ -235,7 +241,8 @@ class TransactionSender:
             sender=sender,
             nonce=nonce,
         )
-        await self._journal.put(draft.task_id, record)
+        with _turn_step(draft, "journal"):
+            await self._journal.put(draft.task_id, record)
         return record
 
     async def _estimate(
@@ -272,6 +279,16 @@ class TransactionSender:
             if await _is_known(node, record.tx_hash):
                 return
             raise _NonceConflictError(exc.message) from None
+
+
+@contextmanager
+def _turn_step(draft: _Draft, step: str) -> Iterator[None]:
+    """Time one step of a write's turn (ACCOUNT_TURN_STEP): what fills an account's turn."""
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        ACCOUNT_TURN_STEP.labels(draft.signer_kind, step).observe(time.monotonic() - started)
 
 
 def signer_kind(signer: str) -> str:

@@ -291,6 +291,24 @@ async def test_each_turn_on_a_platform_account_is_measured() -> None:
     assert turns() == before + 1
 
 
+async def test_each_step_of_a_turn_is_measured() -> None:
+    """A transfer's turn is observed as its nonce, signature, journal write and broadcast."""
+
+    def steps() -> dict[str, float]:
+        def count(step: str) -> float:
+            labels = {"signer": ADMIN_SIGNER, "step": step}
+            name = "ethgw_provider_account_turn_step_seconds_count"
+            return REGISTRY.get_sample_value(name, labels) or 0.0
+
+        return {step: count(step) for step in ("estimate", "nonce", "sign", "journal", "broadcast")}
+
+    sender, _ = _sender()
+    before = steps()
+    await sender.send(FakeNode(), "task-1", ADMIN_SIGNER, _transfer())
+    added = {step: n - before[step] for step, n in steps().items()}
+    assert added == {"estimate": 0, "nonce": 1, "sign": 1, "journal": 1, "broadcast": 1}
+
+
 class _LaterAnswersFirst(FakeNode):
     """Answers the gas price of each write sooner than that of the write before it."""
 
