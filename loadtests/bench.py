@@ -43,6 +43,8 @@ from loadtests.report import (
     Cell,
     CellResult,
     cell_result,
+    counted_samples,
+    counted_window,
     plot_distance,
     plot_matrix,
     plot_resources,
@@ -339,9 +341,9 @@ async def run_group(
                         periods = slowdown.throttled_periods()
                         progress.say(f"{SLOW_NODE}: throttled in {periods} periods of 100 ms")
                     slowdown.close()
-            result = cell_result(
-                cell, summary, sampler.samples, sampler.restarts, sampler.cpu.seconds_by_kind()
-            )
+            window = counted_window(counted_samples(cell, summary))
+            cpu = sampler.cpu.seconds_between(*window) if window else None
+            result = cell_result(cell, summary, sampler.samples, sampler.restarts, cpu)
             resources[cell.label] = sampler.samples
             zones[cell.label] = sampler.zones
             results.append(result)

@@ -8,6 +8,8 @@ that is replaced while the window runs (a node restarted) counts with both pids.
 
 from __future__ import annotations
 
+import bisect
+import time
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -61,13 +63,32 @@ class CpuLedger:
     time cannot tell that, since psutil derives it from a boot time in whole seconds."""
 
     _seen: dict[int, _Seen] = field(default_factory=dict)
+    # (wall-clock time, seconds_by_kind then): what lets a shorter window be cut out of it
+    _timeline: list[tuple[float, dict[str, float]]] = field(default_factory=list)
 
-    def start(self, processes: Mapping[str, psutil.Process]) -> None:
+    def start(self, processes: Mapping[str, psutil.Process], at: float | None = None) -> None:
         self._seen.clear()
+        self._timeline.clear()
         self._read(processes, charge_from_birth=False)
+        self._mark(at)
 
-    def observe(self, processes: Mapping[str, psutil.Process]) -> None:
+    def observe(self, processes: Mapping[str, psutil.Process], at: float | None = None) -> None:
         self._read(processes, charge_from_birth=True)
+        self._mark(at)
+
+    def _mark(self, at: float | None) -> None:
+        self._timeline.append((time.time() if at is None else at, self.seconds_by_kind()))
+
+    def seconds_between(self, start: float, end: float) -> dict[str, float]:
+        """CPU seconds per kind from wall-clock `start` to `end`, each read off the
+        readings on either side of it (linearly): the counted part of a cell, without
+        the users' set-up before it."""
+        return {
+            kind: max(
+                0.0, _spent_at(self._timeline, end, kind) - _spent_at(self._timeline, start, kind)
+            )
+            for kind in CPU_KINDS
+        }
 
     def _read(self, processes: Mapping[str, psutil.Process], charge_from_birth: bool) -> None:
         for series, process in processes.items():
@@ -86,6 +107,22 @@ class CpuLedger:
         for seen in self._seen.values():
             totals[kind_of(seen.series)] += max(0.0, seen.last - seen.first)
         return {kind: totals.get(kind, 0.0) for kind in CPU_KINDS}
+
+
+def _spent_at(timeline: list[tuple[float, dict[str, float]]], at: float, kind: str) -> float:
+    """A kind's CPU seconds at wall-clock `at`, between the readings around it (the first or
+    last reading outside them)."""
+    if not timeline:
+        return 0.0
+    times = [t for t, _ in timeline]
+    after = bisect.bisect_left(times, at)
+    if after == 0:
+        return timeline[0][1][kind]
+    if after == len(timeline):
+        return timeline[-1][1][kind]
+    (t0, before), (t1, later) = timeline[after - 1], timeline[after]
+    share = (at - t0) / (t1 - t0) if t1 > t0 else 1.0
+    return before[kind] + share * (later[kind] - before[kind])
 
 
 def ms_per_request(seconds_by_kind: Mapping[str, float], requests: int) -> dict[str, float]:

@@ -102,6 +102,21 @@ class CellResult:
 CPU_COLUMNS: tuple[str, ...] = (*CPU_KINDS, "total")
 
 
+def counted_samples(cell: Cell, summary: dict[str, Any]) -> list[Any]:
+    """The counted requests (end time, name, latency ms, ok, reason), by end time. Requests
+    still in flight when the count was reached finish too: only the first `requests` to
+    finish count, as in "the time to finish N requests"."""
+    return sorted(summary.get("samples", []), key=lambda s: s[0])[: cell.requests]
+
+
+def counted_window(samples: Sequence[Any]) -> tuple[float, float] | None:
+    """Wall-clock start of the first counted request and end of the last: the time to
+    finish, and the window the cell's CPU is measured over (the users' set-up is before)."""
+    if not samples:
+        return None
+    return min(s[0] - s[2] / 1000 for s in samples), max(s[0] for s in samples)
+
+
 def cell_result(
     cell: Cell,
     summary: dict[str, Any],
@@ -111,16 +126,11 @@ def cell_result(
 ) -> CellResult:
     """The figures of one cell from the locustfile's summary (end time, name,
     latency ms, ok, reason per counted request) and the resource samples."""
-    # Requests still in flight when the count was reached finish too: only the
-    # first `requests` to finish count, as in "the time to finish N requests".
-    samples = sorted(summary.get("samples", []), key=lambda s: s[0])[: cell.requests]
+    samples = counted_samples(cell, summary)
     latencies = np.array([s[2] for s in samples], dtype=float)
     failed = [s for s in samples if not s[3]]
-    if samples:
-        first_start = min(s[0] - s[2] / 1000 for s in samples)
-        duration = max(s[0] for s in samples) - first_start
-    else:
-        duration = 0.0
+    window = counted_window(samples)
+    duration = window[1] - window[0] if window else 0.0
     p50, p95, p99 = (
         (float(np.percentile(latencies, q)) for q in (50, 95, 99))
         if latencies.size

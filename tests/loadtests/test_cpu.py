@@ -7,6 +7,8 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import psutil
 import pytest
@@ -84,6 +86,42 @@ def test_a_process_born_inside_the_window_counts_from_zero() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+class _Burning:
+    """A process whose CPU seconds the test sets."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.spent = 0.0
+
+    def cpu_times(self) -> Any:
+        return SimpleNamespace(user=self.spent, system=0.0)
+
+
+def test_a_window_inside_the_readings_is_read_off_them_linearly() -> None:
+    """CPU from wall-clock 5 to 15, readings at 0, 10 and 20 (0, 5, 15 s): 2.5 to 10 s."""
+    burning = _Burning(pid=1)
+    processes = {"gateway": cast(psutil.Process, burning)}
+    ledger = CpuLedger()
+    ledger.start(processes, at=0.0)
+    for at, spent in ((10.0, 5.0), (20.0, 15.0)):
+        burning.spent = spent
+        ledger.observe(processes, at=at)
+    assert ledger.seconds_between(5.0, 15.0)["gateway"] == pytest.approx(7.5)
+
+
+def test_the_set_up_before_the_counted_window_is_not_charged() -> None:
+    """A cell's CPU is that of its counted requests: what the set-up burnt before is left out."""
+    burning = _Burning(pid=1)
+    processes = {"provider": cast(psutil.Process, burning)}
+    ledger = CpuLedger()
+    ledger.start(processes, at=0.0)
+    burning.spent = 30.0  # the users' set-up: account creations
+    ledger.observe(processes, at=60.0)
+    burning.spent = 32.0
+    ledger.observe(processes, at=80.0)
+    assert ledger.seconds_between(60.0, 80.0)["provider"] == pytest.approx(2.0)
 
 
 def test_ms_per_request_divides_each_kind_and_sums_a_total() -> None:
