@@ -71,9 +71,9 @@ SLOW_NODE_CORES = 0.03
 NODE_BOUND = "node-bound"
 # The node-bound scenario's allotment of every service node (the monolith's included): chosen
 # with `ethgw bench --find-allotment` so that the monolith's one node saturates at about 600
-# users of the table 5.1 mix (docs/benchmarks.md, "The node-bound scenario"). Provisional:
-# measured on a shared machine; the figure of an idle one replaces it.
-NODE_BOUND_ALLOTMENT = Allotment(cores=0.05, memory_mb=1024.0)
+# users of the table 5.1 mix, its users paced (docs/benchmarks.md, "Node-bound: the paced
+# search and a first slice of the matrix").
+NODE_BOUND_ALLOTMENT = Allotment(cores=0.15, memory_mb=1024.0)
 # The node-bound scenario's users start a task every this many seconds each (loadtests/pacing.py),
 # so N users offer N / NODE_BOUND_THINK_S requests a second and an allotment can saturate at a
 # user count: closed-loop users offer no more load as they grow. Why 5 s: docs/benchmarks.md,
