@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ethgw_wire.events import ChainEvent
 from gateway.event_pages import EventPages, EventSourceError, KeyViewers
+from gateway.keys import ApiKey
 from gateway.metrics import EVENT_STREAMS_DROPPED
 
 log = logging.getLogger("ethgw.gateway")
@@ -208,3 +210,5 @@ class EventStreams:
     keepalive_s: float
     write_timeout_s: float
     source_timeout_s: float
+    # Whether a key is still accepted: a stream of a revoked key is ended.
+    key_accepted: Callable[[ApiKey], bool] = lambda _key: True

@@ -176,6 +176,10 @@ class KeyRing:
     def key_ids(self) -> set[str]:
         return {k.key_id for k in self._by_hash.values()}
 
+    def holds(self, key: ApiKey) -> bool:
+        """Whether `key` is still accepted (not revoked since it was verified)."""
+        return key.sha256 in self._by_hash
+
     def verify(self, plaintext: str | None) -> ApiKey | None:
         """The key this plaintext is, or None. A dict lookup by hash: the time it takes
         depends on the hash, which tells an attacker nothing about a stored key."""

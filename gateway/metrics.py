@@ -47,7 +47,8 @@ EVENTS_SENT = Counter(
 EVENT_STREAMS_DROPPED = Counter(
     "ethgw_gateway_event_streams_dropped_total",
     "Event streams the gateway ended: slow (a queue behind the live events, or a write"
-    " that did not drain), source (the events could not be read), shutdown",
+    " that did not drain), source (the events could not be read), revoked (the key was),"
+    " shutdown",
     ["reason"],
 )
 MANAGER_FAILURES = Counter(

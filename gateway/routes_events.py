@@ -222,6 +222,10 @@ class EventStreamResponse(StreamingResponse):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
+class _KeyRevokedError(Exception):
+    """The stream's key was revoked while the stream ran."""
+
+
 class _Stream:
     """One client's stream: the history, then the live batches, as its key sees them."""
 
@@ -274,6 +278,10 @@ class _Stream:
                 yield chunk
             self.ended("shutdown")
             EVENT_STREAMS_DROPPED.labels("shutdown").inc()
+        except _KeyRevokedError:
+            self.ended("revoked")
+            EVENT_STREAMS_DROPPED.labels("revoked").inc()
+            yield ": the API key was revoked\n\n"
         except StreamDroppedError:
             self.ended("slow")  # counted by the hub
             yield ": dropped: too slow; reconnect with Last-Event-ID\n\n"
@@ -310,6 +318,8 @@ class _Stream:
     async def _live(self) -> AsyncIterator[str]:
         idle_since = time.monotonic()
         while self._drain is None or not self._drain.started:
+            if not self._streams.key_accepted(self._key):
+                raise _KeyRevokedError
             waited = time.monotonic() - idle_since
             wait_s = min(_DRAIN_CHECK_S, max(0.0, self._streams.keepalive_s - waited))
             batch = await self._subscription.next(wait_s)

@@ -6,7 +6,7 @@ eth_subscribe ["newHeads"], ["logs", {address, topics}] and ["newPendingTransact
 answered here (gateway/subscriptions.py); every other call goes the way POST /rpc sends it
 (`answer_rpc`), a few at once per socket. Every message costs one token of the key's rate
 limit; each outgoing message waits in the socket's bounded outbox, and a client that lets
-it fill is closed with code 1008.
+it fill is closed with code 1008, as is the socket of a key revoked while it is open.
 """
 
 from __future__ import annotations
@@ -98,10 +98,16 @@ async def _serve(state: GatewayState, websocket: WebSocket, session: Session) ->
     sender = asyncio.create_task(_send_loop(websocket, session))
     receiver = asyncio.create_task(_receive_loop(state, websocket, session, calls))
     overflow = asyncio.create_task(session.overflowed.wait())
-    done, _ = await asyncio.wait({sender, receiver, overflow}, return_when=asyncio.FIRST_COMPLETED)
-    for task in (sender, receiver, overflow, *calls):
+    revoked = asyncio.create_task(session.revoked.wait())
+    watched = {sender, receiver, overflow, revoked}
+    done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+    for task in (*watched, *calls):
         task.cancel()
-    await asyncio.gather(sender, receiver, overflow, *calls, return_exceptions=True)
+    await asyncio.gather(*watched, *calls, return_exceptions=True)
+    if revoked in done:
+        log.info("websocket of a revoked key closed key_id=%s", session.key_id)
+        await _close(websocket, REFUSED_CLOSE_CODE, "the API key was revoked")
+        return "revoked"
     if overflow in done:
         log.warning(
             "websocket slow client dropped key_id=%s outbox=%d",

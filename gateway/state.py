@@ -77,6 +77,7 @@ class GatewayState:
             keepalive_s=settings.events_keepalive_s,
             write_timeout_s=settings.events_write_timeout_s,
             source_timeout_s=settings.events_source_timeout_s,
+            key_accepted=state.keyring.holds,
         )
         return state
 

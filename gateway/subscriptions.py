@@ -58,6 +58,7 @@ class Session:
         self.subscriptions: dict[str, Subscription] = {}
         self.outbox: asyncio.Queue[Outgoing] = asyncio.Queue(outbox_size)
         self.overflowed = asyncio.Event()
+        self.revoked = asyncio.Event()  # its key was revoked: the socket is to close
 
     def offer(self, message: dict[str, Any], kind: SubscriptionKind | None = None) -> bool:
         """Queue a message; False (and the session overflowed) when the outbox is full."""
@@ -96,6 +97,13 @@ class SubscriptionHub:
         for subscription_id in list(session.subscriptions):
             self.unsubscribe(session, subscription_id)
         self._sessions.discard(session)
+
+    def end_sessions_of(self, key_ids: set[str]) -> int:
+        """Mark the sessions of these (revoked) keys to close; how many there were."""
+        ending = [s for s in self._sessions if s.key_id in key_ids]
+        for session in ending:
+            session.revoked.set()
+        return len(ending)
 
     def subscribe(
         self, session: Session, kind: SubscriptionKind, log_filter: LogFilter | None = None

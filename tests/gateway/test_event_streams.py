@@ -5,6 +5,7 @@ points. The pipeline is a fake here; tests/front_door/test_events.py runs the re
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 
@@ -154,6 +155,26 @@ async def test_a_stream_ends_once_the_server_drains() -> None:
         rest = [chunk async for chunk in events]
     stream.close()
     assert all(chunk.startswith(":") for chunk in rest)
+    assert not streams.hub.wanted  # its subscription is gone
+
+
+async def test_a_stream_of_a_revoked_key_ends_saying_so() -> None:
+    """A live stream ends, with a comment that says why, once its key is no longer accepted."""
+    revoked: set[str] = set()
+    streams = dataclasses.replace(
+        streams_of(FakeChain([], head=1), FixedViewers({})),
+        key_accepted=lambda key: key.key_id not in revoked,
+    )
+    streams.hub.start(1)
+    subscription = await streams.hub.subscribe()
+    stream = _Stream(streams, USER, subscription, frozenset(EVENT_KIND_NAMES), None)
+    events = stream.run(None)
+    assert (await anext(events)).startswith("retry:")
+    revoked.add(USER.key_id)
+    async with asyncio.timeout(3):
+        rest = [chunk async for chunk in events]
+    stream.close()
+    assert rest[-1] == ": the API key was revoked\n\n"
     assert not streams.hub.wanted  # its subscription is gone
 
 

@@ -114,3 +114,13 @@ def test_a_full_outbox_marks_only_that_socket_slow() -> None:
     assert not fast.overflowed.is_set()
     hub.deliver_head(head(4))
     assert [r["number"] for r in results(fast)] == ["0x4"]
+
+
+def test_revoking_a_key_marks_its_sockets_to_close_and_no_other() -> None:
+    """end_sessions_of marks every socket of the revoked keys, and leaves the others open."""
+    hub = SubscriptionHub(per_key=10, outbox_size=10)
+    first, second, other = hub.open("revoked"), hub.open("revoked"), hub.open("kept")
+    assert hub.end_sessions_of({"revoked"}) == 2
+    assert first.revoked.is_set()
+    assert second.revoked.is_set()
+    assert not other.revoked.is_set()

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,6 +24,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from ethgw_wire.kafka import kafka_producer
 from ethgw_wire.platform_record import PlatformRecord
 from ethgw_wire.settings import KafkaSettings
+from gateway.keys import revoke_keys
 from geth_cluster.chain_feed import ChainFeed
 from geth_cluster.cluster import GethCluster
 from geth_cluster.config import ManagerSettings
@@ -289,6 +291,30 @@ async def test_losing_the_feeds_node_makes_no_gap_and_no_repeat(
     numbers = [int(h["number"], 16) for h in headers]
     assert consecutive(numbers), numbers
     assert all(h["parentHash"] == p["hash"] for p, h in itertools.pairwise(headers))
+
+
+async def read_until_closed(ws: ClientConnection) -> None:
+    async with asyncio.timeout(WAIT_S):
+        while True:
+            await ws.recv()
+
+
+async def test_revoking_a_key_closes_its_open_socket_and_no_other(stack: Stack) -> None:
+    """`keys revoke` closes the key's open WebSocket with 1008 and a reason; another key's
+    socket goes on answering."""
+    name = f"ws-revoked-{uuid.uuid4().hex[:8]}"
+    key = await stack.new_user_key(name)
+    async with socket(stack, key) as revoked_ws, socket(stack, stack.user_key) as kept_ws:
+        assert (await call(revoked_ws, "eth_chainId", []))["result"]
+        revoke_keys(stack.state_dir, name)
+        with pytest.raises(ConnectionClosed) as closed:
+            await read_until_closed(revoked_ws)
+        assert closed.value.rcvd is not None
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (
+            1008,
+            "the API key was revoked",
+        )
+        assert (await call(kept_ws, "eth_chainId", [], call_id=2))["result"]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
