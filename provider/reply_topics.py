@@ -54,6 +54,7 @@ class ReplyTopicBook:
     def __init__(self, ttl_s: float = CHECK_TTL_S, announced_kept: int = ANNOUNCED_KEPT) -> None:
         self._ttl_s = ttl_s
         self._last: TopicCheck | None = None
+        self._not_before = float("-inf")
         self._tracked: set[str] = set()
         # Tracked topics the producer's metadata has shown: only those can vanish from it
         # (an update asked before a topic was tracked does not name it).
@@ -74,6 +75,8 @@ class ReplyTopicBook:
 
     def record(self, check: TopicCheck) -> bool:
         """Keep the newest check; True when it showed a tracked topic gone (no longer tracked)."""
+        if check.started_at < self._not_before:
+            return False
         if self._last is not None and check.started_at < self._last.started_at:
             return False
         self._last = check
@@ -81,14 +84,17 @@ class ReplyTopicBook:
             self._announced.pop(topic, None)
         return self._untrack(self._tracked - check.existing)
 
-    def vanished(self, present: Iterable[str]) -> bool:
+    def vanished(self, present: Iterable[str], now: float) -> bool:
         """The producer's metadata now has `present`: a tracked topic it showed before and
-        lacks now is no longer vouched for, nor tracked. True when there was one."""
+        lacks now is no longer tracked, and no check begun before `now` vouches for any
+        topic (the producer may have been answered during a broker's restart, so this
+        never says a topic is gone). True when there was such a topic."""
         shown = set(present)
         gone = self._followed - shown
         self._followed |= self._tracked & shown
-        if self._last is not None and gone:
-            self._last = TopicCheck(self._last.started_at, self._last.existing - gone)
+        if gone:
+            self._last = None
+            self._not_before = now
         return self._untrack(gone)
 
     def track(self, topic: str) -> None:
@@ -174,7 +180,7 @@ class ReplyTopics:
     def metadata_updated(self, present: Iterable[str]) -> None:
         """The producer refreshed its metadata (a listener of its cluster): a tracked topic
         it did not find is no longer followed, and must be checked before its next reply."""
-        if self._book.vanished(present):
+        if self._book.vanished(present, self._clock()):
             self._client.set_topics(self._book.tracked)
 
     async def _check_since(self, since: float) -> TopicCheck | None:

@@ -21,7 +21,7 @@ from ethgw_wire.kafka import encode, kafka_producer
 from ethgw_wire.messages import ResultMessage
 from ethgw_wire.settings import KafkaSettings
 from provider import metrics
-from provider.reply_topics import DropReason, ReplyTopics
+from provider.reply_topics import DropReason, ReplyTopicBook, ReplyTopics
 from service_kit.logs import get_logger
 
 log = get_logger("ethgw.provider")
@@ -188,10 +188,12 @@ def _dropped(topics: ReplyTopics, topic: str, reason: DropReason) -> None:
         log.info("reply_dropped", topic=topic, reason=reason.value)
 
 
-def watch_reply_topics(replies: AIOKafkaProducer) -> ReplyTopics:
+def watch_reply_topics(
+    replies: AIOKafkaProducer, book: ReplyTopicBook | None = None
+) -> ReplyTopics:
     """The reply topics as the reply producer's client sees them, told of its every
     metadata update."""
-    watch = ReplyTopics(replies.client)
+    watch = ReplyTopics(replies.client, book)
     replies.client.cluster.add_listener(lambda cluster: watch.metadata_updated(cluster.topics()))
     return watch
 

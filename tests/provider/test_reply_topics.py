@@ -68,16 +68,35 @@ def test_a_topic_that_vanished_from_the_producer_is_checked_again() -> None:
     """Once the producer's metadata has shown a topic and then lacks it, no check vouches for it."""
     book = book_with(TopicCheck(1.0, frozenset({A})))
     book.track(A)
-    assert book.vanished({A}) is False
-    assert book.vanished(set()) is True
+    assert book.vanished({A}, now=1.2) is False
+    assert book.vanished(set(), now=1.4) is True
     assert (book.known(A, ready_at=1.5, now=1.5), book.tracked) == (None, frozenset())
+
+
+def test_a_vanished_topic_is_never_called_gone_by_it() -> None:
+    """The producer's metadata may lack a topic that exists: only a check says gone."""
+    book = book_with(TopicCheck(1.0, frozenset({A})))
+    book.track(A)
+    book.vanished({A}, now=1.2)
+    book.vanished(set(), now=1.4)
+    assert book.known(A, ready_at=0.5, now=1.5) is None
+
+
+def test_a_check_begun_before_a_vanish_is_not_recorded() -> None:
+    """A check older than the producer's news of a vanished topic vouches for nothing."""
+    book = book_with(TopicCheck(1.0, frozenset({A})))
+    book.track(A)
+    book.vanished({A}, now=1.2)
+    book.vanished(set(), now=1.4)
+    book.record(TopicCheck(1.3, frozenset({A})))
+    assert book.known(A, ready_at=1.5, now=1.5) is None
 
 
 def test_a_topic_the_producer_never_showed_does_not_vanish() -> None:
     """A metadata update asked before a topic was tracked does not name it: no verdict."""
     book = book_with(TopicCheck(1.0, frozenset({A})))
     book.track(A)
-    assert book.vanished(set()) is False
+    assert book.vanished(set(), now=1.2) is False
     assert book.tracked == {A}
 
 
