@@ -289,11 +289,13 @@ def dropped_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, object]]:
 
 
 def metadata_errors(caplog: pytest.LogCaptureFixture, topic: str) -> list[str]:
-    """aiokafka's lines about the topic's missing metadata."""
+    """aiokafka's warnings and errors naming the topic (its missing metadata, its retries)."""
     return [
         r.getMessage()
         for r in caplog.records
-        if r.name.startswith("aiokafka") and topic in r.getMessage()
+        if r.name.startswith("aiokafka")
+        and r.levelno >= logging.WARNING
+        and topic in r.getMessage()
     ]
 
 
