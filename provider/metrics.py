@@ -37,6 +37,13 @@ RECYCLE_REQUESTS = Counter(
     ["node"],
 )
 RETRIES = Counter("ethgw_provider_node_retries_total", "Tasks retried on another node", ["node"])
+REPLIES_DROPPED = Counter(
+    "ethgw_provider_replies_dropped_total",
+    "Replies not delivered to their instance's reply topic (the result is on the shared"
+    " results topic all the same), by reason: instance_gone (the topic does not exist),"
+    " not_delivered (expired or refused in the producer), not_a_reply_topic",
+    ["reason"],
+)
 MALFORMED = Counter("ethgw_provider_malformed_records_total", "Records that are no task")
 _TURN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 ACCOUNT_TURN_WAIT = Histogram(

@@ -8,7 +8,6 @@ result sink publishes one result and returns once it is durable.
 from __future__ import annotations
 
 import asyncio
-import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
@@ -21,12 +20,17 @@ from aiokafka.errors import KafkaError
 from ethgw_wire.kafka import encode, kafka_producer
 from ethgw_wire.messages import ResultMessage
 from ethgw_wire.settings import KafkaSettings
+from provider import metrics
+from provider.reply_topics import DropReason, ReplyTopicBook, ReplyTopics
+from service_kit.logs import get_logger
 
-log = logging.getLogger("ethgw.provider")
+log = get_logger("ethgw.provider")
 
 # How long a reply may take before it is given up: the result is on the shared topic
 # already, so a reply that does not make it only sends its waiter there.
 REPLY_TIMEOUT_S = 5.0
+# How long a reply may wait to be queued (a full batch waits for the sender to take it).
+REPLY_QUEUE_TIMEOUT_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -90,8 +94,9 @@ class KafkaResultSink(ResultSink):
     The shared record is the durable one (GET /tasks/{id}, the fault ledger, a wait that
     ran out): publish() returns once it is acknowledged. The reply only spares the waiter
     a read of the shared topic, so it is not waited for, and goes through a producer of
-    its own (see `reply_producer`): a reply topic that is gone (its instance stopped)
-    costs a logged line, never a result.
+    its own (see `reply_producer`). A reply to a topic that is gone (its instance stopped)
+    is dropped before it reaches the producer (`ReplyTopics`), counted, and logged once
+    per topic.
     """
 
     def __init__(
@@ -100,38 +105,97 @@ class KafkaResultSink(ResultSink):
         topic: str,
         replies: AIOKafkaProducer | None = None,
         reply_prefix: str = "",
+        reply_topics: ReplyTopics | None = None,
     ) -> None:
         self._producer = producer
         self._topic = topic
         self._replies = replies
         self._reply_prefix = reply_prefix
+        if reply_topics is None and replies is not None:
+            reply_topics = watch_reply_topics(replies)
+        self._reply_topics = reply_topics
         self._pending: set[asyncio.Task[None]] = set()
 
     async def publish(self, result: ResultMessage) -> None:
         value, key = encode(result), result.task_id.encode()
-        if self._replies is not None and self._is_reply_topic(result.reply_to):
-            await self._reply(self._replies, str(result.reply_to), value, key)
+        if self._replies is not None and self._reply_topics is not None and result.reply_to:
+            await self._reply(self._replies, self._reply_topics, result.reply_to, value, key)
         await (await self._producer.send(self._topic, value, key=key))
 
-    def _is_reply_topic(self, topic: str | None) -> bool:
-        # A task names its reply topic; only reply topics are written, whatever it names.
-        return bool(topic) and str(topic).startswith(self._reply_prefix)
-
-    async def _reply(self, replies: AIOKafkaProducer, topic: str, value: bytes, key: bytes) -> None:
+    async def _reply(
+        self, replies: AIOKafkaProducer, topics: ReplyTopics, topic: str, value: bytes, key: bytes
+    ) -> None:
         """Queue the reply; its acknowledgement is not waited for. A send to a topic whose
         metadata is known does not yield to the loop, so the reply leaves first."""
-        if replies.client.cluster.partitions_for_topic(topic) is None:
-            # Learning a new topic's partitions takes a metadata request: not on this path.
-            later = asyncio.create_task(_reply_later(replies, topic, value, key))
+        if not topic.startswith(self._reply_prefix):
+            # A task names its reply topic; only reply topics are written, whatever it names.
+            _dropped(topics, topic, DropReason.NOT_A_REPLY_TOPIC)
+            return
+        ready_at = topics.now()
+        known = topics.known(topic, ready_at)
+        if known is False:
+            _dropped(topics, topic, DropReason.INSTANCE_GONE)
+        elif known and replies.client.cluster.partitions_for_topic(topic) is not None:
+            await _send_now(replies, topics, topic, value, key)
+        else:
+            # A check, or learning a new topic's partitions, takes a request: not on this path.
+            later = asyncio.create_task(_reply_later(replies, topics, topic, ready_at, value, key))
             self._pending.add(later)
             later.add_done_callback(self._pending.discard)
-            return
-        try:
+
+
+async def _send_now(
+    replies: AIOKafkaProducer, topics: ReplyTopics, topic: str, value: bytes, key: bytes
+) -> None:
+    topics.track(topic)
+    try:
+        # A full batch for a partition that lost its leader would wait for it to expire.
+        async with asyncio.timeout(REPLY_QUEUE_TIMEOUT_S):
             sent = await replies.send(topic, value, key=key)
-        except KafkaError as exc:
-            log.info("reply not published topic=%s error=%r", topic, exc)
-            return
-        sent.add_done_callback(partial(_log_failed_reply, topic))
+    except (KafkaError, TimeoutError):
+        _dropped(topics, topic, DropReason.NOT_DELIVERED)
+        return
+    sent.add_done_callback(partial(_delivered, topics, topic))
+
+
+async def _reply_later(
+    replies: AIOKafkaProducer,
+    topics: ReplyTopics,
+    topic: str,
+    ready_at: float,
+    value: bytes,
+    key: bytes,
+) -> None:
+    if not await topics.exists(topic, ready_at):
+        _dropped(topics, topic, DropReason.INSTANCE_GONE)
+        return
+    topics.track(topic)
+    try:
+        await (await replies.send(topic, value, key=key))
+    except KafkaError:
+        _dropped(topics, topic, DropReason.NOT_DELIVERED)
+
+
+def _delivered(topics: ReplyTopics, topic: str, sent: asyncio.Future[object]) -> None:
+    if not sent.cancelled() and sent.exception() is not None:
+        _dropped(topics, topic, DropReason.NOT_DELIVERED)
+
+
+def _dropped(topics: ReplyTopics, topic: str, reason: DropReason) -> None:
+    """Count every dropped reply; log the first of each topic."""
+    metrics.REPLIES_DROPPED.labels(reason.value).inc()
+    if topics.book.first_drop(topic):
+        log.info("reply_dropped", topic=topic, reason=reason.value)
+
+
+def watch_reply_topics(
+    replies: AIOKafkaProducer, book: ReplyTopicBook | None = None
+) -> ReplyTopics:
+    """The reply topics as the reply producer's client sees them, told of its every
+    metadata update."""
+    watch = ReplyTopics(replies.client, book)
+    replies.client.cluster.add_listener(lambda cluster: watch.metadata_updated(cluster.topics()))
+    return watch
 
 
 def reply_producer(settings: KafkaSettings) -> AbstractAsyncContextManager[AIOKafkaProducer]:
@@ -144,18 +208,6 @@ def reply_producer(settings: KafkaSettings) -> AbstractAsyncContextManager[AIOKa
         enable_idempotence=False,
         request_timeout_ms=int(REPLY_TIMEOUT_S * 1000),
     )
-
-
-async def _reply_later(replies: AIOKafkaProducer, topic: str, value: bytes, key: bytes) -> None:
-    try:
-        await (await replies.send(topic, value, key=key))
-    except KafkaError as exc:
-        log.info("reply not published topic=%s error=%r", topic, exc)
-
-
-def _log_failed_reply(topic: str, sent: asyncio.Future[object]) -> None:
-    if not sent.cancelled() and sent.exception() is not None:
-        log.info("reply not published topic=%s error=%r", topic, sent.exception())
 
 
 class MemoryTaskSource(TaskSource):

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -13,14 +15,23 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from prometheus_client import REGISTRY
 
 from consumer_service.task_client import TaskClient
 from devstack.kafka_broker import KafkaBroker
-from ethgw_wire.kafka import client_options, decode, kafka_producer
+from ethgw_wire.kafka import client_options, decode, kafka_producer, publish
 from ethgw_wire.messages import ResultMessage, TaskMessage, TaskStatus
 from ethgw_wire.operations import new_task
 from ethgw_wire.settings import KafkaSettings
-from provider.task_stream import REPLY_TIMEOUT_S, KafkaResultSink, reply_producer
+from provider.reply_topics import DropReason, ReplyTopicBook
+from provider.task_stream import (
+    REPLY_QUEUE_TIMEOUT_S,
+    REPLY_TIMEOUT_S,
+    KafkaResultSink,
+    reply_producer,
+    watch_reply_topics,
+)
+from service_kit.logs import bound_fields
 
 pytestmark = pytest.mark.slow
 
@@ -61,11 +72,17 @@ async def client(settings: KafkaSettings, instance_id: str) -> AsyncIterator[Tas
 
 
 @contextlib.asynccontextmanager
-async def sink(settings: KafkaSettings) -> AsyncIterator[KafkaResultSink]:
-    """The provider's result sink, as the provider builds it."""
+async def sink(
+    settings: KafkaSettings, book: ReplyTopicBook | None = None
+) -> AsyncIterator[KafkaResultSink]:
+    """The provider's result sink, as the provider builds it; `book` replaces its rule."""
     async with kafka_producer(settings) as producer, reply_producer(settings) as replies:
         yield KafkaResultSink(
-            producer, settings.topic_results, replies, settings.topic_replies_prefix
+            producer,
+            settings.topic_results,
+            replies,
+            settings.topic_replies_prefix,
+            watch_reply_topics(replies, book),
         )
 
 
@@ -80,7 +97,9 @@ def succeeded(task: TaskMessage, reply_to: str | None) -> ResultMessage:
 
 
 @contextlib.asynccontextmanager
-async def stand_in_provider(settings: KafkaSettings) -> AsyncIterator[None]:
+async def stand_in_provider(
+    settings: KafkaSettings, book: ReplyTopicBook | None = None
+) -> AsyncIterator[None]:
     """Answers every read task with a result addressed as the task asks."""
 
     async def answer(consumer: AIOKafkaConsumer, results: KafkaResultSink) -> None:
@@ -93,7 +112,7 @@ async def stand_in_provider(settings: KafkaSettings) -> AsyncIterator[None]:
     consumer.assign([TopicPartition(settings.topic_read, p) for p in range(2)])
     await consumer.seek_to_beginning()
     try:
-        async with sink(settings) as results:
+        async with sink(settings, book) as results:
             running = asyncio.create_task(answer(consumer, results))
             try:
                 yield
@@ -224,3 +243,160 @@ async def test_a_reply_to_a_deleted_topic_holds_nothing_up(settings: KafkaSettin
             await results.publish(succeeded(second, settings.reply_topic("a")))
     shared = await records_of(settings, settings.topic_results)
     assert statuses(shared, second.task_id) == [TaskStatus.SUCCEEDED]
+
+
+def dropped(reason: DropReason) -> float:
+    """ethgw_provider_replies_dropped_total for the reason, so far."""
+    value = REGISTRY.get_sample_value(
+        "ethgw_provider_replies_dropped_total", {"reason": reason.value}
+    )
+    return value or 0.0
+
+
+async def until_dropped(reason: DropReason, count: float, timeout_s: float) -> float:
+    """Seconds until the drops of `reason` reach `count` (TimeoutError after `timeout_s`)."""
+    started = time.monotonic()
+    async with asyncio.timeout(timeout_s):
+        while dropped(reason) < count:  # noqa: ASYNC110 (the sink's tasks count the drops)
+            await asyncio.sleep(0.01)
+    return time.monotonic() - started
+
+
+def always_checked() -> ReplyTopicBook:
+    """A rule whose checks vouch for no topic: every reply is checked. (The default vouches
+    for 1 s; a reply to a topic deleted within it is the race tested further down.)"""
+    return ReplyTopicBook(ttl_s=0.0)
+
+
+@contextlib.asynccontextmanager
+async def gone_instance(
+    settings: KafkaSettings, book: ReplyTopicBook | None = None
+) -> AsyncIterator[tuple[KafkaResultSink, str]]:
+    """A sink that sent a reply to instance "a", and the reply topic of "a", which stopped."""
+    async with sink(settings, book) as results:
+        async with client(settings, "a") as a:
+            task = new_task("chain.block_number", {})
+            await a.submit(task)
+            await results.publish(succeeded(task, a.reply_topic))
+            assert await a.wait(task.task_id, 5.0) is not None
+        yield results, settings.reply_topic("a")
+
+
+def dropped_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, object]]:
+    return [
+        dict(bound_fields(r)) for r in caplog.records if bound_fields(r)["event"] == "reply_dropped"
+    ]
+
+
+def metadata_errors(caplog: pytest.LogCaptureFixture, topic: str) -> list[str]:
+    """aiokafka's warnings and errors naming the topic (its missing metadata, its retries)."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("aiokafka")
+        and r.levelno >= logging.WARNING
+        and topic in r.getMessage()
+    ]
+
+
+async def test_a_reply_to_a_stopped_instance_is_dropped_at_once(settings: KafkaSettings) -> None:
+    """The reply is dropped within one metadata check, far below the producer's timeout."""
+    async with gone_instance(settings, always_checked()) as (results, topic):
+        before = dropped(DropReason.INSTANCE_GONE)
+        await results.publish(succeeded(new_task("chain.block_number", {}), topic))
+        elapsed = await until_dropped(DropReason.INSTANCE_GONE, before + 1, REPLY_TIMEOUT_S)
+    assert elapsed < 1.0
+
+
+async def test_replies_to_a_stopped_instance_are_logged_once(
+    settings: KafkaSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Five replies to a gone topic: five drops counted, one line naming the topic and why."""
+    with caplog.at_level(logging.INFO):
+        async with gone_instance(settings, always_checked()) as (results, topic):
+            before = dropped(DropReason.INSTANCE_GONE)
+            for _ in range(5):
+                await results.publish(succeeded(new_task("chain.block_number", {}), topic))
+            await until_dropped(DropReason.INSTANCE_GONE, before + 5, REPLY_TIMEOUT_S)
+    assert dropped_lines(caplog) == [
+        {"event": "reply_dropped", "topic": topic, "reason": "instance_gone"}
+    ]
+
+
+async def test_a_reply_to_a_stopped_instance_makes_aiokafka_say_nothing(
+    settings: KafkaSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No reply reaches the producer, so aiokafka never asks for the gone topic's metadata."""
+    with caplog.at_level(logging.INFO):
+        async with gone_instance(settings, always_checked()) as (results, topic):
+            before = dropped(DropReason.INSTANCE_GONE)
+            for _ in range(5):
+                await results.publish(succeeded(new_task("chain.block_number", {}), topic))
+            await until_dropped(DropReason.INSTANCE_GONE, before + 5, REPLY_TIMEOUT_S)
+            await asyncio.sleep(1.0)  # a retry loop would have logged ten lines by now
+    assert metadata_errors(caplog, topic) == []
+
+
+async def test_a_dropped_reply_leaves_the_result_in_the_task_store(
+    settings: KafkaSettings,
+) -> None:
+    """The result of a task whose instance is gone is found by any other instance."""
+    task = new_task("chain.block_number", {})
+    async with gone_instance(settings, always_checked()) as (results, topic):
+        before = dropped(DropReason.INSTANCE_GONE)
+        await results.publish(succeeded(task, topic))
+        await until_dropped(DropReason.INSTANCE_GONE, before + 1, REPLY_TIMEOUT_S)
+    async with client(settings, "b") as b:
+        found = await b.lookup(task.task_id)
+    assert found is not None
+    assert found.status is TaskStatus.SUCCEEDED
+
+
+async def test_a_reply_sent_as_its_topic_goes_costs_one_line_of_aiokafka(
+    settings: KafkaSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A reply the last check vouched for, to a topic deleted since, expires in the producer:
+    publish() is not held, aiokafka asks for the topic once, the drop is counted and logged."""
+    vouching = ReplyTopicBook(ttl_s=600.0)
+    with caplog.at_level(logging.INFO):
+        async with gone_instance(settings, vouching) as (results, topic):
+            before = dropped(DropReason.NOT_DELIVERED)
+            started = time.monotonic()
+            for _ in range(5):
+                await results.publish(succeeded(new_task("chain.block_number", {}), topic))
+            published_s = time.monotonic() - started
+            await until_dropped(DropReason.NOT_DELIVERED, before + 1, REPLY_TIMEOUT_S + 10.0)
+    assert published_s < 5 * REPLY_QUEUE_TIMEOUT_S + 1.0
+    assert len([m for m in metadata_errors(caplog, topic) if "not found" in m]) <= 1
+    # The first drop is logged: the one that expired, or a later reply found gone.
+    assert [line["topic"] for line in dropped_lines(caplog)] == [topic]
+
+
+async def test_a_restarted_instance_gets_its_replies(settings: KafkaSettings) -> None:
+    """An instance that restarts under its id gets replies, though its old topic was found gone."""
+    async with stand_in_provider(settings, always_checked()):
+        async with client(settings, "r") as r:
+            assert await r.run(new_task("chain.block_number", {}), 10.0) is not None
+        # A task of "r" answered while it is away: the provider finds its topic gone.
+        before = dropped(DropReason.INSTANCE_GONE)
+        orphan = new_task("chain.block_number", {})
+        async with kafka_producer(settings) as producer:
+            reply_to = settings.reply_topic("r")
+            await publish(
+                producer, settings.topic_read, orphan.model_copy(update={"reply_to": reply_to})
+            )
+        await until_dropped(DropReason.INSTANCE_GONE, before + 1, 10.0)
+        async with client(settings, "r") as r:
+            result = await r.run(new_task("chain.block_number", {}), 10.0)
+    assert result is not None
+
+
+async def test_an_instance_started_after_a_check_gets_its_replies(
+    settings: KafkaSettings,
+) -> None:
+    """A topic created after the provider's last check (which lacked it) still gets replies."""
+    async with stand_in_provider(settings), client(settings, "early") as early:
+        assert await early.run(new_task("chain.block_number", {}), 10.0) is not None
+        async with client(settings, "late") as late:
+            result = await late.run(new_task("chain.block_number", {}), 10.0)
+    assert result is not None
