@@ -35,6 +35,80 @@ def live_distance(
     return max(0.0, sampled_d + delta * (inflight_now - inflight_at_sample))
 
 
+@dataclass(frozen=True, slots=True)
+class DistanceSample:
+    """One sample of a node as the delta rule reads it: its sampled d and the mean count of
+    tasks it had in flight over the interval the sample covers."""
+
+    inflight: float
+    distance: float
+
+
+def learnt_delta(
+    samples: Sequence[DistanceSample], fallback: float, low: float, high: float, min_spread: float
+) -> float:
+    """The d a node gains per task in flight, learnt from its recent `samples`: the
+    least-squares slope of the sampled d against the in-flight count, clamped to [low, high].
+
+    The spec's constant delta (0.05) is right only where d is mostly the node's own CPU. Where
+    it is mostly memory, or the CPU figure is the whole machine's, d moves far less per task,
+    and a constant 0.05 makes `room` refuse nodes that have capacity. With in-flight counts
+    spread over less than `min_spread` tasks (max - min), or no samples, the slope is noise
+    and the answer is `fallback` (the configured delta, as it is).
+    """
+    counts = [s.inflight for s in samples]
+    if not counts or max(counts) - min(counts) < min_spread:
+        return fallback
+    mean = math.fsum(counts) / len(counts)
+    # sum((x - mean) * y) is the covariance sum without y's mean: each d then moves the
+    # slope one way only (up when its count is above the mean), exactly, as fsum rounds once.
+    spread = math.fsum((x - mean) ** 2 for x in counts)
+    if spread == 0.0:  # every count equal (a min_spread of 0 lets them through)
+        return fallback
+    slope = math.fsum((s.inflight - mean) * s.distance for s in samples) / spread
+    return min(high, max(low, slope))
+
+
+@dataclass(frozen=True, slots=True)
+class SampleWindow:
+    """A node's last samples for `learnt_delta`, and the in-flight time since the last one.
+
+    distance: d of the last sample seen (None: none yet).
+    inflight_s, seconds: in-flight count x seconds, and seconds, since that sample.
+    count, at: the in-flight count and the time of the last round.
+    """
+
+    samples: tuple[DistanceSample, ...] = ()
+    distance: float | None = None
+    inflight_s: float = 0.0
+    seconds: float = 0.0
+    count: int = 0
+    at: float | None = None
+
+
+def observe_round(
+    window: SampleWindow, distance: float, inflight: int, now: float, keep: int
+) -> SampleWindow:
+    """`window` after a round at `now` that reads the sampled d `distance` with `inflight`
+    tasks in flight; it keeps the last `keep` samples.
+
+    The time since the last round counts with the in-flight count of that round (what the
+    node held meanwhile). A d that differs from the last one seen is a new sample: it closes
+    the interval and is paired with the mean in-flight count over it, the interval its CPU
+    figure covers. The count at the instant of the sample would be noisier, and noise in the
+    counts flattens a least-squares slope (the learnt delta would be too low).
+    """
+    elapsed = 0.0 if window.at is None else max(0.0, now - window.at)
+    inflight_s = window.inflight_s + window.count * elapsed
+    seconds = window.seconds + elapsed
+    if window.distance is not None and distance != window.distance and seconds > 0.0:
+        sample = DistanceSample(inflight_s / seconds, distance)
+        return SampleWindow((*window.samples, sample)[-keep:], distance, 0.0, 0.0, inflight, now)
+    if window.distance is not None and distance != window.distance:
+        return SampleWindow(window.samples, distance, 0.0, 0.0, inflight, now)
+    return SampleWindow(window.samples, distance, inflight_s, seconds, inflight, now)
+
+
 def room(
     live_d: float, dis_avemax: float, delta: float, inflight: int, floor: int, limit: int
 ) -> int:

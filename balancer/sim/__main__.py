@@ -3,8 +3,11 @@
 Scenarios: `steady-R` for each rate R of --rates (no burst); `burst-R` at the first rate with
 --burst tasks arriving at once at --burst-at seconds; `creep-R` at --creep-rate, on nodes that
 start with leaked memory (a memory ratio between --creep-from and --creep-to); `hetero-R` at
---hetero-rate, on nodes whose speeds spread evenly from 1.6 down to 0.3. --seeds 1-5 runs every
-scenario for each seed and prints the median and spread per strategy. The only I/O of the
+--hetero-rate, on nodes whose speeds spread evenly from 1.6 down to 0.3; `loaded-R` at
+--loaded-rate, on one loaded host: every node reports the machine's CPU figure (the nodes' mean
+plus --host-cpu of other processes), and each call spends --call-wait seconds in flight off the
+node's CPU. --seeds 1-5 runs every scenario for each seed and prints the median and spread per
+strategy. The only I/O of the
 balancer package lives here.
 """
 
@@ -41,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--creep-from", type=float, default=0.55, help="memory ratio (0.55)")
     parser.add_argument("--creep-to", type=float, default=0.68, help="memory ratio (0.68)")
     parser.add_argument("--hetero-rate", type=float, default=160.0, help="0 for none (160)")
+    parser.add_argument("--loaded-rate", type=float, default=160.0, help="0 for none (160)")
+    parser.add_argument("--host-cpu", type=float, default=0.2, help="CPU ratio (0.2)")
+    parser.add_argument("--call-wait", type=float, default=0.1, help="seconds (0.1)")
     parser.add_argument("--duration", type=float, default=defaults.duration_s, help="(60 s)")
     parser.add_argument("--nodes", type=int, default=defaults.nodes, help="(5)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the trace (1)")
@@ -78,6 +84,16 @@ def scenarios(args: argparse.Namespace) -> list[tuple[str, SimConfig]]:
         speeds = tuple(np.linspace(_FASTEST, _SLOWEST, args.nodes).tolist())
         hetero = dataclasses.replace(base, rate=args.hetero_rate, burst=0, speeds=speeds)
         plans.append((f"hetero-{args.hetero_rate:g}", hetero))
+    if args.loaded_rate > 0:
+        loaded = dataclasses.replace(
+            base,
+            rate=args.loaded_rate,
+            burst=0,
+            machine_cpu=True,
+            host_cpu=args.host_cpu,
+            call_wait_s=args.call_wait,
+        )
+        plans.append((f"loaded-{args.loaded_rate:g}", loaded))
     return plans
 
 

@@ -19,12 +19,12 @@ from __future__ import annotations
 import bisect
 import heapq
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from balancer.adaptive import LBHAdaptive
+from balancer.adaptive import AdaptiveSettings, LBHAdaptive
 from balancer.adaptive_rules import DEFAULT_SERVICE_DECAY_S, aged_service, decayed_mean
 from balancer.calibration import Calibration, calibrate
 from balancer.lbh import LBHScheduler, forced_reads
@@ -50,6 +50,9 @@ class SimConfig:
     speeds: tuple[float, ...] = ()  # ...unless every node's speed is given here
     creep_from: float = 0.0  # nodes start with leaked memory: a memory ratio drawn between...
     creep_to: float = 0.0  # ...these two (0, 0: fresh nodes)
+    machine_cpu: bool = False  # every node's CPU figure is the machine's (the nodes' mean)...
+    host_cpu: float = 0.0  # ...plus this ratio, other processes' share of the machine
+    call_wait_s: float = 0.0  # time each call is in flight off the node's CPU (RPC, provider)
     noisy: bool = True  # the second node has a neighbour that comes and goes
     noise_capacity: float = 0.5  # capacity left to the node while the neighbour runs
     noise_on_s: float = 8.0  # mean time the neighbour runs (exponential)
@@ -79,7 +82,11 @@ class RunSpec:
     strategy: str
     recycle: bool
     headroom: float = 0.0  # share of the memory budget the provider keeps out of free memory
+    adaptive: AdaptiveSettings | None = None  # lbh_adaptive's settings (None: the defaults)
 
+
+FIXED_DELTA_LABEL = "adaptive/fixed"
+"""The run of lbh_adaptive with the spec's constant delta, as it was before the learnt one."""
 
 DEFAULT_RUNS = (
     RunSpec("lbh", "lbh", recycle=True),
@@ -91,11 +98,17 @@ DEFAULT_RUNS = (
     RunSpec("p2c+recycle", "p2c", recycle=True),
     RunSpec("single", "single", recycle=False),
     RunSpec("lbh_adaptive", "lbh_adaptive", recycle=True),
+    RunSpec(
+        FIXED_DELTA_LABEL,
+        "lbh_adaptive",
+        recycle=True,
+        adaptive=AdaptiveSettings(learn_delta=False),
+    ),
 )
 """LBH as the spec has it (free memory = budget - used), LBH with 30% of the budget held back
 from free memory, every baseline, p2c with LBH's recycling (to tell recycling's share of a
 win from the placement's), and lbh_adaptive with LBH's recycling (its deadlock exit recycles
-too)."""
+too), with its learnt delta and, as `adaptive/fixed`, with the spec's constant delta."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +245,7 @@ class _Run:
             delta=c.delta,
             task_memory_mb=TASK_MEMORY_MB,
             seed=c.seed,
+            adaptive=spec.adaptive,
         )
         # Zones and health for the sampler: the same for every strategy.
         self.reader = LBHScheduler.from_calibration(scenario.calibration)
@@ -239,7 +253,7 @@ class _Run:
         self.recycle_state = RecycleState()
         leaks = scenario.start_leak_mb or (0.0,) * c.nodes
         self.nodes = [
-            SimNode(f"n{i + 1}", c.model, speed=speed, leak_mb=leak)
+            SimNode(f"n{i + 1}", c.model, speed=speed, leak_mb=leak, wait_s=c.call_wait_s)
             for i, (speed, leak) in enumerate(zip(node_speeds(c), leaks, strict=True))
         ]
         self.adaptive = self.strategy if isinstance(self.strategy, LBHAdaptive) else None
@@ -341,11 +355,11 @@ class _Run:
             self._observe_service(node.node_id, now - self.sent_at.pop(call.task.task_id), now)
             self.last_finish = now
             self.done_in_second += 1
-        if not node.jobs:
+        if not node.inflight:
             self.demand_mb[i] = 0.0
         if node.out_of_memory():  # the leak alone can push it over
             self._crash(now, i)
-        elif node.phase is Phase.DRAINING and not node.jobs:
+        elif node.phase is Phase.DRAINING and not node.inflight:
             self._restart(now, i)
         else:
             self._schedule(i)
@@ -388,14 +402,16 @@ class _Run:
 
     def _sample(self, now: float) -> None:
         alpha = self.config.alpha
+        raw: dict[int, tuple[float, float]] = {}
         for i, node in enumerate(self.nodes):
             node.advance(now)
             if node.phase is Phase.RESTARTING:
                 continue
-            m, c = node.sample(self.cpu_mark[i], self.config.sample_s)
+            raw[i] = node.sample(self.cpu_mark[i], self.config.sample_s)
             self.cpu_mark[i] = node.cpu_s
             self.resident_mb[i] = node.resident_mb
-            self.sampled_inflight[node.node_id] = len(node.jobs)
+            self.sampled_inflight[node.node_id] = node.inflight
+        for i, (m, c) in reported_figures(raw, self.config).items():
             old = self.smoothed[i]
             self.smoothed[i] = (m, c) if old is None else _ewma(old, (m, c), alpha)
         reading = self.reader.plan(self._states(), [])
@@ -410,7 +426,7 @@ class _Run:
     def _drain(self, now: float, i: int) -> None:
         self.recycles += 1
         self.nodes[i].phase = Phase.DRAINING
-        if not self.nodes[i].jobs:
+        if not self.nodes[i].inflight:
             self._restart(now, i)
         else:
             self._push(now + self.config.drain_timeout_s, _DRAIN_TIMEOUT, i, self.generation[i])
@@ -426,7 +442,7 @@ class _Run:
                     node.node_id,
                     memory,
                     cpu,
-                    inflight=len(node.jobs),
+                    inflight=node.inflight,
                     free_memory_mb=usable_mb - self.resident_mb[i] - self.demand_mb[i],
                     down=node.phase is not Phase.UP,
                 )
@@ -558,6 +574,22 @@ class _Run:
             requeued=self.requeued,
             timeline=tuple(self.timeline),
         )
+
+
+def reported_figures(
+    raw: Mapping[int, tuple[float, float]], config: SimConfig
+) -> dict[int, tuple[float, float]]:
+    """The (memory, CPU) each node reports, from its own `raw` figures: its own CPU, or with
+    `machine_cpu` the mean CPU of the nodes sampled (one machine's figure for all), plus
+    `host_cpu` for the host's other processes, clipped to 1. A machine's figure moves by a
+    fraction of a call's CPU per call a node takes: far less than the spec's delta."""
+    if not raw or (not config.machine_cpu and config.host_cpu == 0.0):
+        return dict(raw)
+    mean = math.fsum(cpu for _, cpu in raw.values()) / len(raw)
+    return {
+        i: (m, min(1.0, config.host_cpu + (mean if config.machine_cpu else cpu)))
+        for i, (m, cpu) in raw.items()
+    }
 
 
 def _age(call: Arrival) -> float:

@@ -10,6 +10,10 @@ The node shares its CPU among the calls in flight (processor sharing). Its capac
 Memory is a base, plus a leak that grows with every call served and is only cleared by a
 restart, plus what the calls in flight hold. At the budget the node is OOM-killed.
 
+A call may first spend `wait_s` in flight off the node's CPU (the RPC round trip and the
+provider's own share of a call): it then holds its memory and counts in flight, but takes no
+share of the CPU until the wait is over.
+
 Processor sharing is tracked in virtual time: V grows at the rate one call is served, so a call
 added at V0 with work w finishes when V reaches V0 + w, whatever happens in between.
 """
@@ -53,6 +57,7 @@ class SimNode:
     model: NodeModel
     speed: float = 1.0
     noise: float = 1.0  # capacity left by the neighbour (1.0: no neighbour now)
+    wait_s: float = 0.0  # time a call spends in flight before it takes a share of the CPU
     phase: Phase = Phase.UP
     leak_mb: float = 0.0
     virtual: float = 0.0
@@ -60,8 +65,14 @@ class SimNode:
     cpu_s: float = 0.0  # CPU time the node's process got (a neighbour's share is not ours)
     version: int = 0  # bumped on every change, to drop stale completion events
     jobs: list[tuple[float, int, Arrival]] = field(default_factory=list)  # (finish V, seq, call)
+    waiting: list[tuple[float, int, Arrival]] = field(default_factory=list)  # (ready at, seq, call)
     jobs_mb: float = 0.0
     _seq: int = 0
+
+    @property
+    def inflight(self) -> int:
+        """Calls sent to the node and not finished: on the CPU or still in their wait."""
+        return len(self.jobs) + len(self.waiting)
 
     @property
     def memory_mb(self) -> float:
@@ -92,19 +103,25 @@ class SimNode:
     def add(self, call: Arrival, now: float) -> None:
         self.advance(now)
         self._seq += 1
-        heapq.heappush(self.jobs, (self.virtual + call.kind.work_s, self._seq, call))
+        if self.wait_s > 0.0:
+            heapq.heappush(self.waiting, (now + self.wait_s, self._seq, call))
+        else:
+            heapq.heappush(self.jobs, (self.virtual + call.kind.work_s, self._seq, call))
         self.jobs_mb += call.kind.memory_mb
         self.version += 1
 
     def next_finish(self) -> float:
-        """When the first call in flight finishes if nothing changes; inf if none."""
+        """When the first call in flight finishes, or the first wait ends, if nothing
+        changes; inf if neither."""
+        ready = self.waiting[0][0] if self.waiting else math.inf
         if not self.jobs:
-            return math.inf
+            return ready
         left = self.jobs[0][0] - self.virtual
-        return self.clock + max(0.0, left) * len(self.jobs) / self.capacity()
+        return min(ready, self.clock + max(0.0, left) * len(self.jobs) / self.capacity())
 
     def finish(self, now: float) -> list[Arrival]:
-        """Advance to `now` and take out the calls done by then."""
+        """Advance to `now`, take out the calls done by then and put the calls whose wait is
+        over on the CPU."""
         self.advance(now)
         done = []
         while self.jobs and self.jobs[0][0] <= self.virtual + 1e-12:
@@ -112,7 +129,10 @@ class SimNode:
             self.jobs_mb -= call.kind.memory_mb
             self.leak_mb += call.kind.leak_mb
             done.append(call)
-        if not self.jobs:
+        while self.waiting and self.waiting[0][0] <= now:
+            _, seq, call = heapq.heappop(self.waiting)
+            heapq.heappush(self.jobs, (self.virtual + call.kind.work_s, seq, call))
+        if not self.inflight:
             self.jobs_mb = 0.0  # no float dust left behind
         self.version += 1
         return done
@@ -120,8 +140,9 @@ class SimNode:
     def kill(self, now: float) -> list[Arrival]:
         """Stop the process: the calls in flight are lost, the leaked memory is freed."""
         self.advance(now)
-        lost = [call for _, _, call in self.jobs]
+        lost = [call for _, _, call in self.jobs + self.waiting]
         self.jobs.clear()
+        self.waiting.clear()
         self.jobs_mb = 0.0
         self.leak_mb = 0.0
         self.version += 1

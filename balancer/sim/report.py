@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from balancer.sim.engine import RunResult, SimConfig
+from balancer.sim.engine import FIXED_DELTA_LABEL, RunResult, SimConfig
 
 # matplotlib is the bench extra's, not a runtime dependency: it is imported only when a chart
 # is drawn, so importing the balancer (as every provider does) never needs it.
@@ -25,6 +25,9 @@ BASELINE_LABELS = ("round_robin", "random", "least_inflight", "p2c", "p2c+recycl
 """The runs lbh_adaptive's targets compare with: every baseline, with or without recycling."""
 
 ADAPTIVE_LABEL = "lbh_adaptive"
+ADAPTIVE_LABELS = (ADAPTIVE_LABEL, FIXED_DELTA_LABEL)
+"""The runs whose targets the seeds table checks: lbh_adaptive, and its variant with the
+spec's constant delta (the rule before the learnt delta)."""
 P99_TARGET = 1.1  # lbh_adaptive's p99 at most this times the best baseline's
 IN_TIME_S = 10.0  # a trace finished within this of its last arrival is finished in time
 BURST_P99_MS = 10_000.0  # lbh+headroom's burst result, which lbh_adaptive must keep
@@ -217,7 +220,9 @@ def seeds_table(
         for label in dict.fromkeys(r.label for r in runs if r.scenario == scenario):
             same = [r for r in runs if (r.scenario, r.label) == (scenario, label)]
             lines.append(_spread_row(label, same))
-    lines += ["", *_targets(by_seed, configs)]
+    for label in ADAPTIVE_LABELS:
+        if any(r.label == label for r in runs):
+            lines += ["", *_targets(by_seed, configs, label)]
     return "\n".join(lines)
 
 
@@ -258,37 +263,39 @@ def _seed_list(seeds: Sequence[int]) -> str:
 
 
 def _targets(
-    by_seed: Mapping[int, Sequence[RunResult]], configs: Mapping[str, SimConfig]
+    by_seed: Mapping[int, Sequence[RunResult]], configs: Mapping[str, SimConfig], label: str
 ) -> list[str]:
-    """Per scenario: lbh_adaptive's p99 over the best baseline's, seed by seed; whether it
+    """Per scenario: `label`'s p99 over the best baseline's, seed by seed; whether it
     finished in time; and, in bursts, its p99 and OOM kills at the first seed."""
     seeds = list(by_seed)
     lines = [
-        f"{ADAPTIVE_LABEL} targets: p99 <= {P99_TARGET:g} x the best baseline's "
+        f"{label} targets: p99 <= {P99_TARGET:g} x the best baseline's "
         f"({', '.join(BASELINE_LABELS)}), trace finished within {IN_TIME_S:g} s of its last "
         f"arrival; in bursts, at seed {seeds[0]}, p99 <= {BURST_P99_MS / 1000:g} s and 0 OOM kills",
         f"{'scenario':12} {'p99 / best baseline p99, per seed':>36} {'median':>7} {'worst':>6} "
         f"{'in time':>8} {'holds':>6}",
     ]
     scenarios = dict.fromkeys(r.scenario for results in by_seed.values() for r in results)
-    return lines + [_target_row(scenario, by_seed, configs[scenario]) for scenario in scenarios]
+    return lines + [
+        _target_row(scenario, by_seed, configs[scenario], label) for scenario in scenarios
+    ]
 
 
 def _target_row(
-    scenario: str, by_seed: Mapping[int, Sequence[RunResult]], config: SimConfig
+    scenario: str, by_seed: Mapping[int, Sequence[RunResult]], config: SimConfig, label: str
 ) -> str:
     """One scenario's line of the targets: ratios per seed, median, worst, in time, verdict."""
     ratios, on_time = [], 0
     for results in by_seed.values():
         rows = [r for r in results if r.scenario == scenario]
-        mine = next(r for r in rows if r.label == ADAPTIVE_LABEL)
+        mine = next(r for r in rows if r.label == label)
         best = min(r.p99_ms for r in rows if r.label in BASELINE_LABELS)
         ratios.append(mine.p99_ms / best if mine.completed == mine.tasks else math.inf)
         on_time += mine.completion_s <= config.duration_s + IN_TIME_S  # nan (cut off): False
     holds = max(ratios) <= P99_TARGET and on_time == len(ratios)
     if config.burst:
         first = next(iter(by_seed.values()))
-        mine = next(r for r in first if r.scenario == scenario and r.label == ADAPTIVE_LABEL)
+        mine = next(r for r in first if r.scenario == scenario and r.label == label)
         holds = holds and mine.p99_ms <= BURST_P99_MS and mine.crashes == 0
     per_seed = " ".join(f"{x:.2f}" for x in ratios)
     return (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 from hypothesis import given, settings
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 from balancer import NodeState, Task, TaskClass, make_strategy
 from balancer.adaptive import AdaptivePolicy, AdaptiveSettings, AdaptiveState, LBHAdaptive
+from balancer.adaptive_rules import DistanceSample, SampleWindow
 from balancer.calibration import Calibration
 
 from .generators import node_lists, task_lists
@@ -272,4 +274,68 @@ def test_settings_refuse_negative_times_and_sizes(field):
 def test_settings_refuse_counts_below_one(field):
     """A ramp start, valve share or in-flight floor below 1 is a ValueError naming it."""
     with pytest.raises(ValueError, match=field):
-        AdaptiveSettings(**{field: 0})
+        AdaptiveSettings(**{field: 0})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("field", ["delta_min", "delta_max", "delta_spread"])
+def test_settings_refuse_a_negative_delta_clamp_or_spread(field):
+    """A negative delta bound or spread is a ValueError naming it."""
+    with pytest.raises(ValueError, match=field):
+        AdaptiveSettings(**{field: -1.0})  # type: ignore[arg-type]
+
+
+def test_settings_refuse_a_clamp_upside_down_or_a_window_of_one():
+    """delta_min above delta_max, or a window of fewer than 2 samples, is a ValueError."""
+    with pytest.raises(ValueError, match="delta_min"):
+        AdaptiveSettings(delta_min=0.1, delta_max=0.05)
+    with pytest.raises(ValueError, match="delta_window"):
+        AdaptiveSettings(delta_window=1)
+
+
+def _learning(learn: bool) -> AdaptivePolicy:
+    return AdaptivePolicy(Calibration(0.3, 1.07), 0.05, DEMAND, AdaptiveSettings(learn_delta=learn))
+
+
+_SHALLOW = NodeState("a", 0.6, 0.75, inflight=4)  # d = 0.96, past Dis_avemax in 3 tasks of 0.05
+
+
+def _shallow_window() -> SampleWindow:
+    """Node a's last samples: d rose 0.01 per task in flight, from 0 to 6 tasks."""
+    samples = tuple(DistanceSample(float(x), 0.9 + 0.01 * x) for x in range(7))
+    return SampleWindow(samples, distance=math.hypot(0.6, 0.75))
+
+
+def test_a_node_whose_d_moves_little_per_task_gets_the_room_its_samples_show():
+    """A node whose samples show 0.01 per task takes more tasks than the constant 0.05 lets it."""
+    state = AdaptiveState(samples=(("a", _shallow_window()),))
+    tasks = _reads(20)
+    learnt = _learning(True).decide(state, [_SHALLOW], tasks, 1.0, {"a": 4})
+    fixed = _learning(False).decide(state, [_SHALLOW], tasks, 1.0, {"a": 4})
+    assert learnt.deltas["a"] == pytest.approx(0.01)
+    assert fixed.deltas["a"] == 0.05
+    assert len(fixed.plan.assignments) == 2  # floor((1.07 - 0.9605) / 0.05)
+    assert len(learnt.plan.assignments) == 10  # floor((1.07 - 0.9605) / 0.01)
+
+
+def test_a_node_without_enough_samples_keeps_the_configured_delta():
+    """With no window (or counts that do not spread) the learnt delta is the constant."""
+    decision = _learning(True).decide(AdaptiveState(), [_SHALLOW], _reads(3), 1.0, {"a": 4})
+    assert decision.deltas == {"a": 0.05}
+
+
+def test_a_down_node_forgets_its_samples():
+    """A DOWN node's window leaves the state (a restart changes its memory)."""
+    state = AdaptiveState(samples=(("a", _shallow_window()),))
+    down = NodeState("a", 0.6, 0.75, down=True)
+    assert _learning(True).decide(state, [down], [], 1.0).state.samples == ()
+
+
+def test_with_a_clock_a_new_sample_joins_the_window_with_the_mean_count():
+    """A new sampled d adds one sample, paired with the in-flight count held since the last."""
+    policy, state = _learning(True), AdaptiveState()
+    state = policy.decide(state, [NodeState("a", 0.3, 0.2, inflight=3)], [], 0.0).state
+    state = policy.decide(state, [NodeState("a", 0.3, 0.2, inflight=5)], [], 0.5).state
+    state = policy.decide(state, [NodeState("a", 0.3, 0.4, inflight=5)], [], 1.0).state
+    ((node, window),) = state.samples
+    assert node == "a"
+    assert window.samples == (DistanceSample(4.0, math.hypot(0.3, 0.4)),)

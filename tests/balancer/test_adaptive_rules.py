@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 
 from balancer import Zone
 from balancer.adaptive_rules import (
+    DistanceSample,
     NodeLoad,
+    SampleWindow,
     aged_service,
     choose,
     deadlock_exit,
@@ -19,8 +21,10 @@ from balancer.adaptive_rules import (
     fits,
     lasted,
     latency_cost,
+    learnt_delta,
     live_distance,
     memory_bound,
+    observe_round,
     overdue_first,
     ramp_limit,
     room,
@@ -71,6 +75,134 @@ def _zones(draw: st.DrawFn) -> tuple[dict[str, Zone], dict[str, float]]:
     zones = {i: draw(st.sampled_from(list(Zone))) for i in ids}
     distances = {i: draw(st.sampled_from([0.3, 0.7, 0.9, 1.1])) for i in ids}
     return zones, distances
+
+
+# --- learnt delta -----------------------------------------------------------------------
+
+LOW, HIGH_DELTA = 0.005, 0.05
+_MEAN_COUNT = st.floats(0.0, 40.0)
+_SAMPLE_D = st.floats(0.0, 1.4)
+
+
+@st.composite
+def _samples(draw: st.DrawFn, min_size: int = 0) -> list[DistanceSample]:
+    counts = draw(st.lists(_MEAN_COUNT, min_size=min_size, max_size=30))
+    return [DistanceSample(x, draw(_SAMPLE_D)) for x in counts]
+
+
+@st.composite
+def _spread_counts(draw: st.DrawFn, spread: float) -> list[float]:
+    """Mean in-flight counts whose max - min is at least `spread`."""
+    low = draw(st.floats(0.0, 20.0))
+    rest = draw(st.lists(st.floats(low, low + 20.0), max_size=20))
+    return [low, low + spread + draw(st.floats(0.01, 10.0)), *rest]
+
+
+@PROPERTY
+@given(_spread_counts(1.0), st.floats(0.0, 0.5), st.floats(LOW, HIGH_DELTA))
+def test_learnt_delta_recovers_the_slope_of_noiseless_samples(counts, base, slope):
+    """Samples on the line d = base + slope x count give back the slope."""
+    samples = [DistanceSample(x, base + slope * x) for x in counts]
+    assert learnt_delta(samples, 0.05, LOW, HIGH_DELTA, 1.0) == pytest.approx(slope, abs=1e-9)
+
+
+@PROPERTY
+@given(_samples(), st.floats(LOW, HIGH_DELTA), st.floats(0.0, 5.0))
+def test_learnt_delta_never_leaves_the_clamp(samples, fallback, spread):
+    """Whatever the samples, the delta lies within [delta_min, delta_max] (the fallback too)."""
+    assert LOW <= learnt_delta(samples, fallback, LOW, HIGH_DELTA, spread) <= HIGH_DELTA
+
+
+@PROPERTY
+@given(_samples(), st.floats(0.0, 0.5), st.floats(0.5, 5.0))
+def test_learnt_delta_falls_back_when_the_counts_do_not_spread(samples, fallback, spread):
+    """Counts spread over less than min_spread tasks (or no sample) give the configured delta."""
+    squeezed = [DistanceSample(min(s.inflight, 3.0 + 0.4 * spread), s.distance) for s in samples]
+    squeezed = [DistanceSample(max(s.inflight, 3.0), s.distance) for s in squeezed]
+    assert learnt_delta(squeezed, fallback, LOW, HIGH_DELTA, spread) == fallback
+
+
+@PROPERTY
+@given(_samples(min_size=2), st.floats(0.0, 0.3), st.data())
+def test_a_higher_d_where_more_was_in_flight_never_lowers_the_delta(samples, rise, data):
+    """Raising the d of a sample whose count is above the window's mean never lowers delta."""
+    counts = [s.inflight for s in samples]
+    mean = math.fsum(counts) / len(counts)
+    above = [i for i, x in enumerate(counts) if x > mean]
+    assume(above)
+    k = data.draw(st.sampled_from(above))
+    raised = [*samples]
+    raised[k] = DistanceSample(samples[k].inflight, samples[k].distance + rise)
+    before = learnt_delta(samples, 0.05, LOW, HIGH_DELTA, 0.5)
+    assert learnt_delta(raised, 0.05, LOW, HIGH_DELTA, 0.5) >= before
+
+
+@PROPERTY
+@given(_samples(min_size=2), st.floats(0.0, 0.05))
+def test_a_steeper_rise_with_the_count_never_lowers_the_delta(samples, extra):
+    """Adding extra x count to every d never lowers the learnt delta."""
+    steeper = [DistanceSample(s.inflight, s.distance + extra * s.inflight) for s in samples]
+    before = learnt_delta(samples, 0.05, LOW, HIGH_DELTA, 0.5)
+    assert learnt_delta(steeper, 0.05, LOW, HIGH_DELTA, 0.5) >= before - 1e-12
+
+
+@PROPERTY
+@given(_samples(), st.randoms(use_true_random=False))
+def test_learnt_delta_does_not_depend_on_the_samples_order(samples, rng):
+    """The fit is of a set of samples: shuffled, it gives the same delta."""
+    shuffled = [*samples]
+    rng.shuffle(shuffled)
+    assert learnt_delta(shuffled, 0.05, LOW, HIGH_DELTA, 0.5) == learnt_delta(
+        samples, 0.05, LOW, HIGH_DELTA, 0.5
+    )
+
+
+_ROUNDS = st.lists(st.tuples(st.integers(0, 20), st.floats(0.001, 0.5)), min_size=1, max_size=20)
+
+
+@PROPERTY
+@given(_D, _ROUNDS)
+def test_rounds_between_two_samples_add_no_sample(d, rounds):
+    """Rounds that read the same sampled d keep the window's samples as they are."""
+    window, now = observe_round(SampleWindow(), d, 0, 0.0, 5), 0.0
+    for count, gap in rounds:
+        now += gap
+        window = observe_round(window, d, count, now, 5)
+    assert window.samples == ()
+
+
+@PROPERTY
+@given(_ROUNDS, st.floats(0.001, 0.5), st.floats(0.0, 1.0))
+def test_a_new_sample_is_paired_with_the_mean_count_since_the_last(rounds, last_gap, d):
+    """A new d closes the interval: its sample's count is the time-weighted mean of the
+    counts the rounds saw since the last sample (each held until the next round)."""
+    window, now, count, weighted = observe_round(SampleWindow(), 2.0, 0, 0.0, 5), 0.0, 0, []
+    for next_count, gap in rounds:
+        weighted.append((count, gap))
+        now += gap
+        window = observe_round(window, 2.0, next_count, now, 5)
+        count = next_count
+    weighted.append((count, last_gap))
+    window = observe_round(window, d, 0, now + last_gap, 5)
+    mean = math.fsum(c * g for c, g in weighted) / math.fsum(g for _, g in weighted)
+    assert [s.distance for s in window.samples] == [d]
+    assert window.samples[0].inflight == pytest.approx(mean)
+
+
+@PROPERTY
+@given(st.lists(_D, min_size=1, max_size=30), st.integers(2, 10))
+def test_the_window_keeps_the_last_samples(distances, keep):
+    """Each new d adds one sample, and only the last `keep` stay."""
+    window = observe_round(SampleWindow(), -1.0, 1, 0.0, keep)
+    expected: list[float] = []
+    last = -1.0
+    for t, d in enumerate(distances, start=1):
+        window = observe_round(window, d, 1, float(t), keep)
+        if d != last:
+            expected.append(d)
+        last = d
+    assert [s.distance for s in window.samples] == expected[-keep:]
+    assert all(s.inflight == 1.0 for s in window.samples)
 
 
 # --- headroom ---------------------------------------------------------------------------

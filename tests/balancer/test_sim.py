@@ -23,7 +23,7 @@ from balancer.sim import (
     run,
 )
 from balancer.sim.__main__ import main, parse_seeds
-from balancer.sim.engine import node_speeds
+from balancer.sim.engine import FIXED_DELTA_LABEL, node_speeds, reported_figures
 from balancer.sim.node import SimNode
 from balancer.sim.report import chart, csv_text, table, timeline_csv_text
 
@@ -205,6 +205,7 @@ def test_command_writes_csv_and_png(tmp_path, capsys):
     assert "scenario burst-30" in out
     assert "scenario creep-120" in out
     assert "scenario hetero-160" in out
+    assert "scenario loaded-160" in out
 
 
 def test_creep_scenario_starts_nodes_with_leaked_memory():
@@ -261,11 +262,59 @@ def test_command_with_seeds_prints_median_spread_and_targets(tmp_path, capsys):
         "--seeds",
         "1-2",
     ]
-    argv += ["--creep-rate", "30", "--hetero-rate", "30", "--out", str(tmp_path)]
-    assert main(argv) == 0
+    argv += ["--creep-rate", "30", "--hetero-rate", "30", "--loaded-rate", "30"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "over seeds 1-2: median [min-max]" in out
     assert "lbh_adaptive targets" in out
-    for scenario in ("steady-30", "burst-30", "creep-30", "hetero-30"):
+    assert f"{FIXED_DELTA_LABEL} targets" in out
+    for scenario in ("steady-30", "burst-30", "creep-30", "hetero-30", "loaded-30"):
         assert f"scenario {scenario}" in out
     assert (tmp_path / "seeds.csv").read_text().startswith("seed,scenario,label")
+
+
+def test_a_call_waits_off_the_cpu_before_its_work():
+    """A call with a wait counts in flight and holds its memory, but takes no CPU until the
+    wait is over; it finishes after the wait plus its work."""
+    arrival = make_trace(np.random.default_rng(0), rate=50.0, duration_s=1.0)[0]
+    node = SimNode("n", NodeModel(), wait_s=0.1)
+    node.add(arrival, 0.0)
+    assert (node.inflight, node.jobs_mb) == (1, arrival.kind.memory_mb)
+    assert node.next_finish() == pytest.approx(0.1)
+    assert node.finish(0.1) == []
+    node.advance(0.1 + arrival.kind.work_s / 2)
+    assert node.cpu_s == pytest.approx(arrival.kind.work_s / 2)
+    assert node.next_finish() == pytest.approx(0.1 + arrival.kind.work_s)
+    assert node.finish(node.next_finish()) == [arrival]
+    assert node.inflight == 0
+
+
+def test_a_killed_node_loses_its_waiting_calls_too():
+    """Calls still in their wait are lost with the node, like the ones on the CPU."""
+    trace = make_trace(np.random.default_rng(0), rate=50.0, duration_s=1.0)
+    node = SimNode("n", NodeModel(), wait_s=0.1)
+    node.add(trace[0], 0.0)
+    assert node.kill(0.05) == [trace[0]]
+    assert node.inflight == 0
+
+
+def test_a_machine_wide_cpu_figure_is_the_nodes_mean_plus_the_host():
+    """With machine_cpu every node reports the mean CPU plus host_cpu (at most 1); without
+    it, its own plus host_cpu; memory stays each node's own."""
+    raw = {0: (0.3, 0.2), 1: (0.5, 0.6)}
+    machine = dataclasses.replace(LIGHT, machine_cpu=True, host_cpu=0.2)
+    shared = reported_figures(raw, machine)
+    assert [shared[i][0] for i in (0, 1)] == [0.3, 0.5]
+    assert [shared[i][1] for i in (0, 1)] == pytest.approx([0.6, 0.6])
+    own = reported_figures(raw, dataclasses.replace(LIGHT, host_cpu=0.5))
+    assert [own[i][1] for i in (0, 1)] == pytest.approx([0.7, 1.0])
+    assert reported_figures(raw, LIGHT) == raw
+
+
+def test_lbh_adaptive_runs_with_and_without_the_learnt_delta():
+    """The default runs hold lbh_adaptive with its learnt delta and with the fixed one."""
+    by_label = {spec.label: spec for spec in DEFAULT_RUNS}
+    assert by_label["lbh_adaptive"].adaptive is None
+    fixed = by_label[FIXED_DELTA_LABEL].adaptive
+    assert fixed is not None
+    assert not fixed.learn_delta
