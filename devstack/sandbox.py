@@ -26,7 +26,14 @@ import httpx
 from devstack.kafka_broker import KafkaBroker
 from devstack.platform_setup import ensure_platform
 from devstack.processes import ServiceProcess
-from devstack.stack import ServicePorts, Shape, build_services, make_cluster, manager_settings
+from devstack.stack import (
+    ServicePorts,
+    Shape,
+    build_services,
+    make_cluster,
+    manager_settings,
+    side_by_side,
+)
 from ethgw_wire.node_reports import Lifecycle
 from ethgw_wire.platform_record import PlatformRecord
 from ethgw_wire.settings import KafkaSettings, PlatformSettings
@@ -220,9 +227,7 @@ async def open_sandbox(
         stack.push_async_callback(cluster.aclose)
         stack.push_async_callback(cluster.down)
         # Neither needs the other: the broker starts while the nodes find their peers.
-        async with asyncio.TaskGroup() as starting:
-            starting.create_task(_start_kafka(kafka))
-            starting.create_task(cluster.up())
+        await side_by_side(_start_kafka(kafka), cluster.up())
         record = await ensure_platform(
             cluster.spec("node-1").rpc_url,
             cluster.settings.state_dir / "accounts",
