@@ -263,10 +263,10 @@ async def test_schemathesis_finds_no_failure(stack: Stack, tmp_path: Path, mode:
     results = await asyncio.gather(
         *(asyncio.to_thread(run_schemathesis, stack, tmp_path, mode, g) for g in groups)
     )
-    exchanges = [e for g in groups for e in exchanges_of(tmp_path / f"{g.name}.har")]
-    tasks = await tasks_since(settings, before)
     for result in results:
         print(result.stdout)
+    exchanges = [e for g in groups for e in exchanges_of(tmp_path / f"{g.name}.har")]
+    tasks = await tasks_since(settings, before)
     print(f"schemathesis mode={mode}: {len(exchanges)} requests, {len(tasks)} tasks on Kafka")
     refused = {e.request_id: e for e in exchanges if e.error_code in REFUSAL_CODES}
     leaked = [refused[t.request_id] for t in tasks if t.request_id in refused]
