@@ -4,10 +4,9 @@ platform token, and the services (gateway, providers, read and write instances).
 `run_stack` is what `make up` runs in the foreground: it starts every part once what it
 needs runs (Kafka and the Geth cluster side by side), prints the endpoints and the admin
 key, shows a progress line while it runs and stops the parts in reverse order on Ctrl-C or
-SIGTERM. While it runs,
-a `Supervisor` starts again any service, or the Kafka broker, that dies (compose's
-`restart: unless-stopped`); `ethgw down` asks it to stop (SIGTERM) before it stops what is
-left, so nothing it stops is started again.
+SIGTERM. While it runs, a `Supervisor` starts again any service, or the Kafka broker, that
+dies (compose's `restart: unless-stopped`); `ethgw down` asks it to stop (SIGTERM) before it
+stops what is left, so nothing it stops is started again.
 
 It is also the one builder of a stack's parts (`Shape`, `ServicePorts`, `build_services`,
 `make_cluster`): the sandbox (`devstack.sandbox`) builds its stack with them, on free ports and
