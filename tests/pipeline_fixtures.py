@@ -459,29 +459,28 @@ async def stack(
         "gateway",
         "ETHGW_GATEWAY_PORT",
     )
-    gateway.start()
-    processes = [gateway]
+
+    def instance(kind: str, number: int) -> ServerProcess:
+        return service_process(
+            kind,
+            provider_log_dir,
+            f"gw-{kind}-{number}",
+            state,
+            instance_id=f"{kind}-{number}",
+            gateway_url=gateway.url,
+            registry_ttl_s="3",
+        )
+
+    readers = [instance("read", 1), instance("read", 2)]
+    writers = [instance("write", 1), instance("write", 2)]
+    processes = [gateway, *readers, *writers]
     try:
-        await gateway.wait_ready(path="/healthz")
-
-        def instance(kind: str, number: int) -> ServerProcess:
-            return service_process(
-                kind,
-                provider_log_dir,
-                f"gw-{kind}-{number}",
-                state,
-                instance_id=f"{kind}-{number}",
-                gateway_url=gateway.url,
-                registry_ttl_s="3",
-            )
-
-        readers = [instance("read", 1), instance("read", 2)]
-        writers = [instance("write", 1), instance("write", 2)]
-        for process in [*readers, *writers]:
+        # Started together: an instance registers at its next heartbeat once the gateway is up.
+        for process in processes:
             process.start()
-            processes.append(process)
-        for process in [*readers, *writers]:
-            await process.wait_ready()
+        await asyncio.gather(
+            gateway.wait_ready(path="/healthz"), *(p.wait_ready() for p in [*readers, *writers])
+        )
         await gateway.wait_ready(path="/readyz")
         yield Stack(gateway, readers, writers, admin_key, user_key, state)
     finally:
