@@ -26,7 +26,14 @@ import httpx
 from devstack.kafka_broker import KafkaBroker
 from devstack.platform_setup import ensure_platform
 from devstack.processes import ServiceProcess
-from devstack.stack import ServicePorts, Shape, build_services, make_cluster, manager_settings
+from devstack.stack import (
+    ServicePorts,
+    Shape,
+    build_services,
+    make_cluster,
+    manager_settings,
+    side_by_side,
+)
 from ethgw_wire.node_reports import Lifecycle
 from ethgw_wire.platform_record import PlatformRecord
 from ethgw_wire.settings import KafkaSettings, PlatformSettings
@@ -177,7 +184,8 @@ PROVIDER_READY = "partitions assigned"
 async def open_sandbox(
     root: Path, shape: Shape = SANDBOX_SHAPE, calibrate: bool = False
 ) -> AsyncIterator[Sandbox]:
-    """Start every part in dependency order; stop them in reverse order on exit.
+    """Start every part once what it needs runs; on exit stop the services (all at once),
+    then the manager, the nodes and the broker.
 
     calibrate: False (the default) keeps the manager and the providers on the configured
     bounds (ETHGW_LBH_DIS_AVEMIN / _DIS_AVEMAX, by default 0.1 and 1.0): a sandbox's folder is
@@ -216,11 +224,10 @@ async def open_sandbox(
     )
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(asyncio.to_thread, kafka.stop)
-        await asyncio.to_thread(kafka.start)
-        await kafka.ensure_topics()
         stack.push_async_callback(cluster.aclose)
         stack.push_async_callback(cluster.down)
-        await cluster.up()
+        # Neither needs the other: the broker starts while the nodes find their peers.
+        await side_by_side(_start_kafka(kafka), cluster.up())
         record = await ensure_platform(
             cluster.spec("node-1").rpc_url,
             cluster.settings.state_dir / "accounts",
@@ -239,21 +246,30 @@ async def open_sandbox(
         )
         sandbox.manager = await stack.enter_async_context(open_manager(cluster, ks, settings))
         stack.push_async_callback(_stop_services, sandbox)
-        await sandbox.start_service(sandbox.gateway)
-        await asyncio.gather(*(sandbox.start_service(p, PROVIDER_READY) for p in sandbox.providers))
+        # All at once: each spends seconds importing, and an instance registers with the
+        # gateway at its next heartbeat when the gateway was not up yet.
         await asyncio.gather(
-            *(sandbox.start_service(s) for s in [*sandbox.readers, *sandbox.writers])
+            sandbox.start_service(sandbox.gateway),
+            *(sandbox.start_service(p, PROVIDER_READY) for p in sandbox.providers),
+            *(sandbox.start_service(s) for s in [*sandbox.readers, *sandbox.writers]),
         )
         await sandbox.wait_gateway_ready()
         log.info("sandbox up root=%s gateway=%s", root, sandbox.gateway_url)
         yield sandbox
 
 
+async def _start_kafka(kafka: KafkaBroker) -> None:
+    await asyncio.to_thread(kafka.start)
+    await kafka.ensure_topics()
+
+
 async def _stop_services(sandbox: Sandbox) -> None:
-    for service in reversed(sandbox.services):
-        try:
-            await service.stop()
-        except Exception as error:  # one failing stop must not leave the rest running
+    """Every service at once: their drains overlap. One failing stop must not leave the
+    rest running."""
+    services = sandbox.services
+    stopped = await asyncio.gather(*(s.stop() for s in services), return_exceptions=True)
+    for service, error in zip(services, stopped, strict=True):
+        if isinstance(error, BaseException):
             log.warning("stop failed service=%s error=%r", service.name, error)
 
 

@@ -1,12 +1,12 @@
 """The local stack as one unit: Kafka, the Geth cluster with its manager, the
 platform token, and the services (gateway, providers, read and write instances).
 
-`run_stack` is what `make up` runs in the foreground: it starts every part in
-dependency order, prints the endpoints and the admin key, shows a progress line
-while it runs and stops the parts in reverse order on Ctrl-C or SIGTERM. While it runs,
-a `Supervisor` starts again any service, or the Kafka broker, that dies (compose's
-`restart: unless-stopped`); `ethgw down` asks it to stop (SIGTERM) before it stops what is
-left, so nothing it stops is started again.
+`run_stack` is what `make up` runs in the foreground: it starts every part once what it
+needs runs (Kafka and the Geth cluster side by side), prints the endpoints and the admin
+key, shows a progress line while it runs and stops the parts in reverse order on Ctrl-C or
+SIGTERM. While it runs, a `Supervisor` starts again any service, or the Kafka broker, that
+dies (compose's `restart: unless-stopped`); `ethgw down` asks it to stop (SIGTERM) before it
+stops what is left, so nothing it stops is started again.
 
 It is also the one builder of a stack's parts (`Shape`, `ServicePorts`, `build_services`,
 `make_cluster`): the sandbox (`devstack.sandbox`) builds its stack with them, on free ports and
@@ -23,10 +23,10 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
 import psutil
 
@@ -60,6 +60,9 @@ from service_kit.paths import default_state_dir
 from service_kit.ports import ensure_port_free, free_port
 
 log = logging.getLogger("ethgw.stack")
+
+T = TypeVar("T")
+U = TypeVar("U")
 
 # The other services' ports, as offsets from the gateway's (`ethgw up --port-base`
 # moves them all, so a second stack, e.g. the benchmark's, runs beside the first).
@@ -274,6 +277,21 @@ async def start_kafka(settings: KafkaSettings) -> KafkaBroker:
     return broker
 
 
+async def start_cluster(cluster: GethCluster) -> None:
+    await ensure_runtime_ready(cluster)
+    await cluster.up()
+
+
+async def side_by_side(first: Awaitable[T], second: Awaitable[U]) -> tuple[T, U]:
+    """Run two independent steps at once and wait for both, then raise the first one's
+    error, if any: neither is still running when the caller cleans up after a failure."""
+    one, two = await asyncio.gather(first, second, return_exceptions=True)
+    for outcome in (one, two):
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return cast(T, one), cast(U, two)
+
+
 def up_pid_path() -> Path:
     """Names the running `ethgw up` (pid and start time), so `ethgw down` can ask it to stop."""
     return default_state_dir() / "up.pid"
@@ -427,10 +445,9 @@ async def run_stack(
     try:
         _announce(up_pid_path())
         log.info("starting kafka bootstrap=%s", kafka_settings.bootstrap_servers)
-        broker = await start_kafka(kafka_settings)
         log.info("starting cluster nodes=%d runtime=%s", shape.nodes, cluster.runtime.name)
-        await ensure_runtime_ready(cluster)
-        await cluster.up()
+        # Neither needs the other: the broker starts while the nodes find their peers.
+        broker, _ = await side_by_side(start_kafka(kafka_settings), start_cluster(cluster))
         calibration = await ensure_calibration(cluster, calibration_file, _show_progress)
         print(f"LBH bounds: {calibration.describe()}", flush=True)
         manager = asyncio.create_task(

@@ -37,6 +37,10 @@ from geth_cluster.node_rpc import rpc_call
 
 # A connection refused means nothing was sent: retry for this long (a gateway restart).
 CONNECT_RETRY_S = 30.0
+# How often a wait looks again: for results in the ledger (in memory), and on chain (a block
+# is 1 s; a few calls to one node).
+SETTLE_POLL_S = 0.1
+CHAIN_POLL_S = 0.25
 REQUEST_TIMEOUT_S = 60.0
 
 
@@ -312,7 +316,7 @@ class ResultsLedger:
         deadline = time.monotonic() + timeout_s
         # Polled: results arrive on the reader task, and a poll is cheap at this size.
         while (missing := self.unanswered(task_ids)) and time.monotonic() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(SETTLE_POLL_S)
         return missing
 
     def final(self, task_id: str) -> ResultMessage | None:
@@ -360,7 +364,7 @@ class Chain:
             latest, pending = await self.nonce(address), await self.nonce(address, "pending")
             if latest == pending or time.monotonic() > deadline:
                 return latest
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(CHAIN_POLL_S)
 
     async def receipt_ok(self, tx_hash: str) -> bool:
         receipt = await self.call("eth_getTransactionReceipt", tx_hash)
@@ -378,7 +382,7 @@ async def _wait_receipts(chain: Chain, hashes: set[str], timeout_s: float) -> li
         waiting = {h for h in waiting if not await chain.receipt_ok(h)}
         if not waiting or time.monotonic() > deadline:
             break
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(CHAIN_POLL_S)
     return sorted(waiting)
 
 

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,13 +155,21 @@ class ServerProcess:
             self.process.wait(10)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        stop_all([self])
+
+
+def stop_all(processes: Iterable[ServerProcess]) -> None:
+    """SIGTERM to every process first, then wait for each (SIGKILL after 30 s): their drains
+    and a provider group's rebalances run at once, not one after the other."""
+    signalled = [p.process for p in processes if p.process is not None and p.process.poll() is None]
+    for process in signalled:
+        process.send_signal(signal.SIGTERM)
+    for process in signalled:
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
 
 
 class ProviderProcess(ServerProcess):
@@ -307,8 +315,7 @@ class IsolatedPipeline:
         return process
 
     def stop(self) -> None:
-        for process in self.providers:
-            process.stop()
+        stop_all(self.providers)
 
     async def publish_states(self, reports: list[NodeReport]) -> None:
         await publish_reports(self.settings, self.settings.topic_node_states, reports)
@@ -452,34 +459,32 @@ async def stack(
         "gateway",
         "ETHGW_GATEWAY_PORT",
     )
-    gateway.start()
-    processes = [gateway]
+
+    def instance(kind: str, number: int) -> ServerProcess:
+        return service_process(
+            kind,
+            provider_log_dir,
+            f"gw-{kind}-{number}",
+            state,
+            instance_id=f"{kind}-{number}",
+            gateway_url=gateway.url,
+            registry_ttl_s="3",
+        )
+
+    readers = [instance("read", 1), instance("read", 2)]
+    writers = [instance("write", 1), instance("write", 2)]
+    processes = [gateway, *readers, *writers]
     try:
-        await gateway.wait_ready(path="/healthz")
-
-        def instance(kind: str, number: int) -> ServerProcess:
-            return service_process(
-                kind,
-                provider_log_dir,
-                f"gw-{kind}-{number}",
-                state,
-                instance_id=f"{kind}-{number}",
-                gateway_url=gateway.url,
-                registry_ttl_s="3",
-            )
-
-        readers = [instance("read", 1), instance("read", 2)]
-        writers = [instance("write", 1), instance("write", 2)]
-        for process in [*readers, *writers]:
+        # Started together: an instance registers at its next heartbeat once the gateway is up.
+        for process in processes:
             process.start()
-            processes.append(process)
-        for process in [*readers, *writers]:
-            await process.wait_ready()
+        await asyncio.gather(
+            gateway.wait_ready(path="/healthz"), *(p.wait_ready() for p in [*readers, *writers])
+        )
         await gateway.wait_ready(path="/readyz")
         yield Stack(gateway, readers, writers, admin_key, user_key, state)
     finally:
-        for process in reversed(processes):
-            process.stop()
+        stop_all(processes)
 
 
 @contextlib.asynccontextmanager
@@ -611,7 +616,6 @@ async def start_front_door_beside(
     try:
         await provider_ready
     except BaseException:
-        for process in reversed(await front_door):
-            process.stop()
+        stop_all(await front_door)
         raise
     return await front_door

@@ -246,17 +246,23 @@ class Faults:
 
     async def user_accounts(self, on_provider: str, count: int = 2) -> list[UserAccount]:
         """`count` accounts of new user API keys, funded, given tokens and unlocked, the
-        first of them unlocked on `on_provider` (accounts are made until one is: each has
-        an even chance, so 10 tries miss once in a thousand)."""
+        first of them unlocked on `on_provider` (accounts are made, `count` at once, until
+        one is: each has an even chance, so 10 tries miss once in a thousand)."""
         made: list[UserAccount] = []
         async with httpx.AsyncClient(
             base_url=self.sandbox.api, timeout=60.0, trust_env=False
         ) as client:
-            key = ""
-            for attempt in range(USER_ACCOUNT_TRIES):
-                if attempt % USER_ACCOUNTS_PER_KEY == 0:
-                    key = await self._new_user_key(client)
-                made.append(await self._user_account(client, key))
+            keys: list[str] = []
+            for first in range(0, USER_ACCOUNT_TRIES, count):
+                attempts = range(first, min(first + count, USER_ACCOUNT_TRIES))
+                while len(keys) * USER_ACCOUNTS_PER_KEY <= attempts[-1]:
+                    keys.append(await self._new_user_key(client))
+                made += await asyncio.gather(
+                    *(
+                        self._user_account(client, keys[a // USER_ACCOUNTS_PER_KEY])
+                        for a in attempts
+                    )
+                )
                 if any(u.unlocked_by == on_provider for u in made) and len(made) >= count:
                     break
         made.sort(key=lambda u: u.unlocked_by != on_provider)

@@ -24,7 +24,13 @@ from gateway.keys import create_key
 from geth_cluster.cluster import GethCluster
 from provider.chain import Web3NodeClient
 from provider.handlers import Handlers, Job
-from tests.pipeline_fixtures import ProviderProcess, ServerProcess, Stack, service_process
+from tests.pipeline_fixtures import (
+    ProviderProcess,
+    ServerProcess,
+    Stack,
+    service_process,
+    stop_all,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -322,8 +328,7 @@ async def strict_door(
         await gateway.wait_ready(path="/readyz")
         yield StrictDoor(f"{gateway.url}/api/v1", admin_key, user_key)
     finally:
-        for process in reversed(processes):
-            process.stop()
+        stop_all(processes)
 
 
 async def test_202_carries_the_tasks_location_and_when_to_ask(strict_door: StrictDoor) -> None:

@@ -16,7 +16,7 @@ import pytest_asyncio
 
 from devstack.kafka_broker import KafkaBroker
 from geth_cluster.cluster import GethCluster
-from tests.pipeline_fixtures import idle_reports, isolated_provider, start_front_door
+from tests.pipeline_fixtures import idle_reports, isolated_provider, start_front_door, stop_all
 
 pytestmark = pytest.mark.slow
 
@@ -57,8 +57,7 @@ async def followed(
                     headers={"X-API-Key": admin_key, "X-Request-ID": request_id},
                 )
         finally:
-            for process in reversed(processes):
-                process.stop()
+            stop_all(processes)
         provider = pipeline.providers[0]
         provider.stop()  # its log complete too
         logs = {"gateway": gateway.log(), "read": reader.log(), "provider": provider.log()}

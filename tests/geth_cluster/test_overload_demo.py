@@ -41,6 +41,7 @@ from tests.pipeline_fixtures import (
     ServerProcess,
     create_topics,
     start_front_door_beside,
+    stop_all,
 )
 
 pytestmark = pytest.mark.slow
@@ -137,9 +138,7 @@ async def overload_report(
             (RESULTS_DIR / "overload-demo.txt").write_text("\n".join(lines + report_lines(report)))
             yield report
     finally:
-        for process in reversed(processes):
-            process.stop()
-        pipeline.stop()
+        stop_all([*processes, *pipeline.providers])
         await wait_following(geth_cluster, 60.0)
 
 

@@ -54,6 +54,7 @@ from tests.pipeline_fixtures import (
     ServerProcess,
     create_topics,
     start_front_door_beside,
+    stop_all,
 )
 
 pytestmark = pytest.mark.slow
@@ -233,13 +234,10 @@ async def load_stack(
             yield LoadStack(
                 gateway.url, manager_url, admin_key, kafka, geth_cluster, bounds, results
             )
-            for process in reversed(processes):
-                process.stop()
+            stop_all(processes)
             processes.clear()
     finally:
-        for process in reversed(processes):
-            process.stop()
-        pipeline.stop()
+        stop_all([*processes, *pipeline.providers])
         collector.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await collector

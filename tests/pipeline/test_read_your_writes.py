@@ -35,6 +35,7 @@ from tests.pipeline_fixtures import (
     idle_reports,
     isolated_provider,
     start_front_door,
+    stop_all,
 )
 
 pytestmark = pytest.mark.slow
@@ -114,8 +115,7 @@ async def lagging(
             processes = await start_front_door(pipeline, state, provider_log_dir, "ryw")
             yield Lagging(chain, pipeline, client, steered, processes[0].url, admin_key)
         finally:
-            for process in reversed(processes):
-                process.stop()
+            stop_all(processes)
 
 
 async def _ok(response: httpx.Response) -> Any:
