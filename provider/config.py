@@ -60,6 +60,10 @@ class ProviderSettings(BaseSettings):
     concurrency: int = Field(default=64, ge=1)  # tasks doing node work at once (not receipt waits)
     poll_timeout_ms: int = 20
     idle_round_s: float = 0.05  # wait between rounds while tasks are held
+    # Finished tasks' offsets are committed when a fetch comes back empty, or at most this
+    # long after the last commit while tasks keep coming: not in every round, where the
+    # commit's request went out ahead of the round's node calls (docs/benchmarks.md).
+    commit_interval_s: float = Field(default=0.1, ge=0.0)
 
     # Execution.
     rpc_timeout_s: float = 10.0

@@ -140,6 +140,7 @@ class Dispatcher:
         self._offsets = OffsetBook()
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._paused_since: float | None = None
+        self._committed_at = time.monotonic()
         self.last_plan: Plan | None = None
         self.rounds = 0
 
@@ -157,22 +158,29 @@ class Dispatcher:
         await self.drain(self._running_partitions(), self._settings.receipt_timeout_s)
 
     async def _step(self) -> None:
-        await self._fetch()
+        fetched = await self._fetch()
         dispatched = self._round() if self._pending else 0
-        await self.commit()
+        if not fetched or self._commit_due():
+            await self.commit()
         if self._pending and not dispatched:
             # Everything is held: wait for new node states rather than spin.
             await self._nodes.wait_changed(self._settings.idle_round_s)
 
-    async def _fetch(self) -> None:
+    def _commit_due(self) -> bool:
+        """While tasks keep coming, a commit once per commit_interval_s, not per round."""
+        return time.monotonic() - self._committed_at >= self._settings.commit_interval_s
+
+    async def _fetch(self) -> int:
+        """Take new task records (as many as there is room for); how many came."""
         room = self._settings.max_outstanding - len(self._pending) - len(self._running)
         if room <= 0:
             await asyncio.sleep(self._settings.idle_round_s)
-            return
+            return 0
         records = await self._tasks.fetch(room, self._settings.poll_timeout_ms)
         for record in records:
             self._offsets.received(record.partition, record.offset)
             await self._admit(record)
+        return len(records)
 
     async def _admit(self, record: TaskRecord) -> None:
         """Validate a record into a pending task, or report why it cannot run."""
@@ -534,6 +542,7 @@ class Dispatcher:
                 delay = min(delay * 2, 5.0)
 
     async def commit(self) -> None:
+        self._committed_at = time.monotonic()
         points = self._offsets.to_commit()
         assigned = self._tasks.assignment() if points else set()
         points = {tp: offset for tp, offset in points.items() if tp in assigned}

@@ -27,7 +27,7 @@ from provider.handlers import Handler, Job
 from provider.journal_pruning import JournalPruner
 from provider.nodes import NodeView
 from provider.recycle_requests import RecycleRequests
-from provider.task_stream import MemoryResultSink, MemoryTaskSource
+from provider.task_stream import MemoryResultSink, MemoryTaskSource, TaskRecord
 from provider.transactions import JournalRecord
 from tests.provider.fake_node import FakeNode
 
@@ -397,3 +397,30 @@ async def test_a_password_in_clear_fails_its_task_and_runs_nothing(tmp_path: Pat
     assert result.error is not None
     assert (result.error.code, result.error.field) == ("invalid_params", "password")
     assert ran == []
+
+
+class SteadyStream(MemoryTaskSource):
+    """Tasks that keep coming: each fetch brings one new task, `count` times, then none."""
+
+    def __init__(self, log: list[tuple[str, object]], count: int) -> None:
+        super().__init__(log)
+        self.remaining = count
+
+    async def fetch(self, max_records: int, timeout_ms: int) -> list[TaskRecord]:
+        await asyncio.sleep(0.002)  # the earlier tasks finish meanwhile, as on a real stream
+        if self.remaining > 0:
+            self.remaining -= 1
+            self.add(READS, encode(new_task("chain.block_number", {})))
+        return await super().fetch(max_records, timeout_ms)
+
+
+async def test_offsets_are_committed_once_tasks_stop_coming_not_in_every_round() -> None:
+    """While every fetch brings a task, nothing is committed before commit_interval_s; the
+    first empty fetch commits every finished task at once."""
+    world = World(ScriptedStrategy(), READ_HANDLERS, commit_interval_s=60.0)
+    world.tasks = SteadyStream(world.log, count=30)
+    world.dispatcher._tasks = world.tasks  # the stream in place of the plain source
+    await world.add_node("node-1")
+    await world.run_until(lambda: world.tasks.committed.get(READS) == 30)
+    commits = [entry for entry in world.log if entry[0] == "committed"]
+    assert commits == [("committed", (READS, 30))]
