@@ -299,6 +299,14 @@ def metadata_errors(caplog: pytest.LogCaptureFixture, topic: str) -> list[str]:
     ]
 
 
+async def replies_dropped(results: KafkaResultSink, topic: str, count: int) -> None:
+    """Publish `count` replies to the gone `topic`; return once all are counted dropped."""
+    before = dropped(DropReason.INSTANCE_GONE)
+    for _ in range(count):
+        await results.publish(succeeded(new_task("chain.block_number", {}), topic))
+    await until_dropped(DropReason.INSTANCE_GONE, before + count, REPLY_TIMEOUT_S)
+
+
 async def test_a_reply_to_a_stopped_instance_is_dropped_at_once(settings: KafkaSettings) -> None:
     """The reply is dropped within one metadata check, far below the producer's timeout."""
     async with gone_instance(settings, always_checked()) as (results, topic):
@@ -314,10 +322,7 @@ async def test_replies_to_a_stopped_instance_are_logged_once(
     """Five replies to a gone topic: five drops counted, one line naming the topic and why."""
     with caplog.at_level(logging.INFO):
         async with gone_instance(settings, always_checked()) as (results, topic):
-            before = dropped(DropReason.INSTANCE_GONE)
-            for _ in range(5):
-                await results.publish(succeeded(new_task("chain.block_number", {}), topic))
-            await until_dropped(DropReason.INSTANCE_GONE, before + 5, REPLY_TIMEOUT_S)
+            await replies_dropped(results, topic, 5)
     assert dropped_lines(caplog) == [
         {"event": "reply_dropped", "topic": topic, "reason": "instance_gone"}
     ]
@@ -329,10 +334,7 @@ async def test_a_reply_to_a_stopped_instance_makes_aiokafka_say_nothing(
     """No reply reaches the producer, so aiokafka never asks for the gone topic's metadata."""
     with caplog.at_level(logging.INFO):
         async with gone_instance(settings, always_checked()) as (results, topic):
-            before = dropped(DropReason.INSTANCE_GONE)
-            for _ in range(5):
-                await results.publish(succeeded(new_task("chain.block_number", {}), topic))
-            await until_dropped(DropReason.INSTANCE_GONE, before + 5, REPLY_TIMEOUT_S)
+            await replies_dropped(results, topic, 5)
             await asyncio.sleep(1.0)  # a retry loop would have logged ten lines by now
     assert metadata_errors(caplog, topic) == []
 
