@@ -31,10 +31,13 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from balancer.adaptive_rules import (
+    DistanceSample,
     NodeLoad,
     SampleWindow,
+    calibrated_floor,
     choose,
     deadlock_exit,
+    fitted,
     lasted,
     learnt_delta,
     live_distance,
@@ -77,6 +80,9 @@ class AdaptiveSettings:
     ramp_start: in-flight ceiling per node when the ramp starts [2].
     ramp_per_s: how fast the ceiling rises, tasks per second [8].
     min_inflight: tasks any routable node may have in flight whatever its d says [4].
+    calibrated_floor: that floor is, when higher, the count of tasks that takes a node's own d
+        from Dis_avemin to Dis_avemax at the configured delta (`calibrated_floor`: 15 with the
+        simulator's calibration) [True].
     valve_per_node: reads the valve may send to one node per round [1].
     overdue_s: a task waiting this long goes before younger ones, whatever its class [2].
     learn_delta: each node's delta is learnt from its samples (`learnt_delta`) instead of
@@ -95,6 +101,7 @@ class AdaptiveSettings:
     ramp_start: int = 2
     ramp_per_s: float = 8.0
     min_inflight: int = 4
+    calibrated_floor: bool = True
     valve_per_node: int = 1
     overdue_s: float = 2.0
     learn_delta: bool = True
@@ -231,31 +238,42 @@ class AdaptivePolicy:
         sampled: Sequence[float],
         now: float,
     ) -> _History:
-        """Each routable node's sample window after this round (see `observe_round`)."""
+        """Each routable node's sample window after this round (see `observe_round`), its
+        delta fitted once per new sample when the delta is learnt."""
         keep = self.settings.delta_window
-        return tuple(
+        windows = (
             (n.node_id, observe_round(history.get(n.node_id, _EMPTY), d, n.inflight, now, keep))
             for n, d in zip(nodes, sampled, strict=True)
             if not n.down
         )
+        if not self.settings.learn_delta:
+            return tuple(windows)
+        return tuple((node, fitted(window, self._fit)) for node, window in windows)
+
+    def _fit(self, samples: Sequence[DistanceSample]) -> float:
+        """`learnt_delta` of `samples` with this policy's delta and settings."""
+        s = self.settings
+        return learnt_delta(samples, self.delta, s.delta_min, s.delta_max, s.delta_spread)
+
+    def floor(self) -> int:
+        """Tasks any routable node may hold whatever its d says (`calibrated_floor`)."""
+        s = self.settings
+        if not s.calibrated_floor:
+            return s.min_inflight
+        cal = self.calibration
+        return calibrated_floor(cal.dis_avemin, cal.dis_avemax, self.delta, s.min_inflight)
 
     def _deltas(
         self, nodes: Sequence[NodeState], history: Mapping[str, SampleWindow]
     ) -> list[float]:
-        """Each node's delta: learnt from its samples with `learn_delta`, else the constant."""
-        s = self.settings
-        if not s.learn_delta:
+        """Each node's delta: learnt from its samples with `learn_delta` (the window's fitted
+        delta, fitted here for a window that has none), else the constant."""
+        if not self.settings.learn_delta:
             return [self.delta] * len(nodes)
-        return [
-            learnt_delta(
-                history.get(n.node_id, _EMPTY).samples,
-                self.delta,
-                s.delta_min,
-                s.delta_max,
-                s.delta_spread,
-            )
-            for n in nodes
-        ]
+        return [self._delta_of(history.get(n.node_id, _EMPTY)) for n in nodes]
+
+    def _delta_of(self, window: SampleWindow) -> float:
+        return window.delta if window.delta is not None else self._fit(window.samples)
 
     def _zones(self, nodes: Sequence[NodeState], live: Sequence[float]) -> list[Zone]:
         ave, high = self.calibration.dis_ave, self.calibration.dis_avemax
@@ -347,6 +365,7 @@ class _Round:
         self._index = [i for i, z in enumerate(zones) if z is not Zone.DOWN]
         self._deltas = [deltas[i] for i in self._index]
         ceiling = ramp_limit(since_resume_s, s.ramp_start, s.ramp_per_s)
+        floor = policy.floor()
         self._loads: list[NodeLoad] = []
         for i in self._index:
             node = nodes[i]
@@ -355,7 +374,7 @@ class _Round:
                 policy.calibration.dis_avemax,
                 deltas[i],
                 node.inflight,
-                s.min_inflight,
+                floor,
                 1 << 30,
             )
             if ceiling is not None:

@@ -10,8 +10,8 @@ writes starved by reads when nodes run out of room.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from balancer.state import Zone
 
@@ -76,6 +76,8 @@ class SampleWindow:
     distance: d of the last sample seen (None: none yet).
     inflight_s, seconds: in-flight count x seconds, and seconds, since that sample.
     count, at: the in-flight count and the time of the last round.
+    delta: the learnt delta of `samples`, fitted once per new sample by the caller (None: not
+        fitted since the last sample; see `fitted`).
     """
 
     samples: tuple[DistanceSample, ...] = ()
@@ -84,6 +86,7 @@ class SampleWindow:
     seconds: float = 0.0
     count: int = 0
     at: float | None = None
+    delta: float | None = None
 
 
 def observe_round(
@@ -96,7 +99,8 @@ def observe_round(
     node held meanwhile). A d that differs from the last one seen is a new sample: it closes
     the interval and is paired with the mean in-flight count over it, the interval its CPU
     figure covers. The count at the instant of the sample would be noisier, and noise in the
-    counts flattens a least-squares slope (the learnt delta would be too low).
+    counts flattens a least-squares slope (the learnt delta would be too low). A new sample
+    clears the window's fitted delta; rounds between samples keep it.
     """
     elapsed = 0.0 if window.at is None else max(0.0, now - window.at)
     inflight_s = window.inflight_s + window.count * elapsed
@@ -105,8 +109,42 @@ def observe_round(
         sample = DistanceSample(inflight_s / seconds, distance)
         return SampleWindow((*window.samples, sample)[-keep:], distance, 0.0, 0.0, inflight, now)
     if window.distance is not None and distance != window.distance:
-        return SampleWindow(window.samples, distance, 0.0, 0.0, inflight, now)
-    return SampleWindow(window.samples, distance, inflight_s, seconds, inflight, now)
+        return SampleWindow(window.samples, distance, 0.0, 0.0, inflight, now, window.delta)
+    return SampleWindow(window.samples, distance, inflight_s, seconds, inflight, now, window.delta)
+
+
+def fitted(window: SampleWindow, fit: Callable[[Sequence[DistanceSample]], float]) -> SampleWindow:
+    """`window` with its delta fitted by `fit` (a `learnt_delta` with the settings bound) if
+    it has none yet, else as it is.
+
+    The slope changes only when a sample comes in (about once a second), while rounds come
+    every few milliseconds: fitting once per sample and keeping the result in the window spares
+    the hot path a least-squares fit per node per round.
+    """
+    if window.delta is not None:
+        return window
+    return replace(window, delta=fit(window.samples))
+
+
+def calibrated_floor(dis_avemin: float, dis_avemax: float, delta: float, min_inflight: int) -> int:
+    """Tasks any node may hold whatever its sampled d says: as many as take a node's own d from
+    the idle Dis_avemin to Dis_avemax at `delta` per task, and at least `min_inflight`.
+
+    The calibration measured Dis_avemax on nodes holding a saturating load, and the spec's
+    delta is what one task adds to a node's own d: a node holding fewer tasks than this count
+    is not saturated by its own work, whatever its sample says. Its sample can say so early for
+    two reasons: a CPU ratio saturates at 1 with a few calls in flight, and on a machine whose
+    CPU figure is the whole machine's, the other nodes' work lifts every node's d together
+    (docs/balancer.md, "loaded-160"). With a delta of 0 there is no count: `min_inflight`.
+    """
+    span = dis_avemax - dis_avemin
+    if delta <= 0.0 or span <= 0.0:
+        return min_inflight
+    return max(min_inflight, math.floor(min(span / delta, _MAX_FLOOR)))
+
+
+_MAX_FLOOR = float(1 << 30)
+"""Past any count of tasks a round can hold: a tiny delta's floor is capped here."""
 
 
 def room(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 from balancer import NodeState, Task, TaskClass, make_strategy
 from balancer.adaptive import AdaptivePolicy, AdaptiveSettings, AdaptiveState, LBHAdaptive
-from balancer.adaptive_rules import DistanceSample, SampleWindow
+from balancer.adaptive_rules import DistanceSample, SampleWindow, learnt_delta
 from balancer.calibration import Calibration
 
 from .generators import node_lists, task_lists
@@ -124,13 +125,14 @@ def test_paused_means_tasks_waited_and_none_was_placed(state, nodes, tasks, now)
 
 
 def _hot_nodes() -> list[NodeState]:
-    """Two nodes in zone III with calls in flight: no room for anything."""
-    return [NodeState("a", 0.8, 1.0, inflight=9), NodeState("b", 0.8, 1.0, inflight=9)]
+    """Two nodes in zone III holding the calibrated floor (15): no room for anything."""
+    return [NodeState("a", 0.8, 1.0, inflight=15), NodeState("b", 0.8, 1.0, inflight=15)]
 
 
 def test_an_overdue_write_takes_the_last_room_before_younger_reads():
     """When nodes run out of room, a write waiting overdue_s goes before younger reads."""
-    policy = AdaptivePolicy(Calibration(0.3, 1.07), 0.05, DEMAND, AdaptiveSettings(min_inflight=2))
+    settings = AdaptiveSettings(min_inflight=2, calibrated_floor=False)
+    policy = AdaptivePolicy(Calibration(0.3, 1.07), 0.05, DEMAND, settings)
     busy = [NodeState("a", 1.0, 1.0, inflight=1)]  # room for one more only (the floor of 2)
     write = Task("w", TaskClass.MCT, "x", enqueued_at=1.0)
     reads = [Task(f"r{i}", TaskClass.RT, enqueued_at=2.0 + i) for i in range(3)]
@@ -293,7 +295,10 @@ def test_settings_refuse_a_clamp_upside_down_or_a_window_of_one():
 
 
 def _learning(learn: bool) -> AdaptivePolicy:
-    return AdaptivePolicy(Calibration(0.3, 1.07), 0.05, DEMAND, AdaptiveSettings(learn_delta=learn))
+    """The policy with or without the learnt delta; the floor is min_inflight's (4), so the
+    room shown is the delta's."""
+    settings = AdaptiveSettings(learn_delta=learn, calibrated_floor=False)
+    return AdaptivePolicy(Calibration(0.3, 1.07), 0.05, DEMAND, settings)
 
 
 _SHALLOW = NodeState("a", 0.6, 0.75, inflight=4)  # d = 0.96, past Dis_avemax in 3 tasks of 0.05
@@ -339,3 +344,58 @@ def test_with_a_clock_a_new_sample_joins_the_window_with_the_mean_count():
     ((node, window),) = state.samples
     assert node == "a"
     assert window.samples == (DistanceSample(4.0, math.hypot(0.3, 0.4)),)
+
+
+_CPU = st.sampled_from([0.2, 0.5, 0.8, 0.95, 1.0])
+_ROUND_SEQUENCE = st.lists(
+    st.tuples(_CPU, st.integers(0, 12), _CPU, st.integers(0, 12)), min_size=1, max_size=40
+)
+"""Per round, node a's CPU figure and in-flight count, then node b's."""
+
+
+def _unfitted(state: AdaptiveState) -> AdaptiveState:
+    """`state` with every window's fitted delta cleared, so `decide` fits each one afresh."""
+    return replace(state, samples=tuple((n, replace(w, delta=None)) for n, w in state.samples))
+
+
+@PROPERTY
+@given(_ROUND_SEQUENCE)
+def test_the_delta_fitted_once_per_sample_is_the_delta_fitted_every_round(rounds):
+    """Over any sequence of rounds, the decision with the windows' cached deltas equals the
+    one that fits every window again, and each delta is the fit of the window's samples."""
+    policy, state = _learning(True), AdaptiveState()
+    s = policy.settings
+    tasks = _reads(6)
+    for t, (cpu_a, count_a, cpu_b, count_b) in enumerate(rounds):
+        nodes = [
+            NodeState("a", 0.3, cpu_a, inflight=count_a),
+            NodeState("b", 0.3, cpu_b, inflight=count_b),
+        ]
+        cached = policy.decide(state, nodes, tasks, 0.25 * t)
+        afresh = policy.decide(_unfitted(state), nodes, tasks, 0.25 * t)
+        assert (cached.deltas, cached.plan) == (afresh.deltas, afresh.plan)
+        for node, window in cached.state.samples:
+            fit = learnt_delta(window.samples, 0.05, s.delta_min, s.delta_max, s.delta_spread)
+            assert cached.deltas[node] == window.delta == fit
+        state = cached.state
+
+
+_SHARED_MACHINE = [NodeState(n, 0.35, 1.0, inflight=4) for n in "ab"]
+"""Two nodes on one busy machine: its CPU figure (1.0) puts both past Dis_avemax (d 1.06 >
+1.07 - 0.05 x 4 after the sample), each with only 4 tasks of its own."""
+
+
+def test_a_node_past_dis_avemax_takes_tasks_up_to_the_calibrated_floor():
+    """Nodes whose sampled d is at Dis_avemax still fill to the calibrated floor (15 each)."""
+    policy = AdaptivePolicy(Calibration(0.3, 1.07), 0.05, DEMAND, AdaptiveSettings())
+    decision = policy.decide(AdaptiveState(), _SHARED_MACHINE, _reads(40), 1.0)
+    assert policy.floor() == 15  # floor((1.07 - 0.3) / 0.05)
+    assert len(decision.plan.assignments) == 2 * (15 - 4)
+
+
+def test_without_the_calibrated_floor_such_nodes_take_nothing():
+    """With calibrated_floor off, the same nodes are held at min_inflight (4): none placed."""
+    settings = AdaptiveSettings(calibrated_floor=False)
+    policy = AdaptivePolicy(Calibration(0.3, 1.07), 0.05, DEMAND, settings)
+    decision = policy.decide(AdaptiveState(), _SHARED_MACHINE, _reads(40), 1.0)
+    assert decision.plan.assignments == []

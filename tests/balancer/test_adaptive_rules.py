@@ -15,10 +15,12 @@ from balancer.adaptive_rules import (
     NodeLoad,
     SampleWindow,
     aged_service,
+    calibrated_floor,
     choose,
     deadlock_exit,
     decayed_mean,
     fits,
+    fitted,
     lasted,
     latency_cost,
     learnt_delta,
@@ -203,6 +205,97 @@ def test_the_window_keeps_the_last_samples(distances, keep):
         last = d
     assert [s.distance for s in window.samples] == expected[-keep:]
     assert all(s.inflight == 1.0 for s in window.samples)
+
+
+@PROPERTY
+@given(_samples(), st.floats(0.0, 0.05), st.floats(0.0, 0.05))
+def test_fitted_keeps_a_window_already_fitted(samples, cached, other):
+    """A window with a fitted delta keeps it: the fit is not run again."""
+    window = SampleWindow(tuple(samples), delta=cached)
+    assert fitted(window, lambda _: other) == window
+
+
+@PROPERTY
+@given(_samples(), st.floats(0.0, 0.05))
+def test_fitted_fills_a_window_with_no_delta_with_the_fit_of_its_samples(samples, slope):
+    """A window with no fitted delta gets the fit of its own samples, the rest unchanged."""
+    window = SampleWindow(tuple(samples), distance=0.5)
+    fit = fitted(window, lambda given: slope * len(given))
+    assert fit == replace(window, delta=slope * len(samples))
+
+
+@PROPERTY
+@given(_D, _ROUNDS, st.floats(0.0, 0.05))
+def test_rounds_between_two_samples_keep_the_fitted_delta(d, rounds, cached):
+    """Rounds that read the same sampled d keep the window's fitted delta."""
+    window, now = replace(observe_round(SampleWindow(), d, 0, 0.0, 5), delta=cached), 0.0
+    for count, gap in rounds:
+        now += gap
+        window = observe_round(window, d, count, now, 5)
+    assert window.delta == cached
+
+
+@PROPERTY
+@given(_D, st.floats(0.001, 0.5), st.floats(0.0, 0.05))
+def test_a_new_sample_clears_the_fitted_delta(d, gap, cached):
+    """A new sampled d adds a sample, so the fit of the old samples no longer stands."""
+    window = replace(observe_round(SampleWindow(), 2.0, 3, 0.0, 5), delta=cached)
+    window = observe_round(window, d, 3, gap, 5)
+    assert len(window.samples) == 1
+    assert window.delta is None
+
+
+# --- calibrated floor -------------------------------------------------------------------
+
+_AVEMIN = st.floats(0.0, 0.7)
+_SPAN = st.floats(0.01, 0.7)
+_FLOOR_DELTA = st.floats(0.001, 0.5)
+_MIN_INFLIGHT = st.integers(1, 10)
+
+
+@PROPERTY
+@given(_AVEMIN, _SPAN, _DELTA, _MIN_INFLIGHT)
+def test_the_calibrated_floor_is_never_below_min_inflight(low, span, delta, least):
+    """Whatever the calibration and delta (0 included), the floor is at least min_inflight."""
+    assert calibrated_floor(low, low + span, delta, least) >= least
+
+
+@PROPERTY
+@given(_AVEMIN, _SPAN, _FLOOR_DELTA, _MIN_INFLIGHT)
+def test_a_node_holding_the_calibrated_floor_is_within_dis_avemax_by_its_own_load(
+    low, span, delta, least
+):
+    """Above min_inflight, the floor's tasks at delta each take the idle d to Dis_avemax at most."""
+    floor = calibrated_floor(low, low + span, delta, least)
+    if floor > least:
+        assert low + delta * floor <= low + span + 1e-9
+
+
+@PROPERTY
+@given(_AVEMIN, _SPAN, _FLOOR_DELTA, _MIN_INFLIGHT)
+def test_one_task_past_the_calibrated_floor_would_cross_dis_avemax(low, span, delta, least):
+    """The floor is the largest such count: one task more takes the own d past Dis_avemax."""
+    floor = calibrated_floor(low, low + span, delta, least)
+    assert low + delta * (floor + 1) > low + span - 1e-9
+
+
+@PROPERTY
+@given(_AVEMIN, _SPAN, _FLOOR_DELTA, _FLOOR_DELTA, _MIN_INFLIGHT)
+def test_a_larger_delta_never_raises_the_calibrated_floor(low, span, d1, d2, least):
+    """The more d a task adds, the fewer tasks the floor allows (never more)."""
+    small, large = sorted((d1, d2))
+    high = low + span
+    assert calibrated_floor(low, high, large, least) <= calibrated_floor(low, high, small, least)
+
+
+def test_the_simulators_calibration_floors_at_fifteen_tasks():
+    """Dis_avemin 0.296, Dis_avemax 1.071, delta 0.05: floor(0.775 / 0.05) = 15 tasks."""
+    assert calibrated_floor(0.296, 1.071, 0.05, 4) == 15
+
+
+def test_with_a_delta_of_zero_the_floor_is_min_inflight():
+    """A delta of 0 gives no count of tasks: the floor is min_inflight."""
+    assert calibrated_floor(0.296, 1.071, 0.0, 4) == 4
 
 
 # --- headroom ---------------------------------------------------------------------------

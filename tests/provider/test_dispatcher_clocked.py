@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -192,7 +193,8 @@ async def test_a_clocked_strategys_pause_gets_no_valve_from_the_dispatcher() -> 
 async def test_lbh_adaptive_sends_reads_beyond_every_nodes_room_through_its_valve() -> None:
     """With both nodes full by d, the reads left go out through lbh_adaptive's valve."""
     gate = Gate()
-    strategy = LBHAdaptive(0.1, 1.0, settings=FAST_PAUSE)
+    # The floor is min_inflight (4), not the calibration's count (18 here), so 8 fit by room.
+    strategy = LBHAdaptive(0.1, 1.0, settings=replace(FAST_PAUSE, calibrated_floor=False))
     world = World(strategy, gate.handlers)
     for node_id in ("node-1", "node-2"):  # d = 0.955: room only up to min_inflight (4)
         await world.add_node(node_id, memory=0.1, cpu=0.95)
