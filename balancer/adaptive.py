@@ -10,7 +10,8 @@ A sibling of `LBHScheduler` (which stays as lbh-spec.md says). Per round:
    more go first, oldest first. Each goes to the node of lowest expected wait, (live in flight
    + 1) x its recent service time (the fewest in flight when no service time is known), among
    those with room: memory left after the headroom, and a predicted d that stays within
-   Dis_avemax (or fewer than `min_inflight` tasks in flight). Writes avoid zone III nodes and,
+   Dis_avemax (or fewer tasks in flight than the floor: `calibrated_floor`, at least
+   `min_inflight`). Writes avoid zone III nodes and,
    between nodes of as low a cost, take zone I first. There is no cluster-wide
    pause: a loaded node stops taking work and the others go on.
 4. A round that sends nothing while tasks wait is a pause. After a pause of `ramp_after_s` or
