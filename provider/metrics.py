@@ -54,9 +54,17 @@ ACCOUNT_TURN_WAIT = Histogram(
 )
 ACCOUNT_TURN_HOLD = Histogram(
     "ethgw_provider_account_turn_hold_seconds",
-    "A write's turn on its signing account: nonce, signature, journal write and broadcast",
+    "A turn on a signing account: the nonces, signatures, journal write and broadcasts of"
+    " its writes",
     ["signer"],
     buckets=_TURN_BUCKETS,
+)
+ACCOUNT_TURN_WRITES = Histogram(
+    "ethgw_provider_account_turn_writes",
+    "Writes one turn on a signing account signed and journaled together: the turn's own and"
+    " the ready writes right behind it",
+    ["signer"],
+    buckets=(1, 2, 4, 8, 16, 32),
 )
 ACCOUNT_TURN_STEP = Histogram(
     "ethgw_provider_account_turn_step_seconds",

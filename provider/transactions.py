@@ -17,12 +17,13 @@ transactions again until they are mined (rebroadcast).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from eth_account import Account
 from eth_utils.crypto import keccak
@@ -38,8 +39,13 @@ from provider.chain import (
     NonceTooLowError,
     ReplacementUnderpricedError,
 )
-from provider.metrics import ACCOUNT_TURN_HOLD, ACCOUNT_TURN_STEP, ACCOUNT_TURN_WAIT
-from provider.nonces import NonceTracker
+from provider.metrics import (
+    ACCOUNT_TURN_HOLD,
+    ACCOUNT_TURN_STEP,
+    ACCOUNT_TURN_WAIT,
+    ACCOUNT_TURN_WRITES,
+)
+from provider.nonces import NonceTracker, Turn
 
 log = logging.getLogger("ethgw.provider.tx")
 
@@ -48,6 +54,9 @@ PLAIN_TRANSFER_GAS = 21_000
 SUSPICIOUS_ESTIMATE_RATIO = 1.05
 # Transactions a task signs before its own, each journaled under a key of its own.
 PRE_STEPS = ("fund",)
+# Writes one account's turn signs and journals together: enough to drain a platform
+# account's line under load, few enough that the first of them is not held up long.
+MAX_WRITES_PER_TURN = 32
 
 
 def step_key(task_id: str, step: str) -> str:
@@ -87,6 +96,57 @@ class _Draft:
     gas_price: int
 
 
+@dataclass
+class _Write:
+    """One write in its account's line: its draft, the node chosen for it, and its outcome,
+    set by whichever turn signs and sends it (its own, or one ahead that took it along)."""
+
+    draft: _Draft
+    node: NodeClient
+    gas: int | None  # None: a contract call, estimated in the turn
+    waiting_since: float
+    outcome: asyncio.Future[Sent] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+    def succeed(self, sent: Sent) -> None:
+        if not self.outcome.done():
+            self.outcome.set_result(sent)
+
+    def fail(self, exc: BaseException) -> None:
+        if not self.outcome.done():
+            self.outcome.set_exception(exc)
+
+    def abandon(self) -> None:
+        """Its task stopped waiting (cancelled): a turn that has not signed it yet skips it."""
+        self.outcome.cancel()
+
+    @property
+    def abandoned(self) -> bool:
+        return self.outcome.cancelled()
+
+
+async def _first_of(turn_came: Awaitable[None], outcome: asyncio.Future[Sent]) -> None:
+    """Wait for the write's turn, or for a turn ahead that took it along to settle it."""
+    waiting = asyncio.ensure_future(turn_came)
+    either: set[asyncio.Future[Any]] = {waiting, outcome}
+    try:
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiting.cancel()
+
+
+def _needs_no_estimate(write: _Write) -> bool:
+    """A write another turn may take along: one needing an estimate must see the writes
+    ahead of it in the node's pending state, so it waits for a turn of its own."""
+    return write.gas is not None
+
+
+def _count(counts: dict[str, int], key: str) -> int:
+    counts[key] = counts.get(key, 0) + 1
+    return counts[key]
+
+
 @dataclass(frozen=True)
 class Sent:
     tx_hash: str
@@ -106,6 +166,7 @@ class TransactionSender:
         on_sent: Callable[[JournalRecord], None] | None = None,
     ) -> None:
         self._on_sent = on_sent  # told of every transaction a node took (the rebroadcaster)
+        self._turns: set[asyncio.Task[None]] = set()  # turns running, kept from the collector
         self._accounts = accounts
         self._nonces = nonces
         self._journal = journal
@@ -124,66 +185,159 @@ class TransactionSender:
         """Sign `tx` (to, value, data, optional gas) as `signer` and broadcast it once."""
         known = self._journal.get(task_id)
         if known is not None:
-            await self._broadcast(node, known)
-            self._sent(known)
-            return Sent(known.tx_hash, known.sender, known.nonce, rebroadcast=True)
+            return await self._send_again(node, known)
         key = self._accounts.key_for(signer)
         sender = self._accounts.address_of(signer)
         fields = {"from": sender, "value": 0, **tx}
         # The place in line is taken before anything is awaited, so one account's writes
         # get their nonces in task order.
-        kind = signer_kind(signer)
         waiting_since = time.monotonic()
-        turn = self._nonces.turn(sender)
+        turn: Turn[_Write] = self._nonces.turn(sender)
+        turn_is_ours = True  # until a task of its own holds it
+        write: _Write | None = None
         try:
             # Read while waiting, so the turn lasts only the node calls that must see the
             # account's earlier writes (the nonce's, a contract call's estimate).
             gas_price = self._gas_price_wei or int(await node.request("eth_gasPrice", []), 16)
             gas = fields.pop("gas", None) or await self._gas_before_turn(node, fields, abi)
-            draft = _Draft(task_id, sender, kind, key, fields, abi, gas_price)
-            await turn.wait()
-            turn_started = time.monotonic()
-            ACCOUNT_TURN_WAIT.labels(kind).observe(turn_started - waiting_since)
-            try:
-                return await self._sign_and_broadcast(node, draft, gas)
-            finally:
-                held = time.monotonic() - turn_started
-                ACCOUNT_TURN_HOLD.labels(kind).observe(held)
+            draft = _Draft(task_id, sender, signer_kind(signer), key, fields, abi, gas_price)
+            write = _Write(draft, node, gas, waiting_since)
+            turn.ready(write)
+            await _first_of(turn.wait(), write.outcome)
+            if not write.outcome.done():  # no turn ahead took it along: it leads its own
+                self._start_turn(turn, write)
+                turn_is_ours = False
+            return await write.outcome
         finally:
-            turn.end()
+            if turn_is_ours:
+                turn.end()
+            if write is not None:
+                write.abandon()
 
-    async def _sign_and_broadcast(self, node: NodeClient, draft: _Draft, gas: int | None) -> Sent:
-        """In the account's turn: the nonce, the signature, the journal, the broadcast."""
-        sender = draft.sender
-        if gas is None:
-            with _turn_step(draft, "estimate"):
-                gas = await self._estimate(node, draft.fields, draft.abi)
-        for attempt in (1, 2):
-            record = await self._sign(node, draft, gas)
-            try:
-                with _turn_step(draft, "broadcast"):
-                    await self._broadcast(node, record)
-                self._sent(record)
-                return Sent(record.tx_hash, sender, record.nonce, rebroadcast=False)
-            except _NonceConflictError:
-                # Another transaction took the nonce (an earlier owner of this
-                # account's partition, a raw send): resync and sign again once.
-                self._nonces.forget(sender)
-                if attempt == 2:
-                    raise TaskError(f"nonce conflict for {sender} persisted") from None
-            except TaskError:
-                self._nonces.give_back(sender, record.nonce)
-                await self._forget_refused(draft.task_id)
-                raise
-        raise AssertionError("unreachable")
+    def _start_turn(self, turn: Turn[_Write], first: _Write) -> None:
+        """Run the account's turn in a task of its own, so each write's task goes on as soon
+        as its own transaction is out, and a cancelled task does not cut the turn short."""
+        running = asyncio.create_task(self._lead(turn, first), name=f"turn:{first.draft.sender}")
+        self._turns.add(running)
+        running.add_done_callback(self._turns.discard)
 
-    async def _forget_refused(self, task_id: str) -> None:
-        """A refused transaction is in no pool: no one may send it again, and its record
-        would lift the next owner's nonces past a nonce no transaction holds."""
+    async def _send_again(self, node: NodeClient, known: JournalRecord) -> Sent:
+        """A task whose transaction the journal holds: the very same bytes, broadcast again."""
+        await self._broadcast(node, known)
+        self._sent(known)
+        return Sent(known.tx_hash, known.sender, known.nonce, rebroadcast=True)
+
+    async def _lead(self, turn: Turn[_Write], first: _Write) -> None:
+        """Hold the account's turn for `first` and the ready writes right behind it that need
+        no estimate in the turn: their journal records go to Kafka together."""
+        writes = [first, *turn.followers(_needs_no_estimate, MAX_WRITES_PER_TURN - 1)]
+        started = time.monotonic()
+        kind = first.draft.signer_kind
+        for write in writes:
+            ACCOUNT_TURN_WAIT.labels(kind).observe(started - write.waiting_since)
+        ACCOUNT_TURN_WRITES.labels(kind).observe(len(writes))
+        conflicts: dict[str, int] = {}
+        pending = writes
         try:
-            await self._journal.delete([task_id])
-        except Exception as exc:  # Kafka away: the record stays, as after a crash
-            log.warning("refused transaction kept in the journal task=%s error=%r", task_id, exc)
+            while pending:
+                pending = await self._sign_and_broadcast(pending, conflicts)
+        finally:
+            ACCOUNT_TURN_HOLD.labels(kind).observe(time.monotonic() - started)
+            turn.end()
+            for write in writes:  # the turn was cut short (shutdown): as if they were cancelled
+                write.abandon()
+
+    async def _sign_and_broadcast(
+        self, writes: list[_Write], conflicts: dict[str, int]
+    ) -> list[_Write]:
+        """In the account's turn: estimate the first write if it must be, then sign, journal
+        and broadcast each in nonce order. Returns the writes to sign again: those behind a
+        refused transaction or a nonce conflict, none of which went out."""
+        first = writes[0]
+        if first.gas is None:
+            try:
+                with _turn_step(first.draft, "estimate"):
+                    first.gas = await self._estimate(
+                        first.node, first.draft.fields, first.draft.abi
+                    )
+            except Exception as exc:
+                first.fail(exc)
+                return writes[1:]
+        signed, unsigned = await self._sign_each([w for w in writes if not w.abandoned])
+        journaled, unjournaled = await self._journal_each(signed)
+        for index, (write, record) in enumerate(journaled):
+            try:
+                with _turn_step(write.draft, "broadcast"):
+                    await self._broadcast(write.node, record)
+            except _NonceConflictError:
+                # Another transaction took the nonce (an earlier owner of this account's
+                # partition, a raw send): resync and sign again, once per write.
+                behind = [w for w, _ in journaled[index:]]
+                await self._forget_unsent(behind)
+                self._nonces.forget(first.draft.sender)
+                if _count(conflicts, write.draft.task_id) == 2:
+                    write.fail(TaskError(f"nonce conflict for {write.draft.sender} persisted"))
+                    behind = behind[1:]
+                return behind + unjournaled + unsigned
+            except TaskError as exc:
+                write.fail(exc)
+                behind = [w for w, _ in journaled[index + 1 :]]
+                await self._forget_unsent([write, *behind])
+                self._nonces.rewind(first.draft.sender, record.nonce)
+                return behind + unjournaled + unsigned
+            except Exception as exc:  # no answer: the journal keeps it, a retry sends it again
+                write.fail(exc)
+                continue
+            self._sent(record)
+            write.succeed(Sent(record.tx_hash, record.sender, record.nonce, rebroadcast=False))
+        return unjournaled + unsigned
+
+    async def _sign_each(
+        self, writes: list[_Write]
+    ) -> tuple[list[tuple[_Write, JournalRecord]], list[_Write]]:
+        """Sign the writes in order; a write whose nonce or chain id no node gave fails, and
+        the writes behind it are left to sign again."""
+        signed: list[tuple[_Write, JournalRecord]] = []
+        for index, write in enumerate(writes):
+            try:
+                signed.append((write, await self._sign(write)))
+            except Exception as exc:
+                write.fail(exc)
+                return signed, writes[index + 1 :]
+        return signed, []
+
+    async def _journal_each(
+        self, signed: list[tuple[_Write, JournalRecord]]
+    ) -> tuple[list[tuple[_Write, JournalRecord]], list[_Write]]:
+        """Write every record to the journal at once (one round trip to Kafka for the turn).
+        From the first write whose record was not taken, none is sent: that write fails,
+        the ones behind it are left to sign again, their nonces reused."""
+        if not signed:
+            return [], []
+        first = signed[0][0]
+        with _turn_step(first.draft, "journal"):
+            puts = [self._journal.put(w.draft.task_id, record) for w, record in signed]
+            outcomes = await asyncio.gather(*puts, return_exceptions=True)
+        failed = next((i for i, o in enumerate(outcomes) if isinstance(o, BaseException)), None)
+        if failed is None:
+            return signed, []
+        refused, record = signed[failed]
+        refused.fail(cast(BaseException, outcomes[failed]))
+        behind = [w for w, _ in signed[failed + 1 :]]
+        await self._forget_unsent(behind)
+        self._nonces.rewind(first.draft.sender, record.nonce)
+        return signed[:failed], behind
+
+    async def _forget_unsent(self, writes: list[_Write]) -> None:
+        """Transactions signed but in no pool: no one may send them again, and their records
+        would lift the next owner's nonces past nonces no transaction holds."""
+        if not writes:
+            return
+        task_ids = [w.draft.task_id for w in writes]
+        try:
+            await self._journal.delete(task_ids)
+        except Exception as exc:  # Kafka away: the records stay, as after a crash
+            log.warning("unsent transactions kept in the journal tasks=%s error=%r", task_ids, exc)
 
     def _sent(self, record: JournalRecord) -> None:
         if self._on_sent is not None:
@@ -219,31 +373,37 @@ class TransactionSender:
         except TaskError:
             return None
 
-    async def _sign(self, node: NodeClient, draft: _Draft, gas: int) -> JournalRecord:
+    async def _sign(self, write: _Write) -> JournalRecord:
+        """The write's transaction, signed with the account's next nonce."""
+        draft, node = write.draft, write.node
         sender = draft.sender
+        assert write.gas is not None, "a write is estimated before it is signed"
 
         async def pending_count() -> int:
             pending = int(await node.request("eth_getTransactionCount", [sender, "pending"]), 16)
             return max(pending, next_journaled_nonce(self._journal, sender))
 
+        if self._chain_id is None:
+            self._chain_id = int(await node.request("eth_chainId", []), 16)
         with _turn_step(draft, "nonce"):
             nonce = await self._nonces.take(sender, pending_count)
         unsigned = {k: v for k, v in draft.fields.items() if k != "from"}
-        if self._chain_id is None:
-            self._chain_id = int(await node.request("eth_chainId", []), 16)
-        unsigned.update(gas=gas, gasPrice=draft.gas_price, nonce=nonce, chainId=self._chain_id)
-        with _turn_step(draft, "sign"):
-            signed = Account.sign_transaction(unsigned, draft.key)
-        record = JournalRecord(
+        unsigned.update(
+            gas=write.gas, gasPrice=draft.gas_price, nonce=nonce, chainId=self._chain_id
+        )
+        try:
+            with _turn_step(draft, "sign"):
+                signed = Account.sign_transaction(unsigned, draft.key)
+        except Exception:
+            self._nonces.rewind(sender, nonce)
+            raise
+        return JournalRecord(
             task_id=draft.task_id,
             raw_tx=signed.raw_transaction.to_0x_hex(),
             tx_hash=signed.hash.to_0x_hex(),
             sender=sender,
             nonce=nonce,
         )
-        with _turn_step(draft, "journal"):
-            await self._journal.put(draft.task_id, record)
-        return record
 
     async def _estimate(
         self, node: NodeClient, fields: dict[str, Any], abi: list[dict[str, Any]] | None

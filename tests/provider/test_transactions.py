@@ -345,10 +345,26 @@ async def test_a_write_that_fails_before_its_turn_gives_its_place_up() -> None:
     assert outcomes[1].nonce == 0
 
 
+class _SlowFirstGasPrice(FakeNode):
+    """Answers the first gas price read only once `release` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self._reads = 0
+
+    async def request(self, method: str, params: Sequence[Any]) -> Any:
+        if method == "eth_gasPrice":
+            self._reads += 1
+            if self._reads == 1:
+                await self.release.wait()
+        return await super().request(method, params)
+
+
 async def test_a_write_cancelled_while_waiting_leaves_the_line_moving() -> None:
     """A write cancelled in line (its task gave up) does not hold up the writes behind it."""
     sender, _ = _sender()
-    node = _TurnWatchingNode()
+    node = _SlowFirstGasPrice()
     first = asyncio.create_task(sender.send(node, "task-1", ADMIN_SIGNER, _transfer()))
     second = asyncio.create_task(sender.send(node, "task-2", ADMIN_SIGNER, _transfer()))
     third = asyncio.create_task(sender.send(node, "task-3", ADMIN_SIGNER, _transfer()))
@@ -357,3 +373,94 @@ async def test_a_write_cancelled_while_waiting_leaves_the_line_moving() -> None:
     node.release.set()
     done = await asyncio.wait_for(asyncio.gather(first, third), 5)
     assert [s.nonce for s in done] == [0, 1]
+
+
+def _turn_writes() -> tuple[float, float]:
+    """Turns on the admin account so far, and the writes they signed."""
+    labels = {"signer": ADMIN_SIGNER}
+    name = "ethgw_provider_account_turn_writes"
+    count = REGISTRY.get_sample_value(f"{name}_count", labels) or 0.0
+    return count, REGISTRY.get_sample_value(f"{name}_sum", labels) or 0.0
+
+
+async def test_the_ready_writes_behind_a_turn_go_out_in_it() -> None:
+    """Writes waiting ready behind an account's turn are signed, journaled and sent in it."""
+    sender, journal = _sender()
+    node = _SlowFirstGasPrice()
+    sends = [
+        asyncio.create_task(sender.send(node, f"task-{i}", ADMIN_SIGNER, _transfer(i + 1)))
+        for i in range(4)
+    ]
+    await _settle()
+    turns_before, writes_before = _turn_writes()
+    node.release.set()
+    sent = await asyncio.gather(*sends)
+    turns, writes = _turn_writes()
+    assert (turns - turns_before, writes - writes_before) == (1, 4)
+    assert [s.nonce for s in sent] == [0, 1, 2, 3]
+    assert node.received == [journal.get(f"task-{i}").raw_tx for i in range(4)]  # type: ignore[union-attr]
+
+
+class _RefusesSecondBroadcast(FakeNode):
+    """Refuses the second transaction broadcast to it, as a node short of funds would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.broadcasts = 0
+        self.release = asyncio.Event()
+
+    async def request(self, method: str, params: Sequence[Any]) -> Any:
+        if method == "eth_gasPrice" and not self.release.is_set():
+            await self.release.wait()
+        if method == "eth_sendRawTransaction":
+            self.broadcasts += 1
+            if self.broadcasts == 2:
+                raise InsufficientFundsError("eth_sendRawTransaction: insufficient funds")
+        return await super().request(method, params)
+
+
+async def test_the_writes_behind_a_refused_one_in_a_turn_take_its_nonce() -> None:
+    """A write refused in a shared turn leaves no gap: the writes behind it are signed again
+    on the next nonces, and its own record is deleted."""
+    sender, journal = _sender()
+    node = _RefusesSecondBroadcast()
+    sends = [
+        asyncio.create_task(sender.send(node, f"task-{i}", ADMIN_SIGNER, _transfer(i + 1)))
+        for i in range(3)
+    ]
+    await _settle()
+    node.release.set()
+    first, refused, third = await asyncio.gather(*sends, return_exceptions=True)
+    assert isinstance(refused, InsufficientFundsError)
+    assert journal.get("task-1") is None
+    assert [first.nonce, third.nonce] == [0, 1]  # type: ignore[union-attr]
+    assert node.pending_count(first.sender) == 2  # type: ignore[union-attr]
+
+
+class _ConflictsOnce(FakeNode):
+    """Answers "nonce too low" to the first broadcast, as after another owner's send."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.refusals.append(NonceTooLowError("eth_sendRawTransaction: nonce too low"))
+
+    async def request(self, method: str, params: Sequence[Any]) -> Any:
+        if method == "eth_gasPrice" and not self.release.is_set():
+            await self.release.wait()
+        return await super().request(method, params)
+
+
+async def test_a_nonce_conflict_in_a_turn_signs_every_write_of_it_again() -> None:
+    """After "nonce too low" in a shared turn, its writes are signed again and all go out."""
+    sender, journal = _sender()
+    node = _ConflictsOnce()
+    sends = [
+        asyncio.create_task(sender.send(node, f"task-{i}", ADMIN_SIGNER, _transfer(i + 1)))
+        for i in range(3)
+    ]
+    await _settle()
+    node.release.set()
+    sent = await asyncio.gather(*sends)
+    assert [s.nonce for s in sent] == [0, 1, 2]
+    assert node.received == [journal.get(f"task-{i}").raw_tx for i in range(3)]  # type: ignore[union-attr]
