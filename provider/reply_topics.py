@@ -165,11 +165,12 @@ class ReplyTopics:
         """What the last check says, without asking (None: ask with `exists`)."""
         return self._book.known(topic, ready_at, self._clock())
 
-    async def exists(self, topic: str, ready_at: float) -> bool:
+    async def exists(self, topic: str, ready_at: float, *, recheck: bool = False) -> bool:
         """Whether the topic exists, by a check that started at or after `ready_at` unless
-        a recent one already says. A check that fails says yes: the reply is tried."""
+        a recent one already says (with `recheck`, only a gone topic is taken as said). A
+        check that fails says yes: the reply is tried."""
         known = self.known(topic, ready_at)
-        if known is not None:
+        if known is False or (known and not recheck):
             return known
         check = await self._check_since(ready_at)
         return check is None or topic in check.existing

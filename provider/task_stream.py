@@ -29,7 +29,9 @@ log = get_logger("ethgw.provider")
 # How long a reply may take before it is given up: the result is on the shared topic
 # already, so a reply that does not make it only sends its waiter there.
 REPLY_TIMEOUT_S = 5.0
-# How long a reply may wait to be queued (a full batch waits for the sender to take it).
+# How long the publishing path waits for a reply to be queued; a reply that would wait
+# longer (its topic's batch is full until the request ahead is answered) is sent from a
+# task of its own.
 REPLY_QUEUE_TIMEOUT_S = 0.1
 
 
@@ -136,26 +138,49 @@ class KafkaResultSink(ResultSink):
         if known is False:
             _dropped(topics, topic, DropReason.INSTANCE_GONE)
         elif known and replies.client.cluster.partitions_for_topic(topic) is not None:
-            await _send_now(replies, topics, topic, value, key)
+            if not await _send_now(replies, topics, topic, value, key):
+                # Its batch is full: the broker is slow, or the topic has just gone (its
+                # batch waits for a leader). A check that starts now tells which.
+                self._send_later(replies, topics, topic, topics.now(), value, key, recheck=True)
         else:
             # A check, or learning a new topic's partitions, takes a request: not on this path.
-            later = asyncio.create_task(_reply_later(replies, topics, topic, ready_at, value, key))
-            self._pending.add(later)
-            later.add_done_callback(self._pending.discard)
+            self._send_later(replies, topics, topic, ready_at, value, key)
+
+    def _send_later(
+        self,
+        replies: AIOKafkaProducer,
+        topics: ReplyTopics,
+        topic: str,
+        ready_at: float,
+        value: bytes,
+        key: bytes,
+        *,
+        recheck: bool = False,
+    ) -> None:
+        """Send the reply from a task of its own, off the publishing path."""
+        sending = _reply_later(replies, topics, topic, ready_at, value, key, recheck=recheck)
+        later = asyncio.create_task(sending)
+        self._pending.add(later)
+        later.add_done_callback(self._pending.discard)
 
 
 async def _send_now(
     replies: AIOKafkaProducer, topics: ReplyTopics, topic: str, value: bytes, key: bytes
-) -> None:
+) -> bool:
+    """Queue the reply if the producer takes it at once; False when it would have to wait
+    (the topic's batch is full until the request before it is answered)."""
     topics.track(topic)
     try:
         # A full batch for a partition that lost its leader would wait for it to expire.
         async with asyncio.timeout(REPLY_QUEUE_TIMEOUT_S):
             sent = await replies.send(topic, value, key=key)
-    except (KafkaError, TimeoutError):
+    except TimeoutError:
+        return False
+    except KafkaError:
         _dropped(topics, topic, DropReason.NOT_DELIVERED)
-        return
+        return True
     sent.add_done_callback(partial(_delivered, topics, topic))
+    return True
 
 
 async def _reply_later(
@@ -165,8 +190,10 @@ async def _reply_later(
     ready_at: float,
     value: bytes,
     key: bytes,
+    *,
+    recheck: bool = False,
 ) -> None:
-    if not await topics.exists(topic, ready_at):
+    if not await topics.exists(topic, ready_at, recheck=recheck):
         _dropped(topics, topic, DropReason.INSTANCE_GONE)
         return
     topics.track(topic)

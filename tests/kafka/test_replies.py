@@ -374,6 +374,32 @@ async def test_a_reply_sent_as_its_topic_goes_costs_one_line_of_aiokafka(
     assert [line["topic"] for line in dropped_lines(caplog)] == [topic]
 
 
+async def test_a_reply_that_must_wait_for_its_batch_still_reaches_its_instance(
+    settings: KafkaSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replies too large to share a batch, published at once, all reach their instance:
+    one the producer cannot queue at once is sent from a task of its own, not dropped."""
+    monkeypatch.setattr("provider.task_stream.REPLY_QUEUE_TIMEOUT_S", 0.0)
+    tasks = [new_task("chain.block_number", {}) for _ in range(7)]
+    large = {"accounts": ["0x" + "ab" * 20] * 800}  # about 35 KB, as a long account list
+    async with client(settings, "a") as a, sink(settings) as results:
+        for task in tasks:
+            await a.submit(task)
+        topic = settings.reply_topic("a")
+        # The first reply makes the sink check the topic: the next ones are sent at once.
+        first = tasks.pop()
+        await results.publish(succeeded(first, topic))
+        assert await a.wait(first.task_id, 10.0) is not None
+        before = dropped(DropReason.NOT_DELIVERED)
+        answers = [succeeded(t, topic).model_copy(update={"data": large}) for t in tasks]
+        await asyncio.gather(*(results.publish(answer) for answer in answers))
+        for task in tasks:
+            assert await a.wait(task.task_id, 10.0) is not None
+        replied = await records_of(settings, topic)
+    assert dropped(DropReason.NOT_DELIVERED) == before
+    assert len(replied) == len(tasks) + 1
+
+
 async def test_a_restarted_instance_gets_its_replies(settings: KafkaSettings) -> None:
     """An instance that restarts under its id gets replies, though its old topic was found gone."""
     async with stand_in_provider(settings, always_checked()):
