@@ -29,6 +29,11 @@ log = get_logger("ethgw.provider")
 # How long a reply may take before it is given up: the result is on the shared topic
 # already, so a reply that does not make it only sends its waiter there.
 REPLY_TIMEOUT_S = 5.0
+# The replies to one instance that one request to the broker carries (aiokafka's default is
+# 16 KB, one large account list): a reply topic has one partition and the producer one
+# request in flight, so a burst of replies waits one round trip per batch. Well below the
+# broker's 1 MB limit on a batch.
+REPLY_BATCH_BYTES = 256 * 1024
 # How long the publishing path waits for a reply to be queued; a reply that would wait
 # longer (its topic's batch is full until the request ahead is answered) is sent from a
 # task of its own.
@@ -234,6 +239,7 @@ def reply_producer(settings: KafkaSettings) -> AbstractAsyncContextManager[AIOKa
         acks=1,
         enable_idempotence=False,
         request_timeout_ms=int(REPLY_TIMEOUT_S * 1000),
+        max_batch_size=REPLY_BATCH_BYTES,
     )
 
 

@@ -381,7 +381,7 @@ async def test_a_reply_that_must_wait_for_its_batch_still_reaches_its_instance(
     one the producer cannot queue at once is sent from a task of its own, not dropped."""
     monkeypatch.setattr("provider.task_stream.REPLY_QUEUE_TIMEOUT_S", 0.0)
     tasks = [new_task("chain.block_number", {}) for _ in range(7)]
-    large = {"accounts": ["0x" + "ab" * 20] * 800}  # about 35 KB, as a long account list
+    large = {"accounts": ["0x" + "ab" * 20] * 2400}  # about 100 KB: three overfill a batch
     async with client(settings, "a") as a, sink(settings) as results:
         for task in tasks:
             await a.submit(task)
