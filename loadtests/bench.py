@@ -673,6 +673,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"strategies of the heterogeneous scenario, of {','.join(STRATEGY_NAMES)} ('' none)",
     )
     parser.add_argument("--slow-node-users", type=int, help="users of the heterogeneous cells")
+    parser.add_argument(
+        "--slow-node-cores",
+        type=_positive,
+        help=f"CPU cores of the slowed node in the heterogeneous cells ({SLOW_NODE_CORES:g})",
+    )
     parser.add_argument("--cell-timeout", type=float, help="seconds before a cell is unfinished")
     parser.add_argument(
         "--node-bound",
@@ -756,7 +761,7 @@ def profile_from(args: argparse.Namespace) -> Profile:
         requests=args.requests or base.requests,
         slow_node_strategies=slow,
         slow_node_users=args.slow_node_users or base.slow_node_users,
-        slow_node_cores=base.slow_node_cores,
+        slow_node_cores=args.slow_node_cores or base.slow_node_cores,
         cell_timeout_s=args.cell_timeout or base.cell_timeout_s,
         node_bound_systems=node_bound,
         node_bound_users=args.node_bound_users or base.node_bound_users,
