@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -146,24 +147,16 @@ class KafkaResultSink(ResultSink):
             if not await _send_now(replies, topics, topic, value, key):
                 # Its batch is full: the broker is slow, or the topic has just gone (its
                 # batch waits for a leader). A check that starts now tells which.
-                self._send_later(replies, topics, topic, topics.now(), value, key, recheck=True)
+                now = topics.now()
+                self._in_background(
+                    _reply_later(replies, topics, topic, now, value, key, recheck=True)
+                )
         else:
             # A check, or learning a new topic's partitions, takes a request: not on this path.
-            self._send_later(replies, topics, topic, ready_at, value, key)
+            self._in_background(_reply_later(replies, topics, topic, ready_at, value, key))
 
-    def _send_later(
-        self,
-        replies: AIOKafkaProducer,
-        topics: ReplyTopics,
-        topic: str,
-        ready_at: float,
-        value: bytes,
-        key: bytes,
-        *,
-        recheck: bool = False,
-    ) -> None:
-        """Send the reply from a task of its own, off the publishing path."""
-        sending = _reply_later(replies, topics, topic, ready_at, value, key, recheck=recheck)
+    def _in_background(self, sending: Coroutine[Any, Any, None]) -> None:
+        """Send a reply from a task of its own, off the publishing path."""
         later = asyncio.create_task(sending)
         self._pending.add(later)
         later.add_done_callback(self._pending.discard)

@@ -23,7 +23,7 @@ from ethgw_wire.topic_mirror import MemoryTable
 from provider.accounts import AccountBook
 from provider.chain import AlreadyKnownError, NonceTooLowError
 from provider.nonces import NonceTracker
-from provider.transactions import JournalRecord, TransactionSender
+from provider.transactions import JournalRecord, Sent, TransactionSender
 from service_kit.keyfiles import ChainAccount, Scrypt
 from tests.provider.fake_node import FakeNode
 
@@ -383,40 +383,56 @@ def _turn_writes() -> tuple[float, float]:
     return count, REGISTRY.get_sample_value(f"{name}_sum", labels) or 0.0
 
 
+class _HeldNode(FakeNode):
+    """Answers nothing until `release` is set, so writes line up ready behind one turn."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def request(self, method: str, params: Sequence[Any]) -> Any:
+        if not self.release.is_set():
+            await self.release.wait()
+        return await super().request(method, params)
+
+
+async def _lined_up(
+    sender: TransactionSender, node: _HeldNode, count: int
+) -> list[Sent | BaseException]:
+    """`count` transfers of the admin account, all waiting for their turn, then let go."""
+    sends = [
+        asyncio.create_task(sender.send(node, f"task-{i}", ADMIN_SIGNER, _transfer(i + 1)))
+        for i in range(count)
+    ]
+    await _settle()
+    node.release.set()
+    return list(await asyncio.gather(*sends, return_exceptions=True))
+
+
 async def test_the_ready_writes_behind_a_turn_go_out_in_it() -> None:
     """Writes waiting ready behind an account's turn are signed, journaled and sent in it."""
     sender, journal = _sender()
-    node = _SlowFirstGasPrice()
-    sends = [
-        asyncio.create_task(sender.send(node, f"task-{i}", ADMIN_SIGNER, _transfer(i + 1)))
-        for i in range(4)
-    ]
-    await _settle()
+    node = _HeldNode()
     turns_before, writes_before = _turn_writes()
-    node.release.set()
-    sent = await asyncio.gather(*sends)
+    sent = await _lined_up(sender, node, 4)
     turns, writes = _turn_writes()
     assert (turns - turns_before, writes - writes_before) == (1, 4)
-    assert [s.nonce for s in sent] == [0, 1, 2, 3]
+    assert [s.nonce for s in sent if isinstance(s, Sent)] == [0, 1, 2, 3]
     assert node.received == [journal.get(f"task-{i}").raw_tx for i in range(4)]  # type: ignore[union-attr]
 
 
-class _RefusesSecondBroadcast(FakeNode):
+class _RefusesSecondBroadcast(_HeldNode):
     """Refuses the second transaction broadcast to it, as a node short of funds would."""
 
     def __init__(self) -> None:
         super().__init__()
         self.broadcasts = 0
-        self.release = asyncio.Event()
 
-    async def request(self, method: str, params: Sequence[Any]) -> Any:
-        if method == "eth_gasPrice" and not self.release.is_set():
-            await self.release.wait()
-        if method == "eth_sendRawTransaction":
-            self.broadcasts += 1
-            if self.broadcasts == 2:
-                raise InsufficientFundsError("eth_sendRawTransaction: insufficient funds")
-        return await super().request(method, params)
+    def _take(self, raw_tx: str) -> str:
+        self.broadcasts += 1
+        if self.broadcasts == 2:
+            raise InsufficientFundsError("eth_sendRawTransaction: insufficient funds")
+        return super()._take(raw_tx)
 
 
 async def test_the_writes_behind_a_refused_one_in_a_turn_take_its_nonce() -> None:
@@ -424,43 +440,20 @@ async def test_the_writes_behind_a_refused_one_in_a_turn_take_its_nonce() -> Non
     on the next nonces, and its own record is deleted."""
     sender, journal = _sender()
     node = _RefusesSecondBroadcast()
-    sends = [
-        asyncio.create_task(sender.send(node, f"task-{i}", ADMIN_SIGNER, _transfer(i + 1)))
-        for i in range(3)
-    ]
-    await _settle()
-    node.release.set()
-    first, refused, third = await asyncio.gather(*sends, return_exceptions=True)
+    first, refused, third = await _lined_up(sender, node, 3)
     assert isinstance(refused, InsufficientFundsError)
+    assert isinstance(first, Sent)
+    assert isinstance(third, Sent)
     assert journal.get("task-1") is None
-    assert [first.nonce, third.nonce] == [0, 1]  # type: ignore[union-attr]
-    assert node.pending_count(first.sender) == 2  # type: ignore[union-attr]
-
-
-class _ConflictsOnce(FakeNode):
-    """Answers "nonce too low" to the first broadcast, as after another owner's send."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.release = asyncio.Event()
-        self.refusals.append(NonceTooLowError("eth_sendRawTransaction: nonce too low"))
-
-    async def request(self, method: str, params: Sequence[Any]) -> Any:
-        if method == "eth_gasPrice" and not self.release.is_set():
-            await self.release.wait()
-        return await super().request(method, params)
+    assert [first.nonce, third.nonce] == [0, 1]
+    assert node.pending_count(first.sender) == 2
 
 
 async def test_a_nonce_conflict_in_a_turn_signs_every_write_of_it_again() -> None:
     """After "nonce too low" in a shared turn, its writes are signed again and all go out."""
     sender, journal = _sender()
-    node = _ConflictsOnce()
-    sends = [
-        asyncio.create_task(sender.send(node, f"task-{i}", ADMIN_SIGNER, _transfer(i + 1)))
-        for i in range(3)
-    ]
-    await _settle()
-    node.release.set()
-    sent = await asyncio.gather(*sends)
-    assert [s.nonce for s in sent] == [0, 1, 2]
+    node = _HeldNode()
+    node.refusals.append(NonceTooLowError("eth_sendRawTransaction: nonce too low"))
+    sent = await _lined_up(sender, node, 3)
+    assert [s.nonce for s in sent if isinstance(s, Sent)] == [0, 1, 2]
     assert node.received == [journal.get(f"task-{i}").raw_tx for i in range(3)]  # type: ignore[union-attr]
