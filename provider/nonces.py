@@ -81,9 +81,10 @@ class Turn(Generic[W]):
             place += 1
         return taken
 
-    async def wait(self) -> None:
-        """Return when it is this write's turn."""
-        await asyncio.shield(self._acquiring)
+    async def wait_unless(self, settled: asyncio.Future[Any]) -> None:
+        """Return when it is this write's turn, or sooner if `settled` is done first (a turn
+        ahead took the write along). Neither is cancelled."""
+        await asyncio.wait({self._acquiring, settled}, return_when=asyncio.FIRST_COMPLETED)
 
     def end(self) -> None:
         """Give the turn back, or the place in line if the turn has not come."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -126,16 +126,6 @@ class _Write:
         return self.outcome.cancelled()
 
 
-async def _first_of(turn_came: Awaitable[None], outcome: asyncio.Future[Sent]) -> None:
-    """Wait for the write's turn, or for a turn ahead that took it along to settle it."""
-    waiting = asyncio.ensure_future(turn_came)
-    either: set[asyncio.Future[Any]] = {waiting, outcome}
-    try:
-        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waiting.cancel()
-
-
 def _needs_no_estimate(write: _Write) -> bool:
     """A write another turn may take along: one needing an estimate must see the writes
     ahead of it in the node's pending state, so it waits for a turn of its own."""
@@ -203,7 +193,7 @@ class TransactionSender:
             draft = _Draft(task_id, sender, signer_kind(signer), key, fields, abi, gas_price)
             write = _Write(draft, node, gas, waiting_since)
             turn.ready(write)
-            await _first_of(turn.wait(), write.outcome)
+            await turn.wait_unless(write.outcome)
             if not write.outcome.done():  # no turn ahead took it along: it leads its own
                 self._start_turn(turn, write)
                 turn_is_ours = False

@@ -345,26 +345,23 @@ async def test_a_write_that_fails_before_its_turn_gives_its_place_up() -> None:
     assert outcomes[1].nonce == 0
 
 
-class _SlowFirstGasPrice(FakeNode):
-    """Answers the first gas price read only once `release` is set."""
+class _HeldNode(FakeNode):
+    """Answers nothing until `release` is set, so writes line up ready behind one turn."""
 
     def __init__(self) -> None:
         super().__init__()
         self.release = asyncio.Event()
-        self._reads = 0
 
     async def request(self, method: str, params: Sequence[Any]) -> Any:
-        if method == "eth_gasPrice":
-            self._reads += 1
-            if self._reads == 1:
-                await self.release.wait()
+        if not self.release.is_set():
+            await self.release.wait()
         return await super().request(method, params)
 
 
 async def test_a_write_cancelled_while_waiting_leaves_the_line_moving() -> None:
     """A write cancelled in line (its task gave up) does not hold up the writes behind it."""
     sender, _ = _sender()
-    node = _SlowFirstGasPrice()
+    node = _HeldNode()
     first = asyncio.create_task(sender.send(node, "task-1", ADMIN_SIGNER, _transfer()))
     second = asyncio.create_task(sender.send(node, "task-2", ADMIN_SIGNER, _transfer()))
     third = asyncio.create_task(sender.send(node, "task-3", ADMIN_SIGNER, _transfer()))
@@ -381,19 +378,6 @@ def _turn_writes() -> tuple[float, float]:
     name = "ethgw_provider_account_turn_writes"
     count = REGISTRY.get_sample_value(f"{name}_count", labels) or 0.0
     return count, REGISTRY.get_sample_value(f"{name}_sum", labels) or 0.0
-
-
-class _HeldNode(FakeNode):
-    """Answers nothing until `release` is set, so writes line up ready behind one turn."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.release = asyncio.Event()
-
-    async def request(self, method: str, params: Sequence[Any]) -> Any:
-        if not self.release.is_set():
-            await self.release.wait()
-        return await super().request(method, params)
 
 
 async def _lined_up(
