@@ -279,7 +279,21 @@ async def gone_instance(
             await a.submit(task)
             await results.publish(succeeded(task, a.reply_topic))
             assert await a.wait(task.task_id, 5.0) is not None
+        await until_unlisted(settings, a.reply_topic)
         yield results, settings.reply_topic("a")
+
+
+async def until_unlisted(settings: KafkaSettings, topic: str) -> None:
+    """Wait until the broker's metadata no longer lists the deleted topic: deletion returns
+    once the controller accepted it, and the broker may list the topic a moment longer."""
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        async with asyncio.timeout(10.0):
+            while topic in await admin.list_topics():  # noqa: ASYNC110 (polls the broker)
+                await asyncio.sleep(0.05)
+    finally:
+        await admin.close()
 
 
 def dropped_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, object]]:
