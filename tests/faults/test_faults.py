@@ -151,24 +151,6 @@ async def test_restarted_kafka_broker(faults: Faults) -> None:
     assert_clean(row)
 
 
-async def test_killed_read_and_write_instances(faults: Faults) -> None:
-    """kill -9 of a read and a write instance: the gateway sends to the others."""
-    sandbox = faults.sandbox
-    victims = [sandbox.readers[0], sandbox.writers[0]]
-
-    async def inject() -> None:
-        await asyncio.gather(*(v.kill() for v in victims))
-
-    async def restore() -> None:
-        await asyncio.sleep(DEAD_S)
-        await asyncio.gather(*(sandbox.start_service(v) for v in victims))
-
-    row = await faults.exercise(
-        "kill -9 read-1 and write-1", inject, restore, notes=[f"restarted after {DEAD_S:.0f} s"]
-    )
-    assert_clean(row)
-
-
 async def test_restarted_gateway(faults: Faults) -> None:
     """The gateway restarted: the instances register again, clients reconnect."""
     sandbox = faults.sandbox
