@@ -65,6 +65,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, for_code
 from aiokafka.protocol.admin import CreateAclsRequest
 
+from devstack.errors import KafkaBrokerError
 from ethgw_wire.kafka import (
     SASL_MECHANISM,
     KafkaCredentialsError,
@@ -118,10 +119,6 @@ PLATFORM_ACLS: tuple[tuple[int, tuple[int, ...]], ...] = (
     (_TOPIC, (_READ, _WRITE, _CREATE, _DELETE, _DESCRIBE, _DESCRIBE_CONFIGS)),
     (_GROUP, (_READ, _DESCRIBE)),
 )
-
-
-class KafkaBrokerError(Exception):
-    """Base class of every failure of the local Kafka broker's lifecycle."""
 
 
 class JavaNotFoundError(KafkaBrokerError):

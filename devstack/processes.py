@@ -19,15 +19,12 @@ from typing import Literal, Protocol
 import httpx
 import psutil
 
+from devstack.errors import StackError
 from devstack.kafka_broker import KafkaBroker
 from devstack.restart_policy import Restart, RestartHistory, RestartPolicy
 from service_kit.logs import get_logger
 
 log = get_logger("ethgw.stack")
-
-
-class StackError(RuntimeError):
-    """A part of the stack exited or never became healthy; the message says where its log is."""
 
 
 class ServiceProcess:

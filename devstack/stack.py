@@ -31,13 +31,14 @@ from typing import Any, Literal, TypeVar, cast
 import psutil
 
 from balancer import DEFAULT_STRATEGY
+from devstack.errors import StackError
 from devstack.interrupt import interruption
 from devstack.kafka_broker import KafkaBroker
 from devstack.platform_setup import ensure_platform
+from devstack.port_plan import PROVIDER_OFFSET, READ_OFFSET, WRITE_OFFSET
 from devstack.processes import (
     BrokerProcess,
     ServiceProcess,
-    StackError,
     Supervisor,
     stop_leftovers,
 )
@@ -64,14 +65,6 @@ log = logging.getLogger("ethgw.stack")
 T = TypeVar("T")
 U = TypeVar("U")
 
-# The other services' ports, as offsets from the gateway's (`ethgw up --port-base`
-# moves them all, so a second stack, e.g. the benchmark's, runs beside the first).
-READ_OFFSET = 100
-WRITE_OFFSET = 150
-PROVIDER_OFFSET = 200
-# Each kind's block of ports holds this many instances before it meets the next block.
-MAX_INSTANCES = WRITE_OFFSET - READ_OFFSET
-MAX_PORT_BASE = 65535 - PROVIDER_OFFSET - MAX_INSTANCES
 MANAGER_STOP_S = 15.0
 # The variable the manager and the providers read their bounds file from (`lbh_setting`).
 CALIBRATION_FILE_ENV = "ETHGW_LBH_CALIBRATION_FILE"

@@ -10,19 +10,20 @@ import tomllib
 from collections.abc import Callable, Coroutine, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from balancer import DEFAULT_STRATEGY, STRATEGY_NAMES
-from devstack import stack
+from devstack import port_plan
 from devstack.interrupt import exit_status, run_stoppable
-from devstack.kafka_broker import KafkaBroker
 from ethgw.arguments import bounded, like_setting
 from ethgw.failures import USER_ERRORS, UserError, report
 from ethgw.key_commands import add_key_commands
 from ethgw_wire.settings import ClusterSettings, KafkaSettings
-from geth_cluster.cluster import NodeStatus
 from service_kit.logs import configure_logging
 from service_kit.paths import REPO_ROOT, keep_state_private
+
+if TYPE_CHECKING:
+    from geth_cluster.cluster import NodeStatus
 
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, None]]
 # Commands with parsers of their own, imported only when run (they load heavy modules).
@@ -56,6 +57,8 @@ async def _with_cluster(
     nodes: int, action: str, node: str | None = None, runtime: str | None = None
 ) -> None:
     """`runtime` None: ETHGW_CLUSTER_RUNTIME, else process."""
+    from devstack import stack
+
     cluster = stack.make_cluster(nodes, runtime)
     try:
         if action == "up":
@@ -76,18 +79,26 @@ async def cluster_up(args: argparse.Namespace) -> None:
 
 
 async def cluster_down(args: argparse.Namespace) -> None:
+    from devstack import stack
+
     await _with_cluster(stack.known_nodes(), "down", runtime=stack.known_runtime())
 
 
 async def cluster_status(args: argparse.Namespace) -> None:
+    from devstack import stack
+
     await _with_cluster(stack.known_nodes(), "status", runtime=stack.known_runtime())
 
 
 async def cluster_restart(args: argparse.Namespace) -> None:
+    from devstack import stack
+
     await _with_cluster(stack.known_nodes(), "restart", args.node, runtime=stack.known_runtime())
 
 
 async def kafka_up(args: argparse.Namespace) -> None:
+    from devstack import stack
+
     settings = KafkaSettings()
     await stack.start_kafka(settings)
     print(
@@ -97,10 +108,14 @@ async def kafka_up(args: argparse.Namespace) -> None:
 
 
 async def kafka_down(args: argparse.Namespace) -> None:
+    from devstack.kafka_broker import KafkaBroker
+
     await asyncio.to_thread(KafkaBroker(KafkaSettings()).stop)
 
 
 async def up(args: argparse.Namespace) -> None:
+    from devstack import stack
+
     shape = stack.Shape(
         nodes=args.nodes,
         providers=args.providers,
@@ -113,10 +128,13 @@ async def up(args: argparse.Namespace) -> None:
 
 
 async def down(args: argparse.Namespace) -> None:
+    from devstack import stack
+
     await stack.stop_all()
 
 
 async def calibrate(args: argparse.Namespace) -> None:
+    from devstack import stack
     from geth_cluster.calibrate import run_calibration
 
     cluster = stack.make_cluster(stack.known_nodes(), stack.known_runtime())
@@ -151,6 +169,7 @@ async def soak(args: argparse.Namespace) -> None:
 
 
 async def demo_overload(args: argparse.Namespace) -> None:
+    from devstack import stack
     from loadtests.overload import (
         OverloadPlan,
         StackNotRunningError,
@@ -237,7 +256,7 @@ def _add_nodes_option(parser: argparse.ArgumentParser) -> None:
 def _add_stack_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = commands.add_parser("up", help="run the whole local stack until Ctrl-C or SIGTERM")
     _add_nodes_option(run)
-    count = bounded(int, 1, stack.MAX_INSTANCES)
+    count = bounded(int, 1, port_plan.MAX_INSTANCES)
     run.add_argument("--providers", type=count, default=1, help="provider processes (1)")
     run.add_argument("--readers", type=count, default=2, help="read service instances (2)")
     run.add_argument("--writers", type=count, default=2, help="write service instances (2)")
@@ -250,10 +269,10 @@ def _add_stack_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     _add_runtime_option(run)
     run.add_argument(
         "--port-base",
-        type=bounded(int, 1, stack.MAX_PORT_BASE),
+        type=bounded(int, 1, port_plan.MAX_PORT_BASE),
         default=None,
         help="the gateway's port; the read, write and provider ports are offsets from it "
-        f"(+{stack.READ_OFFSET}, +{stack.WRITE_OFFSET}, +{stack.PROVIDER_OFFSET}; "
+        f"(+{port_plan.READ_OFFSET}, +{port_plan.WRITE_OFFSET}, +{port_plan.PROVIDER_OFFSET}; "
         "default: ETHGW_GATEWAY_PORT, else 8000)",
     )
     run.set_defaults(handler=up)
@@ -284,14 +303,14 @@ def _add_demo_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
     )
     overload.add_argument(
         "--port-base",
-        type=bounded(int, 1, stack.MAX_PORT_BASE),
+        type=bounded(int, 1, port_plan.MAX_PORT_BASE),
         default=None,
         help="the running stack's gateway port, as given to `ethgw up` (default: "
         "ETHGW_GATEWAY_PORT, else 8000)",
     )
     overload.add_argument(
         "--providers",
-        type=bounded(int, 1, stack.MAX_INSTANCES),
+        type=bounded(int, 1, port_plan.MAX_INSTANCES),
         default=1,
         help="as given to `ethgw up` (1)",
     )

@@ -11,8 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
-from devstack.kafka_broker import KafkaBrokerError
-from devstack.processes import StackError
+from devstack.errors import KafkaBrokerError, StackError
 from gateway.keys import KeyFileError
 from geth_cluster.errors import ClusterError
 from service_kit.ports import PortInUseError

@@ -1,16 +1,5 @@
 """The API gateway: routing to service instances, breakers, API keys, limits, /rpc,
-operator endpoints. `python -m gateway` runs it."""
+operator endpoints. `python -m gateway` runs it.
 
-from gateway.app import create_app
-from gateway.config import GatewaySettings
-from gateway.keys import Role, admin_key_path, create_key, ensure_admin_key, read_admin_key
-
-__all__ = [
-    "GatewaySettings",
-    "Role",
-    "admin_key_path",
-    "create_app",
-    "create_key",
-    "ensure_admin_key",
-    "read_admin_key",
-]
+Its modules are imported by name (`gateway.app`, `gateway.keys`, ...): importing the package
+loads none of them, so a command that only reads the keys file does not load the app."""

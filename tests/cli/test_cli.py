@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -148,3 +150,22 @@ def test_demo_overload_without_a_stack_exits_1_and_says_to_start_one(
     monkeypatch.setenv("ETHGW_MANAGER_API_PORT", str(free_port()))
     assert main(["demo", "overload", "--port-base", str(free_port())]) == 1
     assert "start the stack with `ethgw up`" in capsys.readouterr().err
+
+
+# What a command's parser must not load: the stack's start-up, the gateway's app, web3.
+HEAVY_MODULES = ("devstack.stack", "devstack.kafka_broker", "gateway.app", "web3")
+
+
+def test_parsing_a_command_loads_none_of_the_stack() -> None:
+    """`ethgw` answers a mistake or --help without importing the stack, the app or web3
+    (each took seconds of every command's start); a command imports them when it runs."""
+    probe = (
+        "import sys\n"
+        "from ethgw.cli import build_parser\n"
+        "build_parser().parse_known_args(['up', '--nodes', '2'])\n"
+        f"print([m for m in {HEAVY_MODULES!r} if m in sys.modules])\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    assert loaded.stdout.strip() == "[]", loaded.stdout + loaded.stderr
