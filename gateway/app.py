@@ -118,20 +118,18 @@ async def _reload_keys_loop(state: GatewayState) -> None:
     """Pick up keys made or revoked while the gateway runs (`ethgw` edits the file)."""
     while True:
         await asyncio.sleep(state.settings.keys_reload_s)
-        before = state.keyring.key_ids()
         try:
-            changed = await asyncio.to_thread(state.keyring.reload_if_changed)
+            revoked = await asyncio.to_thread(state.keyring.reload_if_changed)
         except (KeyFileError, OSError) as error:
             log.error("keys file unreadable, keeping the loaded keys error=%s", error)
             continue
-        if changed:
-            accepted = state.keyring.key_ids()
-            state.limiter.forget(accepted)
-            sockets = state.subscriptions.end_sessions_of(before - accepted)
+        if revoked is not None:
+            state.limiter.forget(state.keyring.key_ids())
+            sockets = state.subscriptions.end_sessions_of(revoked)
             log.info(
                 "api keys reloaded count=%d revoked=%d sockets_closed=%d",
                 len(state.keyring),
-                len(before - accepted),
+                len(revoked),
                 sockets,
             )
 

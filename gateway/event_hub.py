@@ -211,4 +211,4 @@ class EventStreams:
     write_timeout_s: float
     source_timeout_s: float
     # Whether a key is still accepted: a stream of a revoked key is ended.
-    key_accepted: Callable[[ApiKey], bool] = lambda _key: True
+    key_accepted: Callable[[ApiKey], bool]

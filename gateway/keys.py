@@ -196,13 +196,16 @@ class KeyRing:
         # a create within one mtime tick leave the size unchanged.
         return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
-    def reload_if_changed(self) -> bool:
-        """Re-read the file when its inode, mtime or size changed; True when it did. A file that
-        fails to parse keeps the keys loaded before (and raises KeyFileError)."""
+    def reload_if_changed(self) -> frozenset[str] | None:
+        """Re-read the file when its inode, mtime or size changed: the ids of the keys no
+        longer accepted (empty when none went), or None when the file did not change. A file
+        that fails to parse keeps the keys loaded before (and raises KeyFileError)."""
         stamp = self._file_stamp()
         if stamp == self._stamp:
-            return False
-        keys = load_keys(self.path)
-        self._by_hash = {k.sha256: k for k in keys}
+            return None
+        by_hash = {k.sha256: k for k in load_keys(self.path)}
+        kept = {k.key_id for k in by_hash.values()}
+        gone = frozenset(k.key_id for k in self._by_hash.values() if k.key_id not in kept)
+        self._by_hash = by_hash
         self._stamp = stamp
-        return True
+        return gone

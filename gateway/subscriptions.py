@@ -13,6 +13,7 @@ import asyncio
 import json
 import secrets
 from collections import Counter
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -98,7 +99,7 @@ class SubscriptionHub:
             self.unsubscribe(session, subscription_id)
         self._sessions.discard(session)
 
-    def end_sessions_of(self, key_ids: set[str]) -> int:
+    def end_sessions_of(self, key_ids: AbstractSet[str]) -> int:
         """Mark the sessions of these (revoked) keys to close; how many there were."""
         ending = [s for s in self._sessions if s.key_id in key_ids]
         for session in ending:

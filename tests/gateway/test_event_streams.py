@@ -81,6 +81,7 @@ def streams_of(chain: FakeChain, viewers: KeyViewers, queue_batches: int = 8) ->
         keepalive_s=0.2,
         write_timeout_s=1.0,
         source_timeout_s=2.0,
+        key_accepted=lambda _key: True,
     )
 
 

@@ -89,19 +89,33 @@ def test_revoke_removes_by_name(tmp_path: Path) -> None:
     ring = KeyRing(keys_path(tmp_path))
     ring.reload_if_changed()
     assert [k.name for k in revoke_keys(tmp_path, "alice")] == ["alice"]
-    assert ring.reload_if_changed()
+    assert ring.reload_if_changed() is not None
     assert ring.verify(plaintext) is None
+
+
+def test_a_reload_names_the_keys_no_longer_accepted(tmp_path: Path) -> None:
+    """The reload after a revoke returns the revoked key's id, and only it; a reload that
+    only added a key returns none."""
+    create_key(tmp_path, "alice", "user")
+    create_key(tmp_path, "bob", "user")
+    ring = KeyRing(keys_path(tmp_path))
+    ring.reload_if_changed()
+    ids = {k.name: k.key_id for k in load_keys(keys_path(tmp_path))}
+    revoke_keys(tmp_path, "alice")
+    assert ring.reload_if_changed() == frozenset({ids["alice"]})
+    create_key(tmp_path, "carol", "user")
+    assert ring.reload_if_changed() == frozenset()
 
 
 def test_ring_reloads_only_when_the_file_changed(tmp_path: Path) -> None:
     """A key made after loading is seen at the next reload; an unchanged file is not
     read again."""
     ring = KeyRing(keys_path(tmp_path))
-    assert ring.reload_if_changed() is False  # no file yet: nothing changed
+    assert ring.reload_if_changed() is None  # no file yet: nothing changed
     plaintext = create_key(tmp_path, "bob", "user")
-    assert ring.reload_if_changed()
+    assert ring.reload_if_changed() == frozenset()
     assert ring.verify(plaintext) is not None
-    assert not ring.reload_if_changed()
+    assert ring.reload_if_changed() is None
 
 
 def test_registry_token_is_made_once_and_private(tmp_path: Path) -> None:
