@@ -78,22 +78,23 @@ async def cluster_up(args: argparse.Namespace) -> None:
     await _with_cluster(args.nodes, "up", runtime=args.runtime)
 
 
-async def cluster_down(args: argparse.Namespace) -> None:
+async def _with_known_cluster(action: str, node: str | None = None) -> None:
+    """The cluster the last `up` made: its node count and runtime, as the state folder says."""
     from devstack import stack
 
-    await _with_cluster(stack.known_nodes(), "down", runtime=stack.known_runtime())
+    await _with_cluster(stack.known_nodes(), action, node, runtime=stack.known_runtime())
+
+
+async def cluster_down(args: argparse.Namespace) -> None:
+    await _with_known_cluster("down")
 
 
 async def cluster_status(args: argparse.Namespace) -> None:
-    from devstack import stack
-
-    await _with_cluster(stack.known_nodes(), "status", runtime=stack.known_runtime())
+    await _with_known_cluster("status")
 
 
 async def cluster_restart(args: argparse.Namespace) -> None:
-    from devstack import stack
-
-    await _with_cluster(stack.known_nodes(), "restart", args.node, runtime=stack.known_runtime())
+    await _with_known_cluster("restart", args.node)
 
 
 async def kafka_up(args: argparse.Namespace) -> None:
