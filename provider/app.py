@@ -37,6 +37,7 @@ from provider.nonces import NonceTracker
 from provider.read_cache import CachingClients, ReadCache
 from provider.rebroadcast import Rebroadcaster
 from provider.recycle_requests import RecycleRequests
+from provider.spreading import Peer, TransactionSpreader
 from provider.task_stream import KafkaResultSink, KafkaTaskSource, reply_producer
 from provider.transactions import JournalRecord, TransactionSender, is_journaled
 from provider.unlock_grants import UnlockGrant, UnlockGrants
@@ -102,6 +103,16 @@ def _platform_signers(settings: ProviderSettings) -> dict[str, ChainAccount]:
         else:
             log.warning("platform signer missing name=%s dir=%s", name, settings.accounts_dir)
     return signers
+
+
+def _routable_peers(nodes: NodeView, clients: NodeClients) -> list[Peer]:
+    """The nodes a transaction's bytes may go to: the routable ones."""
+    peers = []
+    for state in nodes.states({}, time.time()):
+        url = None if state.down else nodes.url(state.node_id)
+        if url is not None:
+            peers.append(Peer(url, clients.get(url)))
+    return peers
 
 
 def _healthiest_client(nodes: NodeView, clients: NodeClients) -> NodeClient | None:
@@ -195,6 +206,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             max_age_s=settings.rebroadcast_max_age_s,
             journaled=lambda record: is_journaled(journal, record),
         )
+        spreader = TransactionSpreader(
+            lambda: _routable_peers(nodes, clients), settings.spread_max_in_flight
+        )
+        stack.push_async_callback(spreader.close)
         nonces = NonceTracker()
         sender = TransactionSender(
             accounts,
@@ -203,6 +218,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             settings.gas_price_wei,
             settings.gas_margin,
             on_sent=lambda record: rebroadcaster.watch(record, time.time()),
+            on_broadcast=spreader.spread,
         )
         handlers = Handlers(
             accounts,

@@ -137,6 +137,9 @@ class NodeClient(ABC):
     when the node does not answer and a TaskError (a NodeRefusedError, RevertedError,
     InsufficientFundsError) when it answers no."""
 
+    url: str = ""
+    """The node's RPC URL: which node this is ("" for a client of no real node)."""
+
     @abstractmethod
     async def request(self, method: str, params: Sequence[Any]) -> Any:
         """A raw JSON-RPC call; its result as parsed JSON."""
@@ -211,6 +214,7 @@ class Web3NodeClient(NodeClient):
     """A node client over AsyncWeb3 and the shared keep-alive session."""
 
     def __init__(self, url: str, session: aiohttp.ClientSession) -> None:
+        self.url = url
         self.web3: AsyncWeb3[KeepAliveProvider] = AsyncWeb3(KeepAliveProvider(url, session))
         # Built once per contract: building one parses the whole ABI, on every call's path.
         self._contracts: dict[tuple[str, int], tuple[ContractArtifact, AsyncContract]] = {}

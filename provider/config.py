@@ -88,6 +88,9 @@ class ProviderSettings(BaseSettings):
     rebroadcast_interval_s: float = Field(default=2.0, gt=0.0)
     rebroadcast_max_watched: int = Field(default=50_000, ge=1)
     rebroadcast_max_age_s: float = Field(default=900.0, gt=0.0)
+    # Sends of a transaction's bytes to the nodes it was not sent to (provider/spreading.py)
+    # under way at once; past it, gossip carries the transaction. 0: none are sent.
+    spread_max_in_flight: int = Field(default=64, ge=0)
     rpc_read_methods: tuple[str, ...] = RPC_READ_METHODS
 
     # Where the chain's own accounts and the platform record live.

@@ -79,6 +79,12 @@ UNCONFIRMED = Gauge(
 REBROADCASTS = Counter(
     "ethgw_provider_rebroadcasts_total", "Signed transactions a node took anew (had been lost)"
 )
+SPREAD_SENDS = Counter(
+    "ethgw_provider_spread_sends_total",
+    "Sends of a transaction's bytes to a node it was not sent to, by outcome: sent, known"
+    " (the node had it), failed, skipped (too many under way)",
+    ["outcome"],
+)
 JOURNAL_RECORDS = Gauge(
     "ethgw_provider_journal_records", "Signed transactions kept in this provider's journal mirror"
 )

@@ -167,7 +167,7 @@ class CachingNodeClient(NodeClient):
         heads: HeadObserver,
     ) -> None:
         self._inner = inner
-        self._url = url
+        self.url = url
         self._cache = cache
         self._seen = seen
         self._heads = heads
@@ -180,17 +180,17 @@ class CachingNodeClient(NodeClient):
             self._observe(method, answer)
             return answer
 
-        return await self._cache.read(self._url, method, params, fetch, self._heads.highest_head())
+        return await self._cache.read(self.url, method, params, fetch, self._heads.highest_head())
 
     def _observe(self, method: str, answer: Any) -> None:
         """What this node's own answer shows it has (never a cached one: another node's)."""
         if method == "eth_blockNumber" and isinstance(answer, str):
-            self._heads.observe(self._url, int(answer, 16))
+            self._heads.observe(self.url, int(answer, 16))
             return
         if method in CACHES:
             number = self._seen.saw_answer(method, answer)
             if number is not None:
-                self._heads.observe(self._url, number)
+                self._heads.observe(self.url, number)
 
     async def close(self) -> None:
         """Stop the receipt watcher's loop."""

@@ -154,8 +154,12 @@ class TransactionSender:
         gas_price_wei: int | None,
         gas_margin: float,
         on_sent: Callable[[JournalRecord], None] | None = None,
+        on_broadcast: Callable[[str, str], None] | None = None,
     ) -> None:
         self._on_sent = on_sent  # told of every transaction a node took (the rebroadcaster)
+        # Told of the bytes of every transaction a node took, and that node's URL (the
+        # spreader hands them to the other nodes).
+        self._on_broadcast = on_broadcast
         self._turns: set[asyncio.Task[None]] = set()  # turns running, kept from the collector
         self._accounts = accounts
         self._nonces = nonces
@@ -424,11 +428,12 @@ class TransactionSender:
         try:
             await node.send_raw_transaction(record.raw_tx)
         except AlreadyKnownError:
-            return
+            pass
         except (NonceTooLowError, ReplacementUnderpricedError) as exc:
-            if await _is_known(node, record.tx_hash):
-                return
-            raise _NonceConflictError(exc.message) from None
+            if not await _is_known(node, record.tx_hash):
+                raise _NonceConflictError(exc.message) from None
+        if self._on_broadcast is not None:
+            self._on_broadcast(record.raw_tx, node.url)
 
 
 @contextmanager

@@ -23,6 +23,7 @@ class FakeNode(NodeClient):
 
     def __init__(self, name: str = "node-1") -> None:
         self.name = name
+        self.url = f"http://{name}"
         self.received: list[str] = []  # raw transactions broadcast here, in order
         self.pool: dict[str, str] = {}  # tx hash -> raw transaction
         self.refusals: list[TaskError] = []

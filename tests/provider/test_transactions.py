@@ -104,6 +104,10 @@ async def test_a_refused_transaction_leaves_no_record() -> None:
     assert node.received == []
 
 
+def _platform(signer: _Signer) -> dict[str, ChainAccount]:
+    return {ADMIN_SIGNER: cast(ChainAccount, signer)}
+
+
 def _signer() -> _Signer:
     account = Account.create()
     return _Signer(account.address, bytes(account.key))
@@ -153,6 +157,44 @@ async def test_a_node_that_already_holds_the_transaction_counts_as_sent() -> Non
     node.refusals.append(AlreadyKnownError("eth_sendRawTransaction: already known"))
     sent = await sender.send(node, "task-1", ADMIN_SIGNER, _transfer())
     assert sent.nonce == 0
+
+
+async def test_every_transaction_a_node_took_is_told_with_that_node() -> None:
+    """The spreading hook hears of each broadcast the node took, "already known" included,
+    with the bytes and the node's URL."""
+    told: list[tuple[str, str]] = []
+    accounts = AccountBook(MemoryTable("accounts"), Scrypt(2, 4), _platform(_signer()))
+    journal: MemoryTable[JournalRecord] = MemoryTable("journal")
+    sender = TransactionSender(
+        accounts, NonceTracker(), journal, None, 1.25, on_broadcast=lambda *t: told.append(t)
+    )
+    first, second = FakeNode("node-1"), FakeNode("node-2")
+    second.refusals.append(AlreadyKnownError("eth_sendRawTransaction: already known"))
+    await sender.send(first, "task-1", ADMIN_SIGNER, _transfer())
+    await sender.send(second, "task-2", ADMIN_SIGNER, _transfer())
+    one, two = journal.get("task-1"), journal.get("task-2")
+    assert one is not None
+    assert two is not None
+    assert told == [(one.raw_tx, first.url), (two.raw_tx, second.url)]
+
+
+async def test_a_refused_transaction_is_not_told() -> None:
+    """Bytes no node took are not handed to any other node."""
+    told: list[tuple[str, str]] = []
+    accounts = AccountBook(MemoryTable("accounts"), Scrypt(2, 4), _platform(_signer()))
+    sender = TransactionSender(
+        accounts,
+        NonceTracker(),
+        MemoryTable("journal"),
+        None,
+        1.25,
+        on_broadcast=lambda *t: told.append(t),
+    )
+    node = FakeNode()
+    node.refusals.append(InsufficientFundsError("eth_sendRawTransaction: insufficient funds"))
+    with pytest.raises(InsufficientFundsError):
+        await sender.send(node, "task-1", ADMIN_SIGNER, _transfer())
+    assert told == []
 
 
 async def test_a_nonce_taken_by_another_transaction_is_signed_again() -> None:
