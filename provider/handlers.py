@@ -17,6 +17,7 @@ from ethgw_wire.artifacts import ContractArtifact, constructor_data
 from ethgw_wire.callers import Caller
 from ethgw_wire.errors import (
     MethodNotAllowedError,
+    NodeBehindError,
     NotFoundError,
     PlatformNotReadyError,
     TaskError,
@@ -262,6 +263,9 @@ class Handlers:
     async def tx_by_hash(self, job: Job) -> Any:
         params = _as(job, TxHashParams)
         tx = await job.node.request("eth_getTransactionByHash", [params.tx_hash])
+        if tx is None and self._sender.has_signed(params.tx_hash):
+            # Sent through another node and not gossiped here yet: the next node may have it.
+            raise NodeBehindError(f"{job.node_id} has not seen {params.tx_hash} yet")
         return _found(tx, f"no transaction {params.tx_hash}")
 
     async def tx_receipt(self, job: Job) -> Any:

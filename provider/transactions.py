@@ -215,6 +215,11 @@ class TransactionSender:
         self._turns.add(running)
         running.add_done_callback(self._turns.discard)
 
+    def has_signed(self, tx_hash: str) -> bool:
+        """Whether the journal holds a transaction of this hash: one the platform signed and
+        has not seen mined, which some node took (or is about to take)."""
+        return journaled_hash(self._journal, tx_hash)
+
     async def _send_again(self, node: NodeClient, known: JournalRecord) -> Sent:
         """A task whose transaction the journal holds: the very same bytes, broadcast again."""
         await self._broadcast(node, known)
@@ -455,6 +460,13 @@ def next_journaled_nonce(journal: TopicMirror[JournalRecord], sender: str) -> in
     """The nonce after the highest one the journal holds for `sender` (0: none)."""
     nonces = [r.nonce for _, r in journal.items() if r.sender == sender and r.nonce >= 0]
     return max(nonces, default=-1) + 1
+
+
+def journaled_hash(journal: TopicMirror[JournalRecord], tx_hash: str) -> bool:
+    """Whether the journal holds a transaction of this hash (a scan: asked only when a node
+    does not know the hash)."""
+    wanted = tx_hash.lower()
+    return any(record.tx_hash.lower() == wanted for _, record in journal.items())
 
 
 def is_journaled(journal: TopicMirror[JournalRecord], record: JournalRecord) -> bool:

@@ -13,6 +13,7 @@ from aiokafka import TopicPartition
 from prometheus_client import REGISTRY, generate_latest
 
 from balancer import LBHScheduler, NodeState, Plan, Strategy, Task
+from ethgw_wire.errors import NodeBehindError
 from ethgw_wire.kafka import encode
 from ethgw_wire.messages import ResultMessage, TaskMessage, TaskStatus
 from ethgw_wire.node_reports import NodeReport
@@ -213,6 +214,25 @@ async def test_a_node_that_does_not_answer_moves_the_task_to_the_next_node() -> 
         return await _block_number(job)
 
     world = World(ScriptedStrategy(node="node-1"), {"chain.block_number": node_1_is_gone})
+    await world.add_node("node-1")
+    await world.add_node("node-2", load=0.5)
+    task = world.submit(new_task("chain.block_number", {}))
+    await world.run_until(lambda: world.result_of(task) is not None)
+    result = world.result_of(task)
+    assert result is not None
+    assert result.status is TaskStatus.SUCCEEDED
+    assert result.node == "node-2"
+
+
+async def test_a_node_behind_moves_the_task_to_the_next_node() -> None:
+    """A read whose node says it is behind (node_behind) runs on the next routable node."""
+
+    async def node_1_is_behind(job: Job) -> dict[str, Any]:
+        if job.node_id == "node-1":
+            raise NodeBehindError("node-1 has not seen the transaction yet")
+        return await _block_number(job)
+
+    world = World(ScriptedStrategy(node="node-1"), {"chain.block_number": node_1_is_behind})
     await world.add_node("node-1")
     await world.add_node("node-2", load=0.5)
     task = world.submit(new_task("chain.block_number", {}))
