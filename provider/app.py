@@ -207,9 +207,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             journaled=lambda record: is_journaled(journal, record),
         )
         spreader = TransactionSpreader(
-            lambda: _routable_peers(nodes, clients),
-            settings.spread_max_in_flight,
-            window_s=settings.rebroadcast_after_s,
+            lambda: _routable_peers(nodes, clients), settings.spread_max_in_flight
         )
         stack.push_async_callback(spreader.close)
         nonces = NonceTracker()
@@ -220,9 +218,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             settings.gas_price_wei,
             settings.gas_margin,
             on_sent=lambda record: rebroadcaster.watch(record, time.time()),
-            on_broadcast=lambda record, url: spreader.sent(
-                record.raw_tx, record.sender, url, time.monotonic()
-            ),
+            on_broadcast=spreader.spread,
         )
         handlers = Handlers(
             accounts,

@@ -13,17 +13,11 @@ eth_sendRawTransaction to all its upstreams. It costs the nodes nothing they wou
 anyway (gossip brings every transaction to every node), and a node that already has it
 answers "already known". The sends are not awaited: a write's answer never waits on a
 node it was not sent to, and a node that does not answer is left to gossip.
-
-Only a transaction that may sit behind a gap is spread: one whose sender's previous
-transaction went out through another node less than `window_s` ago (the provider's
-`rebroadcast_after_s`: a transaction unmined after it is the rebroadcaster's). A sender with
-one transaction in flight at a time, as most users are, costs no extra send.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -39,45 +33,19 @@ class Peer:
     client: NodeClient
 
 
-@dataclass(frozen=True)
-class LastSend:
-    """Where and when a sender's latest transaction went out."""
-
-    url: str
-    at: float
-
-
-def may_be_behind_a_gap(previous: LastSend | None, url: str, now: float, window_s: float) -> bool:
-    """Whether the node at `url` may hold a transaction back for its sender's previous one:
-    that one went out through another node, recently enough to be unmined."""
-    return previous is not None and previous.url != url and now - previous.at < window_s
-
-
 def spread_targets(peers: Iterable[Peer], taken_by: str) -> list[Peer]:
     """The peers to hand a transaction to: all but the node that took it."""
     return [peer for peer in peers if peer.url != taken_by]
 
 
 class TransactionSpreader:
-    """Sends a transaction's bytes to every other routable node when it may sit behind a gap,
-    at most `max_in_flight` sends at a time (a slow node cannot pile them up: past the bound,
-    gossip carries it)."""
+    """Sends a transaction's bytes to every other routable node, at most `max_in_flight`
+    sends at a time (a slow node cannot pile them up: past the bound, gossip carries it)."""
 
-    def __init__(
-        self, peers: Callable[[], Iterable[Peer]], max_in_flight: int, window_s: float
-    ) -> None:
+    def __init__(self, peers: Callable[[], Iterable[Peer]], max_in_flight: int) -> None:
         self._peers = peers
         self._max_in_flight = max_in_flight
-        self._window_s = window_s
         self._sends: set[asyncio.Task[None]] = set()
-        self._last: OrderedDict[str, LastSend] = OrderedDict()  # by sender, oldest first
-
-    def sent(self, raw_tx: str, sender: str, taken_by: str, now: float) -> None:
-        """The node at `taken_by` took `raw_tx` of `sender`: hand it to the other nodes if it
-        may wait there for an earlier transaction that went elsewhere."""
-        previous = self._remember(sender, LastSend(taken_by, now))
-        if may_be_behind_a_gap(previous, taken_by, now, self._window_s):
-            self.spread(raw_tx, taken_by)
 
     def spread(self, raw_tx: str, taken_by: str) -> None:
         """Start handing `raw_tx`, which the node at `taken_by` took, to the other nodes."""
@@ -88,23 +56,6 @@ class TransactionSpreader:
             send = asyncio.create_task(self._send(peer.client, raw_tx))
             self._sends.add(send)
             send.add_done_callback(self._sends.discard)
-
-    def _remember(self, sender: str, send: LastSend) -> LastSend | None:
-        """Note the sender's latest send; return its previous one. Sends older than the
-        window are forgotten, so the table holds the senders active within it."""
-        previous = self._last.pop(sender, None)
-        self._last[sender] = send
-        while self._last:
-            oldest = next(iter(self._last.values()))
-            if send.at - oldest.at < self._window_s:
-                break
-            self._last.popitem(last=False)
-        return previous
-
-    @property
-    def senders(self) -> int:
-        """Senders whose latest transaction went out within the window."""
-        return len(self._last)
 
     @property
     def in_flight(self) -> int:

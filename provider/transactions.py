@@ -154,11 +154,11 @@ class TransactionSender:
         gas_price_wei: int | None,
         gas_margin: float,
         on_sent: Callable[[JournalRecord], None] | None = None,
-        on_broadcast: Callable[[JournalRecord, str], None] | None = None,
+        on_broadcast: Callable[[str, str], None] | None = None,
     ) -> None:
         self._on_sent = on_sent  # told of every transaction a node took (the rebroadcaster)
-        # Told of every transaction a node took, and that node's URL (the spreader hands it
-        # to the other nodes).
+        # Told of the bytes of every transaction a node took, and that node's URL (the
+        # spreader hands them to the other nodes).
         self._on_broadcast = on_broadcast
         self._turns: set[asyncio.Task[None]] = set()  # turns running, kept from the collector
         self._accounts = accounts
@@ -438,7 +438,7 @@ class TransactionSender:
             if not await _is_known(node, record.tx_hash):
                 raise _NonceConflictError(exc.message) from None
         if self._on_broadcast is not None:
-            self._on_broadcast(record, node.url)
+            self._on_broadcast(record.raw_tx, node.url)
 
 
 @contextmanager

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
@@ -14,19 +14,11 @@ from ethgw_wire.errors import NodeRefusedError
 from geth_cluster.cluster import GethCluster
 from provider import metrics
 from provider.chain import AlreadyKnownError, NodeClient, NodeClients, NodeUnreachableError
-from provider.spreading import (
-    LastSend,
-    Peer,
-    TransactionSpreader,
-    may_be_behind_a_gap,
-    spread_targets,
-)
+from provider.spreading import Peer, TransactionSpreader, spread_targets
 from tests.provider.fake_node import FakeNode
 from tests.provider.signed_records import funded_account, mined, signed_transfer
 
 RAW_TX = signed_transfer(Account.create(), 0, 1, Account.create().address).raw_tx
-SENDER = Account.create().address
-WINDOW_S = 6.0
 
 
 class _HeldNode(FakeNode):
@@ -46,10 +38,6 @@ class _UnreachableNode(FakeNode):
         raise NodeUnreachableError("ClientConnectorError", "connection refused")
 
 
-def _spreader(peers: Callable[[], list[Peer]], max_in_flight: int = 8) -> TransactionSpreader:
-    return TransactionSpreader(peers, max_in_flight, window_s=WINDOW_S)
-
-
 def _peers(*nodes: FakeNode) -> list[Peer]:
     return [Peer(node.url, node) for node in nodes]
 
@@ -59,49 +47,6 @@ def _outcomes() -> dict[str, float]:
         outcome: metrics.SPREAD_SENDS.labels(outcome)._value.get()
         for outcome in ("sent", "known", "failed", "skipped")
     }
-
-
-def test_a_senders_first_transaction_is_behind_no_gap() -> None:
-    """With no earlier transaction of its sender in the window, nothing is held back."""
-    assert not may_be_behind_a_gap(None, "http://node-1", 100.0, WINDOW_S)
-
-
-def test_a_transaction_after_one_on_the_same_node_is_behind_no_gap() -> None:
-    """The node that took the previous transaction has it: it executes the next in turn."""
-    previous = LastSend("http://node-1", 99.0)
-    assert not may_be_behind_a_gap(previous, "http://node-1", 100.0, WINDOW_S)
-
-
-def test_a_transaction_after_a_recent_one_on_another_node_may_be_behind_a_gap() -> None:
-    """The previous one went elsewhere a moment ago: this node may not have it yet."""
-    previous = LastSend("http://node-2", 99.0)
-    assert may_be_behind_a_gap(previous, "http://node-1", 100.0, WINDOW_S)
-
-
-def test_a_previous_transaction_older_than_the_window_leaves_no_gap() -> None:
-    """Past the window the previous one is mined, or the rebroadcaster's to send again."""
-    previous = LastSend("http://node-2", 100.0 - WINDOW_S)
-    assert not may_be_behind_a_gap(previous, "http://node-1", 100.0, WINDOW_S)
-
-
-async def test_only_the_transaction_after_a_send_elsewhere_is_spread() -> None:
-    """A sender's first transaction stays where it went; its next, sent through another
-    node, goes to every node."""
-    one, two, three = FakeNode("node-1"), FakeNode("node-2"), FakeNode("node-3")
-    spreader = _spreader(lambda: _peers(one, two, three))
-    first, second = (signed_transfer(Account.create(), 0, 1, SENDER).raw_tx for _ in range(2))
-    spreader.sent(first, SENDER, one.url, now=100.0)
-    spreader.sent(second, SENDER, two.url, now=100.5)
-    await spreader.settled()
-    assert (one.received, two.received, three.received) == ([second], [], [second])
-
-
-def test_senders_quiet_for_the_window_are_forgotten() -> None:
-    """The table of latest sends holds only the senders active within the window."""
-    spreader = _spreader(lambda: [])
-    spreader.sent(RAW_TX, "0xA", "http://node-1", now=100.0)
-    spreader.sent(RAW_TX, "0xB", "http://node-1", now=100.0 + WINDOW_S)
-    assert spreader.senders == 1
 
 
 def test_the_node_that_took_the_transaction_is_not_sent_it_again() -> None:
@@ -114,7 +59,7 @@ def test_the_node_that_took_the_transaction_is_not_sent_it_again() -> None:
 async def test_every_other_node_receives_the_bytes() -> None:
     """Spreading a transaction node-1 took puts it in node-2's and node-3's pools."""
     one, two, three = FakeNode("node-1"), FakeNode("node-2"), FakeNode("node-3")
-    spreader = _spreader(lambda: _peers(one, two, three))
+    spreader = TransactionSpreader(lambda: _peers(one, two, three), max_in_flight=8)
     spreader.spread(RAW_TX, taken_by=one.url)
     await spreader.settled()
     assert (one.received, two.received, three.received) == ([], [RAW_TX], [RAW_TX])
@@ -123,7 +68,7 @@ async def test_every_other_node_receives_the_bytes() -> None:
 async def test_spreading_returns_before_any_node_answers() -> None:
     """The write's answer never waits on a node it was not sent to."""
     held = _HeldNode("node-2")
-    spreader = _spreader(lambda: _peers(held))
+    spreader = TransactionSpreader(lambda: _peers(held), max_in_flight=8)
     spreader.spread(RAW_TX, taken_by="http://node-1")
     assert spreader.in_flight == 1
     held.release.set()
@@ -134,7 +79,7 @@ async def test_spreading_returns_before_any_node_answers() -> None:
 async def test_sends_past_the_bound_are_skipped() -> None:
     """With max_in_flight sends under way (a slow node), further ones are left to gossip."""
     held_one, held_two = _HeldNode("node-2"), _HeldNode("node-3")
-    spreader = _spreader(lambda: _peers(held_one, held_two), max_in_flight=1)
+    spreader = TransactionSpreader(lambda: _peers(held_one, held_two), max_in_flight=1)
     before = _outcomes()
     spreader.spread(RAW_TX, taken_by="http://node-1")
     assert spreader.in_flight == 1
@@ -146,7 +91,7 @@ async def test_a_refusal_or_a_dead_node_is_counted_and_raises_nothing() -> None:
     """A node that refuses the bytes or does not answer is counted as failed."""
     refusing, dead = FakeNode("node-2"), _UnreachableNode("node-3")
     refusing.refusals.append(NodeRefusedError("insufficient funds for gas * price + value"))
-    spreader = _spreader(lambda: _peers(refusing, dead))
+    spreader = TransactionSpreader(lambda: _peers(refusing, dead), max_in_flight=8)
     before = _outcomes()
     spreader.spread(RAW_TX, taken_by="http://node-1")
     await spreader.settled()
@@ -157,7 +102,7 @@ async def test_a_node_that_already_has_it_counts_as_known() -> None:
     """A node that gossip reached first answers "already known"."""
     node = FakeNode("node-2")
     node.refusals.append(AlreadyKnownError("already known"))
-    spreader = _spreader(lambda: _peers(node))
+    spreader = TransactionSpreader(lambda: _peers(node), max_in_flight=8)
     before = _outcomes()
     spreader.spread(RAW_TX, taken_by="http://node-1")
     await spreader.settled()
@@ -168,7 +113,7 @@ async def test_a_node_that_already_has_it_counts_as_known() -> None:
 async def test_closing_cancels_the_sends_under_way() -> None:
     """The provider's shutdown does not wait on a node that does not answer."""
     held = _HeldNode("node-2")
-    spreader = _spreader(lambda: _peers(held))
+    spreader = TransactionSpreader(lambda: _peers(held), max_in_flight=8)
     spreader.spread(RAW_TX, taken_by="http://node-1")
     await spreader.close()
     assert spreader.in_flight == 0
@@ -199,7 +144,9 @@ async def test_a_transaction_behind_a_nonce_gap_reaches_the_other_node(
     account = await funded_account(geth_cluster, first)
     chain_id = geth_cluster.settings.chain_id
     earlier, later = (signed_transfer(account, n, chain_id, account.address) for n in (0, 1))
-    spreader = _spreader(lambda: [Peer(first.url, first), Peer(second.url, second)])
+    spreader = TransactionSpreader(
+        lambda: [Peer(first.url, first), Peer(second.url, second)], max_in_flight=8
+    )
     await first.send_raw_transaction(later.raw_tx)
     spreader.spread(later.raw_tx, taken_by=first.url)
     await spreader.settled()

@@ -161,8 +161,8 @@ async def test_a_node_that_already_holds_the_transaction_counts_as_sent() -> Non
 
 async def test_every_transaction_a_node_took_is_told_with_that_node() -> None:
     """The spreading hook hears of each broadcast the node took, "already known" included,
-    with the node's URL."""
-    told: list[tuple[JournalRecord, str]] = []
+    with the bytes and the node's URL."""
+    told: list[tuple[str, str]] = []
     accounts = AccountBook(MemoryTable("accounts"), Scrypt(2, 4), _platform(_signer()))
     journal: MemoryTable[JournalRecord] = MemoryTable("journal")
     sender = TransactionSender(
@@ -175,12 +175,12 @@ async def test_every_transaction_a_node_took_is_told_with_that_node() -> None:
     one, two = journal.get("task-1"), journal.get("task-2")
     assert one is not None
     assert two is not None
-    assert told == [(one, first.url), (two, second.url)]
+    assert told == [(one.raw_tx, first.url), (two.raw_tx, second.url)]
 
 
 async def test_a_refused_transaction_is_not_told() -> None:
     """Bytes no node took are not handed to any other node."""
-    told: list[tuple[JournalRecord, str]] = []
+    told: list[tuple[str, str]] = []
     accounts = AccountBook(MemoryTable("accounts"), Scrypt(2, 4), _platform(_signer()))
     sender = TransactionSender(
         accounts,
