@@ -49,6 +49,8 @@ class TransactionSpreader:
 
     def spread(self, raw_tx: str, taken_by: str) -> None:
         """Start handing `raw_tx`, which the node at `taken_by` took, to the other nodes."""
+        if self._max_in_flight == 0:  # turned off: nothing to count as skipped either
+            return
         for peer in spread_targets(self._peers(), taken_by):
             if len(self._sends) >= self._max_in_flight:
                 metrics.SPREAD_SENDS.labels("skipped").inc()

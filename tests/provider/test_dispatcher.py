@@ -205,40 +205,36 @@ async def test_a_malformed_record_is_skipped_and_committed() -> None:
     assert world.results.results == []
 
 
-async def test_a_node_that_does_not_answer_moves_the_task_to_the_next_node() -> None:
-    """A read whose node is unreachable runs on the next routable node."""
+async def _node_after_node_1_fails(failure: Exception) -> ResultMessage:
+    """The result of a read the plan sends to node-1, whose handler raises `failure` there."""
 
-    async def node_1_is_gone(job: Job) -> dict[str, Any]:
+    async def node_1_fails(job: Job) -> dict[str, Any]:
         if job.node_id == "node-1":
-            raise NodeUnreachableError("ClientConnectorError", "connection refused")
+            raise failure
         return await _block_number(job)
 
-    world = World(ScriptedStrategy(node="node-1"), {"chain.block_number": node_1_is_gone})
+    world = World(ScriptedStrategy(node="node-1"), {"chain.block_number": node_1_fails})
     await world.add_node("node-1")
     await world.add_node("node-2", load=0.5)
     task = world.submit(new_task("chain.block_number", {}))
     await world.run_until(lambda: world.result_of(task) is not None)
     result = world.result_of(task)
     assert result is not None
+    return result
+
+
+async def test_a_node_that_does_not_answer_moves_the_task_to_the_next_node() -> None:
+    """A read whose node is unreachable runs on the next routable node."""
+    unreachable = NodeUnreachableError("ClientConnectorError", "connection refused")
+    result = await _node_after_node_1_fails(unreachable)
     assert result.status is TaskStatus.SUCCEEDED
     assert result.node == "node-2"
 
 
 async def test_a_node_behind_moves_the_task_to_the_next_node() -> None:
     """A read whose node says it is behind (node_behind) runs on the next routable node."""
-
-    async def node_1_is_behind(job: Job) -> dict[str, Any]:
-        if job.node_id == "node-1":
-            raise NodeBehindError("node-1 has not seen the transaction yet")
-        return await _block_number(job)
-
-    world = World(ScriptedStrategy(node="node-1"), {"chain.block_number": node_1_is_behind})
-    await world.add_node("node-1")
-    await world.add_node("node-2", load=0.5)
-    task = world.submit(new_task("chain.block_number", {}))
-    await world.run_until(lambda: world.result_of(task) is not None)
-    result = world.result_of(task)
-    assert result is not None
+    behind = NodeBehindError("node-1 has not seen the transaction yet")
+    result = await _node_after_node_1_fails(behind)
     assert result.status is TaskStatus.SUCCEEDED
     assert result.node == "node-2"
 

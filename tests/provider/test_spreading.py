@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from eth_account import Account
+from prometheus_client import REGISTRY
 
 from ethgw_wire.errors import NodeRefusedError
 from geth_cluster.cluster import GethCluster
-from provider import metrics
 from provider.chain import AlreadyKnownError, NodeClient, NodeClients, NodeUnreachableError
 from provider.spreading import Peer, TransactionSpreader, spread_targets
 from tests.provider.fake_node import FakeNode
@@ -44,7 +44,10 @@ def _peers(*nodes: FakeNode) -> list[Peer]:
 
 def _outcomes() -> dict[str, float]:
     return {
-        outcome: metrics.SPREAD_SENDS.labels(outcome)._value.get()
+        outcome: REGISTRY.get_sample_value(
+            "ethgw_provider_spread_sends_total", {"outcome": outcome}
+        )
+        or 0.0
         for outcome in ("sent", "known", "failed", "skipped")
     }
 
@@ -155,3 +158,14 @@ async def test_a_transaction_behind_a_nonce_gap_reaches_the_other_node(
     receipts = [await mined(first, record.tx_hash) for record in (earlier, later)]
     assert queued_on_second == [1]
     assert [receipt["status"] for receipt in receipts] == ["0x1", "0x1"]
+
+
+async def test_a_bound_of_zero_turns_the_spreading_off() -> None:
+    """ETHGW_PROVIDER_SPREAD_MAX_IN_FLIGHT=0: no other node is sent the bytes, none counted."""
+    node = FakeNode("node-2")
+    spreader = TransactionSpreader(lambda: _peers(node), max_in_flight=0)
+    before = _outcomes()
+    spreader.spread(RAW_TX, taken_by="http://node-1")
+    await spreader.settled()
+    assert node.received == []
+    assert _outcomes() == before
