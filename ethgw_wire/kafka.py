@@ -112,6 +112,19 @@ def decode(model: type[ModelT], raw: bytes | None) -> ModelT:
     return model.model_validate_json(raw or b"null")
 
 
+async def stop_to_the_end(client: AIOKafkaProducer | AIOKafkaConsumer) -> None:
+    """Stop `client` completely even if the caller is cancelled meanwhile, then let the
+    cancellation go on. aiokafka marks a client closed as its stop begins, so a stop cut
+    short is never finished: its connections stay open until the garbage collector finds
+    them."""
+    stopping = asyncio.ensure_future(client.stop())
+    try:
+        await asyncio.shield(stopping)
+    except asyncio.CancelledError:
+        await asyncio.wait([stopping])  # wait() never cancels what it waits for
+        raise
+
+
 async def _start_with_retries(
     client: AIOKafkaProducer | AIOKafkaConsumer,
     settings: KafkaSettings,
@@ -141,7 +154,7 @@ async def _start_with_retries(
                 )
                 await asyncio.sleep(delay_s)
     except BaseException:
-        await client.stop()
+        await stop_to_the_end(client)
         raise
 
 
@@ -163,7 +176,7 @@ async def kafka_producer(
     try:
         yield producer
     finally:
-        await producer.stop()
+        await stop_to_the_end(producer)
 
 
 @asynccontextmanager
@@ -193,7 +206,7 @@ async def kafka_consumer(
     try:
         yield consumer
     finally:
-        await consumer.stop()
+        await stop_to_the_end(consumer)
 
 
 async def publish(

@@ -16,7 +16,7 @@ from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
-from ethgw_wire.kafka import FETCH_MAX_WAIT_MS, client_options
+from ethgw_wire.kafka import FETCH_MAX_WAIT_MS, client_options, stop_to_the_end
 from ethgw_wire.settings import KafkaSettings
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
@@ -54,11 +54,15 @@ class TopicReader:
         after `since` (seconds since 1970; the end where there is none)."""
         await self._consumer.start()
         self._partitions = list(partitions)
-        self._consumer.assign(self._partitions)
-        if since is None:
-            await self._consumer.seek_to_beginning(*self._partitions)
-        else:
-            await self._seek_to_time(since)
+        try:
+            self._consumer.assign(self._partitions)
+            if since is None:
+                await self._consumer.seek_to_beginning(*self._partitions)
+            else:
+                await self._seek_to_time(since)
+        except BaseException:  # nobody will stop a reader whose start failed
+            await stop_to_the_end(self._consumer)
+            raise
         self._task = asyncio.create_task(self._read(), name=self._name)
 
     async def _seek_to_time(self, since: float) -> None:
@@ -75,7 +79,7 @@ class TopicReader:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self._consumer.stop()
+        await stop_to_the_end(self._consumer)
 
     async def finished(self) -> None:
         """Wait while the reader reads; raises what ended the reading (a broker error)."""

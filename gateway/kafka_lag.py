@@ -25,7 +25,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from ethgw_wire.kafka import client_options
+from ethgw_wire.kafka import client_options, stop_to_the_end
 from ethgw_wire.settings import KafkaSettings
 from gateway.background import BackgroundRefresh
 from gateway.metrics import KAFKA_LAG
@@ -168,5 +168,7 @@ class LagProbe:
             if client is not None:
                 with contextlib.suppress(Exception):  # it failed already; closing is best effort
                     await (
-                        client.stop() if isinstance(client, AIOKafkaConsumer) else client.close()
+                        stop_to_the_end(client)
+                        if isinstance(client, AIOKafkaConsumer)
+                        else client.close()
                     )
