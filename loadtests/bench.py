@@ -39,6 +39,7 @@ from devstack.interrupt import exit_status, run_stoppable
 from geth_cluster.cgroups import Allotment
 from loadtests.allotment import FIND_USERS, allotment_report
 from loadtests.interference import CgroupCpuCap, slow_down
+from loadtests.metrics_snapshot import save_metrics
 from loadtests.report import (
     Cell,
     CellResult,
@@ -341,6 +342,7 @@ async def run_group(
                         periods = slowdown.throttled_periods()
                         progress.say(f"{SLOW_NODE}: throttled in {periods} periods of 100 ms")
                     slowdown.close()
+            await save_metrics(running.metrics_urls, out / "logs", cell.label)
             window = counted_window(counted_samples(cell, summary))
             cpu = sampler.cpu.seconds_between(*window) if window else None
             result = cell_result(cell, summary, sampler.samples, sampler.restarts, cpu)

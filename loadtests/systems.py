@@ -26,6 +26,7 @@ import httpx
 import psutil
 
 from devstack.processes import terminate
+from devstack.stack import ServicePorts, Shape
 from ethgw_wire.http_api import API_KEY_HEADER
 from ethgw_wire.settings import ClusterSettings, PlatformSettings
 from geth_cluster.cgroups import Allotment
@@ -108,6 +109,7 @@ class System:
     manager_url: str | None = None  # the cluster manager (zones, distances), if any
     process_pids: dict[str, int] = field(default_factory=dict)  # Python services
     kafka_port: int | None = None  # ethgw's broker, for what talks to Kafka directly
+    metrics_urls: dict[str, str] = field(default_factory=dict)  # service name -> /metrics
 
     def node_pid(self, node: str) -> int | None:
         """The node's geth pid now (it changes when the node is restarted)."""
@@ -254,9 +256,16 @@ async def ethgw_system(
             manager,
             process_pids={"manager": process.pid},  # `ethgw up` runs the cluster manager
             kafka_port=ports.kafka,
+            metrics_urls=_metrics_urls(Shape(nodes=nodes, strategy=strategy), ports.gateway),
         )
     finally:
         await asyncio.to_thread(terminate, process, 120.0)
+
+
+def _metrics_urls(shape: Shape, gateway_port: int) -> dict[str, str]:
+    """Each service's /metrics, at the ports `ethgw up --port-base` gives a stack of `shape`."""
+    ports = ServicePorts.from_base(shape, gateway_port).by_service()
+    return {service: f"http://127.0.0.1:{port}/metrics" for service, port in ports.items()}
 
 
 async def _wait_registered(url: str, key: str, timeout_s: float) -> None:
