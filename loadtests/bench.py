@@ -7,7 +7,7 @@ while the nodes' CPU and memory are sampled. A heterogeneous scenario repeats a 
 with node-1 under a CPU cap; the node-bound scenario repeats the matrix with every
 node (the monolith's included) confined to one allotment, as one container per host.
 Results go to results/<time>/: cells.csv, resources.csv, summary.md and PNG charts,
-with every process's log under logs/.
+with every process's log, and each ethgw service's counters after each cell, under logs/.
 
     ethgw bench --quick          # a small matrix: six system starts
     ethgw bench                  # the full matrix (hours on a 2-core machine)
