@@ -1,8 +1,12 @@
-"""Where `ethgw up` puts each kind of service: offsets from the gateway's port
-(`--port-base` moves them all, so a second stack, e.g. the benchmark's, runs beside the
-first)."""
+"""How many instances of each kind of service `ethgw up` starts unless told, and where it
+puts them: offsets from the gateway's port (`--port-base` moves them all, so a second
+stack, e.g. the benchmark's, runs beside the first)."""
 
 from __future__ import annotations
+
+PROVIDERS = 1
+READERS = 2
+WRITERS = 2
 
 READ_OFFSET = 100
 WRITE_OFFSET = 150

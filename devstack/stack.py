@@ -31,6 +31,7 @@ from typing import Any, Literal, TypeVar, cast
 import psutil
 
 from balancer import DEFAULT_STRATEGY
+from devstack import port_plan
 from devstack.errors import StackError
 from devstack.interrupt import interruption
 from devstack.kafka_broker import KafkaBroker
@@ -78,9 +79,9 @@ class Shape:
     """How big a stack is and how its parts run: `ethgw up`'s and the sandbox's alike."""
 
     nodes: int = 3
-    providers: int = 1
-    readers: int = 2
-    writers: int = 2
+    providers: int = port_plan.PROVIDERS
+    readers: int = port_plan.READERS
+    writers: int = port_plan.WRITERS
     strategy: str = DEFAULT_STRATEGY
     runtime: Literal["process", "docker"] | None = None  # None: ETHGW_CLUSTER_RUNTIME
     registry_ttl_s: float | None = None  # None: the services' own default

@@ -258,9 +258,12 @@ def _add_stack_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     run = commands.add_parser("up", help="run the whole local stack until Ctrl-C or SIGTERM")
     _add_nodes_option(run)
     count = bounded(int, 1, port_plan.MAX_INSTANCES)
-    run.add_argument("--providers", type=count, default=1, help="provider processes (1)")
-    run.add_argument("--readers", type=count, default=2, help="read service instances (2)")
-    run.add_argument("--writers", type=count, default=2, help="write service instances (2)")
+    for option, default, what in (
+        ("--providers", port_plan.PROVIDERS, "provider processes"),
+        ("--readers", port_plan.READERS, "read service instances"),
+        ("--writers", port_plan.WRITERS, "write service instances"),
+    ):
+        run.add_argument(option, type=count, default=default, help=f"{what} ({default})")
     run.add_argument(
         "--strategy",
         default=DEFAULT_STRATEGY,
@@ -312,8 +315,8 @@ def _add_demo_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
     overload.add_argument(
         "--providers",
         type=bounded(int, 1, port_plan.MAX_INSTANCES),
-        default=1,
-        help="as given to `ethgw up` (1)",
+        default=port_plan.PROVIDERS,
+        help=f"as given to `ethgw up` ({port_plan.PROVIDERS})",
     )
     overload.add_argument(
         "--out", type=Path, default=Path("results/demo"), help="the mix's log and counts"
