@@ -25,6 +25,7 @@ from ethgw_wire.errors import (
     InvalidParamsError,
     NodeBehindError,
     NodeUnavailableError,
+    NotFoundError,
     ResultTooLargeError,
     TaskError,
     UnknownOperationTaskError,
@@ -404,9 +405,27 @@ class Dispatcher:
                 log.warning("node_behind", node=node_id, error=str(exc))
                 behind = exc
                 node_id = self._move_on(node_id, tried)
+            except NotFoundError:
+                # "Not found" from a node behind the chain may be its lag speaking (a receipt
+                # of the last block): a node at the highest head known has the last word.
+                fresher = self._at_the_head(pending, node_id, tried)
+                if fresher is None:
+                    raise
+                log.info("not_found_behind_the_head", node=node_id, asking=fresher)
+                metrics.RETRIES.labels(node_id).inc()
+                node_id = fresher
         if behind is not None:
             raise behind
         raise NodeUnavailableError(f"no node answered (tried {', '.join(tried) or 'none'})")
+
+    def _at_the_head(self, pending: Pending, answered: str, tried: list[str]) -> str | None:
+        """For a read: a node not yet tried that has the highest head known, when the node
+        that `answered` may lack it; None when that node's answer stands."""
+        highest = self._nodes.highest_head()
+        now = time.time()
+        if pending.operation.is_write or highest is None or self._nodes.has(answered, highest, now):
+            return None
+        return self._nodes.nearest(self._inflight.counts, now, exclude=tried, min_head=highest)
 
     async def _node_with_block(self, pending: Pending, chosen: str) -> str:
         """For a read that needs a block (read your writes): the chosen node if it has the

@@ -13,7 +13,7 @@ from aiokafka import TopicPartition
 from prometheus_client import REGISTRY, generate_latest
 
 from balancer import LBHScheduler, NodeState, Plan, Strategy, Task
-from ethgw_wire.errors import NodeBehindError
+from ethgw_wire.errors import NodeBehindError, NotFoundError
 from ethgw_wire.kafka import encode
 from ethgw_wire.messages import ResultMessage, TaskMessage, TaskStatus
 from ethgw_wire.node_reports import NodeReport
@@ -205,8 +205,11 @@ async def test_a_malformed_record_is_skipped_and_committed() -> None:
     assert world.results.results == []
 
 
-async def _node_after_node_1_fails(failure: Exception) -> ResultMessage:
-    """The result of a read the plan sends to node-1, whose handler raises `failure` there."""
+async def _node_after_node_1_fails(
+    failure: Exception, heads: tuple[int | None, int | None] = (None, None)
+) -> ResultMessage:
+    """The result of a read the plan sends to node-1, whose handler raises `failure` there;
+    `heads`: the blocks node-1 and node-2 report."""
 
     async def node_1_fails(job: Job) -> dict[str, Any]:
         if job.node_id == "node-1":
@@ -214,8 +217,8 @@ async def _node_after_node_1_fails(failure: Exception) -> ResultMessage:
         return await _block_number(job)
 
     world = World(ScriptedStrategy(node="node-1"), {"chain.block_number": node_1_fails})
-    await world.add_node("node-1")
-    await world.add_node("node-2", load=0.5)
+    await world.add_node("node-1", block=heads[0])
+    await world.add_node("node-2", load=0.5, block=heads[1])
     task = world.submit(new_task("chain.block_number", {}))
     await world.run_until(lambda: world.result_of(task) is not None)
     result = world.result_of(task)
@@ -237,6 +240,22 @@ async def test_a_node_behind_moves_the_task_to_the_next_node() -> None:
     result = await _node_after_node_1_fails(behind)
     assert result.status is TaskStatus.SUCCEEDED
     assert result.node == "node-2"
+
+
+async def test_not_found_on_a_node_behind_is_asked_again_at_the_head() -> None:
+    """A read answered "not found" by a node behind the highest head runs on a node at it."""
+    result = await _node_after_node_1_fails(NotFoundError("no receipt"), heads=(10, 12))
+    assert result.status is TaskStatus.SUCCEEDED
+    assert result.node == "node-2"
+
+
+async def test_not_found_on_a_node_at_the_head_is_the_answer() -> None:
+    """A node at the highest head known has the last word: its "not found" is the result."""
+    result = await _node_after_node_1_fails(NotFoundError("no receipt"), heads=(12, 12))
+    assert result.status is TaskStatus.FAILED
+    assert result.error is not None
+    assert result.error.code == "not_found"
+    assert result.node == "node-1"
 
 
 async def test_no_node_answering_reports_the_task_failed_retriable() -> None:
