@@ -37,6 +37,7 @@ from locust.env import Environment
 from ethgw_wire.artifacts import load_artifact
 from ethgw_wire.http_api import API_KEY_HEADER, API_PREFIX
 from loadtests.envelope import outcome
+from loadtests.in_flight import InFlight
 from loadtests.mix import CALL_PREFIX, MIX, SETUP_PREFIX
 from loadtests.pacing import Pacing
 from loadtests.pool import AccountPool, PooledAccount
@@ -87,6 +88,9 @@ class Recorder:
         self.setup_failures = 0
         self.setup_requests = 0
         self.deferred = 0  # counted requests answered 202 and polled to their result
+        self.in_flight = InFlight()  # counted requests under way
+        self.left_in_flight = 0  # of them, still under way when the target's request ended
+        self.oldest_left_s = 0.0  # how long the oldest of those had been under way then
         self.accounts_created = 0  # by the set-up (the mix's create_account is counted)
         self.accounts_reused = 0  # taken from the pool instead
         self.environment: Environment | None = None
@@ -107,6 +111,7 @@ class Recorder:
         self.failures += exception is not None
         if self.target and len(self.samples) >= self.target and not self._stopping:
             self._stopping = True
+            self.left_in_flight, self.oldest_left_s = self.in_flight.left_at(ended)
             runner = self.environment.runner if self.environment else None
             if runner is not None:
                 gevent.spawn(runner.quit)
@@ -117,6 +122,8 @@ class Recorder:
             "setup_requests": self.setup_requests,
             "setup_failures": self.setup_failures,
             "deferred": self.deferred,
+            "left_in_flight": self.left_in_flight,
+            "oldest_left_s": round(self.oldest_left_s, 3),
             "accounts_created": self.accounts_created,
             "accounts_reused": self.accounts_reused,
             "think_s": THINK_S[0],
@@ -288,22 +295,26 @@ class PlatformUser(FastHttpUser):
         goes on) is polled to its result, as the API asks of a client, and recorded once,
         from its first call to that result: served late, not failed, not finished early."""
         started = time.perf_counter()
-        with self.client.request(
-            method,
-            url,
-            name=CALL_PREFIX + name,
-            headers=self.headers,
-            catch_response=True,
-            **kwargs,
-        ) as response:
-            response.success()  # judged below, once, under the request's own name
-            status, body_json = response.status_code, _json_or_none(response)
-        if status == 202 and isinstance(body_json, dict):
-            RECORDER.deferred += 1
-            task_id = str(body_json.get("task_id"))
-            status, body_json = self._poll_task(
-                task_id, CALL_PREFIX + "task status", started, DEFERRED_WAIT_S
-            )
+        token = RECORDER.in_flight.began(time.time())
+        try:
+            with self.client.request(
+                method,
+                url,
+                name=CALL_PREFIX + name,
+                headers=self.headers,
+                catch_response=True,
+                **kwargs,
+            ) as response:
+                response.success()  # judged below, once, under the request's own name
+                status, body_json = response.status_code, _json_or_none(response)
+            if status == 202 and isinstance(body_json, dict):
+                RECORDER.deferred += 1
+                task_id = str(body_json.get("task_id"))
+                status, body_json = self._poll_task(
+                    task_id, CALL_PREFIX + "task status", started, DEFERRED_WAIT_S
+                )
+        finally:  # before it is recorded: the request that reaches the target is not left
+            RECORDER.in_flight.ended(token)
         data, failure = outcome(status, body_json)
         self._record(method, name, started, failure)
         return data

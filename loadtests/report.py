@@ -87,6 +87,9 @@ class CellResult:
     cpu_ms: dict[str, float] = field(default_factory=dict)
     # The p99 of the requests the node choice serves (the mix less PLATFORM_QUEUED).
     p99_node_served_ms: float = float("nan")
+    # Counted requests still under way when the N-th ended: in none of the figures above.
+    left_in_flight: int = 0
+    oldest_left_s: float = 0.0  # how long the oldest of them had been under way then
 
     def row(self) -> dict[str, Any]:
         skipped = ("cell", "cpu_ms")
@@ -157,6 +160,8 @@ def cell_result(
         setup_requests=int(summary.get("setup_requests", 0)),
         setup_failures=int(summary.get("setup_failures", 0)),
         deferred=int(summary.get("deferred", 0)),
+        left_in_flight=int(summary.get("left_in_flight", 0)),
+        oldest_left_s=float(summary.get("oldest_left_s", 0.0)),
         accounts_created=int(summary.get("accounts_created", 0)),
         accounts_reused=int(summary.get("accounts_reused", 0)),
         node_cpu_mean=round(float(cpu.mean()), 1) if cpu.size else 0.0,
@@ -302,6 +307,8 @@ MD_COLUMNS = (
     ("p99_ms", "p99 ms"),
     ("failures", "failures"),
     ("deferred", "deferred (202, polled)"),
+    ("left_in_flight", "left in flight"),
+    ("oldest_left_s", "oldest left s"),
     ("accounts_created", "accounts created"),
     ("accounts_reused", "accounts reused"),
     ("setup_failures", "set-up failures"),
