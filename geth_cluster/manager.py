@@ -49,7 +49,7 @@ from geth_cluster.drain import ProviderInflight
 from geth_cluster.errors import UnknownNodeError
 from geth_cluster.healer import Healer
 from geth_cluster.layout import NodeSpec, pool_specs
-from geth_cluster.node_rpc import ChainPosition, chain_position
+from geth_cluster.node_rpc import ChainPosition, settled_chain_position
 from geth_cluster.recycler import EventLog, EventSink, KafkaEventSink, Recycler
 from geth_cluster.runtimes.base import Sampler
 from geth_cluster.smoothing import Ewma
@@ -435,9 +435,10 @@ class ClusterManager:
         if self._http is None:
             raise RuntimeError("ClusterManager used outside `async with`")
         try:
-            # httpx's timeout bounds each phase; this bounds the whole call.
-            async with asyncio.timeout(self.settings.rpc_timeout_s):
-                return await chain_position(self._http, spec.rpc_url)
+            # httpx's timeout bounds each phase; this bounds each whole ask.
+            return await settled_chain_position(
+                self._http, spec.rpc_url, self.settings.rpc_timeout_s
+            )
         except Exception:  # silent, refused, garbled: each means "does not answer"
             return None
 

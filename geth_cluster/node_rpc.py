@@ -107,5 +107,32 @@ async def chain_position(client: httpx.AsyncClient, url: str) -> ChainPosition:
     return ChainPosition(head, pending)
 
 
+# Geth rebuilds a follower's pending block a few milliseconds after each import, so a head
+# read in that gap shows a pending state at the head. A pending that is still stale a beat
+# later is a real one (a node just caught up by a sync keeps it until its next new head).
+STALE_REASK_PAUSE_S = 0.05
+STALE_REASKS = 3
+
+
+async def settled_chain_position(
+    client: httpx.AsyncClient, url: str, timeout_s: float
+) -> ChainPosition:
+    """chain_position, asked again after a short pause while the pending state looks stale,
+    so the gap between a block's import and its pending rebuild is not taken for staleness.
+    Each ask is bounded by `timeout_s`."""
+
+    async def ask() -> ChainPosition:
+        async with asyncio.timeout(timeout_s):
+            return await chain_position(client, url)
+
+    position = await ask()
+    for _ in range(STALE_REASKS):
+        if not position.pending_is_stale:
+            break
+        await asyncio.sleep(STALE_REASK_PAUSE_S)
+        position = await ask()
+    return position
+
+
 async def peer_count(client: httpx.AsyncClient, url: str) -> int:
     return int(await rpc_call(client, url, "net_peerCount"), 16)

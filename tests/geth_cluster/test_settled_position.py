@@ -1,0 +1,90 @@
+"""A head read between a block's import and the pending rebuild is asked again, from a real
+HTTP server that answers as geth does in that gap."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest_asyncio
+from aiohttp import web
+
+from geth_cluster.node_rpc import STALE_REASKS, settled_chain_position
+from service_kit.ports import free_port
+
+HEAD = 100
+
+
+class _Node:
+    """Answers the head batch with a pending block at the head for the first `stale_asks`
+    asks, then one past it; counts the asks."""
+
+    def __init__(self) -> None:
+        self.stale_asks = 0
+        self.asks = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        batch: list[dict[str, Any]] = await request.json()
+        self.asks += 1
+        pending = HEAD if self.asks <= self.stale_asks else HEAD + 1
+        results = {"eth_blockNumber": hex(HEAD), "eth_getBlockByNumber": {"number": hex(pending)}}
+        return web.json_response(
+            [{"jsonrpc": "2.0", "id": c["id"], "result": results[c["method"]]} for c in batch]
+        )
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def node_url() -> AsyncIterator[tuple[_Node, str]]:
+    """A fake node over real HTTP and its address."""
+    node = _Node()
+    app = web.Application()
+    app.router.add_post("/", node.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield node, f"http://127.0.0.1:{port}/"
+    finally:
+        await runner.cleanup()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    """One HTTP client for the module's asks."""
+    async with httpx.AsyncClient() as http:
+        yield http
+
+
+async def test_a_pending_state_rebuilt_a_moment_later_is_not_stale(
+    node_url: tuple[_Node, str], client: httpx.AsyncClient
+) -> None:
+    """A pending at the head on the first ask and past it on the second reads as fresh."""
+    node, url = node_url
+    node.asks, node.stale_asks = 0, 1
+    position = await settled_chain_position(client, url, timeout_s=1.0)
+    assert not position.pending_is_stale
+    assert node.asks == 2
+
+
+async def test_a_pending_state_that_stays_at_the_head_is_stale(
+    node_url: tuple[_Node, str], client: httpx.AsyncClient
+) -> None:
+    """A pending still at the head after every re-ask is reported stale."""
+    node, url = node_url
+    node.asks, node.stale_asks = 0, 1_000
+    position = await settled_chain_position(client, url, timeout_s=1.0)
+    assert position.pending_is_stale
+    assert node.asks == 1 + STALE_REASKS
+
+
+async def test_a_fresh_pending_state_is_asked_once(
+    node_url: tuple[_Node, str], client: httpx.AsyncClient
+) -> None:
+    """A pending past the head costs one ask."""
+    node, url = node_url
+    node.asks, node.stale_asks = 0, 0
+    position = await settled_chain_position(client, url, timeout_s=1.0)
+    assert not position.pending_is_stale
+    assert node.asks == 1
