@@ -1,8 +1,9 @@
 """The counted requests under way, for what a cell leaves out when its N-th request ends.
 
 A cell counts the first N requests to end (the thesis's time to finish). Those still under
-way at that moment are in none of its figures: a system that holds requests long, past the
-end, would look faster than it is without these two numbers beside its p99."""
+way at that moment are in none of its other figures: a system that holds requests long,
+past the end, would look faster than it is without their count, and without a p99 that
+counts each of them at its age then (a lower bound of what it would have taken)."""
 
 from __future__ import annotations
 
@@ -25,8 +26,6 @@ class InFlight:
     def ended(self, token: int) -> None:
         self._began.pop(token, None)
 
-    def left_at(self, moment: float) -> tuple[int, float]:
-        """How many requests are under way at `moment`, and for how long the oldest of them
-        has been (0 when none is)."""
-        oldest = min(self._began.values(), default=moment)
-        return len(self._began), max(0.0, moment - oldest)
+    def ages_at(self, moment: float) -> list[float]:
+        """How long each request under way at `moment` has been (seconds), oldest first."""
+        return sorted((max(0.0, moment - began) for began in self._began.values()), reverse=True)

@@ -89,8 +89,8 @@ class Recorder:
         self.setup_requests = 0
         self.deferred = 0  # counted requests answered 202 and polled to their result
         self.in_flight = InFlight()  # counted requests under way
-        self.left_in_flight = 0  # of them, still under way when the target's request ended
-        self.oldest_left_s = 0.0  # how long the oldest of those had been under way then
+        # The age of each counted request still under way when the N-th ended.
+        self.left_ages_s: list[float] = []
         self.accounts_created = 0  # by the set-up (the mix's create_account is counted)
         self.accounts_reused = 0  # taken from the pool instead
         self.environment: Environment | None = None
@@ -111,7 +111,7 @@ class Recorder:
         self.failures += exception is not None
         if self.target and len(self.samples) >= self.target and not self._stopping:
             self._stopping = True
-            self.left_in_flight, self.oldest_left_s = self.in_flight.left_at(ended)
+            self.left_ages_s = self.in_flight.ages_at(ended)
             runner = self.environment.runner if self.environment else None
             if runner is not None:
                 gevent.spawn(runner.quit)
@@ -122,8 +122,7 @@ class Recorder:
             "setup_requests": self.setup_requests,
             "setup_failures": self.setup_failures,
             "deferred": self.deferred,
-            "left_in_flight": self.left_in_flight,
-            "oldest_left_s": round(self.oldest_left_s, 3),
+            "left_ages_s": [round(age, 3) for age in self.left_ages_s],
             "accounts_created": self.accounts_created,
             "accounts_reused": self.accounts_reused,
             "think_s": THINK_S[0],

@@ -5,18 +5,18 @@ from __future__ import annotations
 from loadtests.in_flight import InFlight
 
 
-def test_requests_begun_and_not_ended_are_left_with_the_oldest_age() -> None:
-    """Two of three requests still under way at 10 s: 2 left, the oldest begun 7 s before."""
+def test_requests_begun_and_not_ended_are_left_with_their_ages() -> None:
+    """Two of three requests still under way at 10 s: their ages, oldest first."""
     book = InFlight()
     first = book.began(3.0)
     book.began(4.0)
     book.began(6.0)
     book.ended(first)
-    assert book.left_at(10.0) == (2, 6.0)
+    assert book.ages_at(10.0) == [6.0, 4.0]
 
 
 def test_nothing_under_way_leaves_nothing() -> None:
-    """Every request ended: none left, and no age."""
+    """Every request ended: none left."""
     book = InFlight()
     book.ended(book.began(1.0))
-    assert book.left_at(5.0) == (0, 0.0)
+    assert book.ages_at(5.0) == []

@@ -10,9 +10,9 @@ from loadtests.mix import MIX, PLATFORM_QUEUED
 from loadtests.report import (
     Cell,
     CellResult,
+    baseline_p99_table,
     cell_result,
     read_cells_csv,
-    slowed_node_table,
     write_cells_csv,
 )
 
@@ -51,8 +51,30 @@ def test_the_table_divides_by_round_robins_and_by_the_best_baselines_p99() -> No
         _slowed("least_inflight", reads_ms=200.0, deploys_ms=25_000.0),
         _slowed("p2c", reads_ms=250.0, deploys_ms=30_000.0),
     ]
-    table = slowed_node_table(results)
-    assert "| lbh_adaptive | 3 | 600 | 20000 | 0.50 | 0.80 | 100 | 0.25 | 0.50 |" in table
+    table = baseline_p99_table(results, "slow-node")
+    all_requests, node_served, with_left = (
+        "20000 | 0.50 | 0.80",
+        "100 | 0.25 | 0.50",
+        "20000 | 0.50 | 0.80",
+    )
+    row = f"| lbh_adaptive | 3 | 600 | {all_requests} | {node_served} | {with_left} |"
+    assert row in table
+
+
+def test_the_requests_left_in_flight_count_at_their_age_in_their_own_p99() -> None:
+    """Five requests left at 60 s lift the p99 over 199 counted ones to 60 s, and only it."""
+    summary = _summary({"eth_balance": [100.0] * 199})
+    summary["left_ages_s"] = [60.0] * 5
+    result = cell_result(Cell("lbh_adaptive", 3, 600, 199, "node-bound"), summary, [], 0)
+    assert result.p99_ms == 100.0
+    assert result.p99_with_left_ms == 60_000.0
+    assert (result.left_in_flight, result.oldest_left_s) == (5, 60.0)
+
+
+def test_with_nothing_left_in_flight_both_p99s_agree() -> None:
+    """A cell that left no request under way has one p99, whichever way it is counted."""
+    result = _slowed("p2c", reads_ms=250.0, deploys_ms=30_000.0)
+    assert result.p99_with_left_ms == result.p99_ms
 
 
 def test_an_older_cells_file_reads_back_without_the_node_served_p99(tmp_path: Path) -> None:
@@ -69,3 +91,16 @@ def test_an_older_cells_file_reads_back_without_the_node_served_p99(tmp_path: Pa
     (result,) = read_cells_csv(path)
     assert result.p99_ms == 30_000.0
     assert result.p99_node_served_ms != result.p99_node_served_ms  # nan: not measured
+
+
+def test_node_bound_cells_are_compared_only_under_the_same_allotment() -> None:
+    """A baseline given another allotment is no peer: with none left the ratios are blank."""
+    latencies = {"eth_balance": [100.0] * 99}
+    adaptive = cell_result(
+        Cell("lbh_adaptive", 3, 600, 99, "node-bound", node_cores=0.15), _summary(latencies), [], 0
+    )
+    elsewhere = cell_result(
+        Cell("p2c", 3, 600, 99, "node-bound", node_cores=0.3), _summary(latencies), [], 0
+    )
+    table = baseline_p99_table([adaptive, elsewhere], "node-bound")
+    assert "| lbh_adaptive | 3 | 600 | 100 | - | - |" in table
