@@ -7,6 +7,7 @@ transactions from it: `ipc_url`)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 from dataclasses import dataclass
@@ -107,30 +108,31 @@ async def chain_position(client: httpx.AsyncClient, url: str) -> ChainPosition:
     return ChainPosition(head, pending)
 
 
-# Geth rebuilds a follower's pending block a few milliseconds after each import, so a head
-# read in that gap shows a pending state at the head. A pending that is still stale a beat
-# later is a real one (a node just caught up by a sync keeps it until its next new head).
-STALE_REASK_PAUSE_S = 0.05
-STALE_REASKS = 3
+# Geth rebuilds a follower's pending block a few milliseconds after each import (more on a
+# busy machine), so a head read in that gap shows a pending state at the head. A pending that
+# is still stale a beat later is a real one (a node just caught up by a sync keeps it until
+# its next new head).
+STALE_REASK_PAUSE_S = 0.1
+STALE_SETTLE_S = 0.4
+"""How long a stale-looking pending state is asked about again, at most: with the first
+ask's timeout, well inside the manager's 1 s tick."""
 
 
 async def settled_chain_position(
     client: httpx.AsyncClient, url: str, timeout_s: float
 ) -> ChainPosition:
-    """chain_position, asked again after a short pause while the pending state looks stale,
-    so the gap between a block's import and its pending rebuild is not taken for staleness.
-    Each ask is bounded by `timeout_s`."""
-
-    async def ask() -> ChainPosition:
-        async with asyncio.timeout(timeout_s):
-            return await chain_position(client, url)
-
-    position = await ask()
-    for _ in range(STALE_REASKS):
-        if not position.pending_is_stale:
-            break
-        await asyncio.sleep(STALE_REASK_PAUSE_S)
-        position = await ask()
+    """chain_position, asked again every STALE_REASK_PAUSE_S for up to STALE_SETTLE_S while
+    the pending state looks stale, so the gap between a block's import and its pending
+    rebuild is not taken for staleness. The first ask is bounded by `timeout_s`; a re-ask
+    that fails or runs out of time leaves the last answer standing."""
+    async with asyncio.timeout(timeout_s):
+        position = await chain_position(client, url)
+    deadline = asyncio.get_running_loop().time() + STALE_SETTLE_S
+    with contextlib.suppress(TimeoutError, NodeUnreachableError, RpcError):
+        async with asyncio.timeout_at(deadline):
+            while position.pending_is_stale:
+                await asyncio.sleep(STALE_REASK_PAUSE_S)
+                position = await chain_position(client, url)
     return position
 
 

@@ -10,7 +10,7 @@ import httpx
 import pytest_asyncio
 from aiohttp import web
 
-from geth_cluster.node_rpc import STALE_REASKS, settled_chain_position
+from geth_cluster.node_rpc import STALE_REASK_PAUSE_S, STALE_SETTLE_S, settled_chain_position
 from service_kit.ports import free_port
 
 HEAD = 100
@@ -23,10 +23,13 @@ class _Node:
     def __init__(self) -> None:
         self.stale_asks = 0
         self.asks = 0
+        self.answers = 1_000  # asks answered; the later ones get an HTTP 500
 
     async def handle(self, request: web.Request) -> web.Response:
         batch: list[dict[str, Any]] = await request.json()
         self.asks += 1
+        if self.asks > self.answers:
+            return web.Response(status=500)
         pending = HEAD if self.asks <= self.stale_asks else HEAD + 1
         results = {"eth_blockNumber": hex(HEAD), "eth_getBlockByNumber": {"number": hex(pending)}}
         return web.json_response(
@@ -62,7 +65,7 @@ async def test_a_pending_state_rebuilt_a_moment_later_is_not_stale(
 ) -> None:
     """A pending at the head on the first ask and past it on the second reads as fresh."""
     node, url = node_url
-    node.asks, node.stale_asks = 0, 1
+    node.asks, node.stale_asks, node.answers = 0, 1, 1_000
     position = await settled_chain_position(client, url, timeout_s=1.0)
     assert not position.pending_is_stale
     assert node.asks == 2
@@ -71,12 +74,12 @@ async def test_a_pending_state_rebuilt_a_moment_later_is_not_stale(
 async def test_a_pending_state_that_stays_at_the_head_is_stale(
     node_url: tuple[_Node, str], client: httpx.AsyncClient
 ) -> None:
-    """A pending still at the head after every re-ask is reported stale."""
+    """A pending still at the head after STALE_SETTLE_S of re-asks is reported stale."""
     node, url = node_url
-    node.asks, node.stale_asks = 0, 1_000
+    node.asks, node.stale_asks, node.answers = 0, 1_000, 1_000
     position = await settled_chain_position(client, url, timeout_s=1.0)
     assert position.pending_is_stale
-    assert node.asks == 1 + STALE_REASKS
+    assert 2 <= node.asks <= 1 + STALE_SETTLE_S / STALE_REASK_PAUSE_S
 
 
 async def test_a_fresh_pending_state_is_asked_once(
@@ -84,7 +87,18 @@ async def test_a_fresh_pending_state_is_asked_once(
 ) -> None:
     """A pending past the head costs one ask."""
     node, url = node_url
-    node.asks, node.stale_asks = 0, 0
+    node.asks, node.stale_asks, node.answers = 0, 0, 1_000
     position = await settled_chain_position(client, url, timeout_s=1.0)
     assert not position.pending_is_stale
     assert node.asks == 1
+
+
+async def test_a_re_ask_that_fails_leaves_the_first_answer_standing(
+    node_url: tuple[_Node, str], client: httpx.AsyncClient
+) -> None:
+    """A node that answers once, stale, then errs: the stale answer, not an error."""
+    node, url = node_url
+    node.asks, node.stale_asks, node.answers = 0, 1_000, 1
+    position = await settled_chain_position(client, url, timeout_s=1.0)
+    assert position.pending_is_stale
+    assert node.asks == 2
