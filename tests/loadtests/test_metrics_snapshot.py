@@ -69,4 +69,8 @@ def test_the_metrics_urls_are_the_ports_ethgw_up_gives_its_services() -> None:
     assert urls["gateway"] == "http://127.0.0.1:12000/metrics"
     assert urls["provider-1"] == "http://127.0.0.1:12200/metrics"
     assert set(urls) == {"gateway", "provider-1", "read-1", "read-2", "write-1", "write-2"}
+
+
+def test_a_system_without_ethgw_services_has_no_metrics_urls() -> None:
+    """The monolith (no stack shape) has no ethgw services to scrape."""
     assert System("x", "u", "k", Path("."), []).metrics_urls == {}
