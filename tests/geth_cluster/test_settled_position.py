@@ -9,9 +9,14 @@ from typing import Any
 import httpx
 import pytest_asyncio
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
-from geth_cluster.node_rpc import STALE_REASK_PAUSE_S, STALE_SETTLE_S, settled_chain_position
-from service_kit.ports import free_port
+from geth_cluster.node_rpc import (
+    STALE_REASK_PAUSE_S,
+    STALE_SETTLE_S,
+    ChainPosition,
+    settled_chain_position,
+)
 
 HEAD = 100
 
@@ -43,14 +48,12 @@ async def node_url() -> AsyncIterator[tuple[_Node, str]]:
     node = _Node()
     app = web.Application()
     app.router.add_post("/", node.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    server = TestServer(app)
+    await server.start_server()
     try:
-        yield node, f"http://127.0.0.1:{port}/"
+        yield node, str(server.make_url("/"))
     finally:
-        await runner.cleanup()
+        await server.close()
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -60,45 +63,48 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
+async def _settle(
+    node_url: tuple[_Node, str], client: httpx.AsyncClient, stale_asks: int, answers: int = 1_000
+) -> tuple[ChainPosition, int]:
+    """The settled position of a node stale for `stale_asks` asks that answers `answers`
+    of them, and how many asks it took."""
+    node, url = node_url
+    node.asks, node.stale_asks, node.answers = 0, stale_asks, answers
+    position = await settled_chain_position(client, url, timeout_s=1.0)
+    return position, node.asks
+
+
 async def test_a_pending_state_rebuilt_a_moment_later_is_not_stale(
     node_url: tuple[_Node, str], client: httpx.AsyncClient
 ) -> None:
     """A pending at the head on the first ask and past it on the second reads as fresh."""
-    node, url = node_url
-    node.asks, node.stale_asks, node.answers = 0, 1, 1_000
-    position = await settled_chain_position(client, url, timeout_s=1.0)
+    position, asks = await _settle(node_url, client, stale_asks=1)
     assert not position.pending_is_stale
-    assert node.asks == 2
+    assert asks == 2
 
 
 async def test_a_pending_state_that_stays_at_the_head_is_stale(
     node_url: tuple[_Node, str], client: httpx.AsyncClient
 ) -> None:
     """A pending still at the head after STALE_SETTLE_S of re-asks is reported stale."""
-    node, url = node_url
-    node.asks, node.stale_asks, node.answers = 0, 1_000, 1_000
-    position = await settled_chain_position(client, url, timeout_s=1.0)
+    position, asks = await _settle(node_url, client, stale_asks=1_000)
     assert position.pending_is_stale
-    assert 2 <= node.asks <= 1 + STALE_SETTLE_S / STALE_REASK_PAUSE_S
+    assert 2 <= asks <= 1 + STALE_SETTLE_S / STALE_REASK_PAUSE_S
 
 
 async def test_a_fresh_pending_state_is_asked_once(
     node_url: tuple[_Node, str], client: httpx.AsyncClient
 ) -> None:
     """A pending past the head costs one ask."""
-    node, url = node_url
-    node.asks, node.stale_asks, node.answers = 0, 0, 1_000
-    position = await settled_chain_position(client, url, timeout_s=1.0)
+    position, asks = await _settle(node_url, client, stale_asks=0)
     assert not position.pending_is_stale
-    assert node.asks == 1
+    assert asks == 1
 
 
 async def test_a_re_ask_that_fails_leaves_the_first_answer_standing(
     node_url: tuple[_Node, str], client: httpx.AsyncClient
 ) -> None:
     """A node that answers once, stale, then errs: the stale answer, not an error."""
-    node, url = node_url
-    node.asks, node.stale_asks, node.answers = 0, 1_000, 1
-    position = await settled_chain_position(client, url, timeout_s=1.0)
+    position, asks = await _settle(node_url, client, stale_asks=1_000, answers=1)
     assert position.pending_is_stale
-    assert node.asks == 2
+    assert asks == 2

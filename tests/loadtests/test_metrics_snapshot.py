@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest_asyncio
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from devstack.stack import Shape
 from loadtests.metrics_snapshot import save_metrics
@@ -29,14 +30,12 @@ async def metrics_server() -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/broken", broken)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    server = TestServer(app)
+    await server.start_server()
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield str(server.make_url("")).rstrip("/")
     finally:
-        await runner.cleanup()
+        await server.close()
 
 
 async def test_each_services_counters_are_written_under_the_cell(
