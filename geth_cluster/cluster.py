@@ -35,6 +35,8 @@ WEI_PER_ETH = 10**18
 NODE_HTTP_APIS = "eth,net,web3,txpool"
 # A Unix socket's path is at most 107 bytes (sun_path, with its NUL).
 MAX_IPC_PATH_BYTES = 107
+# A service node peers with the sealer alone (see _star_peers).
+FOLLOWER_MAX_PEERS = 1
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ class ChainAccounts:
 
 
 class GethCluster:
-    """One Clique sealer plus N service nodes peered by static nodes, on one runtime."""
+    """One Clique sealer plus N service nodes, each peered with the sealer, on one runtime."""
 
     def __init__(self, settings: ClusterSettings, runtime: NodeRuntime) -> None:
         self.settings = settings
@@ -83,6 +85,7 @@ class GethCluster:
             faucet=ensure_account(settings.state_dir / "accounts", "faucet", scrypt_n),
         )
         self._http = httpx.AsyncClient(timeout=3.0)
+        self._sealer_head_at_stop: dict[str, int | None] = {}
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -123,11 +126,12 @@ class GethCluster:
             )
             for s in self.specs
         }
-        for spec in self.specs:
-            peers = [url for name, url in enodes.items() if name != spec.name]
-            listen = f"{listen_host}:{spec.p2p_port}"
-            (spec.datadir / "config.toml").write_text(_config_toml(peers, listen))
         sealer = self.specs[0]
+        for spec in self.specs:
+            listen = f"{listen_host}:{spec.p2p_port}"
+            (spec.datadir / "config.toml").write_text(
+                _config_toml(_star_peers(spec, sealer, enodes), listen)
+            )
         sealer_keystore = sealer.datadir / "keystore" / "sealer.json"
         sealer_keystore.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(self.accounts.sealer.keystore_path, sealer_keystore)
@@ -179,6 +183,10 @@ class GethCluster:
             ("--txpool.globalslots", 10240),
             ("--verbosity", 3),
         ]
+        if not spec.is_sealer:
+            # geth syncs once it has min(5, maxpeers) peers, or else on a 10 s cycle; a
+            # service node's one peer, the sealer, lets a fresh or restarted node sync at once.
+            options.append(("--maxpeers", FOLLOWER_MAX_PEERS))
         if spec.is_sealer:
             sealer = self.accounts.sealer
             options += [
@@ -196,14 +204,25 @@ class GethCluster:
         """Start every node that is not running and wait until the network is ready."""
         remember_runtime(self.settings.state_dir, self.runtime.name)
         await self.prepare()
-        for spec in self.specs:
-            if await self.runtime.is_running(spec):
-                continue
-            for port, setting in spec.port_settings():
-                ensure_port_free(port, setting)
-            await self.runtime.start(spec, self.geth_args(spec))
-            log.info("node started node=%s rpc=%s", spec.name, spec.rpc_url)
-        await self.wait_ready(self.specs, self.settings.start_timeout_s)
+        sealer, *service_nodes = self.specs
+        await self._start_if_stopped(sealer)
+        timeout_s = self.settings.start_timeout_s
+        if service_nodes and not await self._sealer_past(0, timeout_s):
+            raise NodeStartError(
+                f"the sealer sealed no block in {timeout_s:.0f}s; last lines of its log:\n"
+                + self.runtime.log_tail(sealer)
+            )
+        for spec in service_nodes:
+            await self._start_if_stopped(spec)
+        await self.wait_ready(self.specs, timeout_s)
+
+    async def _start_if_stopped(self, spec: NodeSpec) -> None:
+        if await self.runtime.is_running(spec):
+            return
+        for port, setting in spec.port_settings():
+            ensure_port_free(port, setting)
+        await self.runtime.start(spec, self.geth_args(spec))
+        log.info("node started node=%s rpc=%s", spec.name, spec.rpc_url)
 
     async def down(self) -> None:
         """Stop every node; the chain data stays for the next start."""
@@ -216,17 +235,48 @@ class GethCluster:
         await self.start_node(name)
 
     async def stop_node(self, name: str) -> None:
+        self._sealer_head_at_stop[name] = await self._sealer_head()
         await self.runtime.stop(self.spec(name))
         log.info("node stopped node=%s", name)
 
     async def start_node(self, name: str) -> None:
-        """Start one stopped node and wait until it has caught up with the head."""
+        """Start one stopped node and wait until it has caught up with the head.
+
+        A service node stopped by stop_node starts once the sealer has sealed past its head at
+        the stop (at most two block periods): see _sealer_past."""
         spec = self.spec(name)
+        stopped_at = self._sealer_head_at_stop.pop(name, None)
+        if stopped_at is not None and not spec.is_sealer:
+            await self._sealer_past(stopped_at, 2.0 * self.settings.block_period)
         for port, setting in spec.port_settings():
             await _wait_port_free(port, setting)
         await self.runtime.start(spec, self.geth_args(spec))
         log.info("node started node=%s rpc=%s", name, spec.rpc_url)
         await self.wait_ready([spec], self.settings.start_timeout_s)
+
+    async def _sealer_head(self) -> int | None:
+        try:
+            return await block_number(self._http, self.specs[0].rpc_url)
+        except ClusterError:
+            return None
+
+    async def _sealer_past(self, block: int, timeout_s: float) -> bool:
+        """Whether the sealer's head got past `block` within timeout_s.
+
+        A starting geth discards propagated blocks until its first sync, and it syncs only
+        from a peer it knows to be ahead: ahead at their handshake, or one that sent it a
+        whole block, which the sealer sends to the square root of its peers. A service node
+        that meets a sealer already past its own head syncs at once; one that meets it level
+        may wait for geth's 10 s forced-sync cycle."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while asyncio.get_running_loop().time() < deadline:
+            head = await self._sealer_head()
+            if head is not None and head > block:
+                return True
+            if not await self.runtime.is_running(self.specs[0]):
+                return False
+            await asyncio.sleep(0.2)
+        return False
 
     # -- sealing -------------------------------------------------------------------
 
@@ -260,8 +310,7 @@ class GethCluster:
         """Until each node answers RPC, has a peer and is within max_lag of the head.
 
         The node must also be past genesis, so "following" means blocks are
-        being sealed and reaching it. A fresh node may take ~10 s for that:
-        geth syncs when it has 5 peers or on its 10 s forced-sync cycle.
+        being sealed and reaching it.
         """
         deadline = asyncio.get_running_loop().time() + timeout_s
         waiting = [s.name for s in specs]
@@ -346,11 +395,27 @@ def _private_socket_folder(socket_path: Path) -> None:
     socket_path.parent.chmod(0o700)
 
 
-def _config_toml(static_nodes: list[str], listen_addr: str) -> str:
-    """geth's TOML config holding the static peers and the P2P listen address (flags set the
-    rest: geth has no flag for the listen host, and --port would listen on every address)."""
-    quoted = ",\n  ".join(json.dumps(url) for url in static_nodes)
-    return f"[Node.P2P]\nListenAddr = {json.dumps(listen_addr)}\nStaticNodes = [\n  {quoted}\n]\n"
+def _star_peers(spec: NodeSpec, sealer: NodeSpec, enodes: dict[str, str]) -> list[str]:
+    """A star around the sealer: it peers with every service node, each service node with it
+    alone. Blocks come from the sealer and transactions only need to reach it, so no link
+    between service nodes carries anything the star does not."""
+    if spec.name == sealer.name:
+        return [url for name, url in enodes.items() if name != sealer.name]
+    return [enodes[sealer.name]]
+
+
+def _config_toml(peers: list[str], listen_addr: str) -> str:
+    """geth's TOML config holding the peers and the P2P listen address (flags set the rest:
+    geth has no flag for the listen host, and --port would listen on every address).
+
+    The peers are static (dialled and re-dialled) and trusted: a service node's one peer
+    slot (FOLLOWER_MAX_PEERS) then never refuses the sealer's own dial."""
+    quoted = ",\n  ".join(json.dumps(url) for url in peers)
+    listen = json.dumps(listen_addr)
+    return (
+        f"[Node.P2P]\nListenAddr = {listen}\n"
+        f"StaticNodes = [\n  {quoted}\n]\nTrustedNodes = [\n  {quoted}\n]\n"
+    )
 
 
 async def _wait_port_free(port: int, setting: str, timeout_s: float = 10.0) -> None:

@@ -10,7 +10,8 @@ import pytest
 from eth_account import Account
 
 from geth_cluster.cluster import GethCluster
-from geth_cluster.node_rpc import block_number, chain_position, rpc_call
+from geth_cluster.node_rpc import block_number, peer_count, rpc_call, settled_chain_position
+from geth_cluster.runtimes.local import LOG_NAME
 
 pytestmark = pytest.mark.slow
 
@@ -107,11 +108,63 @@ async def test_following_node_builds_its_pending_block_past_its_head(
     geth_cluster: GethCluster,
 ) -> None:
     """A node that follows the chain reports a pending block above its head: not stale."""
+    url = geth_cluster.spec("node-1").rpc_url
     async with httpx.AsyncClient() as client:
-        position = await chain_position(client, geth_cluster.spec("node-1").rpc_url)
+        # Following means importing sealed blocks; node-1 may have just caught up by a sync
+        # (an earlier test restarts it), which leaves pending on its old head for a block.
+        first = await block_number(client, url)
+
+        async def two_blocks_imported() -> bool:
+            return await block_number(client, url) >= first + 2
+
+        await _wait_for(two_blocks_imported)
+        position = await settled_chain_position(client, url, timeout_s=1.0)
     assert position.pending is not None
     assert position.pending > position.head > 0
     assert not position.pending_is_stale
+
+
+async def test_each_service_node_has_the_sealer_as_its_one_peer(
+    geth_cluster: GethCluster,
+) -> None:
+    """In the running star every service node counts exactly one peer."""
+    async with httpx.AsyncClient() as client:
+        for spec in geth_cluster.specs[1:]:
+            assert await peer_count(client, spec.rpc_url) == 1, spec.name
+
+
+DISCARDED = "Syncing, discarded propagated block"
+SYNC_STARTED = "Block synchronisation started"
+NODE_STARTING = "Starting peer-to-peer node"
+
+
+def _geth_log(cluster: GethCluster, name: str) -> str:
+    return (cluster.spec(name).datadir / LOG_NAME).read_text(errors="replace")
+
+
+async def test_fresh_service_nodes_discard_no_block_before_their_first_sync(
+    geth_cluster: GethCluster,
+) -> None:
+    """up() starts the service nodes once the sealer is past genesis, so each syncs when it
+    meets the sealer instead of discarding the blocks propagated to it meanwhile."""
+    for spec in geth_cluster.specs[1:]:
+        first_start = _geth_log(geth_cluster, spec.name).split(SYNC_STARTED)[0]
+        assert DISCARDED not in first_start, spec.name
+
+
+async def test_a_restarted_node_discards_no_block_before_its_first_sync(
+    geth_cluster: GethCluster,
+) -> None:
+    """restart_node starts the node once the sealer has sealed past it, so it syncs when it
+    meets the sealer instead of discarding blocks until geth's 10 s forced-sync cycle."""
+    await geth_cluster.restart_node("node-2")
+
+    async def synced_since_the_restart() -> bool:
+        return SYNC_STARTED in _geth_log(geth_cluster, "node-2").split(NODE_STARTING)[-1]
+
+    await _wait_for(synced_since_the_restart)
+    since_restart = _geth_log(geth_cluster, "node-2").split(NODE_STARTING)[-1]
+    assert DISCARDED not in since_restart.split(SYNC_STARTED)[0]
 
 
 async def test_stats_ratios_are_within_unit_interval(geth_cluster: GethCluster) -> None:
