@@ -35,8 +35,6 @@ WEI_PER_ETH = 10**18
 NODE_HTTP_APIS = "eth,net,web3,txpool"
 # A Unix socket's path is at most 107 bytes (sun_path, with its NUL).
 MAX_IPC_PATH_BYTES = 107
-# A service node peers with the sealer alone (see _star_peers).
-FOLLOWER_MAX_PEERS = 1
 
 
 @dataclass(frozen=True)
@@ -73,7 +71,7 @@ class ChainAccounts:
 
 
 class GethCluster:
-    """One Clique sealer plus N service nodes, each peered with the sealer, on one runtime."""
+    """One Clique sealer plus N service nodes peered by static nodes, on one runtime."""
 
     def __init__(self, settings: ClusterSettings, runtime: NodeRuntime) -> None:
         self.settings = settings
@@ -126,12 +124,11 @@ class GethCluster:
             )
             for s in self.specs
         }
-        sealer = self.specs[0]
         for spec in self.specs:
+            peers = [url for name, url in enodes.items() if name != spec.name]
             listen = f"{listen_host}:{spec.p2p_port}"
-            (spec.datadir / "config.toml").write_text(
-                _config_toml(_star_peers(spec, sealer, enodes), listen)
-            )
+            (spec.datadir / "config.toml").write_text(_config_toml(peers, listen))
+        sealer = self.specs[0]
         sealer_keystore = sealer.datadir / "keystore" / "sealer.json"
         sealer_keystore.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(self.accounts.sealer.keystore_path, sealer_keystore)
@@ -183,10 +180,6 @@ class GethCluster:
             ("--txpool.globalslots", 10240),
             ("--verbosity", 3),
         ]
-        if not spec.is_sealer:
-            # geth syncs once it has min(5, maxpeers) peers, or else on a 10 s cycle; a
-            # service node's one peer, the sealer, lets a fresh or restarted node sync at once.
-            options.append(("--maxpeers", FOLLOWER_MAX_PEERS))
         if spec.is_sealer:
             sealer = self.accounts.sealer
             options += [
@@ -242,12 +235,15 @@ class GethCluster:
     async def start_node(self, name: str) -> None:
         """Start one stopped node and wait until it has caught up with the head.
 
-        A service node stopped by stop_node starts once the sealer has sealed past its head at
-        the stop (at most two block periods): see _sealer_past."""
+        A service node starts once the sealer has sealed past the node's head: past the
+        sealer's head when stop_node stopped it, or else (a crashed node) when this call began.
+        The wait is at most two block periods; see _sealer_past for why."""
         spec = self.spec(name)
-        stopped_at = self._sealer_head_at_stop.pop(name, None)
-        if stopped_at is not None and not spec.is_sealer:
-            await self._sealer_past(stopped_at, 2.0 * self.settings.block_period)
+        level = self._sealer_head_at_stop.pop(name, None)
+        if not spec.is_sealer:
+            level = level if level is not None else await self._sealer_head()
+            if level is not None:
+                await self._sealer_past(level, 2.0 * self.settings.block_period)
         for port, setting in spec.port_settings():
             await _wait_port_free(port, setting)
         await self.runtime.start(spec, self.geth_args(spec))
@@ -395,25 +391,18 @@ def _private_socket_folder(socket_path: Path) -> None:
     socket_path.parent.chmod(0o700)
 
 
-def _star_peers(spec: NodeSpec, sealer: NodeSpec, enodes: dict[str, str]) -> list[str]:
-    """A star around the sealer: it peers with every service node, each service node with it
-    alone. Blocks come from the sealer and transactions only need to reach it, so no link
-    between service nodes carries anything the star does not."""
-    if spec.name == sealer.name:
-        return [url for name, url in enodes.items() if name != sealer.name]
-    return [enodes[sealer.name]]
-
-
 def _config_toml(peers: list[str], listen_addr: str) -> str:
-    """geth's TOML config holding the peers and the P2P listen address (flags set the rest:
-    geth has no flag for the listen host, and --port would listen on every address).
+    """geth's TOML config: the P2P listen address (geth has no flag for the listen host, and
+    --port would listen on every address) and the peers, every other node of the cluster.
 
-    The peers are static (dialled and re-dialled) and trusted: a service node's one peer
-    slot (FOLLOWER_MAX_PEERS) then never refuses the sealer's own dial."""
+    geth starts its first sync once it has min(5, MaxPeers) peers, or else on a 10 s cycle.
+    MaxPeers is the number of peers, so a node that has met all of them syncs at once. The
+    peers are static (dialled and re-dialled) and trusted (never refused for want of a slot),
+    and DialRatio 1 lets a node dial all of them (by default it dials MaxPeers / 3)."""
     quoted = ",\n  ".join(json.dumps(url) for url in peers)
-    listen = json.dumps(listen_addr)
     return (
-        f"[Node.P2P]\nListenAddr = {listen}\n"
+        f"[Node.P2P]\nMaxPeers = {len(peers)}\nDialRatio = 1\n"
+        f"ListenAddr = {json.dumps(listen_addr)}\n"
         f"StaticNodes = [\n  {quoted}\n]\nTrustedNodes = [\n  {quoted}\n]\n"
     )
 

@@ -27,6 +27,6 @@ if [ "$NODE_INDEX" = 0 ]; then
     --unlock "$ADDRESS" --password "$DATA/password"
 else
   set -- "$@" --http --http.addr 0.0.0.0 --http.port "$RPC" --http.vhosts '*' \
-    --http.api eth,net,web3,txpool --ipcdisable --maxpeers 1
+    --http.api eth,net,web3,txpool --ipcdisable
 fi
 exec geth "$@"

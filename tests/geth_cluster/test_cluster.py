@@ -9,6 +9,7 @@ import httpx
 import pytest
 from eth_account import Account
 
+from devstack.sandbox import kill_node
 from geth_cluster.cluster import GethCluster
 from geth_cluster.node_rpc import block_number, peer_count, rpc_call, settled_chain_position
 from geth_cluster.runtimes.local import LOG_NAME
@@ -124,13 +125,16 @@ async def test_following_node_builds_its_pending_block_past_its_head(
     assert not position.pending_is_stale
 
 
-async def test_each_service_node_has_the_sealer_as_its_one_peer(
-    geth_cluster: GethCluster,
-) -> None:
-    """In the running star every service node counts exactly one peer."""
+async def test_every_node_is_peered_with_every_other(geth_cluster: GethCluster) -> None:
+    """Each service node counts all the other nodes as peers: the slots hold the full mesh."""
+    others = len(geth_cluster.specs) - 1
     async with httpx.AsyncClient() as client:
-        for spec in geth_cluster.specs[1:]:
-            assert await peer_count(client, spec.rpc_url) == 1, spec.name
+
+        async def meshed() -> bool:
+            counts = [await peer_count(client, s.rpc_url) for s in geth_cluster.specs[1:]]
+            return all(count == others for count in counts)
+
+        await _wait_for(meshed)
 
 
 DISCARDED = "Syncing, discarded propagated block"
@@ -152,19 +156,43 @@ async def test_fresh_service_nodes_discard_no_block_before_their_first_sync(
         assert DISCARDED not in first_start, spec.name
 
 
+async def _wait_first_sync_since_start(cluster: GethCluster, name: str) -> str:
+    """The node's log since its last start, once it shows a sync."""
+
+    def since_start() -> str:
+        return _geth_log(cluster, name).split(NODE_STARTING)[-1]
+
+    async def synced() -> bool:
+        return SYNC_STARTED in since_start()
+
+    await _wait_for(synced)
+    return since_start()
+
+
 async def test_a_restarted_node_discards_no_block_before_its_first_sync(
     geth_cluster: GethCluster,
 ) -> None:
     """restart_node starts the node once the sealer has sealed past it, so it syncs when it
     meets the sealer instead of discarding blocks until geth's 10 s forced-sync cycle."""
     await geth_cluster.restart_node("node-2")
+    since_start = await _wait_first_sync_since_start(geth_cluster, "node-2")
+    assert DISCARDED not in since_start.split(SYNC_STARTED)[0]
 
-    async def synced_since_the_restart() -> bool:
-        return SYNC_STARTED in _geth_log(geth_cluster, "node-2").split(NODE_STARTING)[-1]
 
-    await _wait_for(synced_since_the_restart)
-    since_restart = _geth_log(geth_cluster, "node-2").split(NODE_STARTING)[-1]
-    assert DISCARDED not in since_restart.split(SYNC_STARTED)[0]
+async def test_a_crashed_node_started_again_discards_no_block_before_its_first_sync(
+    geth_cluster: GethCluster,
+) -> None:
+    """start_node of a killed node (the healer's path) also waits for the sealer to pass it."""
+    spec = geth_cluster.spec("node-2")
+    kill_node(geth_cluster, "node-2")
+
+    async def dead() -> bool:
+        return not await geth_cluster.runtime.is_running(spec)
+
+    await _wait_for(dead)
+    await geth_cluster.start_node("node-2")
+    since_start = await _wait_first_sync_since_start(geth_cluster, "node-2")
+    assert DISCARDED not in since_start.split(SYNC_STARTED)[0]
 
 
 async def test_stats_ratios_are_within_unit_interval(geth_cluster: GethCluster) -> None:

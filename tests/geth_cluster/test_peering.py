@@ -1,10 +1,11 @@
-"""The peering of the private network: a star around the sealer."""
+"""The peering of the private network: every node with every other, and a first sync as
+soon as a node has met them all."""
 
 from __future__ import annotations
 
 import pytest
 
-from geth_cluster.cluster import FOLLOWER_MAX_PEERS, GethCluster
+from geth_cluster.cluster import GethCluster
 from geth_cluster.runtimes.local import LocalProcessRuntime
 from geth_cluster.toolchain import geth_binary
 from tests.cluster_fixtures import cluster_settings
@@ -19,34 +20,32 @@ def written_cluster(tmp_path_factory: pytest.TempPathFactory) -> GethCluster:
     return cluster
 
 
-def _config(cluster: GethCluster, name: str) -> str:
-    return (cluster.spec(name).datadir / "config.toml").read_text()
+def _p2p_section(cluster: GethCluster, name: str, key: str) -> str:
+    """The text of one setting of the node's config.toml, up to the next one."""
+    config = (cluster.spec(name).datadir / "config.toml").read_text()
+    return config.split(f"{key} = ")[1].split(" = ")[0]
 
 
-def _port_mentions(config: str, cluster: GethCluster) -> set[str]:
-    """The nodes whose P2P address the config names."""
-    return {s.name for s in cluster.specs if f'127.0.0.1:{s.p2p_port}"' in config}
+def _named_nodes(text: str, cluster: GethCluster) -> set[str]:
+    """The nodes whose P2P address the text names."""
+    return {s.name for s in cluster.specs if f'127.0.0.1:{s.p2p_port}"' in text}
 
 
-def test_a_service_node_peers_with_the_sealer_alone(written_cluster: GethCluster) -> None:
-    """A service node's static and trusted peers are the sealer and nothing else."""
-    config = _config(written_cluster, "node-2")
-    static, trusted = config.split("StaticNodes")[1].split("TrustedNodes")
-    assert _port_mentions(static, written_cluster) == {"sealer"}
-    assert _port_mentions(trusted, written_cluster) == {"sealer"}
+@pytest.mark.parametrize("key", ["StaticNodes", "TrustedNodes"])
+def test_a_node_peers_with_every_other_node(written_cluster: GethCluster, key: str) -> None:
+    """Each node's static and trusted peers are all the other nodes, sealer included."""
+    for spec in written_cluster.specs:
+        others = {s.name for s in written_cluster.specs} - {spec.name}
+        assert _named_nodes(_p2p_section(written_cluster, spec.name, key), written_cluster) == (
+            others
+        )
 
 
-def test_the_sealer_peers_with_every_service_node(written_cluster: GethCluster) -> None:
-    """The sealer's static peers are all the service nodes."""
-    static = _config(written_cluster, "sealer").split("StaticNodes")[1].split("TrustedNodes")[0]
-    assert _port_mentions(static, written_cluster) == {"node-1", "node-2", "node-3"}
+def test_a_node_has_as_many_peer_slots_as_peers(written_cluster: GethCluster) -> None:
+    """MaxPeers is the number of other nodes, so geth's first sync waits for no fifth peer."""
+    assert _p2p_section(written_cluster, "node-1", "MaxPeers").split()[0] == "3"
 
 
-def test_a_service_node_has_one_peer_slot_and_the_sealer_the_default(
-    written_cluster: GethCluster,
-) -> None:
-    """Only service nodes are started with --maxpeers 1: geth then syncs with one peer."""
-    service_args = written_cluster.geth_args(written_cluster.spec("node-1"))
-    sealer_args = written_cluster.geth_args(written_cluster.spec("sealer"))
-    assert service_args[service_args.index("--maxpeers") + 1] == str(FOLLOWER_MAX_PEERS) == "1"
-    assert "--maxpeers" not in sealer_args
+def test_a_node_may_dial_all_its_peers(written_cluster: GethCluster) -> None:
+    """DialRatio 1: every peer slot may be dialled (geth's default dials a third of them)."""
+    assert _p2p_section(written_cluster, "sealer", "DialRatio").split()[0] == "1"
