@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from balancer import Decision, NodeState, Plan, Strategy, Task, Zone, forced_reads
 from ethgw_wire.errors import (
+    InsufficientFundsError,
     InvalidParamsError,
     NodeBehindError,
     NodeUnavailableError,
@@ -405,25 +406,29 @@ class Dispatcher:
                 log.warning("node_behind", node=node_id, error=str(exc))
                 behind = exc
                 node_id = self._move_on(node_id, tried)
-            except NotFoundError:
-                # "Not found" from a node behind the chain may be its lag speaking (a receipt
-                # of the last block): a node at the highest head known has the last word.
-                fresher = self._at_the_head(pending, node_id, tried)
+            except (NotFoundError, InsufficientFundsError) as exc:
+                # From a node behind the chain either may be its lag speaking: a receipt of
+                # the last block, or the sender's funding in it. A node at the highest head
+                # known has the last word. A write asked again sends the bytes the journal
+                # holds (or signs nothing yet), as any retry of a write.
+                if isinstance(exc, NotFoundError) and pending.operation.is_write:
+                    raise
+                fresher = self._at_the_head(node_id, tried)
                 if fresher is None:
                     raise
-                log.info("not_found_behind_the_head", node=node_id, asking=fresher)
+                log.info("answer_behind_the_head", node=node_id, asking=fresher, code=exc.code)
                 metrics.RETRIES.labels(node_id).inc()
                 node_id = fresher
         if behind is not None:
             raise behind
         raise NodeUnavailableError(f"no node answered (tried {', '.join(tried) or 'none'})")
 
-    def _at_the_head(self, pending: Pending, answered: str, tried: list[str]) -> str | None:
-        """For a read: a node not yet tried that has the highest head known, when the node
-        that `answered` may lack it; None when that node's answer stands."""
+    def _at_the_head(self, answered: str, tried: list[str]) -> str | None:
+        """A node not yet tried that has the highest head known, when the node that
+        `answered` may lack it; None when that node's answer stands."""
         highest = self._nodes.highest_head()
         now = time.time()
-        if pending.operation.is_write or highest is None or self._nodes.has(answered, highest, now):
+        if highest is None or self._nodes.has(answered, highest, now):
             return None
         return self._nodes.nearest(self._inflight.counts, now, exclude=tried, min_head=highest)
 

@@ -149,8 +149,8 @@ def _geth_log(cluster: GethCluster, name: str) -> str:
 async def test_fresh_service_nodes_discard_no_block_before_their_first_sync(
     geth_cluster: GethCluster,
 ) -> None:
-    """up() starts the service nodes once the sealer is past genesis, so each syncs when it
-    meets the sealer instead of discarding the blocks propagated to it meanwhile."""
+    """up() starts the service nodes once the sealer is past genesis, so each syncs once it
+    has met its peers instead of discarding the blocks propagated to it meanwhile."""
     for spec in geth_cluster.specs[1:]:
         first_start = _geth_log(geth_cluster, spec.name).split(SYNC_STARTED)[0]
         assert DISCARDED not in first_start, spec.name
@@ -172,8 +172,8 @@ async def _wait_first_sync_since_start(cluster: GethCluster, name: str) -> str:
 async def test_a_restarted_node_discards_no_block_before_its_first_sync(
     geth_cluster: GethCluster,
 ) -> None:
-    """restart_node starts the node once the sealer has sealed past it, so it syncs when it
-    meets the sealer instead of discarding blocks until geth's 10 s forced-sync cycle."""
+    """restart_node starts the node once the sealer has sealed past it, so it syncs once it
+    has met its peers instead of discarding blocks until geth's 10 s forced-sync cycle."""
     await geth_cluster.restart_node("node-2")
     since_start = await _wait_first_sync_since_start(geth_cluster, "node-2")
     assert DISCARDED not in since_start.split(SYNC_STARTED)[0]

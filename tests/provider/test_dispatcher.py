@@ -13,7 +13,7 @@ from aiokafka import TopicPartition
 from prometheus_client import REGISTRY, generate_latest
 
 from balancer import LBHScheduler, NodeState, Plan, Strategy, Task
-from ethgw_wire.errors import NodeBehindError, NotFoundError
+from ethgw_wire.errors import InsufficientFundsError, NodeBehindError, NotFoundError
 from ethgw_wire.kafka import encode
 from ethgw_wire.messages import ResultMessage, TaskMessage, TaskStatus
 from ethgw_wire.node_reports import NodeReport
@@ -205,21 +205,28 @@ async def test_a_malformed_record_is_skipped_and_committed() -> None:
     assert world.results.results == []
 
 
+SEND_ETHER = {"from": "0x" + "11" * 20, "to": "0x" + "22" * 20, "value": 1}
+
+
 async def _node_after_node_1_fails(
-    failure: Exception, heads: tuple[int | None, int | None] = (None, None)
+    failure: Exception, heads: tuple[int | None, int | None] = (None, None), write: bool = False
 ) -> ResultMessage:
-    """The result of a read the plan sends to node-1, whose handler raises `failure` there;
-    `heads`: the blocks node-1 and node-2 report."""
+    """The result of a read (or a write) the plan sends to node-1, whose handler raises
+    `failure` there; `heads`: the blocks node-1 and node-2 report."""
+    operation = "eth.send" if write else "chain.block_number"
 
     async def node_1_fails(job: Job) -> dict[str, Any]:
         if job.node_id == "node-1":
             raise failure
         return await _block_number(job)
 
-    world = World(ScriptedStrategy(node="node-1"), {"chain.block_number": node_1_fails})
+    world = World(ScriptedStrategy(node="node-1"), {operation: node_1_fails})
     await world.add_node("node-1", block=heads[0])
     await world.add_node("node-2", load=0.5, block=heads[1])
-    task = world.submit(new_task("chain.block_number", {}))
+    if write:
+        task = world.submit(new_task(operation, SEND_ETHER), WRITES)
+    else:
+        task = world.submit(new_task(operation, {}))
     await world.run_until(lambda: world.result_of(task) is not None)
     result = world.result_of(task)
     assert result is not None
@@ -256,6 +263,30 @@ async def test_not_found_on_a_node_at_the_head_is_the_answer() -> None:
     assert result.error is not None
     assert result.error.code == "not_found"
     assert result.node == "node-1"
+
+
+async def test_insufficient_funds_on_a_node_behind_is_asked_again_at_the_head() -> None:
+    """A write refused for funds by a node behind the highest head (the sender's funding may
+    be in a block it lacks) runs again on a node at that head."""
+    refused = InsufficientFundsError("insufficient funds for gas * price + value: balance 0")
+    result = await _node_after_node_1_fails(refused, heads=(10, 12), write=True)
+    assert result.status is TaskStatus.SUCCEEDED
+    assert result.node == "node-2"
+
+
+async def test_insufficient_funds_on_a_node_at_the_head_is_the_answer() -> None:
+    """A sender that cannot pay on a node at the highest head known is refused, not retried."""
+    refused = InsufficientFundsError("insufficient funds for gas * price + value: balance 0")
+    result = await _node_after_node_1_fails(refused, heads=(12, 12), write=True)
+    assert result.error is not None
+    assert (result.error.code, result.node) == ("insufficient_funds", "node-1")
+
+
+async def test_not_found_for_a_write_on_a_node_behind_is_the_answer() -> None:
+    """Only reads are asked again after "not found": a write's "not found" stands."""
+    result = await _node_after_node_1_fails(NotFoundError("no such project"), (10, 12), write=True)
+    assert result.error is not None
+    assert (result.error.code, result.node) == ("not_found", "node-1")
 
 
 async def test_no_node_answering_reports_the_task_failed_retriable() -> None:
