@@ -42,6 +42,7 @@ pytestmark = pytest.mark.slow
 
 __all__ = ["behind_node"]  # the module fixture this module uses, from test_scheduling
 
+PASSWORD = "a long enough password"
 # The lagging node stays at genesis: every iteration meets the same lag, so a few suffice.
 ITERATIONS = 4
 MAX_AHEAD = 100_000
@@ -56,16 +57,21 @@ class Chain:
     behind_url: str
     reported_head: int
 
-    def reports(self, node2: tuple[float, float] = ZONE_I) -> list[NodeReport]:
-        """node-1 (and node-2) in zone I at the module's first head; node-0, at genesis, in
-        zone II with its true block."""
+    def reports(
+        self,
+        node2: tuple[float, float] = ZONE_I,
+        node1: tuple[float, float] = ZONE_I,
+        node0: tuple[float, float] = ZONE_II,
+    ) -> list[NodeReport]:
+        """By default node-1 (and node-2) in zone I at the module's first head; node-0, at
+        genesis, in zone II with its true block."""
         base = {r.node_id: r for r in idle_reports(self.cluster)}
         stale = {"block": self.reported_head, "lag": 0}
         behind = {"node_id": "node-0", "rpc_url": self.behind_url, "block": 0, "lag": 0}
         return [
-            base["node-1"].model_copy(update={"memory": ZONE_I[0], "cpu": ZONE_I[1], **stale}),
+            base["node-1"].model_copy(update={"memory": node1[0], "cpu": node1[1], **stale}),
             base["node-2"].model_copy(update={"memory": node2[0], "cpu": node2[1], **stale}),
-            base["node-1"].model_copy(update={"memory": ZONE_II[0], "cpu": ZONE_II[1], **behind}),
+            base["node-1"].model_copy(update={"memory": node0[0], "cpu": node0[1], **behind}),
         ]
 
 
@@ -248,6 +254,26 @@ async def test_a_batch_reads_latest_at_one_block(lagging: Lagging) -> None:
                 await asyncio.sleep(0.3)
     finally:
         await lagging.steered.apply(lagging.chain.reports())
+
+
+async def test_a_new_accounts_first_write_on_a_node_without_its_funding_is_mined(
+    lagging: Lagging,
+) -> None:
+    """A new account's first write sent to node-0, which lacks the block of its funding (it
+    answers "insufficient funds"), runs again on a node at the head and is mined."""
+    async with lagging.http() as http:
+        made = await _ok(await http.post("/api/v1/accounts", json={"password": PASSWORD}))
+        address = made["address"]
+        unlock = {"password": PASSWORD}
+        await _ok(await http.post(f"/api/v1/accounts/{address}/unlock", json=unlock))
+        chain = lagging.chain
+        await lagging.steered.apply(chain.reports(node2=ZONE_II, node1=ZONE_II, node0=ZONE_I))
+        try:
+            send = {"from": address, "to": address, "value": 1, "waitReceipt": True}
+            sent = await _ok(await http.post("/api/v1/tx/send", json=send))
+        finally:
+            await lagging.steered.apply(chain.reports())
+    assert sent["status"] == "mined"
 
 
 async def test_immutable_answers_are_cached_and_counted(
